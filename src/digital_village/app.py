@@ -1,0 +1,80 @@
+"""The web application: ``create_app(settings)`` wires routers, errors and start-up checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from digital_village import logs, migrate
+from digital_village.api import problems
+from digital_village.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from digital_village.auth.router import router as auth_router
+from digital_village.config import Settings
+from digital_village.db import Database
+from digital_village.errors import NotReady
+from digital_village.regions.router import router as regions_router
+
+API_DESCRIPTION = """
+Digital Village: the land-parcel map, the field-sensor net and the product ledger of a county.
+
+Write routes need a bearer token made by `dv tokens create`. Errors are RFC 9457
+`application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """Build the application for these settings (and, in tests, an existing database)."""
+    settings = settings or Settings()
+    logs.configure(level=settings.log_level, fmt=settings.log_format)
+    owns_database = database is None
+    db = database or Database.from_url(settings.effective_database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Refuse to serve on an unmigrated database: better a clear message now than a 500 later.
+        migrate.check_current(db.bind)
+        yield
+        if owns_database:
+            db.dispose()
+
+    app = FastAPI(
+        title="Digital Village",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    problems.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> JSONResponse:
+        """Whether the database is reachable and migrated and the ledger key is present."""
+        checks: dict[str, Any] = {"database": db.dialect}
+        problems_found: list[str] = []
+        try:
+            with db.session() as session:
+                session.execute(text("SELECT 1"))
+            checks["migration"] = migrate.check_current(db.bind)
+        except NotReady as error:
+            problems_found.append(error.detail)
+        checks["ledger_key"] = settings.effective_ledger_key_path.is_file()
+        if not checks["ledger_key"]:
+            problems_found.append(
+                f"ledger signing key missing at {settings.effective_ledger_key_path}; run `dv init`"
+            )
+        body = {"status": "ok" if not problems_found else "unavailable", **checks}
+        if problems_found:
+            body["problems"] = problems_found
+        return JSONResponse(body, status_code=200 if not problems_found else 503)
+
+    app.include_router(auth_router)
+    app.include_router(regions_router)
+    return app

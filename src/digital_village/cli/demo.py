@@ -1,0 +1,113 @@
+"""The sample village behind ``dv demo``: load it once, then say what is there and where."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from digital_village.auth import service as auth
+from digital_village.auth.actor import Actor
+from digital_village.auth.models import Role
+from digital_village.cli.common import console, transaction
+from digital_village.config import Settings
+from digital_village.regions import service as regions
+from digital_village.regions.models import Cooperative, Region
+
+
+@dataclass
+class DemoSummary:
+    """What the demo made (or found already made) and the tokens to try it with."""
+
+    cooperative: str = ""
+    cooperative_uscc: str = ""
+    villages: list[str] = field(default_factory=list)
+    households: int = 0
+    already_loaded: bool = False
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+def default_fixture_dir() -> Path:
+    """fixtures/ in the working directory, else beside the source tree."""
+    here = Path("fixtures")
+    if (here / "sample-village.json").is_file():
+        return here
+    return Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def _read(fixture_dir: Path) -> dict[str, Any]:
+    path = fixture_dir / "sample-village.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no sample village at {path}; run scripts/make_fixtures.py")
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def load_sample_village(settings: Settings, fixture_dir: Path) -> DemoSummary:
+    """Load the sample village once (a second run finds it and loads nothing twice)."""
+    data = _read(fixture_dir)
+    operator = Actor.operator()
+    summary = DemoSummary()
+    coop_data = data["cooperative"]
+    with transaction(settings) as session:
+        existing = session.scalar(select(Cooperative).where(Cooperative.uscc == coop_data["uscc"]))
+        summary.already_loaded = existing is not None
+        for village in data["villages"]:
+            summary.villages.append(f"{village['code']} {village['name']}")
+            if summary.already_loaded:
+                continue
+            regions.add_region(
+                session=session, code=village["code"], name=village["name"], actor=operator
+            )
+            for group in village["groups"]:
+                regions.add_region(
+                    session=session, code=group["code"], name=group["name"], actor=operator
+                )
+        if existing is None:
+            existing = regions.register_cooperative(
+                session=session,
+                uscc=coop_data["uscc"],
+                name=coop_data["name"],
+                region_code=coop_data["region_code"],
+                actor=operator,
+            )
+            for household in data["households"]:
+                regions.register_household(
+                    session=session,
+                    region_code=household["region_code"],
+                    name=household["name"],
+                    phone=household["phone"],
+                    cooperative_id=existing.id if household["member"] else None,
+                    actor=operator,
+                )
+        summary.cooperative = existing.name
+        summary.cooperative_uscc = existing.uscc
+        summary.households = len(data["households"])
+        for role, coop in ((Role.ADMIN, None), (Role.MANAGER, existing.uscc)):
+            issued = auth.issue_token(
+                session=session, role=role, actor=operator, cooperative=coop, label="dv demo"
+            )
+            summary.tokens[role.value] = issued.token
+        assert session.get(Region, data["township"]) is not None
+    return summary
+
+
+def print_summary(summary: DemoSummary, settings: Settings, *, host: str, port: int) -> None:
+    """Tell the person at the terminal what exists and what to open."""
+    base = f"http://{host}:{port}"
+    state = "already loaded" if summary.already_loaded else "loaded"
+    console.print(f"\n[bold green]Sample village {state}[/] into {settings.effective_database_url}")
+    console.print(f"  cooperative  {summary.cooperative} ({summary.cooperative_uscc})")
+    for village in summary.villages:
+        console.print(f"  village      {village}")
+    console.print(f"  households   {summary.households}")
+    console.print("\nTokens made for this demo (shown once):")
+    for role, token in summary.tokens.items():
+        console.print(f"  {role:<8} {token}", highlight=False, soft_wrap=True)
+    console.print("\nOpen:")
+    console.print(f"  {base}/docs      the API, with a form for every route")
+    console.print(f"  {base}/healthz   service health")
+    console.print(f"  {base}/api/v1/regions?parent=510603101   the sample township's villages\n")

@@ -1,0 +1,123 @@
+"""The ``dv`` command: a thin adapter over the same services the API uses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from digital_village import migrate
+from digital_village.cli import regions as regions_cli
+from digital_village.cli import tokens as tokens_cli
+from digital_village.cli.common import (
+    console,
+    fail,
+    load_settings,
+    require_migrated,
+    transaction,
+)
+from digital_village.config import Settings
+from digital_village.db import make_single_use_engine
+from digital_village.ledger import keys
+from digital_village.regions import service as regions
+
+app = typer.Typer(
+    name="dv",
+    help="Digital Village: land parcels, field sensors and a verifiable product ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(tokens_cli.app, name="tokens")
+app.add_typer(regions_cli.app, name="regions")
+
+
+def initialise(settings: Settings, *, seed: bool = True) -> None:
+    """Create the data folder, apply migrations, seed 旌阳区 and make the ledger key."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_single_use_engine(settings.effective_database_url)
+    try:
+        with engine.begin() as connection:
+            before = migrate.current_revision(connection)
+            migrate.upgrade(connection)
+            after = migrate.current_revision(connection)
+    except Exception as error:
+        fail(f"cannot migrate {engine.url.render_as_string(hide_password=True)}: {error}")
+    finally:
+        engine.dispose()
+    if before == after:
+        console.print(f"database already at migration [bold]{after}[/]")
+    else:
+        console.print(f"database migrated from {before or 'empty'} to [bold]{after}[/]")
+    if seed:
+        with transaction(settings) as session:
+            added = regions.seed_jingyang(session=session)
+        if added:
+            console.print(
+                f"seeded {regions.JINGYANG_NAME} {regions.JINGYANG_CODE} and its townships"
+            )
+    created = keys.ensure_signing_key(settings.effective_ledger_key_path, settings.ledger_origin)
+    state = "created" if created else "kept"
+    console.print(f"ledger signing key {state} at {settings.effective_ledger_key_path} (mode 0600)")
+
+
+@app.command()
+def init(
+    seed: Annotated[bool, typer.Option(help="Seed 旌阳区 and its 13 townships.")] = True,
+) -> None:
+    """Create or upgrade the database, seed the county, and make the ledger signing key."""
+    initialise(load_settings(), seed=seed)
+
+
+def _check_ready(settings: Settings) -> None:
+    require_migrated(settings).dispose()
+    if not settings.effective_ledger_key_path.is_file():
+        fail(
+            f"no ledger signing key at {settings.effective_ledger_key_path}; run `dv init`", code=2
+        )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+) -> None:
+    """Serve the API and pages (run `dv init` first)."""
+    settings = load_settings()
+    _check_ready(settings)
+    import uvicorn
+
+    console.print(f"serving on http://{host}:{port} (API docs at /docs)")
+    uvicorn.run(
+        "digital_village.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    fixtures: Annotated[
+        Path | None, typer.Option(help="Sample village data (default: the repository's fixtures/).")
+    ] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve afterwards.")
+    ] = True,
+) -> None:
+    """Initialise ./var, load the sample village, print what was made, and serve it."""
+    from digital_village.cli import demo as demo_data
+
+    settings = load_settings()
+    initialise(settings)
+    summary = demo_data.load_sample_village(settings, fixtures or demo_data.default_fixture_dir())
+    demo_data.print_summary(summary, settings, host=host, port=port)
+    if serve_after:
+        os.environ.setdefault("DV_PUBLIC_BASE_URL", f"http://{host}:{port}")
+        serve(host=host, port=port, workers=1)

@@ -1,0 +1,65 @@
+"""Settings: the only place that reads the environment (prefix ``DV_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of one Digital Village deployment.
+
+    Every field can be set from an environment variable named ``DV_<FIELD>``, for example
+    ``DV_DATABASE_URL`` or ``DV_PUBLIC_BASE_URL``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DV_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Folder for the embedded database, the ledger signing key and exports.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: a SQLite file in data_dir. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Scheme and host printed in QR codes and links (no trailing slash).",
+    )
+    ledger_origin: str = Field(
+        default="digital-village.example/ledger",
+        description="The C2SP checkpoint origin line: a schema-less URL naming this log.",
+    )
+    ledger_key_path: Path | None = Field(
+        default=None,
+        description="Path of the Ed25519 signing key; default: data_dir/ledger.key (mode 0600).",
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        gt=0,
+        description="Largest request body accepted; larger bodies get 413.",
+    )
+    log_format: Literal["json", "text"] = Field(default="json")
+    log_level: str = Field(default="INFO")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in use: the configured one, or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'digital-village.db').as_posix()}"
+
+    @property
+    def effective_ledger_key_path(self) -> Path:
+        """Where the ledger's private signing key lives."""
+        return self.ledger_key_path or self.data_dir / "ledger.key"

@@ -1,0 +1,155 @@
+"""Engine and session factory, the declarative base and shared column types.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on. Write sessions start with
+``BEGIN IMMEDIATE`` so two writers queue on the database lock at the start of their transaction
+instead of failing half-way when a read lock cannot be upgraded. PostgreSQL runs through psycopg 3.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table, with an explicit constraint naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware.
+
+    SQLite has no timezone type; storing naive UTC and re-attaching the zone on the way out
+    keeps both backends identical.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; every stored time must carry a timezone")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether the SQLAlchemy URL names a SQLite database."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _install_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin, so that
+        # BEGIN IMMEDIATE and SAVEPOINT behave as written.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("dv_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for a database URL, configured for its backend."""
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        _install_sqlite_pragmas(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def make_single_use_engine(url: str) -> Engine:
+    """An engine without a pool, for CLI commands and migrations that run once and exit."""
+    if is_sqlite(url):
+        engine = create_engine(url, poolclass=NullPool)
+        _install_sqlite_pragmas(engine)
+        return engine
+    return create_engine(url, poolclass=NullPool)
+
+
+class Database:
+    """Hands out sessions: read sessions, and write sessions that take the write lock first."""
+
+    def __init__(self, bind: Engine | Connection) -> None:
+        self.bind = bind
+        engine = bind if isinstance(bind, Engine) else bind.engine
+        self.dialect = engine.dialect.name
+        if isinstance(bind, Connection):
+            # Tests hand in a connection inside an outer transaction; every session then works
+            # in a savepoint and the test rolls everything back at the end.
+            factory = sessionmaker(bind=bind, join_transaction_mode="create_savepoint")
+            self._reader = self._writer = factory
+        else:
+            self._reader = sessionmaker(bind=bind, expire_on_commit=False)
+            self._writer = sessionmaker(
+                bind=bind.execution_options(dv_write=True), expire_on_commit=False
+            )
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        """A database with its own connection pool."""
+        return cls(make_engine(url))
+
+    def session(self, *, write: bool = False) -> Session:
+        """A new session; ``write=True`` takes the database's write lock when it begins."""
+        return (self._writer if write else self._reader)()
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """A session committed when the block succeeds and rolled back when it raises."""
+        session = self.session(write=write)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        if isinstance(self.bind, Engine):
+            self.bind.dispose()

@@ -1,0 +1,63 @@
+"""Apply and check the Alembic migrations shipped inside the package."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
+
+from digital_village.errors import NotReady
+
+
+def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
+    """An Alembic configuration for the packaged migrations (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", "digital_village:migrations")
+    if url is not None:
+        # ConfigParser treats % as interpolation; URLs may contain escaped characters.
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this version of the software."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the package ships no migrations"
+    return head
+
+
+def upgrade(connection: Connection) -> None:
+    """Bring the database on this connection to the newest migration."""
+    command.upgrade(alembic_config(connection=connection), "head")
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The migration the database is at, or None for an empty database."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def check_current(bind: Engine | Connection) -> str:
+    """Raise NotReady with a helpful message unless the database is fully migrated."""
+    try:
+        if isinstance(bind, Connection):
+            current = current_revision(bind)
+        else:
+            with bind.connect() as connection:
+                current = current_revision(connection)
+    except Exception as error:  # the database itself is unreachable: say so plainly
+        raise NotReady(f"cannot reach the database: {error.__class__.__name__}: {error}") from error
+    head = head_revision()
+    if current is None:
+        raise NotReady(
+            "the database has not been initialised (no migrations applied); run `dv init` first"
+        )
+    if current != head:
+        raise NotReady(
+            f"the database is at migration {current}, but this version needs {head}; "
+            "run `dv init` to upgrade it"
+        )
+    return current

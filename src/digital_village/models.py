@@ -1,0 +1,7 @@
+"""Imports every table module so ``Base.metadata`` is complete (for Alembic and tests)."""
+
+from digital_village.auth import models as auth_models
+from digital_village.db import Base
+from digital_village.regions import models as regions_models
+
+__all__ = ["Base", "auth_models", "regions_models"]

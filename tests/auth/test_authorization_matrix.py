@@ -1,0 +1,160 @@
+"""Every role against every write route: 2xx, 401 or 403 exactly as the scopes say.
+
+A new write route fails ``test_every_write_route_is_in_the_matrix`` until it gets a row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import World
+from tests.factories import GROUP
+
+ROLES = ("anonymous", "admin", "manager", "farmer", "device")
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request to a write route and the status each role must get."""
+
+    name: str
+    build: Callable[[World, TestClient], tuple[str, Any]]
+    expected: dict[str, int]
+
+
+def _farmer_token_of_a(world: World, client: TestClient) -> tuple[str, Any]:
+    made = client.post(
+        "/api/v1/tokens",
+        json={"role": "farmer", "household": str(world.household_a)},
+        headers=world.auth("admin"),
+    )
+    return f"/api/v1/tokens/{made.json()['public_id']}", None
+
+
+def _deny_all_but(allowed: dict[str, int]) -> dict[str, int]:
+    expected = {role: 403 for role in ROLES}
+    expected["anonymous"] = 401
+    expected.update(allowed)
+    return expected
+
+
+MATRIX: dict[tuple[str, str], list[Case]] = {
+    ("POST", "/api/v1/regions"): [
+        Case(
+            "add a village",
+            lambda w, c: ("/api/v1/regions", {"code": "510603101203", "name": "新村"}),
+            _deny_all_but({"admin": 201}),
+        )
+    ],
+    ("POST", "/api/v1/cooperatives"): [
+        Case(
+            "register a cooperative",
+            lambda w, c: (
+                "/api/v1/cooperatives",
+                {"uscc": _uscc(9), "name": "新合作社", "region_code": "510603101201"},
+            ),
+            _deny_all_but({"admin": 201}),
+        )
+    ],
+    ("POST", "/api/v1/households"): [
+        Case(
+            "household in own cooperative",
+            lambda w, c: (
+                "/api/v1/households",
+                {"region_code": GROUP, "name": "赵玉兰", "cooperative_id": w.coop_a},
+            ),
+            _deny_all_but({"admin": 201, "manager": 201}),
+        ),
+        Case(
+            "household in another cooperative",
+            lambda w, c: (
+                "/api/v1/households",
+                {"region_code": GROUP, "name": "赵玉兰", "cooperative_id": w.coop_b},
+            ),
+            _deny_all_but({"admin": 201}),
+        ),
+        Case(
+            "household in no cooperative",
+            lambda w, c: ("/api/v1/households", {"region_code": GROUP, "name": "赵玉兰"}),
+            _deny_all_but({"admin": 201}),
+        ),
+    ],
+    ("PATCH", "/api/v1/households/{household_id}"): [
+        Case(
+            "own household's phone",
+            lambda w, c: (f"/api/v1/households/{w.household_a}", {"phone": "13900000000"}),
+            _deny_all_but({"admin": 200, "manager": 200, "farmer": 200}),
+        ),
+        Case(
+            "another cooperative's household",
+            lambda w, c: (f"/api/v1/households/{w.household_b}", {"phone": "13900000000"}),
+            _deny_all_but({"admin": 200}),
+        ),
+    ],
+    ("POST", "/api/v1/tokens"): [
+        Case(
+            "farmer token for a member",
+            lambda w, c: ("/api/v1/tokens", {"role": "farmer", "household": str(w.household_a)}),
+            _deny_all_but({"admin": 201, "manager": 201}),
+        ),
+        Case(
+            "farmer token for another cooperative's household",
+            lambda w, c: ("/api/v1/tokens", {"role": "farmer", "household": str(w.household_b)}),
+            _deny_all_but({"admin": 201}),
+        ),
+        Case(
+            "admin token",
+            lambda w, c: ("/api/v1/tokens", {"role": "admin"}),
+            _deny_all_but({"admin": 201}),
+        ),
+    ],
+    ("DELETE", "/api/v1/tokens/{public_id}"): [
+        Case(
+            "revoke a member's farmer token",
+            _farmer_token_of_a,
+            _deny_all_but({"admin": 200, "manager": 200}),
+        )
+    ],
+}
+
+
+def _uscc(serial: int) -> str:
+    from tests.factories import make_uscc
+
+    return make_uscc(serial)
+
+
+def test_every_write_route_is_in_the_matrix(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    routes = {
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        for method in operations
+        if method.upper() in WRITE_METHODS
+    }
+    assert routes == set(MATRIX), "add the new write routes to MATRIX"
+
+
+CASES = [
+    pytest.param(route, case, role, id=f"{route[0]} {route[1]} | {case.name} | {role}")
+    for route, cases in MATRIX.items()
+    for case in cases
+    for role in ROLES
+]
+
+
+@pytest.mark.parametrize(("route", "case", "role"), CASES)
+def test_role_gets_exactly_the_expected_status(
+    client: TestClient, world: World, route: tuple[str, str], case: Case, role: str
+) -> None:
+    path, body = case.build(world, client)
+    response = client.request(route[0], path, json=body, headers=world.auth(role))
+    assert response.status_code == case.expected[role], response.text
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json")
