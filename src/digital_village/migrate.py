@@ -24,20 +24,26 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
 
 
 def head_revision() -> str:
-    """The newest migration shipped with this version of the software."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "the package ships no migrations"
-    return head
+    """The newest migrations shipped with this version of the software (comma-separated).
+
+    Each capability (ledger, parcels, ...) keeps its own branch of migrations off the
+    foundation, declaring with ``depends_on`` the branches it builds on, so there may be
+    several heads.
+    """
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert heads, "the package ships no migrations"
+    return ",".join(sorted(heads))
 
 
 def upgrade(connection: Connection) -> None:
-    """Bring the database on this connection to the newest migration."""
-    command.upgrade(alembic_config(connection=connection), "head")
+    """Bring the database on this connection to the newest migrations."""
+    command.upgrade(alembic_config(connection=connection), "heads")
 
 
 def current_revision(connection: Connection) -> str | None:
-    """The migration the database is at, or None for an empty database."""
-    return MigrationContext.configure(connection).get_current_revision()
+    """The migrations the database is at (comma-separated), or None for an empty database."""
+    heads = MigrationContext.configure(connection).get_current_heads()
+    return ",".join(sorted(heads)) if heads else None
 
 
 def check_current(bind: Engine | Connection) -> str:

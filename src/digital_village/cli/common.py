@@ -20,13 +20,13 @@ from digital_village.config import Settings
 from digital_village.db import Database, is_sqlite, make_single_use_engine
 from digital_village.errors import DomainError
 
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error the way a shell user expects and exit with a non-zero code."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
