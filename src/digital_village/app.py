@@ -17,6 +17,7 @@ from digital_village.auth.router import router as auth_router
 from digital_village.config import Settings
 from digital_village.db import Database
 from digital_village.errors import NotReady
+from digital_village.ledger.router import router as ledger_router
 from digital_village.regions.router import router as regions_router
 
 API_DESCRIPTION = """
@@ -77,4 +78,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.include_router(auth_router)
     app.include_router(regions_router)
+    app.include_router(ledger_router)
     return app

@@ -2,6 +2,7 @@
 
 from digital_village.auth import models as auth_models
 from digital_village.db import Base
+from digital_village.ledger import models as ledger_models
 from digital_village.regions import models as regions_models
 
-__all__ = ["Base", "auth_models", "regions_models"]
+__all__ = ["Base", "auth_models", "ledger_models", "regions_models"]

@@ -14,6 +14,7 @@ from digital_village.auth.actor import Actor
 from digital_village.config import Settings
 from digital_village.db import Database
 from digital_village.errors import Unauthorized, UnsupportedMediaType
+from digital_village.ledger.log import Ledger
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(auto_error=False, description="A token made by `dv tokens create`.")
@@ -59,6 +60,19 @@ def get_actor(
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def get_ledger(request: Request) -> Ledger:
+    """The ledger, with its signing key loaded on first use (503 while the key is missing)."""
+    ledger: Ledger | None = getattr(request.app.state, "ledger", None)
+    if ledger is None:
+        settings = get_settings(request)
+        ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
+        request.app.state.ledger = ledger
+    return ledger
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 
 
 def require_json(request: Request) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from digital_village import migrate
+from digital_village.cli import ledger as ledger_cli
 from digital_village.cli import regions as regions_cli
 from digital_village.cli import tokens as tokens_cli
 from digital_village.cli.common import (
@@ -31,6 +32,8 @@ app = typer.Typer(
 )
 app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(regions_cli.app, name="regions")
+app.add_typer(ledger_cli.app, name="ledger")
+app.command("verify")(ledger_cli.verify_command)
 
 
 def initialise(settings: Settings, *, seed: bool = True) -> None:

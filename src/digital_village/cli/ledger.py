@@ -1,0 +1,220 @@
+"""``dv verify`` and ``dv ledger``: check proofs offline, audit the log, watch a server, keys."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from digital_village.cli.common import console, fail, load_settings, print_json, transaction
+from digital_village.ledger import audit as ledger_audit
+from digital_village.ledger import keys, merkle, note
+from digital_village.ledger.proof import ConsistencyProof, ProofFormatError
+from digital_village.ledger.verify import VerificationError, verify_proof
+
+app = typer.Typer(help="Audit the ledger, watch a server's checkpoints, manage the key.")
+key_app = typer.Typer(help="The ledger's signing key.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+
+
+def _read_vkey(value: str) -> str:
+    """A verifier key given inline, or the path of a file holding it."""
+    path = Path(value)
+    if "+" not in value or path.is_file():
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            fail(f"cannot read verifier key file {value}: {error.strerror}", code=2)
+    return value.strip()
+
+
+def _read_file(path: Path | None, what: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        fail(f"cannot read {what} {path}: {error.strerror}", code=2)
+
+
+def verify_command(
+    proof_file: Annotated[Path, typer.Argument(help="A .tlog-proof file.", metavar="FILE")],
+    vkey: Annotated[str, typer.Option(help="Verifier key line, or a file holding it.")],
+    entry: Annotated[
+        Path | None, typer.Option(help="The entry's bytes (default: the proof's).")
+    ] = None,
+    previous: Annotated[
+        Path | None, typer.Option(help="An earlier signed checkpoint to check consistency with.")
+    ] = None,
+    consistency: Annotated[
+        Path | None, typer.Option(help="Consistency proof from --previous to the proof's size.")
+    ] = None,
+) -> None:
+    """Verify a proof offline: signature, inclusion and, given --previous, consistency."""
+    proof_bytes = _read_file(proof_file, "proof")
+    assert proof_bytes is not None
+    try:
+        verified = verify_proof(
+            proof_bytes,
+            _read_vkey(vkey),
+            entry=_read_file(entry, "entry"),
+            previous_checkpoint=_read_file(previous, "previous checkpoint"),
+            consistency_proof=_read_file(consistency, "consistency proof"),
+        )
+    except (VerificationError, ValueError) as error:
+        fail(f"verification FAILED: {error}")
+    console.print(
+        f"[bold green]verified[/]: entry {verified.index} is in {verified.origin} at tree size "
+        f"{verified.tree_size}, signed by {', '.join(verified.signers)}"
+    )
+    if verified.previous is not None:
+        console.print(
+            f"and that tree is consistent with the earlier one of size {verified.previous.size}"
+        )
+
+
+@app.command("verify")
+def audit_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Audit the whole log: every leaf, chain link, tree hash and checkpoint. Exit 0 if all hold."""
+    settings = load_settings()
+    extra = []
+    if settings.effective_ledger_key_path.is_file():
+        extra.append(keys.verifier_key(settings.effective_ledger_key_path))
+    with transaction(settings) as session:
+        total = ledger_audit.count_entries(session)
+        with Progress(
+            TextColumn("auditing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=as_json or total < 10_000,
+        ) as progress:
+            task = progress.add_task("entries", total=total)
+            report = ledger_audit.audit(
+                session,
+                origin=settings.ledger_origin,
+                extra_vkeys=extra,
+                progress=lambda done: progress.update(task, completed=done),
+            )
+    if as_json:
+        print_json(report.as_dict())
+    elif report.ok:
+        console.print(
+            f"[bold green]ledger OK[/]: {report.entries} entries, {report.stored_hashes} tree "
+            f"hashes and {report.checkpoints} checkpoints verified; root {report.root}"
+        )
+    else:
+        console.print(f"[bold red]ledger FAILED[/] at index {report.problems[0].index}:")
+        for problem in report.problems:
+            console.print(f"  {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _fetch(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (operator's URL)
+            body: bytes = response.read()
+            return body
+    except (urllib.error.URLError, TimeoutError) as error:
+        fail(f"cannot fetch {url}: {error}")
+
+
+@app.command("monitor")
+def monitor(
+    url: Annotated[str, typer.Argument(help="The server, e.g. https://dv.example.cn")],
+    vkey: Annotated[
+        str | None, typer.Option(help="Verifier key (needed the first time; then remembered).")
+    ] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="Folder keeping the last checkpoint seen.")
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 60.0,
+    once: Annotated[bool, typer.Option("--once", help="Check once and exit.")] = False,
+) -> None:
+    """Watch a log: each new checkpoint must be signed and consistent with the last one seen."""
+    base = url.rstrip("/")
+    folder = state or load_settings().data_dir / "monitor" / (urlsplit(base).netloc or "log")
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file, seen_file = folder / "vkey", folder / "checkpoint"
+    if vkey is not None:
+        key_file.write_text(_read_vkey(vkey) + "\n", encoding="utf-8")
+    if not key_file.is_file():
+        fail("first run: give --vkey (from the log operator, not from the server itself)", code=2)
+    verifier = key_file.read_text(encoding="utf-8").strip()
+    while True:
+        _check_once(base, verifier, seen_file)
+        if once:
+            return
+        time.sleep(interval)
+
+
+def _check_once(base: str, verifier: str, seen_file: Path) -> None:
+    signed = _fetch(f"{base}/api/v1/ledger/checkpoint")
+    try:
+        current = note.Checkpoint.parse(note.open_note(signed, verifier).text)
+    except (note.NoteError, ValueError) as error:
+        fail(f"ALERT: the server's checkpoint does not verify: {error}")
+    if not seen_file.is_file():
+        seen_file.write_bytes(signed)
+        console.print(f"first checkpoint: size {current.size}; kept in {seen_file}")
+        return
+    seen = note.Checkpoint.parse(note.open_note(seen_file.read_bytes(), verifier).text)
+    if current.size < seen.size:
+        fail(
+            f"ALERT: the log went back from size {seen.size} to {current.size}: "
+            "an old checkpoint is being served as current"
+        )
+    if current.size == seen.size:
+        if current.root_hash != seen.root_hash:
+            fail(f"ALERT: two different trees of size {current.size} (split view)")
+        console.print(f"unchanged at size {current.size}")
+        return
+    proof_text = _fetch(f"{base}/api/v1/ledger/consistency?first={seen.size}&second={current.size}")
+    try:
+        proof = ConsistencyProof.parse(proof_text)
+        if (proof.first, proof.second) != (seen.size, current.size):
+            raise merkle.ProofError("the server answered for other sizes")
+        merkle.verify_consistency(
+            seen.size, current.size, list(proof.hashes), seen.root_hash, current.root_hash
+        )
+    except (ProofFormatError, merkle.ProofError) as error:
+        fail(f"ALERT: size {current.size} is not consistent with size {seen.size}: {error}")
+    seen_file.write_bytes(signed)
+    console.print(f"consistent: size {seen.size} -> {current.size}")
+
+
+@key_app.command("show")
+def key_show() -> None:
+    """Print the verifier key line (public; give it to anyone who verifies)."""
+    settings = load_settings()
+    path = settings.effective_ledger_key_path
+    if not path.is_file():
+        fail(f"no ledger key at {path}; run `dv init`", code=2)
+    console.print(keys.verifier_key(path), highlight=False)
+
+
+@key_app.command("rotate")
+def key_rotate() -> None:
+    """Make a new signing key; the old one is kept aside and its checkpoints stay verifiable."""
+    settings = load_settings()
+    path = settings.effective_ledger_key_path
+    if not path.is_file():
+        fail(f"no ledger key at {path}; run `dv init`", code=2)
+    old = keys.load_signer(path)
+    retired = path.with_name(f"{path.name}.{old.key_id.hex()}.retired")
+    path.rename(retired)
+    keys.ensure_signing_key(path, settings.ledger_origin)
+    console.print(f"old key {old.key_id.hex()} moved to {retired}")
+    console.print(f"new verifier key: {keys.verifier_key(path)}", highlight=False)
+    console.print("restart the servers; the new key signs from the next append on")

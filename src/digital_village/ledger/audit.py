@@ -1,0 +1,254 @@
+"""The full audit behind ``dv ledger verify``: recompute everything from the stored bytes.
+
+It streams entries, stored hashes and checkpoints in index order, keeping only the tree's right
+border (O(log n) hashes) in memory, and checks: every leaf hash against its bytes, every bytes
+as canonical JSON, every hash-chain link and per-thing chain link, every stored tree hash, and
+every checkpoint's root, origin and signature.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import rfc8785
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
+
+from digital_village.ledger import merkle, note
+from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerHash, LedgerKey
+
+BATCH = 2000
+MAX_PROBLEMS = 100
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing found wrong, at the entry index (or checkpoint size) where it shows."""
+
+    index: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"index {self.index}: {self.what}"
+
+
+@dataclass
+class AuditReport:
+    entries: int = 0
+    stored_hashes: int = 0
+    checkpoints: int = 0
+    root: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "stored_hashes": self.stored_hashes,
+            "checkpoints": self.checkpoints,
+            "root": self.root,
+            "first_bad_index": self.problems[0].index if self.problems else None,
+            "problems": [{"index": p.index, "what": p.what} for p in self.problems],
+        }
+
+
+class _Frontier:
+    """The perfect subtrees on the tree's right border: enough to extend and to root it."""
+
+    def __init__(self) -> None:
+        self.by_index: dict[int, bytes] = {}
+        self.levels: list[tuple[int, int, bytes]] = []  # (level, storage index, hash), big first
+
+    def read(self, indexes: Sequence[int]) -> list[bytes]:
+        return [self.by_index[i] for i in indexes]
+
+    def push(self, size: int, rows: list[tuple[int, bytes]]) -> None:
+        """Record leaf ``size - 1``'s rows; the last row is the new largest subtree it closed."""
+        completed = len(rows) - 1
+        for _ in range(completed):
+            _level, idx, _hash = self.levels.pop()
+            del self.by_index[idx]
+        idx, node = rows[-1]
+        self.levels.append((completed, idx, node))
+        self.by_index[idx] = node
+
+    def root(self) -> bytes:
+        if not self.levels:
+            return merkle.EMPTY_ROOT
+        node = self.levels[-1][2]
+        for _level, _idx, left in reversed(self.levels[:-1]):
+            node = merkle.hash_children(left, node)
+        return node
+
+
+def _keyset(session: Session, query: Any, key: Any, start: int) -> Iterator[Any]:
+    """Stream rows ordered by ``key`` in batches: constant memory on both backends."""
+    after = start - 1
+    while True:
+        rows = session.execute(query.where(key > after).order_by(key).limit(BATCH)).all()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1][0]
+
+
+def audit(
+    session: Session,
+    *,
+    origin: str,
+    extra_vkeys: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> AuditReport:
+    """Check the whole log; problems are listed with the first bad index first."""
+    report = AuditReport()
+    problems = report.problems
+
+    def found(index: int, what: str) -> None:
+        if len(problems) < MAX_PROBLEMS:
+            problems.append(Problem(index, what))
+
+    verifiers = {}
+    for vkey in [*session.scalars(select(LedgerKey.vkey)), *extra_vkeys]:
+        try:
+            parsed = note.Verifier.parse(vkey)
+            verifiers[parsed.key_id.hex()] = parsed
+        except note.NoteError as error:
+            found(-1, f"a stored verifier key is malformed: {error}")
+
+    previous = aliased(LedgerEntry)
+    entries = _keyset(
+        session,
+        select(
+            LedgerEntry.seq,
+            LedgerEntry.kind,
+            LedgerEntry.body,
+            LedgerEntry.leaf_hash,
+            LedgerEntry.prev_hash,
+            LedgerEntry.chain_key,
+            LedgerEntry.chain_prev_seq,
+            previous.leaf_hash.label("chain_prev_leaf"),
+            previous.chain_key.label("chain_prev_key"),
+        ).outerjoin(previous, previous.seq == LedgerEntry.chain_prev_seq),
+        LedgerEntry.seq,
+        0,
+    )
+    hashes = _keyset(session, select(LedgerHash.idx, LedgerHash.hash), LedgerHash.idx, 0)
+    checkpoints = _keyset(
+        session,
+        select(LedgerCheckpoint.size, LedgerCheckpoint.root_hash, LedgerCheckpoint.note),
+        LedgerCheckpoint.size,
+        0,
+    )
+    next_checkpoint = next(checkpoints, None)
+    frontier = _Frontier()
+    expected_prev: bytes | None = None
+    size = 0
+    for row in entries:
+        if row.seq != size:
+            found(size, f"entry missing: the next stored entry has index {row.seq}")
+            break
+        _check_entry(row, expected_prev, found)
+        rows = merkle.stored_hashes_for_leaf(size, row.leaf_hash, frontier.read)
+        for idx, recomputed in rows:
+            stored = next(hashes, None)
+            report.stored_hashes += stored is not None
+            if stored is None or stored.idx != idx:
+                found(size, f"stored tree hash {idx} is missing")
+            elif stored.hash != recomputed:
+                found(size, f"stored tree hash {idx} differs from the one the leaves give")
+        size += 1
+        frontier.push(size, rows)
+        expected_prev = row.leaf_hash
+        while next_checkpoint is not None and next_checkpoint.size <= size:
+            if next_checkpoint.size == size:
+                _check_checkpoint(next_checkpoint, frontier.root(), origin, verifiers, found)
+                report.checkpoints += 1
+            next_checkpoint = next(checkpoints, None)
+        if progress is not None:
+            progress(size)
+    report.entries = size
+    report.root = frontier.root().hex()
+    for leftover in hashes:
+        found(size, f"stored tree hash {leftover.idx} belongs to no entry")
+        break
+    while next_checkpoint is not None:
+        found(
+            next_checkpoint.size - 1,
+            f"a checkpoint was signed at size {next_checkpoint.size} but the log has only "
+            f"{size} entries: entries were removed",
+        )
+        next_checkpoint = next(checkpoints, None)
+    problems.sort(key=lambda p: p.index)
+    return report
+
+
+def _check_entry(row: Any, expected_prev: bytes | None, found: Callable[[int, str], None]) -> None:
+    seq = row.seq
+    if merkle.hash_leaf(row.body) != row.leaf_hash:
+        found(seq, "the entry's bytes do not match its leaf hash (entry edited)")
+    if row.prev_hash != expected_prev:
+        found(seq, "the stored previous-entry hash does not match the previous entry")
+    try:
+        envelope = json.loads(row.body)
+        canonical = rfc8785.dumps(envelope) == row.body
+    except (ValueError, rfc8785.CanonicalizationError):
+        found(seq, "the entry's bytes are not JSON")
+        return
+    if not canonical:
+        found(seq, "the entry's bytes are not RFC 8785 canonical JSON")
+    if not isinstance(envelope, dict):
+        found(seq, "the entry is not a JSON object")
+        return
+    if envelope.get("prev") != (expected_prev.hex() if expected_prev else None):
+        found(seq, "the hash chain is broken: 'prev' does not name the previous entry")
+    if envelope.get("kind") != row.kind:
+        found(seq, "the stored kind differs from the entry's")
+    chain = envelope.get("chain")
+    if row.chain_key is None and chain is None:
+        return
+    if not isinstance(chain, dict) or chain.get("key") != row.chain_key:
+        found(seq, "the stored chain key differs from the entry's")
+        return
+    if row.chain_prev_seq is None:
+        if chain.get("prev") is not None:
+            found(seq, "the entry names a previous chain entry that is not stored")
+        return
+    if row.chain_prev_key != row.chain_key or chain.get("prev") != row.chain_prev_leaf.hex():
+        found(seq, f"the chain '{row.chain_key}' is broken at this entry")
+
+
+def _check_checkpoint(
+    row: Any,
+    root: bytes,
+    origin: str,
+    verifiers: dict[str, note.Verifier],
+    found: Callable[[int, str], None],
+) -> None:
+    where = row.size - 1
+    if row.root_hash != root:
+        found(where, f"the checkpoint at size {row.size} has a root the entries do not produce")
+    try:
+        opened = note.open_note(row.note, list(verifiers.values()))
+        checkpoint = note.Checkpoint.parse(opened.text)
+    except note.NoteError as error:
+        found(where, f"the checkpoint at size {row.size} fails signature checks: {error}")
+        return
+    except ValueError as error:
+        found(where, f"the checkpoint at size {row.size} is malformed: {error}")
+        return
+    if checkpoint.origin != origin:
+        found(where, f"the checkpoint at size {row.size} names origin {checkpoint.origin!r}")
+    if checkpoint.size != row.size or checkpoint.root_hash != row.root_hash:
+        found(where, f"the signed checkpoint text at size {row.size} differs from its stored row")
+
+
+def count_entries(session: Session) -> int:
+    """How many entries the log holds (for progress bars)."""
+    return int(session.scalar(select(func.count()).select_from(LedgerEntry)) or 0)

@@ -1,0 +1,258 @@
+"""The log: append entries in the caller's transaction, sign checkpoints, build proofs.
+
+One writer at a time: on PostgreSQL a transaction-scoped advisory lock, on SQLite the write lock
+that write sessions take with ``BEGIN IMMEDIATE``. The primary key on the sequence number makes
+a fork impossible even if that discipline were broken: the second writer's insert fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rfc8785
+from sqlalchemy import insert, select, text
+from sqlalchemy.orm import Session
+
+from digital_village.db import utcnow
+from digital_village.errors import DomainError, Invalid, NotFound, NotReady
+from digital_village.ledger import keys, merkle, note
+from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerHash, LedgerKey
+from digital_village.ledger.proof import ConsistencyProof, TlogProof
+
+# pg_advisory_xact_lock key shared by every process appending to this database ("dvlog").
+ADVISORY_LOCK_KEY = 0x64766C6F67
+ENVELOPE_VERSION = 1
+
+
+class LedgerIntegrityError(DomainError):
+    """The stored log no longer matches what was signed; the log refuses to go on."""
+
+    status = 503
+    title = "Ledger integrity failure"
+
+
+@dataclass(frozen=True)
+class EntryIn:
+    """What a domain service asks to record."""
+
+    kind: str
+    data: Mapping[str, Any]
+    chain_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AppendedEntry:
+    """An entry as appended: its index in the tree and the exact bytes that were hashed."""
+
+    seq: int
+    kind: str
+    leaf_hash: bytes
+    body: bytes
+    chain_key: str | None
+
+
+def read_hashes_from(session: Session) -> merkle.ReadHashes:
+    """A reader of stored tree hashes from the database, for the merkle module."""
+
+    def read(indexes: Sequence[int]) -> list[bytes]:
+        if not indexes:
+            return []
+        query = select(LedgerHash.idx, LedgerHash.hash).where(LedgerHash.idx.in_(set(indexes)))
+        rows = {idx: value for idx, value in session.execute(query)}
+        missing = [i for i in indexes if i not in rows]
+        if missing:
+            raise LedgerIntegrityError(f"stored tree hashes missing at storage index {missing[0]}")
+        return [rows[i] for i in indexes]
+
+    return read
+
+
+class Ledger:
+    """Appends to one log and signs its checkpoints with one key."""
+
+    def __init__(self, *, origin: str, signer: note.Signer) -> None:
+        self.origin = origin
+        self.signer = signer
+        self.vkey = signer.verifier().to_string()
+        self.key_id = signer.key_id.hex()
+
+    @classmethod
+    def from_key_file(cls, path: Path, origin: str) -> Ledger:
+        """The ledger signing with the key stored at ``path``."""
+        if not path.is_file():
+            raise NotReady(f"ledger signing key missing at {path}; run `dv init`")
+        return cls(origin=origin, signer=keys.load_signer(path))
+
+    def append(
+        self,
+        session: Session,
+        *,
+        kind: str,
+        data: Mapping[str, Any],
+        chain_key: str | None = None,
+    ) -> AppendedEntry:
+        """Append one entry in the session's transaction and sign the new checkpoint."""
+        return self.append_many(session, [EntryIn(kind, data, chain_key)])[0]
+
+    def append_many(self, session: Session, items: Sequence[EntryIn]) -> list[AppendedEntry]:
+        """Append entries in order, in the session's transaction, then sign one checkpoint."""
+        if not items:
+            return []
+        self._lock(session)
+        last = session.execute(
+            select(LedgerEntry.seq, LedgerEntry.leaf_hash).order_by(LedgerEntry.seq.desc()).limit(1)
+        ).first()
+        size = last.seq + 1 if last else 0
+        prev_hash: bytes | None = last.leaf_hash if last else None
+        stored = read_hashes_from(session)
+        pending: dict[int, bytes] = {}
+
+        def read(indexes: Sequence[int]) -> list[bytes]:
+            # Hashes written earlier in this batch are not in the database yet.
+            from_db = stored([i for i in indexes if i not in pending])
+            fetched = iter(from_db)
+            return [pending[i] if i in pending else next(fetched) for i in indexes]
+
+        chain_heads: dict[str, tuple[int, bytes]] = {}
+        now = utcnow()
+        rows: list[dict[str, Any]] = []
+        appended: list[AppendedEntry] = []
+        for item in items:
+            envelope: dict[str, Any] = {
+                "v": ENVELOPE_VERSION,
+                "kind": item.kind,
+                "time": _rfc3339(now),
+                "prev": prev_hash.hex() if prev_hash else None,
+                "data": dict(item.data),
+            }
+            chain_prev: tuple[int, bytes] | None = None
+            if item.chain_key is not None:
+                chain_prev = chain_heads.get(item.chain_key) or self._chain_head(
+                    session, item.chain_key
+                )
+                envelope["chain"] = {
+                    "key": item.chain_key,
+                    "prev": chain_prev[1].hex() if chain_prev else None,
+                }
+            try:
+                body = rfc8785.dumps(envelope)
+            except (rfc8785.CanonicalizationError, TypeError, ValueError) as error:
+                raise Invalid(f"entry {item.kind!r} is not canonical JSON: {error}") from error
+            leaf_hash = merkle.hash_leaf(body)
+            pending.update(merkle.stored_hashes_for_leaf(size, leaf_hash, read))
+            rows.append(
+                {
+                    "seq": size,
+                    "kind": item.kind,
+                    "body": body,
+                    "leaf_hash": leaf_hash,
+                    "prev_hash": prev_hash,
+                    "chain_key": item.chain_key,
+                    "chain_prev_seq": chain_prev[0] if chain_prev else None,
+                    "created_at": now,
+                }
+            )
+            appended.append(AppendedEntry(size, item.kind, leaf_hash, body, item.chain_key))
+            if item.chain_key is not None:
+                chain_heads[item.chain_key] = (size, leaf_hash)
+            prev_hash = leaf_hash
+            size += 1
+        session.execute(insert(LedgerEntry), rows)
+        hash_rows = [{"idx": idx, "hash": value} for idx, value in sorted(pending.items())]
+        session.execute(insert(LedgerHash), hash_rows)
+        self._sign_checkpoint(session, size, read)
+        return appended
+
+    def _lock(self, session: Session) -> None:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+        # SQLite: write sessions began with BEGIN IMMEDIATE and hold the only write lock.
+
+    @staticmethod
+    def _chain_head(session: Session, chain_key: str) -> tuple[int, bytes] | None:
+        row = session.execute(
+            select(LedgerEntry.seq, LedgerEntry.leaf_hash)
+            .where(LedgerEntry.chain_key == chain_key)
+            .order_by(LedgerEntry.seq.desc())
+            .limit(1)
+        ).first()
+        return (row.seq, row.leaf_hash) if row else None
+
+    def _sign_checkpoint(self, session: Session, size: int, read: merkle.ReadHashes) -> None:
+        root = merkle.tree_hash(size, read)
+        previous = latest_checkpoint(session)
+        if previous is not None:
+            # Never sign a tree that does not extend the last signed one.
+            try:
+                if previous.size > size:
+                    raise merkle.ProofError(f"tree shrank from {previous.size} to {size}")
+                proof = merkle.consistency_proof(previous.size, size, read)
+                merkle.verify_consistency(previous.size, size, proof, previous.root_hash, root)
+            except merkle.ProofError as error:
+                raise LedgerIntegrityError(
+                    f"refusing to sign size {size}: inconsistent with the checkpoint at size "
+                    f"{previous.size} ({error}); run `dv ledger verify`"
+                ) from error
+        if session.get(LedgerKey, self.key_id) is None:
+            session.add(LedgerKey(key_id=self.key_id, vkey=self.vkey, first_size=size))
+        signed = note.sign_note(note.Checkpoint(self.origin, size, root).to_text(), self.signer)
+        session.add(LedgerCheckpoint(size=size, root_hash=root, note=signed, key_id=self.key_id))
+        session.flush()
+
+
+def _rfc3339(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def latest_checkpoint(session: Session) -> LedgerCheckpoint | None:
+    """The newest signed checkpoint, or None for an empty log."""
+    return session.scalars(
+        select(LedgerCheckpoint).order_by(LedgerCheckpoint.size.desc()).limit(1)
+    ).first()
+
+
+def checkpoint_at(session: Session, size: int) -> LedgerCheckpoint:
+    """The checkpoint signed at exactly this tree size."""
+    checkpoint = session.get(LedgerCheckpoint, size)
+    if checkpoint is None:
+        raise NotFound(f"no checkpoint was signed at tree size {size}")
+    return checkpoint
+
+
+def get_entry(session: Session, seq: int) -> LedgerEntry:
+    """The entry at this index."""
+    entry = session.get(LedgerEntry, seq)
+    if entry is None:
+        raise NotFound(f"no ledger entry at index {seq}")
+    return entry
+
+
+def inclusion_proof_file(session: Session, seq: int, size: int | None = None) -> bytes:
+    """A C2SP tlog-proof for entry ``seq``, against the newest checkpoint or the one at ``size``."""
+    entry = get_entry(session, seq)
+    checkpoint = latest_checkpoint(session) if size is None else checkpoint_at(session, size)
+    if checkpoint is None or checkpoint.size <= seq:
+        raise NotFound(f"no checkpoint covers entry {seq} yet")
+    path = merkle.inclusion_proof(seq, checkpoint.size, read_hashes_from(session))
+    return TlogProof(
+        index=seq, inclusion_proof=tuple(path), checkpoint=checkpoint.note, extra=entry.body
+    ).to_text()
+
+
+def consistency_proof_file(session: Session, first: int, second: int) -> bytes:
+    """A consistency proof between two tree sizes of this log."""
+    latest = latest_checkpoint(session)
+    size = latest.size if latest else 0
+    if not 0 <= first <= second <= size:
+        raise Invalid(f"need 0 <= first <= second <= {size} (the log size); got {first}, {second}")
+    hashes = merkle.consistency_proof(first, second, read_hashes_from(session)) if first else []
+    return ConsistencyProof(first=first, second=second, hashes=tuple(hashes)).to_text()
+
+
+def verifier_keys(session: Session) -> list[str]:
+    """Every verifier key that has signed checkpoints of this log, oldest first."""
+    return list(session.scalars(select(LedgerKey.vkey).order_by(LedgerKey.first_size)))

@@ -1,0 +1,62 @@
+"""Tables of the ledger: entries (bytes stored verbatim), stored tree hashes, checkpoints, keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from digital_village.db import Base, UTCDateTime, utcnow
+
+
+class LedgerEntry(Base):
+    """One log entry. ``body`` holds the RFC 8785 bytes exactly as hashed; never re-serialised."""
+
+    __tablename__ = "ledger_entry"
+
+    # The leaf index in the Merkle tree: 0, 1, 2, ... with no gaps (the primary key forbids forks).
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # The previous entry's leaf hash (also inside ``body``): the log is a hash chain as well.
+    prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
+    # Entries about one thing (a product batch, a parcel) form their own chain.
+    chain_key: Mapped[str | None] = mapped_column(String(200), index=True, default=None)
+    chain_prev_seq: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("ledger_entry.seq"), default=None
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerHash(Base):
+    """A complete subtree hash at its stable storage index (about two per entry)."""
+
+    __tablename__ = "ledger_hash"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LedgerCheckpoint(Base):
+    """A signed C2SP checkpoint. Every one published is kept."""
+
+    __tablename__ = "ledger_checkpoint"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerKey(Base):
+    """A verifier key that has signed checkpoints, from the tree size where it started."""
+
+    __tablename__ = "ledger_key"
+
+    key_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    vkey: Mapped[str] = mapped_column(String(300))
+    first_size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

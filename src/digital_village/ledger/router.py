@@ -1,0 +1,107 @@
+"""Public HTTP routes of the ledger: checkpoints, entries, proofs and the verifier key.
+
+Everything here is public by design: anyone may check the log. The private key is never served.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
+
+from digital_village.api.deps import LedgerDep, SessionDep
+from digital_village.errors import NotFound
+from digital_village.ledger import log
+
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
+TEXT = "text/plain; charset=utf-8"
+
+
+class LedgerInfo(BaseModel):
+    origin: str
+    size: int
+    root_hash: str | None
+    verifier_key: str
+    verifier_keys: list[str]
+    checkpoint_url: str
+
+
+@router.get("", response_model=LedgerInfo)
+def info(session: SessionDep, ledger: LedgerDep) -> LedgerInfo:
+    """The log's origin, size, root and the verifier key that signs its checkpoints."""
+    latest = log.latest_checkpoint(session)
+    return LedgerInfo(
+        origin=ledger.origin,
+        size=latest.size if latest else 0,
+        root_hash=latest.root_hash.hex() if latest else None,
+        verifier_key=ledger.vkey,
+        verifier_keys=log.verifier_keys(session) or [ledger.vkey],
+        checkpoint_url="/api/v1/ledger/checkpoint",
+    )
+
+
+@router.get("/checkpoint", response_class=Response, responses={200: {"content": {TEXT: {}}}})
+def checkpoint(session: SessionDep) -> Response:
+    """The newest signed checkpoint (C2SP tlog-checkpoint in a signed note)."""
+    latest = log.latest_checkpoint(session)
+    if latest is None:
+        raise NotFound("the log is empty: no checkpoint has been signed yet")
+    return Response(latest.note, media_type=TEXT, headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/checkpoints/{size}", response_class=Response, responses={200: {"content": {TEXT: {}}}}
+)
+def checkpoint_at(size: int, session: SessionDep) -> Response:
+    """The checkpoint signed at exactly this tree size (every one is kept)."""
+    signed = log.checkpoint_at(session, size)
+    return Response(signed.note, media_type=TEXT, headers={"Cache-Control": "max-age=31536000"})
+
+
+@router.get("/key", response_class=Response, responses={200: {"content": {TEXT: {}}}})
+def verifier_key(ledger: LedgerDep) -> Response:
+    """The verifier key line (``<name>+<key id>+<base64>``) for `dv verify --vkey`."""
+    return Response(ledger.vkey + "\n", media_type=TEXT)
+
+
+@router.get(
+    "/entries/{seq}",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+def entry(seq: int, session: SessionDep) -> Response:
+    """The entry's exact bytes: canonical JSON, as hashed into the tree."""
+    stored = log.get_entry(session, seq)
+    return Response(
+        stored.body, media_type="application/json", headers={"Cache-Control": "max-age=31536000"}
+    )
+
+
+@router.get(
+    "/entries/{seq}/proof", response_class=Response, responses={200: {"content": {TEXT: {}}}}
+)
+def inclusion_proof(
+    seq: int,
+    session: SessionDep,
+    size: Annotated[
+        int | None, Query(description="prove against the checkpoint at this size")
+    ] = None,
+) -> Response:
+    """A C2SP tlog-proof of the entry (its bytes in ``extra``), for `dv verify` or a browser."""
+    body = log.inclusion_proof_file(session, seq, size)
+    return Response(
+        body,
+        media_type=TEXT,
+        headers={"Content-Disposition": f'attachment; filename="entry-{seq}.tlog-proof"'},
+    )
+
+
+@router.get("/consistency", response_class=Response, responses={200: {"content": {TEXT: {}}}})
+def consistency(
+    session: SessionDep,
+    first: Annotated[int, Query(ge=0)],
+    second: Annotated[int, Query(ge=0)],
+) -> Response:
+    """An RFC 9162 consistency proof between two tree sizes."""
+    return Response(log.consistency_proof_file(session, first, second), media_type=TEXT)
