@@ -147,6 +147,24 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture
+def cli_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, request: pytest.FixtureRequest
+) -> Iterator[Path]:
+    """Environment for `dv` commands: a fresh data folder and database of the backend."""
+    monkeypatch.setenv("DV_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("DV_LOG_FORMAT", "text")
+    if backend == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database("dv_cli")
+        monkeypatch.setenv("DV_DATABASE_URL", url)
+        yield tmp_path / "var"
+        server.drop_database(url)
+    else:
+        monkeypatch.delenv("DV_DATABASE_URL", raising=False)
+        yield tmp_path / "var"
+
+
 @dataclass
 class World:
     """A small county with two cooperatives and a token for every role."""

@@ -5,33 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from digital_village.cli.main import app
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, request: pytest.FixtureRequest
-) -> Iterator[Path]:
-    """A fresh data folder, on SQLite; on PostgreSQL too when that backend is configured."""
-    monkeypatch.setenv("DV_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("DV_LOG_FORMAT", "text")
-    if backend == "postgres":
-        server = request.getfixturevalue("postgres_server")
-        url = server.create_database("dv_cli")
-        monkeypatch.setenv("DV_DATABASE_URL", url)
-        yield tmp_path / "var"
-        server.drop_database(url)
-    else:
-        monkeypatch.delenv("DV_DATABASE_URL", raising=False)
-        yield tmp_path / "var"
 
 
 def dv(*args: str) -> tuple[int, str]:
