@@ -1,0 +1,75 @@
+"""Several processes appending at once never fork the log or leave gaps."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from digital_village import migrate
+from digital_village.db import Database, make_engine
+from digital_village.ledger import audit, keys
+from digital_village.ledger.log import Ledger
+from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry
+
+WORKERS = 4
+APPENDS_EACH = 25
+ORIGIN = "test.digital-village.example/ledger"
+
+
+def _append_worker(url: str, key_path: str, worker: int) -> None:
+    database = Database.from_url(url)
+    ledger = Ledger.from_key_file(Path(key_path), ORIGIN)
+    for n in range(APPENDS_EACH):
+        with database.transaction(write=True) as session:
+            ledger.append(session, kind="test.concurrent", data={"worker": worker, "n": n})
+    database.dispose()
+
+
+@pytest.fixture
+def committed_database_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A migrated database of the current backend whose commits are real (not rolled back)."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'concurrent.db'}"
+        server = None
+    else:
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database("dv_conc")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        migrate.upgrade(connection)
+    engine.dispose()
+    yield url
+    if server is not None:
+        server.drop_database(url)
+
+
+def test_parallel_appenders_make_one_gapless_log(
+    committed_database_url: str, tmp_path: Path
+) -> None:
+    key_path = tmp_path / "ledger.key"
+    keys.ensure_signing_key(key_path, ORIGIN)
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_append_worker, args=(committed_database_url, str(key_path), w))
+        for w in range(WORKERS)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    database = Database.from_url(committed_database_url)
+    with database.session() as session:
+        seqs = session.scalars(select(LedgerEntry.seq).order_by(LedgerEntry.seq)).all()
+        assert seqs == list(range(WORKERS * APPENDS_EACH))
+        checkpoints = session.scalar(select(func.count()).select_from(LedgerCheckpoint))
+        assert checkpoints == WORKERS * APPENDS_EACH
+        report = audit.audit(session, origin=ORIGIN)
+        assert report.ok, report.problems
+    database.dispose()
