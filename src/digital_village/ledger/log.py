@@ -161,9 +161,11 @@ class Ledger:
                 chain_heads[item.chain_key] = (size, leaf_hash)
             prev_hash = leaf_hash
             size += 1
-        session.execute(insert(LedgerEntry), rows)
+        # Core inserts on the session's connection: the ORM's bulk path costs more than the SQL.
+        connection = session.connection()
+        connection.execute(insert(LedgerEntry.__table__), rows)
         hash_rows = [{"idx": idx, "hash": value} for idx, value in sorted(pending.items())]
-        session.execute(insert(LedgerHash), hash_rows)
+        connection.execute(insert(LedgerHash.__table__), hash_rows)
         self._sign_checkpoint(session, size, read)
         return appended
 
