@@ -61,9 +61,20 @@ def check_current(bind: Engine | Connection) -> str:
         raise NotReady(
             "the database has not been initialised (no migrations applied); run `dv init` first"
         )
-    if current != head:
+    if current != head and not _covers_every_head(current):
         raise NotReady(
             f"the database is at migration {current}, but this version needs {head}; "
             "run `dv init` to upgrade it"
         )
     return current
+
+
+def _covers_every_head(current: str) -> bool:
+    """Whether the applied revisions include every shipped head.
+
+    A branch that ``depends_on`` another head (parcels on the ledger) makes Alembic record only
+    the dependent revision, so the recorded heads can be fewer than the script's heads.
+    """
+    script = ScriptDirectory.from_config(alembic_config())
+    applied = {rev.revision for rev in script.iterate_revisions(tuple(current.split(",")), "base")}
+    return set(script.get_heads()) <= applied
