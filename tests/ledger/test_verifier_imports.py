@@ -6,10 +6,15 @@ import json
 import subprocess
 import sys
 
+# Modules loaded before the import (site hooks, __main__) are the interpreter's, not ours;
+# _openssl and _cffi_backend are cryptography's own compiled bindings.
 PROBE = """
 import json, sys
+before = {m.split(".")[0] for m in sys.modules}
 import digital_village.ledger.verify
-allowed = set(sys.stdlib_module_names) | {"digital_village", "cryptography", "_cffi_backend"}
+allowed = set(sys.stdlib_module_names) | before | {
+    "digital_village", "cryptography", "_cffi_backend", "_openssl", "_rust"
+}
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} - allowed)))
 """
 
