@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Final
+
+from digital_village.labels.digital_link import gtin_check_digit
 
 CANONICAL_HOST: Final = "https://id.gs1.org"
 
@@ -66,11 +69,19 @@ _CANONICAL: Final = re.compile(rf"^{CANONICAL_HOST}/({'|'.join(_PRIMARY_KEYS)})/
 
 
 def check_digit(digits: str) -> str:
-    """GS1 mod-10 check digit of a digit string (weights 3,1,3,... from the right)."""
-    total = sum(
-        int(digit) * (3 if index % 2 == 0 else 1) for index, digit in enumerate(reversed(digits))
-    )
-    return str((10 - total % 10) % 10)
+    """GS1 mod-10 check digit of a digit string (weights 3,1,3,... from the right).
+
+    The one implementation is :func:`digital_village.labels.digital_link.gtin_check_digit`,
+    which takes a GTIN payload of up to 13 digits. The weights depend only on a digit's
+    position from the right, so a shorter key is zero-padded, and a longer one (SSCC, GSRN:
+    17 digits) is summed in two pieces: the 13 digits on the right, and the rest shifted one
+    place left of a padding zero (position 13 has the parity of position 1).
+    """
+    right, left = digits[-13:], digits[:-13]
+    digit = int(gtin_check_digit(right.zfill(13)))
+    if left:
+        digit += int(gtin_check_digit((left + "0").zfill(13)))
+    return str(digit % 10)
 
 
 def _with_check(digits: str) -> str:
@@ -172,6 +183,7 @@ def _constrain_digital_link(uri: str) -> str | None:
     return uri if any(pattern.match(uri) for pattern in _VALID) else None
 
 
+@lru_cache(maxsize=65536)
 def normalise(uri: str) -> str | None:
     """Return the constrained canonical Digital Link URI for a GS1 identifier, else None."""
     if uri.startswith("urn:epc:"):
