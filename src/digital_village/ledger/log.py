@@ -163,9 +163,9 @@ class Ledger:
             size += 1
         # Core inserts on the session's connection: the ORM's bulk path costs more than the SQL.
         connection = session.connection()
-        connection.execute(insert(LedgerEntry.__table__), rows)
+        connection.execute(insert(LedgerEntry), rows)
         hash_rows = [{"idx": idx, "hash": value} for idx, value in sorted(pending.items())]
-        connection.execute(insert(LedgerHash.__table__), hash_rows)
+        connection.execute(insert(LedgerHash), hash_rows)
         self._sign_checkpoint(session, size, read)
         return appended
 
