@@ -26,6 +26,8 @@ class DemoSummary:
     cooperative_uscc: str = ""
     villages: list[str] = field(default_factory=list)
     households: int = 0
+    parcels: int = 0
+    parcels_added: int = 0
     already_loaded: bool = False
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -92,7 +94,45 @@ def load_sample_village(settings: Settings, fixture_dir: Path) -> DemoSummary:
             )
             summary.tokens[role.value] = issued.token
         assert session.get(Region, data["township"]) is not None
+    _load_sample_parcels(settings, fixture_dir, data, summary)
     return summary
+
+
+def _load_sample_parcels(
+    settings: Settings, fixture_dir: Path, data: dict[str, Any], summary: DemoSummary
+) -> None:
+    """Import fixtures/sample-parcels.geojson through the import service, once per village."""
+    from digital_village.ledger.log import Ledger
+    from digital_village.parcels import io as parcel_io
+    from digital_village.parcels import service as parcels
+
+    path = fixture_dir / "sample-parcels.geojson"
+    if not path.is_file():
+        return
+    document = json.loads(path.read_text(encoding="utf-8"))
+    ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
+    with transaction(settings) as session:
+        for village in data["villages"]:
+            code = village["code"]
+            if parcels.parcels_of_region(session=session, code=code):
+                continue  # loaded by an earlier run
+            subset = {
+                "type": "FeatureCollection",
+                "features": [
+                    f for f in document["features"] if f["properties"]["fbfbm"].startswith(code)
+                ],
+            }
+            report = parcel_io.import_features(
+                session=session,
+                ledger=ledger,
+                source=parcel_io.read_geojson(subset, filename=f"{path.name} ({code})"),
+                options=parcel_io.ImportOptions(fbfbm=code + "00"),
+                actor=Actor.operator(),
+            )
+            if report.rejected:
+                raise ValueError(f"sample parcels rejected: {report.rejected[:3]}")
+            summary.parcels_added += len(report.created)
+        summary.parcels = len(parcels.list_all_active(session=session))
 
 
 def print_summary(summary: DemoSummary, settings: Settings, *, host: str, port: int) -> None:
@@ -104,10 +144,14 @@ def print_summary(summary: DemoSummary, settings: Settings, *, host: str, port: 
     for village in summary.villages:
         console.print(f"  village      {village}")
     console.print(f"  households   {summary.households}")
+    added = f" ({summary.parcels_added} added now)" if summary.parcels_added else ""
+    console.print(f"  parcels      {summary.parcels}{added}")
     console.print("\nTokens made for this demo (shown once):")
     for role, token in summary.tokens.items():
         console.print(f"  {role:<8} {token}", highlight=False, soft_wrap=True)
     console.print("\nOpen:")
     console.print(f"  {base}/docs      the API, with a form for every route")
     console.print(f"  {base}/healthz   service health")
-    console.print(f"  {base}/api/v1/regions?parent=510603101   the sample township's villages\n")
+    console.print(f"  {base}/api/v1/regions?parent=510603101   the sample township's villages")
+    console.print(f"  {base}/api/v1/maps/510603101201.svg   the map of 民安村 (also .png)")
+    console.print(f"  {base}/api/v1/parcels?region=510603101201   its parcels as GeoJSON\n")

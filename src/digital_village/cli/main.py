@@ -10,6 +10,7 @@ import typer
 
 from digital_village import migrate
 from digital_village.cli import ledger as ledger_cli
+from digital_village.cli import parcels as parcels_cli
 from digital_village.cli import regions as regions_cli
 from digital_village.cli import tokens as tokens_cli
 from digital_village.cli.common import (
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(regions_cli.app, name="regions")
 app.add_typer(ledger_cli.app, name="ledger")
+app.add_typer(parcels_cli.app, name="parcels")
 app.command("verify")(ledger_cli.verify_command)
 
 

@@ -33,6 +33,7 @@ from digital_village.parcels.models import (
     Parcel,
     ParcelAttribute,
     ParcelHolding,
+    ParcelImport,
     ParcelLineage,
     ParcelSequence,
     ParcelStatus,
@@ -1370,3 +1371,53 @@ def verify_geometry(*, session: Session, dkbm: str) -> str | None:
             f"ledger's registration entry (sha256 {recorded[:16]}…)"
         )
     return None
+
+
+def list_all_active(*, session: Session) -> Sequence[Parcel]:
+    """Every active parcel, by DKBM."""
+    return session.scalars(
+        select(Parcel).where(Parcel.status == ParcelStatus.ACTIVE).order_by(Parcel.dkbm)
+    ).all()
+
+
+# --- imports -------------------------------------------------------------------------------
+
+
+def find_import(*, session: Session, file_sha256: str) -> dict[str, Any] | None:
+    """The earlier import of a file with these bytes, if any."""
+    row = session.scalars(
+        select(ParcelImport)
+        .where(ParcelImport.file_sha256 == file_sha256)
+        .order_by(ParcelImport.id)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return {
+        "import_id": row.id,
+        "filename": row.filename,
+        "at": row.created_at.isoformat(),
+        "created": row.created,
+    }
+
+
+def record_import(
+    *,
+    session: Session,
+    file_sha256: str,
+    filename: str,
+    fbfbm: str,
+    created: int,
+    rejected: int,
+) -> None:
+    """Remember an imported file by its content hash."""
+    session.add(
+        ParcelImport(
+            file_sha256=file_sha256,
+            filename=filename[:255],
+            fbfbm=fbfbm,
+            created=created,
+            rejected=rejected,
+        )
+    )
+    session.flush()

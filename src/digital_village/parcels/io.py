@@ -1,0 +1,375 @@
+"""GIS files in and out: GeoJSON, GeoPackage and Shapefile through geopandas/pyogrio.
+
+geopandas and pyogrio are imported only when a file is read, so the API and the rest of the
+CLI start without them. Reading turns a file into ``ParcelIn`` items (geometry + attributes
+named as in NY/T 2539 or plainly); ``import_features`` hands them to the registry in chunks
+so a progress bar can follow, and stores all good features, or none with ``all_or_nothing``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import shape as shape_from_geojson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digital_village.auth.actor import Actor
+from digital_village.errors import Invalid
+from digital_village.ledger.log import Ledger
+from digital_village.parcels import landuse
+from digital_village.parcels import service as parcels
+from digital_village.parcels.models import Parcel
+from digital_village.regions.models import Cooperative, Household, Region
+
+SUPPORTED = (".geojson", ".json", ".gpkg", ".shp", ".zip")
+CHUNK = 2000
+DUE_DILIGENCE_POLYGON_HA = 4.0
+
+# Attribute names: our own first, then the NY/T 2539 field names of 承包地块 layers.
+_LAND_USE_KEYS = ("land_use", "DLBM", "dlbm")
+_FBFBM_KEYS = ("fbfbm", "FBFBM")
+_NAME_KEYS = ("name", "DKMC", "dkmc")
+_BDCDYH_KEYS = ("bdcdyh", "BDCDYH")
+_CBFBM_KEYS = ("cbfbm", "CBFBM")
+_OPERATOR_KEYS = ("operator_uscc", "JYFTYSHXYDM")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """Features read from a file: geometry (None when missing) and properties, in file order."""
+
+    filename: str
+    sha256: str
+    crs: str | None
+    geometries: list[Any]
+    properties: list[dict[str, Any]]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (of the .shp and its siblings for a shapefile)."""
+    digest = hashlib.sha256()
+    paths = [path]
+    if path.suffix.lower() == ".shp":
+        paths = sorted(p for p in path.parent.glob(path.stem + ".*") if p.is_file())
+    for part in paths:
+        digest.update(part.read_bytes())
+    return digest.hexdigest()
+
+
+def read_file(path: Path, *, layer: str | None = None) -> SourceFile:
+    """Read a GeoJSON, GeoPackage or Shapefile (.shp with siblings, or a .zip)."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        raise Invalid(f"{path.name}: unsupported file type {suffix!r}; use {', '.join(SUPPORTED)}")
+    if not path.is_file():
+        raise Invalid(f"no file at {path}")
+    if suffix == ".shp":
+        missing = [ext for ext in (".shx", ".dbf") if not _sibling(path, ext)]
+        if missing:
+            raise Invalid(
+                f"{path.name}: the shapefile's {' and '.join(missing)} beside it are missing"
+            )
+    import pyogrio
+
+    try:
+        frame = pyogrio.read_dataframe(path, layer=layer, on_invalid="ignore")
+    except Exception as error:  # pyogrio raises several DataSource/Field errors: one message
+        raise Invalid(f"cannot read {path.name}: {error}") from error
+    crs = frame.crs.to_string() if frame.crs is not None else None
+    geoms = list(frame.geometry.values)
+    props = frame.drop(columns=frame.geometry.name).to_dict(orient="records")
+    return SourceFile(path.name, file_sha256(path), crs, geoms, [_plain(p) for p in props])
+
+
+def read_geojson(document: Mapping[str, Any], *, filename: str = "request") -> SourceFile:
+    """Features of a GeoJSON FeatureCollection (or one Feature) already parsed from JSON."""
+    kind = document.get("type")
+    if kind == "Feature":
+        features: Sequence[Any] = [document]
+    elif kind == "FeatureCollection" and isinstance(document.get("features"), list):
+        features = document["features"]
+    else:
+        raise Invalid("the body must be a GeoJSON FeatureCollection or Feature")
+    geoms: list[Any] = []
+    props: list[dict[str, Any]] = []
+    for feature in features:
+        geometry = feature.get("geometry") if isinstance(feature, Mapping) else None
+        try:
+            geoms.append(shape_from_geojson(geometry) if geometry else None)
+        except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.ShapelyError):
+            geoms.append(_Unreadable(geometry))
+        raw = feature.get("properties") if isinstance(feature, Mapping) else None
+        props.append(dict(raw) if isinstance(raw, Mapping) else {})
+    body = json.dumps(document, sort_keys=True, ensure_ascii=False).encode()
+    return SourceFile(filename, hashlib.sha256(body).hexdigest(), None, geoms, props)
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A feature geometry that is not GeoJSON: kept so the report can name it."""
+
+    raw: Any
+
+
+def _sibling(path: Path, ext: str) -> bool:
+    return any(path.with_suffix(e).is_file() for e in (ext, ext.upper()))
+
+
+def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, float) and math.isnan(item):
+            continue
+        if isinstance(item, np.generic):
+            item = item.item()
+        out[str(key)] = item
+    return out
+
+
+def _first(props: Mapping[str, Any], keys: Iterable[str]) -> str | None:
+    for key in keys:
+        value = props.get(key)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    fbfbm: str
+    source: parcels.SourceCrs = field(default_factory=parcels.SourceCrs)
+    allow_repair: bool = False
+    all_or_nothing: bool = False
+    land_use: str | None = None  # for features without one
+    season_year: int | None = None  # crop_summer / crop_winter belong to this year
+    valid_from: dt.date | None = None
+
+
+def _items(
+    session: Session, source: SourceFile, options: ImportOptions
+) -> tuple[list[parcels.ParcelIn | None], dict[int, str]]:
+    """ParcelIn per feature, or None with a reason for features whose attributes are bad."""
+    year = options.season_year or parcels.today().year
+    cbfbms = {c for p in source.properties if (c := _first(p, _CBFBM_KEYS))}
+    households = dict(
+        session.execute(
+            select(Household.cbfbm, Household.id).where(Household.cbfbm.in_(sorted(cbfbms)))
+        ).all()
+    )
+    usccs = {u for p in source.properties if (u := _first(p, _OPERATOR_KEYS))}
+    cooperatives = dict(
+        session.execute(
+            select(Cooperative.uscc, Cooperative.id).where(Cooperative.uscc.in_(sorted(usccs)))
+        ).all()
+    )
+    items: list[parcels.ParcelIn | None] = []
+    reasons: dict[int, str] = {}
+    for index, (geom, props) in enumerate(zip(source.geometries, source.properties, strict=True)):
+        if geom is None or (not isinstance(geom, _Unreadable) and geom.is_empty):
+            reasons[index] = "empty geometry: the feature has no coordinates"
+        elif isinstance(geom, _Unreadable):
+            reasons[index] = f"geometry is not valid GeoJSON: {str(geom.raw)[:80]}"
+        land_use = _first(props, _LAND_USE_KEYS) or options.land_use
+        if index not in reasons and land_use is None:
+            reasons[index] = "no land use: give a land_use (GB/T 21010) property or --land-use"
+        cbfbm = _first(props, _CBFBM_KEYS)
+        if index not in reasons and cbfbm is not None and cbfbm not in households:
+            reasons[index] = f"unknown household 承包方编码 {cbfbm}"
+        uscc = _first(props, _OPERATOR_KEYS)
+        if index not in reasons and uscc is not None and uscc not in cooperatives:
+            reasons[index] = f"unknown operator cooperative {uscc}"
+        if index in reasons:
+            items.append(None)
+            continue
+        crops = []
+        for season in landuse.SEASONS:
+            crop = _first(props, (f"crop_{season}",))
+            if crop:
+                crops.append((f"{year}-{season}", crop))
+        if (crop := _first(props, ("crop",))) and (season_label := _first(props, ("season",))):
+            crops.append((season_label, crop))
+        items.append(
+            parcels.ParcelIn(
+                geometry=geom,
+                land_use=str(land_use),
+                fbfbm=_first(props, _FBFBM_KEYS),
+                name=_first(props, _NAME_KEYS),
+                bdcdyh=_first(props, _BDCDYH_KEYS),
+                contractor_household_id=households.get(cbfbm) if cbfbm else None,
+                operator_cooperative_id=cooperatives.get(uscc) if uscc else None,
+                crops=tuple(crops),
+            )
+        )
+    return items, reasons
+
+
+def import_features(
+    *,
+    session: Session,
+    ledger: Ledger,
+    source: SourceFile,
+    options: ImportOptions,
+    actor: Actor,
+    progress: Callable[[int], None] | None = None,
+) -> parcels.RegisterReport:
+    """Register a file's features in chunks; report every created parcel and rejected feature.
+
+    With ``all_or_nothing`` the report lists every problem and ``stored`` is False when there
+    was one: the caller must then roll the transaction back (the CLI and API do).
+    """
+    source_crs = options.source
+    if source_crs.crs is None and source_crs.datum == "wgs84" and source.crs is not None:
+        source_crs = parcels.parse_source_crs(source.crs)
+    previous = parcels.find_import(session=session, file_sha256=source.sha256)
+    items, reasons = _items(session, source, options)
+    report = parcels.RegisterReport()
+    if previous is not None:
+        report.already_imported = previous
+    report.rejected.extend(parcels.Rejected(i, reason) for i, reason in reasons.items())
+    indexes = [i for i, item in enumerate(items) if item is not None]
+    if reasons and progress:
+        progress(len(reasons))
+    for start in range(0, len(indexes), CHUNK):
+        chunk = indexes[start : start + CHUNK]
+        part = parcels.register_many(
+            session=session,
+            ledger=ledger,
+            fbfbm=options.fbfbm,
+            items=[item for i in chunk if (item := items[i]) is not None],
+            actor=actor,
+            source=source_crs,
+            allow_repair=options.allow_repair,
+            valid_from=options.valid_from,
+        )
+        for created in part.created:
+            report.created.append(
+                parcels.Created(
+                    chunk[created.feature],
+                    created.dkbm,
+                    created.area_m2,
+                    created.area_mu,
+                    created.warnings,
+                )
+            )
+        report.rejected.extend(parcels.Rejected(chunk[r.feature], r.reason) for r in part.rejected)
+        if progress:
+            progress(len(chunk))
+    report.rejected.sort(key=lambda r: r.feature)
+    if options.all_or_nothing and report.rejected:
+        report.stored = False
+        report.created = []
+        return report
+    parcels.record_import(
+        session=session,
+        file_sha256=source.sha256,
+        filename=source.filename,
+        fbfbm=options.fbfbm,
+        created=len(report.created),
+        rejected=len(report.rejected),
+    )
+    return report
+
+
+# --- out -----------------------------------------------------------------------------------
+
+
+def _rounded(geom: Any, decimals: int = 6) -> dict[str, Any]:
+    mapping: dict[str, Any] = json.loads(
+        shapely.to_geojson(shapely.transform(geom, lambda xy: np.round(xy, decimals)))
+    )
+    return mapping
+
+
+def feature(
+    parcel: Parcel, *, crop: str | None = None, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A parcel as an RFC 7946 Feature (lon/lat, 6 decimals ≈ 0.1 m) without personal data."""
+    return {
+        "type": "Feature",
+        "id": parcel.dkbm,
+        "geometry": _rounded(parcels.parcel_geometry(parcel)),
+        "properties": {
+            "dkbm": parcel.dkbm,
+            "fbfbm": parcel.fbfbm,
+            "village_code": parcel.village_code,
+            "group_code": parcel.group_code,
+            "name": parcel.name,
+            "bdcdyh": parcel.bdcdyh,
+            "land_use": parcel.land_use,
+            "land_use_name": landuse.land_use_name(parcel.land_use),
+            "area_m2": round(parcel.area_m2, 2),
+            "area_mu": round(parcel.area_mu, 4),
+            "area_ha": round(parcel.area_ha, 4),
+            "crop": crop,
+            "status": parcel.status.value,
+            "ledger_seq": parcel.last_seq,
+            **(extra or {}),
+        },
+    }
+
+
+def export_geojson(
+    *, session: Session, region: str | None = None, on: dt.date | None = None
+) -> dict[str, Any]:
+    """Every active parcel (of a township, village or FBFBM) as a FeatureCollection."""
+    rows = _active(session, region)
+    crops = parcels.crops_on(
+        session=session, parcel_ids=[p.id for p in rows], on=on or parcels.today()
+    )
+    return {
+        "type": "FeatureCollection",
+        "features": [feature(p, crop=crops.get(p.id)) for p in rows],
+    }
+
+
+def export_due_diligence(*, session: Session, region: str | None = None) -> dict[str, Any]:
+    """Plot geolocation for due-diligence statements: a point under 4 ha, a polygon otherwise.
+
+    Shaped like the GeoJSON of the EU deforestation regulation's information system: one
+    Feature per plot, 6 decimals, properties ProducerCountry, ProductionPlace and Area (ha).
+    """
+    rows = _active(session, region)
+    names = dict(
+        session.execute(
+            select(Region.code, Region.name).where(Region.code.in_({p.village_code for p in rows}))
+        ).all()
+    )
+    features = []
+    for parcel in rows:
+        shape = parcels.parcel_geometry(parcel)
+        geom = shape if parcel.area_ha >= DUE_DILIGENCE_POLYGON_HA else shape.point_on_surface()
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": _rounded(geom),
+                "properties": {
+                    "ProducerCountry": "CN",
+                    "ProductionPlace": f"{names.get(parcel.village_code, parcel.village_code)} "
+                    f"{parcel.dkbm}",
+                    "Area": round(parcel.area_ha, 4),
+                    "dkbm": parcel.dkbm,
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _active(session: Session, region: str | None) -> Sequence[Parcel]:
+    if region is None:
+        return parcels.list_all_active(session=session)
+    return parcels.parcels_of_region(session=session, code=region)
+
+
+def dumps(document: Mapping[str, Any]) -> str:
+    """GeoJSON text: UTF-8 names kept, compact."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
