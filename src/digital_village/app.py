@@ -7,17 +7,22 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from digital_village import logs, migrate
 from digital_village.api import problems
+from digital_village.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from digital_village.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from digital_village.api.ratelimit import RateLimitMiddleware
 from digital_village.auth.router import router as auth_router
 from digital_village.config import Settings
 from digital_village.db import Database
 from digital_village.errors import NotReady
+from digital_village.iot.router import router as iot_router
+from digital_village.iot.sealer import BackgroundSealer
 from digital_village.ledger.router import router as ledger_router
+from digital_village.parcels.router import router as parcels_router
 from digital_village.regions.router import router as regions_router
 
 API_DESCRIPTION = """
@@ -39,7 +44,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Refuse to serve on an unmigrated database: better a clear message now than a 500 later.
         migrate.check_current(db.bind)
+        # Seal finished days of sensor readings in the background (tests hand in their own
+        # database and seal explicitly).
+        sealer = BackgroundSealer(db, settings).start() if owns_database else None
         yield
+        if sealer is not None:
+            sealer.stop()
         if owns_database:
             db.dispose()
 
@@ -53,7 +63,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.db = db
     problems.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware)
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.add_middleware(
+        RateLimitMiddleware,
+        public_per_minute=settings.rate_limit_public_per_minute,
+        token_per_minute=settings.rate_limit_token_per_minute,
+        failed_auth_per_minute=settings.rate_limit_failed_auth_per_minute,
+        metrics=metrics,
+    )
+    app.add_middleware(AccessLogMiddleware, metrics=metrics)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:
@@ -76,7 +95,17 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             body["problems"] = problems_found
         return JSONResponse(body, status_code=200 if not problems_found else 503)
 
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus text format: requests, latency, rate limiting, ledger size."""
+        with db.session() as session:
+            size = session.scalar(text("SELECT max(size) FROM ledger_checkpoint"))
+        metrics.ledger_size.set(size or 0)
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     app.include_router(auth_router)
     app.include_router(regions_router)
     app.include_router(ledger_router)
+    app.include_router(parcels_router)
+    app.include_router(iot_router)
     return app

@@ -44,6 +44,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest request body accepted; larger bodies get 413.",
     )
+    rate_limit_public_per_minute: int = Field(
+        default=600,
+        gt=0,
+        description="Requests a minute one client address may make without a token.",
+    )
+    rate_limit_token_per_minute: int = Field(
+        default=6000, gt=0, description="Requests a minute one bearer token may make."
+    )
+    rate_limit_failed_auth_per_minute: int = Field(
+        default=30, gt=0, description="Failed authentications a minute before a client is refused."
+    )
     log_format: Literal["json", "text"] = Field(default="json")
     log_level: str = Field(default="INFO")
 

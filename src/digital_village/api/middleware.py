@@ -8,6 +8,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digital_village.api.metrics import Metrics
 from digital_village.api.problems import problem
 
 log = logging.getLogger("digital_village.access")
@@ -72,10 +73,12 @@ class BodyLimitMiddleware:
 
 
 class AccessLogMiddleware:
-    """Log method, path, status and duration of every request, with a request id."""
+    """Log method, path, status and duration of every request, with a request id, and count it
+    in the metrics under its route template (never the raw path: DKBMs would explode labels)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,6 +100,13 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, capture_send)
         finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            if self.metrics is not None:
+                self.metrics.observe(
+                    route=template, method=scope.get("method", ""), status=status, seconds=elapsed
+                )
             log.info(
                 "request",
                 extra={
@@ -104,6 +114,6 @@ class AccessLogMiddleware:
                     "method": scope.get("method"),
                     "path": scope.get("path"),
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                 },
             )
