@@ -10,6 +10,7 @@ import typer
 
 from digital_village import migrate
 from digital_village.cli import ledger as ledger_cli
+from digital_village.cli import ops as ops_cli
 from digital_village.cli import parcels as parcels_cli
 from digital_village.cli import regions as regions_cli
 from digital_village.cli import tokens as tokens_cli
@@ -36,6 +37,8 @@ app.add_typer(regions_cli.app, name="regions")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(parcels_cli.app, name="parcels")
 app.command("verify")(ledger_cli.verify_command)
+app.command("backup")(ops_cli.backup)
+app.command("restore")(ops_cli.restore)
 
 
 def initialise(settings: Settings, *, seed: bool = True) -> None:
