@@ -23,6 +23,7 @@ from digital_village.iot.router import router as iot_router
 from digital_village.iot.sealer import BackgroundSealer
 from digital_village.ledger.router import router as ledger_router
 from digital_village.parcels.router import router as parcels_router
+from digital_village.parcels.router import router as parcels_router
 from digital_village.regions.router import router as regions_router
 
 API_DESCRIPTION = """
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(auth_router)
     app.include_router(regions_router)
     app.include_router(ledger_router)
+    app.include_router(parcels_router)
     app.include_router(parcels_router)
     app.include_router(iot_router)
     return app

@@ -227,6 +227,8 @@ def import_features(
     With ``all_or_nothing`` the report lists every problem and ``stored`` is False when there
     was one: the caller must then roll the transaction back (the CLI and API do).
     """
+    base = parcels.check_fbfbm(session=session, fbfbm=options.fbfbm)
+    parcels.require_region_scope(session=session, actor=actor, fbfbm=base.fbfbm)
     source_crs = options.source
     if source_crs.crs is None and source_crs.datum == "wgs84" and source.crs is not None:
         source_crs = parcels.parse_source_crs(source.crs)
@@ -250,18 +252,10 @@ def import_features(
             source=source_crs,
             allow_repair=options.allow_repair,
             valid_from=options.valid_from,
+            feature_numbers=chunk,
         )
-        for created in part.created:
-            report.created.append(
-                parcels.Created(
-                    chunk[created.feature],
-                    created.dkbm,
-                    created.area_m2,
-                    created.area_mu,
-                    created.warnings,
-                )
-            )
-        report.rejected.extend(parcels.Rejected(chunk[r.feature], r.reason) for r in part.rejected)
+        report.created.extend(part.created)
+        report.rejected.extend(part.rejected)
         if progress:
             progress(len(chunk))
     report.rejected.sort(key=lambda r: r.feature)

@@ -249,6 +249,11 @@ def _cooperative_region(session: Session, actor: Actor) -> str | None:
     return cooperative.region_code if cooperative else None
 
 
+def require_region_scope(*, session: Session, actor: Actor, fbfbm: str) -> None:
+    """Admin, or a manager whose cooperative is registered in the FBFBM's village or township."""
+    _require_region(session, actor, fbfbm)
+
+
 def _require_region(session: Session, actor: Actor, fbfbm: str) -> None:
     """Admin, or a manager whose cooperative is registered in the parcel's village or township."""
     if actor.is_admin:
@@ -500,6 +505,7 @@ def register_many(
     valid_from: dt.date | None = None,
     kind: str = "parcel.registered",
     extra: dict[str, Any] | None = None,
+    feature_numbers: Sequence[int] | None = None,
 ) -> RegisterReport:
     """Check every parcel, store the good ones (or none, ``all_or_nothing``), report the rest.
 
@@ -507,7 +513,9 @@ def register_many(
     (GB/T 21010 land use, 不动产单元代码, crop seasons, holders), geometry (prepare_parcel),
     a shape already registered, and overlaps over 1 m² with active parcels or earlier
     features. Stored parcels get the next DKBMs of their FBFBM and one ledger entry each.
+    ``feature_numbers`` names the items in reports (default: their index in ``items``).
     """
+    numbers = list(feature_numbers) if feature_numbers is not None else list(range(len(items)))
     source = source or SourceCrs()
     base = check_fbfbm(session=session, fbfbm=fbfbm)
     _require_region(session, actor, base.fbfbm)
@@ -538,9 +546,9 @@ def register_many(
             if isinstance(shape, geometry.GeometryError):
                 raise Invalid(str(shape))
         except Invalid as error:
-            report.rejected.append(Rejected(index, error.detail))
+            report.rejected.append(Rejected(numbers[index], error.detail))
             continue
-        candidates.append(_Candidate(index, item, owner, shape, crops))
+        candidates.append(_Candidate(numbers[index], item, owner, shape, crops))
     reasons = _overlap_reasons(session, candidates)
     for position, reason in reasons.items():
         report.rejected.append(Rejected(candidates[position].feature, reason))
@@ -995,7 +1003,8 @@ def split(
     if len(parts) < 2:
         raise Invalid("a split needs at least two parts")
     start = valid_from or today()
-    shapes = batch.prepare_many(list(parts), source_crs=(source or SourceCrs()).crs)
+    source = source or SourceCrs()
+    shapes = batch.prepare_many(list(parts), source_crs=source.crs, datum=source.datum)
     for index, shape in enumerate(shapes):
         if isinstance(shape, geometry.GeometryError):
             raise Invalid(f"part {index}: {shape}")
@@ -1322,11 +1331,19 @@ def history(*, session: Session, dkbm: str) -> dict[str, Any]:
             "ledger_seq": row.ledger_seq,
         }
 
+    households = _household_codes(
+        session, {h.contractor_household_id for h in holdings if h.contractor_household_id}
+    )
+    cooperatives = _cooperative_codes(
+        session, {h.operator_cooperative_id for h in holdings if h.operator_cooperative_id}
+    )
     return {
         "holdings": [
             {
                 "contractor_household_id": h.contractor_household_id,
+                "contractor_cbfbm": households.get(h.contractor_household_id or 0),
                 "operator_cooperative_id": h.operator_cooperative_id,
+                "operator_uscc": cooperatives.get(h.operator_cooperative_id or 0),
                 **period(h),
             }
             for h in holdings
