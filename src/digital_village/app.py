@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from digital_village import logs, migrate
 from digital_village.api import problems
+from digital_village.api.jsonguard import JsonDepthMiddleware
 from digital_village.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from digital_village.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from digital_village.api.ratelimit import RateLimitMiddleware
@@ -22,7 +23,6 @@ from digital_village.errors import NotReady
 from digital_village.iot.router import router as iot_router
 from digital_village.iot.sealer import BackgroundSealer
 from digital_village.ledger.router import router as ledger_router
-from digital_village.parcels.router import router as parcels_router
 from digital_village.parcels.router import router as parcels_router
 from digital_village.regions.router import router as regions_router
 
@@ -63,6 +63,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     problems.install(app)
+    # Outermost last: access log → rate limit → body size → JSON depth → routes.
+    app.add_middleware(JsonDepthMiddleware, max_depth=settings.max_json_depth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     metrics = Metrics()
     app.state.metrics = metrics
@@ -107,7 +109,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(auth_router)
     app.include_router(regions_router)
     app.include_router(ledger_router)
-    app.include_router(parcels_router)
     app.include_router(parcels_router)
     app.include_router(iot_router)
     return app

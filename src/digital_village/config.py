@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest request body accepted; larger bodies get 413.",
     )
+    max_json_depth: int = Field(
+        default=64, gt=0, description="Deepest JSON nesting accepted in a request body."
+    )
     rate_limit_public_per_minute: int = Field(
         default=600,
         gt=0,

@@ -125,3 +125,20 @@ def test_app_refuses_to_start_on_an_unmigrated_database(
 
 def test_every_response_carries_a_request_id(client: TestClient) -> None:
     assert len(client.get("/healthz").headers["x-request-id"]) == 16
+
+
+def test_deeply_nested_json_is_refused_before_parsing(client: TestClient, world: World) -> None:
+    deep = b'{"code": "510603101203", "name": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = client.post(
+        "/api/v1/regions",
+        content=deep,
+        headers={**world.auth("admin"), "content-type": "application/json"},
+    )
+    assert_problem(response, 422, "nested 5001 levels")
+
+
+def test_json_depth_ignores_brackets_inside_strings() -> None:
+    from digital_village.api.jsonguard import max_depth
+
+    assert max_depth(b'{"a": "[[[[{{{{", "b": [1, [2, {"c": "\\"]]"}]]}') == 4
+    assert max_depth(b"12") == 0
