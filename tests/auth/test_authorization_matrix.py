@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import World
-from tests.factories import GROUP
+from tests.factories import GROUP, OTHER_VILLAGE
 
 ROLES = ("anonymous", "admin", "manager", "farmer", "device")
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -35,6 +35,48 @@ def _farmer_token_of_a(world: World, client: TestClient) -> tuple[str, Any]:
         headers=world.auth("admin"),
     )
     return f"/api/v1/tokens/{made.json()['public_id']}", None
+
+
+def _parcel_body(col: int, fbfbm: str = GROUP, **extra: Any) -> dict[str, Any]:
+    from shapely.geometry import mapping
+
+    from tests.parcels.conftest import field
+
+    return {
+        "fbfbm": fbfbm,
+        "geometry": mapping(field(col, 0)),
+        "land_use": "0101",
+        "valid_from": "2024-01-01",
+        **extra,
+    }
+
+
+def _registered(client: TestClient, world: World, *cols: int, **extra: Any) -> list[str]:
+    """Parcels registered by the admin (in GROUP unless ``fbfbm`` says otherwise)."""
+    made = [
+        client.post("/api/v1/parcels", json=_parcel_body(c, **extra), headers=world.auth("admin"))
+        for c in cols
+    ]
+    return [response.json()["properties"]["dkbm"] for response in made]
+
+
+def _import_body(col: int) -> dict[str, Any]:
+    body = _parcel_body(col)
+    feature = {"type": "Feature", "properties": {"land_use": "0101"}, "geometry": body["geometry"]}
+    return {"type": "FeatureCollection", "features": [feature]}
+
+
+def _split_case(world: World, client: TestClient) -> tuple[str, Any]:
+    from shapely.geometry import mapping
+
+    from tests.parcels.conftest import gk_box
+
+    (dkbm,) = _registered(client, world, 0)
+    parts = [mapping(gk_box(0, 0, 20, 50)), mapping(gk_box(20, 0, 50, 50))]
+    return f"/api/v1/parcels/{dkbm}/split", {"parts": parts}
+
+
+OTHER_FBFBM = OTHER_VILLAGE + "00"
 
 
 def _deny_all_but(allowed: dict[str, int]) -> dict[str, int]:
@@ -119,6 +161,63 @@ MATRIX: dict[tuple[str, str], list[Case]] = {
             "revoke a member's farmer token",
             _farmer_token_of_a,
             _deny_all_but({"admin": 200, "manager": 200}),
+        )
+    ],
+    ("POST", "/api/v1/parcels"): [
+        Case(
+            "parcel in the manager's village",
+            lambda w, c: ("/api/v1/parcels", _parcel_body(0)),
+            _deny_all_but({"admin": 201, "manager": 201}),
+        ),
+        Case(
+            "parcel in another village",
+            lambda w, c: ("/api/v1/parcels", _parcel_body(0, fbfbm=OTHER_FBFBM)),
+            _deny_all_but({"admin": 201}),
+        ),
+    ],
+    ("POST", "/api/v1/parcels/import"): [
+        Case(
+            "import into the manager's village",
+            lambda w, c: (f"/api/v1/parcels/import?fbfbm={GROUP}", _import_body(0)),
+            _deny_all_but({"admin": 200, "manager": 200}),
+        ),
+        Case(
+            "import into another village",
+            lambda w, c: (f"/api/v1/parcels/import?fbfbm={OTHER_FBFBM}", _import_body(0)),
+            _deny_all_but({"admin": 200}),
+        ),
+    ],
+    ("POST", "/api/v1/parcels/{dkbm}/changes"): [
+        Case(
+            "crop of a parcel the farmer's household contracts",
+            lambda w, c: (
+                f"/api/v1/parcels/{_registered(c, w, 0, contractor_household_id=w.household_a)[0]}"
+                "/changes",
+                {"crop": {"season": "2026-summer", "crop": "水稻"}},
+            ),
+            _deny_all_but({"admin": 200, "manager": 200, "farmer": 200}),
+        ),
+        Case(
+            "holders of a parcel in another village",
+            lambda w, c: (
+                f"/api/v1/parcels/{_registered(c, w, 0, fbfbm=OTHER_FBFBM)[0]}/changes",
+                {"contractor_household_id": w.household_b, "operator_cooperative_id": w.coop_b},
+            ),
+            _deny_all_but({"admin": 200}),
+        ),
+    ],
+    ("POST", "/api/v1/parcels/{dkbm}/split"): [
+        Case(
+            "split in the manager's village",
+            _split_case,
+            _deny_all_but({"admin": 201, "manager": 201}),
+        )
+    ],
+    ("POST", "/api/v1/parcels/merge"): [
+        Case(
+            "merge in the manager's village",
+            lambda w, c: ("/api/v1/parcels/merge", {"dkbms": _registered(c, w, 0, 1)}),
+            _deny_all_but({"admin": 201, "manager": 201}),
         )
     ],
 }
