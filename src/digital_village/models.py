@@ -2,8 +2,9 @@
 
 from digital_village.auth import models as auth_models
 from digital_village.db import Base
+from digital_village.iot import models as iot_models
 from digital_village.ledger import models as ledger_models
 from digital_village.parcels import models as parcels_models
 from digital_village.regions import models as regions_models
 
-__all__ = ["Base", "auth_models", "ledger_models", "parcels_models", "regions_models"]
+__all__ = ["Base", "auth_models", "iot_models", "ledger_models", "parcels_models", "regions_models"]

@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 
 from digital_village import migrate
+from digital_village.cli import devices as devices_cli
+from digital_village.cli import integrations as integrations_cli
+from digital_village.cli import iot as iot_cli
 from digital_village.cli import ledger as ledger_cli
 from digital_village.cli import ops as ops_cli
 from digital_village.cli import parcels as parcels_cli
@@ -36,6 +39,9 @@ app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(regions_cli.app, name="regions")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(parcels_cli.app, name="parcels")
+app.add_typer(devices_cli.app, name="devices")
+app.add_typer(integrations_cli.app, name="integrations")
+app.add_typer(iot_cli.app, name="iot")
 app.command("verify")(ledger_cli.verify_command)
 app.command("backup")(ops_cli.backup)
 app.command("restore")(ops_cli.restore)

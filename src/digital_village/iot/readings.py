@@ -1,0 +1,334 @@
+"""Every query of the ``reading`` and ``reading_day`` tables.
+
+Bulk inserts bypass the ORM: SQLite gets one ``executemany`` of ``INSERT … ON CONFLICT DO
+NOTHING`` through the driver; PostgreSQL gets ``COPY`` (binary) into a temporary table and one
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` for large batches, ``executemany`` for small ones.
+Either way the row count says how many were new, so the rest were duplicates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from digital_village.iot.models import Reading, ReadingDay
+
+CHINA_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
+"""Days are China Standard Time calendar days (UTC+8; no daylight saving since 1991)."""
+DAY_MS = 86_400_000
+CHINA_OFFSET_MS = 8 * 3_600_000
+_COPY_THRESHOLD = 2_000
+
+InsertRow = tuple[int, int, int, float, bool]
+"""(device_id, metric code, time in ms, value, flagged) — the column order of ``_COLUMNS``."""
+
+_COLUMNS = ("device_id", "metric_id", "time_ms", "value", "flagged")
+_TABLE = Reading.__tablename__
+
+
+def _placeholder(connection: Connection) -> str:
+    return "?" if connection.dialect.paramstyle == "qmark" else "%s"
+
+
+def _insert_sql(connection: Connection) -> str:
+    marks = ", ".join([_placeholder(connection)] * len(_COLUMNS))
+    # Table and column names are this module's constants; values travel as parameters.
+    columns = ", ".join(_COLUMNS)
+    return f"INSERT INTO {_TABLE} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608
+
+
+def local_day(time_ms: int) -> dt.date:
+    """The China Standard Time calendar day of an epoch-millisecond time."""
+    return dt.date.fromordinal(_EPOCH_ORDINAL + (time_ms + CHINA_OFFSET_MS) // DAY_MS)
+
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def day_bounds_ms(day: dt.date) -> tuple[int, int]:
+    """[start, end) of a China Standard Time day in epoch milliseconds."""
+    start = (day.toordinal() - _EPOCH_ORDINAL) * DAY_MS - CHINA_OFFSET_MS
+    return start, start + DAY_MS
+
+
+def insert_many(session: Session, rows: Sequence[InsertRow]) -> int:
+    """Store readings, skipping keys already stored; return how many were new."""
+    if not rows:
+        return 0
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and len(rows) >= _COPY_THRESHOLD:
+        inserted = _copy_insert(connection, rows)
+    else:
+        inserted = connection.exec_driver_sql(_insert_sql(connection), list(rows)).rowcount
+    days = {(row[0], (row[2] + CHINA_OFFSET_MS) // DAY_MS) for row in rows}
+    mark_days_pending(
+        session, [(device_id, dt.date.fromordinal(_EPOCH_ORDINAL + n)) for device_id, n in days]
+    )
+    return int(inserted)
+
+
+def _copy_insert(connection: Connection, rows: Sequence[InsertRow]) -> int:
+    raw: Any = connection.connection.driver_connection
+    columns = ", ".join(_COLUMNS)
+    with raw.cursor() as cursor:
+        # One per connection, emptied after use; COPY into a table without constraints is the
+        # fastest way in, and the INSERT … SELECT applies ON CONFLICT to all rows at once.
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS reading_incoming "
+            "(device_id int4, metric_id int2, time_ms int8, value float8, flagged bool) "
+            "ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY reading_incoming ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int4", "int2", "int8", "float8", "bool"])
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {_TABLE} ({columns}) SELECT {columns} FROM reading_incoming "  # noqa: S608
+            "ON CONFLICT DO NOTHING"
+        )
+        inserted: int = cursor.rowcount
+        cursor.execute("DELETE FROM reading_incoming")
+    return inserted
+
+
+def mark_days_pending(session: Session, pairs: Iterable[tuple[int, dt.date]]) -> None:
+    """Note that these (device, day) pairs have readings that may still need sealing."""
+    rows = [{"device_id": device_id, "day": day, "pending": True} for device_id, day in pairs]
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        pg = postgresql.insert(ReadingDay)
+        session.execute(
+            pg.on_conflict_do_update(
+                index_elements=["device_id", "day"], set_={"pending": pg.excluded.pending}
+            ),
+            rows,
+        )
+    else:
+        lite = sqlite.insert(ReadingDay)
+        session.execute(
+            lite.on_conflict_do_update(
+                index_elements=["device_id", "day"], set_={"pending": lite.excluded.pending}
+            ),
+            rows,
+        )
+
+
+def pending_days(session: Session, *, before: dt.date) -> list[tuple[int, dt.date]]:
+    """(device, day) pairs with readings not yet sealed, for days before ``before``."""
+    query = (
+        select(ReadingDay.device_id, ReadingDay.day)
+        .where(ReadingDay.pending.is_(True), ReadingDay.day < before)
+        .order_by(ReadingDay.day, ReadingDay.device_id)
+    )
+    return [(device_id, day) for device_id, day in session.execute(query)]
+
+
+def clear_pending(session: Session, pairs: Iterable[tuple[int, dt.date]]) -> None:
+    """Mark (device, day) pairs as sealed."""
+    rows = [{"b_device_id": device_id, "b_day": day} for device_id, day in pairs]
+    if not rows:
+        return
+    from sqlalchemy import bindparam
+
+    session.execute(
+        update(ReadingDay)
+        .where(
+            ReadingDay.device_id == bindparam("b_device_id"),
+            ReadingDay.day == bindparam("b_day"),
+        )
+        .values(pending=False)
+        .execution_options(synchronize_session=False),
+        rows,
+    )
+
+
+@dataclass(frozen=True)
+class StoredReading:
+    """One stored reading, as read back."""
+
+    device_id: int
+    metric_id: int
+    time_ms: int
+    value: float
+    flagged: bool
+    seal_id: int | None
+
+
+def _range(device_id: int, metric_ids: Sequence[int], start_ms: int, end_ms: int) -> Any:
+    # Equality on device, IN on metric and a range on time: every condition uses the key.
+    return and_(
+        Reading.device_id == device_id,
+        Reading.metric_id.in_(metric_ids),
+        Reading.time_ms >= start_ms,
+        Reading.time_ms < end_ms,
+    )
+
+
+def series(
+    session: Session,
+    *,
+    device_id: int,
+    metric_ids: Sequence[int],
+    start_ms: int,
+    end_ms: int,
+    limit: int,
+    unsealed_only: bool = False,
+) -> list[StoredReading]:
+    """A device's readings of some metrics in [start, end), by metric then time."""
+    query = select(
+        Reading.device_id,
+        Reading.metric_id,
+        Reading.time_ms,
+        Reading.value,
+        Reading.flagged,
+        Reading.seal_id,
+    ).where(_range(device_id, metric_ids, start_ms, end_ms))
+    if unsealed_only:
+        query = query.where(Reading.seal_id.is_(None))
+    query = query.order_by(Reading.metric_id, Reading.time_ms).limit(limit)
+    return [StoredReading(*row) for row in session.execute(query)]
+
+
+def get(session: Session, *, device_id: int, metric_id: int, time_ms: int) -> StoredReading | None:
+    """One reading by its key."""
+    row = session.execute(
+        select(
+            Reading.device_id,
+            Reading.metric_id,
+            Reading.time_ms,
+            Reading.value,
+            Reading.flagged,
+            Reading.seal_id,
+        ).where(
+            Reading.device_id == device_id,
+            Reading.metric_id == metric_id,
+            Reading.time_ms == time_ms,
+        )
+    ).first()
+    return StoredReading(*row) if row else None
+
+
+def sealed_by(session: Session, seal_id: int) -> list[StoredReading]:
+    """Every reading a seal covers, in leaf order (device, metric, time)."""
+    query = (
+        select(
+            Reading.device_id,
+            Reading.metric_id,
+            Reading.time_ms,
+            Reading.value,
+            Reading.flagged,
+            Reading.seal_id,
+        )
+        .where(Reading.seal_id == seal_id)
+        .order_by(Reading.device_id, Reading.metric_id, Reading.time_ms)
+    )
+    return [StoredReading(*row) for row in session.execute(query)]
+
+
+def set_seal(session: Session, seal_id: int, keys: Sequence[tuple[int, int, int]]) -> None:
+    """Attach readings (by key) to a seal."""
+    if not keys:
+        return
+    connection = session.connection()
+    mark = _placeholder(connection)
+    connection.exec_driver_sql(
+        f"UPDATE {_TABLE} SET seal_id = {mark} "  # noqa: S608 (constants and placeholders)
+        f"WHERE device_id = {mark} AND metric_id = {mark} AND time_ms = {mark}",
+        [(seal_id, device_id, metric_id, time_ms) for device_id, metric_id, time_ms in keys],
+    )
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Aggregates of one metric over one time bucket."""
+
+    metric_id: int
+    start_ms: int
+    count: int
+    minimum: float
+    maximum: float
+    total: float
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count
+
+
+def buckets(
+    session: Session,
+    *,
+    device_id: int,
+    metric_ids: Sequence[int],
+    start_ms: int,
+    end_ms: int,
+    bucket_ms: int,
+    offset_ms: int = 0,
+) -> list[Bucket]:
+    """Per metric and bucket: count, min, max and sum, grouped in the database.
+
+    Buckets start at multiples of ``bucket_ms`` shifted by ``offset_ms`` (a day bucket with
+    the China offset starts at local midnight).
+    """
+    # Integer division on both backends (bigint / bigint truncates; times are positive).
+    index = (Reading.time_ms + offset_ms) // bucket_ms
+    query = (
+        select(
+            Reading.metric_id,
+            index.label("bucket"),
+            func.count(),
+            func.min(Reading.value),
+            func.max(Reading.value),
+            func.sum(Reading.value),
+        )
+        .where(_range(device_id, metric_ids, start_ms, end_ms))
+        .group_by(Reading.metric_id, index)
+        .order_by(Reading.metric_id, index)
+    )
+    return [
+        Bucket(
+            metric_id=int(metric_id),
+            start_ms=int(bucket) * bucket_ms - offset_ms,
+            count=int(count),
+            minimum=float(low),
+            maximum=float(high),
+            total=float(total),
+        )
+        for metric_id, bucket, count, low, high, total in session.execute(query)
+    ]
+
+
+def latest(
+    session: Session, *, device_id: int, metric_ids: Sequence[int], before_ms: int | None = None
+) -> list[StoredReading]:
+    """The newest reading of each metric of a device (optionally before a time)."""
+    found: list[StoredReading] = []
+    for metric_id in metric_ids:
+        query = select(
+            Reading.device_id,
+            Reading.metric_id,
+            Reading.time_ms,
+            Reading.value,
+            Reading.flagged,
+            Reading.seal_id,
+        ).where(Reading.device_id == device_id, Reading.metric_id == metric_id)
+        if before_ms is not None:
+            query = query.where(Reading.time_ms < before_ms)
+        row = session.execute(query.order_by(Reading.time_ms.desc()).limit(1)).first()
+        if row is not None:
+            found.append(StoredReading(*row))
+    return found
+
+
+def count(session: Session, *, device_id: int | None = None) -> int:
+    """How many readings are stored (of one device)."""
+    query = select(func.count()).select_from(Reading)
+    if device_id is not None:
+        query = query.where(Reading.device_id == device_id)
+    return int(session.scalar(query) or 0)

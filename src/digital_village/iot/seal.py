@@ -1,0 +1,348 @@
+"""Readings committed to the chain: per parcel and day, the Merkle root of that day's readings.
+
+Each (parcel, China Standard Time day) gets a ledger entry ``iot.readings.sealed`` carrying the
+RFC 9162 Merkle root and count of the readings it covers, with an EPCIS 2.0
+``sensorElementList`` summary (min / max / mean per metric). A leaf is the RFC 8785 canonical
+JSON of one reading, ``{"device", "metric", "time", "unit", "value"}``, and leaves are ordered
+by (device, metric, time).
+
+Only finished days are sealed. Readings that arrive after their day was sealed go into a later
+supplementary seal (part 2, 3, ...) of the same parcel and day; a sealed root never changes,
+because each reading records the seal that covers it. ``dv iot seal`` seals on demand (cron);
+the API server also seals finished days in the background (``sealer.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import rfc8785
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from digital_village.db import utcnow
+from digital_village.errors import Conflict, Invalid, NotFound
+from digital_village.iot import metrics, readings, shapes
+from digital_village.iot.models import DeviceInstallation, ReadingSeal
+from digital_village.ledger import log, merkle
+from digital_village.ledger.log import EntryIn, Ledger
+
+SEAL_KIND = "iot.readings.sealed"
+# pg_advisory_xact_lock key of the sealer ("dvseal"), so two sealers never seal the same rows.
+SEAL_LOCK_KEY = 0x64767365616C
+LEAF_FORMAT = "digital-village/reading-leaf@v1"
+
+# EPCIS 2.0 sensorReport type (GS1 Web Vocabulary, bare word) and UN/ECE Rec 20 unit per metric.
+EPCIS_TYPES: dict[str, tuple[str, str]] = {
+    "soil_moisture": ("VolumeFraction", "P1"),
+    "soil_temperature": ("Temperature", "CEL"),
+    "soil_ec": ("Conductivity", "H61"),
+    "air_temperature": ("Temperature", "CEL"),
+    "air_humidity": ("RelativeHumidity", "P1"),
+    "rainfall": ("Length", "MMT"),
+    "illuminance": ("Illuminance", "LUX"),
+    "soil_ph": ("Dimensionless", "C62"),
+    "soil_n": ("MassConcentration", "NA"),
+    "soil_p": ("MassConcentration", "NA"),
+    "soil_k": ("MassConcentration", "NA"),
+    "battery": ("Voltage", "VLT"),
+}
+
+
+def leaf_bytes(device_id: int, metric_id: int, time_ms: int, value: float) -> bytes:
+    """The canonical bytes of one reading, as hashed into its day's tree."""
+    name = shapes.METRIC_NAMES[metric_id]
+    return rfc8785.dumps(
+        {
+            "device": device_id,
+            "metric": name,
+            "time": shapes.ms_to_rfc3339(time_ms),
+            "unit": metrics.CATALOGUE[name].unit,
+            "value": value,
+        }
+    )
+
+
+def _leaves(rows: Sequence[readings.StoredReading]) -> list[bytes]:
+    return [leaf_bytes(r.device_id, r.metric_id, r.time_ms, r.value) for r in rows]
+
+
+def _key(row: readings.StoredReading) -> tuple[int, int, int]:
+    return (row.device_id, row.metric_id, row.time_ms)
+
+
+def _lock(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEAL_LOCK_KEY})
+    # SQLite: write sessions began with BEGIN IMMEDIATE and hold the only write lock.
+
+
+def today() -> dt.date:
+    """Today in China Standard Time: days before it are finished."""
+    return utcnow().astimezone(readings.CHINA_TIME).date()
+
+
+@dataclass(frozen=True)
+class SealMade:
+    """A seal just appended."""
+
+    parcel: str
+    day: dt.date
+    part: int
+    count: int
+    root_hash: bytes
+    ledger_seq: int
+
+
+def _sensor_elements(rows: Sequence[readings.StoredReading], day: dt.date) -> list[dict[str, Any]]:
+    by_metric: dict[int, list[float]] = defaultdict(list)
+    times: dict[int, list[int]] = defaultdict(list)
+    for row in rows:
+        by_metric[row.metric_id].append(row.value)
+        times[row.metric_id].append(row.time_ms)
+    elements: list[dict[str, Any]] = []
+    for metric_id in sorted(by_metric):
+        name = shapes.METRIC_NAMES[metric_id]
+        kind, uom = EPCIS_TYPES[name]
+        values = by_metric[metric_id]
+        elements.append(
+            {
+                "sensorMetadata": {
+                    "startTime": shapes.ms_to_rfc3339(min(times[metric_id])),
+                    "endTime": shapes.ms_to_rfc3339(max(times[metric_id])),
+                },
+                "sensorReport": [
+                    {
+                        "type": kind,
+                        "minValue": min(values),
+                        "maxValue": max(values),
+                        "meanValue": round(sum(values) / len(values), 6),
+                        "uom": uom,
+                        "dv:metric": name,
+                        "dv:count": len(values),
+                    }
+                ],
+            }
+        )
+    return elements
+
+
+def _unsealed_by_parcel(
+    session: Session, device_ids: Sequence[int], day: dt.date
+) -> dict[str, list[readings.StoredReading]]:
+    day_start, day_end = readings.day_bounds_ms(day)
+    groups: dict[str, list[readings.StoredReading]] = defaultdict(list)
+    all_metrics = list(shapes.METRIC_NAMES)
+    for device_id in device_ids:
+        for installation in session.scalars(
+            select(DeviceInstallation).where(DeviceInstallation.device_id == device_id)
+        ):
+            begin = max(day_start, shapes.datetime_to_ms(installation.installed_at))
+            end = day_end
+            if installation.removed_at is not None:
+                end = min(end, shapes.datetime_to_ms(installation.removed_at))
+            if begin >= end:
+                continue
+            groups[installation.parcel_dkbm].extend(
+                readings.series(
+                    session,
+                    device_id=device_id,
+                    metric_ids=all_metrics,
+                    start_ms=begin,
+                    end_ms=end,
+                    limit=10_000_000,
+                    unsealed_only=True,
+                )
+            )
+    return {dkbm: sorted(rows, key=_key) for dkbm, rows in groups.items() if rows}
+
+
+def seal_days(
+    *, session: Session, ledger: Ledger, day: dt.date | None = None, before: dt.date | None = None
+) -> list[SealMade]:
+    """Seal one finished day, or every finished day with unsealed readings (before ``before``).
+
+    Appends one ledger entry per (parcel, day) in one ``append_many``, in the session's
+    transaction; returns what was sealed (nothing when nothing was pending).
+    """
+    limit = today()
+    if day is not None and day >= limit:
+        raise Invalid(
+            f"day {day.isoformat()} is not over yet (China Standard Time); "
+            "only finished days are sealed"
+        )
+    _lock(session)
+    if day is not None:
+        pairs = [pair for pair in readings.pending_days(session, before=limit) if pair[1] == day]
+    else:
+        pairs = readings.pending_days(session, before=min(before or limit, limit))
+    devices_by_day: dict[dt.date, list[int]] = defaultdict(list)
+    for device_id, pending_day in pairs:
+        devices_by_day[pending_day].append(device_id)
+    planned: list[tuple[str, dt.date, list[readings.StoredReading]]] = []
+    for pending_day in sorted(devices_by_day):
+        groups = _unsealed_by_parcel(session, devices_by_day[pending_day], pending_day)
+        for dkbm in sorted(groups):
+            planned.append((dkbm, pending_day, groups[dkbm]))
+    made: list[SealMade] = []
+    if planned:
+        entries: list[EntryIn] = []
+        parts: list[int] = []
+        roots: list[bytes] = []
+        for dkbm, seal_day, rows in planned:
+            part = _next_part(session, dkbm, seal_day)
+            root = merkle.root_of([merkle.hash_leaf(leaf) for leaf in _leaves(rows)])
+            parts.append(part)
+            roots.append(root)
+            entries.append(
+                EntryIn(
+                    SEAL_KIND,
+                    {
+                        "parcel": dkbm,
+                        "day": seal_day.isoformat(),
+                        "timezone": "+08:00",
+                        "part": part,
+                        "count": len(rows),
+                        "root": root.hex(),
+                        "leaf_format": LEAF_FORMAT,
+                        "devices": sorted({row.device_id for row in rows}),
+                        "sensorElementList": _sensor_elements(rows, seal_day),
+                    },
+                    f"parcel-readings:{dkbm}",
+                )
+            )
+        appended = ledger.append_many(session, entries)
+        for (dkbm, seal_day, rows), part, root, entry in zip(
+            planned, parts, roots, appended, strict=True
+        ):
+            seal = ReadingSeal(
+                parcel_dkbm=dkbm,
+                day=seal_day,
+                part=part,
+                count=len(rows),
+                root_hash=root,
+                ledger_seq=entry.seq,
+            )
+            session.add(seal)
+            session.flush()
+            readings.set_seal(session, seal.id, [_key(row) for row in rows])
+            made.append(SealMade(dkbm, seal_day, part, len(rows), root, entry.seq))
+    readings.clear_pending(session, pairs)
+    return made
+
+
+def _next_part(session: Session, dkbm: str, day: dt.date) -> int:
+    last = session.scalar(
+        select(func.max(ReadingSeal.part)).where(
+            ReadingSeal.parcel_dkbm == dkbm, ReadingSeal.day == day
+        )
+    )
+    return int(last or 0) + 1
+
+
+def seals_of(*, session: Session, dkbm: str, day: dt.date | None = None) -> Sequence[ReadingSeal]:
+    """A parcel's seals (of one day), by day and part."""
+    query = select(ReadingSeal).where(ReadingSeal.parcel_dkbm == dkbm)
+    if day is not None:
+        query = query.where(ReadingSeal.day == day)
+    return session.scalars(query.order_by(ReadingSeal.day, ReadingSeal.part)).all()
+
+
+def last_sealed_day(*, session: Session, device_id: int) -> dt.date | None:
+    """The latest day for which some of the device's readings are sealed."""
+    from digital_village.iot.models import Reading
+
+    latest = session.scalar(
+        select(func.max(Reading.time_ms)).where(
+            Reading.device_id == device_id, Reading.seal_id.is_not(None)
+        )
+    )
+    return None if latest is None else readings.local_day(int(latest))
+
+
+@dataclass(frozen=True)
+class SealCheck:
+    """Whether a seal's stored readings still hash to the root in the ledger."""
+
+    seal: ReadingSeal
+    count: int
+    root_hash: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.count == self.seal.count and self.root_hash == self.seal.root_hash
+
+
+def check_seal(*, session: Session, seal: ReadingSeal) -> SealCheck:
+    """Recompute a seal's root from the stored readings it covers."""
+    rows = readings.sealed_by(session, seal.id)
+    root = merkle.root_of([merkle.hash_leaf(leaf) for leaf in _leaves(rows)])
+    return SealCheck(seal, len(rows), root)
+
+
+def _in_memory_hashes(leaf_hashes: Sequence[bytes]) -> merkle.ReadHashes:
+    stored: dict[int, bytes] = {}
+
+    def read(indexes: Sequence[int]) -> list[bytes]:
+        return [stored[i] for i in indexes]
+
+    for index, leaf_hash in enumerate(leaf_hashes):
+        stored.update(merkle.stored_hashes_for_leaf(index, leaf_hash, read))
+    return read
+
+
+def reading_proof(*, session: Session, device_id: int, metric: str, time_ms: int) -> dict[str, Any]:
+    """Everything needed to check one reading offline: leaf, Merkle path, seal, ledger proof."""
+    try:
+        metric_id = shapes.METRIC_CODES[metrics.get_metric(metric).name]
+    except metrics.UnknownMetricError as error:
+        raise Invalid(str(error), known=list(error.known)) from None
+    row = readings.get(session, device_id=device_id, metric_id=metric_id, time_ms=time_ms)
+    if row is None:
+        raise NotFound(
+            f"device {device_id} has no {metric} reading at {shapes.ms_to_rfc3339(time_ms)}"
+        )
+    if row.seal_id is None:
+        raise NotFound(
+            f"that reading is not sealed yet: its day "
+            f"{readings.local_day(time_ms).isoformat()} is sealed after it ends"
+        )
+    seal = session.get(ReadingSeal, row.seal_id)
+    assert seal is not None
+    covered = readings.sealed_by(session, seal.id)
+    leaves = _leaves(covered)
+    leaf_hashes = [merkle.hash_leaf(leaf) for leaf in leaves]
+    root = merkle.root_of(leaf_hashes)
+    if root != seal.root_hash or len(covered) != seal.count:
+        raise Conflict(
+            f"the stored readings of parcel {seal.parcel_dkbm} on {seal.day} (part {seal.part}) "
+            "no longer hash to the sealed root: they were changed after sealing"
+        )
+    index = [_key(r) for r in covered].index(_key(row))
+    path = merkle.inclusion_proof(index, len(leaves), _in_memory_hashes(leaf_hashes))
+    return {
+        "format": "digital-village/reading-proof@v1",
+        "reading": {
+            "device": device_id,
+            "metric": shapes.METRIC_NAMES[metric_id],
+            "time": shapes.ms_to_rfc3339(time_ms),
+            "value": row.value,
+            "unit": metrics.CATALOGUE[shapes.METRIC_NAMES[metric_id]].unit,
+        },
+        "leaf": leaves[index].decode(),
+        "leaf_index": index,
+        "tree_size": len(leaves),
+        "inclusion_proof": [node.hex() for node in path],
+        "root": seal.root_hash.hex(),
+        "seal": {
+            "parcel": seal.parcel_dkbm,
+            "day": seal.day.isoformat(),
+            "part": seal.part,
+            "ledger_seq": seal.ledger_seq,
+        },
+        "ledger_proof": log.inclusion_proof_file(session, seal.ledger_seq).decode(),
+    }

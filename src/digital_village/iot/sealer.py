@@ -1,0 +1,72 @@
+"""The server's scheduled task: seal finished days in the background.
+
+Every API process runs one (a daemon thread); the sealer's lock makes concurrent ones harmless:
+the second finds nothing pending. ``dv iot seal`` does the same on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from digital_village.config import Settings
+from digital_village.db import Database
+from digital_village.errors import DomainError
+from digital_village.iot import seal
+from digital_village.ledger.log import Ledger
+
+log = logging.getLogger("digital_village.iot.sealer")
+INTERVAL_SECONDS = 600.0
+
+
+def seal_finished_days(database: Database, ledger: Ledger) -> list[seal.SealMade]:
+    """Seal every finished day with unsealed readings, in one transaction."""
+    with database.transaction(write=True) as session:
+        return seal.seal_days(session=session, ledger=ledger)
+
+
+class BackgroundSealer:
+    """A daemon thread sealing finished days every ``interval`` seconds."""
+
+    def __init__(
+        self, database: Database, settings: Settings, interval: float = INTERVAL_SECONDS
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dv-sealer", daemon=True)
+
+    def start(self) -> BackgroundSealer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        # First pass soon after start-up, then on the interval.
+        delay = min(30.0, self.interval)
+        while not self._stop.wait(delay):
+            self.run_once()
+            delay = self.interval
+
+    def run_once(self) -> None:
+        try:
+            ledger = Ledger.from_key_file(
+                self.settings.effective_ledger_key_path, self.settings.ledger_origin
+            )
+            made = seal_finished_days(self.database, ledger)
+        except DomainError as error:
+            log.warning("sealing finished days failed: %s", error.detail)
+            return
+        except Exception:
+            log.exception("sealing finished days failed")
+            return
+        if made:
+            log.info(
+                "sealed %d parcel-days",
+                len(made),
+                extra={"seals": [f"{m.parcel}/{m.day}/{m.part}" for m in made]},
+            )
