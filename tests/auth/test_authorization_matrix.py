@@ -220,7 +220,130 @@ MATRIX: dict[tuple[str, str], list[Case]] = {
             _deny_all_but({"admin": 201, "manager": 201}),
         )
     ],
+    ("POST", "/api/v1/telemetry"): [
+        Case(
+            "readings of the device (cooperative A's)",
+            lambda w, c: (f"/api/v1/telemetry?device_id={w.device_a}", {"battery": 3.6}),
+            _deny_all_but({"admin": 200, "manager": 200, "device": 200}),
+        ),
+        Case(
+            "readings of another cooperative's device",
+            lambda w, c: (f"/api/v1/telemetry?device_id={w.device_b}", {"battery": 3.6}),
+            _deny_all_but({"admin": 200}),
+        ),
+    ],
+    ("POST", "/api/v1/devices"): [
+        Case(
+            "device of cooperative A on a parcel",
+            lambda w, c: ("/api/v1/devices", _device_body(w, c, w.coop_a)),
+            _deny_all_but({"admin": 201, "manager": 201}),
+        ),
+        Case(
+            "device of another cooperative",
+            lambda w, c: ("/api/v1/devices", _device_body(w, c, w.coop_b)),
+            _deny_all_but({"admin": 201}),
+        ),
+    ],
+    ("POST", "/api/v1/devices/{device_id}/moves"): [
+        Case(
+            "move cooperative A's device to another parcel",
+            lambda w, c: _move_case(w, c),
+            _deny_all_but({"admin": 201, "manager": 201}),
+        )
+    ],
+    ("POST", "/api/v1/devices/{device_id}/token"): [
+        Case(
+            "rotate the token of cooperative A's device",
+            lambda w, c: (f"/api/v1/devices/{w.device_a}/token", None),
+            _deny_all_but({"admin": 201, "manager": 201}),
+        )
+    ],
+    ("DELETE", "/api/v1/devices/{device_id}/token"): [
+        Case(
+            "revoke the tokens of cooperative A's device",
+            lambda w, c: (f"/api/v1/devices/{w.device_a}/token", None),
+            _deny_all_but({"admin": 200, "manager": 200}),
+        ),
+        Case(
+            "revoke the tokens of another cooperative's device",
+            lambda w, c: (f"/api/v1/devices/{w.device_b}/token", None),
+            _deny_all_but({"admin": 200}),
+        ),
+    ],
+    ("DELETE", "/api/v1/devices/{device_id}"): [
+        Case(
+            "retire cooperative A's device",
+            lambda w, c: (f"/api/v1/devices/{w.device_a}", None),
+            _deny_all_but({"admin": 200, "manager": 200}),
+        ),
+        Case(
+            "retire another cooperative's device",
+            lambda w, c: (f"/api/v1/devices/{w.device_b}", None),
+            _deny_all_but({"admin": 200}),
+        ),
+    ],
+    ("POST", "/api/v1/alert-rules"): [
+        Case(
+            "soil moisture threshold for cooperative A",
+            lambda w, c: ("/api/v1/alert-rules", _rule_body(w, c, w.coop_a)),
+            _deny_all_but({"admin": 201, "manager": 201}),
+        ),
+        Case(
+            "threshold for another cooperative",
+            lambda w, c: ("/api/v1/alert-rules", _rule_body(w, c, w.coop_b)),
+            _deny_all_but({"admin": 201}),
+        ),
+    ],
+    ("DELETE", "/api/v1/alert-rules/{rule_id}"): [
+        Case(
+            "disable cooperative A's rule",
+            lambda w, c: (f"/api/v1/alert-rules/{_rule_id(w, c)}", None),
+            _deny_all_but({"admin": 200, "manager": 200}),
+        )
+    ],
+    # Network servers authenticate with their integration secret; no bearer token does.
+    ("POST", "/api/v1/integrations/chirpstack"): [
+        Case(
+            "uplink with a bearer token instead of the integration secret",
+            lambda w, c: ("/api/v1/integrations/chirpstack?event=up", {}),
+            {role: 401 for role in ROLES},
+        )
+    ],
+    ("POST", "/api/v1/integrations/ttn"): [
+        Case(
+            "uplink with a bearer token instead of the integration secret",
+            lambda w, c: ("/api/v1/integrations/ttn", {}),
+            {role: 401 for role in ROLES},
+        )
+    ],
 }
+
+
+def _device_body(world: World, client: TestClient, cooperative: int) -> dict[str, Any]:
+    (dkbm,) = _registered(client, world, 0)
+    return {"model": "DL-5TM", "parcel": dkbm, "cooperative": str(cooperative)}
+
+
+def _move_case(world: World, client: TestClient) -> tuple[str, Any]:
+    first, second = _registered(client, world, 0, 1)
+    body = {"model": "generic", "parcel": first, "cooperative": str(world.coop_a)}
+    made = client.post("/api/v1/devices", json=body, headers=world.auth("admin"))
+    return f"/api/v1/devices/{made.json()['device_id']}/moves", {"parcel": second}
+
+
+def _rule_body(world: World, client: TestClient, cooperative: int) -> dict[str, Any]:
+    (dkbm,) = _registered(client, world, 0)
+    return {"parcel": dkbm, "metric": "soil_moisture", "below": 15, "cooperative": str(cooperative)}
+
+
+def _rule_id(world: World, client: TestClient) -> int:
+    made = client.post(
+        "/api/v1/alert-rules",
+        json=_rule_body(world, client, world.coop_a),
+        headers=world.auth("admin"),
+    )
+    rule_id: int = made.json()["id"]
+    return rule_id
 
 
 def _uscc(serial: int) -> str:
