@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from digital_village import logs, migrate
@@ -25,6 +26,9 @@ from digital_village.iot.sealer import BackgroundSealer
 from digital_village.ledger.router import router as ledger_router
 from digital_village.parcels.router import router as parcels_router
 from digital_village.regions.router import router as regions_router
+from digital_village.trace.router import epcis_router
+from digital_village.trace.router import router as trace_router
+from digital_village.web import STATIC_DIR
 
 API_DESCRIPTION = """
 Digital Village: the land-parcel map, the field-sensor net and the product ledger of a county.
@@ -111,4 +115,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(ledger_router)
     app.include_router(parcels_router)
     app.include_router(iot_router)
+    app.include_router(trace_router)
+    app.include_router(epcis_router)
+    # The browser-side verifier and page assets (ships in the package: web/static/*).
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -6,5 +6,14 @@ from digital_village.iot import models as iot_models
 from digital_village.ledger import models as ledger_models
 from digital_village.parcels import models as parcels_models
 from digital_village.regions import models as regions_models
+from digital_village.trace import models as trace_models
 
-__all__ = ["Base", "auth_models", "iot_models", "ledger_models", "parcels_models", "regions_models"]
+__all__ = [
+    "Base",
+    "auth_models",
+    "iot_models",
+    "ledger_models",
+    "parcels_models",
+    "regions_models",
+    "trace_models",
+]

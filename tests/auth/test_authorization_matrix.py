@@ -346,6 +346,161 @@ def _rule_id(world: World, client: TestClient) -> int:
     return rule_id
 
 
+# --- the chain (trace) ------------------------------------------------------------------------
+
+RAPESEED_GTIN = "06901234500011"
+OIL_GTIN = "06901234500028"
+
+
+def _product(client: TestClient, world: World, gtin: str, category: str, coop: int) -> str:
+    body = {"gtin": gtin, "name": category, "category": category, "cooperative_id": coop}
+    client.post("/api/v1/products", json=body, headers=world.auth("admin"))
+    return gtin
+
+
+def _field_event(client: TestClient, world: World, fbfbm: str, household: int) -> dict[str, Any]:
+    import datetime as dt
+
+    from digital_village.trace import builders
+
+    (dkbm,) = _registered(client, world, 0, fbfbm=fbfbm, contractor_household_id=household)
+    when = dt.datetime(2025, 3, 1, 9, tzinfo=builders.CHINA)
+    return builders.field_work("planting", dkbm=dkbm, when=when, base_url="https://dv.test")
+
+
+def _harvested(client: TestClient, world: World) -> str:
+    """A rapeseed lot of cooperative A harvested by the admin; returns its lot number."""
+    import datetime as dt
+
+    from digital_village.trace import builders
+
+    _product(client, world, RAPESEED_GTIN, "rapeseed", world.coop_a)
+    (dkbm,) = _registered(client, world, 0, contractor_household_id=world.household_a)
+    when = dt.datetime(2025, 5, 20, 9, tzinfo=builders.CHINA)
+    event = builders.harvest(
+        gtin=RAPESEED_GTIN,
+        lot="RS-1",
+        kilograms=900.0,
+        dkbms=[dkbm],
+        when=when,
+        base_url="https://dv.test",
+    )
+    client.post("/api/v1/events", json=event, headers=world.auth("admin"))
+    return "RS-1"
+
+
+def _pressing(world: World, client: TestClient) -> tuple[str, Any]:
+    import datetime as dt
+
+    from digital_village.trace import builders
+
+    lot = _harvested(client, world)
+    _product(client, world, OIL_GTIN, "rapeseed_oil", world.coop_a)
+    event = builders.transformation(
+        step="pressing",
+        inputs=[(RAPESEED_GTIN, lot, 500.0, "KGM")],
+        outputs=[(OIL_GTIN, "OIL-1", 190.0, "LTR")],
+        when=dt.datetime(2025, 6, 1, 9, tzinfo=builders.CHINA),
+        base_url="https://dv.test",
+    )
+    return "/api/v1/events", event
+
+
+def _capture_field_work(world: World, client: TestClient) -> tuple[str, Any]:
+    import datetime as dt
+
+    from digital_village.trace import builders
+
+    event = _field_event(client, world, GROUP, world.household_a)
+    created = dt.datetime(2025, 3, 2, tzinfo=builders.CHINA)
+    return "/api/v1/epcis/capture", builders.document([event], created=created)
+
+
+TRACE_MATRIX: dict[tuple[str, str], list[Case]] = {
+    ("POST", "/api/v1/products"): [
+        Case(
+            "product of the manager's cooperative",
+            lambda w, c: (
+                "/api/v1/products",
+                {
+                    "gtin": OIL_GTIN,
+                    "name": "天府菜油",
+                    "category": "rapeseed_oil",
+                    "cooperative_id": w.coop_a,
+                },
+            ),
+            _deny_all_but({"admin": 201, "manager": 201}),
+        ),
+        Case(
+            "product of another cooperative",
+            lambda w, c: (
+                "/api/v1/products",
+                {
+                    "gtin": OIL_GTIN,
+                    "name": "菜油",
+                    "category": "rapeseed_oil",
+                    "cooperative_id": w.coop_b,
+                },
+            ),
+            _deny_all_but({"admin": 201}),
+        ),
+    ],
+    ("PATCH", "/api/v1/products/{gtin}"): [
+        Case(
+            "plausible yields of the cooperative's product",
+            lambda w, c: (
+                f"/api/v1/products/{_product(c, w, RAPESEED_GTIN, 'rapeseed', w.coop_a)}",
+                {"yield_per_mu": {"min": 100, "max": 260}},
+            ),
+            _deny_all_but({"admin": 200, "manager": 200}),
+        ),
+        Case(
+            "plausible yields of another cooperative's product",
+            lambda w, c: (
+                f"/api/v1/products/{_product(c, w, RAPESEED_GTIN, 'rapeseed', w.coop_b)}",
+                {"yield_per_mu": {"min": 100, "max": 260}},
+            ),
+            _deny_all_but({"admin": 200}),
+        ),
+    ],
+    ("POST", "/api/v1/events"): [
+        Case(
+            "field work on a parcel of the farmer's household",
+            lambda w, c: ("/api/v1/events", _field_event(c, w, GROUP, w.household_a)),
+            _deny_all_but({"admin": 201, "manager": 201, "farmer": 201}),
+        ),
+        Case(
+            "field work on another cooperative's parcel",
+            lambda w, c: ("/api/v1/events", _field_event(c, w, OTHER_FBFBM, w.household_b)),
+            _deny_all_but({"admin": 201}),
+        ),
+        Case(
+            "pressing the cooperative's rapeseed",
+            _pressing,
+            _deny_all_but({"admin": 201, "manager": 201}),
+        ),
+    ],
+    ("POST", "/api/v1/epcis/capture"): [
+        Case(
+            "a document of field work on the farmer's parcel",
+            _capture_field_work,
+            _deny_all_but({"admin": 202, "manager": 202, "farmer": 202}),
+        )
+    ],
+    ("POST", "/api/v1/lots/{gtin}/{lot}/certificates"): [
+        Case(
+            "合格证 for the cooperative's lot",
+            lambda w, c: (
+                f"/api/v1/lots/{RAPESEED_GTIN}/{_harvested(c, w)}/certificates",
+                {"contact": "0838-6200000", "basis": ["self_testing"]},
+            ),
+            _deny_all_but({"admin": 201, "manager": 201}),
+        )
+    ],
+}
+MATRIX.update(TRACE_MATRIX)
+
+
 def _uscc(serial: int) -> str:
     from tests.factories import make_uscc
 

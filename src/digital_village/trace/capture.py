@@ -1,0 +1,357 @@
+"""Capture: check EPCIS events by the chain's rules, then record them, all or nothing.
+
+In the caller's transaction: every event of a capture is checked in order against the state
+the earlier ones left (a harvest may create a lot that the next event presses; see
+:mod:`digital_village.trace.rules`), then all are appended to the ledger with one checkpoint,
+stored, and linked into the lineage. Any problem raises one domain error whose ``errors``
+name the event by a JSON pointer, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy.orm import Session
+
+from digital_village.auth.actor import Actor
+from digital_village.auth.models import Role
+from digital_village.db import utcnow
+from digital_village.errors import Conflict, Forbidden, Invalid, PayloadTooLarge
+from digital_village.ledger.log import EntryIn, Ledger
+from digital_village.trace import events as store
+from digital_village.trace import lineage
+from digital_village.trace import service as products
+from digital_village.trace.epcis import (
+    EventModel,
+    compute_event_id,
+    default_context,
+    dump_epcis,
+)
+from digital_village.trace.identifiers import lot_uri
+from digital_village.trace.rules import (
+    CaptureState,
+    LotKey,
+    Pending,
+    Ref,
+    UnitKey,
+    collect_refs,
+    fail,
+    rfc3339,
+)
+from digital_village.trace.vocab import DV_PREFIX, PLANTING
+
+# Clocks of phones in the field drift; an event a few minutes ahead is not "in the future".
+FUTURE_TOLERANCE: Final = dt.timedelta(minutes=5)
+CAPTURE_EVENT_LIMIT: Final = 10_000
+
+
+@dataclass(frozen=True)
+class CapturedEvent:
+    """What the caller learns about one stored event."""
+
+    event_id: str
+    event_type: str
+    biz_step: str | None
+    ledger_seq: int
+    lots: tuple[str, ...]  # Digital Link URIs of the lots it produced
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    capture_id: str | None
+    events: tuple[CapturedEvent, ...]
+
+
+def check_limit(count: int) -> None:
+    """Refuse a capture of more events than the advertised GS1-CAPTURE-limit (413)."""
+    if count > CAPTURE_EVENT_LIMIT:
+        raise PayloadTooLarge(
+            f"a capture holds at most {CAPTURE_EVENT_LIMIT} events; this one has {count}",
+            limit=CAPTURE_EVENT_LIMIT,
+        )
+
+
+def capture(
+    *,
+    session: Session,
+    ledger: Ledger,
+    actor: Actor,
+    events: Sequence[EventModel],
+    base_url: str,
+    context: object = None,
+    capture_id: str | None = None,
+    pointer: str = "/epcisBody/eventList",
+) -> CaptureResult:
+    """Check and record events, all or nothing, in the session's transaction."""
+    if actor.role is Role.DEVICE:
+        raise Forbidden("a device token may not record events; devices send readings")
+    if not events:
+        raise Invalid(f"{pointer}: there are no events to capture", errors=[])
+    check_limit(len(events))
+    now = utcnow()
+    context = context if context is not None else default_context()
+    work = CaptureState(session=session, actor=actor, base_url=base_url, context=context, now=now)
+    prepared: list[tuple[str, EventModel, list[Ref]]] = []
+    pendings: list[Pending] = []
+    for index, event in enumerate(events):
+        where = f"{pointer}/{index}"
+        pending = _prepare(event, where, index, context, now)
+        if pending.event_id in work.seen_ids and event.error_declaration is None:
+            fail(
+                Invalid,
+                where,
+                f"the same event appears twice in this capture (first at index "
+                f"{work.seen_ids[pending.event_id]})",
+            )
+        work.seen_ids.setdefault(pending.event_id, index)
+        refs = collect_refs(event, where)
+        prepared.append((pending.event_id, event, refs))
+        pendings.append(pending)
+    work.load(prepared)
+    for pending, (_, event, refs) in zip(pendings, prepared, strict=True):
+        if event.error_declaration is None and pending.event_id in work.stored:
+            stored = work.stored[pending.event_id]
+            fail(
+                Conflict,
+                pending.pointer,
+                f"event {pending.event_id} was already captured (ledger entry {stored.ledger_seq})",
+            )
+        work.apply(pending, refs)
+    work.check_declared_lots(pendings)
+    return _write(work, pendings, ledger=ledger, capture_id=capture_id)
+
+
+def _prepare(
+    event: EventModel, where: str, index: int, context: object, now: dt.datetime
+) -> Pending:
+    if event.event_time > now + FUTURE_TOLERANCE:
+        fail(Invalid, f"{where}/eventTime", f"{rfc3339(event.event_time)} is in the future")
+    declaration = event.error_declaration
+    if declaration is not None and declaration.declaration_time > now + FUTURE_TOLERANCE:
+        fail(
+            Invalid,
+            f"{where}/errorDeclaration/declarationTime",
+            f"{rfc3339(declaration.declaration_time)} is in the future",
+        )
+    biz_step = event.biz_step
+    if biz_step is not None and biz_step.startswith(f"{DV_PREFIX}:"):
+        fail(
+            Invalid,
+            f"{where}/bizStep",
+            f"write project steps as full URIs ({PLANTING.uri[: -len(PLANTING.key)]}…), "
+            f"not as {biz_step!r}",
+        )
+    computed = compute_event_id(event, context=event.context or context)
+    given = event.event_id
+    if given is not None and given.startswith("ni:///sha-256;") and given != computed:
+        fail(
+            Invalid,
+            f"{where}/eventID",
+            f"does not match the event's CBV 2.0 hash; expected {computed}",
+        )
+    event_id = given or computed
+    body = dump_epcis(event, standalone=False)
+    body["eventID"] = event_id
+    body["recordTime"] = rfc3339(now)
+    own_context = event.context or context
+    if own_context != default_context() and "@context" not in body:
+        body = {"@context": own_context, **body}
+    return Pending(
+        index=index,
+        pointer=where,
+        event=event,
+        event_id=event_id,
+        json=body,
+        event_time=event.event_time,
+        biz_step=biz_step,
+    )
+
+
+def _write(
+    work: CaptureState, pendings: list[Pending], *, ledger: Ledger, capture_id: str | None
+) -> CaptureResult:
+    session = work.session
+    if capture_id is not None:
+        store.add_capture(
+            session=session,
+            capture_id=capture_id,
+            success=True,
+            event_count=len(pendings),
+            actor=work.actor,
+            started_at=work.now,
+        )
+    entries = [
+        EntryIn(
+            store.EVENT_KIND,
+            {"captureID": capture_id, "event": pending.json},
+            pending.chain_key,
+        )
+        for pending in pendings
+    ]
+    appended = ledger.append_many(session, entries)
+    rows = []
+    for pending, entry in zip(pendings, appended, strict=True):
+        event = pending.event
+        rows.append(
+            {
+                "event_id": pending.event_id,
+                "event_type": event.type,
+                "action": getattr(event, "action", None),
+                "biz_step": pending.biz_step,
+                "disposition": event.disposition,
+                "read_point": event.read_point.id if event.read_point else None,
+                "biz_location": event.biz_location.id if event.biz_location else None,
+                "event_time": pending.event_time,
+                "record_time": work.now,
+                "ledger_seq": entry.seq,
+                "capture_id": capture_id,
+                "cooperative_id": pending.cooperative_id,
+                "household_id": pending.household_id,
+                "declares_pk": pending.declares.id if pending.declares else None,
+            }
+        )
+    pks = store.insert_events(session=session, rows=rows)
+    lot_ids = _write_lots(work)
+    unit_ids = _write_units(work, pks, lot_ids)
+    _write_lineage(work, pendings, pks, lot_ids, unit_ids)
+    for pending, pk in zip(pendings, pks, strict=True):
+        if pending.declares is not None:
+            lineage.void_event(session=session, event_pk=pending.declares.id)
+            store.mark_declared(
+                session=session, target_pk=pending.declares.id, declaration_pk=pk, when=work.now
+            )
+    session.flush()
+    return CaptureResult(
+        capture_id=capture_id,
+        events=tuple(
+            CapturedEvent(
+                event_id=pending.event_id,
+                event_type=pending.event.type,
+                biz_step=pending.biz_step,
+                ledger_seq=entry.seq,
+                lots=tuple(lot_uri(work.base_url, key[0], key[1]) for key in pending.produced),
+            )
+            for pending, entry in zip(pendings, appended, strict=True)
+        ),
+    )
+
+
+def _write_lots(work: CaptureState) -> dict[LotKey, int]:
+    """New lots get their rows, changed lots their totals; returns every lot's id."""
+    for state in work.lots.values():
+        if not state.changed:
+            continue
+        if state.row is None:
+            assert state.produced_at is not None
+            state.row = products.add_lot(
+                session=work.session,
+                product=state.product,
+                lot=state.key[1],
+                origin=state.origin,
+                produced_at=state.produced_at,
+            )
+        elif state.made_by is not None and state.produced_at is not None:
+            state.row.origin = state.origin
+            state.row.produced_at = state.produced_at
+        state.row.produced = max(0.0, state.produced)
+        state.row.consumed = max(0.0, state.consumed)
+    work.session.flush()
+    return {key: state.row.id for key, state in work.lots.items() if state.row is not None}
+
+
+def _write_units(
+    work: CaptureState, pks: list[int], lot_ids: dict[LotKey, int]
+) -> dict[UnitKey, int]:
+    """Insert new serialised items, update changed ones; returns every item's id."""
+    fresh: list[dict[str, Any]] = []
+    fresh_keys: list[UnitKey] = []
+    for state in work.units.values():
+        if not state.touched:
+            continue
+        status_event = pks[state.status_by] if state.status_by is not None else None
+        if state.row is None:
+            assert state.made_by is not None
+            fresh.append(
+                {
+                    "gtin": state.key[0],
+                    "serial": state.key[1],
+                    "lot_id": lot_ids[state.lot_key],
+                    "status": state.status,
+                    "event_pk": pks[state.made_by],
+                    "status_event_pk": status_event,
+                }
+            )
+            fresh_keys.append(state.key)
+            continue
+        if state.made_by is not None:
+            state.row.lot_id = lot_ids[state.lot_key]
+            state.row.event_pk = pks[state.made_by]
+        state.row.status = state.status
+        state.row.status_event_pk = status_event
+    work.session.flush()
+    ids = {key: state.row.id for key, state in work.units.items() if state.row is not None}
+    ids.update(zip(fresh_keys, lineage.insert_units(session=work.session, rows=fresh), strict=True))
+    return ids
+
+
+def _write_lineage(
+    work: CaptureState,
+    pendings: list[Pending],
+    pks: list[int],
+    lot_ids: dict[LotKey, int],
+    unit_ids: dict[UnitKey, int],
+) -> None:
+    flows: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
+    lot_parcels: list[dict[str, Any]] = []
+    event_lots: list[dict[str, Any]] = []
+    event_parcels: list[dict[str, Any]] = []
+    containments: list[dict[str, Any]] = []
+    epcs: list[dict[str, Any]] = []
+    for pending, pk in zip(pendings, pks, strict=True):
+        flows += [
+            {"lot_id": lot_ids[key], "event_pk": pk, "kind": kind, "quantity": amount}
+            for key, kind, amount in pending.flows
+        ]
+        edges += [
+            {"input_lot_id": lot_ids[a], "output_lot_id": lot_ids[b], "event_pk": pk}
+            for a, b in pending.edges
+        ]
+        lot_parcels += [
+            {
+                "lot_id": lot_ids[key],
+                "dkbm": dkbm,
+                "harvested_at": pending.event_time,
+                "household_id": holding.contractor_household_id,
+                "operator_cooperative_id": holding.operator_cooperative_id,
+                "area_mu": area,
+                "event_pk": pk,
+            }
+            for key, dkbm, holding, area in pending.lot_parcels
+        ]
+        event_lots += [
+            {"event_pk": pk, "lot_id": lot_ids[key], "role": role}
+            for key, role in dict.fromkeys(pending.lot_roles)
+        ]
+        event_parcels += [
+            {"event_pk": pk, "dkbm": dkbm, "event_time": pending.event_time}
+            for dkbm in dict.fromkeys(pending.parcels)
+        ]
+        containments += [
+            {"parent_epc": parent, "unit_id": unit_ids[key], "event_pk": pk}
+            for parent, key in pending.containment
+        ]
+        epcs += [{"event_pk": pk, "epc": epc, "field": name} for epc, name in pending.epcs]
+    lineage.record(
+        session=work.session,
+        flows=flows,
+        edges=edges,
+        lot_parcels=lot_parcels,
+        event_lots=event_lots,
+        event_parcels=event_parcels,
+        containments=containments,
+    )
+    store.insert_epcs(session=work.session, rows=epcs)

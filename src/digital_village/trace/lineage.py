@@ -1,0 +1,206 @@
+"""Lineage: the lot graph (flows, edges, harvest parcels, units, containers) and its writes.
+
+The trace queries that walk it live in :mod:`digital_village.trace.tracing`; both use only the
+functions here, so this module owns the lineage tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from digital_village.trace.models import (
+    Containment,
+    EventLot,
+    EventParcel,
+    LotEdge,
+    LotFlow,
+    LotParcel,
+    Unit,
+)
+
+
+def _insert(session: Session, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(table), list(rows))
+
+
+def record(
+    *,
+    session: Session,
+    flows: Sequence[Mapping[str, Any]] = (),
+    edges: Sequence[Mapping[str, Any]] = (),
+    lot_parcels: Sequence[Mapping[str, Any]] = (),
+    event_lots: Sequence[Mapping[str, Any]] = (),
+    event_parcels: Sequence[Mapping[str, Any]] = (),
+    containments: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    """Insert lineage rows (Core inserts: a capture may write thousands)."""
+    _insert(session, LotFlow, flows)
+    _insert(session, LotEdge, edges)
+    _insert(session, LotParcel, lot_parcels)
+    _insert(session, EventLot, event_lots)
+    _insert(session, EventParcel, event_parcels)
+    _insert(session, Containment, containments)
+
+
+def insert_units(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert serialised units in order and return their ids in the same order."""
+    if not rows:
+        return []
+    result = session.execute(
+        insert(Unit).returning(Unit.id, sort_by_parameter_order=True), list(rows)
+    )
+    return list(result.scalars())
+
+
+def flows_of_event(*, session: Session, event_pk: int) -> Sequence[LotFlow]:
+    """The quantities an event added to or took from lots (voided ones too)."""
+    return session.scalars(select(LotFlow).where(LotFlow.event_pk == event_pk)).all()
+
+
+def units_touched_by(*, session: Session, event_pk: int) -> tuple[list[Unit], list[Unit]]:
+    """Units an event made, and units whose status it changed."""
+    made = session.scalars(select(Unit).where(Unit.event_pk == event_pk)).all()
+    changed = session.scalars(select(Unit).where(Unit.status_event_pk == event_pk)).all()
+    return list(made), list(changed)
+
+
+def void_event(*, session: Session, event_pk: int) -> None:
+    """Take an event declared erroneous out of the lineage (its rows are kept, marked voided).
+
+    The capture sets the status of the units it made or used itself.
+    """
+    for table in (LotFlow, LotEdge, LotParcel, Containment):
+        session.execute(update(table).where(table.event_pk == event_pk).values(voided=True))
+
+
+# --- reads for the trace queries -------------------------------------------------------------
+
+
+def _chunks(values: Sequence[int], size: int = 900) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def lot_closure(
+    *, session: Session, lot_ids: Sequence[int], upstream: bool
+) -> list[tuple[int, int, int]]:
+    """Every live edge (input, output, event) reachable from the lots, in one recursive query.
+
+    Upstream follows edges from outputs to their inputs (the backward trace); downstream from
+    inputs to outputs (the recall). UNION, not UNION ALL, so a diamond is walked once.
+    """
+    if not lot_ids:
+        return []
+    near = LotEdge.output_lot_id if upstream else LotEdge.input_lot_id
+    seed = (
+        select(LotEdge.input_lot_id, LotEdge.output_lot_id, LotEdge.event_pk)
+        .where(near.in_(sorted(set(lot_ids))), LotEdge.voided.is_(False))
+        .cte("reach", recursive=True)
+    )
+    previous = seed.c.input_lot_id if upstream else seed.c.output_lot_id
+    step = (
+        select(LotEdge.input_lot_id, LotEdge.output_lot_id, LotEdge.event_pk)
+        .join(seed, near == previous)
+        .where(LotEdge.voided.is_(False))
+    )
+    reach = seed.union(step)
+    rows = session.execute(select(reach.c.input_lot_id, reach.c.output_lot_id, reach.c.event_pk))
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def outputs_of(*, session: Session, event_pk: int, input_lot_id: int) -> list[int]:
+    """The lots one transformation made from one input lot."""
+    query = select(LotEdge.output_lot_id).where(
+        LotEdge.event_pk == event_pk,
+        LotEdge.input_lot_id == input_lot_id,
+        LotEdge.voided.is_(False),
+    )
+    return list(session.scalars(query))
+
+
+def lot_parcels_of(*, session: Session, lot_ids: Sequence[int]) -> Sequence[LotParcel]:
+    rows: list[LotParcel] = []
+    for chunk in _chunks(sorted(set(lot_ids))):
+        query = select(LotParcel).where(LotParcel.lot_id.in_(chunk), LotParcel.voided.is_(False))
+        rows.extend(session.scalars(query))
+    return rows
+
+
+def harvests_on(*, session: Session, dkbms: Sequence[str]) -> Sequence[LotParcel]:
+    """Every live harvest row of these parcels (to find each season's start)."""
+    if not dkbms:
+        return []
+    query = select(LotParcel).where(
+        LotParcel.dkbm.in_(sorted(set(dkbms))), LotParcel.voided.is_(False)
+    )
+    return session.scalars(query).all()
+
+
+def parcel_events(
+    *, session: Session, windows: Mapping[str, Sequence[tuple[Any, Any]]]
+) -> list[tuple[int, str]]:
+    """(event, DKBM) of events on each parcel with a time in one of its (after, until] windows."""
+    conditions = [
+        (EventParcel.dkbm == dkbm)
+        & (EventParcel.event_time > start)
+        & (EventParcel.event_time <= end)
+        for dkbm, spans in windows.items()
+        for start, end in spans
+    ]
+    if not conditions:
+        return []
+    found: list[tuple[int, str]] = []
+    for begin in range(0, len(conditions), 200):
+        query = select(EventParcel.event_pk, EventParcel.dkbm).where(
+            or_(*conditions[begin : begin + 200])
+        )
+        found.extend((row[0], row[1]) for row in session.execute(query))
+    return found
+
+
+def events_of_lots(*, session: Session, lot_ids: Sequence[int]) -> list[tuple[int, int, str]]:
+    """(event, lot, role) for every event that names one of the lots."""
+    found: list[tuple[int, int, str]] = []
+    for chunk in _chunks(sorted(set(lot_ids))):
+        query = select(EventLot.event_pk, EventLot.lot_id, EventLot.role).where(
+            EventLot.lot_id.in_(chunk)
+        )
+        found.extend((row[0], row[1], row[2]) for row in session.execute(query))
+    return found
+
+
+def harvests_from_parcel(*, session: Session, dkbm: str) -> Sequence[LotParcel]:
+    query = select(LotParcel).where(LotParcel.dkbm == dkbm, LotParcel.voided.is_(False))
+    return session.scalars(query.order_by(LotParcel.harvested_at)).all()
+
+
+def units_of_lots(*, session: Session, lot_ids: Sequence[int]) -> Sequence[Unit]:
+    rows: list[Unit] = []
+    for chunk in _chunks(sorted(set(lot_ids))):
+        query = select(Unit).where(Unit.lot_id.in_(chunk), Unit.status != "voided")
+        rows.extend(session.scalars(query.order_by(Unit.id)))
+    return rows
+
+
+def containers_of(*, session: Session, unit_ids: Sequence[int]) -> list[tuple[str, int]]:
+    """(container EPC, unit) for the live packing of these units."""
+    found: list[tuple[str, int]] = []
+    for chunk in _chunks(sorted(set(unit_ids))):
+        query = select(Containment.parent_epc, Containment.unit_id).where(
+            Containment.unit_id.in_(chunk), Containment.voided.is_(False)
+        )
+        found.extend((row[0], row[1]) for row in session.execute(query))
+    return found
+
+
+def flows_of_lots(*, session: Session, lot_ids: Sequence[int]) -> Sequence[LotFlow]:
+    rows: list[LotFlow] = []
+    for chunk in _chunks(sorted(set(lot_ids))):
+        query = select(LotFlow).where(LotFlow.lot_id.in_(chunk), LotFlow.voided.is_(False))
+        rows.extend(session.scalars(query))
+    return rows

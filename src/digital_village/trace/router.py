@@ -1,0 +1,466 @@
+"""HTTP routes of the chain: products, events, the EPCIS 2.0 capture and query interface, lots,
+承诺达标合格证 and trace graphs. Parse → service → schema; the request commits once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from digital_village.api.deps import JSON_BODY, ActorDep, LedgerDep, SessionDep, SettingsDep
+from digital_village.api.problems import problem
+from digital_village.db import utcnow
+from digital_village.errors import DomainError, Invalid
+from digital_village.trace import capture as capturing
+from digital_village.trace import events as store
+from digital_village.trace import service, tracing
+from digital_village.trace.epcis import (
+    EPCISParseError,
+    EventModel,
+    default_context,
+    parse_document,
+    parse_event,
+)
+from digital_village.trace.identifiers import lot_uri
+from digital_village.trace.schemas import (
+    CaptureAccepted,
+    CapturedEventOut,
+    CaptureJobOut,
+    CertificateIn,
+    CertificateOut,
+    LotOut,
+    PlausibilityIn,
+    ProductIn,
+    ProductOut,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["trace"], dependencies=JSON_BODY)
+epcis_router = APIRouter(prefix="/api/v1/epcis", tags=["epcis"], dependencies=JSON_BODY)
+
+EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0", "GS1-CBV-Version": "2.0"}
+TraceDirection = Annotated[
+    tracing.Direction, Query(description="backward to the fields, or forward (recall)")
+]
+
+
+def _capture_headers(max_body_bytes: int) -> dict[str, str]:
+    return {
+        **EPCIS_HEADERS,
+        "GS1-CAPTURE-limit": str(capturing.CAPTURE_EVENT_LIMIT),
+        "GS1-CAPTURE-file-size-limit": str(max_body_bytes),
+    }
+
+
+def _parse_errors(error: EPCISParseError) -> Invalid:
+    problems = [{"pointer": p.pointer, "message": p.message} for p in error.problems]
+    first = error.problems[0] if error.problems else None
+    detail = f"{first.pointer or '/'}: {first.message}" if first else "not an EPCIS document"
+    return Invalid(f"not a valid EPCIS 2.0 document: {detail}", errors=problems)
+
+
+# --- products ---------------------------------------------------------------------------------
+
+
+@router.post("/products", response_model=ProductOut, status_code=201)
+def register_product(
+    body: ProductIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
+) -> ProductOut:
+    """Register a product under its GTIN (admin, or the manager of its cooperative)."""
+    cooperative_id = (
+        body.cooperative_id if body.cooperative_id is not None else actor.cooperative_id
+    )
+    if cooperative_id is None:
+        raise Invalid(
+            "cooperative_id is needed: which cooperative owns the product", field="cooperative_id"
+        )
+    product = service.register_product(
+        session=session,
+        ledger=ledger,
+        actor=actor,
+        gtin=body.gtin,
+        name=body.name,
+        category=body.category,
+        cooperative_id=cooperative_id,
+        unit=body.unit,
+        net_quantity=body.net_quantity,
+        net_unit=body.net_unit,
+        yield_per_mu=body.yield_per_mu.pair() if body.yield_per_mu else None,
+        ratio=body.ratio.pair() if body.ratio else None,
+    )
+    return ProductOut.of(product)
+
+
+@router.get("/products", response_model=list[ProductOut])
+def list_products(session: SessionDep, cooperative_id: int | None = None) -> list[ProductOut]:
+    """Registered products (public)."""
+    rows = service.list_products(session=session, cooperative_id=cooperative_id)
+    return [ProductOut.of(row) for row in rows]
+
+
+@router.get("/products/{gtin}", response_model=ProductOut)
+def get_product(gtin: str, session: SessionDep) -> ProductOut:
+    """One product by GTIN (public)."""
+    return ProductOut.of(service.get_product(session=session, gtin=gtin))
+
+
+@router.patch("/products/{gtin}", response_model=ProductOut)
+def update_plausibility(
+    gtin: str, body: PlausibilityIn, session: SessionDep, actor: ActorDep
+) -> ProductOut:
+    """Change the ranges behind the plausibility flags (admin, or the product's manager)."""
+    product = service.update_plausibility(
+        session=session,
+        actor=actor,
+        gtin=gtin,
+        yield_per_mu=body.yield_per_mu.pair() if body.yield_per_mu else None,
+        ratio=body.ratio.pair() if body.ratio else None,
+    )
+    return ProductOut.of(product)
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/events", response_model=CapturedEventOut, status_code=201, response_model_by_alias=True
+)
+def record_event(
+    event: Annotated[
+        dict[str, Any],
+        Body(description="one EPCIS 2.0 event (ObjectEvent, TransformationEvent, ...)"),
+    ],
+    session: SessionDep,
+    actor: ActorDep,
+    ledger: LedgerDep,
+    settings: SettingsDep,
+) -> CapturedEventOut:
+    """Record one EPCIS event: field work by a farmer, processing by a manager.
+
+    The answer carries the event's eventID (its CBV 2.0 hash), its ledger index and the URL
+    of its inclusion proof.
+    """
+    try:
+        model: EventModel = parse_event(event)
+    except EPCISParseError as error:
+        raise _parse_errors(error) from None
+    result = capturing.capture(
+        session=session,
+        ledger=ledger,
+        actor=actor,
+        events=[model],
+        base_url=settings.public_base_url,
+        context=model.context or default_context(),
+        pointer="",
+    )
+    return CapturedEventOut.of(result.events[0])
+
+
+@epcis_router.post(
+    "/capture",
+    status_code=202,
+    response_model=CaptureAccepted,
+    response_model_by_alias=True,
+    responses={202: {"headers": {"Location": {"description": "the capture job"}}}},
+)
+def capture_document(
+    document: Annotated[dict[str, Any], Body(description="an EPCIS 2.0 EPCISDocument (JSON-LD)")],
+    session: SessionDep,
+    actor: ActorDep,
+    ledger: LedgerDep,
+    settings: SettingsDep,
+    response: Response,
+) -> CaptureAccepted | JSONResponse:
+    """Capture an EPCISDocument: every event is stored, or none (the job records why).
+
+    Answers 202 with the capture job's id and its Location; a refused document gets a
+    problem naming each fault by JSON pointer, and its job records the same errors.
+    """
+    capture_id = uuid.uuid4().hex
+    started = utcnow()
+    headers = _capture_headers(settings.max_body_bytes)
+    location = f"/api/v1/epcis/capture/{capture_id}"
+    event_list = (document.get("epcisBody") or {}).get("eventList")
+    count = len(event_list) if isinstance(event_list, list) else 0
+    try:
+        if count > capturing.CAPTURE_EVENT_LIMIT:
+            capturing.check_limit(count)
+        try:
+            parsed = parse_document(document)
+        except EPCISParseError as error:
+            raise _parse_errors(error) from None
+        result = capturing.capture(
+            session=session,
+            ledger=ledger,
+            actor=actor,
+            events=parsed.epcis_body.event_list,
+            base_url=settings.public_base_url,
+            context=parsed.context,
+            capture_id=capture_id,
+        )
+    except DomainError as error:
+        session.rollback()
+        errors = error.extra.get("errors") or [{"pointer": "", "message": error.detail}]
+        store.add_capture(
+            session=session,
+            capture_id=capture_id,
+            success=False,
+            event_count=count,
+            actor=actor,
+            started_at=started,
+            errors=errors,
+        )
+        extra = {**error.extra, "errors": errors, "captureID": capture_id}
+        return problem(
+            error.status,
+            error.detail,
+            title=error.title,
+            headers={**headers, "Location": location},
+            **extra,
+        )
+    response.headers.update({**headers, "Location": location})
+    return CaptureAccepted(
+        capture_id=capture_id,
+        location=location,
+        event_count=len(result.events),
+        events=[CapturedEventOut.of(event) for event in result.events],
+    )
+
+
+@epcis_router.get(
+    "/capture/{capture_id}", response_model=CaptureJobOut, response_model_by_alias=True
+)
+def capture_job(capture_id: str, session: SessionDep, actor: ActorDep) -> CaptureJobOut:
+    """A capture job's result: success, or the errors that made it roll back."""
+    job = store.get_capture(session=session, capture_id=capture_id, actor=actor)
+    rows = store.events_of_capture(session=session, capture_id=capture_id)
+    return CaptureJobOut(
+        capture_id=job.id,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        success=job.success,
+        errors=json.loads(job.errors) if job.errors else [],
+        event_count=job.event_count,
+        events=[
+            CapturedEventOut(
+                event_id=row.event_id,
+                event_type=row.event_type,
+                biz_step=row.biz_step,
+                ledger_seq=row.ledger_seq,
+                proof=f"/api/v1/ledger/entries/{row.ledger_seq}/proof",
+                lots=[],
+            )
+            for row in rows
+        ],
+    )
+
+
+def _values(raw: list[str] | None) -> list[str]:
+    # EPCIS lists travel as repeated parameters or as one value with '|' between items.
+    return [part for value in raw or [] for part in value.split("|") if part]
+
+
+def _aware(name: str, value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise Invalid(f"{name} needs a UTC offset, e.g. 2026-05-01T00:00:00+08:00", field=name)
+    return value
+
+
+@epcis_router.get("/events")
+def query_events(
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    ge_event_time: Annotated[dt.datetime | None, Query(alias="GE_eventTime")] = None,
+    lt_event_time: Annotated[dt.datetime | None, Query(alias="LT_eventTime")] = None,
+    ge_record_time: Annotated[dt.datetime | None, Query(alias="GE_recordTime")] = None,
+    lt_record_time: Annotated[dt.datetime | None, Query(alias="LT_recordTime")] = None,
+    event_type: Annotated[list[str] | None, Query(alias="eventType")] = None,
+    biz_step: Annotated[list[str] | None, Query(alias="EQ_bizStep")] = None,
+    biz_location: Annotated[list[str] | None, Query(alias="EQ_bizLocation")] = None,
+    read_point: Annotated[list[str] | None, Query(alias="EQ_readPoint")] = None,
+    match_epc: Annotated[list[str] | None, Query(alias="MATCH_epc")] = None,
+    match_any_epc: Annotated[list[str] | None, Query(alias="MATCH_anyEPC")] = None,
+    match_epc_class: Annotated[list[str] | None, Query(alias="MATCH_epcClass")] = None,
+    match_any_epc_class: Annotated[list[str] | None, Query(alias="MATCH_anyEPCClass")] = None,
+    event_id: Annotated[list[str] | None, Query(alias="EQ_eventID")] = None,
+    per_page: Annotated[int, Query(alias="perPage")] = store.DEFAULT_PER_PAGE,
+    next_page_token: Annotated[str | None, Query(alias="nextPageToken")] = None,
+) -> JSONResponse:
+    """EPCIS 2.0 SimpleEventQuery: an EPCISQueryDocument, paged by ``nextPageToken``.
+
+    The next page's URL is in the ``Link`` header (rel="next"). Admins see every event,
+    managers their cooperative's, farmers their household's.
+    """
+    query = store.EventQuery(
+        ge_event_time=_aware("GE_eventTime", ge_event_time),
+        lt_event_time=_aware("LT_eventTime", lt_event_time),
+        ge_record_time=_aware("GE_recordTime", ge_record_time),
+        lt_record_time=_aware("LT_recordTime", lt_record_time),
+        event_types=_values(event_type),
+        biz_steps=_values(biz_step),
+        biz_locations=_values(biz_location),
+        read_points=_values(read_point),
+        match_epc=_values(match_epc),
+        match_any_epc=_values(match_any_epc),
+        match_epc_class=_values(match_epc_class),
+        match_any_epc_class=_values(match_any_epc_class),
+        event_ids=_values(event_id),
+        per_page=per_page,
+        next_page_token=next_page_token,
+    )
+    rows, token = store.query_events(session=session, query=query, actor=actor)
+    body = {
+        "@context": default_context(),
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": _rfc3339(utcnow()),
+        "epcisBody": {
+            "queryResults": {
+                "queryName": "SimpleEventQuery",
+                "resultsBody": {"eventList": store.event_json(session=session, events=rows)},
+            }
+        },
+    }
+    headers = dict(EPCIS_HEADERS)
+    if token is not None:
+        next_url = request.url.include_query_params(nextPageToken=token)
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return JSONResponse(body, headers=headers)
+
+
+def _rfc3339(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- lots, certificates -----------------------------------------------------------------------
+
+
+@router.get("/lots/{gtin}/{lot}", response_model=LotOut)
+def get_lot(gtin: str, lot: str, session: SessionDep, settings: SettingsDep) -> LotOut:
+    """A lot: what was made, what is left, its items and certificates (public)."""
+    row = service.get_lot(session=session, gtin=gtin, lot=lot)
+    product = service.get_product(session=session, gtin=row.gtin)
+    certificates = service.certificates_of_lot(session=session, lot_id=row.id)
+    return LotOut(
+        gtin=row.gtin,
+        lot=row.lot,
+        uri=lot_uri(settings.public_base_url, row.gtin, row.lot),
+        product=product.name,
+        category=product.category,
+        origin=row.origin,
+        quantity=row.produced,
+        remaining=service.remaining(row),
+        unit=product.unit,
+        produced_at=row.produced_at,
+        cooperative_id=row.cooperative_id,
+        items=service.count_units(session=session, lot_id=row.id),
+        certificates=[c.number for c in certificates],
+        trace=f"/api/v1/trace/{row.gtin}/{row.lot}",
+        epcis=f"/api/v1/lots/{row.gtin}/{row.lot}/epcis",
+    )
+
+
+@router.get("/lots/{gtin}/{lot}/epcis")
+def export_lot(gtin: str, lot: str, session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """The lot's history as an EPCIS 2.0 EPCISDocument: every event of its backward trace,
+    corrections included (public)."""
+    document = tracing.lot_document(
+        session=session, gtin=gtin, lot=lot, base_url=settings.public_base_url
+    )
+    return JSONResponse(document, media_type="application/ld+json", headers=EPCIS_HEADERS)
+
+
+@router.post("/lots/{gtin}/{lot}/certificates", response_model=CertificateOut, status_code=201)
+def issue_certificate(
+    gtin: str,
+    lot: str,
+    body: CertificateIn,
+    session: SessionDep,
+    actor: ActorDep,
+    ledger: LedgerDep,
+    settings: SettingsDep,
+) -> CertificateOut:
+    """Issue a 承诺达标合格证 for the lot (admin, or the manager of its cooperative)."""
+    row = service.get_lot(session=session, gtin=gtin, lot=lot)
+    actor.require_cooperative(row.cooperative_id)
+    origin = body.origin or tracing.origin_of_lot(session=session, lot=row)
+    certificate = service.issue_certificate(
+        session=session,
+        ledger=ledger,
+        actor=actor,
+        gtin=gtin,
+        lot=lot,
+        contact=body.contact,
+        basis=body.basis,
+        origin=origin,
+        issued_on=body.issued_on or tracing.china_today(),
+        quantity=body.quantity,
+        issuer=body.issuer,
+    )
+    return CertificateOut.of(
+        certificate,
+        row,
+        base_url=settings.public_base_url,
+        lot_uri=lot_uri(settings.public_base_url, row.gtin, row.lot),
+    )
+
+
+@router.get("/certificates/{number}", response_model=CertificateOut)
+def get_certificate(number: str, session: SessionDep, settings: SettingsDep) -> CertificateOut:
+    """A 承诺达标合格证 as printed (public: what its QR code opens)."""
+    certificate = service.get_certificate(session=session, number=number)
+    row = service.lots_by_id(session=session, ids=[certificate.lot_id])[certificate.lot_id]
+    return CertificateOut.of(
+        certificate,
+        row,
+        base_url=settings.public_base_url,
+        lot_uri=lot_uri(settings.public_base_url, row.gtin, row.lot),
+    )
+
+
+# --- trace ------------------------------------------------------------------------------------
+
+
+@router.get("/trace/parcels/{dkbm}")
+def trace_parcel(dkbm: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """Forward from a parcel: every lot harvested on it and all made from them (public)."""
+    return tracing.trace_parcel(session=session, dkbm=dkbm, base_url=settings.public_base_url)
+
+
+@router.get("/trace/{gtin}/{lot}")
+def trace_lot(
+    gtin: str,
+    lot: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    direction: TraceDirection = "backward",
+) -> dict[str, Any]:
+    """The trace graph of a lot: backward to parcels and households, or forward to every lot
+    and item made from it (public; households by code with masked names)."""
+    return tracing.trace_lot(
+        session=session, gtin=gtin, lot=lot, direction=direction, base_url=settings.public_base_url
+    )
+
+
+@router.get("/trace/{gtin}/{lot}/{serial}")
+def trace_item(
+    gtin: str,
+    lot: str,
+    serial: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    direction: TraceDirection = "backward",
+) -> dict[str, Any]:
+    """The trace graph of one serialised item (a bottle) (public)."""
+    return tracing.trace_unit(
+        session=session,
+        gtin=gtin,
+        serial=serial,
+        lot=lot,
+        direction=direction,
+        base_url=settings.public_base_url,
+    )

@@ -1,0 +1,502 @@
+"""Trace queries: backward (a lot or item → its inputs, parcels, households and events) and
+forward (a parcel, lot or item → every lot, item and container made from it: the recall).
+
+The answer is a JSON graph: ``nodes`` carry ``type`` and ``id`` (a DKBM for parcels, the
+Digital Link path ``01/<GTIN>/10/<lot>`` for lots, ``01/<GTIN>/21/<serial>`` for items, the
+eventID for events, the 承包方编码 for households); ``edges`` run in the direction material
+moved (parcel → lot → lot → item → container), events point at what they recorded.
+
+It is public: households appear by code with a masked name, nothing else personal. Lineage
+rows made by events declared erroneous are left out; the events themselves are listed, marked,
+with the declarations that corrected them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from sqlalchemy.orm import Session
+
+from digital_village.errors import DomainError, Invalid
+from digital_village.parcels import service as parcels
+from digital_village.regions import service as regions
+from digital_village.trace import events as store
+from digital_village.trace import lineage, plausibility
+from digital_village.trace import service as products
+from digital_village.trace.epcis import default_context
+from digital_village.trace.identifiers import convert, lot_uri, parcel_uri, serial_uri
+from digital_village.trace.models import Event, Lot, LotParcel, Product, Unit
+from digital_village.trace.vocab import SPRAYING
+
+Direction = Literal["backward", "forward"]
+# A field's season: from the previous harvest on it, at most this long before the harvest.
+SEASON_LIMIT: Final = dt.timedelta(days=400)
+
+
+def lot_node_id(gtin: str, lot: str) -> str:
+    return f"01/{gtin}/10/{lot}"
+
+
+def unit_node_id(gtin: str, serial: str) -> str:
+    return f"01/{gtin}/21/{serial}"
+
+
+def _time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Graph:
+    """Nodes by id, edges without duplicates, and plausibility flags."""
+
+    base_url: str
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    edges: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    flags: list[dict[str, Any]] = field(default_factory=list)
+
+    def node(self, kind: str, node_id: str, **attributes: Any) -> str:
+        if node_id not in self.nodes:
+            self.nodes[node_id] = {"type": kind, "id": node_id, **attributes}
+        return node_id
+
+    def edge(self, source: str, target: str, kind: str, **attributes: Any) -> None:
+        self.edges.setdefault(
+            (source, target, kind), {"from": source, "to": target, "type": kind, **attributes}
+        )
+
+    def to_json(self, *, root: str, direction: Direction) -> dict[str, Any]:
+        return {
+            "root": root,
+            "direction": direction,
+            "nodes": list(self.nodes.values()),
+            "edges": list(self.edges.values()),
+            "flags": self.flags,
+        }
+
+
+class _Tracer:
+    """One trace: loads rows in a few indexed queries and turns them into a graph."""
+
+    def __init__(self, session: Session, base_url: str) -> None:
+        self.session = session
+        self.graph = Graph(base_url)
+        self.base_url = base_url
+        self.lots: dict[int, Lot] = {}
+        self.products: dict[int, Product] = {}
+        self.events: dict[int, Event] = {}
+
+    # --- nodes ------------------------------------------------------------------------------
+
+    def load_lots(self, ids: Iterable[int]) -> None:
+        missing = set(ids) - set(self.lots)
+        if not missing:
+            return
+        self.lots.update(products.lots_by_id(session=self.session, ids=missing))
+        wanted = {lot.product_id for lot in self.lots.values()} - set(self.products)
+        self.products.update(products.products_by_id(session=self.session, ids=wanted))
+
+    def lot_node(self, lot_id: int) -> str:
+        lot = self.lots[lot_id]
+        product = self.products[lot.product_id]
+        return self.graph.node(
+            "lot",
+            lot_node_id(lot.gtin, lot.lot),
+            gtin=lot.gtin,
+            lot=lot.lot,
+            uri=lot_uri(self.base_url, lot.gtin, lot.lot),
+            product=product.name,
+            category=product.category,
+            origin=lot.origin,
+            quantity=lot.produced,
+            remaining=products.remaining(lot),
+            uom=product.unit,
+            produced_at=_time(lot.produced_at),
+        )
+
+    def unit_node(self, unit: Unit) -> str:
+        lot = self.lots[unit.lot_id]
+        node = self.graph.node(
+            "unit",
+            unit_node_id(unit.gtin, unit.serial),
+            gtin=unit.gtin,
+            serial=unit.serial,
+            uri=serial_uri(self.base_url, unit.gtin, unit.serial, lot.lot),
+            status=unit.status,
+        )
+        self.graph.edge(self.lot_node(unit.lot_id), node, "contains")
+        return node
+
+    def event_node(self, event: Event) -> str:
+        attributes: dict[str, Any] = {
+            "event_type": event.event_type,
+            "biz_step": event.biz_step,
+            "action": event.action,
+            "event_time": _time(event.event_time),
+            "ledger_seq": event.ledger_seq,
+            "proof": f"/api/v1/ledger/entries/{event.ledger_seq}/proof",
+        }
+        if event.declares_pk is not None:
+            node_id = f"{event.event_id}#errorDeclaration"
+            attributes["error_declaration"] = True
+        else:
+            node_id = event.event_id
+            attributes["declared_erroneous"] = event.erroneous_since is not None
+            if event.erroneous_since is not None:
+                attributes["declared_at"] = _time(event.erroneous_since)
+        return self.graph.node("event", node_id, **attributes)
+
+    def load_events(self, pks: Iterable[int]) -> None:
+        missing = set(pks) - set(self.events)
+        if missing:
+            self.events.update(store.events_by_pk(session=self.session, pks=missing))
+
+    def link_events(self, links: Iterable[tuple[int, str, str]]) -> None:
+        """Event nodes and an edge from each to the node it recorded."""
+        links = list(links)
+        self.load_events(pk for pk, _, _ in links)
+        for pk, target, role in links:
+            event = self.events[pk]
+            source = self.event_node(event)
+            self.graph.edge(source, target, role)
+            if event.declares_pk is not None:
+                self.load_events([event.declares_pk])
+                declared = self.events[event.declares_pk]
+                self.graph.edge(source, self.event_node(declared), "declares_erroneous")
+
+    # --- backward ---------------------------------------------------------------------------
+
+    def backward_from_lots(self, root_ids: list[int]) -> None:
+        closure = lineage.lot_closure(session=self.session, lot_ids=root_ids, upstream=True)
+        lot_ids = set(root_ids) | {a for a, _, _ in closure} | {b for _, b, _ in closure}
+        self.load_lots(lot_ids)
+        for lot_id in lot_ids:
+            self.lot_node(lot_id)
+        links: list[tuple[int, str, str]] = []
+        for source, target, pk in closure:
+            self.load_events([pk])
+            self.graph.edge(
+                self.lot_node(source),
+                self.lot_node(target),
+                "transformed_into",
+                event=self.events[pk].event_id,
+            )
+            links.append((pk, self.lot_node(target), "produced"))
+            links.append((pk, self.lot_node(source), "consumed"))
+        for pk, lot_id, role in lineage.events_of_lots(session=self.session, lot_ids=list(lot_ids)):
+            if role != "consumed":
+                links.append((pk, self.lot_node(lot_id), role))
+        harvests = lineage.lot_parcels_of(session=self.session, lot_ids=list(lot_ids))
+        self._parcels(harvests)
+        links += self._field_events(harvests)
+        self.link_events(links)
+        self._flags(lot_ids, harvests)
+
+    def _parcels(self, harvests: Iterable[LotParcel]) -> None:
+        households: dict[int, str] = {}
+        cooperatives: dict[int, str] = {}
+        for row in harvests:
+            parcel = self.graph.node(
+                "parcel", row.dkbm, uri=parcel_uri(self.base_url, row.dkbm), area_mu=row.area_mu
+            )
+            self.load_events([row.event_pk])
+            self.graph.edge(
+                parcel,
+                self.lot_node(row.lot_id),
+                "harvested_into",
+                event=self.events[row.event_pk].event_id,
+            )
+            if row.household_id is not None:
+                if row.household_id not in households:
+                    household = regions.get_household(
+                        session=self.session, household_id=row.household_id
+                    )
+                    households[row.household_id] = self.graph.node(
+                        "household", household.cbfbm, name=regions.mask_name(household.name)
+                    )
+                self.graph.edge(households[row.household_id], parcel, "holds")
+            if row.operator_cooperative_id is not None:
+                if row.operator_cooperative_id not in cooperatives:
+                    coop = regions.get_cooperative(
+                        session=self.session, cooperative_id=row.operator_cooperative_id
+                    )
+                    cooperatives[row.operator_cooperative_id] = self.graph.node(
+                        "cooperative", coop.uscc, name=coop.name
+                    )
+                self.graph.edge(cooperatives[row.operator_cooperative_id], parcel, "operates")
+
+    def _field_events(self, harvests: Iterable[LotParcel]) -> list[tuple[int, str, str]]:
+        """Events on each harvested parcel during the season that ended with the harvest."""
+        harvests = list(harvests)
+        all_harvests: dict[str, list[dt.datetime]] = defaultdict(list)
+        for row in lineage.harvests_on(
+            session=self.session, dkbms=sorted({row.dkbm for row in harvests})
+        ):
+            all_harvests[row.dkbm].append(row.harvested_at)
+        windows: dict[str, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
+        for row in harvests:
+            earlier = [t for t in all_harvests[row.dkbm] if t < row.harvested_at]
+            start = max([*earlier, row.harvested_at - SEASON_LIMIT])
+            windows[row.dkbm].append((start, row.harvested_at))
+        found = lineage.parcel_events(session=self.session, windows=windows)
+        return [(pk, dkbm, "on") for pk, dkbm in found]
+
+    # --- forward ----------------------------------------------------------------------------
+
+    def forward_from_lots(self, root_ids: list[int]) -> None:
+        closure = lineage.lot_closure(session=self.session, lot_ids=root_ids, upstream=False)
+        lot_ids = set(root_ids) | {a for a, _, _ in closure} | {b for _, b, _ in closure}
+        self.load_lots(lot_ids)
+        for lot_id in lot_ids:
+            self.lot_node(lot_id)
+        links: list[tuple[int, str, str]] = []
+        for source, target, pk in closure:
+            self.load_events([pk])
+            self.graph.edge(
+                self.lot_node(source),
+                self.lot_node(target),
+                "transformed_into",
+                event=self.events[pk].event_id,
+            )
+            links.append((pk, self.lot_node(target), "produced"))
+        self.link_events(links)
+        self._units_and_containers(lot_ids)
+        self._flags(lot_ids, lineage.lot_parcels_of(session=self.session, lot_ids=list(lot_ids)))
+
+    def _units_and_containers(self, lot_ids: Iterable[int]) -> None:
+        units = lineage.units_of_lots(session=self.session, lot_ids=sorted(set(lot_ids)))
+        by_id = {unit.id: self.unit_node(unit) for unit in units}
+        for parent, unit_id in lineage.containers_of(session=self.session, unit_ids=list(by_id)):
+            self.graph.edge(by_id[unit_id], self.graph.node("container", parent), "packed_into")
+
+    # --- flags ------------------------------------------------------------------------------
+
+    def _flags(self, lot_ids: set[int], harvests: Iterable[LotParcel]) -> None:
+        flags: list[plausibility.Flag | None] = []
+        areas: dict[int, float] = defaultdict(float)
+        harvest_rows = list(harvests)
+        for row in harvest_rows:
+            if row.area_mu:
+                areas[row.lot_id] += row.area_mu
+        for lot_id, area in areas.items():
+            lot = self.lots[lot_id]
+            product = self.products[lot.product_id]
+            flags.append(
+                plausibility.yield_flag(
+                    subject=lot_node_id(lot.gtin, lot.lot),
+                    product=product.name,
+                    kilograms=lot.produced,
+                    area_mu=area,
+                    low=product.yield_min_per_mu,
+                    high=product.yield_max_per_mu,
+                )
+            )
+        flags += self._mass_balance(lot_ids)
+        flags += self._pre_harvest_intervals(harvest_rows)
+        self.graph.flags.extend(flag.to_json() for flag in flags if flag is not None)
+
+    def _mass_balance(self, lot_ids: set[int]) -> list[plausibility.Flag | None]:
+        by_event: dict[int, list[tuple[int, str, float]]] = defaultdict(list)
+        for flow in lineage.flows_of_lots(session=self.session, lot_ids=sorted(lot_ids)):
+            by_event[flow.event_pk].append((flow.lot_id, flow.kind, flow.quantity))
+        found: list[plausibility.Flag | None] = []
+        for pk, flows in by_event.items():
+            outputs = [(lot_id, q) for lot_id, kind, q in flows if kind == "produce"]
+            inputs = [(lot_id, q) for lot_id, kind, q in flows if kind == "consume"]
+            if not outputs or not inputs:
+                continue
+            self.load_lots([lot_id for lot_id, _ in outputs + inputs])
+            out_product = self.products[self.lots[outputs[0][0]].product_id]
+            out_total = sum(q for _, q in outputs)
+            out_unit = out_product.unit
+            if out_product.net_quantity is not None and out_product.net_unit is not None:
+                out_total *= out_product.net_quantity
+                out_unit = out_product.net_unit
+                in_unit = out_unit
+            else:
+                in_unit = self.products[self.lots[inputs[0][0]].product_id].unit
+            in_total = 0.0
+            for lot_id, quantity in inputs:
+                converted = convert(
+                    quantity, self.products[self.lots[lot_id].product_id].unit, in_unit
+                )
+                if converted is None:
+                    break
+                in_total += converted
+            else:
+                self.load_events([pk])
+                found.append(
+                    plausibility.mass_balance_flag(
+                        subject=self.events[pk].event_id,
+                        product=out_product.name,
+                        output=out_total,
+                        input_=in_total,
+                        unit_out=out_unit,
+                        unit_in=in_unit,
+                        low=out_product.ratio_min,
+                        high=out_product.ratio_max,
+                    )
+                )
+        return found
+
+    def _pre_harvest_intervals(self, harvests: list[LotParcel]) -> list[plausibility.Flag | None]:
+        """Spraying on a harvested parcel too soon before the harvest."""
+        sprays = [
+            event
+            for event in self.events.values()
+            if event.biz_step == SPRAYING.uri
+            and event.erroneous_since is None
+            and event.declares_pk is None
+        ]
+        if not sprays or not harvests:
+            return []
+        bodies = dict(
+            zip(
+                (e.id for e in sprays),
+                store.event_json(session=self.session, events=sprays),
+                strict=True,
+            )
+        )
+        on_parcel: dict[str, list[Event]] = defaultdict(list)
+        for edge in self.graph.edges.values():
+            if edge["type"] == "on":
+                node = self.graph.nodes[edge["from"]]
+                for event in sprays:
+                    if event.event_id == node["id"]:
+                        on_parcel[edge["to"]].append(event)
+        found: list[plausibility.Flag | None] = []
+        for row in harvests:
+            lot = self.lots[row.lot_id]
+            for event in on_parcel.get(row.dkbm, []):
+                body = bodies[event.id]
+                days = body.get("dv:preHarvestIntervalDays")
+                if not isinstance(days, int) or event.event_time > row.harvested_at:
+                    continue
+                found.append(
+                    plausibility.pre_harvest_interval_flag(
+                        subject=lot_node_id(lot.gtin, lot.lot),
+                        pesticide=str(body.get("dv:pesticideName", "a pesticide")),
+                        sprayed=event.event_time,
+                        harvested=row.harvested_at,
+                        interval_days=days,
+                    )
+                )
+        return found
+
+
+def trace_lot(
+    *, session: Session, gtin: str, lot: str, direction: Direction, base_url: str
+) -> dict[str, Any]:
+    """The trace graph of a lot, backward to its fields or forward to everything made of it."""
+    row = products.get_lot(session=session, gtin=gtin, lot=lot)
+    tracer = _Tracer(session, base_url)
+    tracer.load_lots([row.id])
+    root = tracer.lot_node(row.id)
+    if direction == "backward":
+        tracer.backward_from_lots([row.id])
+    else:
+        tracer.forward_from_lots([row.id])
+    return tracer.graph.to_json(root=root, direction=direction)
+
+
+def trace_unit(
+    *,
+    session: Session,
+    gtin: str,
+    serial: str,
+    lot: str | None,
+    direction: Direction,
+    base_url: str,
+) -> dict[str, Any]:
+    """The trace graph of one serialised item (its lot's history, or where it went)."""
+    unit = products.get_unit(session=session, gtin=gtin, serial=serial)
+    tracer = _Tracer(session, base_url)
+    tracer.load_lots([unit.lot_id])
+    if lot is not None and tracer.lots[unit.lot_id].lot != lot:
+        raise Invalid(
+            f"item {serial!r} of {unit.gtin} belongs to lot {tracer.lots[unit.lot_id].lot!r}, "
+            f"not {lot!r}"
+        )
+    root = tracer.unit_node(unit)
+    if direction == "backward":
+        tracer.backward_from_lots([unit.lot_id])
+    else:
+        for parent, _ in lineage.containers_of(session=session, unit_ids=[unit.id]):
+            tracer.graph.edge(root, tracer.graph.node("container", parent), "packed_into")
+        if unit.status == "consumed" and unit.status_event_pk is not None:
+            made = lineage.outputs_of(
+                session=session, event_pk=unit.status_event_pk, input_lot_id=unit.lot_id
+            )
+            if made:
+                tracer.forward_from_lots(made)
+                tracer.load_events([unit.status_event_pk])
+                for target in made:
+                    tracer.graph.edge(root, tracer.lot_node(target), "transformed_into")
+    return tracer.graph.to_json(root=root, direction=direction)
+
+
+def trace_parcel(*, session: Session, dkbm: str, base_url: str) -> dict[str, Any]:
+    """Forward from a parcel: every lot harvested on it and everything made from them."""
+    tracer = _Tracer(session, base_url)
+    root = tracer.graph.node("parcel", dkbm, uri=parcel_uri(base_url, dkbm))
+    harvests = lineage.harvests_from_parcel(session=session, dkbm=dkbm)
+    lot_ids = sorted({row.lot_id for row in harvests})
+    tracer.load_lots(lot_ids)
+    tracer._parcels(harvests)
+    if lot_ids:
+        tracer.forward_from_lots(lot_ids)
+    return tracer.graph.to_json(root=root, direction="forward")
+
+
+def lot_document(*, session: Session, gtin: str, lot: str, base_url: str) -> dict[str, Any]:
+    """Every event of a lot's backward trace, oldest first, as an EPCIS 2.0 EPCISDocument."""
+    row = products.get_lot(session=session, gtin=gtin, lot=lot)
+    tracer = _Tracer(session, base_url)
+    tracer.load_lots([row.id])
+    tracer.lot_node(row.id)
+    tracer.backward_from_lots([row.id])
+    ordered = sorted(tracer.events.values(), key=lambda event: (event.event_time, event.id))
+    return {
+        "@context": default_context(),
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": _time(dt.datetime.now(dt.UTC)),
+        "epcisBody": {"eventList": store.event_json(session=session, events=ordered)},
+    }
+
+
+def china_today() -> dt.date:
+    """Today in China, the date printed on certificates."""
+    return parcels.today()
+
+
+def _place(session: Session, codes: Iterable[str]) -> str:
+    names = []
+    for code in codes:
+        try:
+            names.append(regions.get_region(session=session, code=code).name)
+        except DomainError:
+            continue
+    return "".join(names)
+
+
+def origin_of_lot(*, session: Session, lot: Lot) -> str:
+    """产地 of a lot: the villages of the parcels it came from (else its cooperative's place)."""
+    closure = lineage.lot_closure(session=session, lot_ids=[lot.id], upstream=True)
+    lot_ids = {lot.id} | {a for a, _, _ in closure}
+    places: list[str] = []
+    for dkbm in sorted(
+        {row.dkbm for row in lineage.lot_parcels_of(session=session, lot_ids=list(lot_ids))}
+    ):
+        parcel = parcels.get_parcel(session=session, dkbm=dkbm)
+        place = _place(session, [parcel.fbfbm[:6], parcel.township_code, parcel.village_code])
+        if place and place not in places:
+            places.append(place)
+    if places:
+        return "、".join(places)
+    cooperative = regions.get_cooperative(session=session, cooperative_id=lot.cooperative_id)
+    code = cooperative.region_code
+    return _place(session, [code[:6], code[:9], code[:12]][: 1 + (len(code) > 6) + (len(code) > 9)])
