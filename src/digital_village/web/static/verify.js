@@ -1,0 +1,370 @@
+// In-browser verification of a Digital Village ledger entry (docs/LEDGER.md).
+//
+// The consumer page must not show a green tick the server drew: this module fetches the
+// entry's C2SP tlog-proof and the log's verifier key and checks them itself, with WebCrypto
+// only, in this order, stopping at the first failure (as ledger/verify.py does):
+//
+//   1. the verifier key parses, and its key ID is SHA-256(name ‖ "\n" ‖ 0x01 ‖ pubkey)[:4];
+//   2. the proof file parses (c2sp.org/tlog-proof@v1; the entry's bytes are in `extra`);
+//   3. the checkpoint note carries a valid Ed25519 signature by that key, and parses as a
+//      c2sp.org/tlog-checkpoint (origin, tree size, base64 root hash);
+//   4. SHA-256(0x00 ‖ entry) is included at the entry's index in that tree: RFC 9162
+//      §2.1.3.2, the same algorithm as ledger/merkle.py verify_inclusion;
+//   5. the entry is JSON (it is shown to the reader).
+//
+// Parsing is strict, like the Python parsers: canonical base64, decimal numbers without
+// leading zeros, UTF-8 without control characters; anything else is rejected, naming it.
+// The key fetched from the same server proves that the server's log and its published key
+// agree; pass `vkey` (a key published elsewhere) to pin it.
+//
+// No libraries, no network beyond the two same-origin requests.
+
+const TLOG_PROOF_HEADER = 'c2sp.org/tlog-proof@v1';
+const SIGNATURE_PREFIX = '\u2014 '; // "— ": an em dash and a space start each signature line
+const ED25519 = 0x01;
+const HASH_SIZE = 32;
+const MAX_PROOF_HASHES = 64; // a tree of up to 2**64 leaves needs at most 64
+const MAX_SIGNATURES = 100;
+const DECIMAL = /^(0|[1-9][0-9]*)$/;
+const HEX_KEY_ID = /^[0-9a-fA-F]{8}$/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+const encoder = new TextEncoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A check failed; the message names the step and what was wrong. */
+export class VerifyError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'VerifyError';
+  }
+}
+
+function fail(message) {
+  throw new VerifyError(message);
+}
+
+// ---- small helpers ------------------------------------------------------------------------
+
+function decodeBase64(text, what) {
+  if (!BASE64.test(text)) fail(`${what} is not base64`);
+  const bytes = Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
+  // One value, one spelling: reject non-zero padding bits, as the Python side does.
+  if (encodeBase64(bytes) !== text) fail(`${what} is not canonical base64`);
+  return bytes;
+}
+
+function encodeBase64(bytes) {
+  let binary = '';
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+function toHex(bytes) {
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
+function concat(...parts) {
+  const out = new Uint8Array(parts.reduce((length, part) => length + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+function equalBytes(a, b) {
+  if (a.length !== b.length) return false;
+  let difference = 0; // no early exit, as hmac.compare_digest
+  for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
+  return difference === 0;
+}
+
+// Decimal numbers up to 2**64 - 1 as the formats allow, returned as BigInt.
+function parseDecimal(text, what) {
+  if (!DECIMAL.test(text)) fail(`${what} ${JSON.stringify(text.slice(0, 30))} is not a decimal number`);
+  const value = BigInt(text);
+  if (value >= 2n ** 64n) fail(`${what} ${text.slice(0, 30)} is not below 2**64`);
+  return value;
+}
+
+function validName(name) {
+  return name !== '' && !name.includes('+') && !/[\s\u0000-\u001f]/u.test(name);
+}
+
+async function sha256(bytes) {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+}
+
+/** RFC 9162 leaf hash: SHA-256(0x00 ‖ entry). */
+export function hashLeaf(entry) {
+  return sha256(concat(Uint8Array.of(0x00), entry));
+}
+
+/** RFC 9162 interior node hash: SHA-256(0x01 ‖ left ‖ right). */
+export function hashChildren(left, right) {
+  return sha256(concat(Uint8Array.of(0x01), left, right));
+}
+
+// ---- verifier key: <name>+<hex key ID>+base64(0x01 ‖ public key) --------------------------
+
+/** Parse a verifier key and check that its key ID matches its name and public key. */
+export async function parseVerifierKey(vkey) {
+  const first = vkey.indexOf('+');
+  const second = first < 0 ? -1 : vkey.indexOf('+', first + 1);
+  if (second < 0) fail('malformed verifier key: expected <name>+<key ID>+<key>');
+  const name = vkey.slice(0, first);
+  const hexId = vkey.slice(first + 1, second);
+  if (!validName(name)) fail(`malformed verifier key: invalid name ${JSON.stringify(name)}`);
+  if (!HEX_KEY_ID.test(hexId)) fail(`malformed verifier key: key ID ${JSON.stringify(hexId)} is not 8 hex digits`);
+  const material = decodeBase64(vkey.slice(second + 1), 'verifier key data');
+  if (material.length === 0) fail('malformed verifier key: empty key data');
+  if (material[0] !== ED25519) fail(`unknown signature algorithm 0x${material[0].toString(16).padStart(2, '0')} in verifier key`);
+  if (material.length !== 33) fail('malformed verifier key: Ed25519 key data must be 32 bytes');
+  const publicKey = material.slice(1);
+  const keyId = (await sha256(concat(encoder.encode(name + '\n'), material))).slice(0, 4);
+  if (toHex(keyId) !== hexId.toLowerCase()) fail(`verifier key ID ${hexId} does not match its name and key`);
+  return { name, keyId, publicKey };
+}
+
+// ---- signed note: text, a blank line, "— <name> base64(key ID ‖ signature)" lines ----------
+
+/** Split a signed note into its text and signatures, none of them verified yet. */
+export function parseNote(noteBytes) {
+  let decoded;
+  try {
+    decoded = strictUtf8.decode(noteBytes);
+  } catch {
+    fail('malformed note: not valid UTF-8');
+  }
+  for (const char of decoded) {
+    if (char < ' ' && char !== '\n') {
+      fail(`malformed note: control character U+${char.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`);
+    }
+  }
+  const split = decoded.lastIndexOf('\n\n');
+  if (split < 0) fail('malformed note: no blank line before the signatures');
+  const text = decoded.slice(0, split + 1);
+  const block = decoded.slice(split + 2);
+  if (!block.endsWith('\n')) fail('malformed note: no signature lines, or no final newline');
+  const lines = block.slice(0, -1).split('\n');
+  if (lines.length > MAX_SIGNATURES) fail(`malformed note: more than ${MAX_SIGNATURES} signatures`);
+  const signatures = lines.map((line) => {
+    if (!line.startsWith(SIGNATURE_PREFIX)) fail(`malformed note: not a signature line: ${JSON.stringify(line.slice(0, 40))}`);
+    const rest = line.slice(SIGNATURE_PREFIX.length);
+    const space = rest.indexOf(' ');
+    const name = space < 0 ? rest : rest.slice(0, space);
+    if (!validName(name)) fail(`malformed note: invalid key name ${JSON.stringify(name)}`);
+    const raw = decodeBase64(space < 0 ? '' : rest.slice(space + 1), `signature by ${name}`);
+    if (raw.length < 5) fail(`malformed note: signature by ${name} is too short`);
+    return { name, keyId: raw.slice(0, 4), signature: raw.slice(4) };
+  });
+  return { text, signatures };
+}
+
+/** Check the note's signature by `key`; signatures by other keys are ignored (witnesses). */
+export async function openNote(noteBytes, key) {
+  const note = parseNote(noteBytes);
+  const mine = note.signatures.filter((s) => s.name === key.name && equalBytes(s.keyId, key.keyId));
+  const label = `${key.name}+${toHex(key.keyId)}`;
+  if (mine.length === 0) fail(`checkpoint signature: note has no signature from the trusted key ${label}`);
+  let publicKey;
+  try {
+    publicKey = await crypto.subtle.importKey('raw', key.publicKey, { name: 'Ed25519' }, false, ['verify']);
+  } catch (error) {
+    fail(`this browser cannot check Ed25519 signatures (${error.name}); verify the downloaded proof with dv verify`);
+  }
+  const message = encoder.encode(note.text);
+  for (const { signature } of mine) {
+    let valid = false;
+    try {
+      valid = signature.length === 64 && (await crypto.subtle.verify({ name: 'Ed25519' }, publicKey, signature, message));
+    } catch {
+      valid = false;
+    }
+    if (!valid) fail(`checkpoint signature: invalid signature for key ${label}`);
+  }
+  return note.text;
+}
+
+// ---- checkpoint: origin, tree size, base64 root hash, extension lines ----------------------
+
+/** Parse c2sp.org/tlog-checkpoint text (every line ends with a newline). */
+export function parseCheckpoint(text) {
+  if (!text.endsWith('\n')) fail('malformed checkpoint: text must end with a newline');
+  const lines = text.slice(0, -1).split('\n');
+  if (lines.length < 3) fail('malformed checkpoint: needs origin, size and root lines');
+  const [origin, size, root, ...extensions] = lines;
+  if (origin === '') fail('malformed checkpoint: origin must be one non-empty line');
+  const treeSize = parseDecimal(size, 'malformed checkpoint: tree size');
+  const rootHash = decodeBase64(root, 'malformed checkpoint: root hash');
+  if (rootHash.length !== HASH_SIZE) fail('malformed checkpoint: root hash must be 32 bytes');
+  if (extensions.some((line) => line === '')) fail('malformed checkpoint: empty extension line');
+  return { origin, treeSize, rootHash, extensions };
+}
+
+// ---- proof file: c2sp.org/tlog-proof@v1 ---------------------------------------------------
+
+/** Parse a tlog-proof file (bytes); the checkpoint inside is returned unverified. */
+export function parseTlogProof(bytes) {
+  let position = 0;
+  const nextLine = (expecting) => {
+    const end = bytes.indexOf(0x0a, position);
+    if (end < 0) fail(`malformed proof file: tlog-proof ends before its ${expecting}`);
+    const raw = bytes.subarray(position, end);
+    position = end + 1;
+    if (raw.some((byte) => byte > 0x7f)) fail(`malformed proof file: non-ASCII ${expecting} line`);
+    return strictUtf8.decode(raw); // ASCII, checked above
+  };
+  if (nextLine('header') !== TLOG_PROOF_HEADER) fail(`malformed proof file: first line must be ${JSON.stringify(TLOG_PROOF_HEADER)}`);
+  let line = nextLine('index');
+  let extra = null;
+  if (line.startsWith('extra ')) {
+    extra = decodeBase64(line.slice('extra '.length), 'malformed proof file: extra data');
+    line = nextLine('index');
+  }
+  if (!line.startsWith('index ')) fail(`malformed proof file: expected 'index N', found ${JSON.stringify(line.slice(0, 30))}`);
+  const index = parseDecimal(line.slice('index '.length), 'malformed proof file: leaf index');
+  const hashes = [];
+  while ((line = nextLine('blank line before the checkpoint')) !== '') {
+    if (hashes.length === MAX_PROOF_HASHES) fail(`malformed proof file: more than ${MAX_PROOF_HASHES} proof hashes`);
+    const hash = decodeBase64(line, `malformed proof file: proof hash ${hashes.length}`);
+    if (hash.length !== HASH_SIZE) fail(`malformed proof file: proof hash ${hashes.length} has ${hash.length} bytes, expected 32`);
+    hashes.push(hash);
+  }
+  const checkpoint = bytes.slice(position);
+  if (checkpoint.length === 0) fail('malformed proof file: proof has no checkpoint');
+  return { index, hashes, checkpoint, extra };
+}
+
+// ---- RFC 9162 §2.1.3.2 inclusion verification ----------------------------------------------
+
+/** Check an inclusion proof; index and treeSize are BigInt (JS bit operators stop at 32 bits). */
+export async function verifyInclusion(leafHash, index, treeSize, proof, rootHash) {
+  if (index < 0n || index >= treeSize) fail(`leaf index ${index} is outside a tree of size ${treeSize}`);
+  let fn = index;
+  let sn = treeSize - 1n;
+  let node = leafHash;
+  for (const element of proof) {
+    if (sn === 0n) fail(`inclusion proof has ${proof.length} hashes, too many for leaf ${index} of a tree of size ${treeSize}`);
+    if ((fn & 1n) === 1n || fn === sn) {
+      node = await hashChildren(element, node);
+      // Right-shift both until fn's lowest bit is set or fn is 0: skip levels where the
+      // node is the last, unpaired one of its subtree.
+      while ((fn & 1n) === 0n && fn !== 0n) {
+        fn >>= 1n;
+        sn >>= 1n;
+      }
+    } else {
+      node = await hashChildren(node, element);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  if (sn !== 0n) fail(`inclusion proof has ${proof.length} hashes, too few for leaf ${index} of a tree of size ${treeSize}`);
+  if (!equalBytes(node, rootHash)) fail(`inclusion proof for leaf ${index} does not lead to the root of size ${treeSize}`);
+}
+
+// ---- putting it together --------------------------------------------------------------------
+
+/**
+ * Verify a tlog-proof file (bytes) against a verifier key string, offline.
+ * `expectedIndex` (a number) pins the entry the caller asked for. Throws VerifyError.
+ */
+export async function verifyProof(proofBytes, vkey, { expectedIndex } = {}) {
+  const key = await parseVerifierKey(vkey);
+  const proof = parseTlogProof(proofBytes);
+  if (expectedIndex !== undefined && proof.index !== BigInt(expectedIndex)) {
+    fail(`the proof is for entry ${proof.index}, not entry ${expectedIndex}`);
+  }
+  const checkpoint = parseCheckpoint(await openNote(proof.checkpoint, key));
+  if (proof.extra === null) fail('proof file carries no entry (no extra line)');
+  const leafHash = await hashLeaf(proof.extra);
+  try {
+    await verifyInclusion(leafHash, proof.index, checkpoint.treeSize, proof.hashes, checkpoint.rootHash);
+  } catch (error) {
+    if (!(error instanceof VerifyError)) throw error;
+    fail(`entry is not proven at index ${proof.index} of ${JSON.stringify(checkpoint.origin)} size ${checkpoint.treeSize}: ${error.message}`);
+  }
+  let entry;
+  try {
+    entry = JSON.parse(strictUtf8.decode(proof.extra));
+  } catch {
+    fail('the proven entry is not JSON');
+  }
+  if (checkpoint.treeSize > BigInt(Number.MAX_SAFE_INTEGER)) fail('tree size is too large to show');
+  return {
+    index: Number(proof.index),
+    treeSize: Number(checkpoint.treeSize),
+    origin: checkpoint.origin,
+    keyName: key.name,
+    keyId: toHex(key.keyId),
+    entry,
+    leafHash: toHex(leafHash),
+  };
+}
+
+async function fetchBody(fetchImpl, url, what) {
+  let response;
+  try {
+    response = await fetchImpl(url, { credentials: 'same-origin', cache: 'no-store' });
+  } catch (error) {
+    fail(`could not fetch the ${what}: ${error.message || error}`);
+  }
+  const body = new Uint8Array(await response.arrayBuffer());
+  if (!response.ok) {
+    let detail = '';
+    try {
+      detail = JSON.parse(strictUtf8.decode(body)).detail || '';
+    } catch {
+      // not a problem+json body: the status says enough
+    }
+    fail(`could not fetch the ${what}: HTTP ${response.status}${detail ? ` (${detail})` : ''}`);
+  }
+  return body;
+}
+
+/**
+ * Fetch and verify ledger entry `index` from the server at `baseUrl` ('' for this site).
+ * Never throws: resolves to {ok, index, treeSize, origin, keyName, keyId, entry, reason}, where
+ * everything but ok, index and reason is null unless ok is true.
+ * Options: vkey (pin a verifier key instead of fetching it), fetch (for tests).
+ */
+export async function verifyEntry(baseUrl, index, options = {}) {
+  const result = { ok: false, index, treeSize: null, origin: null, keyName: null, keyId: null, entry: null, reason: null };
+  try {
+    if (!Number.isSafeInteger(index) || index < 0) fail(`entry index ${JSON.stringify(index)} is not a non-negative integer`);
+    if (!globalThis.crypto?.subtle) fail('this page has no WebCrypto (it needs https://); verify the downloaded proof with dv verify');
+    const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+    const base = String(baseUrl ?? '').replace(/\/+$/, '');
+    const keyRequest = options.vkey !== undefined
+      ? Promise.resolve(options.vkey)
+      : fetchBody(fetchImpl, `${base}/api/v1/ledger/key`, 'verifier key').then((body) => {
+          let text;
+          try {
+            text = strictUtf8.decode(body);
+          } catch {
+            fail('malformed verifier key: not valid UTF-8');
+          }
+          // The key is served as one line; only that line's newline is stripped.
+          return text.endsWith('\n') ? text.slice(0, -1) : text;
+        });
+    const [vkey, proofBytes] = await Promise.all([
+      keyRequest,
+      fetchBody(fetchImpl, `${base}/api/v1/ledger/entries/${index}/proof`, 'proof'),
+    ]);
+    const verified = await verifyProof(proofBytes, vkey, { expectedIndex: index });
+    Object.assign(result, {
+      ok: true,
+      treeSize: verified.treeSize,
+      origin: verified.origin,
+      keyName: verified.keyName,
+      keyId: verified.keyId,
+      entry: verified.entry,
+    });
+  } catch (error) {
+    result.reason = error instanceof VerifyError ? error.message : `unexpected error: ${error}`;
+  }
+  return result;
+}
