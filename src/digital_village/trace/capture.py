@@ -83,13 +83,17 @@ def capture(
     base_url: str,
     context: object = None,
     capture_id: str | None = None,
-    pointer: str = "/epcisBody/eventList",
+    pointer: str | None = "/epcisBody/eventList",
 ) -> CaptureResult:
-    """Check and record events, all or nothing, in the session's transaction."""
+    """Check and record events, all or nothing, in the session's transaction.
+
+    Errors point into the document at ``pointer``/<index>; ``pointer=None`` is for a single
+    event sent on its own, whose fields are pointed at from its root.
+    """
     if actor.role is Role.DEVICE:
         raise Forbidden("a device token may not record events; devices send readings")
     if not events:
-        raise Invalid(f"{pointer}: there are no events to capture", errors=[])
+        raise Invalid(f"{pointer or '/'}: there are no events to capture", errors=[])
     check_limit(len(events))
     now = utcnow()
     context = context if context is not None else default_context()
@@ -97,7 +101,7 @@ def capture(
     prepared: list[tuple[str, EventModel, list[Ref]]] = []
     pendings: list[Pending] = []
     for index, event in enumerate(events):
-        where = f"{pointer}/{index}"
+        where = "" if pointer is None else f"{pointer}/{index}"
         pending = _prepare(event, where, index, context, now)
         if pending.event_id in work.seen_ids and event.error_declaration is None:
             fail(

@@ -57,6 +57,17 @@ def insert_units(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> list
     return list(result.scalars())
 
 
+def last_consumer(*, session: Session, lot_id: int) -> int | None:
+    """The event that last took from a lot (for messages about a used-up lot)."""
+    query = (
+        select(LotFlow.event_pk)
+        .where(LotFlow.lot_id == lot_id, LotFlow.kind == "consume", LotFlow.voided.is_(False))
+        .order_by(LotFlow.id.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
 def flows_of_event(*, session: Session, event_pk: int) -> Sequence[LotFlow]:
     """The quantities an event added to or took from lots (voided ones too)."""
     return session.scalars(select(LotFlow).where(LotFlow.event_pk == event_pk)).all()

@@ -154,7 +154,7 @@ def record_event(
         events=[model],
         base_url=settings.public_base_url,
         context=model.context or default_context(),
-        pointer="",
+        pointer=None,
     )
     return CapturedEventOut.of(result.events[0])
 

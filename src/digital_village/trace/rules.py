@@ -519,7 +519,8 @@ class CaptureState:
         unit = state.product.unit
         if amount > state.remaining * (1 + QUANTITY_EPSILON) + QUANTITY_EPSILON:
             if state.remaining <= QUANTITY_EPSILON:
-                by = f" by event {state.used_up_by}" if state.used_up_by else ""
+                used_up_by = state.used_up_by or self._last_consumer(state)
+                by = f" by event {used_up_by}" if used_up_by else ""
                 fail(
                     Conflict,
                     pointer,
@@ -538,6 +539,14 @@ class CaptureState:
         pending.flows.append((state.key, "consume", amount))
         if (state.key, "consumed") not in pending.lot_roles:
             pending.lot_roles.append((state.key, "consumed"))
+
+    def _last_consumer(self, state: LotState) -> str | None:
+        if state.row is None:
+            return None
+        pk = lineage.last_consumer(session=self.session, lot_id=state.row.id)
+        if pk is None:
+            return None
+        return store.events_by_pk(session=self.session, pks=[pk])[pk].event_id
 
     def _observe(self, pending: Pending, state: LotState, pointer: str) -> None:
         self._need_live(state, pointer)

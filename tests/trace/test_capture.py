@@ -1,0 +1,426 @@
+"""The capture rules: what is recorded, what is refused (naming why), and that a refusal
+leaves the ledger and the lineage untouched."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digital_village.ledger.models import LedgerEntry
+from digital_village.trace import builders
+from digital_village.trace.models import Event, Lot, LotParcel, Unit
+from tests.conftest import World
+from tests.trace import farm_chain
+from tests.trace.conftest import (
+    BASE,
+    BOTTLE,
+    OIL,
+    OTHER_COOP_SEED,
+    RAPESEED,
+    Chain,
+    at,
+    capture_doc,
+    post_event,
+    season,
+)
+
+
+def ledger_size(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(LedgerEntry)) or 0)
+
+
+def event_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Event)) or 0)
+
+
+def lot_row(session: Session, gtin: str, lot: str) -> Lot:
+    session.expire_all()
+    row = session.scalar(select(Lot).where(Lot.gtin == gtin, Lot.lot == lot))
+    assert row is not None
+    return row
+
+
+def harvest(
+    chain: Chain, lot: str = "RS-1", kilograms: float = 1000.0, **kw: Any
+) -> dict[str, Any]:
+    return builders.harvest(
+        gtin=kw.pop("gtin", RAPESEED),
+        lot=lot,
+        kilograms=kilograms,
+        dkbms=kw.pop("dkbms", [chain.own[0]]),
+        when=kw.pop("when", at(5, 20)),
+        base_url=BASE,
+        **kw,
+    )
+
+
+def pressing(inputs: list[tuple[str, float]], out_lot: str, litres: float) -> dict[str, Any]:
+    return builders.transformation(
+        step="pressing",
+        inputs=[(RAPESEED, lot, kg, "KGM") for lot, kg in inputs],
+        outputs=[(OIL, out_lot, litres, "LTR")],
+        when=at(6, 3),
+        base_url=BASE,
+    )
+
+
+def assert_refused(
+    response: Any, status: int, fragment: str, session: Session, before: tuple[int, int]
+) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert fragment in body["detail"], body["detail"]
+    assert (ledger_size(session), event_count(session)) == before
+    return body
+
+
+@pytest.fixture
+def before(session: Session, chain: Chain) -> tuple[int, int]:
+    return ledger_size(session), event_count(session)
+
+
+# --- what is recorded -------------------------------------------------------------------------
+
+
+def test_an_event_is_on_the_ledger_with_its_hash_id_and_proof(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    event = harvest(chain)
+    response = post_event(client, world, "farmer", event)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["eventID"].startswith("ni:///sha-256;") and body["eventID"].endswith("?ver=CBV2.0")
+    assert body["lots"] == [f"{BASE}/01/{RAPESEED}/10/RS-1"]
+    assert body["proof"] == f"/api/v1/ledger/entries/{body['ledgerSeq']}/proof"
+    proof = client.get(body["proof"])
+    assert proof.status_code == 200 and proof.text.startswith("c2sp.org/tlog-proof@v1")
+    entry = orjson.loads(client.get(f"/api/v1/ledger/entries/{body['ledgerSeq']}").content)
+    assert entry["kind"] == "trace.epcis_event"
+    assert entry["chain"]["key"] == f"lot:{RAPESEED}/RS-1"
+    assert entry["data"]["event"]["eventID"] == body["eventID"]
+    assert entry["data"]["event"]["quantityList"][0]["quantity"] == 1000.0
+    lot = lot_row(session, RAPESEED, "RS-1")
+    assert (lot.produced, lot.consumed, lot.origin) == (1000.0, 0.0, "harvest")
+    parcels = session.scalars(select(LotParcel).where(LotParcel.lot_id == lot.id)).all()
+    assert [(p.dkbm, p.household_id) for p in parcels] == [(chain.own[0], world.household_a)]
+    assert parcels[0].area_mu == pytest.approx(5.4, rel=0.01)
+
+
+def test_the_events_of_a_lot_form_its_own_chain(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    first = post_event(client, world, "farmer", harvest(chain)).json()
+    second = post_event(client, world, "manager", pressing([("RS-1", 400)], "OIL-1", 150)).json()
+    third = post_event(client, world, "manager", pressing([("RS-1", 100)], "OIL-2", 38)).json()
+    second_entry = orjson.loads(client.get(f"/api/v1/ledger/entries/{second['ledgerSeq']}").content)
+    third_entry = orjson.loads(client.get(f"/api/v1/ledger/entries/{third['ledgerSeq']}").content)
+    # The pressing makes the oil lot: the oil lot's chain starts there.
+    assert second_entry["chain"] == {"key": f"lot:{OIL}/OIL-1", "prev": None}
+    assert third_entry["chain"]["key"] == f"lot:{OIL}/OIL-2"
+    assert first["ledgerSeq"] < second["ledgerSeq"] < third["ledgerSeq"]
+
+
+def test_quantities_are_kept_per_lot(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    events = [harvest(chain), pressing([("RS-1", 600)], "OIL-1", 230)]
+    events.append(pressing([("RS-1", 0.4)], "OIL-2", 0.15))
+    events[-1]["inputQuantityList"][0]["uom"] = "TNE"  # 0.4 t = 400 kg
+    assert capture_doc(client, world, "manager", events).status_code == 202
+    rapeseed = lot_row(session, RAPESEED, "RS-1")
+    assert (rapeseed.produced, rapeseed.consumed) == (1000.0, pytest.approx(1000.0))
+    oil = lot_row(session, OIL, "OIL-1")
+    assert (oil.produced, oil.origin) == (230.0, "transformation")
+
+
+def test_a_harvest_may_come_from_several_parcels_and_the_cooperatives_land(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    event = harvest(chain, dkbms=[chain.own[0], chain.own[1], chain.coop_operated])
+    assert post_event(client, world, "manager", event).status_code == 201
+    lot = lot_row(session, RAPESEED, "RS-1")
+    rows = session.scalars(select(LotParcel).where(LotParcel.lot_id == lot.id)).all()
+    holders = {row.dkbm: (row.household_id, row.operator_cooperative_id) for row in rows}
+    assert holders == {
+        chain.own[0]: (world.household_a, None),
+        chain.own[1]: (world.household_a, None),
+        chain.coop_operated: (None, world.coop_a),
+    }
+
+
+def test_bottling_makes_serialised_items_and_packing_puts_them_in_a_case(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    assert capture_doc(client, world, "manager", season(chain)).status_code == 202
+    bottles = lot_row(session, BOTTLE, "B-2025-007")
+    assert (bottles.produced, bottles.origin) == (4.0, "transformation")
+    units = session.scalars(select(Unit).where(Unit.lot_id == bottles.id).order_by(Unit.serial))
+    assert [(u.serial, u.status) for u in units] == [(f"000{i}", "active") for i in range(1, 5)]
+    assert lot_row(session, OIL, "OIL-2025-007").consumed == 20.0
+
+
+def test_events_about_unknown_identifiers_are_stored_as_given(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    # A trading partner's shipping event: GTINs and SSCCs nobody registered here.
+    event = farm_chain.shipping()
+    response = post_event(client, world, "manager", event)
+    assert response.status_code == 201, response.text
+    stored = session.scalar(select(Event).where(Event.event_id == response.json()["eventID"]))
+    assert stored is not None and stored.cooperative_id == world.coop_a
+
+
+# --- what is refused ---------------------------------------------------------------------------
+
+
+def test_an_unknown_parcel_is_refused(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = harvest(chain, dkbms=["5106031012010199999"])
+    body = assert_refused(
+        post_event(client, world, "admin", event), 422, "no parcel with DKBM", session, before
+    )
+    assert body["errors"][0]["pointer"] == "/readPoint/id"
+
+
+def test_an_unknown_lot_is_refused(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    response = post_event(client, world, "manager", pressing([("RS-404", 10)], "OIL-1", 4))
+    body = assert_refused(response, 422, "lot 'RS-404' of 油菜籽", session, before)
+    assert body["errors"][0]["pointer"] == "/inputQuantityList/0/epcClass"
+
+
+def test_a_wrong_gtin_check_digit_is_refused(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = harvest(chain)
+    event["quantityList"][0]["epcClass"] = f"{BASE}/01/06901234500012/10/RS-1"
+    assert_refused(
+        post_event(client, world, "manager", event),
+        422,
+        "check digit should be 1, got 2",
+        session,
+        before,
+    )
+
+
+def test_an_event_in_the_future_is_refused(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    tomorrow = dt.datetime.now(builders.CHINA) + dt.timedelta(days=1)
+    event = harvest(chain, when=tomorrow)
+    body = assert_refused(
+        post_event(client, world, "farmer", event), 422, "is in the future", session, before
+    )
+    assert body["errors"][0]["pointer"] == "/eventTime"
+
+
+def test_a_transformation_may_not_consume_more_than_the_lot_holds(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    assert post_event(client, world, "farmer", harvest(chain, kilograms=800)).status_code == 201
+    before = (ledger_size(session), event_count(session))
+    response = post_event(client, world, "manager", pressing([("RS-1", 1000)], "OIL-1", 380))
+    assert_refused(response, 409, "holds 800 KGM; this event consumes 1000 KGM", session, before)
+    assert lot_row(session, RAPESEED, "RS-1").consumed == 0
+
+
+def test_a_lot_is_not_consumed_twice(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    assert post_event(client, world, "farmer", harvest(chain)).status_code == 201
+    first = post_event(client, world, "manager", pressing([("RS-1", 1000)], "OIL-1", 380))
+    assert first.status_code == 201
+    before = (ledger_size(session), event_count(session))
+    again = post_event(client, world, "manager", pressing([("RS-1", 1000)], "OIL-2", 380))
+    assert_refused(again, 409, "already used up by event", session, before)
+
+
+def test_within_one_capture_later_events_see_what_earlier_ones_used(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    events = [harvest(chain), pressing([("RS-1", 700)], "OIL-1", 260)]
+    events.append(pressing([("RS-1", 700)], "OIL-2", 260))
+    body = assert_refused(
+        capture_doc(client, world, "manager", events), 409, "holds 300 KGM", session, before
+    )
+    assert body["errors"][0]["pointer"] == "/epcisBody/eventList/2/inputQuantityList/0/epcClass"
+
+
+def test_a_malformed_document_is_refused_with_pointers(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = harvest(chain)
+    del event["eventTimeZoneOffset"]
+    event["action"] = "CREATE"
+    body = assert_refused(
+        capture_doc(client, world, "manager", [event]),
+        422,
+        "not a valid EPCIS 2.0 document",
+        session,
+        before,
+    )
+    pointers = {error["pointer"] for error in body["errors"]}
+    assert {
+        "/epcisBody/eventList/0/eventTimeZoneOffset",
+        "/epcisBody/eventList/0/action",
+    } <= pointers
+
+
+def test_a_lot_is_made_once(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    assert post_event(client, world, "farmer", harvest(chain)).status_code == 201
+    before = (ledger_size(session), event_count(session))
+    again = harvest(chain, kilograms=10, dkbms=[chain.own[1]])
+    assert_refused(
+        post_event(client, world, "farmer", again), 409, "already exists", session, before
+    )
+
+
+def test_the_same_event_is_not_captured_twice(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    event = builders.field_work("planting", dkbm=chain.own[0], when=at(3, 1), base_url=BASE)
+    assert post_event(client, world, "farmer", event).status_code == 201
+    before = (ledger_size(session), event_count(session))
+    assert_refused(
+        post_event(client, world, "farmer", event), 409, "was already captured", session, before
+    )
+
+
+def test_a_given_hash_event_id_must_be_the_events_hash(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = builders.field_work("planting", dkbm=chain.own[0], when=at(3, 1), base_url=BASE)
+    event["eventID"] = "ni:///sha-256;" + "0" * 64 + "?ver=CBV2.0"
+    assert_refused(
+        post_event(client, world, "farmer", event), 422, "does not match", session, before
+    )
+    event["eventID"] = "urn:uuid:4f8a1f0e-6b1d-4c55-9d0e-3b5f3c1b2a10"
+    response = post_event(client, world, "farmer", event)
+    assert response.json()["eventID"] == event["eventID"]
+
+
+def test_harvests_need_parcels_held_by_the_cooperative_or_its_members(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = harvest(chain, dkbms=[chain.foreign])
+    assert_refused(
+        post_event(client, world, "admin", event),
+        422,
+        "held on 2025-05-20 by neither cooperative",
+        session,
+        before,
+    )
+
+
+def test_a_harvest_before_anyone_held_the_parcel_is_refused(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = harvest(chain, when=at(5, 20, year=2024))
+    assert_refused(
+        post_event(client, world, "admin", event),
+        422,
+        "had no holder on 2024-05-20",
+        session,
+        before,
+    )
+
+
+def test_a_harvest_is_weighed(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = harvest(chain)
+    event["quantityList"][0]["uom"] = "LTR"
+    assert_refused(post_event(client, world, "farmer", event), 422, "in KGM", session, before)
+
+
+def test_field_work_names_a_parcel(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = builders.field_work("irrigating", dkbm=chain.own[0], when=at(3, 1), base_url=BASE)
+    event["readPoint"] = event["bizLocation"] = {"id": "https://elsewhere.example/field/7"}
+    assert_refused(
+        post_event(client, world, "admin", event),
+        422,
+        "field work names its parcel",
+        session,
+        before,
+    )
+
+
+def test_project_steps_are_full_uris(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = builders.field_work("planting", dkbm=chain.own[0], when=at(3, 1), base_url=BASE)
+    event["bizStep"] = "dv:planting"
+    assert_refused(post_event(client, world, "admin", event), 422, "full URIs", session, before)
+
+
+# --- who may record what ------------------------------------------------------------------------
+
+
+def test_a_farmer_records_only_on_parcels_of_the_household(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = builders.field_work("planting", dkbm=chain.foreign, when=at(3, 1), base_url=BASE)
+    assert_refused(
+        post_event(client, world, "farmer", event),
+        403,
+        "not held by your household",
+        session,
+        before,
+    )
+    operated = builders.field_work(
+        "planting", dkbm=chain.coop_operated, when=at(3, 1), base_url=BASE
+    )
+    assert_refused(
+        post_event(client, world, "farmer", operated),
+        403,
+        "not held by your household",
+        session,
+        before,
+    )
+
+
+def test_a_farmer_records_field_work_only(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    assert post_event(client, world, "farmer", harvest(chain)).status_code == 201
+    before = (ledger_size(session), event_count(session))
+    response = post_event(client, world, "farmer", pressing([("RS-1", 10)], "OIL-1", 4))
+    assert_refused(response, 403, "a farmer token records field work", session, before)
+
+
+def test_a_manager_records_only_for_its_cooperative(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = builders.field_work("planting", dkbm=chain.foreign, when=at(3, 1), base_url=BASE)
+    assert_refused(
+        post_event(client, world, "manager", event),
+        403,
+        "neither your cooperative",
+        session,
+        before,
+    )
+    other = copy.deepcopy(harvest(chain, gtin=OTHER_COOP_SEED))
+    assert_refused(
+        post_event(client, world, "manager", other), 403, "a manager token may not", session, before
+    )
+
+
+def test_a_device_never_records_events(
+    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+) -> None:
+    event = builders.field_work("planting", dkbm=chain.own[0], when=at(3, 1), base_url=BASE)
+    assert_refused(post_event(client, world, "device", event), 403, "device", session, before)
