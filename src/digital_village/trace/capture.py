@@ -103,14 +103,15 @@ def capture(
     for index, event in enumerate(events):
         where = "" if pointer is None else f"{pointer}/{index}"
         pending = _prepare(event, where, index, context, now)
-        if pending.event_id in work.seen_ids and event.error_declaration is None:
-            fail(
-                Invalid,
-                where,
-                f"the same event appears twice in this capture (first at index "
-                f"{work.seen_ids[pending.event_id]})",
-            )
-        work.seen_ids.setdefault(pending.event_id, index)
+        if event.error_declaration is None:
+            if pending.event_id in work.seen_ids:
+                fail(
+                    Invalid,
+                    where,
+                    f"the same event appears twice in this capture (first at index "
+                    f"{work.seen_ids[pending.event_id]})",
+                )
+            work.seen_ids[pending.event_id] = index
         refs = collect_refs(event, where)
         prepared.append((pending.event_id, event, refs))
         pendings.append(pending)

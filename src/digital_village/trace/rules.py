@@ -237,7 +237,7 @@ class CaptureState:
         self.lots: dict[LotKey, LotState] = {}
         self.units: dict[UnitKey, UnitState] = {}
         self.stored: dict[str, Event] = {}
-        self.seen_ids: dict[str, int] = {}
+        self.seen_ids: dict[str, int] = {}  # eventIDs of this capture's events (not declarations)
         self.parcel_cache: dict[str, Any] = {}
         self.holder_cache: dict[tuple[str, dt.date], Holding] = {}
         self.household_coops: dict[int, int | None] = {}

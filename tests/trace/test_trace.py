@@ -1,0 +1,281 @@
+"""Trace graphs: backward to fields and households, forward to every lot, item and case (the
+recall), corrections by errorDeclaration, and plausibility flags."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from digital_village.trace import builders
+from digital_village.trace.identifiers import canonical_epc
+from tests.conftest import World
+from tests.trace.conftest import (
+    BASE,
+    BOTTLE,
+    CASE,
+    OIL,
+    RAPESEED,
+    Chain,
+    at,
+    capture_doc,
+    post_event,
+    season,
+)
+
+RS = f"01/{RAPESEED}/10/RS-2025-001"
+OIL_LOT = f"01/{OIL}/10/OIL-2025-007"
+BOTTLES = f"01/{BOTTLE}/10/B-2025-007"
+
+
+def graph(client: TestClient, path: str, **params: Any) -> dict[str, Any]:
+    response = client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def ids(body: dict[str, Any], kind: str) -> set[str]:
+    return {node["id"] for node in body["nodes"] if node["type"] == kind}
+
+
+def edges(body: dict[str, Any], kind: str) -> set[tuple[str, str]]:
+    return {(edge["from"], edge["to"]) for edge in body["edges"] if edge["type"] == kind}
+
+
+def steps(body: dict[str, Any]) -> list[str]:
+    events = [node for node in body["nodes"] if node["type"] == "event"]
+    return sorted(str(node["biz_step"]).rsplit("/", 1)[-1] for node in events)
+
+
+def test_backward_from_a_bottle_lot_reaches_fields_households_and_events(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    assert capture_doc(client, world, "manager", season(chain)).status_code == 202
+    body = graph(client, f"/api/v1/trace/{BOTTLE}/B-2025-007", direction="backward")
+    assert body["root"] == BOTTLES and body["direction"] == "backward"
+    assert ids(body, "lot") == {BOTTLES, OIL_LOT, RS}
+    assert ids(body, "parcel") == {chain.own[0], chain.own[1]}
+    assert edges(body, "transformed_into") == {(RS, OIL_LOT), (OIL_LOT, BOTTLES)}
+    assert edges(body, "harvested_into") == {(chain.own[0], RS), (chain.own[1], RS)}
+    field = ["planting", "planting", "fertilizing", "spraying", "harvesting"]
+    assert steps(body) == sorted([*field, "pressing", "commissioning", "packing"])
+    (household,) = [node for node in body["nodes"] if node["type"] == "household"]
+    # Public output: the household by its 承包方编码, the name masked, no phone.
+    assert household["name"] == "王**"
+    assert "13808380001" not in str(body) and "王建国" not in str(body)
+    assert edges(body, "holds") == {
+        (household["id"], chain.own[0]),
+        (household["id"], chain.own[1]),
+    }
+    event = next(node for node in body["nodes"] if node.get("biz_step", "").endswith("pressing"))
+    assert event["proof"] == f"/api/v1/ledger/entries/{event['ledger_seq']}/proof"
+    assert body["flags"] == []
+
+
+def test_backward_does_not_list_field_work_of_another_season(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    events = season(chain)
+    old_harvest = builders.harvest(
+        gtin=RAPESEED,
+        lot="RS-2024",
+        kilograms=900,
+        dkbms=[chain.own[0]],
+        when=at(11, 1, year=2024),
+        base_url=BASE,
+    )
+    assert capture_doc(client, world, "manager", [old_harvest, *events]).status_code == 202
+    body = graph(client, f"/api/v1/trace/{RAPESEED}/RS-2025-001")
+    # Sowing on the first parcel (5 Oct) came before its November harvest: another season.
+    plantings = [n for n in body["nodes"] if str(n.get("biz_step", "")).endswith("planting")]
+    assert len(plantings) == 1
+    assert ids(body, "lot") == {RS}
+
+
+def test_forward_from_a_parcel_finds_every_lot_bottle_and_case(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    assert capture_doc(client, world, "manager", season(chain)).status_code == 202
+    body = graph(client, f"/api/v1/trace/parcels/{chain.own[1]}")
+    assert body["direction"] == "forward" and body["root"] == chain.own[1]
+    assert ids(body, "lot") == {RS, OIL_LOT, BOTTLES}
+    assert ids(body, "unit") == {f"01/{BOTTLE}/21/000{i}" for i in range(1, 5)}
+    assert ids(body, "container") == {canonical_epc(CASE)}
+    assert (chain.own[1], RS) in edges(body, "harvested_into")
+    # A parcel nothing was harvested from recalls nothing.
+    empty = graph(client, f"/api/v1/trace/parcels/{chain.own[2]}")
+    assert [n["type"] for n in empty["nodes"]] == ["parcel"] and empty["edges"] == []
+
+
+def test_forward_from_a_lot_is_the_recall(client: TestClient, world: World, chain: Chain) -> None:
+    events = season(chain)
+    second = builders.transformation(
+        step="pressing",
+        inputs=[(RAPESEED, "RS-2025-001", 500.0, "KGM")],
+        outputs=[(OIL, "OIL-2025-008", 190.0, "LTR")],
+        when=at(6, 10),
+        base_url=BASE,
+    )
+    assert capture_doc(client, world, "manager", [*events, second]).status_code == 202
+    body = graph(client, f"/api/v1/trace/{RAPESEED}/RS-2025-001", direction="forward")
+    assert ids(body, "lot") == {RS, OIL_LOT, BOTTLES, f"01/{OIL}/10/OIL-2025-008"}
+    assert len(ids(body, "unit")) == 4
+    # Backward from the second oil lot does not drag in the first one's bottles.
+    back = graph(client, f"/api/v1/trace/{OIL}/OIL-2025-008")
+    assert ids(back, "lot") == {RS, f"01/{OIL}/10/OIL-2025-008"}
+
+
+def test_a_bottle_traces_back_through_its_lot_and_forward_to_its_case(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    assert capture_doc(client, world, "manager", season(chain)).status_code == 202
+    back = graph(client, f"/api/v1/trace/{BOTTLE}/B-2025-007/0001")
+    assert back["root"] == f"01/{BOTTLE}/21/0001"
+    assert {RS, OIL_LOT, BOTTLES} <= ids(back, "lot")
+    assert (BOTTLES, f"01/{BOTTLE}/21/0001") in edges(back, "contains")
+    forward = graph(client, f"/api/v1/trace/{BOTTLE}/B-2025-007/0001", direction="forward")
+    assert ids(forward, "container") == {canonical_epc(CASE)}
+    unpacked = graph(client, f"/api/v1/trace/{BOTTLE}/B-2025-007/0003", direction="forward")
+    assert ids(unpacked, "container") == set()
+    wrong_lot = client.get(f"/api/v1/trace/{BOTTLE}/B-1/0001")
+    assert wrong_lot.status_code == 422 and "belongs to lot 'B-2025-007'" in wrong_lot.text
+    assert client.get(f"/api/v1/trace/{BOTTLE}/B-2025-007/9999").status_code == 404
+
+
+def test_unknown_lots_and_bad_gtins_are_named(client: TestClient, chain: Chain) -> None:
+    missing = client.get(f"/api/v1/trace/{RAPESEED}/NOPE")
+    assert missing.status_code == 404 and "no lot 'NOPE'" in missing.json()["detail"]
+    bad = client.get("/api/v1/trace/06901234500012/RS-1")
+    assert bad.status_code == 422 and "check digit" in bad.json()["detail"]
+    direction = client.get(f"/api/v1/trace/{RAPESEED}/RS-1", params={"direction": "sideways"})
+    assert direction.status_code == 422
+
+
+# --- corrections ----------------------------------------------------------------------------
+
+
+def declaration(event: dict[str, Any], corrective: list[str] | None = None) -> dict[str, Any]:
+    declared = copy.deepcopy(event)
+    declared["errorDeclaration"] = {
+        "declarationTime": "2025-06-20T10:00:00+08:00",
+        "reason": "incorrect_data",
+        **({"correctiveEventIDs": corrective} if corrective else {}),
+    }
+    return declared
+
+
+def test_a_wrong_harvest_is_corrected_and_trace_shows_the_corrected_history(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    events = season(chain)
+    captured = capture_doc(client, world, "manager", events).json()
+    wrong_id = captured["events"][4]["eventID"]
+    corrected = copy.deepcopy(events[4])
+    corrected["quantityList"][0]["quantity"] = 1805.0
+    fixed = capture_doc(client, world, "manager", [declaration(events[4]), corrected])
+    assert fixed.status_code == 202, fixed.text
+    declaration_result, corrected_result = fixed.json()["events"]
+    # The declaration carries the eventID of the event it declares erroneous.
+    assert declaration_result["eventID"] == wrong_id
+    lot = client.get(f"/api/v1/lots/{RAPESEED}/RS-2025-001").json()
+    assert (lot["quantity"], lot["remaining"]) == (1805.0, 805.0)
+    body = graph(client, f"/api/v1/trace/{BOTTLE}/B-2025-007")
+    nodes = {node["id"]: node for node in body["nodes"]}
+    assert nodes[wrong_id]["declared_erroneous"] is True
+    assert nodes[f"{wrong_id}#errorDeclaration"]["error_declaration"] is True
+    assert nodes[corrected_result["eventID"]]["declared_erroneous"] is False
+    assert (f"{wrong_id}#errorDeclaration", wrong_id) in edges(body, "declares_erroneous")
+    # The lineage runs through the corrected harvest only.
+    harvests = {edge["event"] for edge in body["edges"] if edge["type"] == "harvested_into"}
+    assert harvests == {corrected_result["eventID"]}
+
+
+def test_a_correction_may_not_leave_a_lot_used_beyond_what_it_made(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    events = season(chain)
+    assert capture_doc(client, world, "manager", events).status_code == 202
+    response = capture_doc(client, world, "manager", [declaration(events[4])])
+    assert response.status_code == 409
+    assert "1000 KGM used but only 0 made" in response.json()["detail"]
+
+
+def test_a_declared_transformation_gives_its_input_back(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    events = season(chain)[:6]
+    assert capture_doc(client, world, "manager", events).status_code == 202
+    assert capture_doc(client, world, "manager", [declaration(events[5])]).status_code == 202
+    lot = client.get(f"/api/v1/lots/{RAPESEED}/RS-2025-001").json()
+    assert lot["remaining"] == 1800.0
+    assert client.get(f"/api/v1/trace/{OIL}/OIL-2025-007").json()["nodes"][0]["quantity"] == 0
+    again = capture_doc(client, world, "manager", [declaration(events[5])])
+    assert again.status_code == 409 and "already declared erroneous" in again.text
+
+
+def test_declaring_an_event_nobody_captured_is_refused(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    event = builders.field_work("planting", dkbm=chain.own[0], when=at(3, 1), base_url=BASE)
+    response = post_event(client, world, "farmer", declaration(event))
+    assert response.status_code == 422 and "no captured event has eventID" in response.text
+
+
+def test_a_farmer_declares_only_the_households_events(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    events = season(chain)
+    assert capture_doc(client, world, "manager", events).status_code == 202
+    assert post_event(client, world, "farmer", declaration(events[2])).status_code == 201
+    assert post_event(client, world, "farmer", declaration(events[5])).status_code == 403
+
+
+# --- plausibility -------------------------------------------------------------------------------
+
+
+def test_implausible_yield_mass_balance_and_pre_harvest_interval_are_flagged(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    p1 = chain.own[0]
+    events = [
+        builders.spraying(
+            dkbm=p1,
+            when=at(5, 15),
+            base_url=BASE,
+            pesticide="吡虫啉",
+            dose=1.0,
+            dose_unit="KGM",
+            interval_days=14,
+        ),
+        builders.harvest(
+            gtin=RAPESEED, lot="RS-X", kilograms=5000, dkbms=[p1], when=at(5, 20), base_url=BASE
+        ),
+        builders.transformation(
+            step="pressing",
+            inputs=[(RAPESEED, "RS-X", 1000.0, "KGM")],
+            outputs=[(OIL, "OIL-X", 600.0, "LTR")],
+            when=at(6, 3),
+            base_url=BASE,
+        ),
+    ]
+    captured = capture_doc(client, world, "manager", events).json()
+    body = graph(client, f"/api/v1/trace/{OIL}/OIL-X")
+    flags = {flag["kind"]: flag for flag in body["flags"]}
+    assert set(flags) == {"yield", "mass_balance", "pre_harvest_interval"}
+    assert flags["yield"]["subject"] == f"01/{RAPESEED}/10/RS-X"
+    assert flags["yield"]["value"] > 900 and flags["yield"]["expected"] == [80.0, 300.0]
+    assert flags["mass_balance"]["subject"] == captured["events"][2]["eventID"]
+    assert flags["mass_balance"]["value"] == 0.6
+    assert "安全间隔期" in flags["pre_harvest_interval"]["message"]
+    assert flags["pre_harvest_interval"]["value"] == 5.0
+    # A manager who knows better widens the range; the flag goes.
+    patched = client.patch(
+        f"/api/v1/products/{OIL}",
+        json={"ratio": {"min": 0.3, "max": 0.65}},
+        headers=world.auth("manager"),
+    )
+    assert patched.status_code == 200
+    kinds = {flag["kind"] for flag in graph(client, f"/api/v1/trace/{OIL}/OIL-X")["flags"]}
+    assert kinds == {"yield", "pre_harvest_interval"}
