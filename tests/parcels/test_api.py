@@ -194,3 +194,20 @@ def test_change_split_merge_over_http(client: TestClient, world: World) -> None:
     assert client.get(f"/api/v1/parcels/{children[0]}/verify").json()["ok"] is True
     near = client.get(f"/api/v1/parcels/{children[0]}/neighbours").json()["features"]
     assert {f["properties"]["dkbm"] for f in near} == {first, children[1]}
+
+
+def test_parcel_sign_png_pdf_and_qr(client: TestClient, world: World) -> None:
+    assert _register(client, world, field(0, 0)).status_code == 201
+    dkbm = f"{GROUP}00001"
+    png = client.get(f"/api/v1/parcels/{dkbm}/sign.png")
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+    pdf = client.get(f"/api/v1/parcels/{dkbm}/sign.pdf")
+    assert pdf.status_code == 200 and pdf.content[:5] == b"%PDF-"
+    qr = client.get(f"/api/v1/parcels/{dkbm}/sign.svg")
+    assert qr.status_code == 200 and qr.text.startswith("<svg")
+    from digital_village.parcels import signs
+
+    # The QR code holds the resolver address on the configured host.
+    assert signs.qr_svg(f"https://dv.test/p/{dkbm}") == qr.content
+    assert client.get(f"/api/v1/parcels/{dkbm}/sign.gif").status_code == 404
+    assert client.get(f"/api/v1/parcels/{GROUP}00009/sign.png").status_code == 404

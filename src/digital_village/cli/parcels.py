@@ -229,3 +229,22 @@ def map_(
     data = render.to_svg(drawing) if suffix == ".svg" else render.to_png(drawing)
     out.write_bytes(data)
     console.print(f"wrote the map of {drawing.title} ({len(drawing.parcels)} parcels) to {out}")
+
+
+@app.command("sign")
+def sign(
+    dkbm: Annotated[str, typer.Argument(help="The 19-digit 地块编码.")],
+    out: Annotated[Path, typer.Option("--out", help="FILE.png or FILE.pdf (or .svg: QR only)")],
+) -> None:
+    """Print a parcel's sign (土地赋码): QR code of https://<host>/p/<DKBM>, code, village, 亩."""
+    from digital_village.parcels import signs
+
+    suffix = out.suffix.lower()
+    if suffix not in (".png", ".pdf", ".svg"):
+        fail(f"--out must end in .png, .pdf or .svg, not {suffix or 'nothing'}", code=2)
+    settings = load_settings()
+    with transaction(settings) as session:
+        card = signs.sign_for(session=session, dkbm=dkbm, base_url=settings.public_base_url)
+    data = signs.qr_svg(card.url) if suffix == ".svg" else signs.render_sign(card, fmt=suffix[1:])
+    out.write_bytes(data)
+    console.print(f"wrote the sign of {card.dkbm} ({card.url}) to {out}")

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from shapely.geometry import shape as shape_from_geojson
 from sqlalchemy.orm import Session
 
-from digital_village.api.deps import JSON_BODY, ActorDep, LedgerDep, SessionDep
+from digital_village.api.deps import JSON_BODY, ActorDep, LedgerDep, SessionDep, SettingsDep
 from digital_village.errors import Invalid, NotFound
 from digital_village.parcels import io as parcel_io
 from digital_village.parcels import service as parcels
@@ -181,6 +181,24 @@ def verify(dkbm: str, session: SessionDep) -> dict[str, Any]:
     """Whether the stored geometry still hashes to what the ledger recorded at registration."""
     problem = parcels.verify_geometry(session=session, dkbm=dkbm)
     return {"dkbm": dkbm, "ok": problem is None, "problem": problem}
+
+
+@router.get(
+    "/parcels/{dkbm}/sign.{fmt}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "application/pdf": {}, "image/svg+xml": {}}}},
+)
+def sign(dkbm: str, fmt: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """The parcel's sign (土地赋码): sign.png or sign.pdf to print, sign.svg for the QR alone."""
+    from digital_village.parcels import signs
+
+    if fmt not in ("png", "pdf", "svg"):
+        raise NotFound("signs are served as sign.png, sign.pdf or sign.svg (the QR code)")
+    card = signs.sign_for(session=session, dkbm=dkbm, base_url=settings.public_base_url)
+    if fmt == "svg":
+        return Response(signs.qr_svg(card.url), media_type="image/svg+xml")
+    media = "application/pdf" if fmt == "pdf" else "image/png"
+    return Response(signs.render_sign(card, fmt=fmt), media_type=media)
 
 
 @router.get(
