@@ -1,0 +1,515 @@
+"""Reads and queries of the parcel registry: lookups, holders on a date, history, paging.
+
+Imported through ``parcels.service``; see there for the functions other capabilities call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import shapely
+from shapely.geometry import Point
+from sqlalchemy import Integer, column, func, or_, select, text
+from sqlalchemy.orm import Session
+
+from digital_village.db import utcnow
+from digital_village.errors import Invalid, NotFound
+from digital_village.ledger.models import LedgerEntry
+from digital_village.parcels import geometry
+from digital_village.parcels.models import (
+    Parcel,
+    ParcelAttribute,
+    ParcelHolding,
+    ParcelImport,
+    ParcelLineage,
+    ParcelStatus,
+)
+from digital_village.regions.models import Cooperative, Household
+
+CHINA_TIME = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Who held a parcel on a date: the contractor household and the operating cooperative."""
+
+    contractor_household_id: int | None
+    operator_cooperative_id: int | None
+
+
+@dataclass(frozen=True)
+class SourceCrs:
+    """Where input coordinates come from: a CRS to transform from and a consumer-map offset."""
+
+    crs: str | None = None
+    datum: geometry.MapDatum = "wgs84"
+
+    @property
+    def label(self) -> str:
+        return self.crs or ("EPSG:4490" if self.datum == "wgs84" else self.datum)
+
+
+_LONLAT_NAMES = {"wgs84", "epsg:4326", "epsg:4490", "cgcs2000", "crs84", "ogc:crs84"}
+
+
+def parse_source_crs(value: str | None) -> SourceCrs:
+    """Read a ``--crs`` value: EPSG:NNNN (or any pyproj CRS text), gcj02, bd09 or lon/lat."""
+    if value is None or not value.strip():
+        return SourceCrs()
+    name = value.strip()
+    lowered = name.lower().replace("-", "").replace("_", "")
+    if lowered in ("gcj02", "bd09"):
+        datum: geometry.MapDatum = "gcj02" if lowered == "gcj02" else "bd09"
+        return SourceCrs(datum=datum)
+    if name.lower() in _LONLAT_NAMES:
+        return SourceCrs()
+    try:
+        crs = geometry._crs(name)
+    except geometry.GeometryError as error:
+        raise Invalid(
+            f"unknown CRS {name!r}: give EPSG:NNNN (e.g. EPSG:4544), gcj02 or bd09"
+        ) from error
+    if crs.to_epsg() in (4326, 4490):
+        return SourceCrs()
+    return SourceCrs(crs=name)
+
+
+def today() -> dt.date:
+    """Today's date in China, the calendar every valid_from refers to."""
+    return utcnow().astimezone(CHINA_TIME).date()
+
+
+def get_parcel(*, session: Session, dkbm: str) -> Parcel:
+    """The parcel with this DKBM, active or retired; NotFound otherwise."""
+    parcel = session.scalar(select(Parcel).where(Parcel.dkbm == dkbm.strip()))
+    if parcel is None:
+        raise NotFound(f"no parcel with DKBM {dkbm}")
+    return parcel
+
+
+def get_active_parcel(*, session: Session, dkbm: str) -> Parcel:
+    """The active parcel with this DKBM; Invalid when it was retired, NotFound when unknown."""
+    parcel = get_parcel(session=session, dkbm=dkbm)
+    if parcel.status is not ParcelStatus.ACTIVE:
+        successors = [p.dkbm for p in successors_of(session=session, parcel=parcel)]
+        after = f"; it became {', '.join(successors)}" if successors else ""
+        raise Invalid(f"parcel {parcel.dkbm} was retired{after}", successors=successors)
+    return parcel
+
+
+def parcel_geometry(parcel: Parcel) -> geometry.Polygonal:
+    """The parcel's Polygon or MultiPolygon, lon/lat CGCS2000 (≈ WGS84)."""
+    shape: geometry.Polygonal = shapely.from_wkb(parcel.geometry_wkb)
+    return shape
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# CROSS JOIN makes SQLite walk the R*Tree first; left to itself, without statistics, it
+# scans parcels by status and probes the tree for each (5 ms a lookup at 320 parcels).
+_SQLITE_LOCATE = (
+    "SELECT p.id, p.geometry_wkb FROM parcel_rtree AS r CROSS JOIN parcel AS p ON p.id = r.id "
+    "WHERE r.min_lon <= ? AND r.max_lon >= ? AND r.min_lat <= ? AND r.max_lat >= ? "
+    "AND p.status = 'active'"
+)
+
+
+_POSTGRES_LOCATE = text(
+    "SELECT id FROM parcel WHERE status = 'active' "
+    "AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)) ORDER BY id LIMIT 1"
+)
+
+
+def locate_id(*, session: Session, lon: float, lat: float) -> int | None:
+    """The id of the active parcel covering a lon/lat point (boundary included), or None.
+
+    SQLite: R*Tree candidates by bounding box, then exact shapely containment. PostgreSQL:
+    ST_Covers on the GiST-indexed PostGIS column.
+    """
+    if is_postgres(session):
+        found: int | None = session.execute(_POSTGRES_LOCATE, {"lon": lon, "lat": lat}).scalar()
+        return found
+    # The sqlite3 connection under the session (same transaction): a point lookup is a hot
+    # path, and SQLAlchemy's statement handling costs several times the R*Tree query itself.
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    rows = driver.execute(_SQLITE_LOCATE, (lon, lon, lat, lat)).fetchall()
+    for parcel_id, wkb in rows:
+        if shapely.intersects_xy(shapely.from_wkb(wkb), lon, lat):
+            return int(parcel_id)
+    return None
+
+
+def to_lonlat_point(x: float, y: float, source: SourceCrs) -> tuple[float, float]:
+    """A point given in a supported CRS or map datum, as lon/lat; Invalid if not in China."""
+    try:
+        point: Any = Point(x, y)
+        if source.crs is not None:
+            point = geometry.to_lonlat(point, source.crs)
+        point = geometry.shift_geometry(point, source=source.datum, target="wgs84")
+        geometry.check_china_lonlat(point)
+    except geometry.GeometryError as error:
+        raise Invalid(f"point ({x:g}, {y:g}) in {source.label}: {error}") from error
+    return float(point.x), float(point.y)
+
+
+def parcel_containing_point(*, session: Session, lon: float, lat: float) -> Parcel | None:
+    """The active parcel that holds a lon/lat point, or None."""
+    parcel_id = locate_id(session=session, lon=lon, lat=lat)
+    return None if parcel_id is None else session.get(Parcel, parcel_id)
+
+
+def holder_at(*, session: Session, dkbm: str, on: dt.date) -> Holding:
+    """The contractor and operator of a parcel on a date (both None when nobody held it)."""
+    parcel = get_parcel(session=session, dkbm=dkbm)
+    row = session.scalars(
+        select(ParcelHolding)
+        .where(
+            ParcelHolding.parcel_id == parcel.id,
+            ParcelHolding.valid_from <= on,
+            or_(ParcelHolding.valid_to.is_(None), ParcelHolding.valid_to > on),
+        )
+        .order_by(ParcelHolding.valid_from.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return Holding(None, None)
+    return Holding(row.contractor_household_id, row.operator_cooperative_id)
+
+
+def successors_of(*, session: Session, parcel: Parcel) -> Sequence[Parcel]:
+    """The parcels a retired parcel was split or merged into."""
+    return session.scalars(
+        select(Parcel)
+        .join(ParcelLineage, ParcelLineage.child_id == Parcel.id)
+        .where(ParcelLineage.parent_id == parcel.id)
+        .order_by(Parcel.dkbm)
+    ).all()
+
+
+CHUNK = 500
+
+
+def bbox_ids(session: Session, bbox: tuple[float, float, float, float]) -> Any:
+    """A subquery of the ids of parcels whose bounding box meets ``bbox`` (spatially indexed)."""
+    params = dict(zip(("a", "b", "c", "d"), bbox, strict=True))
+    if is_postgres(session):
+        query = text("SELECT id FROM parcel WHERE geom && ST_MakeEnvelope(:a, :b, :c, :d, 4490)")
+    else:
+        query = text(
+            "SELECT id FROM parcel_rtree WHERE max_lon >= :a AND min_lon <= :c "
+            "AND max_lat >= :b AND min_lat <= :d"
+        )
+    return query.bindparams(**params).columns(column("id", Integer))
+
+
+def household_codes(session: Session, ids: set[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for chunk in chunked(sorted(ids)):
+        found.update(
+            session.execute(
+                select(Household.id, Household.cbfbm).where(Household.id.in_(chunk))
+            ).all()
+        )
+    return found
+
+
+def cooperative_codes(session: Session, ids: set[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for chunk in chunked(sorted(ids)):
+        found.update(
+            session.execute(
+                select(Cooperative.id, Cooperative.uscc).where(Cooperative.id.in_(chunk))
+            ).all()
+        )
+    return found
+
+
+def chunked(values: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def lineage(*, session: Session, dkbm: str) -> dict[str, list[Parcel]]:
+    """The parcels this one came from and the ones it became."""
+    parcel = get_parcel(session=session, dkbm=dkbm)
+    parents = session.scalars(
+        select(Parcel)
+        .join(ParcelLineage, ParcelLineage.parent_id == Parcel.id)
+        .where(ParcelLineage.child_id == parcel.id)
+        .order_by(Parcel.dkbm)
+    ).all()
+    return {"from": list(parents), "into": list(successors_of(session=session, parcel=parcel))}
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Parcel]
+    total: int
+    limit: int
+    offset: int
+
+
+def region_filter(code: str) -> Any:
+    """A WHERE clause for parcels of a 9-digit township, 12-digit village or 14-digit FBFBM."""
+    code = code.strip()
+    if not code.isdigit() or len(code) not in (9, 12, 14):
+        raise Invalid(
+            f"region {code!r} must be a 9-digit township, 12-digit village or 14-digit FBFBM"
+        )
+    if len(code) == 9:
+        return Parcel.township_code == code
+    if len(code) == 12:
+        return Parcel.village_code == code
+    return Parcel.fbfbm == code
+
+
+def list_parcels(
+    *,
+    session: Session,
+    region: str | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    include_retired: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page:
+    """Parcels by DKBM, of a township, village or FBFBM and/or meeting a lon/lat bbox."""
+    if not 1 <= limit <= 1000:
+        raise Invalid("limit must be 1..1000")
+    if offset < 0:
+        raise Invalid("offset must not be negative")
+    conditions: list[Any] = []
+    if region is not None:
+        conditions.append(region_filter(region))
+    if bbox is not None:
+        min_lon, min_lat, max_lon, max_lat = bbox
+        if not (min_lon <= max_lon and min_lat <= max_lat):
+            raise Invalid("bbox must be min_lon,min_lat,max_lon,max_lat with min <= max")
+        conditions.append(Parcel.id.in_(bbox_ids(session, bbox)))
+    if not include_retired:
+        conditions.append(Parcel.status == ParcelStatus.ACTIVE)
+    total = session.scalar(select(func.count()).select_from(Parcel).where(*conditions)) or 0
+    items = session.scalars(
+        select(Parcel).where(*conditions).order_by(Parcel.dkbm).limit(limit).offset(offset)
+    ).all()
+    return Page(items, total, limit, offset)
+
+
+def parcels_of_region(*, session: Session, code: str) -> Sequence[Parcel]:
+    """Every active parcel of a township, village or FBFBM, by DKBM."""
+    return session.scalars(
+        select(Parcel)
+        .where(region_filter(code), Parcel.status == ParcelStatus.ACTIVE)
+        .order_by(Parcel.dkbm)
+    ).all()
+
+
+def neighbours(*, session: Session, dkbm: str, within_m: float = 2.0) -> list[tuple[Parcel, float]]:
+    """Active parcels within ``within_m`` metres (touching, or across a ridge), nearest first."""
+    if not 0 <= within_m <= 1000:
+        raise Invalid("within_m must be 0..1000")
+    parcel = get_parcel(session=session, dkbm=dkbm)
+    # Degrees per metre: 1/111 km of latitude; longitude shrinks by cos(lat).
+    pad_lat = within_m / 111_000 * 1.01
+    pad_lon = pad_lat / max(0.1, float(np.cos(np.radians(parcel.max_lat))))
+    bbox = (
+        parcel.min_lon - pad_lon,
+        parcel.min_lat - pad_lat,
+        parcel.max_lon + pad_lon,
+        parcel.max_lat + pad_lat,
+    )
+    others = session.scalars(
+        select(Parcel).where(
+            Parcel.id.in_(bbox_ids(session, bbox)),
+            Parcel.status == ParcelStatus.ACTIVE,
+            Parcel.id != parcel.id,
+        )
+    ).all()
+    if not others:
+        return []
+    mine = geometry.to_gk(parcel_geometry(parcel), parcel.epsg)
+    shapes = geometry.to_gk(
+        np.asarray([parcel_geometry(p) for p in others], dtype=object), parcel.epsg
+    )
+    distances = shapely.distance(mine, shapes)
+    found = [(p, float(d)) for p, d in zip(others, distances, strict=True) if d <= within_m]
+    return sorted(found, key=lambda pair: (pair[1], pair[0].dkbm))
+
+
+def crop_on(*, session: Session, dkbm: str, on: dt.date) -> str | None:
+    """The crop recorded for a parcel on a date, or None."""
+    parcel = get_parcel(session=session, dkbm=dkbm)
+    return crops_on(session=session, parcel_ids=[parcel.id], on=on).get(parcel.id)
+
+
+def crops_on(*, session: Session, parcel_ids: Sequence[int], on: dt.date) -> dict[int, str]:
+    """Parcel id → crop on a date, for the parcels that have one."""
+    found: dict[int, str] = {}
+    for chunk in chunked(list(parcel_ids)):
+        rows = session.execute(
+            select(ParcelAttribute.parcel_id, ParcelAttribute.value).where(
+                ParcelAttribute.parcel_id.in_(chunk),
+                ParcelAttribute.name == "crop",
+                ParcelAttribute.superseded_at.is_(None),
+                ParcelAttribute.valid_from <= on,
+                or_(ParcelAttribute.valid_to.is_(None), ParcelAttribute.valid_to > on),
+            )
+        )
+        found.update((row[0], row[1]) for row in rows)
+    return found
+
+
+def holdings_on(*, session: Session, parcel_ids: Sequence[int], on: dt.date) -> dict[int, Holding]:
+    """Parcel id → holders on a date."""
+    found: dict[int, Holding] = {}
+    for chunk in chunked(list(parcel_ids)):
+        rows = session.execute(
+            select(
+                ParcelHolding.parcel_id,
+                ParcelHolding.contractor_household_id,
+                ParcelHolding.operator_cooperative_id,
+            ).where(
+                ParcelHolding.parcel_id.in_(chunk),
+                ParcelHolding.valid_from <= on,
+                or_(ParcelHolding.valid_to.is_(None), ParcelHolding.valid_to > on),
+            )
+        )
+        for parcel_id, contractor, operator in rows:
+            found[parcel_id] = Holding(contractor, operator)
+    return found
+
+
+def history(*, session: Session, dkbm: str) -> dict[str, Any]:
+    """Every recorded period of a parcel's holders, land use and crops, oldest first."""
+    parcel = get_parcel(session=session, dkbm=dkbm)
+    holdings = session.scalars(
+        select(ParcelHolding)
+        .where(ParcelHolding.parcel_id == parcel.id)
+        .order_by(ParcelHolding.valid_from, ParcelHolding.id)
+    ).all()
+    attributes = session.scalars(
+        select(ParcelAttribute)
+        .where(ParcelAttribute.parcel_id == parcel.id)
+        .order_by(ParcelAttribute.valid_from, ParcelAttribute.id)
+    ).all()
+
+    def period(row: ParcelHolding | ParcelAttribute) -> dict[str, Any]:
+        return {
+            "valid_from": row.valid_from.isoformat(),
+            "valid_to": row.valid_to.isoformat() if row.valid_to else None,
+            "ledger_seq": row.ledger_seq,
+        }
+
+    households = household_codes(
+        session, {h.contractor_household_id for h in holdings if h.contractor_household_id}
+    )
+    cooperatives = cooperative_codes(
+        session, {h.operator_cooperative_id for h in holdings if h.operator_cooperative_id}
+    )
+    return {
+        "holdings": [
+            {
+                "contractor_household_id": h.contractor_household_id,
+                "contractor_cbfbm": households.get(h.contractor_household_id or 0),
+                "operator_cooperative_id": h.operator_cooperative_id,
+                "operator_uscc": cooperatives.get(h.operator_cooperative_id or 0),
+                **period(h),
+            }
+            for h in holdings
+        ],
+        "land_use": [{"value": a.value, **period(a)} for a in attributes if a.name == "land_use"],
+        "crops": [
+            {
+                "season": a.season,
+                "value": a.value,
+                "superseded": a.superseded_at is not None,
+                **period(a),
+            }
+            for a in attributes
+            if a.name == "crop"
+        ],
+    }
+
+
+def verify_geometry(*, session: Session, dkbm: str) -> str | None:
+    """None when the stored geometry hashes to what its registration entry recorded.
+
+    Otherwise a message saying what does not match: an edit of the stored bytes after
+    registration, or an entry that is missing.
+    """
+    parcel = get_parcel(session=session, dkbm=dkbm)
+    body = session.scalar(
+        select(LedgerEntry.body)
+        .where(
+            LedgerEntry.chain_key == f"parcel:{parcel.dkbm}",
+            LedgerEntry.kind == "parcel.registered",
+        )
+        .order_by(LedgerEntry.seq)
+        .limit(1)
+    )
+    if body is None:
+        return f"parcel {parcel.dkbm} has no registration entry in the ledger"
+    recorded = json.loads(body)["data"]["geometry_sha256"]
+    stored = hashlib.sha256(parcel.geometry_wkb).hexdigest()
+    if not hmac.compare_digest(recorded, stored):
+        return (
+            f"stored geometry of {parcel.dkbm} (sha256 {stored[:16]}…) does not match the "
+            f"ledger's registration entry (sha256 {recorded[:16]}…)"
+        )
+    return None
+
+
+def list_all_active(*, session: Session) -> Sequence[Parcel]:
+    """Every active parcel, by DKBM."""
+    return session.scalars(
+        select(Parcel).where(Parcel.status == ParcelStatus.ACTIVE).order_by(Parcel.dkbm)
+    ).all()
+
+
+def find_import(*, session: Session, file_sha256: str) -> dict[str, Any] | None:
+    """The earlier import of a file with these bytes, if any."""
+    row = session.scalars(
+        select(ParcelImport)
+        .where(ParcelImport.file_sha256 == file_sha256)
+        .order_by(ParcelImport.id)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return {
+        "import_id": row.id,
+        "filename": row.filename,
+        "at": row.created_at.isoformat(),
+        "created": row.created,
+    }
+
+
+def record_import(
+    *,
+    session: Session,
+    file_sha256: str,
+    filename: str,
+    fbfbm: str,
+    created: int,
+    rejected: int,
+) -> None:
+    """Remember an imported file by its content hash."""
+    session.add(
+        ParcelImport(
+            file_sha256=file_sha256,
+            filename=filename[:255],
+            fbfbm=fbfbm,
+            created=created,
+            rejected=rejected,
+        )
+    )
+    session.flush()
