@@ -3,8 +3,9 @@
 Parcels are drawn in their Gauss-Krüger zone (metres, grid north up), coloured by this
 season's crop or by GB/T 21010 land use, labelled with the short 5-digit parcel number where
 it fits, with a legend (count and 亩 per class), a scale bar and a north arrow. The PNG uses
-a CJK font when one is installed (fonts-noto-cjk, fonts-wqy-zenhei) and English names
-otherwise, so it never prints empty boxes; the SVG leaves fonts to the viewer.
+an installed CJK font (fonts-noto-cjk, fonts-wqy-zenhei) or the one the labels package
+ships, and English names when neither is there, so it never prints empty boxes; the SVG
+leaves fonts to the viewer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -338,13 +340,21 @@ def _svg_scale_and_north(frame: _Frame) -> list[str]:
 # --- PNG -----------------------------------------------------------------------------------
 
 
+# The labels package ships WenQuanYi Micro Hei (Apache-2.0) so that Chinese prints anywhere.
+SHIPPED_CJK_FONT = Path(__file__).resolve().parents[1] / "labels" / "fonts" / "wqy-microhei.ttc"
+
+
 @lru_cache(maxsize=1)
 def cjk_font() -> str | None:
-    """The name of an installed font with Chinese glyphs, or None."""
+    """The name of a font with Chinese glyphs: an installed one, else the shipped one, or None."""
     from matplotlib import font_manager
 
     installed = {font.name for font in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in installed), None)
+    found = next((name for name in CJK_FONTS if name in installed), None)
+    if found is None and SHIPPED_CJK_FONT.is_file():
+        font_manager.fontManager.addfont(str(SHIPPED_CJK_FONT))
+        found = font_manager.FontProperties(fname=str(SHIPPED_CJK_FONT)).get_name()
+    return found
 
 
 def to_png(drawing: MapDrawing, *, dpi: int = 100) -> bytes:
