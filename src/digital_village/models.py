@@ -7,6 +7,7 @@ from digital_village.ledger import models as ledger_models
 from digital_village.parcels import models as parcels_models
 from digital_village.regions import models as regions_models
 from digital_village.trace import models as trace_models
+from digital_village.web import models as web_models
 
 __all__ = [
     "Base",
@@ -16,4 +17,5 @@ __all__ = [
     "parcels_models",
     "regions_models",
     "trace_models",
+    "web_models",
 ]

@@ -1,0 +1,475 @@
+"""The GS1 Digital Link resolver: ``/01/<GTIN>[/10/<lot>][/21/<serial>]`` on the project's host.
+
+What a request gets (GS1-Conformant Resolver standard, RFC 9264):
+
+* a malformed link (check digit, unknown AI, qualifiers out of order, bad characters) → 400
+  naming what is wrong; an unknown product, lot or serial → 404 — a page for a browser,
+  problem+json for a client;
+* a correct but non-canonical spelling (GTIN-13, ``/gtin/`` and ``/lot/`` aliases, a trailing
+  slash, attributes out of order, a serial without its lot) → 301 to the canonical URI, with
+  the request's other query parameters kept;
+* ``?linkType=linkset`` (or ``all``), or an Accept preferring ``application/linkset+json`` or
+  ``application/json`` to HTML → the linkset;
+* ``?linkType=gs1:traceability`` → the backward trace graph (JSON), ``gs1:epcis`` → the lot's
+  EPCIS 2.0 document, ``gs1:certificationInfo`` → its 承诺达标合格证 (without the issuer's
+  phone), ``gs1:pip`` or a browser → the consumer page; a link type this item does not have →
+  307 to the default link (the page), as the standard asks;
+* every answer about an item carries ``Link: <…?linkType=linkset>; rel="linkset"``, CORS
+  ``Access-Control-Allow-Origin: *`` and ``Vary: Accept, Accept-Language``.
+
+The consumer page of a serialised item also records the scan (``web/scans.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Final
+from urllib.parse import quote, unquote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from digital_village import web
+from digital_village.api.deps import SessionDep, SettingsDep, get_database
+from digital_village.config import Settings
+from digital_village.db import utcnow
+from digital_village.errors import DomainError, NotFound
+from digital_village.labels.digital_link import DigitalLink, DigitalLinkError, parse_digital_link
+from digital_village.regions import service as regions
+from digital_village.trace import lineage, tracing
+from digital_village.trace import service as products
+from digital_village.trace.models import Lot, Product
+from digital_village.web import consumer, linkset, pages, scans
+from digital_village.web.linkset import LinkContext, Target
+
+router = APIRouter(tags=["resolver"])
+
+EPCIS_HEADERS: Final = {"GS1-EPCIS-Version": "2.0", "GS1-CBV-Version": "2.0"}
+_PARSE_BASE: Final = "http://resolver.invalid"
+# Non-GS1 query parameters (linkType, lang, geo, context, ...) ride along on redirects.
+_DROPPED_ON_DEFAULT: Final = frozenset({"linkType"})
+
+
+def _views(request: Request) -> pages.ViewCache[consumer.ConsumerView]:
+    cache: pages.ViewCache[consumer.ConsumerView] | None = getattr(
+        request.app.state, "consumer_views", None
+    )
+    if cache is None:
+        cache = pages.ViewCache()
+        request.app.state.consumer_views = cache
+    return cache
+
+
+def _raw_target(request: Request) -> tuple[str, str]:
+    """The request's path and query exactly as sent (still percent-encoded)."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else quote(request.url.path)
+    path = path.split("?", 1)[0]
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return path, query
+
+
+def _gs1_query(query: str) -> str:
+    """The GS1 attributes of a raw query string, in the order and spelling they came."""
+    kept = []
+    for piece in query.split("&"):
+        key = unquote(piece.partition("=")[0])
+        if key.isdigit() or key == "exp":
+            kept.append(piece)
+    return "&".join(kept)
+
+
+def _target(path: str, gs1_query: str, extra: tuple[tuple[str, str], ...]) -> str:
+    params = [gs1_query] if gs1_query else []
+    params += [f"{quote(key, safe='')}={quote(value, safe=':,')}" for key, value in extra]
+    return f"{path}?{'&'.join(params)}" if params else path
+
+
+def _item_headers(anchor: str, *, linkset_response: bool = False) -> dict[str, str]:
+    return {
+        "Link": linkset.link_header(anchor, linkset_response=linkset_response),
+        "Vary": "Accept, Accept-Language",
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "Link",
+    }
+
+
+def _json(body: Any, *, media_type: str, headers: dict[str, str], request: Request) -> Response:
+    if request.method == "HEAD":
+        return Response(headers=headers, media_type=media_type)
+    return JSONResponse(body, media_type=media_type, headers=headers)
+
+
+@router.get("/.well-known/gs1resolver", include_in_schema=False)
+def resolver_description(settings: SettingsDep) -> JSONResponse:
+    """The resolver description file the GS1-Conformant Resolver standard asks for."""
+    return JSONResponse(
+        {
+            "name": "Digital Village resolver",
+            "resolverRoot": settings.public_base_url,
+            "supportedPrimaryKeys": ["01"],
+            "supportedLinkType": [{"namespace": linkset.GS1_VOC, "prefix": "gs1:"}],
+            "linkTypeDefaultCanBeLinkset": False,
+            "supportedContextValuesEnumerated": [],
+        },
+        headers={"Access-Control-Allow-Origin": "*"},
+    )
+
+
+@router.api_route("/01/{rest:path}", methods=["GET", "HEAD"], summary="GS1 Digital Link")
+@router.api_route("/gtin/{rest:path}", methods=["GET", "HEAD"], include_in_schema=False)
+def resolve(rest: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """Resolve a GS1 Digital Link: the consumer page, the linkset, or a linked resource.
+
+    Content negotiation by ``?linkType=`` (``linkset``, ``gs1:pip``, ``gs1:traceability``,
+    ``gs1:epcis``, ``gs1:certificationInfo``) or the Accept header; every answer carries a
+    ``Link`` header to the item's linkset.
+    """
+    del rest  # the whole raw path is parsed, percent-encoding included
+    language = pages.language_of(request)
+    path, query = _raw_target(request)
+    if path.endswith("/") and len(path) > 1:
+        path = path.rstrip("/")  # GS1: tolerate a trailing slash (then redirect)
+    try:
+        link = parse_digital_link(f"{_PARSE_BASE}{path}" + (f"?{query}" if query else ""))
+    except DigitalLinkError as problem:
+        return pages.error(
+            request, 400, f"not a valid GS1 Digital Link: {problem}", language=language
+        )
+    try:
+        return _resolve(request, session, settings, link, path, query, language)
+    except DomainError as failure:
+        return pages.error(
+            request, failure.status, failure.detail, language=language, **failure.extra
+        )
+
+
+def _resolve(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    link: DigitalLink,
+    path: str,
+    query: str,
+    language: str,
+) -> Response:
+    base = settings.public_base_url
+    product = products.get_product(session=session, gtin=link.gtin)
+    lot_row: Lot | None = None
+    if link.serial is not None:
+        unit = products.get_unit(session=session, gtin=link.gtin, serial=link.serial)
+        lot_row = products.lots_by_id(session=session, ids=[unit.lot_id])[unit.lot_id]
+        if link.lot is not None and link.lot != lot_row.lot:
+            raise NotFound(
+                f"serial {link.serial!r} of GTIN {link.gtin} is not in lot {link.lot!r}; "
+                "the label does not match the records"
+            )
+        canonical = DigitalLink(
+            link.gtin, lot=lot_row.lot, serial=link.serial, attributes=link.attributes
+        )
+    elif link.lot is not None:
+        lot_row = products.get_lot(session=session, gtin=link.gtin, lot=link.lot)
+        canonical = link
+    else:
+        canonical = link
+    if path != canonical.path or _gs1_query(query) != canonical.query:
+        target = _target(canonical.path, canonical.query, link.extra_params)
+        return RedirectResponse(
+            target, status_code=301, headers=_item_headers(canonical.uri(base).split("?")[0])
+        )
+    anchor = DigitalLink(link.gtin, lot=canonical.lot, serial=canonical.serial).uri(base)
+    headers = _item_headers(anchor)
+    params = dict(link.extra_params)
+    requested = params.get("linkType")
+    accept = request.headers.get("accept")
+    if requested is not None:
+        try:
+            wanted = linkset.parse_link_type(requested)
+        except linkset.LinkTypeError as bad:
+            return pages.error(request, 400, str(bad), language=language, headers=headers)
+    else:
+        representation = linkset.negotiate(accept)
+        if representation is None:
+            return pages.error(
+                request,
+                406,
+                f"this resolver answers text/html (the consumer page) or "
+                f"{linkset.LINKSET_MEDIA_TYPE} / application/json (the linkset), not {accept!r}",
+                language=language,
+                headers=headers,
+            )
+        wanted = linkset.PIP if representation == "html" else linkset.LINKSET
+    available = {linkset.PIP, linkset.LINKSET}
+    if lot_row is not None:
+        available |= {linkset.TRACEABILITY, linkset.EPCIS, linkset.CERTIFICATION_INFO}
+    certificates: list[dict[str, Any]] = []
+    if lot_row is not None and wanted in (linkset.LINKSET, linkset.CERTIFICATION_INFO):
+        certificates = _certificates(session, lot_row, base)
+        if not certificates:
+            available.discard(linkset.CERTIFICATION_INFO)
+    if wanted not in available:
+        # GS1: a link type this item does not have → the default link (the page).
+        kept = tuple((k, v) for k, v in link.extra_params if k not in _DROPPED_ON_DEFAULT)
+        return RedirectResponse(
+            _target(canonical.path, canonical.query, kept), status_code=307, headers=headers
+        )
+    if wanted == linkset.LINKSET:
+        contexts = _link_contexts(product, lot_row, canonical, base, certified=bool(certificates))
+        return _json(
+            linkset.linkset_document(contexts),
+            media_type=linkset.linkset_media_type(accept)
+            if requested is None
+            else linkset.LINKSET_MEDIA_TYPE,
+            headers=_item_headers(anchor, linkset_response=True),
+            request=request,
+        )
+    if wanted == linkset.PIP:
+        return _page(request, session, settings, product, lot_row, canonical, language, headers)
+    assert lot_row is not None
+    if wanted == linkset.TRACEABILITY:
+        if canonical.serial is not None:
+            body = tracing.trace_unit(
+                session=session,
+                gtin=link.gtin,
+                serial=canonical.serial,
+                lot=lot_row.lot,
+                direction="backward",
+                base_url=base,
+            )
+        else:
+            body = tracing.trace_lot(
+                session=session,
+                gtin=link.gtin,
+                lot=lot_row.lot,
+                direction="backward",
+                base_url=base,
+            )
+        return _json(body, media_type="application/json", headers=headers, request=request)
+    if wanted == linkset.EPCIS:
+        document = tracing.lot_document(
+            session=session, gtin=link.gtin, lot=lot_row.lot, base_url=base
+        )
+        return _json(
+            document,
+            media_type="application/ld+json",
+            headers={**headers, **EPCIS_HEADERS},
+            request=request,
+        )
+    body = {"anchor": anchor, "certificates": certificates}
+    return _json(body, media_type="application/json", headers=headers, request=request)
+
+
+def _titles(product: Product, lot: str | None, serial: str | None) -> str:
+    text = product.name
+    if lot is not None:
+        text += f", lot {lot}"
+    if serial is not None:
+        text += f", serial {serial}"
+    return text
+
+
+def _item_links(anchor: str, *, traced: bool, certified: bool) -> dict[str, list[Target]]:
+    with_type = linkset.with_query
+    pip = [
+        Target(with_type(anchor, linkType=linkset.PIP), "产品溯源信息", "text/html", ("zh-CN",)),
+        Target(
+            with_type(anchor, linkType=linkset.PIP, lang="en"),
+            "Where this product comes from",
+            "text/html",
+            ("en",),
+        ),
+    ]
+    links: dict[str, list[Target]] = {linkset.PIP: pip}
+    if traced:
+        links[linkset.TRACEABILITY] = [
+            Target(
+                with_type(anchor, linkType=linkset.TRACEABILITY),
+                "Trace graph: parcels, lots, events",
+                "application/json",
+            )
+        ]
+        links[linkset.EPCIS] = [
+            Target(
+                with_type(anchor, linkType=linkset.EPCIS),
+                "EPCIS 2.0 events of the lot",
+                "application/ld+json",
+            )
+        ]
+    if certified:
+        links[linkset.CERTIFICATION_INFO] = [
+            Target(
+                with_type(anchor, linkType=linkset.CERTIFICATION_INFO),
+                "承诺达标合格证",
+                "application/json",
+            )
+        ]
+    links[linkset.DEFAULT_LINK] = [pip[0]]
+    return links
+
+
+def _link_contexts(
+    product: Product, lot_row: Lot | None, canonical: DigitalLink, base: str, *, certified: bool
+) -> list[LinkContext]:
+    """One link context per level of the request, finest first (serial, lot, product)."""
+    contexts: list[LinkContext] = []
+    levels: list[tuple[str | None, str | None]] = []
+    if canonical.serial is not None:
+        levels.append((canonical.lot, canonical.serial))
+    if lot_row is not None:
+        levels.append((lot_row.lot, None))
+    levels.append((None, None))
+    for lot, serial in levels:
+        anchor = DigitalLink(product.gtin, lot=lot, serial=serial).uri(base)
+        contexts.append(
+            LinkContext(
+                anchor=anchor,
+                description=_titles(product, lot, serial),
+                links=_item_links(
+                    anchor, traced=lot is not None, certified=certified and lot is not None
+                ),
+            )
+        )
+    return contexts
+
+
+def _certificates(session: Session, lot_row: Lot, base: str) -> list[dict[str, Any]]:
+    """The 合格证 of the lot and of the lots it was made from, as public JSON (no phone)."""
+    view_lots = [lot_row]
+    closure = lineage.lot_closure(session=session, lot_ids=[lot_row.id], upstream=True)
+    upstream = {source for source, _, _ in closure} - {lot_row.id}
+    view_lots.extend(products.lots_by_id(session=session, ids=upstream).values())
+    found: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for row in view_lots:
+        for certificate in products.certificates_of_lot(session=session, lot_id=row.id):
+            if certificate.number in seen:
+                continue
+            seen.add(certificate.number)
+            found.append(
+                {
+                    "number": certificate.number,
+                    "type": "承诺达标合格证",
+                    "lot": DigitalLink(row.gtin, lot=row.lot).uri(base),
+                    "product": certificate.product_name,
+                    "quantity": certificate.quantity,
+                    "unit": certificate.unit,
+                    "origin": certificate.origin,
+                    "issuedOn": certificate.issued_on.isoformat(),
+                    "issuer": certificate.issuer,
+                    "basis": [
+                        {"code": code, "label": products.BASIS.get(code, code)}
+                        for code in _codes(certificate.basis)
+                    ],
+                    "commitments": [
+                        {"code": code, "label": products.COMMITMENTS.get(code, code)}
+                        for code in _codes(certificate.commitments)
+                    ],
+                    "ledgerSeq": certificate.ledger_seq,
+                    "proof": f"/api/v1/ledger/entries/{certificate.ledger_seq}/proof",
+                }
+            )
+    return found
+
+
+def _codes(text: str) -> list[str]:
+    value = json.loads(text)
+    return [str(code) for code in value] if isinstance(value, list) else []
+
+
+def _page(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    product: Product,
+    lot_row: Lot | None,
+    canonical: DigitalLink,
+    language: str,
+    headers: dict[str, str],
+) -> Response:
+    headers = {**headers, "Cache-Control": "no-cache"}
+    t = web.messages(language)
+    if lot_row is None:
+        cooperative = regions.get_cooperative(
+            session=session, cooperative_id=product.cooperative_id
+        )
+        suffix = "?lang=en" if language == "en" else ""
+        lots = [
+            {
+                "lot": row.lot,
+                "produced_at": row.produced_at.astimezone(consumer.CHINA),
+                "href": DigitalLink(product.gtin, lot=row.lot).path + suffix,
+            }
+            for row in consumer.lots_of_product(session=session, product=product)
+        ]
+        anchor = DigitalLink(product.gtin).uri(settings.public_base_url)
+        return pages.page(
+            request,
+            "product.html",
+            language=language,
+            headers=headers,
+            product=product,
+            cooperative=cooperative.name,
+            lots=lots,
+            links={"linkset": linkset.linkset_uri(anchor)},
+        )
+    pieces = t["pieces_bottle"] if product.net_unit in ("LTR", "MLT") else t["pieces_item"]
+    version = consumer.latest_tree_size(session)
+    key = (product.gtin, lot_row.lot, canonical.serial, language)
+    view = _views(request).get_or_build(
+        key,
+        version,
+        lambda: consumer.consumer_view(
+            session=session,
+            gtin=product.gtin,
+            lot=lot_row.lot,
+            serial=canonical.serial,
+            base_url=settings.public_base_url,
+            language=language,
+            pieces=pieces,
+        ),
+    )
+    flags = list(view.flags)
+    if not products.is_live(lot_row):
+        flags.insert(0, consumer.Flag("flag_unit_voided", {}))
+    summary = None
+    if canonical.serial is not None and request.method == "GET":
+        summary = _record_scan(request, product.gtin, canonical.serial)
+        flags += [consumer.Flag(key, params) for key, params in summary.flags()]
+    anchor = view.uri
+    links = {
+        "linkset": linkset.linkset_uri(anchor),
+        "traceability": linkset.with_query(anchor, linkType=linkset.TRACEABILITY),
+        "epcis": linkset.with_query(anchor, linkType=linkset.EPCIS),
+        "certification": linkset.with_query(anchor, linkType=linkset.CERTIFICATION_INFO),
+    }
+    return pages.page(
+        request,
+        "consumer.html",
+        language=language,
+        headers=headers,
+        view=view,
+        flags=flags,
+        scans=summary,
+        links=links,
+    )
+
+
+def _record_scan(request: Request, gtin: str, serial: str) -> scans.ScanSummary:
+    geo_text = request.query_params.get("geo")
+    geo = scans.parse_geo(geo_text) if geo_text else None
+    client = request.client.host if request.client else None
+    database = get_database(request)
+    with database.transaction(write=True) as session:
+        mine = scans.record_scan(
+            session=session,
+            gtin=gtin,
+            serial=serial,
+            network=scans.network_of(client),
+            geo=geo,
+            now=utcnow(),
+        )
+        summary = scans.summary(session=session, gtin=gtin, serial=serial, mine=mine)
+    assert summary is not None  # this scan was just stored
+    return dataclasses.replace(summary, first=summary.first.astimezone(consumer.CHINA))
