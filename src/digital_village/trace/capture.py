@@ -116,6 +116,7 @@ def capture(
         prepared.append((pending.event_id, event, refs))
         pendings.append(pending)
     work.load(prepared)
+    work.prefetch_parcels(pendings)
     for pending, (_, event, refs) in zip(pendings, prepared, strict=True):
         if event.error_declaration is None and pending.event_id in work.stored:
             stored = work.stored[pending.event_id]
@@ -204,7 +205,7 @@ def _write(
             {
                 "event_id": pending.event_id,
                 "event_type": event.type,
-                "action": getattr(event, "action", None),
+                "action": vars(event).get("action"),
                 "biz_step": pending.biz_step,
                 "disposition": event.disposition,
                 "read_point": event.read_point.id if event.read_point else None,

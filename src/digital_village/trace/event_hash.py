@@ -19,6 +19,7 @@ expansion); here only the fields whose values are CBV/GS1 vocabulary are expande
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -119,10 +120,18 @@ def _normalise_number(text: str) -> str:
 
 
 class _Canon:
-    """Value and key normalisation for one event, given the document's namespaces."""
+    """Value and key normalisation given a document's namespaces.
+
+    Normalised values are remembered: the events of a capture repeat the same locations,
+    steps and identifiers, and the result depends only on the text, the field and the
+    namespaces this instance was made for.
+    """
+
+    _MEMO_LIMIT = 100_000
 
     def __init__(self, namespaces: Mapping[str, str]) -> None:
         self.namespaces = namespaces
+        self._memo: dict[tuple[str, str], str] = {}
 
     def value(self, raw: object, *, field: str = "") -> str:
         if raw is None:
@@ -130,6 +139,15 @@ class _Canon:
         if isinstance(raw, bool):
             return "true" if raw else "false"
         text = str(raw).strip()
+        key = (text, field)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= self._MEMO_LIMIT:
+                self._memo.clear()
+            found = self._memo[key] = self._normalise(text, field)
+        return found
+
+    def _normalise(self, text: str, field: str) -> str:
         if field in _TIME_FIELDS:
             return _normalise_time(text)
         words = _BARE_WORDS.get(field)
@@ -206,13 +224,27 @@ def _sensor_element(canon: _Canon, element: Mapping[str, Any]) -> tuple[str, str
     )
 
 
+_CANONS: dict[str, _Canon] = {}
+
+
+def _canon_for(context: object) -> _Canon:
+    """The normaliser of a @context, shared by every event written against that context."""
+    key = json.dumps(context, sort_keys=True, default=str)
+    canon = _CANONS.get(key)
+    if canon is None:
+        if len(_CANONS) >= 64:
+            _CANONS.clear()
+        canon = _CANONS[key] = _Canon(namespaces_from_context(context))
+    return canon
+
+
 def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
     """The CBV 2.0 pre-hash string of one EPCIS event given as its JSON dict.
 
     ``context`` is the JSON-LD @context that defines the event's CURIE prefixes (the
     document's, or the event's own); the GS1 and ``dv`` prefixes are always known.
     """
-    canon = _Canon(namespaces_from_context(event.get("@context", context)))
+    canon = _canon_for(event.get("@context", context))
 
     def epcs(name: str) -> str:
         return _listed(name, (canon.pair("epc", epc) for epc in event.get(name) or []))

@@ -54,13 +54,20 @@ _EVENT_TYPES: Final = (
 
 
 def insert_events(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert event rows in order and return their surrogate ids in the same order."""
+    """Insert event rows in order and return their surrogate ids in the same order.
+
+    One executemany, then one query for the ids by ledger index (each event has its own
+    entry): RETURNING in parameter order would make SQLite insert row by row.
+    """
     if not rows:
         return []
-    result = session.execute(
-        insert(Event).returning(Event.id, sort_by_parameter_order=True), list(rows)
+    session.execute(insert(Event), list(rows))
+    seqs = [row["ledger_seq"] for row in rows]
+    query = select(Event.ledger_seq, Event.id).where(
+        Event.ledger_seq >= min(seqs), Event.ledger_seq <= max(seqs)
     )
-    return list(result.scalars())
+    found = {seq: pk for seq, pk in session.execute(query)}
+    return [found[seq] for seq in seqs]
 
 
 def insert_epcs(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:

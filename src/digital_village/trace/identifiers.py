@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from digital_village.labels.digital_link import (
@@ -58,6 +59,7 @@ class GtinItem:
     serial: str | None = None
 
 
+@lru_cache(maxsize=65536)
 def parse_gtin_identifier(uri: str) -> GtinItem | None:
     """Read a GTIN Digital Link or EPC URN; None for any other identifier.
 
@@ -124,6 +126,7 @@ def _checked_dkbm(code: str, where: str) -> str:
         raise IdentifierError(f"{where}: {error}") from None
 
 
+@lru_cache(maxsize=65536)
 def parcel_of_uri(uri: str, *, base_url: str) -> str | None:
     """The DKBM of a parcel URI on the project's host, else None."""
     prefix = f"{base_url.rstrip('/')}/p/"
@@ -136,10 +139,14 @@ def parcel_of_extension(value: object) -> str:
     """The DKBM named by a ``dv:parcel`` value: a bare DKBM or any URI ending in /p/<DKBM>."""
     if not isinstance(value, str):
         raise IdentifierError("a parcel is written as a URI ending in /p/<DKBM> or a bare DKBM")
-    text = value.strip()
+    return _parcel_of_text(value.strip())
+
+
+@lru_cache(maxsize=65536)
+def _parcel_of_text(text: str) -> str:
     match = _PARCEL_PATH.search(text)
     code = match.group(1) if match else text
-    return _checked_dkbm(code, f"parcel {value!r}")
+    return _checked_dkbm(code, f"parcel {text!r}")
 
 
 def convert(quantity: float, unit: str, target: str) -> float | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from digital_village.trace.models import (
@@ -48,13 +48,20 @@ def record(
 
 
 def insert_units(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert serialised units in order and return their ids in the same order."""
+    """Insert serialised units in order and return their ids in the same order.
+
+    Units are unique by (GTIN, serial) and made by events of this capture: one executemany,
+    then one query by the range of those events.
+    """
     if not rows:
         return []
-    result = session.execute(
-        insert(Unit).returning(Unit.id, sort_by_parameter_order=True), list(rows)
+    session.execute(insert(Unit), list(rows))
+    events = [row["event_pk"] for row in rows]
+    query = select(Unit.gtin, Unit.serial, Unit.id).where(
+        Unit.event_pk >= min(events), Unit.event_pk <= max(events)
     )
-    return list(result.scalars())
+    found = {(gtin, serial): unit_id for gtin, serial, unit_id in session.execute(query)}
+    return [found[(row["gtin"], row["serial"])] for row in rows]
 
 
 def last_consumer(*, session: Session, lot_id: int) -> int | None:
@@ -142,36 +149,43 @@ def lot_parcels_of(*, session: Session, lot_ids: Sequence[int]) -> Sequence[LotP
     return rows
 
 
-def harvests_on(*, session: Session, dkbms: Sequence[str]) -> Sequence[LotParcel]:
-    """Every live harvest row of these parcels (to find each season's start)."""
+def harvest_times(
+    *, session: Session, dkbms: Sequence[str], after: Any, until: Any
+) -> list[tuple[str, Any]]:
+    """(DKBM, time) of the live harvests on these parcels in (after, until)."""
     if not dkbms:
         return []
-    query = select(LotParcel).where(
-        LotParcel.dkbm.in_(sorted(set(dkbms))), LotParcel.voided.is_(False)
+    query = select(LotParcel.dkbm, LotParcel.harvested_at).where(
+        LotParcel.dkbm.in_(sorted(set(dkbms))),
+        LotParcel.harvested_at > after,
+        LotParcel.harvested_at < until,
+        LotParcel.voided.is_(False),
     )
-    return session.scalars(query).all()
+    return [(dkbm, moment) for dkbm, moment in session.execute(query)]
 
 
 def parcel_events(
     *, session: Session, windows: Mapping[str, Sequence[tuple[Any, Any]]]
 ) -> list[tuple[int, str]]:
-    """(event, DKBM) of events on each parcel with a time in one of its (after, until] windows."""
-    conditions = [
-        (EventParcel.dkbm == dkbm)
-        & (EventParcel.event_time > start)
-        & (EventParcel.event_time <= end)
-        for dkbm, spans in windows.items()
-        for start, end in spans
-    ]
-    if not conditions:
+    """(event, DKBM) of events on each parcel with a time in one of its (after, until] windows.
+
+    One range scan of the (dkbm, event_time) index over every parcel, from the earliest
+    window start to the latest end (the windows of one trace are one season or a few);
+    the windows themselves are applied here.
+    """
+    spans = [span for parcel_spans in windows.values() for span in parcel_spans]
+    if not spans:
         return []
-    found: list[tuple[int, str]] = []
-    for begin in range(0, len(conditions), 200):
-        query = select(EventParcel.event_pk, EventParcel.dkbm).where(
-            or_(*conditions[begin : begin + 200])
-        )
-        found.extend((row[0], row[1]) for row in session.execute(query))
-    return found
+    query = select(EventParcel.event_pk, EventParcel.dkbm, EventParcel.event_time).where(
+        EventParcel.dkbm.in_(sorted(windows)),
+        EventParcel.event_time > min(start for start, _ in spans),
+        EventParcel.event_time <= max(end for _, end in spans),
+    )
+    return [
+        (event_pk, dkbm)
+        for event_pk, dkbm, moment in session.execute(query)
+        if any(start < moment <= end for start, end in windows[dkbm])
+    ]
 
 
 def events_of_lots(*, session: Session, lot_ids: Sequence[int]) -> list[tuple[int, int, str]]:

@@ -71,6 +71,8 @@ FIELD_STEPS: Final = frozenset(
     s.uri for s in (PLANTING, FERTILIZING, SPRAYING, IRRIGATING, HARVESTING)
 )
 MASS_UNITS: Final = frozenset({"KGM", "TNE", "GRM"})
+PAGE: Final = 1000
+PAGE_WORTH: Final = 20
 
 LotKey = tuple[str, str]
 UnitKey = tuple[str, str]
@@ -145,14 +147,17 @@ class Pending:
     containment: list[tuple[str, UnitKey]] = field(default_factory=list)
     declares: Event | None = None
     produced: list[LotKey] = field(default_factory=list)
+    # (pointer, DKBM) of the parcels it names, found before the checks begin
+    parcel_refs: list[tuple[str, str]] | None = None
 
     @property
     def chain_key(self) -> str | None:
-        for role in ("produced", "consumed", "observed"):
+        """The lot chain this event extends: the lot it made, else used, else named."""
+        for role in ("produced", "consumed", "observed", "declared"):
             for key, lot_role in self.lot_roles:
                 if lot_role == role:
                     return f"lot:{key[0]}/{key[1]}"
-        return f"parcel:{self.parcels[0]}" if self.parcels else None
+        return None
 
 
 @dataclass
@@ -166,21 +171,26 @@ class Ref:
     quantity: QuantityElement | None = None
 
 
+def _field(event: EventModel, name: str) -> Any:
+    # vars(): a field the event type lacks is None here, without pydantic's slow __getattr__.
+    return vars(event).get(name)
+
+
 def _event_fields(event: EventModel) -> list[tuple[str, list[str] | None]]:
     return [
-        ("epcList", getattr(event, "epc_list", None)),
-        ("childEPCs", getattr(event, "child_epcs", None)),
-        ("inputEPCList", getattr(event, "input_epc_list", None)),
-        ("outputEPCList", getattr(event, "output_epc_list", None)),
+        ("epcList", _field(event, "epc_list")),
+        ("childEPCs", _field(event, "child_epcs")),
+        ("inputEPCList", _field(event, "input_epc_list")),
+        ("outputEPCList", _field(event, "output_epc_list")),
     ]
 
 
 def _quantity_fields(event: EventModel) -> list[tuple[str, list[QuantityElement] | None]]:
     return [
-        ("quantityList", getattr(event, "quantity_list", None)),
-        ("childQuantityList", getattr(event, "child_quantity_list", None)),
-        ("inputQuantityList", getattr(event, "input_quantity_list", None)),
-        ("outputQuantityList", getattr(event, "output_quantity_list", None)),
+        ("quantityList", _field(event, "quantity_list")),
+        ("childQuantityList", _field(event, "child_quantity_list")),
+        ("inputQuantityList", _field(event, "input_quantity_list")),
+        ("outputQuantityList", _field(event, "output_quantity_list")),
     ]
 
 
@@ -197,7 +207,7 @@ def collect_refs(event: EventModel, pointer: str) -> list[Ref]:
         for i, uri in enumerate(values or []):
             where = f"{pointer}/{name}/{i}"
             refs.append(Ref(name, where, uri, _item(uri, where)))
-    parent = getattr(event, "parent_id", None)
+    parent = _field(event, "parent_id")
     if parent is not None:
         where = f"{pointer}/parentID"
         refs.append(Ref("parentID", where, parent, _item(parent, where)))
@@ -335,6 +345,55 @@ class CaptureState:
             self.holder_cache[key] = parcels.holder_at(session=self.session, dkbm=dkbm, on=on)
         return self.holder_cache[key]
 
+    def _fetch_parcels(self, dkbms: Sequence[str]) -> None:
+        """Parcels by DKBM: many of one 发包方 as pages of its list, the rest one by one."""
+        by_fbfbm: dict[str, set[str]] = {}
+        for dkbm in dkbms:
+            by_fbfbm.setdefault(dkbm[:14], set()).add(dkbm)
+        for fbfbm, codes in by_fbfbm.items():
+            offset = 0
+            # A page of 1,000 costs about as much as 20 single lookups: list the 发包方's
+            # parcels only while that is the cheaper way to find the ones still missing.
+            while len(codes) >= PAGE_WORTH:
+                page = parcels.list_parcels(
+                    session=self.session,
+                    region=fbfbm,
+                    include_retired=True,
+                    limit=PAGE,
+                    offset=offset,
+                )
+                for parcel in page.items:
+                    if parcel.dkbm in codes:
+                        self.parcel_cache[parcel.dkbm] = parcel
+                        codes.discard(parcel.dkbm)
+                offset += PAGE
+                if offset >= page.total or len(codes) * (page.total - offset) // PAGE < PAGE_WORTH:
+                    break
+            for dkbm in sorted(codes):
+                try:
+                    self.parcel_cache[dkbm] = parcels.get_parcel(session=self.session, dkbm=dkbm)
+                except DomainError:
+                    continue
+
+    def prefetch_parcels(self, pendings: Sequence[Pending]) -> None:
+        """Look up every parcel of a capture once, and their holders per day in bulk.
+
+        Nothing is refused here: unknown parcels stay unknown and ``apply`` names them at
+        the event that uses them.
+        """
+        wanted: dict[dt.date, set[str]] = {}
+        for pending in pendings:
+            pending.parcel_refs = self._parcels_of(pending)
+            day = _local_date(pending.event)
+            wanted.setdefault(day, set()).update(dkbm for _, dkbm in pending.parcel_refs)
+        needed = sorted(set().union(*wanted.values()) - set(self.parcel_cache) if wanted else ())
+        self._fetch_parcels(needed)
+        for day, dkbms in wanted.items():
+            known = {self.parcel_cache[d].id: d for d in dkbms if d in self.parcel_cache}
+            holdings = parcels.holdings_on(session=self.session, parcel_ids=list(known), on=day)
+            for parcel_id, dkbm in known.items():
+                self.holder_cache[(dkbm, day)] = holdings.get(parcel_id, Holding(None, None))
+
     def _household_coop(self, household_id: int) -> int | None:
         if household_id not in self.household_coops:
             household = regions.get_household(session=self.session, household_id=household_id)
@@ -384,9 +443,9 @@ class CaptureState:
             event.biz_location.id if event.biz_location else None,
             f"{pending.pointer}/bizLocation/id",
         )
-        by_uri(getattr(event, "parent_id", None), f"{pending.pointer}/parentID")
+        by_uri(_field(event, "parent_id"), f"{pending.pointer}/parentID")
         by_extension(event.extensions, pending.pointer)
-        ilmd = getattr(event, "ilmd", None)
+        ilmd = _field(event, "ilmd")
         if ilmd:
             by_extension(ilmd, f"{pending.pointer}/ilmd")
         unique: dict[str, str] = {}
@@ -397,11 +456,12 @@ class CaptureState:
     def _check_parcels(self, pending: Pending) -> list[tuple[str, Holding, float | None]]:
         on = _local_date(pending.event)
         checked = []
-        for where, dkbm in self._parcels_of(pending):
+        refs = pending.parcel_refs if pending.parcel_refs is not None else self._parcels_of(pending)
+        for where, dkbm in refs:
             parcel = self._parcel(dkbm, where, pending.event_time)
             holding = self._holder(dkbm, on)
             self._authorize_parcel(dkbm, holding, where, on)
-            checked.append((dkbm, holding, getattr(parcel, "area_mu", None)))
+            checked.append((dkbm, holding, parcel.area_mu))
             pending.parcels.append(dkbm)
         return checked
 

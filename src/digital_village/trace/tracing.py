@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
+from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,7 @@ from digital_village.trace import events as store
 from digital_village.trace import lineage, plausibility
 from digital_village.trace import service as products
 from digital_village.trace.epcis import default_context
-from digital_village.trace.identifiers import convert, lot_uri, parcel_uri, serial_uri
+from digital_village.trace.identifiers import convert, parcel_uri, serial_uri
 from digital_village.trace.models import Event, Lot, LotParcel, Product, Unit
 from digital_village.trace.vocab import SPRAYING
 
@@ -88,6 +89,7 @@ class _Tracer:
         self.lots: dict[int, Lot] = {}
         self.products: dict[int, Product] = {}
         self.events: dict[int, Event] = {}
+        self.lot_ids: dict[int, str] = {}  # lot row id → node id
 
     # --- nodes ------------------------------------------------------------------------------
 
@@ -100,14 +102,17 @@ class _Tracer:
         self.products.update(products.products_by_id(session=self.session, ids=wanted))
 
     def lot_node(self, lot_id: int) -> str:
+        node_id = self.lot_ids.get(lot_id)
+        if node_id is not None:
+            return node_id
         lot = self.lots[lot_id]
         product = self.products[lot.product_id]
-        return self.graph.node(
+        node_id = self.lot_ids[lot_id] = self.graph.node(
             "lot",
             lot_node_id(lot.gtin, lot.lot),
             gtin=lot.gtin,
             lot=lot.lot,
-            uri=lot_uri(self.base_url, lot.gtin, lot.lot),
+            uri=f"{self.base_url}/01/{lot.gtin}/10/{quote(lot.lot, safe='')}",
             product=product.name,
             category=product.category,
             origin=lot.origin,
@@ -116,6 +121,7 @@ class _Tracer:
             uom=product.unit,
             produced_at=_time(lot.produced_at),
         )
+        return node_id
 
     def unit_node(self, unit: Unit) -> str:
         lot = self.lots[unit.lot_id]
@@ -155,15 +161,16 @@ class _Tracer:
             self.events.update(store.events_by_pk(session=self.session, pks=missing))
 
     def link_events(self, links: Iterable[tuple[int, str, str]]) -> None:
-        """Event nodes and an edge from each to the node it recorded."""
+        """Event nodes and an edge from each to the node it recorded (events loaded at once)."""
         links = list(links)
         self.load_events(pk for pk, _, _ in links)
+        targets = [self.events[pk].declares_pk for pk, _, _ in links]
+        self.load_events(pk for pk in targets if pk is not None)
         for pk, target, role in links:
             event = self.events[pk]
             source = self.event_node(event)
             self.graph.edge(source, target, role)
             if event.declares_pk is not None:
-                self.load_events([event.declares_pk])
                 declared = self.events[event.declares_pk]
                 self.graph.edge(source, self.event_node(declared), "declares_erroneous")
 
@@ -175,9 +182,17 @@ class _Tracer:
         self.load_lots(lot_ids)
         for lot_id in lot_ids:
             self.lot_node(lot_id)
+        harvests = lineage.lot_parcels_of(session=self.session, lot_ids=list(lot_ids))
+        lot_events = lineage.events_of_lots(session=self.session, lot_ids=list(lot_ids))
+        field_events = self._field_events(harvests)
+        self.load_events(
+            [pk for _, _, pk in closure]
+            + [pk for pk, _, role in lot_events if role != "consumed"]
+            + [row.event_pk for row in harvests]
+            + [pk for pk, _, _ in field_events]
+        )
         links: list[tuple[int, str, str]] = []
         for source, target, pk in closure:
-            self.load_events([pk])
             self.graph.edge(
                 self.lot_node(source),
                 self.lot_node(target),
@@ -186,13 +201,13 @@ class _Tracer:
             )
             links.append((pk, self.lot_node(target), "produced"))
             links.append((pk, self.lot_node(source), "consumed"))
-        for pk, lot_id, role in lineage.events_of_lots(session=self.session, lot_ids=list(lot_ids)):
-            if role != "consumed":
-                links.append((pk, self.lot_node(lot_id), role))
-        harvests = lineage.lot_parcels_of(session=self.session, lot_ids=list(lot_ids))
+        links += [
+            (pk, self.lot_node(lot_id), role)
+            for pk, lot_id, role in lot_events
+            if role != "consumed"
+        ]
         self._parcels(harvests)
-        links += self._field_events(harvests)
-        self.link_events(links)
+        self.link_events(links + field_events)
         self._flags(lot_ids, harvests)
 
     def _parcels(self, harvests: Iterable[LotParcel]) -> None:
@@ -202,7 +217,7 @@ class _Tracer:
             parcel = self.graph.node(
                 "parcel", row.dkbm, uri=parcel_uri(self.base_url, row.dkbm), area_mu=row.area_mu
             )
-            self.load_events([row.event_pk])
+            self.load_events([row.event_pk])  # loaded already on the backward path
             self.graph.edge(
                 parcel,
                 self.lot_node(row.lot_id),
@@ -231,15 +246,22 @@ class _Tracer:
     def _field_events(self, harvests: Iterable[LotParcel]) -> list[tuple[int, str, str]]:
         """Events on each harvested parcel during the season that ended with the harvest."""
         harvests = list(harvests)
-        all_harvests: dict[str, list[dt.datetime]] = defaultdict(list)
-        for row in lineage.harvests_on(
-            session=self.session, dkbms=sorted({row.dkbm for row in harvests})
+        if not harvests:
+            return []
+        earliest = min(row.harvested_at for row in harvests) - SEASON_LIMIT
+        latest = max(row.harvested_at for row in harvests)
+        earlier: dict[str, list[dt.datetime]] = defaultdict(list)
+        for dkbm, moment in lineage.harvest_times(
+            session=self.session,
+            dkbms=sorted({row.dkbm for row in harvests}),
+            after=earliest,
+            until=latest,
         ):
-            all_harvests[row.dkbm].append(row.harvested_at)
+            earlier[dkbm].append(moment)
         windows: dict[str, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
         for row in harvests:
-            earlier = [t for t in all_harvests[row.dkbm] if t < row.harvested_at]
-            start = max([*earlier, row.harvested_at - SEASON_LIMIT])
+            before = [t for t in earlier[row.dkbm] if t < row.harvested_at]
+            start = max([*before, row.harvested_at - SEASON_LIMIT])
             windows[row.dkbm].append((start, row.harvested_at))
         found = lineage.parcel_events(session=self.session, windows=windows)
         return [(pk, dkbm, "on") for pk, dkbm in found]
@@ -252,9 +274,9 @@ class _Tracer:
         self.load_lots(lot_ids)
         for lot_id in lot_ids:
             self.lot_node(lot_id)
+        self.load_events(pk for _, _, pk in closure)
         links: list[tuple[int, str, str]] = []
         for source, target, pk in closure:
-            self.load_events([pk])
             self.graph.edge(
                 self.lot_node(source),
                 self.lot_node(target),
@@ -360,13 +382,11 @@ class _Tracer:
                 strict=True,
             )
         )
+        by_node = {event.event_id: event for event in sprays}
         on_parcel: dict[str, list[Event]] = defaultdict(list)
         for edge in self.graph.edges.values():
-            if edge["type"] == "on":
-                node = self.graph.nodes[edge["from"]]
-                for event in sprays:
-                    if event.event_id == node["id"]:
-                        on_parcel[edge["to"]].append(event)
+            if edge["type"] == "on" and edge["from"] in by_node:
+                on_parcel[edge["to"]].append(by_node[edge["from"]])
         found: list[plausibility.Flag | None] = []
         for row in harvests:
             lot = self.lots[row.lot_id]

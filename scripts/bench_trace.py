@@ -1,0 +1,419 @@
+"""Benchmark the chain: capture throughput and trace latency at county scale.
+
+    python scripts/bench_trace.py            # ~1,000,000 events, ~100,000 lots (SQLite)
+    python scripts/bench_trace.py --quick    # ~25,000 events, ~2,500 lots: under a minute
+    python scripts/bench_trace.py --postgres postgresql+psycopg://postgres@127.0.0.1/postgres
+
+A synthetic county is built on a fresh database: households of one cooperative holding
+parcels registered through the parcel registry, then season after season of rapeseed (sown in
+autumn, harvested in May, pressed into oil, bottled into serialised 5 L bottles) and rice
+(planted in June, harvested in September, milled, bagged). Every event goes through the real
+capture path (EPCIS 2.0 model validation, CBV 2.0 event hash, the capture rules against lots
+and parcels, ledger append with one signed checkpoint per capture, lineage rows), in
+documents of ``--batch`` events, each committed on its own. Then backward and forward traces
+of random retail lots, harvest lots and parcels are timed in-process (the service and the
+JSON encoding of its graph) and through the HTTP API (FastAPI's TestClient, in-process).
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import shapely
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from digital_village import migrate
+from digital_village.auth.actor import Actor
+from digital_village.auth.models import Role
+from digital_village.config import Settings
+from digital_village.db import Database, make_engine
+from digital_village.labels.digital_link import gtin_check_digit
+from digital_village.ledger import keys
+from digital_village.ledger.log import Ledger
+from digital_village.ledger.models import LedgerEntry
+from digital_village.parcels import service as parcels
+from digital_village.parcels.geometry import to_lonlat
+from digital_village.regions import service as regions
+from digital_village.trace import builders, capture, tracing
+from digital_village.trace import service as products
+from digital_village.trace.epcis import parse_document
+from digital_village.trace.models import Event, Lot, Unit
+
+BASE = "https://bench.dv.example"
+ORIGIN = "bench.digital-village.example/ledger"
+VILLAGE = "510603101201"
+GROUP = VILLAGE + "01"
+CHINA = builders.CHINA
+SIZE = 40.0  # 40 m fields: 2.4 亩
+
+
+def gtin(payload12: str) -> str:
+    return "0" + payload12 + gtin_check_digit(payload12)
+
+
+RAPESEED, OIL, BOTTLE = gtin("690123450101"), gtin("690123450102"), gtin("690123450103")
+PADDY, RICE, BAG = gtin("690123450104"), gtin("690123450105"), gtin("690123450106")
+
+
+@contextmanager
+def fresh_database(postgres: str | None, folder: Path) -> Iterator[str]:
+    """A new empty database: a SQLite file in ``folder`` or a throwaway PostgreSQL database."""
+    if postgres is None:
+        yield f"sqlite:///{folder / 'bench.db'}"
+        return
+    server = make_url(postgres)
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = f"dv_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _fields(count: int, columns: int = 100) -> list[Any]:
+    shapes = []
+    for index in range(count):
+        x = 430_000.0 + (index % columns) * (SIZE + 1)
+        y = 3_459_000.0 + (index // columns) * (SIZE + 1)
+        shapes.append(shapely.box(x, y, x + SIZE, y + SIZE))
+    return list(to_lonlat(shapely.GeometryCollection(shapes), 4544).geoms)
+
+
+def setup(database: Database, ledger: Ledger, parcel_count: int) -> tuple[Actor, list[str]]:
+    """A cooperative, its households, its parcels and its six products."""
+    operator = Actor.operator()
+    with database.transaction() as session:
+        regions.seed_jingyang(session=session)
+        regions.add_region(session=session, code=VILLAGE, name="民安村", actor=operator)
+        regions.add_region(session=session, code=GROUP, name="一组", actor=operator)
+        coop = regions.register_cooperative(
+            session=session,
+            uscc="93510603MA6DX0001T",
+            name="民安油菜专业合作社",
+            region_code=VILLAGE,
+            actor=operator,
+        )
+        households = [
+            regions.register_household(
+                session=session,
+                region_code=GROUP,
+                name=f"农户{i:04d}",
+                phone=None,
+                cooperative_id=coop.id,
+                actor=operator,
+            ).id
+            for i in range(max(1, parcel_count // 4))
+        ]
+        report = parcels.register_many(
+            session=session,
+            ledger=ledger,
+            fbfbm=GROUP,
+            items=[
+                parcels.ParcelIn(
+                    geometry=shape,
+                    land_use="0101",
+                    contractor_household_id=households[i // 4 % len(households)],
+                )
+                for i, shape in enumerate(_fields(parcel_count))
+            ],
+            actor=operator,
+            valid_from=dt.date(2000, 1, 1),
+        )
+        assert not report.rejected, report.rejected[:3]
+        for code, name, category, extra in (
+            (RAPESEED, "油菜籽", "rapeseed", {}),
+            (OIL, "天府菜油", "rapeseed_oil", {}),
+            (BOTTLE, "天府菜油 5 L", "packaged", {"net_quantity": 5.0, "net_unit": "LTR"}),
+            (PADDY, "稻谷", "paddy", {}),
+            (RICE, "大米", "rice", {}),
+            (BAG, "大米 10 kg", "packaged", {"net_quantity": 10.0, "net_unit": "KGM"}),
+        ):
+            products.register_product(
+                session=session,
+                ledger=ledger,
+                actor=operator,
+                gtin=code,
+                name=name,
+                category=category,
+                cooperative_id=coop.id,
+                **extra,  # type: ignore[arg-type]
+            )
+        dkbms = [created.dkbm for created in report.created]
+    return Actor(role=Role.MANAGER, cooperative_id=coop.id), dkbms
+
+
+def season_events(season: int, dkbms: list[str], rng: random.Random) -> Iterator[dict[str, Any]]:
+    """One season on every parcel, in capture order: field work, harvests, processing."""
+    rapeseed = season % 2 == 0
+    year = 2012 + season // 2
+    if rapeseed:
+        sown, harvested = dt.datetime(year - 1, 10, 8, tzinfo=CHINA), dt.datetime(
+            year, 5, 18, tzinfo=CHINA
+        )
+        crop, out, pack, step, ratio, net = RAPESEED, OIL, BOTTLE, "pressing", 0.38, 5.0
+    else:
+        sown, harvested = dt.datetime(year, 6, 2, tzinfo=CHINA), dt.datetime(
+            year, 9, 20, tzinfo=CHINA
+        )
+        crop, out, pack, step, ratio, net = PADDY, RICE, BAG, "milling", 0.68, 10.0
+    span = (harvested - sown).total_seconds()
+
+    def during(fraction: float) -> dt.datetime:
+        return sown + dt.timedelta(seconds=span * fraction, minutes=rng.randrange(600))
+
+    groups: list[list[str]] = []
+    index = 0
+    while index < len(dkbms):
+        size = rng.choice((1, 2, 2, 3))
+        groups.append(dkbms[index : index + size])
+        index += size
+    for group in groups:
+        for dkbm in group:
+            yield builders.field_work("planting", dkbm=dkbm, when=during(0.0), base_url=BASE)
+            yield builders.field_work("fertilizing", dkbm=dkbm, when=during(0.3), base_url=BASE)
+            yield builders.spraying(
+                dkbm=dkbm,
+                when=during(0.6),
+                base_url=BASE,
+                pesticide="吡虫啉 10% WP",
+                dose=0.3,
+                dose_unit="KGM",
+                interval_days=14,
+            )
+            yield builders.field_work("irrigating", dkbm=dkbm, when=during(0.7), base_url=BASE)
+            yield builders.field_work("fertilizing", dkbm=dkbm, when=during(0.8), base_url=BASE)
+    harvests: list[tuple[str, float]] = []
+    for number, group in enumerate(groups):
+        lot = f"H{season:02d}-{number:05d}"
+        kilograms = round(len(group) * 2.4 * rng.uniform(150, 220 if rapeseed else 600), 1)
+        harvests.append((lot, kilograms))
+        yield builders.harvest(
+            gtin=crop, lot=lot, kilograms=kilograms, dkbms=group, when=harvested, base_url=BASE
+        )
+    processed = harvested + dt.timedelta(days=10)
+    for batch in range(0, len(harvests), 5):
+        inputs = harvests[batch : batch + 5]
+        total = sum(kilograms for _, kilograms in inputs)
+        made = round(total * ratio, 1)
+        out_lot = f"P{season:02d}-{batch // 5:05d}"
+        yield builders.transformation(
+            step=step,
+            inputs=[(crop, lot, kilograms, "KGM") for lot, kilograms in inputs],
+            outputs=[(out, out_lot, made, "LTR" if rapeseed else "KGM")],
+            when=processed,
+            base_url=BASE,
+        )
+        yield builders.bottling(
+            source=(out, out_lot, net * 10, "LTR" if rapeseed else "KGM"),
+            gtin=pack,
+            lot=f"R{season:02d}-{batch // 5:05d}",
+            serials=[f"{season:02d}{batch // 5:05d}{unit:02d}" for unit in range(10)],
+            when=processed + dt.timedelta(days=1),
+            base_url=BASE,
+        )
+
+
+def load(
+    database: Database,
+    ledger: Ledger,
+    actor: Actor,
+    dkbms: list[str],
+    *,
+    target_events: int,
+    batch: int,
+) -> dict[str, Any]:
+    """Capture seasons until ``target_events``; returns throughput figures."""
+    rng = random.Random(510603)
+    pending: list[dict[str, Any]] = []
+    captured = 0
+    batch_seconds: list[float] = []
+    started = time.perf_counter()
+    created = dt.datetime(2026, 1, 1, tzinfo=CHINA)
+
+    def flush() -> None:
+        nonlocal captured
+        if not pending:
+            return
+        tick = time.perf_counter()
+        document = parse_document(builders.document(pending, created=created))
+        with database.transaction() as session:
+            capture.capture(
+                session=session,
+                ledger=ledger,
+                actor=actor,
+                events=document.epcis_body.event_list,
+                base_url=BASE,
+                context=document.context,
+                capture_id=uuid.uuid4().hex,
+            )
+        batch_seconds.append(time.perf_counter() - tick)
+        captured += len(pending)
+        pending.clear()
+
+    season = 0
+    while captured + len(pending) < target_events and season < 60:
+        for event in season_events(season, dkbms, rng):
+            pending.append(event)
+            if len(pending) == batch:
+                flush()
+        flush()  # a season's processing never waits for the next season's documents
+        season += 1
+        print(f"  season {season}: {captured} events", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - started
+    return {
+        "captured_events": captured,
+        "seasons": season,
+        "capture_s": round(elapsed, 1),
+        "capture_events_per_s": round(captured / elapsed),
+        "capture_batch": batch,
+        "capture_batch_p50_s": round(statistics.median(batch_seconds), 3),
+    }
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
+
+
+def time_traces(
+    database: Database, settings: Settings, samples: int, http_samples: int
+) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+
+    from digital_village.app import create_app
+
+    rng = random.Random(7)
+    with database.session() as session:
+        retail = session.execute(
+            select(Lot.gtin, Lot.lot).where(Lot.gtin.in_([BOTTLE, BAG])).order_by(Lot.id)
+        ).all()
+        harvest = session.execute(
+            select(Lot.gtin, Lot.lot).where(Lot.origin == "harvest").order_by(Lot.id)
+        ).all()
+    dkbms = sorted({row for row in _parcels_with_harvests(database)})
+    cases = {
+        "backward_retail": [(g, lot, "backward") for g, lot in rng.sample(retail, samples)],
+        "forward_retail": [(g, lot, "forward") for g, lot in rng.sample(retail, samples)],
+        "forward_harvest": [(g, lot, "forward") for g, lot in rng.sample(harvest, samples)],
+        "backward_harvest": [(g, lot, "backward") for g, lot in rng.sample(harvest, samples)],
+    }
+    figures: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
+    with database.session() as session:
+        for name, picks in cases.items():
+            timings = []
+            for code, lot, direction in picks:
+                tick = time.perf_counter()
+                body = tracing.trace_lot(
+                    session=session, gtin=code, lot=lot, direction=direction, base_url=BASE
+                )
+                orjson.dumps(body)
+                timings.append(time.perf_counter() - tick)
+                sizes[name] = max(sizes.get(name, 0), len(body["nodes"]))
+            figures[name] = _percentiles(timings)
+        timings = []
+        for dkbm in rng.sample(dkbms, min(samples, len(dkbms))):
+            tick = time.perf_counter()
+            body = tracing.trace_parcel(session=session, dkbm=dkbm, base_url=BASE)
+            orjson.dumps(body)
+            timings.append(time.perf_counter() - tick)
+            sizes["forward_parcel"] = max(sizes.get("forward_parcel", 0), len(body["nodes"]))
+        figures["forward_parcel"] = _percentiles(timings)
+    app = create_app(settings, database=database)
+    with TestClient(app) as client:
+        for name in ("backward_retail", "forward_harvest"):
+            timings = []
+            for code, lot, direction in cases[name][:http_samples]:
+                tick = time.perf_counter()
+                response = client.get(f"/api/v1/trace/{code}/{lot}", params={"direction": direction})
+                timings.append(time.perf_counter() - tick)
+                assert response.status_code == 200, response.text
+            figures[f"http_{name}"] = _percentiles(timings)
+    figures["largest_graph_nodes"] = sizes
+    return figures
+
+
+def _parcels_with_harvests(database: Database) -> list[str]:
+    from digital_village.trace.models import LotParcel
+
+    with database.session() as session:
+        return list(session.scalars(select(LotParcel.dkbm).distinct()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small county, under a minute")
+    parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL server to use instead")
+    parser.add_argument("--events", type=int, help="events to capture (default by size)")
+    parser.add_argument("--parcels", type=int, help="parcels of the county (default by size)")
+    parser.add_argument("--batch", type=int, default=1000, help="events per capture")
+    parser.add_argument("--samples", type=int, help="traces timed per kind")
+    args = parser.parse_args()
+    events = args.events or (25_000 if args.quick else 1_000_000)
+    parcel_count = args.parcels or (400 if args.quick else 5_000)
+    samples = args.samples or (50 if args.quick else 300)
+    with tempfile.TemporaryDirectory() as folder, fresh_database(args.postgres, Path(folder)) as url:
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            migrate.upgrade(connection)
+        database = Database(engine)
+        settings = Settings(
+            data_dir=Path(folder),
+            database_url=url,
+            ledger_origin=ORIGIN,
+            public_base_url=BASE,
+            log_level="WARNING",
+        )
+        keys.ensure_signing_key(settings.effective_ledger_key_path, ORIGIN)
+        ledger = Ledger.from_key_file(settings.effective_ledger_key_path, ORIGIN)
+        tick = time.perf_counter()
+        actor, dkbms = setup(database, ledger, parcel_count)
+        setup_s = time.perf_counter() - tick
+        print(f"county: {len(dkbms)} parcels in {setup_s:.1f} s", file=sys.stderr)
+        figures: dict[str, Any] = {
+            "backend": database.dialect,
+            "quick": args.quick,
+            "parcels": len(dkbms),
+        }
+        figures.update(load(database, ledger, actor, dkbms, target_events=events, batch=args.batch))
+        with database.session() as session:
+            figures["events"] = session.scalar(select(func.count()).select_from(Event))
+            figures["lots"] = session.scalar(select(func.count()).select_from(Lot))
+            figures["units"] = session.scalar(select(func.count()).select_from(Unit))
+            figures["ledger_entries"] = session.scalar(select(func.count()).select_from(LedgerEntry))
+        if database.dialect == "postgresql":
+            with engine.connect() as connection:
+                connection.execute(text("ANALYZE"))
+                connection.commit()
+        figures["trace"] = time_traces(database, settings, samples, http_samples=samples // 2)
+        database.dispose()
+    print(json.dumps(figures, indent=2), file=sys.stderr)
+    print(json.dumps(figures, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()
