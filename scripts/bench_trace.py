@@ -167,13 +167,15 @@ def season_events(season: int, dkbms: list[str], rng: random.Random) -> Iterator
     rapeseed = season % 2 == 0
     year = 2012 + season // 2
     if rapeseed:
-        sown, harvested = dt.datetime(year - 1, 10, 8, tzinfo=CHINA), dt.datetime(
-            year, 5, 18, tzinfo=CHINA
+        sown, harvested = (
+            dt.datetime(year - 1, 10, 8, tzinfo=CHINA),
+            dt.datetime(year, 5, 18, tzinfo=CHINA),
         )
         crop, out, pack, step, ratio, net = RAPESEED, OIL, BOTTLE, "pressing", 0.38, 5.0
     else:
-        sown, harvested = dt.datetime(year, 6, 2, tzinfo=CHINA), dt.datetime(
-            year, 9, 20, tzinfo=CHINA
+        sown, harvested = (
+            dt.datetime(year, 6, 2, tzinfo=CHINA),
+            dt.datetime(year, 9, 20, tzinfo=CHINA),
         )
         crop, out, pack, step, ratio, net = PADDY, RICE, BAG, "milling", 0.68, 10.0
     span = (harvested - sown).total_seconds()
@@ -349,7 +351,9 @@ def time_traces(
             timings = []
             for code, lot, direction in cases[name][:http_samples]:
                 tick = time.perf_counter()
-                response = client.get(f"/api/v1/trace/{code}/{lot}", params={"direction": direction})
+                response = client.get(
+                    f"/api/v1/trace/{code}/{lot}", params={"direction": direction}
+                )
                 timings.append(time.perf_counter() - tick)
                 assert response.status_code == 200, response.text
             figures[f"http_{name}"] = _percentiles(timings)
@@ -376,7 +380,10 @@ def main() -> None:
     events = args.events or (25_000 if args.quick else 1_000_000)
     parcel_count = args.parcels or (400 if args.quick else 5_000)
     samples = args.samples or (50 if args.quick else 300)
-    with tempfile.TemporaryDirectory() as folder, fresh_database(args.postgres, Path(folder)) as url:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        fresh_database(args.postgres, Path(folder)) as url,
+    ):
         engine = make_engine(url)
         with engine.begin() as connection:
             migrate.upgrade(connection)
@@ -404,7 +411,9 @@ def main() -> None:
             figures["events"] = session.scalar(select(func.count()).select_from(Event))
             figures["lots"] = session.scalar(select(func.count()).select_from(Lot))
             figures["units"] = session.scalar(select(func.count()).select_from(Unit))
-            figures["ledger_entries"] = session.scalar(select(func.count()).select_from(LedgerEntry))
+            figures["ledger_entries"] = session.scalar(
+                select(func.count()).select_from(LedgerEntry)
+            )
         if database.dialect == "postgresql":
             with engine.connect() as connection:
                 connection.execute(text("ANALYZE"))
