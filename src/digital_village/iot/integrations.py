@@ -157,7 +157,9 @@ def ingest_uplink(
         # A frame that carried only status records (e.g. a Milesight device-info frame).
         return service.IngestResult(ignored=ignored)
     try:
-        checked = service.check_decoded(values=values, time_ms=time_ms, now_ms=now, where="uplink")
+        checked = service.check_decoded(
+            device_id=device.id, values=values, time_ms=time_ms, now_ms=now, where="uplink"
+        )
     except shapes.PayloadError as error:
         raise service.payload_invalid(error) from None
     checked.ignored = ignored

@@ -59,7 +59,10 @@ class Reading(Base):
     # SQLite: the primary key is the table (one B-tree instead of a table plus an index).
     __table_args__ = ({"sqlite_with_rowid": False},)
 
-    device_id: Mapped[int] = mapped_column(ForeignKey("device.id"), primary_key=True)
+    # No foreign key to device: readings are written only by ingest, which resolves the device
+    # first, and on PostgreSQL the per-row referential-integrity trigger cost 40 % of the bulk
+    # insert rate (measured, docs/BENCHMARKS.md). Devices are retired, never deleted.
+    device_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     metric_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     time_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     value: Mapped[float] = mapped_column(Double)

@@ -44,7 +44,7 @@ from digital_village.auth import service as auth
 from digital_village.auth.models import Device, Role
 from digital_village.db import Database
 from digital_village.errors import DomainError
-from digital_village.iot import service, shapes
+from digital_village.iot import readings, service, shapes
 
 log = logging.getLogger("digital_village.iot.mqtt")
 
@@ -124,6 +124,8 @@ class IngestWorker:
         self._connected = threading.Event()
         self._tokens: dict[str, tuple[int, float]] = {}
         self._contexts: dict[int, tuple[service.DeviceContext, float]] = {}
+        self._topics: dict[str, int] = {}
+        self._marks = readings.DayMarks()
         self.client = self._make_client()
 
     # -- connection --------------------------------------------------------------------------
@@ -257,67 +259,81 @@ class IngestWorker:
     # -- one batch ---------------------------------------------------------------------------
 
     def process(self, batch: list[_Incoming]) -> list[tuple[str, dict[str, Any]]]:
-        """Check and store a batch in one transaction; return the error reports to publish."""
+        """Check and store a batch in one transaction; return the error reports to publish.
+
+        One collector per device gathers the batch's readings; a bad message is rolled back
+        out of it and refused alone (acknowledged, reported on ``<topic>/errors``, logged).
+        """
         now_ms = service.now_ms()
+        clock = time.monotonic()
         reports: list[tuple[str, dict[str, Any]]] = []
-        work: list[tuple[service.DeviceContext, shapes.Checked]] = []
-        with self.database.transaction(write=True) as session:
+        per_device: dict[int, tuple[service.DeviceContext, shapes.Collector]] = {}
+        with self.database.transaction(write=True) as session, shapes.gc_paused():
             for incoming in batch:
                 message = incoming.message
-                self.stats.messages += 1
                 topic = message.topic
                 try:
-                    context, checked = self._check(session, topic, message.payload, now_ms)
+                    device_id = self._device_of(topic)
+                    body = _load(message.payload)
+                    if self.options.auth == "token":
+                        self._authenticate(session, body, device_id, clock)
+                    entry = per_device.get(device_id)
+                    if entry is None:
+                        context = self._context(session, device_id, clock)
+                        entry = (context, shapes.Collector(now_ms, device_id=device_id))
+                        per_device[device_id] = entry
+                    collector = entry[1]
+                    mark = collector.mark()
+                    claimed = shapes.add_message(collector, body)
+                    if collector.problem_count > mark[2]:
+                        problems = collector.rollback(mark)
+                        raise _Refused(
+                            "nothing was stored: "
+                            + "; ".join(f"{p.where}: {p.reason}" for p in problems[:3])
+                        )
+                    if claimed is not None and claimed != device_id:
+                        collector.rollback(mark)
+                        raise _Refused(f"the payload names device {claimed}, the topic {device_id}")
+                    if len(collector.checked.rejected) > mark[1]:
+                        rejected = collector.checked.rejected[mark[1] :]
+                        reports.append(
+                            (topic + "/errors", {"rejections": [p.as_dict() for p in rejected]})
+                        )
                 except _Refused as refused:
                     self.stats.invalid += 1
                     log.info("refused a message on %s: %s", topic, refused.reason)
                     reports.append((topic + "/errors", {"error": refused.reason}))
-                    continue
-                work.append((context, checked))
-                if checked.rejected:
-                    reports.append(
-                        (
-                            topic + "/errors",
-                            {"rejections": [p.as_dict() for p in checked.rejected]},
-                        )
-                    )
-            result = service.store(session=session, batches=work)
+            result = service.store(
+                session=session,
+                batches=[
+                    (context, collector.checked) for context, collector in per_device.values()
+                ],
+                marks=self._marks,
+            )
+        self.stats.messages += len(batch)
         self.stats.accepted += result.accepted
         self.stats.duplicates += result.duplicates
         self.stats.rejected += result.rejected
         self.stats.batches += 1
         return reports
 
-    def _check(
-        self, session: Any, topic: str, payload: bytes | bytearray, now_ms: int
-    ) -> tuple[service.DeviceContext, shapes.Checked]:
-        device_id = device_of_topic(topic)
+    def _device_of(self, topic: str) -> int:
+        device_id = self._topics.get(topic)
         if device_id is None:
-            raise _Refused(f"topic {topic!r} is not {TOPIC_FILTER}")
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError as error:
-            raise _Refused(f"not valid JSON ({error})") from None
-        if self.options.auth == "token":
-            if not isinstance(body, dict) or not isinstance(body.get("token"), str):
-                raise _Refused('the message needs the device token in "token"')
-            self._authenticate(session, body.pop("token"), device_id)
-        context = self._context(session, device_id)
-        if context.retired:
-            raise _Refused(f"device {device_id} was retired")
-        try:
-            checked = shapes.check_json(body, now_ms=now_ms)
-        except shapes.PayloadError as error:
-            raise _Refused(f"nothing was stored: {error}") from None
-        if checked.device_id is not None and checked.device_id != device_id:
-            raise _Refused(f"the payload names device {checked.device_id}, the topic {device_id}")
-        # Rejections already counted in the report list are counted by ``store`` as well.
-        return context, checked
+            device_id = device_of_topic(topic)
+            if device_id is None:
+                raise _Refused(f"topic {topic!r} is not {TOPIC_FILTER}")
+            if len(self._topics) > 1_000_000:
+                self._topics.clear()
+            self._topics[topic] = device_id
+        return device_id
 
-    def _authenticate(self, session: Any, token: str, device_id: int) -> None:
-        now = time.monotonic()
+    def _authenticate(self, session: Any, body: Any, device_id: int, clock: float) -> None:
+        token = body.pop("token", None) if isinstance(body, dict) else None
+        if not isinstance(token, str):
+            raise _Refused('the message needs the device token in "token"')
         cached = self._tokens.get(token)
-        if cached is None or cached[1] < now:
+        if cached is None or cached[1] < clock:
             try:
                 actor = auth.authenticate(session=session, token=token)
             except DomainError as error:
@@ -325,7 +341,7 @@ class IngestWorker:
                 raise _Refused(error.detail) from None
             if actor.role is not Role.DEVICE or actor.device_id is None:
                 raise _Refused("the token is not a device token")
-            cached = (actor.device_id, now + CACHE_SECONDS)
+            cached = (actor.device_id, clock + CACHE_SECONDS)
             if len(self._tokens) > 100_000:
                 self._tokens.clear()
             self._tokens[token] = cached
@@ -334,17 +350,26 @@ class IngestWorker:
                 f"this token belongs to device {cached[0]}; it may not write for device {device_id}"
             )
 
-    def _context(self, session: Any, device_id: int) -> service.DeviceContext:
-        now = time.monotonic()
+    def _context(self, session: Any, device_id: int, clock: float) -> service.DeviceContext:
         cached = self._contexts.get(device_id)
-        if cached is not None and cached[1] >= now:
-            return cached[0]
-        device = session.get(Device, device_id)
-        if device is None:
-            raise _Refused(f"no device with id {device_id}")
-        context = service.device_context(session=session, device=device)
-        self._contexts[device_id] = (context, now + CACHE_SECONDS)
+        if cached is not None and cached[1] >= clock:
+            context = cached[0]
+        else:
+            device = session.get(Device, device_id)
+            if device is None:
+                raise _Refused(f"no device with id {device_id}")
+            context = service.device_context(session=session, device=device)
+            self._contexts[device_id] = (context, clock + CACHE_SECONDS)
+        if context.retired:
+            raise _Refused(f"device {device_id} was retired")
         return context
+
+
+def _load(payload: bytes | bytearray) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as error:
+        raise _Refused(f"not valid JSON ({error})") from None
 
 
 class _Refused(Exception):

@@ -9,13 +9,19 @@ Either way the row count says how many were new, so the rest were duplicates.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, Table, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+try:  # the PostgreSQL driver is an optional extra
+    from psycopg import errors as psycopg_errors
+except ImportError:  # pragma: no cover - SQLite-only installs never reach the COPY path
+    psycopg_errors = None  # type: ignore[assignment]
 
 from digital_village.iot.models import Reading, ReadingDay
 
@@ -30,6 +36,7 @@ InsertRow = tuple[int, int, int, float, bool]
 
 _COLUMNS = ("device_id", "metric_id", "time_ms", "value", "flagged")
 _TABLE = Reading.__tablename__
+_READING_DAY: Table = ReadingDay.__table__  # type: ignore[assignment]
 
 
 def _placeholder(connection: Connection) -> str:
@@ -57,7 +64,36 @@ def day_bounds_ms(day: dt.date) -> tuple[int, int]:
     return start, start + DAY_MS
 
 
-def insert_many(session: Session, rows: Sequence[InsertRow]) -> int:
+class DayMarks:
+    """(device, day) pairs of the current China day already marked pending by this process.
+
+    A long-running ingest worker need not mark the same pair on every batch: the sealer never
+    touches the current day (it seals a day only ``SEAL_GRACE_MS`` after it ended), so a mark
+    made today still stands. Pairs of earlier days are always marked again.
+    """
+
+    def __init__(self) -> None:
+        self.day: dt.date | None = None
+        self.devices: set[int] = set()
+
+    def unmarked(self, pairs: set[tuple[int, dt.date]], today: dt.date) -> set[tuple[int, dt.date]]:
+        if self.day != today:
+            self.day, self.devices = today, set()
+        return {
+            (device, day) for device, day in pairs if day != today or device not in self.devices
+        }
+
+    def remember(self, pairs: set[tuple[int, dt.date]], today: dt.date) -> None:
+        self.devices.update(device for device, day in pairs if day == today)
+
+
+SEAL_GRACE_MS = 15 * 60_000
+"""A day is sealed no earlier than this long after it ended, so in-flight readings arrive."""
+
+
+def insert_many(
+    session: Session, rows: Sequence[InsertRow], *, marks: DayMarks | None = None
+) -> int:
     """Store readings, skipping keys already stored; return how many were new."""
     if not rows:
         return 0
@@ -65,27 +101,62 @@ def insert_many(session: Session, rows: Sequence[InsertRow]) -> int:
     if connection.dialect.name == "postgresql" and len(rows) >= _COPY_THRESHOLD:
         inserted = _copy_insert(connection, rows)
     else:
-        inserted = connection.exec_driver_sql(_insert_sql(connection), list(rows)).rowcount
-    days = {(row[0], (row[2] + CHINA_OFFSET_MS) // DAY_MS) for row in rows}
-    mark_days_pending(
-        session, [(device_id, dt.date.fromordinal(_EPOCH_ORDINAL + n)) for device_id, n in days]
-    )
+        # Straight to the driver's executemany, in the session's transaction: SQLAlchemy's
+        # per-row parameter handling would cost more than SQLite's insert itself.
+        cursor: Any = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(_insert_sql(connection), rows)
+            inserted = cursor.rowcount
+        finally:
+            cursor.close()
+    pairs = days_of(rows)
+    if marks is None:
+        mark_days_pending(session, pairs)
+    else:
+        today = local_day(int(time.time() * 1000))
+        mark_days_pending(session, marks.unmarked(pairs, today))
+        marks.remember(pairs, today)
     return int(inserted)
+
+
+def days_of(rows: Sequence[InsertRow]) -> set[tuple[int, dt.date]]:
+    """The (device, China day) pairs the rows fall on."""
+    devices = {row[0] for row in rows}
+    times = [row[2] for row in rows]
+    first, last = local_day(min(times)), local_day(max(times))
+    if first == last:
+        return {(device_id, first) for device_id in devices}
+    ordinals = {(row[0], (row[2] + CHINA_OFFSET_MS) // DAY_MS) for row in rows}
+    return {(device_id, dt.date.fromordinal(_EPOCH_ORDINAL + n)) for device_id, n in ordinals}
 
 
 def _copy_insert(connection: Connection, rows: Sequence[InsertRow]) -> int:
     raw: Any = connection.connection.driver_connection
     columns = ", ".join(_COLUMNS)
+    types = ["int4", "int2", "int8", "float8", "bool"]
     with raw.cursor() as cursor:
-        # One per connection, emptied after use; COPY into a table without constraints is the
-        # fastest way in, and the INSERT … SELECT applies ON CONFLICT to all rows at once.
+        # Optimistic: new readings go straight into the table with COPY, the fastest way in.
+        # A key already stored (a re-sent backlog) makes COPY fail; then, from a savepoint, the
+        # batch goes through a temporary table and one INSERT … ON CONFLICT DO NOTHING.
+        cursor.execute("SAVEPOINT dv_reading_copy")
+        try:
+            with cursor.copy(f"COPY {_TABLE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg_errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT dv_reading_copy")
+        else:
+            cursor.execute("RELEASE SAVEPOINT dv_reading_copy")
+            return len(rows)
+        cursor.execute("RELEASE SAVEPOINT dv_reading_copy")
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS reading_incoming "
             "(device_id int4, metric_id int2, time_ms int8, value float8, flagged bool) "
             "ON COMMIT DELETE ROWS"
         )
         with cursor.copy(f"COPY reading_incoming ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["int4", "int2", "int8", "float8", "bool"])
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
         cursor.execute(
@@ -99,11 +170,13 @@ def _copy_insert(connection: Connection, rows: Sequence[InsertRow]) -> int:
 
 def mark_days_pending(session: Session, pairs: Iterable[tuple[int, dt.date]]) -> None:
     """Note that these (device, day) pairs have readings that may still need sealing."""
-    rows = [{"device_id": device_id, "day": day, "pending": True} for device_id, day in pairs]
+    rows = [
+        {"device_id": device_id, "day": day, "pending": True} for device_id, day in sorted(pairs)
+    ]
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        pg = postgresql.insert(ReadingDay)
+        pg = postgresql.insert(_READING_DAY)
         session.execute(
             pg.on_conflict_do_update(
                 index_elements=["device_id", "day"], set_={"pending": pg.excluded.pending}
@@ -111,7 +184,7 @@ def mark_days_pending(session: Session, pairs: Iterable[tuple[int, dt.date]]) ->
             rows,
         )
     else:
-        lite = sqlite.insert(ReadingDay)
+        lite = sqlite.insert(_READING_DAY)
         session.execute(
             lite.on_conflict_do_update(
                 index_elements=["device_id", "day"], set_={"pending": lite.excluded.pending}

@@ -126,13 +126,14 @@ UploadDep = Annotated[Upload, Depends(read_upload)]
 JsonBytesDep = Annotated[bytes, Depends(read_json_body)]
 
 
-def _checked(upload: Upload, now_ms: int) -> shapes.Checked:
+def _checked(upload: Upload, now_ms: int, device_id: int) -> shapes.Checked:
     try:
         if upload.kind == "ndjson":
-            return shapes.check_ndjson(upload.body, now_ms=now_ms)
+            return shapes.check_ndjson(upload.body, now_ms=now_ms, device_id=device_id)
         if upload.kind == "csv":
-            return shapes.check_csv(upload.body, now_ms=now_ms)
-        return shapes.check_json(shapes.parse_json_bytes(upload.body), now_ms=now_ms)
+            return shapes.check_csv(upload.body, now_ms=now_ms, device_id=device_id)
+        payload = shapes.parse_json_bytes(upload.body)
+        return shapes.check_json(payload, now_ms=now_ms, device_id=device_id)
     except shapes.PayloadError as error:
         raise service.payload_invalid(error) from None
 
@@ -153,8 +154,9 @@ def post_telemetry(
     its metric's plausible range is rejected on its own, with its reason.
     """
     device = service.target_device(session=session, actor=actor, device_id=device_id)
-    checked = _checked(upload, service.now_ms())
-    result = service.ingest_checked(session=session, device=device, checked=checked)
+    with shapes.gc_paused():
+        checked = _checked(upload, service.now_ms(), device.id)
+        result = service.ingest_checked(session=session, device=device, checked=checked)
     return JSONResponse(result.as_dict())
 
 

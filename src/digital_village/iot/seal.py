@@ -82,8 +82,14 @@ def _lock(session: Session) -> None:
 
 
 def today() -> dt.date:
-    """Today in China Standard Time: days before it are finished."""
+    """Today in China Standard Time."""
     return utcnow().astimezone(readings.CHINA_TIME).date()
+
+
+def first_unsealable_day() -> dt.date:
+    """Days before this one are over (by the sealing grace period) and may be sealed."""
+    now_ms = shapes.datetime_to_ms(utcnow())
+    return readings.local_day(now_ms - readings.SEAL_GRACE_MS)
 
 
 @dataclass(frozen=True)
@@ -169,11 +175,11 @@ def seal_days(
     Appends one ledger entry per (parcel, day) in one ``append_many``, in the session's
     transaction; returns what was sealed (nothing when nothing was pending).
     """
-    limit = today()
+    limit = first_unsealable_day()
     if day is not None and day >= limit:
         raise Invalid(
-            f"day {day.isoformat()} is not over yet (China Standard Time); "
-            "only finished days are sealed"
+            f"day {day.isoformat()} is not over yet (China Standard Time; a day is sealed "
+            f"from {readings.SEAL_GRACE_MS // 60_000} minutes after midnight)"
         )
     _lock(session)
     if day is not None:

@@ -448,6 +448,13 @@ class DeviceContext:
     periods: tuple[tuple[int, int | None, str], ...]
     retired: bool
 
+    def period_covering(self, low_ms: int, high_ms: int) -> bool:
+        """Whether one installation period holds every time in [low, high]."""
+        for start, end, _ in self.periods:
+            if start <= low_ms and (end is None or high_ms < end):
+                return True
+        return False
+
     def parcel_at(self, time_ms: int) -> str | None:
         """The parcel the device stood on at this time, if any."""
         starts = [start for start, _, _ in self.periods]
@@ -546,27 +553,28 @@ def admit(
     context: DeviceContext, checked: shapes.Checked
 ) -> tuple[list[readings.InsertRow], list[shapes.Problem], int]:
     """Keep the checked rows the device may report; return rows, rejections, flagged count."""
-    rows: list[readings.InsertRow] = []
+    source = checked.rows
     rejected = list(checked.rejected)
+    if not source:
+        return [], rejected, 0
     allowed = context.metric_ids
-    periods = context.periods
-    single = periods[0] if len(periods) == 1 else None
+    times = [row[2] for row in source]
+    if context.period_covering(min(times), max(times)) and (
+        allowed is None or {row[1] for row in source} <= allowed
+    ):
+        # The usual case: every reading falls in one installation, every metric is one the
+        # device reports; the checked rows are stored as they are.
+        return source, rejected, checked.flagged
+    rows: list[readings.InsertRow] = []
     flagged = 0
-    device_id = context.id
-    for metric_id, time_ms, value, flag, where in checked.rows:
-        if allowed is not None and metric_id not in allowed:
-            rejected.append(_refusal(context, metric_id, time_ms, where, "metric"))
-            continue
-        if single is not None:
-            inside = single[0] <= time_ms and (single[1] is None or time_ms < single[1])
+    for row, where in zip(source, checked.where, strict=True):
+        if allowed is not None and row[1] not in allowed:
+            rejected.append(_refusal(context, row[1], row[2], where, "metric"))
+        elif context.parcel_at(row[2]) is None:
+            rejected.append(_refusal(context, row[1], row[2], where, "time"))
         else:
-            inside = context.parcel_at(time_ms) is not None
-        if not inside:
-            rejected.append(_refusal(context, metric_id, time_ms, where, "time"))
-            continue
-        if flag:
-            flagged += 1
-        rows.append((device_id, metric_id, time_ms, value, flag))
+            flagged += row[4]
+            rows.append(row)
     return rows, rejected, flagged
 
 
@@ -593,7 +601,10 @@ def _refusal(
 
 
 def store(
-    *, session: Session, batches: Sequence[tuple[DeviceContext, shapes.Checked]]
+    *,
+    session: Session,
+    batches: Sequence[tuple[DeviceContext, shapes.Checked]],
+    marks: readings.DayMarks | None = None,
 ) -> IngestResult:
     """Store checked readings of one or more devices in the session's transaction."""
     result = IngestResult()
@@ -607,7 +618,7 @@ def store(
         result.flagged += flagged
         result.ignored.extend(checked.ignored)
         all_rows.extend(rows)
-    inserted = readings.insert_many(session, all_rows)
+    inserted = readings.insert_many(session, all_rows, marks=marks)
     result.accepted = inserted
     result.duplicates = len(all_rows) - inserted
     if all_rows:
@@ -627,13 +638,14 @@ def ingest_checked(*, session: Session, device: Device, checked: shapes.Checked)
 
 def check_decoded(
     *,
+    device_id: int,
     values: Mapping[str, Any],
     time_ms: int,
     now_ms: int,
     where: str,
 ) -> shapes.Checked:
-    """Check named values measured at one time (a decoded LoRaWAN frame, an MQTT message)."""
-    collector = shapes.Collector(now_ms)
+    """Check named values measured at one time (a decoded LoRaWAN frame)."""
+    collector = shapes.Collector(now_ms, device_id=device_id)
     for metric, value in values.items():
         collector.add(f"{where}.{metric}", metric, time_ms, value)
     return collector.finish()

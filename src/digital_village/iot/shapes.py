@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import io
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -63,8 +65,8 @@ _RANGES: dict[str, tuple[int, float, float]] = {
     for name, entry in metrics.CATALOGUE.items()
 }
 
-Row = tuple[int, int, float, bool, int | str]
-"""A checked reading: (metric code, time in ms, value, flagged, where it was in the payload)."""
+Row = tuple[int, int, int, float, bool]
+"""A checked reading, ready to store: (device id, metric code, time in ms, value, flagged)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,24 @@ class PayloadError(ValueError):
         first = problems[0]
         more = f" (and {self.total - 1} more)" if self.total > 1 else ""
         super().__init__(f"{first.where}: {first.reason}{more}")
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch is parsed and checked.
+
+    A batch makes two or three objects per reading, none of them in a reference cycle, so
+    reference counting frees them all; but their sheer number sets off collections that walk
+    every object of the process, which cost more than the parsing (measured: 4.5 µs against
+    1.8 µs a reading in a process holding 300 k objects).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def ms_to_rfc3339(time_ms: int) -> str:
@@ -134,6 +154,8 @@ class Checked:
     """Readings that passed the payload checks, and the ones the catalogue refused."""
 
     rows: list[Row] = field(default_factory=list)
+    where: list[int | str] = field(default_factory=list)  # each row's place in the payload
+    flagged: int = 0
     rejected: list[Problem] = field(default_factory=list)
     device_id: int | None = None  # the device the payload names, if it names one
     ignored: list[str] = field(default_factory=list)  # keys that are no metric (LoRaWAN objects)
@@ -146,10 +168,12 @@ class Collector:
         self,
         now_ms: int,
         *,
+        device_id: int = 0,
         label: Callable[[int | str], str] = str,
         policies: Mapping[str, metrics.OutOfRangePolicy] | None = None,
     ) -> None:
         self.now_ms = now_ms
+        self.device_id = device_id
         self.latest_ms = now_ms + MAX_FUTURE_MS
         self.label = label
         self.policies = policies
@@ -192,7 +216,8 @@ class Collector:
         kind = type(value)
         # In range is accepted under any policy; only values outside need the catalogue's word.
         if (kind is float or kind is int) and entry[1] <= value <= entry[2]:  # type: ignore[operator]
-            self.checked.rows.append((entry[0], time, float(value), False, where))  # type: ignore[arg-type]
+            self.checked.rows.append((self.device_id, entry[0], time, float(value), False))  # type: ignore[arg-type]
+            self.checked.where.append(where)
             return
         self._slow(where, cast(str, metric), entry[0], time, value)
 
@@ -210,7 +235,25 @@ class Collector:
             )
             return
         flagged = check.verdict is metrics.Verdict.FLAGGED
-        self.checked.rows.append((code, time, float(value), flagged, where))
+        self.checked.flagged += flagged
+        self.checked.rows.append((self.device_id, code, time, float(value), flagged))
+        self.checked.where.append(where)
+
+    def mark(self) -> tuple[int, int, int, int]:
+        """A point to roll back to: counts of rows, rejections, problems and flags."""
+        checked = self.checked
+        return (len(checked.rows), len(checked.rejected), self.problem_count, checked.flagged)
+
+    def rollback(self, mark: tuple[int, int, int, int]) -> list[Problem]:
+        """Drop everything added since ``mark``; return the payload problems found since."""
+        rows, rejected, problems, flagged = mark
+        checked = self.checked
+        found = self.problems[problems:] if problems < len(self.problems) else []
+        del checked.rows[rows:], checked.where[rows:], checked.rejected[rejected:]
+        del self.problems[problems:]
+        self.problem_count = problems
+        checked.flagged = flagged
+        return found
 
     def finish(self) -> Checked:
         """The checked readings; PayloadError if any payload problem was found."""
@@ -244,21 +287,22 @@ def check_json(
     payload: Any,
     *,
     now_ms: int,
+    device_id: int,
     policies: Mapping[str, metrics.OutOfRangePolicy] | None = None,
 ) -> Checked:
     """Check a parsed JSON payload of any accepted shape."""
     if isinstance(payload, dict):
         if "readings" in payload:
-            return _check_bulk(payload, now_ms, policies)
+            return _check_bulk(payload, now_ms, device_id, policies)
         if "ts" in payload or "values" in payload:
-            collector = Collector(now_ms, policies=policies)
+            collector = Collector(now_ms, device_id=device_id, policies=policies)
             _add_thingsboard(collector, payload, "")
             return collector.finish()
-        return _check_flat(payload, now_ms, policies)
+        return _check_flat(payload, now_ms, device_id, policies)
     if isinstance(payload, list):
         if not payload:
             raise _fail("body", "an empty array holds no readings")
-        collector = Collector(now_ms, policies=policies)
+        collector = Collector(now_ms, device_id=device_id, policies=policies)
         for index, item in enumerate(payload):
             _add_thingsboard(collector, item, f"[{index}]")
         return collector.finish()
@@ -269,9 +313,48 @@ def check_json(
     )
 
 
+def add_message(collector: Collector, payload: Any) -> int | None:
+    """Add one small JSON message of any accepted shape; return the device it names, if any.
+
+    Problems go to the collector (see ``Collector.mark`` / ``rollback`` to refuse one message of
+    a batch alone). Used by the MQTT worker, whose messages carry a reading or a few.
+    """
+    if isinstance(payload, dict):
+        if "readings" in payload:
+            claimed = payload.get("device_id")
+            items = payload["readings"]
+            unknown = set(payload) - {"readings", "device_id"}
+            if unknown or not isinstance(items, list) or not items:
+                collector.problem("body", 'expected {"readings": [{"metric", "time", "value"}]}')
+                return None
+            for index, item in enumerate(items):
+                if isinstance(item, dict) and set(item) == {"metric", "time", "value"}:
+                    collector.add(f"readings[{index}]", item["metric"], item["time"], item["value"])
+                else:
+                    collector.problem(f"readings[{index}]", "expected metric, time and value")
+            return claimed if type(claimed) is int else None
+        if "ts" in payload or "values" in payload:
+            _add_thingsboard(collector, payload, "")
+            return None
+        if not payload:
+            collector.problem("body", "an empty object holds no readings")
+        for metric, value in payload.items():
+            collector.add(metric, metric, collector.now_ms, value)
+        return None
+    if isinstance(payload, list) and payload:
+        for index, item in enumerate(payload):
+            _add_thingsboard(collector, item, f"[{index}]")
+        return None
+    collector.problem(
+        "body", 'expected {"ts": ..., "values": {...}}, {"readings": [...]} or an array'
+    )
+    return None
+
+
 def _check_bulk(
     payload: dict[str, Any],
     now_ms: int,
+    device_id_for: int,
     policies: Mapping[str, metrics.OutOfRangePolicy] | None,
 ) -> Checked:
     unknown = set(payload) - {"readings", "device_id"}
@@ -285,17 +368,50 @@ def _check_bulk(
         raise _fail("readings", "readings must be an array")
     if not items:
         raise _fail("readings", "readings is empty")
-    collector = Collector(now_ms, label=_indexed("readings"), policies=policies)
+    collector = Collector(
+        now_ms, device_id=device_id_for, label=_indexed("readings"), policies=policies
+    )
     add = collector.add
+    append = collector.checked.rows.append
+    place = collector.checked.where.append
+    ranges = _RANGES
+    parse_iso = dt.datetime.fromisoformat
+    latest = collector.latest_ms
     for index, item in enumerate(items):
-        # The hot path: a plain three-key object.
-        if type(item) is dict and len(item) == 3:
+        # The hot path, inlined: a plain three-key object, a known metric, an RFC 3339 time with
+        # offset (or integer ms) inside the window, a number inside the plausible range. Anything
+        # else goes through ``Collector.add``, which decides and explains.
+        if type(item) is not dict or len(item) != 3:
+            _bulk_item_problem(collector, index, item)
+            continue
+        try:
+            metric, time, value = item["metric"], item["time"], item["value"]
+        except KeyError:
+            _bulk_item_problem(collector, index, item)
+            continue
+        if type(time) is str:
             try:
-                add(index, item["metric"], item["time"], item["value"])
+                moment = parse_iso(time)
+            except ValueError:
+                add(index, metric, time, value)
                 continue
-            except KeyError:
-                pass
-        _bulk_item_problem(collector, index, item)
+            if moment.tzinfo is None:
+                add(index, metric, time, value)
+                continue
+            time = (moment - EPOCH) // _ONE_MS
+        entry = ranges.get(metric) if type(metric) is str else None
+        kind = type(value)
+        if (
+            entry is not None
+            and type(time) is int
+            and MIN_TIME_MS <= time <= latest
+            and (kind is float or kind is int)
+            and entry[1] <= value <= entry[2]
+        ):
+            append((device_id_for, entry[0], time, value if kind is float else float(value), False))
+            place(index)
+        else:
+            add(index, metric, time, value)
     checked = collector.finish()
     checked.device_id = device_id
     return checked
@@ -342,11 +458,12 @@ def _add_thingsboard(collector: Collector, item: object, where: str) -> None:
 def _check_flat(
     payload: dict[str, Any],
     now_ms: int,
+    device_id: int,
     policies: Mapping[str, metrics.OutOfRangePolicy] | None,
 ) -> Checked:
     if not payload:
         raise _fail("body", "an empty object holds no readings")
-    collector = Collector(now_ms, policies=policies)
+    collector = Collector(now_ms, device_id=device_id, policies=policies)
     for metric, value in payload.items():
         collector.add(metric, metric, now_ms, value)
     return collector.finish()
@@ -356,10 +473,11 @@ def check_ndjson(
     body: bytes,
     *,
     now_ms: int,
+    device_id: int,
     policies: Mapping[str, metrics.OutOfRangePolicy] | None = None,
 ) -> Checked:
     """Check newline-delimited JSON: one bulk reading or ThingsBoard object per line."""
-    collector = Collector(now_ms, policies=policies)
+    collector = Collector(now_ms, device_id=device_id, policies=policies)
     seen = 0
     for number, line in enumerate(body.splitlines(), start=1):
         if not line.strip():
@@ -390,6 +508,7 @@ def check_csv(
     body: bytes,
     *,
     now_ms: int,
+    device_id: int,
     policies: Mapping[str, metrics.OutOfRangePolicy] | None = None,
 ) -> Checked:
     """Check CSV with a header: long (time,metric,value) or wide (time,<metric>,...)."""
@@ -416,7 +535,7 @@ def check_csv(
         for name in columns:
             if name != time_names[0] and name not in _RANGES:
                 raise _fail("line 1", f"column {name!r}: {metrics.UnknownMetricError(name)}")
-    collector = Collector(now_ms, policies=policies)
+    collector = Collector(now_ms, device_id=device_id, policies=policies)
     seen = 0
     for number, cells in enumerate(reader, start=2):
         if not cells or not any(cell.strip() for cell in cells):

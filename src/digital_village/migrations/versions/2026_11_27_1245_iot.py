@@ -83,15 +83,12 @@ def upgrade() -> None:
 
     op.create_table(
         "reading",
-        sa.Column("device_id", sa.Integer(), nullable=False),
+        sa.Column("device_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("metric_id", sa.SmallInteger(), autoincrement=False, nullable=False),
         sa.Column("time_ms", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("value", sa.Double(), nullable=False),
         sa.Column("flagged", sa.Boolean(), nullable=False),
         sa.Column("seal_id", sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["device_id"], ["device.id"], name=op.f("fk_reading_device_id_device")
-        ),
         sa.ForeignKeyConstraint(
             ["seal_id"], ["reading_seal.id"], name=op.f("fk_reading_seal_id_reading_seal")
         ),
