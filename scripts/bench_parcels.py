@@ -1,7 +1,7 @@
 """Benchmark the map: bulk import, point → parcel lookups, HTTP lookup latency, map rendering.
 
     python scripts/bench_parcels.py          # 100,000 imported, 500,000 looked up
-    python scripts/bench_parcels.py --quick  # 10,000 and 50,000: under a minute
+    python scripts/bench_parcels.py --quick  # 5,000 and 50,000: under a minute
 
 Each figure is measured on a fresh SQLite database in a temporary folder. The import goes
 through the same path as `dv parcels import` (vectorised checks, overlap test, DKBM
@@ -201,6 +201,11 @@ def bench_lookup(folder: Path, count: int, samples: int, http_samples: int) -> d
             assert parcels.parcel_containing_point(session=session, lon=lon, lat=lat)
         orm_s = time.perf_counter() - started
     database.dispose()
+    print(
+        f"lookup at {count}: {samples / in_process_s:.0f}/s in-process "
+        f"({samples / in_process_cpu:.0f} per CPU second)",
+        flush=True,
+    )
     http = _bench_http(folder, url, centres, http_samples)
     return {
         "lookup_parcels": count,
@@ -251,7 +256,9 @@ def _bench_http(folder: Path, url: str, centres: Any, samples: int) -> dict[str,
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10) as client:
-            for _ in range(200):
+            for _ in range(600):
+                if server.poll() is not None:
+                    raise SystemExit(f"the server exited with {server.returncode}; see above")
                 try:
                     client.get("/healthz")
                     break
@@ -281,17 +288,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes: under a minute")
     args = parser.parse_args()
-    imports, lookups = (10_000, 50_000) if args.quick else (100_000, 500_000)
+    imports, lookups = (5_000, 50_000) if args.quick else (100_000, 500_000)
     figures: dict[str, Any] = {"quick": args.quick}
     with tempfile.TemporaryDirectory() as first:
         figures.update(bench_import(Path(first), imports))
         print(
             f"import: {figures['import_parcels']} parcels in {figures['import_s']} s; "
             f"map of {figures['map_parcels']}: svg {figures['map_svg_s']} s, "
-            f"png {figures['map_png_s']} s"
+            f"png {figures['map_png_s']} s",
+            flush=True,
         )
     with tempfile.TemporaryDirectory() as second:
-        figures.update(bench_lookup(Path(second), lookups, 20_000, 500 if args.quick else 2000))
+        figures.update(bench_lookup(Path(second), lookups, 20_000, 300 if args.quick else 2000))
         print(
             f"lookup at {lookups}: {figures['lookups_per_s']}/s in-process, "
             f"HTTP p50 {figures['http_p50_ms']} ms"

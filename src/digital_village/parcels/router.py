@@ -123,12 +123,16 @@ def locate(
     y: Annotated[float, Query(description="latitude, or northing in `crs`")],
     crs: Annotated[str | None, Query(description="EPSG:NNNN, gcj02 or bd09")] = None,
 ) -> JSONResponse:
-    """The active parcel holding a point given in any supported CRS (404 when none does)."""
+    """The active parcel holding a point given in any supported CRS (404 when none does).
+
+    A lean Feature (code, areas, land use, shape) for field apps that ask often; holders,
+    crops and lineage are at ``/parcels/{dkbm}``.
+    """
     lon, lat = parcels.to_lonlat_point(x, y, parcels.parse_source_crs(crs))
     parcel = parcels.parcel_containing_point(session=session, lon=lon, lat=lat)
     if parcel is None:
         raise NotFound(f"no active parcel holds lon {lon:.7f}, lat {lat:.7f}")
-    return _geojson(_public_feature(session, parcel))
+    return _geojson(parcel_io.feature(parcel, extra={"lon": round(lon, 7), "lat": round(lat, 7)}))
 
 
 @router.get("/parcels/export", response_class=JSONResponse)
