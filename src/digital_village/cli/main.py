@@ -10,13 +10,16 @@ import typer
 
 from digital_village import migrate
 from digital_village.cli import devices as devices_cli
+from digital_village.cli import farmers as farmers_cli
 from digital_village.cli import integrations as integrations_cli
 from digital_village.cli import iot as iot_cli
+from digital_village.cli import labels as labels_cli
 from digital_village.cli import ledger as ledger_cli
 from digital_village.cli import ops as ops_cli
 from digital_village.cli import parcels as parcels_cli
 from digital_village.cli import regions as regions_cli
 from digital_village.cli import tokens as tokens_cli
+from digital_village.cli import trace as trace_cli
 from digital_village.cli.common import (
     console,
     fail,
@@ -42,6 +45,9 @@ app.add_typer(parcels_cli.app, name="parcels")
 app.add_typer(devices_cli.app, name="devices")
 app.add_typer(integrations_cli.app, name="integrations")
 app.add_typer(iot_cli.app, name="iot")
+app.add_typer(trace_cli.app, name="trace")
+app.add_typer(farmers_cli.app, name="farmers")
+app.command("labels")(labels_cli.labels_command)
 app.command("verify")(ledger_cli.verify_command)
 app.command("backup")(ops_cli.backup)
 app.command("restore")(ops_cli.restore)

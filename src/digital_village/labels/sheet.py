@@ -38,6 +38,7 @@ __all__ = [
     "FONT_NAME",
     "LabelError",
     "SheetLayout",
+    "expand_serials",
     "label_sheet",
     "short_code",
 ]
@@ -113,6 +114,39 @@ def short_code(gtin: str, lot: str, serial: str) -> str:
     number = int.from_bytes(hashlib.sha256(path.encode()).digest()[:5], "big")
     chars = "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(35, -1, -5))
     return f"{chars[:4]}-{chars[4:]}"
+
+
+def expand_serials(spec: str, *, limit: int = 10_000) -> list[str]:
+    """``"0001-0024,0100,A7"`` → the serials it names, in order.
+
+    A range ``FIRST-LAST`` of two numbers of the same width counts up keeping that width
+    (``0008-0011`` → 0008 0009 0010 0011); anything else is one serial as written. Raises
+    LabelError for an empty item, a backwards or mixed-width range, a repeat, or more than
+    ``limit`` serials.
+    """
+    serials: list[str] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            raise LabelError(f"empty item in serials {spec!r}")
+        first, dash, last = item.partition("-")
+        if dash and first.isdigit() and last.isdigit() and first.isascii() and last.isascii():
+            if len(first) != len(last):
+                raise LabelError(f"range {item!r}: both ends need the same number of digits")
+            if int(last) < int(first):
+                raise LabelError(f"range {item!r} ends before it starts")
+            if len(serials) + int(last) - int(first) + 1 > limit:
+                raise LabelError(f"more than {limit} serials in {spec!r}")
+            serials.extend(f"{n:0{len(first)}d}" for n in range(int(first), int(last) + 1))
+        else:
+            serials.append(item)
+        if len(serials) > limit:
+            raise LabelError(f"more than {limit} serials in {spec!r}")
+    seen: set[str] = set()
+    for serial in serials:
+        if serial in seen:
+            raise LabelError(f"serial {serial!r} appears twice in {spec!r}")
+        seen.add(serial)
+    return serials
 
 
 @functools.cache

@@ -237,7 +237,8 @@ class _Regions:
         return self.names[code]
 
 
-def _step_key(biz_step: str | None) -> str:
+def step_key(biz_step: str | None) -> str:
+    """The message key of a bizStep: ``step_planting``, ``step_commissioning``, ..."""
     if biz_step is None:
         return "step_other"
     known = farm_step(biz_step)
@@ -285,12 +286,13 @@ def _sum_quantities(
     return [(name, total, unit) for (name, unit), total in totals.items()]
 
 
-def _details(
+def describe(
     body: Mapping[str, Any],
     step: str,
     names: Mapping[tuple[str, str], str],
     harvest_after: dt.datetime | None,
 ) -> tuple[Detail, ...]:
+    """The lines a reader sees for one event's EPCIS JSON (``names``: lot → product name)."""
     found: list[Detail] = []
 
     def add(label: str, value: object, *, warn: bool = False, translate: bool = False) -> None:
@@ -350,7 +352,8 @@ def _month_label(language: str) -> Any:
     return lambda day: f"{day.month}月"
 
 
-def _scale_label(metres: float) -> str:
+def scale_label(metres: float) -> str:
+    """The text of a map's scale bar."""
     return f"{metres / 1000:g} km" if metres >= 1000 else f"{metres:g} m"
 
 
@@ -518,7 +521,7 @@ def _origin(
             drawing.MapShape(label, geometry.to_gk(parcels.parcel_geometry(parcel), parcel.epsg))
         )
     view.total_area_mu = sum(p.area_mu for p in view.parcels)
-    view.map_svg = drawing.parcel_map(shapes, scale_label=_scale_label)
+    view.map_svg = drawing.parcel_map(shapes, scale_label=scale_label)
 
 
 def _timeline(
@@ -561,7 +564,7 @@ def _timeline(
         reason = str(declared.get("reason") or "unknown").rsplit("/", 1)[-1]
         view.corrections.append(
             Correction(
-                step=_step_key(node.get("biz_step")),
+                step=step_key(node.get("biz_step")),
                 when=_local(_parse_time(node["event_time"])),
                 declared=_local(_parse_time(str(declared["declarationTime"]))),
                 reason=f"reason_{reason.removeprefix('ER-')}",
@@ -573,7 +576,7 @@ def _timeline(
         body = bodies.get(node["id"])
         if body is None:
             continue
-        key = _step_key(node.get("biz_step"))
+        key = step_key(node.get("biz_step"))
         dkbms = sorted(set(on_parcels.get(node["id"], [])))
         happened = _parse_time(node["event_time"])
         harvest_after = min(
@@ -584,7 +587,7 @@ def _timeline(
             Step(
                 when=_local(_parse_time(node["event_time"])),
                 step=key,
-                details=_details(body, key, lot_names, harvest_after),
+                details=describe(body, key, lot_names, harvest_after),
                 parcels=tuple(d[-5:] for d in dkbms),
                 ledger_seqs=(node["ledger_seq"],),
                 corrective=node["id"] in corrective_ids,

@@ -1,0 +1,207 @@
+"""The parcel page a sign's QR code opens: ``GET /p/<DKBM>``.
+
+Anyone sees the parcel: its code, village and group, area in 亩, land use, the crop now, a small
+map with its neighbours, and the latest field work recorded on it (no names, no phones). A
+farmer signed in with a token — sent as a bearer header by an app, or kept by this page in the
+browser's localStorage after the invitation link (``#token=…``, ``dv farmers invite``) or after
+typing it once — gets a form of a few taps to record the day's work: sowing, fertilizing,
+spraying (pesticide, dose, pre-harvest interval), irrigating, harvesting. The page's script
+builds an EPCIS 2.0 event and posts it to ``POST /api/v1/events``, the same capture path as
+every other client, which checks that the household holds the parcel, appends the event to the
+ledger and answers with its index; the page shows that index and the proof link. Without a
+token the page is read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from digital_village.api.deps import SessionDep, SettingsDep
+from digital_village.errors import DomainError
+from digital_village.parcels import geometry, landuse
+from digital_village.parcels import service as parcels
+from digital_village.parcels.codes import CodeError, parse_dkbm
+from digital_village.parcels.models import Parcel, ParcelHolding, ParcelStatus
+from digital_village.regions import service as regions
+from digital_village.trace import events as store
+from digital_village.trace import service as products
+from digital_village.trace.models import EventParcel, Product
+from digital_village.trace.vocab import DV_BIZSTEP
+from digital_village.web import consumer, drawing, linkset, pages
+
+router = APIRouter(tags=["pages"])
+
+RECENT_EVENTS: Final = 12
+NEIGHBOURS_WITHIN_M: Final = 40.0
+MAX_NEIGHBOURS: Final = 12
+# The work a farmer records from the sign, in the order of the buttons.
+WORK: Final = ("planting", "fertilizing", "spraying", "irrigating", "harvesting")
+
+
+@dataclass
+class FarmerView:
+    """What the parcel page shows."""
+
+    dkbm: str
+    label: str
+    township: str
+    village: str
+    group: str
+    area_mu: float
+    land_use: str
+    land_use_en: str
+    crop: str | None
+    crop_en: str | None
+    active: bool
+    successors: list[str]
+    map_svg: str
+    recent: list[consumer.Step] = field(default_factory=list)
+    products: list[Product] = field(default_factory=list)
+
+
+def parcels_held_by(*, session: Session, household_id: int) -> list[str]:
+    """DKBMs of the active parcels a household holds (contracts) today."""
+    today = parcels.today()
+    query = (
+        select(Parcel.dkbm)
+        .join(ParcelHolding, ParcelHolding.parcel_id == Parcel.id)
+        .where(
+            ParcelHolding.contractor_household_id == household_id,
+            ParcelHolding.valid_from <= today,
+            or_(ParcelHolding.valid_to.is_(None), ParcelHolding.valid_to > today),
+            Parcel.status == ParcelStatus.ACTIVE,
+        )
+        .order_by(Parcel.dkbm)
+    )
+    return list(session.scalars(query))
+
+
+def _recent(session: Session, dkbm: str) -> list[consumer.Step]:
+    """The latest field work on the parcel, newest first, corrections applied."""
+    pks = session.scalars(
+        select(EventParcel.event_pk)
+        .where(EventParcel.dkbm == dkbm)
+        .order_by(EventParcel.event_time.desc(), EventParcel.event_pk.desc())
+        .limit(RECENT_EVENTS * 2)
+    ).all()
+    rows = [
+        row
+        for row in store.events_by_pk(session=session, pks=pks).values()
+        if row.declares_pk is None and row.erroneous_since is None
+    ]
+    rows.sort(key=lambda row: (row.event_time, row.id), reverse=True)
+    rows = rows[:RECENT_EVENTS]
+    steps = []
+    for row, body in zip(rows, store.event_json(session=session, events=rows), strict=True):
+        key = consumer.step_key(row.biz_step)
+        steps.append(
+            consumer.Step(
+                when=row.event_time.astimezone(consumer.CHINA),
+                step=key,
+                details=consumer.describe(body, key, {}, None),
+                parcels=(),
+                ledger_seqs=(row.ledger_seq,),
+            )
+        )
+    return steps
+
+
+def _harvest_products(session: Session, parcel: Parcel) -> list[Product]:
+    """Crops the parcel's cooperative (its operator, or its holder's) registered for harvests."""
+    holding = parcels.holder_at(session=session, dkbm=parcel.dkbm, on=parcels.today())
+    cooperative_id = holding.operator_cooperative_id
+    if cooperative_id is None and holding.contractor_household_id is not None:
+        household = regions.get_household(
+            session=session, household_id=holding.contractor_household_id
+        )
+        cooperative_id = household.cooperative_id
+    if cooperative_id is None:
+        return []
+    return [
+        product
+        for product in products.list_products(session=session, cooperative_id=cooperative_id)
+        if (defaults := products.CATEGORIES.get(product.category)) is not None
+        and defaults.yield_per_mu is not None
+    ]
+
+
+def farmer_view(*, session: Session, parcel: Parcel) -> FarmerView:
+    """Gather the parcel page: the parcel, its neighbours' outlines, recent work, products."""
+    names = {
+        code: regions.get_region(session=session, code=code).name
+        for code in (parcel.township_code, parcel.village_code, parcel.group_code)
+        if code
+    }
+    crop = parcels.crops_on(session=session, parcel_ids=[parcel.id], on=parcels.today()).get(
+        parcel.id
+    )
+    shapes = [
+        drawing.MapShape(
+            parcel.dkbm[-5:], geometry.to_gk(parcels.parcel_geometry(parcel), parcel.epsg)
+        )
+    ]
+    active = parcel.status is ParcelStatus.ACTIVE
+    successors: list[str] = []
+    if active:
+        found = parcels.neighbours(session=session, dkbm=parcel.dkbm, within_m=NEIGHBOURS_WITHIN_M)
+        for other, _ in found[:MAX_NEIGHBOURS]:
+            shape = geometry.to_gk(parcels.parcel_geometry(other), parcel.epsg)
+            shapes.append(drawing.MapShape(other.dkbm[-5:], shape, highlighted=False))
+    else:
+        successors = [p.dkbm for p in parcels.successors_of(session=session, parcel=parcel)]
+    return FarmerView(
+        dkbm=parcel.dkbm,
+        label=parcel.dkbm[-5:],
+        township=names.get(parcel.township_code, ""),
+        village=names.get(parcel.village_code, ""),
+        group=names.get(parcel.group_code or "", ""),
+        area_mu=parcel.area_mu,
+        land_use=landuse.LAND_USE.get(parcel.land_use, parcel.land_use),
+        land_use_en=landuse.LAND_USE_EN.get(parcel.land_use, parcel.land_use),
+        crop=crop,
+        crop_en=landuse.CROPS_EN.get(crop, crop) if crop else None,
+        active=active,
+        successors=successors,
+        map_svg=drawing.parcel_map(shapes, scale_label=consumer.scale_label),
+        recent=_recent(session, parcel.dkbm),
+        products=_harvest_products(session, parcel) if active else [],
+    )
+
+
+@router.api_route("/p/{dkbm}", methods=["GET", "HEAD"], summary="Parcel sign (土地赋码)")
+def parcel_page(
+    dkbm: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The page a parcel sign's QR code opens (a JSON client is sent to the parcel's API)."""
+    language = pages.language_of(request)
+    try:
+        code = parse_dkbm(dkbm).code
+    except CodeError as error:
+        return pages.error(request, 400, f"not a parcel code: {error}", language=language)
+    if code != dkbm:
+        return RedirectResponse(f"/p/{code}", status_code=301)
+    if linkset.negotiate(request.headers.get("accept")) == "linkset":
+        return RedirectResponse(f"/api/v1/parcels/{code}", status_code=303)
+    try:
+        parcel = parcels.get_parcel(session=session, dkbm=code)
+        view = farmer_view(session=session, parcel=parcel)
+    except DomainError as failure:
+        return pages.error(request, failure.status, failure.detail, language=language)
+    return pages.page(
+        request,
+        "farmer.html",
+        language=language,
+        headers={"Cache-Control": "no-cache", "Vary": "Accept, Accept-Language"},
+        view=view,
+        work=WORK,
+        parcel_uri=f"{settings.public_base_url}/p/{code}",
+        bizstep_base=DV_BIZSTEP,
+        today=parcels.today().isoformat(),
+        default_lot=f"H{parcels.today():%Y%m%d}-{code[-5:]}",
+    )

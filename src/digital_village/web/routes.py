@@ -1,0 +1,12 @@
+"""Every route of the web capability, for ``create_app`` to include in one line."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from digital_village.web import farmer, labels, resolver
+
+router = APIRouter()
+router.include_router(labels.router)
+router.include_router(resolver.router)
+router.include_router(farmer.router)

@@ -1,0 +1,165 @@
+// The parcel page's form (templates/farmer.html): a farmer records the day's work in a few taps.
+//
+// The token comes from the invitation link (#token=dv_…, which never reaches the server) or is
+// typed once; it is kept in this browser's localStorage and sent as a bearer header. The form
+// builds an EPCIS 2.0 ObjectEvent on this parcel — the same shape trace/builders.py makes —
+// and posts it to /api/v1/events, which checks that the household holds the parcel, appends it
+// to the ledger and answers with its ledger index.
+
+const TOKEN_KEY = 'dv-token';
+const panel = document.querySelector('[data-farmer-form]');
+const messages = JSON.parse(panel.querySelector('[data-farmer-messages]').textContent);
+const form = panel.querySelector('form');
+const result = panel.querySelector('[data-result]');
+
+function format(template, values) {
+  return template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
+function showState(state, text = '', link = null) {
+  panel.dataset.state = state;
+  for (const part of panel.querySelectorAll('[data-when]')) {
+    part.hidden = part.dataset.when !== (state === 'signed-out' ? 'signed-out' : 'signed-in');
+  }
+  result.textContent = text;
+  if (link) {
+    result.append(' ');
+    const anchor = document.createElement('a');
+    anchor.href = link.href;
+    anchor.textContent = link.text;
+    anchor.setAttribute('download', link.download);
+    result.append(anchor);
+  }
+}
+
+async function signIn(token) {
+  const response = await fetch('/api/v1/me', { headers: { Authorization: `Bearer ${token}` } });
+  if (!response.ok) {
+    localStorage.removeItem(TOKEN_KEY);
+    const problem = await response.json().catch(() => ({}));
+    showState('signed-out', format(messages.failed, { reason: problem.detail ?? response.status }));
+    return false;
+  }
+  localStorage.setItem(TOKEN_KEY, token);
+  showState('signed-in');
+  return true;
+}
+
+function offset() {
+  const minutes = -new Date().getTimezoneOffset();
+  const sign = minutes < 0 ? '-' : '+';
+  const abs = Math.abs(minutes);
+  return `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+}
+
+function eventTime(day) {
+  const now = new Date();
+  const today = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}-${String(now.getDate()).padStart(2, '0')}`;
+  const time = day === today
+    ? `${String(now.getHours()).padStart(2, '0')}:${String(now.getMinutes()).padStart(2, '0')}:00`
+    : '12:00:00';
+  return `${day}T${time}${offset()}`;
+}
+
+function number(data, name) {
+  const text = (data.get(name) ?? '').toString().trim();
+  return text === '' ? null : Number(text);
+}
+
+function quantity(value, unit) {
+  return value === null ? undefined : { 'dv:quantity': value, 'dv:uom': unit };
+}
+
+/** The EPCIS event for the form's current values. */
+export function buildEvent(data, parcelUri, bizStepBase) {
+  const work = data.get('work');
+  const day = data.get('date');
+  const text = (name) => (data.get(name) ?? '').toString().trim() || undefined;
+  const event = {
+    type: 'ObjectEvent',
+    eventTime: eventTime(day),
+    eventTimeZoneOffset: offset(),
+    bizStep: `${bizStepBase}${work}`,
+    readPoint: { id: parcelUri },
+  };
+  if (work === 'harvesting') {
+    const base = parcelUri.slice(0, parcelUri.lastIndexOf('/p/'));
+    const lot = `${base}/01/${data.get('product')}/10/${encodeURIComponent(text('lot') ?? '')}`;
+    Object.assign(event, {
+      action: 'ADD',
+      disposition: 'active',
+      quantityList: [{ epcClass: lot, quantity: number(data, 'kg'), uom: 'KGM' }],
+      ilmd: { 'dv:parcels': [parcelUri], 'dv:harvestDate': day },
+    });
+  } else {
+    Object.assign(event, { action: 'OBSERVE', epcList: [], bizLocation: { id: parcelUri } });
+    const extensions = {
+      planting: { 'dv:crop': text('crop'), 'dv:variety': text('variety') },
+      fertilizing: { 'dv:fertilizer': text('fertilizer'), 'dv:amount': quantity(number(data, 'amount'), 'KGM') },
+      spraying: {
+        'dv:pesticideName': text('pesticide'),
+        'dv:dose': quantity(number(data, 'dose'), data.get('dose_unit')),
+        'dv:preHarvestIntervalDays': number(data, 'phi') ?? undefined,
+      },
+      irrigating: { 'dv:water': quantity(number(data, 'water'), 'MMT') },
+    }[work];
+    Object.assign(event, extensions);
+  }
+  if (text('note')) event['dv:note'] = text('note');
+  return JSON.parse(JSON.stringify(event)); // drops the fields left empty
+}
+
+function showFields() {
+  const work = new FormData(form).get('work');
+  for (const part of form.querySelectorAll('[data-for]')) part.hidden = part.dataset.for !== work;
+}
+
+form.addEventListener('change', showFields);
+form.addEventListener('submit', async (submitted) => {
+  submitted.preventDefault();
+  const token = localStorage.getItem(TOKEN_KEY);
+  const event = buildEvent(new FormData(form), panel.dataset.parcelUri, panel.dataset.bizstepBase);
+  const button = form.querySelector('[data-submit]');
+  button.disabled = true;
+  showState('sending', messages.sending);
+  try {
+    const response = await fetch('/api/v1/events', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify(event),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (response.ok) {
+      showState('done', format(messages.done, { seq: body.ledgerSeq }), {
+        href: body.proof,
+        text: messages.proof,
+        download: `entry-${body.ledgerSeq}.tlog-proof`,
+      });
+      panel.dataset.ledgerSeq = body.ledgerSeq;
+    } else {
+      showState('failed', format(messages.failed, { reason: body.detail ?? response.status }));
+    }
+  } catch (error) {
+    showState('failed', format(messages.failed, { reason: String(error) }));
+  } finally {
+    button.disabled = false;
+  }
+});
+
+panel.querySelector('[data-token-save]').addEventListener('click', () => {
+  const token = panel.querySelector('[data-token-input]').value.trim();
+  if (token) signIn(token);
+});
+panel.querySelector('[data-token-forget]').addEventListener('click', () => {
+  localStorage.removeItem(TOKEN_KEY);
+  showState('signed-out');
+});
+
+const fromLink = new URLSearchParams(window.location.hash.slice(1)).get('token');
+if (fromLink) {
+  // Keep the token out of the address bar, the history and any screenshot.
+  history.replaceState(null, '', window.location.pathname + window.location.search);
+}
+const saved = fromLink ?? localStorage.getItem(TOKEN_KEY);
+showFields();
+if (saved) signIn(saved);
