@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from digital_village import logs, migrate
-from digital_village.api import problems
+from digital_village.api import openapi, problems
 from digital_village.api.jsonguard import JsonDepthMiddleware
 from digital_village.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from digital_village.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     problems.install(app)
+    openapi.install(app)
     # Outermost last: access log → rate limit → body size → JSON depth → routes.
     app.add_middleware(JsonDepthMiddleware, max_depth=settings.max_json_depth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digital_village.errors import DomainError
@@ -81,6 +82,13 @@ async def _http_error(_request: Request, error: Exception) -> JSONResponse:
     return problem(error.status_code, detail, headers=dict(error.headers or {}))
 
 
+async def _out_of_range(_request: Request, error: Exception) -> JSONResponse:
+    # A value the database cannot hold (a 30-digit id, a name longer than its column) is the
+    # caller's mistake, whichever route let it through.
+    reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+    return problem(422, f"a value is out of range for the database: {reason}")
+
+
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "an unexpected error occurred; it has been logged")
@@ -91,4 +99,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected_error)

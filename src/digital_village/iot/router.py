@@ -366,7 +366,8 @@ def reading_proof(
     Check it offline with `dv iot verify-reading FILE --vkey KEY`.
     """
     instant = queries.parse_instant(time, "time")
-    assert instant is not None
+    if instant is None:
+        raise Invalid("time: give the reading's time, RFC 3339 or epoch milliseconds")
     return seal.reading_proof(session=session, device_id=device_id, metric=metric, time_ms=instant)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
 from digital_village.api.deps import LedgerDep, SessionDep
@@ -16,6 +16,9 @@ from digital_village.ledger import log
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
 TEXT = "text/plain; charset=utf-8"
+MAX_INDEX = 2**63 - 1
+Index = Annotated[int, Path(ge=0, le=MAX_INDEX, description="a leaf index of the log")]
+Size = Annotated[int, Path(ge=1, le=MAX_INDEX, description="a tree size of the log")]
 
 
 class LedgerInfo(BaseModel):
@@ -53,7 +56,7 @@ def checkpoint(session: SessionDep) -> Response:
 @router.get(
     "/checkpoints/{size}", response_class=Response, responses={200: {"content": {TEXT: {}}}}
 )
-def checkpoint_at(size: int, session: SessionDep) -> Response:
+def checkpoint_at(size: Size, session: SessionDep) -> Response:
     """The checkpoint signed at exactly this tree size (every one is kept)."""
     signed = log.checkpoint_at(session, size)
     return Response(signed.note, media_type=TEXT, headers={"Cache-Control": "max-age=31536000"})
@@ -70,7 +73,7 @@ def verifier_key(ledger: LedgerDep) -> Response:
     response_class=Response,
     responses={200: {"content": {"application/json": {}}}},
 )
-def entry(seq: int, session: SessionDep) -> Response:
+def entry(seq: Index, session: SessionDep) -> Response:
     """The entry's exact bytes: canonical JSON, as hashed into the tree."""
     stored = log.get_entry(session, seq)
     return Response(
@@ -82,10 +85,11 @@ def entry(seq: int, session: SessionDep) -> Response:
     "/entries/{seq}/proof", response_class=Response, responses={200: {"content": {TEXT: {}}}}
 )
 def inclusion_proof(
-    seq: int,
+    seq: Index,
     session: SessionDep,
     size: Annotated[
-        int | None, Query(description="prove against the checkpoint at this size")
+        int | None,
+        Query(ge=1, le=MAX_INDEX, description="prove against the checkpoint at this size"),
     ] = None,
 ) -> Response:
     """A C2SP tlog-proof of the entry (its bytes in ``extra``), for `dv verify` or a browser."""
@@ -100,8 +104,8 @@ def inclusion_proof(
 @router.get("/consistency", response_class=Response, responses={200: {"content": {TEXT: {}}}})
 def consistency(
     session: SessionDep,
-    first: Annotated[int, Query(ge=0)],
-    second: Annotated[int, Query(ge=0)],
+    first: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+    second: Annotated[int, Query(ge=0, le=MAX_INDEX)],
 ) -> Response:
     """An RFC 9162 consistency proof between two tree sizes."""
     return Response(log.consistency_proof_file(session, first, second), media_type=TEXT)
