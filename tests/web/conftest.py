@@ -120,7 +120,6 @@ def make_pages(url: str, folder: Path, *, bottles: int = 6, every_hours: int = 1
             year=YEAR,
             bottles=bottles,
             readings_every_hours=every_hours,
-            seal_readings=False,
         )
     return Pages(
         engine=engine,
