@@ -211,7 +211,7 @@ def clear_pending(session: Session, pairs: Iterable[tuple[int, dt.date]]) -> Non
     from sqlalchemy import bindparam
 
     session.execute(
-        update(ReadingDay.__table__)
+        update(_READING_DAY)
         .where(
             ReadingDay.device_id == bindparam("b_device_id"),
             ReadingDay.day == bindparam("b_day"),
