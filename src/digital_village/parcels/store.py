@@ -136,17 +136,28 @@ def locate_id(*, session: Session, lon: float, lat: float) -> int | None:
     SQLite: R*Tree candidates by bounding box, then exact shapely containment. PostgreSQL:
     ST_Covers on the GiST-indexed PostGIS column.
     """
-    if is_postgres(session):
-        found: int | None = session.execute(_POSTGRES_LOCATE, {"lon": lon, "lat": lat}).scalar()
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        found: int | None = connection.execute(_POSTGRES_LOCATE, {"lon": lon, "lat": lat}).scalar()
         return found
     # The sqlite3 connection under the session (same transaction): a point lookup is a hot
     # path, and SQLAlchemy's statement handling costs several times the R*Tree query itself.
-    driver = session.connection().connection.driver_connection
+    driver = connection.connection.driver_connection
     assert driver is not None
     rows = driver.execute(_SQLITE_LOCATE, (lon, lon, lat, lat)).fetchall()
-    for parcel_id, wkb in rows:
-        if shapely.intersects_xy(shapely.from_wkb(wkb), lon, lat):
-            return int(parcel_id)
+    if len(rows) == 1:
+        # One candidate is the usual case: test it without building arrays.
+        return (
+            int(rows[0][0])
+            if shapely.intersects_xy(shapely.from_wkb(rows[0][1]), lon, lat)
+            else None
+        )
+    if rows:
+        shapes = shapely.from_wkb([wkb for _, wkb in rows])
+        hits = shapely.intersects_xy(shapes, lon, lat)
+        for (parcel_id, _), hit in zip(rows, hits, strict=True):
+            if hit:
+                return int(parcel_id)
     return None
 
 
