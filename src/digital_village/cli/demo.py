@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ class DemoSummary:
     parcels_added: int = 0
     already_loaded: bool = False
     tokens: dict[str, str] = field(default_factory=dict)
+    season: Any = None  # trace.sample_season.SeasonSummary once the season is on the chain
 
 
 def default_fixture_dir() -> Path:
@@ -95,7 +97,34 @@ def load_sample_village(settings: Settings, fixture_dir: Path) -> DemoSummary:
             summary.tokens[role.value] = issued.token
         assert session.get(Region, data["township"]) is not None
     _load_sample_parcels(settings, fixture_dir, data, summary)
+    _record_sample_season(settings, summary)
     return summary
+
+
+# The sample households have held their land since well before the demo's season (the
+# parcels are imported with holdings from this day), so a past harvest has its holders.
+SAMPLE_HOLDINGS_FROM = dt.date(2020, 1, 1)
+
+
+def _record_sample_season(settings: Settings, summary: DemoSummary) -> None:
+    """Put a season of rapeseed and rice on the chain, once (see trace.sample_season)."""
+    from digital_village.ledger.log import Ledger
+    from digital_village.parcels import service as parcels
+    from digital_village.trace import sample_season
+
+    ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
+    with transaction(settings) as session:
+        cooperative = session.scalar(
+            select(Cooperative).where(Cooperative.uscc == summary.cooperative_uscc)
+        )
+        assert cooperative is not None
+        summary.season = sample_season.record_sample_season(
+            session=session,
+            ledger=ledger,
+            cooperative_id=cooperative.id,
+            base_url=settings.public_base_url,
+            today=parcels.today(),
+        )
 
 
 def _load_sample_parcels(
@@ -126,7 +155,7 @@ def _load_sample_parcels(
                 session=session,
                 ledger=ledger,
                 source=parcel_io.read_geojson(subset, filename=f"{path.name} ({code})"),
-                options=parcel_io.ImportOptions(fbfbm=code + "00"),
+                options=parcel_io.ImportOptions(fbfbm=code + "00", valid_from=SAMPLE_HOLDINGS_FROM),
                 actor=Actor.operator(),
             )
             if report.rejected:
@@ -154,4 +183,30 @@ def print_summary(summary: DemoSummary, settings: Settings, *, host: str, port: 
     console.print(f"  {base}/healthz   service health")
     console.print(f"  {base}/api/v1/regions?parent=510603101   the sample township's villages")
     console.print(f"  {base}/api/v1/maps/510603101201.svg   the map of 民安村 (also .png)")
-    console.print(f"  {base}/api/v1/parcels?region=510603101201   its parcels as GeoJSON\n")
+    console.print(f"  {base}/api/v1/parcels?region=510603101201   its parcels as GeoJSON")
+    _print_season(summary, base)
+
+
+def _print_season(summary: DemoSummary, base: str) -> None:
+    season = summary.season
+    if season is None:
+        console.print()
+        return
+    if season.skipped and not season.lots:
+        console.print(f"\n[yellow]No season on the chain:[/] {season.skipped}\n")
+        return
+    state = "already on the chain" if season.already_recorded else f"{season.events} events"
+    console.print(f"\n[bold green]A season on the chain[/] ({state}):")
+    for label, (gtin, lot) in season.lots.items():
+        console.print(f"  {label:<10} {base}/api/v1/trace/{gtin}/{lot}", highlight=False)
+    if "bottles" in season.lots:
+        gtin, lot = season.lots["bottles"]
+        console.print(
+            f"  recall     {base}/api/v1/trace/{gtin}/{lot}?direction=forward", highlight=False
+        )
+        console.print(f"  EPCIS      {base}/api/v1/lots/{gtin}/{lot}/epcis", highlight=False)
+    if season.certificate:
+        console.print(
+            f"  合格证     {base}/api/v1/certificates/{season.certificate}", highlight=False
+        )
+    console.print()

@@ -1,0 +1,78 @@
+"""``dv trace`` and the demo's season, as a shell user meets them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jsonschema import Draft7Validator
+from typer.testing import CliRunner
+
+from digital_village.cli.main import app
+from digital_village.trace import sample_season
+from tests.trace.test_epcis import FORMATS, SCHEMA_PATH
+
+runner = CliRunner()
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def dv(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_the_demo_puts_a_season_on_the_chain(cli_env: Path, tmp_path: Path) -> None:
+    code, output = dv("demo", "--no-serve", "--fixtures", str(FIXTURES))
+    assert code == 0, output
+    assert "A season on the chain" in output and "合格证" in output
+    bottles = (sample_season.OIL_5L, output.split(f"{sample_season.OIL_5L}/")[1].split()[0])
+    code, shown = dv("trace", "show", *bottles, "--json")
+    assert code == 0, shown
+    graph = json.loads(shown)
+    kinds = {node["type"] for node in graph["nodes"]}
+    assert {"lot", "parcel", "household", "event"} <= kinds
+    assert graph["flags"] == []
+    parcel = next(node["id"] for node in graph["nodes"] if node["type"] == "parcel")
+    code, recalled = dv("trace", "recall", parcel)
+    assert code == 0 and "forward from" in recalled and "unit" in recalled
+    exported = tmp_path / "bottles.json"
+    code, output = dv("trace", "export", *bottles, "-o", str(exported))
+    assert code == 0 and "wrote" in output
+    document = json.loads(exported.read_text("utf-8"))
+    if SCHEMA_PATH.is_file():
+        schema = Draft7Validator(json.loads(SCHEMA_PATH.read_text("utf-8")), format_checker=FORMATS)
+        assert [e.message for e in schema.iter_errors(document)] == []
+    # Captured once: the same document again is refused, and nothing changes.
+    code, output = dv("trace", "capture", str(exported))
+    assert code == 1 and "already captured" in output
+    # A second demo run finds the season and adds nothing.
+    code, output = dv("demo", "--no-serve", "--fixtures", str(FIXTURES))
+    assert code == 0 and "already on the chain" in output
+
+
+def test_products_and_certificates_from_the_command_line(cli_env: Path, tmp_path: Path) -> None:
+    assert dv("demo", "--no-serve", "--fixtures", str(FIXTURES))[0] == 0
+    code, output = dv(
+        "trace", "products", "add", "6923456000414", "菜籽饼", "--cooperative", "93510603MA6DX0001T"
+    )
+    assert code == 0 and "registered 06923456000414" in output, output
+    code, output = dv("trace", "products", "add", "6923456000413", "x", "--cooperative", "1")
+    assert code == 1 and "check digit" in output
+    code, listed = dv("trace", "products", "list", "--json")
+    assert "06923456000414" in {row["gtin"] for row in json.loads(listed)}
+    year, _ = sample_season.seasons(sample_season.parcels.today())
+    code, output = dv(
+        "trace",
+        "certificate",
+        sample_season.OIL,
+        f"CY{year}-01",
+        "--contact",
+        "0838-6200009",
+        "--basis",
+        "self_testing",
+    )
+    assert code == 0 and "承诺达标合格证" in output and "产地 旌阳区孝泉镇" in output, output
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"type": "EPCISDocument", "epcisBody": {}}), "utf-8")
+    code, output = dv("trace", "capture", str(bad))
+    assert code == 1 and "not a valid EPCIS 2.0 document" in output and "/creationDate" in output
