@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,8 @@ from digital_village.iot import metrics, shapes
 from digital_village.iot.models import Alert, AlertRule
 from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions
+
+_ALERTS: Table = Alert.__table__  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from digital_village.iot.readings import InsertRow
@@ -145,5 +147,5 @@ def raise_alerts(
                 )
     if raised:
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        session.execute(dialect.insert(Alert).on_conflict_do_nothing(), raised)
+        session.execute(dialect.insert(_ALERTS).on_conflict_do_nothing(), raised)
     return len(raised)

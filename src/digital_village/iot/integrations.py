@@ -13,9 +13,8 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,6 +27,7 @@ from digital_village.iot.models import Integration, LorawanUplink
 from digital_village.regions import service as regions
 
 HEADER = "X-DV-Integration-Secret"
+_UPLINKS: Table = LorawanUplink.__table__  # type: ignore[assignment]
 SECRET_PREFIX = "dvi"  # noqa: S105 (a public prefix, not a secret)
 
 
@@ -112,6 +112,11 @@ def _values(uplink: adapters.Uplink, device: Device) -> tuple[dict[str, object],
     ignored: list[str] = []
     if uplink.decoded:
         taken, ignored = adapters.catalogue_values(uplink.decoded)
+        if device.metrics:
+            # A vendor codec may reuse a catalogue name in another unit (Milesight's "battery"
+            # is percent); only metrics the device is registered for count.
+            ignored += [name for name in taken if name not in device.metrics]
+            taken = {name: value for name, value in taken.items() if name in device.metrics}
         if taken:
             return taken, ignored
     if uplink.frame is None:
@@ -164,12 +169,12 @@ def ingest_uplink(
         raise service.payload_invalid(error) from None
     checked.ignored = ignored
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    inserted = session.execute(
-        dialect.insert(LorawanUplink).on_conflict_do_nothing(),
+    # RETURNING, not the row count: drivers report -1 for a single INSERT … ON CONFLICT.
+    first_time = session.execute(
+        dialect.insert(_UPLINKS).on_conflict_do_nothing().returning(_UPLINKS.c.dedup_key),
         {"dedup_key": uplink.dedup_key, "device_id": device.id, "received_at": utcnow()},
-    )
-    first_time = cast(CursorResult[Any], inserted).rowcount
-    if not first_time:
+    ).first()
+    if first_time is None:
         return service.IngestResult(duplicates=len(checked.rows) + len(checked.rejected))
     context = service.device_context(session=session, device=device)
     return service.store(session=session, batches=[(context, checked)])

@@ -22,7 +22,7 @@ from digital_village.auth.actor import Actor
 from digital_village.auth.models import ApiToken, Device, Role
 from digital_village.db import utcnow
 from digital_village.errors import Conflict, Forbidden, Invalid, NotFound
-from digital_village.iot import alerts, decoders, metrics, readings, shapes
+from digital_village.iot import alerts, decoders, metrics, readings, seal, shapes
 from digital_village.iot.adapters import normalize_dev_eui
 from digital_village.iot.models import DeviceInstallation
 from digital_village.ledger.log import Ledger
@@ -373,6 +373,15 @@ def move_device(
         raise Invalid(
             f"device {device_id} was installed at {current.installed_at.isoformat()}; "
             "a move must come after that"
+        )
+    sealed_until = seal.last_sealed_day(session=session, device_id=device_id)
+    if (
+        sealed_until is not None
+        and shapes.datetime_to_ms(when) < readings.day_bounds_ms(sealed_until)[1]
+    ):
+        raise Invalid(
+            f"device {device_id} has readings sealed up to {sealed_until.isoformat()} "
+            "(China Standard Time); a move must come after that day"
         )
     placement = place(session=session, dkbm=parcel, lon=lon, lat=lat)
     _check_parcel_scope(

@@ -1,0 +1,253 @@
+"""Readings committed to the chain: daily Merkle roots per parcel, proofs checked offline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from digital_village.auth.actor import Actor
+from digital_village.db import Database
+from digital_village.errors import Invalid
+from digital_village.iot import readings, seal, service
+from digital_village.iot.proof import verify_reading_proof
+from digital_village.iot.sealer import seal_finished_days
+from digital_village.ledger import merkle
+from digital_village.ledger.log import Ledger, get_entry
+from digital_village.ledger.verify import VerificationError
+from digital_village.trace.epcis import SensorElement
+from tests.iot.conftest import Farm
+
+URL = "/api/v1/telemetry"
+
+
+def day_ago(days: int) -> dt.date:
+    return seal.today() - dt.timedelta(days=days)
+
+
+def at(day: dt.date, hour: int, minute: int = 0) -> str:
+    """A China Standard Time moment on that day, as RFC 3339."""
+    return dt.datetime(
+        day.year, day.month, day.day, hour, minute, tzinfo=readings.CHINA_TIME
+    ).isoformat()
+
+
+def send(
+    client: TestClient, farm: Farm, items: list[tuple[str, str, float]], token: str | None = None
+) -> dict[str, Any]:
+    payload = {"readings": [{"metric": m, "time": t, "value": v} for m, t, v in items]}
+    response = client.post(URL, json=payload, headers=farm.auth(token))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def a_day_of_readings(day: dt.date) -> list[tuple[str, str, float]]:
+    return [
+        (metric, at(day, hour), base + hour / 10)
+        for hour in range(0, 24, 3)
+        for metric, base in (("soil_moisture", 30.0), ("soil_temperature", 15.0))
+    ]
+
+
+def test_sealing_a_day_appends_one_root_per_parcel(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger
+) -> None:
+    day = day_ago(2)
+    send(client, farm, a_day_of_readings(day))
+    send(client, farm, [("battery", at(day, 12), 3.6)], token=farm.generic_token)
+    send(client, farm, [("soil_moisture", at(day_ago(3), 6), 29.0)])
+    with db.transaction() as session:
+        made = seal.seal_days(session=session, ledger=ledger)
+    assert [(m.parcel, m.day, m.part, m.count) for m in made] == [
+        (farm.parcels[0], day_ago(3), 1, 1),
+        (farm.parcels[0], day, 1, 16),
+        (farm.parcels[1], day, 1, 1),
+    ]
+    with db.session() as session:
+        entry = json.loads(get_entry(session, made[1].ledger_seq).body)
+        assert entry["kind"] == "iot.readings.sealed"
+        data = entry["data"]
+        assert data["root"] == made[1].root_hash.hex()
+        assert (data["parcel"], data["day"], data["count"]) == (
+            farm.parcels[0],
+            day.isoformat(),
+            16,
+        )
+        assert entry["chain"]["key"] == f"parcel-readings:{farm.parcels[0]}"
+        # The EPCIS sensorElementList summary is valid EPCIS 2.0.
+        elements = [SensorElement.model_validate(item) for item in data["sensorElementList"]]
+        moisture = elements[0].sensor_report[0]
+        assert (moisture.type, moisture.uom) == ("VolumeFraction", "P1")
+        assert moisture.min_value == 30.0
+        assert moisture.max_value == pytest.approx(32.1)
+        # Recomputing the root from the readings stored now gives the sealed root.
+        for made_seal in seal.seals_of(session=session, dkbm=farm.parcels[0]):
+            assert seal.check_seal(session=session, seal=made_seal).ok
+    # Nothing is pending any more: sealing again appends nothing.
+    with db.transaction() as session:
+        assert seal.seal_days(session=session, ledger=ledger) == []
+
+
+def test_leaves_are_canonical_json_of_the_reading() -> None:
+    leaf = seal.leaf_bytes(7, 1, 1_767_225_600_000, 31.0)
+    assert leaf == (
+        b'{"device":7,"metric":"soil_moisture","time":"2026-01-01T00:00:00.000Z",'
+        b'"unit":"%","value":31}'
+    )
+    assert merkle.root_of([merkle.hash_leaf(leaf)]) == merkle.hash_leaf(leaf)
+
+
+def test_unfinished_days_are_not_sealed(db: Database, ledger: Ledger, farm: Farm) -> None:
+    with db.transaction() as session, pytest.raises(Invalid, match="not over yet"):
+        seal.seal_days(session=session, ledger=ledger, day=seal.today())
+
+
+def test_late_readings_go_into_a_supplementary_seal_and_the_first_root_stands(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger
+) -> None:
+    day = day_ago(2)
+    send(client, farm, a_day_of_readings(day))
+    with db.transaction() as session:
+        (first,) = seal.seal_days(session=session, ledger=ledger, day=day)
+    late = send(client, farm, [("soil_moisture", at(day, 23, 59), 33.3)])
+    assert late["accepted"] == 1
+    with db.transaction() as session:
+        (second,) = seal.seal_days(session=session, ledger=ledger)
+    assert (second.day, second.part, second.count) == (day, 2, 1)
+    with db.session() as session:
+        parts = seal.seals_of(session=session, dkbm=farm.parcels[0], day=day)
+        assert [p.part for p in parts] == [1, 2]
+        assert parts[0].root_hash == first.root_hash
+        assert all(seal.check_seal(session=session, seal=p).ok for p in parts)
+
+
+def test_a_reading_proof_verifies_offline_and_catches_tampering(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger
+) -> None:
+    day = day_ago(2)
+    send(client, farm, a_day_of_readings(day))
+    with db.transaction() as session:
+        seal.seal_days(session=session, ledger=ledger)
+    response = client.get(
+        f"/api/v1/devices/{farm.device_id}/readings/proof",
+        params={"metric": "soil_temperature", "time": at(day, 9)},
+    )
+    assert response.status_code == 200, response.text
+    proof = response.json()
+    assert proof["reading"]["value"] == pytest.approx(15.9)
+    verified = verify_reading_proof(json.dumps(proof).encode(), ledger.vkey)
+    assert (verified.parcel, verified.day, verified.part) == (farm.parcels[0], day.isoformat(), 1)
+
+    forged = json.loads(json.dumps(proof))
+    forged["reading"]["value"] = 12.0
+    forged["leaf"] = forged["leaf"].replace("15.9", "12")
+    with pytest.raises(VerificationError, match="not in the sealed day's tree"):
+        verify_reading_proof(forged, ledger.vkey)
+    claimed = json.loads(json.dumps(proof))
+    claimed["reading"]["value"] = 12.0
+    with pytest.raises(VerificationError, match="differs from the reading"):
+        verify_reading_proof(claimed, ledger.vkey)
+    rooted = json.loads(json.dumps(proof))
+    rooted["root"] = "00" * 32
+    with pytest.raises(VerificationError):
+        verify_reading_proof(rooted, ledger.vkey)
+    with pytest.raises(VerificationError):  # a verifier key that did not sign the checkpoint
+        verify_reading_proof(
+            proof, "someone+00000000+AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        )
+
+
+def test_a_changed_stored_reading_no_longer_matches_its_seal(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger, backend: str
+) -> None:
+    day = day_ago(2)
+    send(client, farm, a_day_of_readings(day))
+    with db.transaction() as session:
+        seal.seal_days(session=session, ledger=ledger)
+    with db.transaction() as session:
+        session.execute(
+            text("UPDATE reading SET value = 99.0 WHERE device_id = :d AND value > 31.5"),
+            {"d": farm.device_id},
+        )
+    sealed = client.get(f"/api/v1/parcels/{farm.parcels[0]}/seals").json()
+    assert [item["verified"] for item in sealed] == [False]
+    proof = client.get(
+        f"/api/v1/devices/{farm.device_id}/readings/proof",
+        params={"metric": "soil_moisture", "time": at(day, 0)},
+    )
+    assert proof.status_code == 409
+    assert "changed after sealing" in proof.json()["detail"]
+
+
+def test_unsealed_and_missing_readings_have_no_proof(client: TestClient, farm: Farm) -> None:
+    send(client, farm, [("soil_moisture", at(day_ago(1), 8), 30.0)])
+    unsealed = client.get(
+        f"/api/v1/devices/{farm.device_id}/readings/proof",
+        params={"metric": "soil_moisture", "time": at(day_ago(1), 8)},
+    )
+    assert unsealed.status_code == 404
+    assert "not sealed yet" in unsealed.json()["detail"]
+    missing = client.get(
+        f"/api/v1/devices/{farm.device_id}/readings/proof",
+        params={"metric": "soil_moisture", "time": at(day_ago(1), 9)},
+    )
+    assert missing.status_code == 404
+
+
+def test_a_moved_device_keeps_its_old_readings_on_the_old_parcel(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger
+) -> None:
+    day = day_ago(2)
+    move_at = dt.datetime(day.year, day.month, day.day, 12, tzinfo=readings.CHINA_TIME)
+    send(client, farm, [("soil_moisture", at(day, 6), 30.0), ("soil_moisture", at(day, 11), 31.0)])
+    with db.transaction() as session:
+        service.move_device(
+            session=session,
+            ledger=ledger,
+            actor=Actor.operator(),
+            device_id=farm.device_id,
+            parcel=farm.parcels[1],
+            at=move_at,
+        )
+    send(client, farm, [("soil_moisture", at(day, 15), 40.0)])
+    with db.transaction() as session:
+        made = seal.seal_days(session=session, ledger=ledger)
+    assert sorted((m.parcel, m.count) for m in made) == [(farm.parcels[0], 2), (farm.parcels[1], 1)]
+    old = client.get(
+        f"/api/v1/parcels/{farm.parcels[0]}/conditions",
+        params={"from": day.isoformat(), "to": day.isoformat()},
+    ).json()
+    new = client.get(
+        f"/api/v1/parcels/{farm.parcels[1]}/conditions",
+        params={"from": day.isoformat(), "to": day.isoformat()},
+    ).json()
+    assert old["days"][0]["soil_moisture"] == {"min": 30.0, "mean": 30.5, "max": 31.0, "count": 2}
+    assert new["days"][0]["soil_moisture"]["count"] == 1
+    assert new["days"][0]["seals"][0]["count"] == 1
+    device = client.get(f"/api/v1/devices/{farm.device_id}").json()
+    assert device["parcel"] == farm.parcels[1]
+    assert [i["parcel_dkbm"] for i in device["installations"]] == farm.parcels[:2]
+    # A later move may not be back-dated into a sealed day.
+    with db.transaction() as session, pytest.raises(Invalid, match="sealed"):
+        service.move_device(
+            session=session,
+            ledger=ledger,
+            actor=Actor.operator(),
+            device_id=farm.device_id,
+            parcel=farm.parcels[0],
+            at=move_at + dt.timedelta(hours=1),
+        )
+
+
+def test_the_background_sealer_seals_finished_days(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger
+) -> None:
+    send(client, farm, [("soil_moisture", at(day_ago(4), 10), 28.0)])
+    send(client, farm, [("soil_moisture", at(seal.today(), 0, 1), 28.5)])
+    made = seal_finished_days(db, ledger)
+    assert [(m.day, m.count) for m in made] == [(day_ago(4), 1)]
