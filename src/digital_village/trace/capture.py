@@ -21,12 +21,11 @@ from digital_village.auth.models import Role
 from digital_village.db import utcnow
 from digital_village.errors import Conflict, Forbidden, Invalid, PayloadTooLarge
 from digital_village.ledger.log import EntryIn, Ledger
+from digital_village.trace import event_hash, lineage
 from digital_village.trace import events as store
-from digital_village.trace import lineage
 from digital_village.trace import service as products
 from digital_village.trace.epcis import (
     EventModel,
-    compute_event_id,
     default_context,
     dump_epcis,
 )
@@ -43,6 +42,7 @@ from digital_village.trace.rules import (
 )
 from digital_village.trace.vocab import DV_PREFIX, PLANTING
 
+_DEFAULT_CONTEXT: Final = default_context()
 # Clocks of phones in the field drift; an event a few minutes ahead is not "in the future".
 FUTURE_TOLERANCE: Final = dt.timedelta(minutes=5)
 CAPTURE_EVENT_LIMIT: Final = 10_000
@@ -96,13 +96,14 @@ def capture(
         raise Invalid(f"{pointer or '/'}: there are no events to capture", errors=[])
     check_limit(len(events))
     now = utcnow()
+    record_time = rfc3339(now)
     context = context if context is not None else default_context()
     work = CaptureState(session=session, actor=actor, base_url=base_url, context=context, now=now)
     prepared: list[tuple[str, EventModel, list[Ref]]] = []
     pendings: list[Pending] = []
     for index, event in enumerate(events):
         where = "" if pointer is None else f"{pointer}/{index}"
-        pending = _prepare(event, where, index, context, now)
+        pending = _prepare(event, where, index, context, now, record_time)
         if event.error_declaration is None:
             if pending.event_id in work.seen_ids:
                 fail(
@@ -131,7 +132,12 @@ def capture(
 
 
 def _prepare(
-    event: EventModel, where: str, index: int, context: object, now: dt.datetime
+    event: EventModel,
+    where: str,
+    index: int,
+    context: object,
+    now: dt.datetime,
+    record_time: str,
 ) -> Pending:
     if event.event_time > now + FUTURE_TOLERANCE:
         fail(Invalid, f"{where}/eventTime", f"{rfc3339(event.event_time)} is in the future")
@@ -150,7 +156,10 @@ def _prepare(
             f"write project steps as full URIs ({PLANTING.uri[: -len(PLANTING.key)]}…), "
             f"not as {biz_step!r}",
         )
-    computed = compute_event_id(event, context=event.context or context)
+    own_context = event.context or context
+    body = dump_epcis(event, standalone=False)
+    # The hash leaves out eventID and @context, so the dump that is stored is the one hashed.
+    computed = event_hash.event_hash_id(body, context=own_context)
     given = event.event_id
     if given is not None and given.startswith("ni:///sha-256;") and given != computed:
         fail(
@@ -159,11 +168,9 @@ def _prepare(
             f"does not match the event's CBV 2.0 hash; expected {computed}",
         )
     event_id = given or computed
-    body = dump_epcis(event, standalone=False)
     body["eventID"] = event_id
-    body["recordTime"] = rfc3339(now)
-    own_context = event.context or context
-    if own_context != default_context() and "@context" not in body:
+    body["recordTime"] = record_time
+    if own_context != _DEFAULT_CONTEXT and "@context" not in body:
         body = {"@context": own_context, **body}
     return Pending(
         index=index,
