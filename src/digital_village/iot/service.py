@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,11 +116,9 @@ def place(*, session: Session, dkbm: str | None, lon: float | None, lat: float |
 
 def _distance_m(shape: Any, lon: float, lat: float) -> float:
     # Degrees to metres near the point: good enough to tell a person how far off they are.
-    import math
-
-    nearest = shapely.ops.nearest_points(shape, shapely.Point(lon, lat))[0]
-    dx = (nearest.x - lon) * 111_320 * math.cos(math.radians(lat))
-    dy = (nearest.y - lat) * 110_540
+    nearest = shapely.shortest_line(shapely.Point(lon, lat), shape).coords[1]
+    dx = (nearest[0] - lon) * 111_320 * math.cos(math.radians(lat))
+    dy = (nearest[1] - lat) * 110_540
     return math.hypot(dx, dy)
 
 
@@ -277,7 +276,19 @@ def _cooperative_for(
     )
     if holding.operator_cooperative_id is not None:
         return holding.operator_cooperative_id
-    raise Invalid("name the cooperative that owns the device (cooperative / --coop)")
+    if holding.contractor_household_id is not None:
+        household = regions.get_household(
+            session=session, household_id=holding.contractor_household_id
+        )
+        if household.cooperative_id is not None:
+            return household.cooperative_id
+    known = regions.list_cooperatives(session=session)
+    if len(known) == 1:
+        return known[0].id
+    raise Invalid(
+        f"parcel {dkbm} has no operating cooperative on record; name the cooperative that owns "
+        "the device (cooperative / --coop)"
+    )
 
 
 def _install(
