@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from shapely.geometry import Polygon, box
 from sqlalchemy import Connection, Engine
@@ -158,10 +159,20 @@ def pages_connection(pages_db: Pages) -> Iterator[Connection]:
 
 
 @pytest.fixture
-def pages_client(pages_db: Pages, pages_connection: Connection) -> Iterator[TestClient]:
-    app = create_app(pages_db.settings, database=Database(pages_connection))
-    with TestClient(app, raise_server_exceptions=False, base_url=BASE) as client:
+def pages_app(pages_db: Pages, pages_connection: Connection) -> FastAPI:
+    """The app on the season database, inside the test's transaction."""
+    return create_app(pages_db.settings, database=Database(pages_connection))
+
+
+@pytest.fixture
+def pages_client(pages_app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(pages_app, raise_server_exceptions=False, base_url=BASE) as client:
         yield client
+
+
+def client_at(app: FastAPI, address: str) -> TestClient:
+    """A client connecting from ``address`` (for scans from several networks)."""
+    return TestClient(app, raise_server_exceptions=False, base_url=BASE, client=(address, 50000))
 
 
 def html_of(client: TestClient, path: str, **headers: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ COUNTED: Final = frozenset({"H87", "EA"})
 # How far before the harvest the growing conditions are charted when no sowing is recorded.
 DEFAULT_SEASON_DAYS: Final = 220
 MAX_CHARTED_PARCELS: Final = 4
+WAITED: Final = "detail_waited"
 # The same work on several parcels within this span is one line of the timeline.
 MERGE_WITHIN: Final = dt.timedelta(days=10)
 CHART_COLOURS: Final = {"soil_moisture": "#1e88e5", "soil_temperature": "#e65100"}
@@ -314,7 +316,7 @@ def describe(
                 sprayed = _parse_time(str(body["eventTime"]))
                 waited = (harvest_after - sprayed).total_seconds() / 86400
                 mark = "✗" if waited < days else "✓"
-                add("detail_waited", f"{waited:.0f} {mark}", warn=waited < days)
+                add(WAITED, f"{waited:.0f} {mark}", warn=waited < days)
     if step == "step_harvesting":
         for name, total, unit in _sum_quantities(body.get("quantityList") or [], names):
             add("detail_harvested", f"{name} {quantity_text(total, unit, pieces='')}")
@@ -597,6 +599,20 @@ def _timeline(
     view.corrections.sort(key=lambda c: c.when)
 
 
+def _same_work(a: Sequence[Detail], b: Sequence[Detail]) -> bool:
+    """The same work, whatever the wait until each parcel's harvest."""
+    return [d for d in a if d.label != WAITED] == [d for d in b if d.label != WAITED]
+
+
+def _closest_to_harvest(a: tuple[Detail, ...], b: tuple[Detail, ...]) -> tuple[Detail, ...]:
+    """Of two sprayings merged into one line, keep the shorter wait before harvest."""
+
+    def waited(details: Sequence[Detail]) -> float:
+        return next((float(d.value.split()[0]) for d in details if d.label == WAITED), math.inf)
+
+    return a if waited(a) <= waited(b) else b
+
+
 def merge_steps(steps: Sequence[Step]) -> list[Step]:
     """Fold the same work on several parcels over a few days into one line of the timeline.
 
@@ -610,13 +626,14 @@ def merge_steps(steps: Sequence[Step]) -> list[Step]:
             last is not None
             and step.parcels
             and last.step == step.step
-            and last.details == step.details
+            and _same_work(last.details, step.details)
             and last.corrective == step.corrective
             and not set(last.parcels) & set(step.parcels)
             and (step.when - last.when) <= MERGE_WITHIN
         ):
             merged[-1] = dataclasses.replace(
                 last,
+                details=_closest_to_harvest(last.details, step.details),
                 parcels=last.parcels + step.parcels,
                 ledger_seqs=last.ledger_seqs + step.ledger_seqs,
                 until=step.when if step.when.date() != last.when.date() else last.until,
@@ -712,8 +729,10 @@ def _certificates(
 def _trace_flag(flag: Mapping[str, Any]) -> Flag:
     kind = str(flag.get("kind"))
     expected = flag.get("expected") or [0, 0]
+    value = float(flag.get("value", 0.0))
+    shown = {"yield": f"{value:.0f}", "mass_balance": f"{value:.3f}"}.get(kind, f"{value:.1f}")
     params = {
-        "value": _number(float(flag.get("value", 0.0))),
+        "value": shown,
         "low": _number(float(expected[0])),
         "high": _number(float(expected[1])),
         "message": str(flag.get("message", "")),

@@ -130,10 +130,10 @@ def resolve(rest: str, request: Request, session: SessionDep, settings: Settings
     del rest  # the whole raw path is parsed, percent-encoding included
     language = pages.language_of(request)
     path, query = _raw_target(request)
-    if path.endswith("/") and len(path) > 1:
-        path = path.rstrip("/")  # GS1: tolerate a trailing slash (then redirect)
+    # GS1: tolerate a trailing slash (the canonical redirect then drops it).
+    trimmed = path.rstrip("/") if path.endswith("/") and len(path) > 1 else path
     try:
-        link = parse_digital_link(f"{_PARSE_BASE}{path}" + (f"?{query}" if query else ""))
+        link = parse_digital_link(f"{_PARSE_BASE}{trimmed}" + (f"?{query}" if query else ""))
     except DigitalLinkError as problem:
         return pages.error(
             request, 400, f"not a valid GS1 Digital Link: {problem}", language=language
