@@ -29,6 +29,7 @@ from digital_village.regions.router import router as regions_router
 from digital_village.trace.router import epcis_router
 from digital_village.trace.router import router as trace_router
 from digital_village.web import STATIC_DIR
+from digital_village.web.routes import router as web_router
 
 API_DESCRIPTION = """
 Digital Village: the land-parcel map, the field-sensor net and the product ledger of a county.
@@ -118,6 +119,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(iot_router)
     app.include_router(trace_router)
     app.include_router(epcis_router)
+    # GS1 Digital Link resolver, QR codes and labels, the consumer and parcel pages.
+    app.include_router(web_router)
     # The browser-side verifier and page assets (ships in the package: web/static/*).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
