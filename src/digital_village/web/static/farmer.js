@@ -109,6 +109,28 @@ export function buildEvent(data, parcelUri, bizStepBase) {
   return JSON.parse(JSON.stringify(event)); // drops the fields left empty
 }
 
+/** Put the work just recorded at the top of the page's recent list. */
+function addToRecent(event, body) {
+  const list = document.querySelector('[data-recent]');
+  if (!list) return;
+  list.querySelector('[data-no-work]')?.remove();
+  const item = document.createElement('li');
+  item.dataset.step = `step_${event.bizStep.slice(event.bizStep.lastIndexOf('/') + 1)}`;
+  const day = document.createElement('div');
+  day.className = 'd';
+  day.textContent = event.eventTime.slice(0, 10);
+  const what = document.createElement('div');
+  what.className = 'w';
+  what.textContent = form.querySelector('input[name="work"]:checked').parentElement.textContent.trim();
+  const proof = document.createElement('a');
+  proof.className = 'seq';
+  proof.href = body.proof;
+  proof.setAttribute('download', `entry-${body.ledgerSeq}.tlog-proof`);
+  proof.textContent = `#${body.ledgerSeq}`;
+  item.append(day, what, proof);
+  list.prepend(item);
+}
+
 function showFields() {
   const work = new FormData(form).get('work');
   for (const part of form.querySelectorAll('[data-for]')) part.hidden = part.dataset.for !== work;
@@ -136,6 +158,7 @@ form.addEventListener('submit', async (submitted) => {
         download: `entry-${body.ledgerSeq}.tlog-proof`,
       });
       panel.dataset.ledgerSeq = body.ledgerSeq;
+      addToRecent(event, body);
     } else {
       showState('failed', format(messages.failed, { reason: body.detail ?? response.status }));
     }
@@ -155,11 +178,20 @@ panel.querySelector('[data-token-forget]').addEventListener('click', () => {
   showState('signed-out');
 });
 
-const fromLink = new URLSearchParams(window.location.hash.slice(1)).get('token');
-if (fromLink) {
-  // Keep the token out of the address bar, the history and any screenshot.
-  history.replaceState(null, '', window.location.pathname + window.location.search);
+/** A token in the address's fragment (the invitation link), taken out of the address bar. */
+function tokenFromLink() {
+  const token = new URLSearchParams(window.location.hash.slice(1)).get('token');
+  if (token) {
+    // Keep the token out of the address bar, the history and any screenshot.
+    history.replaceState(null, '', window.location.pathname + window.location.search);
+  }
+  return token;
 }
-const saved = fromLink ?? localStorage.getItem(TOKEN_KEY);
+
+window.addEventListener('hashchange', () => {
+  const token = tokenFromLink();
+  if (token) signIn(token);
+});
 showFields();
+const saved = tokenFromLink() ?? localStorage.getItem(TOKEN_KEY);
 if (saved) signIn(saved);
