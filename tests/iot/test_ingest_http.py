@@ -6,7 +6,6 @@ import datetime as dt
 import json
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -235,20 +234,20 @@ BAD_BATCHES = [
 ]
 
 
-@pytest.mark.parametrize(("item", "message"), BAD_BATCHES)
 def test_a_malformed_item_refuses_the_whole_batch(
-    client: TestClient, farm: Farm, db: Database, item: dict[str, Any], message: str
+    client: TestClient, farm: Farm, db: Database
 ) -> None:
     good = bulk(20)["readings"]
-    bad = {"time": iso(recent(1)), **item}
-    response = client.post(URL, json={"readings": [*good, bad]}, headers=farm.auth())
-    assert response.status_code == 422, response.text
-    problem = response.json()
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert problem["detail"].startswith("nothing was stored: readings[20]: ")
-    assert message in problem["detail"]
-    assert problem["errors"][0]["item"] == "readings[20]"
-    assert stored(db, farm.device_id) == 0
+    for item, message in BAD_BATCHES:
+        bad = {"time": iso(recent(1)), **item}
+        response = client.post(URL, json={"readings": [*good, bad]}, headers=farm.auth())
+        assert response.status_code == 422, (item, response.text)
+        problem = response.json()
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert problem["detail"].startswith("nothing was stored: readings[20]: "), item
+        assert message in problem["detail"], (item, problem["detail"])
+        assert problem["errors"][0]["item"] == "readings[20]"
+        assert stored(db, farm.device_id) == 0
 
 
 def test_future_readings_beyond_five_minutes_are_refused(
@@ -272,32 +271,30 @@ def test_future_readings_beyond_five_minutes_are_refused(
     assert stored(db, farm.device_id) == 1
 
 
-@pytest.mark.parametrize(
-    ("raw", "message"),
-    [
-        (
-            b'{"readings": [{"metric": "soil_moisture", "time": 1, "value": NaN}]}',
-            "NaN and Infinity are not JSON",
-        ),
-        (b'{"readings": [{"metric": "soil_moisture", "time": 1, "value": 1e999}]}', "infinity"),
-        (b'{"readings": [', "not valid JSON"),
-        (b'"soil_moisture"', "expected"),
-        (b"[]", "empty array"),
-        (b'{"readings": []}', "readings is empty"),
-        (b'{"readings": {}}', "readings must be an array"),
-        (b'{"ts": 1700000000000, "values": {}}', "values must be a non-empty object"),
-        (b'{"ts": "now", "values": {"battery": 3}}', "integer milliseconds"),
-        (b'{"soil_moisture": "20%"}', "is not a number"),
-    ],
-)
-def test_malformed_payloads_get_422(
-    client: TestClient, farm: Farm, raw: bytes, message: str
-) -> None:
-    response = client.post(
-        URL, content=raw, headers={**farm.auth(), "Content-Type": "application/json"}
-    )
-    assert response.status_code == 422, response.text
-    assert message in response.json()["detail"]
+MALFORMED = [
+    (
+        b'{"readings": [{"metric": "soil_moisture", "time": 1, "value": NaN}]}',
+        "NaN and Infinity are not JSON",
+    ),
+    (b'{"readings": [{"metric": "soil_moisture", "time": 1, "value": 1e999}]}', "infinity"),
+    (b'{"readings": [', "not valid JSON"),
+    (b'"soil_moisture"', "expected"),
+    (b"[]", "empty array"),
+    (b'{"readings": []}', "readings is empty"),
+    (b'{"readings": {}}', "readings must be an array"),
+    (b'{"ts": 1700000000000, "values": {}}', "values must be a non-empty object"),
+    (b'{"ts": "now", "values": {"battery": 3}}', "integer milliseconds"),
+    (b'{"soil_moisture": "20%"}', "is not a number"),
+]
+
+
+def test_malformed_payloads_get_422(client: TestClient, farm: Farm) -> None:
+    for raw, message in MALFORMED:
+        response = client.post(
+            URL, content=raw, headers={**farm.auth(), "Content-Type": "application/json"}
+        )
+        assert response.status_code == 422, (raw, response.text)
+        assert message in response.json()["detail"], (raw, response.json()["detail"])
 
 
 def test_nan_in_csv_is_refused(client: TestClient, farm: Farm, db: Database) -> None:

@@ -32,6 +32,7 @@ class DemoSummary:
     already_loaded: bool = False
     tokens: dict[str, str] = field(default_factory=dict)
     season: Any = None  # trace.sample_season.SeasonSummary once the season is on the chain
+    net: Any = None  # iot.sample_net.NetSummary once the probes and their readings are in
 
 
 def default_fixture_dir() -> Path:
@@ -98,7 +99,25 @@ def load_sample_village(settings: Settings, fixture_dir: Path) -> DemoSummary:
         assert session.get(Region, data["township"]) is not None
     _load_sample_parcels(settings, fixture_dir, data, summary)
     _record_sample_season(settings, summary)
+    _record_sample_net(settings, summary)
     return summary
+
+
+def _record_sample_net(settings: Settings, summary: DemoSummary) -> None:
+    """Three soil probes on sample fields and a season of their readings, sealed (once)."""
+    from digital_village.iot import sample_net
+    from digital_village.ledger.log import Ledger
+    from digital_village.parcels import service as parcels
+
+    ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
+    with transaction(settings) as session:
+        cooperative = session.scalar(
+            select(Cooperative).where(Cooperative.uscc == summary.cooperative_uscc)
+        )
+        assert cooperative is not None
+        summary.net = sample_net.record_sample_net(
+            session=session, ledger=ledger, cooperative_id=cooperative.id, today=parcels.today()
+        )
 
 
 # The sample households have held their land since well before the demo's season (the
@@ -185,6 +204,27 @@ def print_summary(summary: DemoSummary, settings: Settings, *, host: str, port: 
     console.print(f"  {base}/api/v1/maps/510603101201.svg   the map of 民安村 (also .png)")
     console.print(f"  {base}/api/v1/parcels?region=510603101201   its parcels as GeoJSON")
     _print_season(summary, base)
+    _print_net(summary, base)
+
+
+def _print_net(summary: DemoSummary, base: str) -> None:
+    net = summary.net
+    if net is None:
+        return
+    if net.skipped:
+        console.print(f"[yellow]No sample sensors:[/] {net.skipped}\n")
+        return
+    done = f"{net.readings} readings, {net.seals} sealed parcel-days"
+    state = "already loaded" if net.already_loaded else done
+    console.print(f"[bold green]Field sensors[/] ({state}):")
+    for device_id, model, dkbm in net.devices:
+        console.print(f"  {model:<10} on {dkbm}", highlight=False)
+        url = f"{base}/api/v1/devices/{device_id}/readings?metric=soil_moisture&bucket=1d"
+        console.print(f"             {url}", highlight=False)
+    if net.devices:
+        conditions = f"{base}/api/v1/parcels/{net.devices[0][2]}/conditions"
+        console.print(f"  conditions {conditions}", highlight=False)
+    console.print()
 
 
 def _print_season(summary: DemoSummary, base: str) -> None:
