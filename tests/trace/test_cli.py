@@ -21,7 +21,7 @@ def dv(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_the_demo_puts_a_season_on_the_chain(cli_env: Path, tmp_path: Path) -> None:
+def test_the_demo_season_and_dv_trace(cli_env: Path, tmp_path: Path) -> None:
     code, output = dv("demo", "--no-serve", "--fixtures", str(FIXTURES))
     assert code == 0, output
     assert "A season on the chain" in output and "合格证" in output
@@ -48,10 +48,7 @@ def test_the_demo_puts_a_season_on_the_chain(cli_env: Path, tmp_path: Path) -> N
     # A second demo run finds the season and adds nothing.
     code, output = dv("demo", "--no-serve", "--fixtures", str(FIXTURES))
     assert code == 0 and "already on the chain" in output
-
-
-def test_products_and_certificates_from_the_command_line(cli_env: Path, tmp_path: Path) -> None:
-    assert dv("demo", "--no-serve", "--fixtures", str(FIXTURES))[0] == 0
+    # Products and certificates of the same village from the command line.
     code, output = dv(
         "trace", "products", "add", "6923456000414", "菜籽饼", "--cooperative", "93510603MA6DX0001T"
     )
