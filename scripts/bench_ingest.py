@@ -58,6 +58,12 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -153,7 +159,8 @@ def server_env(village: Village) -> dict[str, str]:
 
 
 @contextmanager
-def api_server(village: Village) -> Iterator[int]:
+def api_server(village: Village) -> Iterator[tuple[int, int]]:
+    """A `dv` API server (uvicorn, one worker); yields (port, pid)."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -175,7 +182,7 @@ def api_server(village: Village) -> Iterator[int]:
     )
     try:
         wait_for_port(port)
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -230,23 +237,31 @@ def post_all(port: int, bodies: list[tuple[str, bytes]]) -> float:
     return elapsed
 
 
-def http_rate(
-    url: str, work: Path, *, total: int, per_request: int, devices: int
-) -> tuple[float, list[tuple[int, int, int, float, bool]]]:
+@dataclass
+class HttpRun:
+    rate: float  # readings per second, wall clock
+    server_cpu_us: float  # server CPU per reading
+    rows: list[tuple[int, int, int, float, bool]]
+
+
+def http_rate(url: str, work: Path, *, total: int, per_request: int, devices: int) -> HttpRun:
     village = make_village(url, work, devices)
     bodies, rows = bulk_bodies(village, total, per_request)
-    with api_server(village) as port:
+    with api_server(village) as (port, pid):
         # Warm up the process (imports, first connections) with one tiny request.
         warm = [(village.tokens[0], orjson.dumps({"battery": 3.6}))]
         post_all(port, warm)
+        cpu = cpu_seconds(pid)
         elapsed = post_all(port, bodies)
-    return len(rows) / elapsed, rows
+        cpu = cpu_seconds(pid) - cpu
+    return HttpRun(len(rows) / elapsed, cpu / len(rows) * 1e6, rows)
 
 
 def raw_executemany_rate(
     work: Path, rows: list[tuple[int, int, int, float, bool]], per_request: int, devices: int
-) -> float:
-    """The same rows into the same table (fresh database, same schema), 10 k per transaction."""
+) -> tuple[float, float]:
+    """The same rows into the same table (fresh database, same schema), one transaction per
+    request's worth; returns (rows/s wall clock, CPU µs per row)."""
     url = f"sqlite:///{work / 'raw.db'}"
     make_village(url, work, devices)
     connection = sqlite3.connect(work / "raw.db", isolation_level=None)
@@ -257,16 +272,16 @@ def raw_executemany_rate(
         "INSERT INTO reading (device_id, metric_id, time_ms, value, flagged) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
     )
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for offset in range(0, len(rows), per_request):
         connection.execute("BEGIN IMMEDIATE")
         connection.executemany(sql, rows[offset : offset + per_request])
         connection.execute("COMMIT")
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     stored = connection.execute("SELECT count(*) FROM reading").fetchone()[0]
     connection.close()
     assert stored == len(rows), (stored, len(rows))
-    return len(rows) / elapsed
+    return len(rows) / elapsed, cpu / len(rows) * 1e6
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
@@ -308,11 +323,11 @@ def postgres_database(base: str) -> Iterator[str]:
 
 
 @contextmanager
-def mosquitto() -> Iterator[tuple[str, int]]:
+def mosquitto() -> Iterator[tuple[str, int, int]]:
     given = os.environ.get("DV_BENCH_MQTT_URL")
     if given:
         host, _, port = given.removeprefix("mqtt://").partition(":")
-        yield host, int(port or 1883)
+        yield host, int(port or 1883), 0
         return
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
@@ -325,7 +340,7 @@ def mosquitto() -> Iterator[tuple[str, int]]:
     process = subprocess.Popen([binary, "-c", handle.name], stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
-        yield "127.0.0.1", port
+        yield "127.0.0.1", port, process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -340,11 +355,12 @@ def _publisher(
     start_ms: int,
     ready: Any,
     go: Any,
+    cpu_used: Any,
 ) -> None:
     from paho.mqtt import client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
     # No client-side in-flight window: paho rescans every unacknowledged message on each
     # PUBACK when a window is set (quadratic in the backlog); the broker paces us instead.
     client.max_inflight_messages_set(0)
@@ -360,6 +376,7 @@ def _publisher(
     topics = [(f"dv/v1/devices/{device_id}/telemetry", token) for device_id, token in jobs]
     ready.set()
     go.wait()
+    cpu = time.process_time()
     infos = []
     for n in range(count):
         topic, token = topics[n % len(topics)]
@@ -375,34 +392,67 @@ def _publisher(
         infos.append(client.publish(topic, payload, qos=1))
     for info in infos:
         info.wait_for_publish(timeout=300)
+    cpu_used.value = time.process_time() - cpu
     client.disconnect()
     client.loop_stop()
 
 
-def mqtt_rate(work: Path, *, messages: int, publishers: int, devices: int) -> dict[str, float]:
+@dataclass
+class MqttRun:
+    rate: float  # messages per second, wall clock, publish of the first to commit of the last
+    workers: int
+    worker_cpu_us: float  # per message, all workers together
+    broker_cpu_us: float
+    publishers_cpu_us: float
+    worker_peak_rss_mb: float
+
+    @property
+    def cpu_bound_rate(self) -> float:
+        """What two otherwise idle cores would sustain at the CPU cost measured here: all parts
+        share the cores, and each worker (one Python process) can use at most one."""
+        total = self.worker_cpu_us + self.broker_cpu_us + self.publishers_cpu_us
+        return min(2e6 / total, min(self.workers, 2) * 1e6 / self.worker_cpu_us)
+
+
+def mqtt_rate(work: Path, *, messages: int, publishers: int, devices: int, workers: int) -> MqttRun:
     village = make_village(f"sqlite:///{work / 'mqtt.db'}", work, devices)
     counter = sqlite3.connect(work / "mqtt.db")
-    with mosquitto() as (host, port):
-        worker = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("dv")),
-                "iot",
-                "mqtt",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--client-id",
-                f"bench-{uuid.uuid4().hex[:6]}",
-            ],
-            env=server_env(village),
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-        )
+    group = f"bench{uuid.uuid4().hex[:6]}"
+    with mosquitto() as (host, port, broker_pid):
+        logs = [work / f"worker-{n}.log" for n in range(workers)]
+        handles = [log.open("wb") for log in logs]
+        ingest = [
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("dv")),
+                    "iot",
+                    "mqtt",
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                    "--group",
+                    group,
+                    "--client-id",
+                    f"{group}-{n}",
+                ],
+                env=server_env(village),
+                cwd=ROOT,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+            for n, handle in enumerate(handles)
+        ]
         try:
-            time.sleep(2.0)  # connect and subscribe
+            deadline = time.monotonic() + 60
+            for log, worker in zip(logs, ingest, strict=True):
+                while b"ingesting" not in log.read_bytes():
+                    if time.monotonic() > deadline or worker.poll() is not None:
+                        raise RuntimeError(log.read_text(errors="replace"))
+                    time.sleep(0.1)
             context = multiprocessing.get_context("spawn")
             ready = [context.Event() for _ in range(publishers)]
+            used = [context.Value("d", 0.0) for _ in range(publishers)]
             go = context.Event()
             per = messages // publishers
             jobs = list(zip(village.device_ids, village.tokens, strict=True))
@@ -410,14 +460,25 @@ def mqtt_rate(work: Path, *, messages: int, publishers: int, devices: int) -> di
             processes = [
                 context.Process(
                     target=_publisher,
-                    args=(host, port, jobs[p::publishers], per, start_ms + p * per, ready[p], go),
+                    args=(
+                        host,
+                        port,
+                        jobs[p::publishers],
+                        per,
+                        start_ms + p * per,
+                        ready[p],
+                        go,
+                        used[p],
+                    ),
                 )
                 for p in range(publishers)
             ]
             for process in processes:
                 process.start()
             for event in ready:
-                event.wait(30)
+                event.wait(60)
+            worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingest)
+            broker_cpu = cpu_seconds(broker_pid) if broker_pid else 0.0
             started = time.perf_counter()
             go.set()
             expected = per * publishers
@@ -429,88 +490,136 @@ def mqtt_rate(work: Path, *, messages: int, publishers: int, devices: int) -> di
                     break
                 time.sleep(0.05)
             elapsed = time.perf_counter() - started
+            worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingest) - worker_cpu
+            broker_cpu = (cpu_seconds(broker_pid) - broker_cpu) if broker_pid else 0.0
             for process in processes:
                 process.join(60)
             memory_kb = 0
-            with suppress(OSError):
+            for worker in ingest:
                 for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
-                        memory_kb = int(line.split()[1])
+                        memory_kb = max(memory_kb, int(line.split()[1]))
         finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+            for worker in ingest:
+                worker.terminate()
+                worker.wait(timeout=30)
+            for handle in handles:
+                handle.close()
     counter.close()
     if stored < expected:
         raise RuntimeError(f"only {stored} of {expected} messages stored")
-    return {"msgs_per_s": expected / elapsed, "worker_peak_rss_mb": memory_kb / 1024}
+    return MqttRun(
+        rate=expected / elapsed,
+        workers=workers,
+        worker_cpu_us=worker_cpu / expected * 1e6,
+        broker_cpu_us=broker_cpu / expected * 1e6,
+        publishers_cpu_us=sum(value.value for value in used) / expected * 1e6,
+        worker_peak_rss_mb=memory_kb / 1024,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs, under a minute")
     parser.add_argument("--repeat", type=int, default=None, help="runs per figure (median)")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-mqtt", action="store_true")
+    parser.add_argument(
+        "--mqtt-workers", type=int, default=1, help="ingest workers sharing the subscription"
+    )
     args = parser.parse_args()
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
-    total = 200_000 if quick else 1_000_000
+    total = 100_000 if quick else 500_000
     per_request = 10_000
-    devices = 20
+    devices = 10
+    median = statistics.median
     figures: dict[str, Any] = {"quick": quick, "repeat": repeat, "readings": total}
+    figures["load_average_1m"] = round(os.getloadavg()[0], 2)
 
-    http_rates, raw_rates = [], []
+    runs: list[tuple[HttpRun, float, float]] = []
     for run in range(repeat):
         with tempfile.TemporaryDirectory(prefix="dv-bench-") as tmp:
-            rate, rows = http_rate(
+            http = http_rate(
                 f"sqlite:///{Path(tmp) / 'http.db'}",
                 Path(tmp) / "http",
                 total=total,
                 per_request=per_request,
                 devices=devices,
             )
-            raw = raw_executemany_rate(Path(tmp) / "raw", rows, per_request, devices)
-        http_rates.append(rate)
-        raw_rates.append(raw)
+            raw, raw_cpu = raw_executemany_rate(Path(tmp) / "raw", http.rows, per_request, devices)
+        runs.append((http, raw, raw_cpu))
         log(
-            f"sqlite run {run + 1}: HTTP bulk {rate:,.0f} readings/s; "
-            f"raw executemany {raw:,.0f} rows/s; ratio {rate / raw:.2f}"
+            f"sqlite run {run + 1}: HTTP bulk {http.rate:,.0f} readings/s "
+            f"(server {http.server_cpu_us:.2f} µs CPU each); raw executemany {raw:,.0f} rows/s "
+            f"({raw_cpu:.2f} µs CPU each); ratio {http.rate / raw:.2f} wall, "
+            f"{raw_cpu / http.server_cpu_us:.2f} CPU"
         )
-    figures["sqlite_http_readings_per_s"] = round(statistics.median(http_rates))
-    figures["sqlite_raw_executemany_rows_per_s"] = round(statistics.median(raw_rates))
-    figures["sqlite_http_to_raw_ratio"] = round(
-        statistics.median(h / r for h, r in zip(http_rates, raw_rates, strict=True)), 3
+    figures["sqlite_http_readings_per_s"] = round(median(h.rate for h, _, _ in runs))
+    figures["sqlite_raw_executemany_rows_per_s"] = round(median(r for _, r, _ in runs))
+    figures["sqlite_http_to_raw_ratio"] = round(median(h.rate / r for h, r, _ in runs), 3)
+    figures["sqlite_http_server_cpu_us_per_reading"] = round(
+        median(h.server_cpu_us for h, _, _ in runs), 2
+    )
+    figures["sqlite_raw_cpu_us_per_row"] = round(median(c for _, _, c in runs), 2)
+    figures["sqlite_http_to_raw_cpu_ratio"] = round(
+        median(c / h.server_cpu_us for h, _, c in runs), 3
     )
 
-    base = postgres_url()
+    base = None if args.skip_postgres else postgres_url()
+    figures["postgres_http_readings_per_s"] = None
     if base is None:
-        log("PostgreSQL: no server (set DV_TEST_POSTGRES_URL); skipped")
-        figures["postgres_http_readings_per_s"] = None
+        log("PostgreSQL: skipped (no server, or --skip-postgres)")
     else:
-        pg_rates = []
+        pg_runs = []
         for run in range(repeat):
             with (
                 tempfile.TemporaryDirectory(prefix="dv-bench-") as tmp,
                 postgres_database(base) as url,
             ):
-                rate, _ = http_rate(
+                http = http_rate(
                     url, Path(tmp), total=total, per_request=per_request, devices=devices
                 )
-            pg_rates.append(rate)
-            log(f"postgres run {run + 1}: HTTP bulk {rate:,.0f} readings/s")
-        figures["postgres_http_readings_per_s"] = round(statistics.median(pg_rates))
-
-    messages = 40_000 if quick else 200_000
-    mqtt_runs = []
-    for run in range(repeat):
-        with tempfile.TemporaryDirectory(prefix="dv-bench-") as tmp:
-            result = mqtt_rate(Path(tmp), messages=messages, publishers=4, devices=100)
-        mqtt_runs.append(result)
-        log(
-            f"mqtt run {run + 1}: {result['msgs_per_s']:,.0f} msg/s end to end; "
-            f"worker peak RSS {result['worker_peak_rss_mb']:.0f} MB"
+            pg_runs.append(http)
+            log(
+                f"postgres run {run + 1}: HTTP bulk {http.rate:,.0f} readings/s "
+                f"(server {http.server_cpu_us:.2f} µs CPU each)"
+            )
+        figures["postgres_http_readings_per_s"] = round(median(h.rate for h in pg_runs))
+        figures["postgres_http_server_cpu_us_per_reading"] = round(
+            median(h.server_cpu_us for h in pg_runs), 2
         )
-    figures["mqtt_messages"] = messages
-    figures["mqtt_msgs_per_s"] = round(statistics.median(r["msgs_per_s"] for r in mqtt_runs))
-    figures["mqtt_worker_peak_rss_mb"] = round(max(r["worker_peak_rss_mb"] for r in mqtt_runs), 1)
+
+    if not args.skip_mqtt:
+        messages = 20_000 if quick else 100_000
+        mqtt_runs = []
+        for run in range(repeat):
+            with tempfile.TemporaryDirectory(prefix="dv-bench-") as tmp:
+                result = mqtt_rate(
+                    Path(tmp),
+                    messages=messages,
+                    publishers=2,
+                    devices=100,
+                    workers=args.mqtt_workers,
+                )
+            mqtt_runs.append(result)
+            log(
+                f"mqtt run {run + 1}: {result.rate:,.0f} msg/s end to end; CPU µs per message: "
+                f"worker {result.worker_cpu_us:.1f}, broker {result.broker_cpu_us:.1f}, "
+                f"publishers {result.publishers_cpu_us:.1f} (two idle cores: "
+                f"{result.cpu_bound_rate:,.0f} msg/s); worker peak RSS "
+                f"{result.worker_peak_rss_mb:.0f} MB"
+            )
+        figures["mqtt_messages"] = messages
+        figures["mqtt_workers"] = args.mqtt_workers
+        figures["mqtt_msgs_per_s"] = round(median(r.rate for r in mqtt_runs))
+        figures["mqtt_worker_cpu_us_per_msg"] = round(median(r.worker_cpu_us for r in mqtt_runs), 1)
+        figures["mqtt_total_cpu_us_per_msg"] = round(
+            median(r.worker_cpu_us + r.broker_cpu_us + r.publishers_cpu_us for r in mqtt_runs), 1
+        )
+        figures["mqtt_cpu_bound_msgs_per_s"] = round(median(r.cpu_bound_rate for r in mqtt_runs))
+        figures["mqtt_worker_peak_rss_mb"] = round(max(r.worker_peak_rss_mb for r in mqtt_runs), 1)
+    figures["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(figures))
 
 

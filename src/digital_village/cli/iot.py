@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import signal
@@ -200,6 +201,10 @@ def mqtt_command(
     if client_id:
         options.client_id = client_id
     worker = IngestWorker(database, options)
+    # Everything imported so far lives as long as the process: keep the cyclic collector from
+    # walking it again and again while messages stream in (measured: most of the worker's CPU).
+    gc.collect()
+    gc.freeze()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

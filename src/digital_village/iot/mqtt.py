@@ -216,20 +216,22 @@ class IngestWorker:
         return self.stats
 
     def _next_batch(self, stop: threading.Event) -> list[_Incoming]:
+        """Wait for a message, give the stream the rest of the window, take what has come.
+
+        Sleeping through the window (instead of waking per message) leaves the network thread
+        the interpreter to itself while it parses the stream.
+        """
         try:
             first = self._incoming.get(timeout=0.2)
         except queue.Empty:
             return []
+        if self._incoming.qsize() < self.options.max_batch:
+            time.sleep(self.options.batch_ms / 1000)
         batch = [first]
-        deadline = time.monotonic() + self.options.batch_ms / 1000
-        while len(batch) < self.options.max_batch:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._incoming.get(timeout=remaining))
-            except queue.Empty:
-                break
+        take = self._incoming.get_nowait
+        with contextlib.suppress(queue.Empty):
+            while len(batch) < self.options.max_batch:
+                batch.append(take())
         return batch
 
     def _store_with_retry(self, batch: list[_Incoming], stop: threading.Event) -> None:
