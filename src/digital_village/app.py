@@ -112,6 +112,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         metrics.ledger_size.set(size or 0)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    # The resolver and pages first: a scanned label is the most frequent request, and routes
+    # are matched in order (their paths, /01/…, /p/… and /api/v1/labels/…, overlap no other).
+    app.include_router(web_router)
     app.include_router(auth_router)
     app.include_router(regions_router)
     app.include_router(ledger_router)
@@ -119,8 +122,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(iot_router)
     app.include_router(trace_router)
     app.include_router(epcis_router)
-    # GS1 Digital Link resolver, QR codes and labels, the consumer and parcel pages.
-    app.include_router(web_router)
     # The browser-side verifier and page assets (ships in the package: web/static/*).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

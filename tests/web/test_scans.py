@@ -122,12 +122,12 @@ def test_travel_that_is_possible_is_not_flagged(session: Session) -> None:
     # Deyang to Chengdu (~60 km) in two hours, then to Chongqing (~270 km) by the evening.
     for hours, geo in ((0, (31.1, 104.4)), (2, (30.7, 104.1)), (9, (29.6, 106.5))):
         scan(hours, geo, "T1")
-    calm = scans.summary(session=session, gtin=seasons.BOTTLE, serial="T1", mine=None)
+    calm = scans.summary(session=session, gtin=seasons.BOTTLE, serial="T1")
     assert calm is not None and calm.impossible is None and calm.flags() == []
     # Deyang, then Chongqing an hour later: 270 km/h is faster than any road or train there.
     scan(0, (31.1, 104.4), "T2")
     scan(1, (29.6, 106.5), "T2")
-    fast = scans.summary(session=session, gtin=seasons.BOTTLE, serial="T2", mine=None)
+    fast = scans.summary(session=session, gtin=seasons.BOTTLE, serial="T2")
     assert fast is not None and fast.impossible is not None
     assert 260 < fast.impossible.km < 290 and fast.impossible.hours == 1.0
 

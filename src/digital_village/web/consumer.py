@@ -386,45 +386,31 @@ def consumer_view(
     *,
     session: Session,
     gtin: str,
-    lot: str | None,
-    serial: str | None,
+    lot: str,
     base_url: str,
     language: str,
     pieces: str,
 ) -> ConsumerView:
-    """The page of a lot (``serial`` None) or of one serialised item; NotFound when unknown."""
-    if serial is not None:
-        trace = tracing.trace_unit(
-            session=session,
-            gtin=gtin,
-            serial=serial,
-            lot=lot,
-            direction="backward",
-            base_url=base_url,
-        )
-    else:
-        assert lot is not None
-        trace = tracing.trace_lot(
-            session=session, gtin=gtin, lot=lot, direction="backward", base_url=base_url
-        )
+    """The page of a lot; NotFound when unknown. A serialised item's page is its lot's page
+    with the item's serial and status (:func:`for_unit`): its history is the lot's."""
+    trace = tracing.trace_lot(
+        session=session, gtin=gtin, lot=lot, direction="backward", base_url=base_url
+    )
     nodes: dict[str, dict[str, Any]] = {node["id"]: node for node in trace["nodes"]}
     edges: list[dict[str, Any]] = trace["edges"]
     root = nodes[trace["root"]]
-    if root["type"] == "unit":
-        lot_id = next(e["from"] for e in edges if e["type"] == "contains" and e["to"] == root["id"])
-    else:
-        lot_id = root["id"]
-    lot_node = nodes[lot_id]
+    lot_id = root["id"]
+    lot_node = root
     product = products.get_product(session=session, gtin=lot_node["gtin"])
     cooperative = regions.get_cooperative(session=session, cooperative_id=product.cooperative_id)
     view = ConsumerView(
-        level="serial" if serial is not None else "lot",
+        level="lot",
         uri=root["uri"],
         gtin=lot_node["gtin"],
         product=product.name,
         lot=lot_node["lot"],
-        serial=root.get("serial"),
-        unit_status=root.get("status"),
+        serial=None,
+        unit_status=None,
         cooperative=cooperative.name,
         quantity=quantity_text(lot_node["quantity"], lot_node["uom"], pieces=pieces),
         produced_at=_local(_parse_time(lot_node["produced_at"])),
@@ -446,8 +432,6 @@ def consumer_view(
     _conditions(session, view, harvest_by_parcel, language)
     _certificates(session, view, nodes, pieces)
     view.flags = [_trace_flag(flag) for flag in trace["flags"]]
-    if view.unit_status in ("decommissioned", "voided", "consumed"):
-        view.flags.insert(0, Flag(f"flag_unit_{view.unit_status}", {}))
     # The panel checks the latest live event recorded about the lot.
     seqs = [
         nodes[e["from"]]["ledger_seq"]
@@ -459,6 +443,17 @@ def consumer_view(
     ]
     view.verify_seq = max(seqs) if seqs else None
     return view
+
+
+def for_unit(view: ConsumerView, *, serial: str, status: str, uri: str) -> ConsumerView:
+    """The page of one serialised item of the lot: the lot's view with its serial and status
+    (an item withdrawn, voided or used up is flagged first)."""
+    flags = list(view.flags)
+    if status in ("decommissioned", "voided", "consumed"):
+        flags.insert(0, Flag(f"flag_unit_{status}", {}))
+    return dataclasses.replace(
+        view, level="serial", serial=serial, unit_status=status, uri=uri, flags=flags
+    )
 
 
 def _harvest_times(

@@ -30,7 +30,8 @@ from digital_village.web import linkset
 
 CACHE_SECONDS: Final = 300.0
 GZIP_MIN_BYTES: Final = 1400  # below one packet, compressing gains nothing
-GZIP_LEVEL: Final = 6
+# Level 1: a page comes out ~15 % larger than at level 6, in a quarter of the time.
+GZIP_LEVEL: Final = 1
 CACHE_SIZE: Final = 512
 # Query parameters a link to the same page in another language leaves out.
 _NOT_CARRIED: Final = frozenset({"lang", "geo"})

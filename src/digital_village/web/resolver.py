@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
@@ -40,11 +41,25 @@ from digital_village.labels.digital_link import DigitalLink, DigitalLinkError, p
 from digital_village.regions import service as regions
 from digital_village.trace import lineage, tracing
 from digital_village.trace import service as products
-from digital_village.trace.models import Lot, Product
+from digital_village.trace.models import Lot
 from digital_village.web import consumer, linkset, pages, scans
 from digital_village.web.linkset import LinkContext, Target
 
 router = APIRouter(tags=["resolver"])
+
+# Where the two per-request blocks go in the cached page.
+_FLAGS_MARK: Final = "\x00flags\x00"
+_SCANS_MARK: Final = "\x00scans\x00"
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """A consumer page rendered once per ledger size: its view, and its HTML in three parts
+    around the flags and scans blocks, which every request renders anew."""
+
+    view: consumer.ConsumerView
+    parts: tuple[bytes, bytes, bytes]
+
 
 EPCIS_HEADERS: Final = {"GS1-EPCIS-Version": "2.0", "GS1-CBV-Version": "2.0"}
 _PARSE_BASE: Final = "http://resolver.invalid"
@@ -52,13 +67,54 @@ _PARSE_BASE: Final = "http://resolver.invalid"
 _DROPPED_ON_DEFAULT: Final = frozenset({"linkType"})
 
 
-def _views(request: Request) -> pages.ViewCache[consumer.ConsumerView]:
-    cache: pages.ViewCache[consumer.ConsumerView] | None = getattr(
-        request.app.state, "consumer_views", None
+@dataclass(frozen=True)
+class _Facts:
+    """What a Digital Link names, as the records have it (cached per ledger size)."""
+
+    gtin: str
+    product: str
+    net_unit: str | None
+    cooperative_id: int
+    lot: str | None  # the item's lot when the link names a serial without one
+    lot_id: int | None
+    live: bool
+    unit_status: str | None
+
+
+def _lookup(session: Session, link: DigitalLink) -> _Facts:
+    """The product, lot and item a link names; NotFound naming what is missing."""
+    product = products.get_product(session=session, gtin=link.gtin)
+    lot_row: Lot | None = None
+    status = None
+    if link.serial is not None:
+        unit = products.get_unit(session=session, gtin=link.gtin, serial=link.serial)
+        lot_row = products.lots_by_id(session=session, ids=[unit.lot_id])[unit.lot_id]
+        status = unit.status
+        if link.lot is not None and link.lot != lot_row.lot:
+            raise NotFound(
+                f"serial {link.serial!r} of GTIN {link.gtin} is not in lot {link.lot!r}; "
+                "the label does not match the records"
+            )
+    elif link.lot is not None:
+        lot_row = products.get_lot(session=session, gtin=link.gtin, lot=link.lot)
+    return _Facts(
+        gtin=product.gtin,
+        product=product.name,
+        net_unit=product.net_unit,
+        cooperative_id=product.cooperative_id,
+        lot=lot_row.lot if lot_row else None,
+        lot_id=lot_row.id if lot_row else None,
+        live=products.is_live(lot_row) if lot_row else True,
+        unit_status=status,
     )
+
+
+def _cache(request: Request, name: str) -> pages.ViewCache[Any]:
+    """One of the app's caches, made on first use (each is valid for one ledger size)."""
+    cache: pages.ViewCache[Any] | None = getattr(request.app.state, name, None)
     if cache is None:
         cache = pages.ViewCache()
-        request.app.state.consumer_views = cache
+        setattr(request.app.state, name, cache)
     return cache
 
 
@@ -156,24 +212,13 @@ def _resolve(
     language: str,
 ) -> Response:
     base = settings.public_base_url
-    product = products.get_product(session=session, gtin=link.gtin)
-    lot_row: Lot | None = None
-    if link.serial is not None:
-        unit = products.get_unit(session=session, gtin=link.gtin, serial=link.serial)
-        lot_row = products.lots_by_id(session=session, ids=[unit.lot_id])[unit.lot_id]
-        if link.lot is not None and link.lot != lot_row.lot:
-            raise NotFound(
-                f"serial {link.serial!r} of GTIN {link.gtin} is not in lot {link.lot!r}; "
-                "the label does not match the records"
-            )
-        canonical = DigitalLink(
-            link.gtin, lot=lot_row.lot, serial=link.serial, attributes=link.attributes
-        )
-    elif link.lot is not None:
-        lot_row = products.get_lot(session=session, gtin=link.gtin, lot=link.lot)
-        canonical = link
-    else:
-        canonical = link
+    version = consumer.latest_tree_size(session)
+    facts = _cache(request, "resolver_facts").get_or_build(
+        (link.gtin, link.lot, link.serial), version, lambda: _lookup(session, link)
+    )
+    canonical = DigitalLink(
+        link.gtin, lot=facts.lot, serial=link.serial, attributes=link.attributes
+    )
     if path != canonical.path or _gs1_query(query) != canonical.query:
         target = _target(canonical.path, canonical.query, link.extra_params)
         return RedirectResponse(
@@ -202,11 +247,14 @@ def _resolve(
             )
         wanted = linkset.PIP if representation == "html" else linkset.LINKSET
     available = {linkset.PIP, linkset.LINKSET}
-    if lot_row is not None:
+    if facts.lot is not None:
         available |= {linkset.TRACEABILITY, linkset.EPCIS, linkset.CERTIFICATION_INFO}
     certificates: list[dict[str, Any]] = []
-    if lot_row is not None and wanted in (linkset.LINKSET, linkset.CERTIFICATION_INFO):
-        certificates = _certificates(session, lot_row, base)
+    if facts.lot_id is not None and wanted in (linkset.LINKSET, linkset.CERTIFICATION_INFO):
+        lot_id = facts.lot_id
+        certificates = _cache(request, "resolver_certificates").get_or_build(
+            lot_id, version, lambda: _certificates(session, lot_id, base)
+        )
         if not certificates:
             available.discard(linkset.CERTIFICATION_INFO)
     if wanted not in available:
@@ -216,7 +264,7 @@ def _resolve(
             _target(canonical.path, canonical.query, kept), status_code=307, headers=headers
         )
     if wanted == linkset.LINKSET:
-        contexts = _link_contexts(product, lot_row, canonical, base, certified=bool(certificates))
+        contexts = _link_contexts(facts, canonical, base, certified=bool(certificates))
         return _json(
             linkset.linkset_document(contexts),
             media_type=linkset.linkset_media_type(accept)
@@ -226,15 +274,16 @@ def _resolve(
             request=request,
         )
     if wanted == linkset.PIP:
-        return _page(request, session, settings, product, lot_row, canonical, language, headers)
-    assert lot_row is not None
+        return _page(request, session, settings, facts, canonical, language, headers, version)
+    assert facts.lot is not None
+    lot = facts.lot
     if wanted == linkset.TRACEABILITY:
         if canonical.serial is not None:
             body = tracing.trace_unit(
                 session=session,
                 gtin=link.gtin,
                 serial=canonical.serial,
-                lot=lot_row.lot,
+                lot=lot,
                 direction="backward",
                 base_url=base,
             )
@@ -242,15 +291,13 @@ def _resolve(
             body = tracing.trace_lot(
                 session=session,
                 gtin=link.gtin,
-                lot=lot_row.lot,
+                lot=lot,
                 direction="backward",
                 base_url=base,
             )
         return _json(body, media_type="application/json", headers=headers, request=request)
     if wanted == linkset.EPCIS:
-        document = tracing.lot_document(
-            session=session, gtin=link.gtin, lot=lot_row.lot, base_url=base
-        )
+        document = tracing.lot_document(session=session, gtin=link.gtin, lot=lot, base_url=base)
         return _json(
             document,
             media_type="application/ld+json",
@@ -261,8 +308,8 @@ def _resolve(
     return _json(body, media_type="application/json", headers=headers, request=request)
 
 
-def _titles(product: Product, lot: str | None, serial: str | None) -> str:
-    text = product.name
+def _titles(facts: _Facts, lot: str | None, serial: str | None) -> str:
+    text = facts.product
     if lot is not None:
         text += f", lot {lot}"
     if serial is not None:
@@ -310,22 +357,22 @@ def _item_links(anchor: str, *, traced: bool, certified: bool) -> dict[str, list
 
 
 def _link_contexts(
-    product: Product, lot_row: Lot | None, canonical: DigitalLink, base: str, *, certified: bool
+    facts: _Facts, canonical: DigitalLink, base: str, *, certified: bool
 ) -> list[LinkContext]:
     """One link context per level of the request, finest first (serial, lot, product)."""
     contexts: list[LinkContext] = []
     levels: list[tuple[str | None, str | None]] = []
     if canonical.serial is not None:
         levels.append((canonical.lot, canonical.serial))
-    if lot_row is not None:
-        levels.append((lot_row.lot, None))
+    if facts.lot is not None:
+        levels.append((facts.lot, None))
     levels.append((None, None))
     for lot, serial in levels:
-        anchor = DigitalLink(product.gtin, lot=lot, serial=serial).uri(base)
+        anchor = DigitalLink(facts.gtin, lot=lot, serial=serial).uri(base)
         contexts.append(
             LinkContext(
                 anchor=anchor,
-                description=_titles(product, lot, serial),
+                description=_titles(facts, lot, serial),
                 links=_item_links(
                     anchor, traced=lot is not None, certified=certified and lot is not None
                 ),
@@ -334,12 +381,12 @@ def _link_contexts(
     return contexts
 
 
-def _certificates(session: Session, lot_row: Lot, base: str) -> list[dict[str, Any]]:
+def _certificates(session: Session, lot_id: int, base: str) -> list[dict[str, Any]]:
     """The 合格证 of the lot and of the lots it was made from, as public JSON (no phone)."""
-    view_lots = [lot_row]
-    closure = lineage.lot_closure(session=session, lot_ids=[lot_row.id], upstream=True)
-    upstream = {source for source, _, _ in closure} - {lot_row.id}
-    view_lots.extend(products.lots_by_id(session=session, ids=upstream).values())
+    closure = lineage.lot_closure(session=session, lot_ids=[lot_id], upstream=True)
+    upstream = {source for source, _, _ in closure} - {lot_id}
+    found_lots = products.lots_by_id(session=session, ids={lot_id} | upstream)
+    view_lots = [found_lots[lot_id], *(found_lots[i] for i in sorted(upstream))]
     found: list[dict[str, Any]] = []
     seen: set[str] = set()
     for row in view_lots:
@@ -382,18 +429,17 @@ def _page(
     request: Request,
     session: Session,
     settings: Settings,
-    product: Product,
-    lot_row: Lot | None,
+    facts: _Facts,
     canonical: DigitalLink,
     language: str,
     headers: dict[str, str],
+    version: int,
 ) -> Response:
     headers = {**headers, "Cache-Control": "no-cache"}
     t = web.messages(language)
-    if lot_row is None:
-        cooperative = regions.get_cooperative(
-            session=session, cooperative_id=product.cooperative_id
-        )
+    if facts.lot is None:
+        product = products.get_product(session=session, gtin=facts.gtin)
+        cooperative = regions.get_cooperative(session=session, cooperative_id=facts.cooperative_id)
         suffix = "?lang=en" if language == "en" else ""
         lots = [
             {
@@ -414,46 +460,72 @@ def _page(
             lots=lots,
             links={"linkset": linkset.linkset_uri(anchor)},
         )
-    pieces = t["pieces_bottle"] if product.net_unit in ("LTR", "MLT") else t["pieces_item"]
-    version = consumer.latest_tree_size(session)
-    key = (product.gtin, lot_row.lot, canonical.serial, language)
-    view = _views(request).get_or_build(
-        key,
-        version,
-        lambda: consumer.consumer_view(
+    lot = facts.lot
+    pieces = t["pieces_bottle"] if facts.net_unit in ("LTR", "MLT") else t["pieces_item"]
+    other_url = pages.other_language_url(request, language)
+    base = settings.public_base_url
+
+    def build_lot() -> consumer.ConsumerView:
+        return consumer.consumer_view(
             session=session,
-            gtin=product.gtin,
-            lot=lot_row.lot,
-            serial=canonical.serial,
-            base_url=settings.public_base_url,
+            gtin=facts.gtin,
+            lot=lot,
+            base_url=base,
             language=language,
             pieces=pieces,
-        ),
-    )
-    flags = list(view.flags)
-    if not products.is_live(lot_row):
+        )
+
+    def build() -> _Rendered:
+        # Every bottle of a lot shares the lot's view; only its serial and status differ.
+        view = _cache(request, "consumer_lot_views").get_or_build(
+            (facts.gtin, lot, language), version, build_lot
+        )
+        if canonical.serial is not None:
+            uri = DigitalLink(facts.gtin, lot=lot, serial=canonical.serial).uri(base)
+            view = consumer.for_unit(
+                view, serial=canonical.serial, status=facts.unit_status or "active", uri=uri
+            )
+        anchor = view.uri
+        links = {
+            "linkset": linkset.linkset_uri(anchor),
+            "traceability": linkset.with_query(anchor, linkType=linkset.TRACEABILITY),
+            "epcis": linkset.with_query(anchor, linkType=linkset.EPCIS),
+            "certification": linkset.with_query(anchor, linkType=linkset.CERTIFICATION_INFO),
+        }
+        html = pages.render(
+            "consumer.html",
+            t=t,
+            lang=language,
+            other_lang_url=other_url,
+            view=view,
+            links=links,
+            flags_block=_FLAGS_MARK,
+            scans_block=_SCANS_MARK,
+        )
+        head, rest = html.split(_FLAGS_MARK)
+        middle, tail = rest.split(_SCANS_MARK)
+        return _Rendered(view, (head.encode(), middle.encode(), tail.encode()))
+
+    key = (facts.gtin, lot, canonical.serial, language, other_url)
+    rendered = _cache(request, "consumer_pages").get_or_build(key, version, build)
+    flags = list(rendered.view.flags)
+    if not facts.live:
         flags.insert(0, consumer.Flag("flag_unit_voided", {}))
     summary = None
     if canonical.serial is not None and request.method == "GET":
-        summary = _record_scan(request, product.gtin, canonical.serial)
+        # The page's reads are done: give the read connection back before the scan's write
+        # transaction takes one, so a request never holds two.
+        session.rollback()
+        summary = _record_scan(request, facts.gtin, canonical.serial)
         flags += [consumer.Flag(key, params) for key, params in summary.flags()]
-    anchor = view.uri
-    links = {
-        "linkset": linkset.linkset_uri(anchor),
-        "traceability": linkset.with_query(anchor, linkType=linkset.TRACEABILITY),
-        "epcis": linkset.with_query(anchor, linkType=linkset.EPCIS),
-        "certification": linkset.with_query(anchor, linkType=linkset.CERTIFICATION_INFO),
-    }
-    return pages.page(
-        request,
-        "consumer.html",
-        language=language,
-        headers=headers,
-        view=view,
-        flags=flags,
-        scans=summary,
-        links=links,
-    )
+    headers = {**headers, "Content-Language": language}
+    if request.method == "HEAD":
+        return Response(headers=headers, media_type="text/html; charset=utf-8")
+    head, middle, tail = rendered.parts
+    flags_html = pages.render("_consumer_flags.html", t=t, flags=flags).encode()
+    scans_html = pages.render("_consumer_scans.html", t=t, scans=summary).encode()
+    body = b"".join((head, flags_html, middle, scans_html, tail))
+    return pages.compressed(request, body, headers=headers)
 
 
 def _record_scan(request: Request, gtin: str, serial: str) -> scans.ScanSummary:
@@ -462,7 +534,7 @@ def _record_scan(request: Request, gtin: str, serial: str) -> scans.ScanSummary:
     client = request.client.host if request.client else None
     database = get_database(request)
     with database.transaction(write=True) as session:
-        mine = scans.record_scan(
+        located = scans.record_scan(
             session=session,
             gtin=gtin,
             serial=serial,
@@ -470,6 +542,6 @@ def _record_scan(request: Request, gtin: str, serial: str) -> scans.ScanSummary:
             geo=geo,
             now=utcnow(),
         )
-        summary = scans.summary(session=session, gtin=gtin, serial=serial, mine=mine)
+        summary = scans.summary(session=session, gtin=gtin, serial=serial, has_geo=located)
     assert summary is not None  # this scan was just stored
     return dataclasses.replace(summary, first=summary.first.astimezone(consumer.CHINA))

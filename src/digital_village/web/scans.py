@@ -25,10 +25,11 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from digital_village.errors import DomainError
@@ -90,12 +91,16 @@ def record_scan(
     network: str | None,
     geo: tuple[float, float] | None,
     now: dt.datetime,
-) -> Scan:
-    """Store one scan, or fold a repeat from the same network into the recent one."""
+) -> bool:
+    """Store one scan, or fold a repeat from the same network into the recent one.
+
+    Returns whether the reader's scan now carries a location. Core statements: this runs on
+    every view of a bottle's page.
+    """
     recent = None
     if network is not None:
-        recent = session.scalars(
-            select(Scan)
+        recent = session.execute(
+            select(Scan.id, Scan.lat)
             .where(
                 Scan.gtin == gtin,
                 Scan.serial == serial,
@@ -107,20 +112,19 @@ def record_scan(
         ).first()
     if recent is not None:
         if geo is not None and recent.lat is None:
-            recent.lat, recent.lon = geo
-        session.flush()
-        return recent
-    scan = Scan(
-        gtin=gtin,
-        serial=serial,
-        scanned_at=now,
-        network=network,
-        lat=geo[0] if geo else None,
-        lon=geo[1] if geo else None,
+            session.execute(update(Scan).where(Scan.id == recent.id).values(lat=geo[0], lon=geo[1]))
+        return geo is not None or recent.lat is not None
+    session.execute(
+        insert(Scan).values(
+            gtin=gtin,
+            serial=serial,
+            scanned_at=now,
+            network=network,
+            lat=geo[0] if geo else None,
+            lon=geo[1] if geo else None,
+        )
     )
-    session.add(scan)
-    session.flush()
-    return scan
+    return geo is not None
 
 
 def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -187,21 +191,28 @@ def impossible_travel(located: list[tuple[dt.datetime, float, float]]) -> Imposs
     return worst
 
 
-def summary(*, session: Session, gtin: str, serial: str, mine: Scan | None) -> ScanSummary | None:
+def summary(
+    *, session: Session, gtin: str, serial: str, has_geo: bool = False
+) -> ScanSummary | None:
     """Counts and flags of an item's scans (None when it was never scanned)."""
-    count, networks, first = session.execute(
+    count, networks, first, with_geo = session.execute(
         select(
-            func.count(), func.count(func.distinct(Scan.network)), func.min(Scan.scanned_at)
+            func.count(),
+            func.count(func.distinct(Scan.network)),
+            func.min(Scan.scanned_at),
+            func.count(Scan.lat),
         ).where(Scan.gtin == gtin, Scan.serial == serial)
     ).one()
     if not count:
         return None
-    located = session.execute(
-        select(Scan.scanned_at, Scan.lat, Scan.lon)
-        .where(Scan.gtin == gtin, Scan.serial == serial, Scan.lat.is_not(None))
-        .order_by(Scan.scanned_at.desc())
-        .limit(LOCATED_COMPARED)
-    ).all()
+    located: Sequence[Any] = []
+    if with_geo >= 2:  # a distance needs a pair
+        located = session.execute(
+            select(Scan.scanned_at, Scan.lat, Scan.lon)
+            .where(Scan.gtin == gtin, Scan.serial == serial, Scan.lat.is_not(None))
+            .order_by(Scan.scanned_at.desc())
+            .limit(LOCATED_COMPARED)
+        ).all()
     return ScanSummary(
         count=int(count),
         networks=int(networks),
@@ -214,5 +225,5 @@ def summary(*, session: Session, gtin: str, serial: str, mine: Scan | None) -> S
                 if row[1] is not None and row[2] is not None
             ]
         ),
-        has_geo=mine is not None and mine.lat is not None,
+        has_geo=has_geo,
     )

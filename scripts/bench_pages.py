@@ -1,0 +1,381 @@
+"""Benchmark the consumer page: render time, page weight, and throughput under load.
+
+    python scripts/bench_pages.py            # 10 s of load per target at 32 clients
+    python scripts/bench_pages.py --quick    # 3 s per target: under a minute
+    python scripts/bench_pages.py --postgres postgresql+psycopg://postgres@127.0.0.1/postgres
+
+A fresh database gets one cooperative's whole season, recorded through the real services
+(``web.season.record_season``: ten field events on three parcels, a corrected harvest,
+pressing, bottling into serialised 5 L bottles, an inspection, a 合格证, two soil probes
+reporting every hour for seven months, sealed day by day). Then:
+
+* in-process: building the consumer view of a bottle (the trace, the events' JSON from the
+  ledger, parcels, daily readings, SVG) with an empty cache, and the whole request through the
+  app (TestClient) with the view cached as a server keeps it — median and p95;
+* the page's weight: the HTML as sent (gzip) and unzipped, and the static files it loads;
+* over HTTP: uvicorn serving the app (``--workers``) on 127.0.0.1, each bottle's page and
+  linkset requested once to warm the caches, then 32 clients (asyncio, keep-alive) asking for
+  random bottles' pages (each request also records its scan, a write) and for linksets, as
+  fast as they can for ``--seconds``: requests/s, p50 and p99 latency.
+
+The load generator shares the machine with the server; on 2 cores it takes about one of them,
+so the figures are a floor. The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import gzip
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from shapely.geometry import box
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from digital_village import migrate
+from digital_village.app import create_app
+from digital_village.auth.actor import Actor
+from digital_village.config import Settings
+from digital_village.db import Database, make_engine
+from digital_village.ledger import keys
+from digital_village.ledger.log import Ledger
+from digital_village.parcels import service as parcels
+from digital_village.parcels.geometry import to_lonlat
+from digital_village.regions import service as regions
+from digital_village.web import STATIC_DIR, consumer
+from digital_village.web import season as seasons
+
+BASE = "https://bench.dv.example"
+ORIGIN = "bench.digital-village.example/ledger"
+VILLAGE, GROUP = "510603101201", "51060310120101"
+USCC = "93510603MA6DX0001T"
+BROWSER = {"Accept": "text/html", "Accept-Encoding": "gzip", "Accept-Language": "zh-CN"}
+LINKSET = {"Accept": "application/linkset+json", "Accept-Encoding": "gzip"}
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+@contextmanager
+def fresh_database(postgres: str | None, folder: Path) -> Iterator[str]:
+    if postgres is None:
+        yield f"sqlite:///{folder / 'bench.db'}"
+        return
+    server = make_url(postgres)
+    name = f"dv_bench_pages_{os.getpid()}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def build(folder: Path, url: str, bottles: int) -> tuple[Settings, seasons.Season]:
+    """A migrated database holding the village, its parcels and one recorded season."""
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        migrate.upgrade(connection)
+    settings = Settings(
+        data_dir=folder,
+        database_url=url,
+        ledger_origin=ORIGIN,
+        public_base_url=BASE,
+        log_format="text",
+        log_level="WARNING",
+        rate_limit_public_per_minute=100_000_000,
+    )
+    keys.ensure_signing_key(settings.effective_ledger_key_path, settings.ledger_origin)
+    ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
+    operator = Actor.operator()
+    database = Database(engine)
+    with database.transaction() as session:
+        regions.seed_jingyang(session=session)
+        regions.add_region(session=session, code=VILLAGE, name="民安村", actor=operator)
+        regions.add_region(session=session, code=GROUP, name="一组", actor=operator)
+        coop = regions.register_cooperative(
+            session=session,
+            uscc=USCC,
+            name="民安油菜专业合作社",
+            region_code=VILLAGE,
+            actor=operator,
+        )
+        household = regions.register_household(
+            session=session,
+            region_code=GROUP,
+            name="测试户",
+            phone="13800000000",
+            cooperative_id=coop.id,
+            actor=operator,
+        )
+        report = parcels.register_many(
+            session=session,
+            ledger=ledger,
+            fbfbm=GROUP,
+            items=[
+                parcels.ParcelIn(
+                    geometry=to_lonlat(
+                        box(432_000 + col * 90, 3_458_000, 432_080 + col * 90, 3_458_060), 4544
+                    ),
+                    land_use="0103",
+                    contractor_household_id=household.id,
+                )
+                for col in range(3)
+            ],
+            actor=operator,
+            valid_from=dt.date(2024, 9, 1),
+        )
+        season = seasons.record_season(
+            session=session,
+            ledger=ledger,
+            base_url=BASE,
+            cooperative_id=coop.id,
+            parcels=[created.dkbm for created in report.created],
+            year=2026,
+            bottles=bottles,
+            readings_every_hours=1,
+            devices_on=2,
+        )
+    engine.dispose()
+    return settings, season
+
+
+def bottle_path(season: seasons.Season, serial: str) -> str:
+    return f"/01/{seasons.BOTTLE}/10/{season.bottle_lot}/21/{serial}"
+
+
+def bench_in_process(settings: Settings, season: seasons.Season, samples: int) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+
+    database = Database(make_engine(settings.effective_database_url))
+    cold: list[float] = []
+    with database.session() as session:
+        for index in range(samples):
+            started = time.perf_counter()
+            consumer.consumer_view(
+                session=session,
+                gtin=seasons.BOTTLE,
+                lot=season.bottle_lot,
+                base_url=BASE,
+                language="zh-CN",
+                pieces="瓶",
+            )
+            cold.append((time.perf_counter() - started) * 1000)
+    app = create_app(settings, database=database)
+    warm: list[float] = []
+    with TestClient(app, base_url=BASE, client=("198.51.100.7", 5000)) as client:
+        path = bottle_path(season, season.serials[0])
+        for index in range(samples + 20):
+            started = time.perf_counter()
+            response = client.get(path, headers=BROWSER)
+            elapsed = (time.perf_counter() - started) * 1000
+            assert response.status_code == 200, response.text[:300]
+            if index >= 20:
+                warm.append(elapsed)
+        raw = client.get(path, headers={**BROWSER, "Accept-Encoding": "identity"}).content
+        zipped = int(client.get(path, headers=BROWSER).headers["content-length"])
+    database.dispose()
+    assets = {
+        name: (STATIC_DIR / name).read_bytes()
+        for name in ("verify.js", "verify-panel.js", "verify-panel.css", "consumer.js")
+    }
+    return {
+        "view_cold_p50_ms": round(statistics.median(cold), 1),
+        "view_cold_p95_ms": round(percentile(cold, 0.95), 1),
+        "page_warm_p50_ms": round(statistics.median(warm), 2),
+        "page_warm_p95_ms": round(percentile(warm, 0.95), 2),
+        "html_bytes": len(raw),
+        "html_gzip_bytes": zipped,
+        "static_bytes": sum(len(data) for data in assets.values()),
+        "static_gzip_bytes": sum(len(gzip.compress(data)) for data in assets.values()),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _load(
+    base: str, paths: list[str], headers: dict[str, str], clients: int, seconds: float
+) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
+        async def worker(seed: int) -> None:
+            nonlocal failures
+            rng = random.Random(seed)
+            while time.perf_counter() < deadline:
+                path = paths[rng.randrange(len(paths))]
+                started = time.perf_counter()
+                response = await client.get(path, headers=headers)
+                latencies.append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200:
+                    failures += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(seed) for seed in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {
+        "requests": len(latencies),
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "failures": failures,
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(child) for child in children.read_text().split()]
+    for one in pids:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def bench_http(
+    settings: Settings, season: seasons.Season, *, clients: int, seconds: float, workers: int
+) -> dict[str, Any]:
+    import httpx
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DV_DATA_DIR": str(settings.data_dir),
+        "DV_DATABASE_URL": settings.effective_database_url,
+        "DV_LEDGER_ORIGIN": ORIGIN,
+        "DV_PUBLIC_BASE_URL": BASE,
+        "DV_LOG_LEVEL": "WARNING",
+        "DV_RATE_LIMIT_PUBLIC_PER_MINUTE": "100000000",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "digital_village.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    bottles = [bottle_path(season, serial) for serial in season.serials]
+    try:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            for _ in range(600):
+                if server.poll() is not None:
+                    raise SystemExit(f"the server exited with {server.returncode}; see above")
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            # Steady state, as a server is after its first minutes: every bottle's page and
+            # linkset seen once (with several workers, each warms its own cache in turn).
+            for _ in range(workers):
+                for path in bottles:
+                    client.get(path, headers=BROWSER)
+                    client.get(path, headers=LINKSET)
+        results = {}
+        for name, headers in (("page", BROWSER), ("linkset", LINKSET)):
+            cpu = _cpu_seconds(server.pid)
+            result = asyncio.run(_load(base, bottles, headers, clients, seconds))
+            # The server's own CPU per request: what a core can serve, whatever else runs.
+            spent = _cpu_seconds(server.pid) - cpu
+            result["server_cpu_ms_per_request"] = round(spent * 1000 / result["requests"], 2)
+            result["rps_per_core_from_cpu"] = round(result["requests"] / spent, 1)
+            results[name] = result
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 s of load per target")
+    parser.add_argument("--seconds", type=float, default=10.0, help="load per target")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--samples", type=int, default=60, help="in-process repetitions")
+    parser.add_argument("--postgres", help="a PostgreSQL server URL (default: SQLite)")
+    args = parser.parse_args()
+    seconds = 3.0 if args.quick else args.seconds
+    figures: dict[str, Any] = {
+        "backend": "postgresql" if args.postgres else "sqlite",
+        "clients": args.clients,
+        "workers": args.workers,
+        "cpus": os.cpu_count(),
+        # Other work on the machine skews every figure: say how busy it was.
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+    with tempfile.TemporaryDirectory() as scratch, fresh_database(
+        args.postgres, Path(scratch)
+    ) as url:
+        started = time.perf_counter()
+        settings, season = build(Path(scratch), url, bottles=200)
+        figures["setup_s"] = round(time.perf_counter() - started, 1)
+        figures["season"] = {
+            "readings": season.readings,
+            "seals": season.seals,
+            "bottles": len(season.serials),
+        }
+        print(f"season recorded in {figures['setup_s']} s: {figures['season']}", flush=True)
+        figures["in_process"] = bench_in_process(settings, season, args.samples)
+        print(f"in-process: {figures['in_process']}", flush=True)
+        figures["http"] = bench_http(
+            settings, season, clients=args.clients, seconds=seconds, workers=args.workers
+        )
+        for name, result in figures["http"].items():
+            print(f"{name:>8}: {result}", flush=True)
+    print(json.dumps(figures, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
