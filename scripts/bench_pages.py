@@ -170,7 +170,7 @@ def bench_in_process(settings: Settings, season: seasons.Season, samples: int) -
     database = Database(make_engine(settings.effective_database_url))
     cold: list[float] = []
     with database.session() as session:
-        for index in range(samples):
+        for _ in range(samples):
             started = time.perf_counter()
             consumer.consumer_view(
                 session=session,
@@ -355,9 +355,10 @@ def main() -> None:
         # Other work on the machine skews every figure: say how busy it was.
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
-    with tempfile.TemporaryDirectory() as scratch, fresh_database(
-        args.postgres, Path(scratch)
-    ) as url:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        fresh_database(args.postgres, Path(scratch)) as url,
+    ):
         started = time.perf_counter()
         settings, season = build(Path(scratch), url, bottles=200)
         figures["setup_s"] = round(time.perf_counter() - started, 1)
