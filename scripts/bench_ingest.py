@@ -200,12 +200,13 @@ def bulk_bodies(
     now_ms = service.now_ms()
     per_device = total // len(village.device_ids)
     for device_id, token in zip(village.device_ids, village.tokens, strict=True):
-        # Distinct milliseconds in the last minutes: every key is new, all within today.
-        start = now_ms - 120_000 - per_device
+        # Sample times a second apart, ending two minutes ago: every key is new.
+        start = now_ms - 120_000 - per_device // 2 * 1000
         items: list[dict[str, Any]] = []
         for n in range(per_device):
+            # Like a probe's buffer: each sample time carries both metrics.
             metric = METRICS[n % 2]
-            time_ms = start + n
+            time_ms = start + n // 2 * 1000
             value = round(20 + (n % 97) / 10, 2)
             items.append({"metric": metric, "time": shapes.ms_to_rfc3339(time_ms), "value": value})
             rows.append((device_id, shapes.METRIC_CODES[metric], time_ms, value, False))

@@ -377,6 +377,8 @@ def _check_bulk(
     ranges = _RANGES
     parse_iso = dt.datetime.fromisoformat
     latest = collector.latest_ms
+    last_text: str | None = None
+    last_ms = 0
     for index, item in enumerate(items):
         # The hot path, inlined: a plain three-key object, a known metric, an RFC 3339 time with
         # offset (or integer ms) inside the window, a number inside the plausible range. Anything
@@ -390,15 +392,20 @@ def _check_bulk(
             _bulk_item_problem(collector, index, item)
             continue
         if type(time) is str:
-            try:
-                moment = parse_iso(time)
-            except ValueError:
-                add(index, metric, time, value)
-                continue
-            if moment.tzinfo is None:
-                add(index, metric, time, value)
-                continue
-            time = (moment - EPOCH) // _ONE_MS
+            # A device samples several metrics at once: the same time string comes in a row.
+            if time == last_text:
+                time = last_ms
+            else:
+                try:
+                    moment = parse_iso(time)
+                except ValueError:
+                    add(index, metric, time, value)
+                    continue
+                if moment.tzinfo is None:
+                    add(index, metric, time, value)
+                    continue
+                last_text, last_ms = time, (moment - EPOCH) // _ONE_MS
+                time = last_ms
         entry = ranges.get(metric) if type(metric) is str else None
         kind = type(value)
         if (
