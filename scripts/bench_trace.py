@@ -58,7 +58,7 @@ from digital_village.trace.models import Event, Lot, Unit
 BASE = "https://bench.dv.example"
 ORIGIN = "bench.digital-village.example/ledger"
 VILLAGE = "510603101201"
-GROUP = VILLAGE + "01"
+PARCELS_PER_GROUP = 250
 CHINA = builders.CHINA
 SIZE = 40.0  # 40 m fields: 2.4 亩
 
@@ -105,7 +105,10 @@ def setup(database: Database, ledger: Ledger, parcel_count: int) -> tuple[Actor,
     with database.transaction() as session:
         regions.seed_jingyang(session=session)
         regions.add_region(session=session, code=VILLAGE, name="民安村", actor=operator)
-        regions.add_region(session=session, code=GROUP, name="一组", actor=operator)
+        group_count = max(1, -(-parcel_count // PARCELS_PER_GROUP))
+        groups = [f"{VILLAGE}{g:02d}" for g in range(1, group_count + 1)]
+        for code in groups:
+            regions.add_region(session=session, code=code, name=f"{code[-2:]}组", actor=operator)
         coop = regions.register_cooperative(
             session=session,
             uscc="93510603MA6DX0001T",
@@ -116,7 +119,7 @@ def setup(database: Database, ledger: Ledger, parcel_count: int) -> tuple[Actor,
         households = [
             regions.register_household(
                 session=session,
-                region_code=GROUP,
+                region_code=groups[(i * 4) // PARCELS_PER_GROUP],
                 name=f"农户{i:04d}",
                 phone=None,
                 cooperative_id=coop.id,
@@ -124,14 +127,16 @@ def setup(database: Database, ledger: Ledger, parcel_count: int) -> tuple[Actor,
             ).id
             for i in range(max(1, parcel_count // 4))
         ]
+        # A village group (发包方) holds a few hundred parcels, as in the sample village.
         report = parcels.register_many(
             session=session,
             ledger=ledger,
-            fbfbm=GROUP,
+            fbfbm=VILLAGE + "00",
             items=[
                 parcels.ParcelIn(
                     geometry=shape,
                     land_use="0101",
+                    fbfbm=groups[i // PARCELS_PER_GROUP],
                     contractor_household_id=households[i // 4 % len(households)],
                 )
                 for i, shape in enumerate(_fields(parcel_count))

@@ -72,7 +72,9 @@ FIELD_STEPS: Final = frozenset(
 )
 MASS_UNITS: Final = frozenset({"KGM", "TNE", "GRM"})
 PAGE: Final = 1000
-PAGE_WORTH: Final = 20
+PAGE_WORTH: Final = 40
+# Parcels per 发包方 as last seen: only steers the choice of lookup, never a result.
+_FBFBM_SIZES: dict[str, int] = {}
 
 LotKey = tuple[str, str]
 UnitKey = tuple[str, str]
@@ -346,29 +348,22 @@ class CaptureState:
         return self.holder_cache[key]
 
     def _fetch_parcels(self, dkbms: Sequence[str]) -> None:
-        """Parcels by DKBM: many of one 发包方 as pages of its list, the rest one by one."""
+        """Parcels by DKBM: all of a small 发包方 in one list query, the rest one by one."""
         by_fbfbm: dict[str, set[str]] = {}
         for dkbm in dkbms:
             by_fbfbm.setdefault(dkbm[:14], set()).add(dkbm)
         for fbfbm, codes in by_fbfbm.items():
-            offset = 0
-            # A page of 1,000 costs about as much as 20 single lookups: list the 发包方's
-            # parcels only while that is the cheaper way to find the ones still missing.
-            while len(codes) >= PAGE_WORTH:
+            # One page costs about as much as PAGE_WORTH single lookups; it pays off when the
+            # 发包方 (a village group, usually a few hundred parcels) fits in it.
+            if len(codes) >= PAGE_WORTH and _FBFBM_SIZES.get(fbfbm, 0) <= PAGE:
                 page = parcels.list_parcels(
-                    session=self.session,
-                    region=fbfbm,
-                    include_retired=True,
-                    limit=PAGE,
-                    offset=offset,
+                    session=self.session, region=fbfbm, include_retired=True, limit=PAGE
                 )
+                _FBFBM_SIZES[fbfbm] = page.total
                 for parcel in page.items:
                     if parcel.dkbm in codes:
                         self.parcel_cache[parcel.dkbm] = parcel
                         codes.discard(parcel.dkbm)
-                offset += PAGE
-                if offset >= page.total or len(codes) * (page.total - offset) // PAGE < PAGE_WORTH:
-                    break
             for dkbm in sorted(codes):
                 try:
                     self.parcel_cache[dkbm] = parcels.get_parcel(session=self.session, dkbm=dkbm)
