@@ -205,6 +205,7 @@ def print_summary(summary: DemoSummary, settings: Settings, *, host: str, port: 
     console.print(f"  {base}/api/v1/parcels?region=510603101201   its parcels as GeoJSON")
     _print_season(summary, base)
     _print_net(summary, base)
+    _print_pages(summary, settings, base)
 
 
 def _print_net(summary: DemoSummary, base: str) -> None:
@@ -224,6 +225,52 @@ def _print_net(summary: DemoSummary, base: str) -> None:
     if net.devices:
         conditions = f"{base}/api/v1/parcels/{net.devices[0][2]}/conditions"
         console.print(f"  conditions {conditions}", highlight=False)
+    console.print()
+
+
+def _print_pages(summary: DemoSummary, settings: Settings, base: str) -> None:
+    """The consumer page of a real bottle of the season, and a parcel sign's page."""
+    from digital_village.parcels import service as parcels
+    from digital_village.trace import lineage
+    from digital_village.trace import service as products
+
+    season = summary.season
+    if season is None or "bottles" not in season.lots:
+        return
+    gtin, lot = season.lots["bottles"]
+    with transaction(settings) as session:
+        row = products.get_lot(session=session, gtin=gtin, lot=lot)
+        units = lineage.units_of_lots(session=session, lot_ids=[row.id])
+        closure = lineage.lot_closure(session=session, lot_ids=[row.id], upstream=True)
+        upstream = sorted({row.id} | {source for source, _, _ in closure})
+        fields = sorted({p.dkbm for p in lineage.lot_parcels_of(session=session, lot_ids=upstream)})
+        holder = None
+        if fields:
+            held = parcels.holder_at(session=session, dkbm=fields[0], on=parcels.today())
+            if held.contractor_household_id is not None:
+                household = regions.get_household(
+                    session=session, household_id=held.contractor_household_id
+                )
+                holder = household.cbfbm
+    if not units:
+        return
+    bottle = f"{base}/01/{gtin}/10/{lot}/21/{units[0].serial}"
+    console.print("[bold green]Scan to verify[/] (the pages a QR code opens):")
+    console.print(f"  bottle     {bottle}", highlight=False)
+    console.print(f"             {bottle}?lang=en   (English)", highlight=False)
+    console.print(f"  linkset    {bottle}?linkType=linkset", highlight=False)
+    if fields:
+        console.print(f"  parcel     {base}/p/{fields[0]}   (the sign's page)", highlight=False)
+    if holder:
+        console.print(
+            f"  farmer     dv farmers invite {holder}   (a sign-in link to record field work)",
+            highlight=False,
+        )
+    console.print(
+        f"  labels     dv labels {gtin} {lot} --out labels.pdf   "
+        f"(or {base}/api/v1/labels/{gtin}/{lot}/sheet.pdf with the manager token)",
+        highlight=False,
+    )
     console.print()
 
 

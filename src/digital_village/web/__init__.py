@@ -107,6 +107,8 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "origin_summary": "{count} 块地，共 {area} 亩",
         "map_caption": "地块图：依据登记的地块边界绘制，数字为地块编码末五位。",
         "parcel_code": "地块编码",
+        "more_parcels": "显示全部 {count} 块地",
+        "more_entries": "另外 {count} 条",
         "township_label": "乡镇",
         "village_label": "村",
         "group_label": "组",
@@ -316,6 +318,8 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
             "each parcel code."
         ),
         "parcel_code": "Parcel code",
+        "more_parcels": "Show all {count} parcels",
+        "more_entries": "{count} more",
         "township_label": "Township",
         "village_label": "Village",
         "group_label": "Group",

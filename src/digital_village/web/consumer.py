@@ -60,6 +60,7 @@ COUNTED: Final = frozenset({"H87", "EA"})
 DEFAULT_SEASON_DAYS: Final = 220
 MAX_CHARTED_PARCELS: Final = 4
 WAITED: Final = "detail_waited"
+CROP_BEFORE_HARVEST: Final = dt.timedelta(days=45)
 # The same work on several parcels within this span is one line of the timeline.
 MERGE_WITHIN: Final = dt.timedelta(days=10)
 CHART_COLOURS: Final = {"soil_moisture": "#1e88e5", "soil_temperature": "#e65100"}
@@ -492,9 +493,12 @@ def _origin(
         harvested = harvests.get(parcel.dkbm)
         crop = None
         if harvested is not None:
-            crop = parcels.crops_on(
-                session=session, parcel_ids=[parcel.id], on=_local(harvested).date()
-            ).get(parcel.id)
+            # The crop of the season, asked well before the harvest: a harvest in May ends the
+            # winter crop on a day the registry already counts as the summer season.
+            growing = _local(harvested).date() - CROP_BEFORE_HARVEST
+            crop = parcels.crops_on(session=session, parcel_ids=[parcel.id], on=growing).get(
+                parcel.id
+            )
         label = parcel.dkbm[-5:]
         info = ParcelInfo(
             dkbm=parcel.dkbm,

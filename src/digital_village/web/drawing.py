@@ -23,6 +23,7 @@ MAP_PADDING = 14.0
 CHART_WIDTH = 320.0
 CHART_HEIGHT = 120.0
 _NICE_STEPS = (1, 2, 2.5, 5)
+LABEL_CHAR_WIDTH = 5.6  # viewBox units per character of a 10-unit label
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ def parcel_map(shapes: Sequence[MapShape], *, scale_label: Callable[[float], str
         style = "fill:#9ccc65;stroke:#33691e" if item.highlighted else "fill:#e0dccb;stroke:#a39e88"
         parts.append(f'<path d="{path}" fill-rule="evenodd" style="{style};stroke-width:1"/>')
     for item in shapes:
+        minx, _, maxx, _ = item.shape.bounds
+        if (maxx - minx) * scale < len(item.label) * LABEL_CHAR_WIDTH:
+            continue  # too small on this map for its label to fit
         where = item.shape.representative_point()
         x, y = point(where.x, where.y).split()
         parts.append(
