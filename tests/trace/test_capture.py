@@ -424,3 +424,37 @@ def test_a_device_never_records_events(
 ) -> None:
     event = builders.field_work("planting", dkbm=chain.own[0], when=at(3, 1), base_url=BASE)
     assert_refused(post_event(client, world, "device", event), 403, "device", session, before)
+
+
+def test_splits_and_merges_keep_the_lineage(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    def regroup(inputs: list[tuple[str, float]], outputs: list[tuple[str, float]]) -> Any:
+        return builders.transformation(
+            step="repackaging",
+            inputs=[(RAPESEED, lot, kg, "KGM") for lot, kg in inputs],
+            outputs=[(RAPESEED, lot, kg, "KGM") for lot, kg in outputs],
+            when=at(5, 25),
+            base_url=BASE,
+        )
+
+    events = [
+        harvest(chain, "RS-1", 1000),
+        harvest(chain, "RS-2", 500, dkbms=[chain.own[1]]),
+        regroup([("RS-1", 1000)], [("RS-1A", 600), ("RS-1B", 400)]),  # a split
+        regroup([("RS-1A", 600), ("RS-2", 500)], [("RS-M", 1100)]),  # a merge
+    ]
+    assert capture_doc(client, world, "manager", events).status_code == 202
+    assert lot_row(session, RAPESEED, "RS-1").consumed == 1000
+    body = client.get(f"/api/v1/trace/{RAPESEED}/RS-M").json()
+    lots = {node["lot"] for node in body["nodes"] if node["type"] == "lot"}
+    assert lots == {"RS-M", "RS-1A", "RS-1", "RS-2"}
+    parcels = {node["id"] for node in body["nodes"] if node["type"] == "parcel"}
+    assert parcels == {chain.own[0], chain.own[1]}
+    recall = client.get(f"/api/v1/trace/{RAPESEED}/RS-1", params={"direction": "forward"}).json()
+    assert {node["lot"] for node in recall["nodes"] if node["type"] == "lot"} == {
+        "RS-1",
+        "RS-1A",
+        "RS-1B",
+        "RS-M",
+    }

@@ -1,0 +1,129 @@
+"""Two captures using the same lot at the same moment: one wins, the other is told the lot is
+used up. On PostgreSQL the lot row is locked for the capture's transaction; on SQLite writers
+queue on the database lock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from digital_village import migrate
+from digital_village.auth.actor import Actor
+from digital_village.db import Database, make_engine
+from digital_village.errors import Conflict
+from digital_village.ledger import keys
+from digital_village.ledger.log import Ledger
+from digital_village.parcels import service as parcels
+from digital_village.trace import builders, capture
+from digital_village.trace import service as products
+from digital_village.trace.epcis import parse_event
+from digital_village.trace.models import Lot
+from tests.factories import GROUP, build_world
+from tests.trace.conftest import BASE, OIL, RAPESEED, SEASON_START, _field, at
+
+ORIGIN = "test.digital-village.example/ledger"
+
+
+@pytest.fixture
+def committed(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated database of the current backend whose commits are real."""
+    if backend == "sqlite":
+        url, server = f"sqlite:///{tmp_path / 'trace.db'}", None
+    else:
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database("dv_trace")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        migrate.upgrade(connection)
+    engine.dispose()
+    yield url
+    if server is not None:
+        server.drop_database(url)
+
+
+def _capture(database: Database, ledger: Ledger, event: dict[str, Any]) -> None:
+    with database.transaction() as session:
+        capture.capture(
+            session=session,
+            ledger=ledger,
+            actor=Actor.operator(),
+            events=[parse_event(event)],
+            base_url=BASE,
+            pointer=None,
+        )
+
+
+def test_concurrent_consumers_never_use_a_lot_twice(committed: str, tmp_path: Path) -> None:
+    key = tmp_path / "ledger.key"
+    keys.ensure_signing_key(key, ORIGIN)
+    ledger = Ledger.from_key_file(key, ORIGIN)
+    database = Database.from_url(committed)
+    world = build_world(database)
+    operator = Actor.operator()
+    with database.transaction() as session:
+        report = parcels.register_many(
+            session=session,
+            ledger=ledger,
+            fbfbm=GROUP,
+            items=[
+                parcels.ParcelIn(
+                    geometry=_field(0, 0),
+                    land_use="0101",
+                    contractor_household_id=world.household_a,
+                )
+            ],
+            actor=operator,
+            valid_from=SEASON_START,
+        )
+        for code, category in ((RAPESEED, "rapeseed"), (OIL, "rapeseed_oil")):
+            products.register_product(
+                session=session,
+                ledger=ledger,
+                actor=operator,
+                gtin=code,
+                name=category,
+                category=category,
+                cooperative_id=world.coop_a,
+            )
+    dkbm = report.created[0].dkbm
+    _capture(
+        database,
+        ledger,
+        builders.harvest(
+            gtin=RAPESEED, lot="RS-1", kilograms=1000, dkbms=[dkbm], when=at(5, 20), base_url=BASE
+        ),
+    )
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def press(out_lot: str) -> None:
+        event = builders.transformation(
+            step="pressing",
+            inputs=[(RAPESEED, "RS-1", 600.0, "KGM")],
+            outputs=[(OIL, out_lot, 230.0, "LTR")],
+            when=at(6, 3),
+            base_url=BASE,
+        )
+        start.wait()
+        try:
+            _capture(database, ledger, event)
+            outcomes.append("stored")
+        except Conflict as error:
+            outcomes.append(error.detail)
+
+    threads = [threading.Thread(target=press, args=(f"OIL-{n}",)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes)[-1] == "stored", outcomes
+    assert "holds 400 KGM; this event consumes 600 KGM" in sorted(outcomes)[0], outcomes
+    with database.session() as session:
+        lot = session.scalar(select(Lot).where(Lot.gtin == RAPESEED, Lot.lot == "RS-1"))
+        assert lot is not None and (lot.produced, lot.consumed) == (1000.0, 600.0)
+    database.dispose()
