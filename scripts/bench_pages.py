@@ -13,6 +13,7 @@ reporting every hour for seven months, sealed day by day). Then:
   ledger, parcels, daily readings, SVG) with an empty cache, and the whole request through the
   app (TestClient) with the view cached as a server keeps it — median and p95;
 * the page's weight: the HTML as sent (gzip) and unzipped, and the static files it loads;
+* a label sheet of 1,000 serials of the bottles' lot (``web.labels.make_sheet``, the PDF);
 * over HTTP: uvicorn serving the app (``--workers``) on 127.0.0.1, each bottle's page and
   linkset requested once to warm the caches, then 32 clients (asyncio, keep-alive) asking for
   random bottles' pages (each request also records its scan, a write) and for linksets, as
@@ -56,7 +57,7 @@ from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.parcels.geometry import to_lonlat
 from digital_village.regions import service as regions
-from digital_village.web import STATIC_DIR, consumer
+from digital_village.web import STATIC_DIR, consumer, labels
 from digital_village.web import season as seasons
 
 BASE = "https://bench.dv.example"
@@ -181,6 +182,16 @@ def bench_in_process(settings: Settings, season: seasons.Season, samples: int) -
                 pieces="瓶",
             )
             cold.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        sheet = labels.make_sheet(
+            session=session,
+            actor=Actor.operator(),
+            base_url=BASE,
+            gtin=seasons.BOTTLE,
+            lot=season.bottle_lot,
+            serials="0001-1000",
+        )
+        sheet_seconds = time.perf_counter() - started
     app = create_app(settings, database=database)
     warm: list[float] = []
     with TestClient(app, base_url=BASE, client=("198.51.100.7", 5000)) as client:
@@ -208,6 +219,8 @@ def bench_in_process(settings: Settings, season: seasons.Season, samples: int) -
         "html_gzip_bytes": zipped,
         "static_bytes": sum(len(data) for data in assets.values()),
         "static_gzip_bytes": sum(len(gzip.compress(data)) for data in assets.values()),
+        "label_sheet_1000_s": round(sheet_seconds, 2),
+        "label_sheet_1000_bytes": len(sheet.pdf),
     }
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -264,15 +265,22 @@ def _resolve(
             _target(canonical.path, canonical.query, kept), status_code=307, headers=headers
         )
     if wanted == linkset.LINKSET:
-        contexts = _link_contexts(facts, canonical, base, certified=bool(certificates))
-        return _json(
-            linkset.linkset_document(contexts),
-            media_type=linkset.linkset_media_type(accept)
-            if requested is None
-            else linkset.LINKSET_MEDIA_TYPE,
-            headers=_item_headers(anchor, linkset_response=True),
-            request=request,
+        document = _cache(request, "resolver_linksets").get_or_build(
+            (anchor, bool(certificates)),
+            version,
+            lambda: orjson.dumps(
+                linkset.linkset_document(
+                    _link_contexts(facts, canonical, base, certified=bool(certificates))
+                )
+            ),
         )
+        media_type = (
+            linkset.linkset_media_type(accept) if requested is None else linkset.LINKSET_MEDIA_TYPE
+        )
+        headers = _item_headers(anchor, linkset_response=True)
+        if request.method == "HEAD":
+            return Response(headers=headers, media_type=media_type)
+        return pages.compressed(request, document, headers=headers, media_type=media_type)
     if wanted == linkset.PIP:
         return _page(request, session, settings, facts, canonical, language, headers, version)
     assert facts.lot is not None
