@@ -257,6 +257,7 @@ def test_malformed_links_are_400_naming_why(
     client = pages_client.get(target, headers={"Accept": "application/json"})
     assert client.status_code == 400, client.text
     assert client.headers["content-type"] == "application/problem+json"
+    assert client.headers["access-control-allow-origin"] == "*"
     assert reason in client.json()["detail"]
     browser = pages_client.get(target, headers={"Accept": BROWSER})
     assert browser.status_code == 400

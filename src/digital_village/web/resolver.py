@@ -144,12 +144,15 @@ def _target(path: str, gs1_query: str, extra: tuple[tuple[str, str], ...]) -> st
     return f"{path}?{'&'.join(params)}" if params else path
 
 
+# GS1-Conformant resolvers answer any origin (apps and other sites look links up).
+_CORS: Final = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Link"}
+
+
 def _item_headers(anchor: str, *, linkset_response: bool = False) -> dict[str, str]:
     return {
         "Link": linkset.link_header(anchor, linkset_response=linkset_response),
         "Vary": "Accept, Accept-Language",
-        "Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": "Link",
+        **_CORS,
     }
 
 
@@ -193,13 +196,22 @@ def resolve(rest: str, request: Request, session: SessionDep, settings: Settings
         link = parse_digital_link(f"{_PARSE_BASE}{trimmed}" + (f"?{query}" if query else ""))
     except DigitalLinkError as problem:
         return pages.error(
-            request, 400, f"not a valid GS1 Digital Link: {problem}", language=language
+            request,
+            400,
+            f"not a valid GS1 Digital Link: {problem}",
+            language=language,
+            headers=_CORS,
         )
     try:
         return _resolve(request, session, settings, link, path, query, language)
     except DomainError as failure:
         return pages.error(
-            request, failure.status, failure.detail, language=language, **failure.extra
+            request,
+            failure.status,
+            failure.detail,
+            language=language,
+            headers=_CORS,
+            **failure.extra,
         )
 
 
