@@ -415,7 +415,9 @@ class MqttRun:
         return min(2e6 / total, min(self.workers, 2) * 1e6 / self.worker_cpu_us)
 
 
-def mqtt_rate(work: Path, *, messages: int, publishers: int, devices: int, workers: int) -> MqttRun:
+def mqtt_rate(
+    work: Path, *, messages: int, publishers: int, devices: int, workers: int, protocol: str = "5"
+) -> MqttRun:
     village = make_village(f"sqlite:///{work / 'mqtt.db'}", work, devices)
     counter = sqlite3.connect(work / "mqtt.db")
     group = f"bench{uuid.uuid4().hex[:6]}"
@@ -436,6 +438,8 @@ def mqtt_rate(work: Path, *, messages: int, publishers: int, devices: int, worke
                     group,
                     "--client-id",
                     f"{group}-{n}",
+                    "--protocol",
+                    protocol,
                 ],
                 env=server_env(village),
                 cwd=ROOT,
@@ -528,6 +532,7 @@ def main() -> None:
     parser.add_argument(
         "--mqtt-workers", type=int, default=1, help="ingest workers sharing the subscription"
     )
+    parser.add_argument("--mqtt-protocol", default="5", choices=["5", "3.1.1"])
     args = parser.parse_args()
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
@@ -602,6 +607,7 @@ def main() -> None:
                     publishers=2,
                     devices=100,
                     workers=args.mqtt_workers,
+                    protocol=args.mqtt_protocol,
                 )
             mqtt_runs.append(result)
             log(
@@ -613,6 +619,7 @@ def main() -> None:
             )
         figures["mqtt_messages"] = messages
         figures["mqtt_workers"] = args.mqtt_workers
+        figures["mqtt_protocol"] = args.mqtt_protocol
         figures["mqtt_msgs_per_s"] = round(median(r.rate for r in mqtt_runs))
         figures["mqtt_worker_cpu_us_per_msg"] = round(median(r.worker_cpu_us for r in mqtt_runs), 1)
         figures["mqtt_total_cpu_us_per_msg"] = round(

@@ -498,3 +498,20 @@ def test_the_shipped_broker_config_queues_a_backlog_without_dropping(broker: Bro
     subscriber.disconnect()
     subscriber.loop_stop()
     assert len(received) == 5000
+
+
+def test_the_worker_speaks_mqtt_311_too(broker: Broker, db: Database, farm: Farm) -> None:
+    worker = IngestWorker(db, _options(broker, protocol="3.1.1"))
+    worker.connect()
+    publisher = Publisher(broker)
+    now = service.now_ms() - 60_000
+    try:
+        for n in range(50):
+            publisher.send(
+                farm.device_id, {"token": farm.token, "ts": now + n, "values": {"battery": 3.6}}
+            )
+        run_until(worker, lambda s: s.messages >= 50)
+    finally:
+        publisher.close()
+        worker.close()
+    assert count(db, farm.device_id) == 50

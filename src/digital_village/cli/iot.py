@@ -178,6 +178,13 @@ def mqtt_command(
     username: Annotated[str | None, typer.Option(help="Broker username of the worker.")] = None,
     password: Annotated[str | None, typer.Option(help="Broker password of the worker.")] = None,
     batch_ms: Annotated[float, typer.Option(help="Group-commit window in milliseconds.")] = 20.0,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="MQTT 5 (Receive Maximum 65535, any broker) or 3.1.1 (less CPU; needs the "
+            "broker's max_inflight_messages raised, as in deploy/mosquitto.conf)."
+        ),
+    ] = "5",
     report_every: Annotated[float, typer.Option(help="Seconds between progress lines.")] = 10.0,
 ) -> None:
     """Ingest telemetry from dv/v1/devices/<id>/telemetry; acknowledge after each commit."""
@@ -185,6 +192,8 @@ def mqtt_command(
 
     if auth_mode not in ("token", "broker"):
         fail("--auth must be token or broker", code=2)
+    if protocol not in ("5", "3.1.1"):
+        fail("--protocol must be 5 or 3.1.1", code=2)
     settings = load_settings()
     logs.configure(level=settings.log_level, fmt=settings.log_format)
     require_migrated(settings).dispose()
@@ -197,6 +206,7 @@ def mqtt_command(
         password=password,
         auth=auth_mode,
         batch_ms=batch_ms,
+        protocol=protocol,
     )
     if client_id:
         options.client_id = client_id
