@@ -279,3 +279,16 @@ def test_implausible_yield_mass_balance_and_pre_harvest_interval_are_flagged(
     assert patched.status_code == 200
     kinds = {flag["kind"] for flag in graph(client, f"/api/v1/trace/{OIL}/OIL-X")["flags"]}
     assert kinds == {"yield", "pre_harvest_interval"}
+
+
+def test_a_recall_lists_items_up_to_a_limit(
+    client: TestClient, world: World, chain: Chain, monkeypatch: Any
+) -> None:
+    from digital_village.trace import tracing
+
+    monkeypatch.setattr(tracing, "MAX_UNITS", 3)
+    assert capture_doc(client, world, "manager", season(chain)).status_code == 202
+    body = graph(client, f"/api/v1/trace/parcels/{chain.own[0]}")
+    assert len(ids(body, "unit")) == 3
+    assert body["truncated"] == {"units_shown": 3, "units": 4}
+    assert ids(body, "lot") == {RS, OIL_LOT, BOTTLES}

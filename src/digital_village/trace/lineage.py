@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from digital_village.trace.models import (
@@ -204,12 +204,27 @@ def harvests_from_parcel(*, session: Session, dkbm: str) -> Sequence[LotParcel]:
     return session.scalars(query.order_by(LotParcel.harvested_at)).all()
 
 
-def units_of_lots(*, session: Session, lot_ids: Sequence[int]) -> Sequence[Unit]:
+def units_of_lots(
+    *, session: Session, lot_ids: Sequence[int], limit: int | None = None
+) -> Sequence[Unit]:
+    """Live serialised items of the lots, at most ``limit`` (by id)."""
     rows: list[Unit] = []
     for chunk in _chunks(sorted(set(lot_ids))):
         query = select(Unit).where(Unit.lot_id.in_(chunk), Unit.status != "voided")
+        if limit is not None:
+            query = query.limit(limit - len(rows))
         rows.extend(session.scalars(query.order_by(Unit.id)))
+        if limit is not None and len(rows) >= limit:
+            break
     return rows
+
+
+def count_units(*, session: Session, lot_ids: Sequence[int]) -> int:
+    total = 0
+    for chunk in _chunks(sorted(set(lot_ids))):
+        query = select(func.count()).where(Unit.lot_id.in_(chunk), Unit.status != "voided")
+        total += int(session.scalar(query) or 0)
+    return total
 
 
 def containers_of(*, session: Session, unit_ids: Sequence[int]) -> list[tuple[str, int]]:

@@ -36,6 +36,8 @@ from digital_village.trace.vocab import SPRAYING
 Direction = Literal["backward", "forward"]
 # A field's season: from the previous harvest on it, at most this long before the harvest.
 SEASON_LIMIT: Final = dt.timedelta(days=400)
+# Serialised items listed in one graph; lots, parcels and events are never cut.
+MAX_UNITS: Final = 5000
 
 
 def lot_node_id(gtin: str, lot: str) -> str:
@@ -58,6 +60,7 @@ class Graph:
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     edges: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     flags: list[dict[str, Any]] = field(default_factory=list)
+    truncated: dict[str, int] | None = None
 
     def node(self, kind: str, node_id: str, **attributes: Any) -> str:
         if node_id not in self.nodes:
@@ -70,13 +73,18 @@ class Graph:
         )
 
     def to_json(self, *, root: str, direction: Direction) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "root": root,
             "direction": direction,
             "nodes": list(self.nodes.values()),
             "edges": list(self.edges.values()),
             "flags": self.flags,
         }
+        if self.truncated:
+            # A recall of thousands of bottles lists their lots in full; items are listed up
+            # to MAX_UNITS, and the lot pages and EPCIS query page through the rest.
+            body["truncated"] = self.truncated
+        return body
 
 
 class _Tracer:
@@ -289,7 +297,14 @@ class _Tracer:
         self._flags(lot_ids, lineage.lot_parcels_of(session=self.session, lot_ids=list(lot_ids)))
 
     def _units_and_containers(self, lot_ids: Iterable[int]) -> None:
-        units = lineage.units_of_lots(session=self.session, lot_ids=sorted(set(lot_ids)))
+        ids = sorted(set(lot_ids))
+        units = lineage.units_of_lots(session=self.session, lot_ids=ids, limit=MAX_UNITS + 1)
+        if len(units) > MAX_UNITS:
+            units = units[:MAX_UNITS]
+            self.graph.truncated = {
+                "units_shown": MAX_UNITS,
+                "units": lineage.count_units(session=self.session, lot_ids=ids),
+            }
         by_id = {unit.id: self.unit_node(unit) for unit in units}
         for parent, unit_id in lineage.containers_of(session=self.session, unit_ids=list(by_id)):
             self.graph.edge(by_id[unit_id], self.graph.node("container", parent), "packed_into")
