@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -78,3 +80,15 @@ def _covers_every_head(current: str) -> bool:
     script = ScriptDirectory.from_config(alembic_config())
     applied = {rev.revision for rev in script.iterate_revisions(tuple(current.split(",")), "base")}
     return set(script.get_heads()) <= applied
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Leave autogenerate's hands off what lives outside the models on purpose.
+
+    The parcels' spatial indexes (SQLite R*Tree tables, the PostGIS ``geom`` column and its
+    GiST index) and PostGIS's own tables exist only in the database, never in the models, so a
+    reflected object with no model counterpart is never proposed for dropping.
+    """
+    return not (reflected and compare_to is None)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import rfc8785
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from digital_village.db import utcnow
@@ -117,7 +117,9 @@ class Ledger:
             fetched = iter(from_db)
             return [pending[i] if i in pending else next(fetched) for i in indexes]
 
-        chain_heads: dict[str, tuple[int, bytes]] = {}
+        chain_heads = self._chain_heads(
+            session, {item.chain_key for item in items if item.chain_key is not None}
+        )
         now = utcnow()
         rows: list[dict[str, Any]] = []
         appended: list[AppendedEntry] = []
@@ -131,9 +133,7 @@ class Ledger:
             }
             chain_prev: tuple[int, bytes] | None = None
             if item.chain_key is not None:
-                chain_prev = chain_heads.get(item.chain_key) or self._chain_head(
-                    session, item.chain_key
-                )
+                chain_prev = chain_heads.get(item.chain_key)
                 envelope["chain"] = {
                     "key": item.chain_key,
                     "prev": chain_prev[1].hex() if chain_prev else None,
@@ -175,14 +175,26 @@ class Ledger:
         # SQLite: write sessions began with BEGIN IMMEDIATE and hold the only write lock.
 
     @staticmethod
-    def _chain_head(session: Session, chain_key: str) -> tuple[int, bytes] | None:
-        row = session.execute(
-            select(LedgerEntry.seq, LedgerEntry.leaf_hash)
-            .where(LedgerEntry.chain_key == chain_key)
-            .order_by(LedgerEntry.seq.desc())
-            .limit(1)
-        ).first()
-        return (row.seq, row.leaf_hash) if row else None
+    def _chain_heads(session: Session, chain_keys: set[str]) -> dict[str, tuple[int, bytes]]:
+        """The last entry (index, leaf hash) of each chain: two queries for a whole batch."""
+        heads: dict[str, tuple[int, bytes]] = {}
+        keys = sorted(chain_keys)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            last_seq = (
+                select(LedgerEntry.chain_key, func.max(LedgerEntry.seq).label("seq"))
+                .where(LedgerEntry.chain_key.in_(chunk))
+                .group_by(LedgerEntry.chain_key)
+                .subquery()
+            )
+            rows = session.execute(
+                select(last_seq.c.chain_key, LedgerEntry.seq, LedgerEntry.leaf_hash).join(
+                    LedgerEntry, LedgerEntry.seq == last_seq.c.seq
+                )
+            )
+            for chain_key, seq, leaf_hash in rows:
+                heads[chain_key] = (seq, leaf_hash)
+        return heads
 
     def _sign_checkpoint(self, session: Session, size: int, read: merkle.ReadHashes) -> None:
         root = merkle.tree_hash(size, read)

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from digital_village import models
 from digital_village.db import make_single_use_engine
+from digital_village.migrate import include_object
 
 config = context.config
 target_metadata = models.Base.metadata
@@ -19,6 +20,7 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
