@@ -138,7 +138,84 @@ def _checked(upload: Upload, now_ms: int, device_id: int) -> shapes.Checked:
         raise service.payload_invalid(error) from None
 
 
-@router.post("/telemetry", response_model=IngestOut)
+_READING = {
+    "type": "object",
+    "required": ["metric", "time", "value"],
+    "additionalProperties": False,
+    "properties": {
+        "metric": {"type": "string", "examples": ["soil_moisture"]},
+        "time": {
+            "oneOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "integer", "description": "milliseconds since 1970-01-01T00:00:00Z"},
+            ]
+        },
+        "value": {"type": "number"},
+    },
+}
+_THINGSBOARD = {
+    "type": "object",
+    "required": ["values"],
+    "additionalProperties": False,
+    "properties": {
+        "ts": {"type": "integer", "description": "milliseconds since 1970 (default: now)"},
+        "values": {"type": "object", "additionalProperties": {"type": "number"}},
+    },
+}
+TELEMETRY_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "title": "bulk",
+                            "type": "object",
+                            "required": ["readings"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "device_id": {"type": "integer"},
+                                "readings": {"type": "array", "items": _READING, "minItems": 1},
+                            },
+                        },
+                        {"title": "ThingsBoard", **_THINGSBOARD},
+                        {"title": "ThingsBoard array", "type": "array", "items": _THINGSBOARD},
+                        {
+                            "title": "flat, server time",
+                            "type": "object",
+                            "additionalProperties": {"type": "number"},
+                        },
+                    ]
+                },
+                "example": {
+                    "readings": [
+                        {
+                            "metric": "soil_moisture",
+                            "time": "2026-05-01T08:00:00+08:00",
+                            "value": 31.2,
+                        }
+                    ]
+                },
+            },
+            "application/x-ndjson": {
+                "schema": {"type": "string", "description": "one reading per line"}
+            },
+            "text/csv": {
+                "schema": {"type": "string", "description": "time,metric,value or time,<metric>,…"}
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("/telemetry", response_model=IngestOut, openapi_extra=TELEMETRY_BODY)
 def post_telemetry(
     upload: UploadDep,
     session: SessionDep,
