@@ -174,7 +174,17 @@ def farmer_view(*, session: Session, parcel: Parcel) -> FarmerView:
     )
 
 
-@router.api_route("/p/{dkbm}", methods=["GET", "HEAD"], summary="Parcel sign (土地赋码)")
+@router.get(
+    "/p/{dkbm}",
+    summary="Parcel sign (土地赋码)",
+    response_class=Response,
+    responses={
+        200: {"description": "The parcel's page", "content": {"text/html": {}}},
+        301: {"description": "The code written without spaces or other separators"},
+        303: {"description": "A JSON client: the parcel's GeoJSON at /api/v1/parcels/{dkbm}"},
+    },
+)
+@router.head("/p/{dkbm}", include_in_schema=False)
 def parcel_page(
     dkbm: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> Response:

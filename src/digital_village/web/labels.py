@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -40,9 +40,14 @@ router = APIRouter(prefix="/api/v1/labels", tags=["labels"])
 MAX_SHEET_LABELS: Final = 5000
 Format = Literal["png", "svg"]
 SizeMm = Annotated[
-    float | None, Query(gt=0, le=500, description="printed width in mm (quiet zone included)")
+    float | None, Query(gt=0, le=300, description="printed width in mm (quiet zone included)")
 ]
-Dpi = Annotated[int, Query(ge=72, le=2400, description="PNG resolution")]
+Dpi = Annotated[int, Query(ge=72, le=1200, description="PNG resolution")]
+# A PNG wider than this many pixels is refused (300 mm at 1200 dpi would be 14,000).
+MAX_PNG_PIXELS: Final = 6000
+IMAGES: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"description": "The QR code", "content": {"image/png": {}, "image/svg+xml": {}}}
+}
 
 
 def _image(data: bytes, fmt: str, filename: str) -> Response:
@@ -60,6 +65,12 @@ def _image(data: bytes, fmt: str, filename: str) -> Response:
 def _code(
     uri: str, fmt: Format, *, size_mm: float, dpi: int, error_correction: qr.ErrorCorrection
 ) -> bytes:
+    if fmt == "png" and size_mm / qr.MM_PER_INCH * dpi > MAX_PNG_PIXELS:
+        raise Invalid(
+            f"a {size_mm:g} mm code at {dpi} dpi would be over {MAX_PNG_PIXELS} pixels wide; "
+            "ask for the SVG, which prints sharp at any size",
+            field="size_mm",
+        )
     try:
         if fmt == "png":
             return qr.png(uri, size_mm=size_mm, dpi=dpi, error_correction=error_correction)
@@ -68,7 +79,12 @@ def _code(
         raise Invalid(str(error), field="size_mm") from None
 
 
-@router.get("/parcels/{dkbm}.{fmt}", summary="QR code of a parcel sign")
+@router.get(
+    "/parcels/{dkbm}.{fmt}",
+    summary="QR code of a parcel sign",
+    response_class=Response,
+    responses=IMAGES,
+)
 def parcel_code(
     dkbm: str,
     fmt: Format,
@@ -90,7 +106,9 @@ def parcel_code(
     return _image(data, fmt, f"parcel-{code}")
 
 
-@router.get("/{gtin}.{fmt}", summary="QR code of a product")
+@router.get(
+    "/{gtin}.{fmt}", summary="QR code of a product", response_class=Response, responses=IMAGES
+)
 def product_code(
     gtin: str,
     fmt: Format,
@@ -108,7 +126,9 @@ def product_code(
     return _image(data, fmt, product.gtin)
 
 
-@router.get("/{gtin}/{lot}.{fmt}", summary="QR code of a lot")
+@router.get(
+    "/{gtin}/{lot}.{fmt}", summary="QR code of a lot", response_class=Response, responses=IMAGES
+)
 def lot_code(
     gtin: str,
     lot: str,
@@ -127,7 +147,12 @@ def lot_code(
     return _image(data, fmt, f"{row.gtin}-{row.lot}")
 
 
-@router.get("/{gtin}/{lot}/sheet.pdf", summary="Label sheet for serials of a lot")
+@router.get(
+    "/{gtin}/{lot}/sheet.pdf",
+    summary="Label sheet for serials of a lot",
+    response_class=Response,
+    responses={200: {"description": "The labels", "content": {"application/pdf": {}}}},
+)
 def label_sheet(
     gtin: str,
     lot: str,
@@ -165,7 +190,12 @@ def label_sheet(
     )
 
 
-@router.get("/{gtin}/{lot}/{serial}.{fmt}", summary="QR code of a serialised item")
+@router.get(
+    "/{gtin}/{lot}/{serial}.{fmt}",
+    summary="QR code of a serialised item",
+    response_class=Response,
+    responses=IMAGES,
+)
 def serial_code(
     gtin: str,
     lot: str,

@@ -178,8 +178,34 @@ def resolver_description(settings: SettingsDep) -> JSONResponse:
     )
 
 
-@router.api_route("/01/{rest:path}", methods=["GET", "HEAD"], summary="GS1 Digital Link")
-@router.api_route("/gtin/{rest:path}", methods=["GET", "HEAD"], include_in_schema=False)
+_ANY_OBJECT: Final = {"schema": {"type": "object"}}
+RESOLVER_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: {
+        "description": "The consumer page (text/html) for a browser or with linkType=gs1:pip; "
+        "the RFC 9264 linkset (application/linkset+json, or application/json when asked so); "
+        "the trace graph (gs1:traceability), EPCIS document (gs1:epcis) or certificates "
+        "(gs1:certificationInfo)",
+        "content": {
+            "text/html": {"schema": {"type": "string"}},
+            linkset.LINKSET_MEDIA_TYPE: _ANY_OBJECT,
+            "application/json": _ANY_OBJECT,
+            "application/ld+json": _ANY_OBJECT,
+        },
+    },
+    301: {"description": "The canonical form of the same link"},
+    307: {"description": "The default link (the page): the item has no such link type"},
+}
+
+
+@router.get(
+    "/01/{rest:path}",
+    summary="GS1 Digital Link",
+    response_class=Response,
+    responses=RESOLVER_RESPONSES,
+)
+@router.head("/01/{rest:path}", include_in_schema=False)
+@router.get("/gtin/{rest:path}", include_in_schema=False)
+@router.head("/gtin/{rest:path}", include_in_schema=False)
 def resolve(rest: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """Resolve a GS1 Digital Link: the consumer page, the linkset, or a linked resource.
 
