@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 
 import pytest
@@ -11,11 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from digital_village.auth.actor import Actor
+from digital_village.config import Settings
 from digital_village.db import Database
 from digital_village.errors import Invalid
 from digital_village.iot import readings, seal, service
 from digital_village.iot.proof import verify_reading_proof
-from digital_village.iot.sealer import seal_finished_days
+from digital_village.iot.sealer import BackgroundSealer, seal_finished_days
 from digital_village.ledger import merkle
 from digital_village.ledger.log import Ledger, get_entry
 from digital_village.ledger.verify import VerificationError
@@ -251,3 +253,16 @@ def test_the_background_sealer_seals_finished_days(
     send(client, farm, [("soil_moisture", at(seal.today(), 0, 1), 28.5)])
     made = seal_finished_days(db, ledger)
     assert [(m.day, m.count) for m in made] == [(day_ago(4), 1)]
+
+
+def test_the_server_seals_in_a_background_thread(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger, settings: Settings
+) -> None:
+    send(client, farm, [("soil_moisture", at(day_ago(5), 10), 27.0)])
+    sealer = BackgroundSealer(db, settings, interval=0.05).start()
+    time.sleep(1.0)  # the test does not touch the database while the thread may
+    sealer.stop()
+    sealed = client.get(f"/api/v1/parcels/{farm.parcels[0]}/seals").json()
+    assert [(item["day"], item["count"], item["verified"]) for item in sealed] == [
+        (day_ago(5).isoformat(), 1, True)
+    ]
