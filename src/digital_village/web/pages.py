@@ -33,8 +33,10 @@ GZIP_MIN_BYTES: Final = 1400  # below one packet, compressing gains nothing
 # Level 1: a page comes out ~15 % larger than at level 6, in a quarter of the time.
 GZIP_LEVEL: Final = 1
 CACHE_SIZE: Final = 512
-# Query parameters a link to the same page in another language leaves out.
-_NOT_CARRIED: Final = frozenset({"lang", "geo"})
+# Query parameters a link to the same page in another language keeps: the link type and GS1
+# attributes (digits). Others (geo, anything made up) are left out, which also keeps the number
+# of cached variants of a page bounded.
+_CARRIED: Final = frozenset({"linkType"})
 
 V = TypeVar("V")
 
@@ -49,7 +51,7 @@ def language_of(request: Request) -> str:
 def other_language_url(request: Request, language: str) -> str:
     """This page in the other language (zh-CN ↔ en), keeping its other query parameters."""
     other = "zh-CN" if language == "en" else "en"
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in _NOT_CARRIED]
+    params = [(k, v) for k, v in request.query_params.multi_items() if k in _CARRIED or k.isdigit()]
     params.append(("lang", other))
     return f"{request.url.path}?{urlencode(params)}"
 
