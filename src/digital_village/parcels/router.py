@@ -22,6 +22,12 @@ router = APIRouter(prefix="/api/v1", tags=["parcels"], dependencies=JSON_BODY)
 GEOJSON = "application/geo+json"
 
 
+class GeoJSONResponse(JSONResponse):
+    """JSON served as RFC 7946 GeoJSON, and documented so in the OpenAPI."""
+
+    media_type = GEOJSON
+
+
 def _geojson(document: dict[str, Any], status_code: int = 200) -> JSONResponse:
     return JSONResponse(document, status_code=status_code, media_type=GEOJSON)
 
@@ -75,7 +81,7 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
     return numbers[0], numbers[1], numbers[2], numbers[3]
 
 
-@router.get("/parcels", response_class=JSONResponse)
+@router.get("/parcels", response_class=GeoJSONResponse)
 def list_parcels(
     session: SessionDep,
     region: Annotated[
@@ -116,7 +122,7 @@ def list_parcels(
     )
 
 
-@router.get("/parcels/locate", response_class=JSONResponse)
+@router.get("/parcels/locate", response_class=GeoJSONResponse)
 def locate(
     session: SessionDep,
     x: Annotated[float, Query(description="longitude, or easting in `crs`")],
@@ -135,7 +141,7 @@ def locate(
     return _geojson(parcel_io.feature(parcel, extra={"lon": round(lon, 7), "lat": round(lat, 7)}))
 
 
-@router.get("/parcels/export", response_class=JSONResponse)
+@router.get("/parcels/export", response_class=GeoJSONResponse)
 def export(
     session: SessionDep,
     region: Annotated[str | None, Query(description="township, village or FBFBM")] = None,
@@ -149,7 +155,7 @@ def export(
     return _geojson(parcel_io.export_geojson(session=session, region=region))
 
 
-@router.get("/parcels/{dkbm}", response_class=JSONResponse)
+@router.get("/parcels/{dkbm}", response_class=GeoJSONResponse)
 def get_parcel(dkbm: str, session: SessionDep) -> JSONResponse:
     """One parcel as a GeoJSON Feature: dkbm, area_m2, area_mu, holders by code (public)."""
     return _geojson(_public_feature(session, parcels.get_parcel(session=session, dkbm=dkbm)))
@@ -168,7 +174,7 @@ def history(dkbm: str, session: SessionDep) -> dict[str, Any]:
     return found
 
 
-@router.get("/parcels/{dkbm}/neighbours", response_class=JSONResponse)
+@router.get("/parcels/{dkbm}/neighbours", response_class=GeoJSONResponse)
 def neighbours(
     dkbm: str,
     session: SessionDep,
@@ -230,7 +236,7 @@ def region_map(
 # --- writes --------------------------------------------------------------------------------
 
 
-@router.post("/parcels", status_code=201, response_class=JSONResponse)
+@router.post("/parcels", status_code=201, response_class=GeoJSONResponse)
 def register(
     body: ParcelIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
 ) -> JSONResponse:
@@ -294,7 +300,7 @@ def import_features(
     return ImportReportOut.model_validate(result)
 
 
-@router.post("/parcels/merge", status_code=201, response_class=JSONResponse)
+@router.post("/parcels/merge", status_code=201, response_class=GeoJSONResponse)
 def merge(body: MergeIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep) -> JSONResponse:
     """Merge adjacent parcels of one FBFBM under a new DKBM; the old codes are retired."""
     parcel = parcels.merge(
@@ -303,7 +309,7 @@ def merge(body: MergeIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
     return _geojson(_public_feature(session, parcel), status_code=201)
 
 
-@router.post("/parcels/{dkbm}/changes", response_class=JSONResponse)
+@router.post("/parcels/{dkbm}/changes", response_class=GeoJSONResponse)
 def change(
     dkbm: str, body: ChangeIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
 ) -> JSONResponse:
@@ -336,7 +342,7 @@ def change(
     return _geojson(_public_feature(session, parcel))
 
 
-@router.post("/parcels/{dkbm}/split", status_code=201, response_class=JSONResponse)
+@router.post("/parcels/{dkbm}/split", status_code=201, response_class=GeoJSONResponse)
 def split(
     dkbm: str, body: SplitIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
 ) -> JSONResponse:
