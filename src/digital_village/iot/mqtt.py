@@ -160,6 +160,7 @@ class IngestWorker:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _on_connect(
@@ -181,7 +182,16 @@ class IngestWorker:
             self.options.subscription,
             getattr(flags, "session_present", None),
         )
-        self._connected.set()
+
+    def _on_subscribe(
+        self, _client: paho.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        if any(getattr(reason, "is_failure", False) for reason in reasons):
+            log.error(
+                "the broker refused the subscription %s: %s", self.options.subscription, reasons
+            )
+            return
+        self._connected.set()  # subscribed: from now on nothing published is missed
 
     def _on_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
@@ -216,7 +226,8 @@ class IngestWorker:
         if not self._connected.wait(timeout):
             self.client.loop_stop()
             raise ConnectionError(
-                f"no CONNACK from the MQTT broker at {self.options.host}:{self.options.port}"
+                f"the MQTT broker at {self.options.host}:{self.options.port} did not accept "
+                f"the connection and the subscription to {self.options.subscription}"
             )
 
     def close(self) -> None:
