@@ -38,6 +38,14 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, tests that share the one MQTT broker run in one worker: device ids
+    repeat across the workers' databases, and their topics would cross."""
+    for item in items:
+        if item.get_closest_marker("mqtt") is not None:
+            item.add_marker(pytest.mark.xdist_group("mqtt"))
+
+
 def pytest_report_header() -> list[str]:
     if POSTGRES_URL:
         shown = make_url(POSTGRES_URL).render_as_string()
