@@ -131,3 +131,20 @@ def test_the_future_limit_is_five_minutes_of_server_time() -> None:
         shapes.check_json(beyond, now_ms=NOW, device_id=1)
     assert shapes.ms_to_rfc3339(YEAR_2000) == "2000-01-01T00:00:00.000Z"
     assert dt.datetime.fromisoformat(shapes.ms_to_rfc3339(NOW)).tzinfo is not None
+
+
+def test_day_marks_count_only_once_their_transaction_committed() -> None:
+    from digital_village.iot.readings import DayMarks
+
+    today, earlier = dt.date(2026, 5, 2), dt.date(2026, 5, 1)
+    marks = DayMarks()
+    pairs = {(1, today), (1, earlier)}
+    assert marks.unmarked(pairs, today) == pairs
+    marks.stage(pairs, today)
+    marks.rolled_back()
+    assert marks.unmarked(pairs, today) == pairs  # the marks were lost with the transaction
+    marks.stage(pairs, today)
+    marks.committed()
+    # Today's mark stands; an earlier day is always marked again (it may have been sealed).
+    assert marks.unmarked(pairs, today) == {(1, earlier)}
+    assert marks.unmarked(pairs, dt.date(2026, 5, 3)) == pairs  # a new day starts afresh

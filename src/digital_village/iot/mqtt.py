@@ -277,7 +277,9 @@ class IngestWorker:
         while True:
             try:
                 outcomes = self.process(batch)
+                self._marks.committed()
             except (DBAPIError, DomainError) as error:
+                self._marks.rolled_back()
                 # Nothing was acknowledged: keep the batch and try again; if the worker dies
                 # meanwhile, the broker redelivers it.
                 log.error("storing a batch of %d failed (%s); retrying", len(batch), error)

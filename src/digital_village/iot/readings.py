@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, func, select, update
+from sqlalchemy import Connection, Table, and_, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -75,20 +75,40 @@ class DayMarks:
     def __init__(self) -> None:
         self.day: dt.date | None = None
         self.devices: set[int] = set()
+        self.staged: set[int] = set()
 
     def unmarked(self, pairs: set[tuple[int, dt.date]], today: dt.date) -> set[tuple[int, dt.date]]:
         if self.day != today:
-            self.day, self.devices = today, set()
+            self.day, self.devices, self.staged = today, set(), set()
         return {
             (device, day) for device, day in pairs if day != today or device not in self.devices
         }
 
-    def remember(self, pairs: set[tuple[int, dt.date]], today: dt.date) -> None:
-        self.devices.update(device for device, day in pairs if day == today)
+    def stage(self, pairs: set[tuple[int, dt.date]], today: dt.date) -> None:
+        """Note marks made in the open transaction (they count once it commits)."""
+        self.staged.update(device for device, day in pairs if day == today)
+
+    def committed(self) -> None:
+        """The transaction that made the staged marks committed."""
+        self.devices |= self.staged
+        self.staged = set()
+
+    def rolled_back(self) -> None:
+        """The transaction that made the staged marks was rolled back."""
+        self.staged = set()
 
 
 SEAL_GRACE_MS = 15 * 60_000
 """A day is sealed no earlier than this long after it ended, so in-flight readings arrive."""
+SEAL_LOCK_KEY = 0x64767365616C
+"""PostgreSQL advisory lock ("dvseal"): the sealer holds it exclusively; ingest of readings of
+a day that may already be sealed holds it shared, so a late reading is either seen by a seal or
+marks its day pending again after that seal, never lost in between."""
+
+
+def sealable_before(now_ms: int) -> dt.date:
+    """Days before this one are over (by the grace period) and may be sealed."""
+    return local_day(now_ms - SEAL_GRACE_MS)
 
 
 def insert_many(
@@ -98,6 +118,12 @@ def insert_many(
     if not rows:
         return 0
     connection = session.connection()
+    pairs = days_of(rows)
+    now_ms = int(time.time() * 1000)
+    if connection.dialect.name == "postgresql" and min(day for _, day in pairs) < sealable_before(
+        now_ms
+    ):
+        session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": SEAL_LOCK_KEY})
     if connection.dialect.name == "postgresql" and len(rows) >= _COPY_THRESHOLD:
         inserted = _copy_insert(connection, rows)
     else:
@@ -109,13 +135,12 @@ def insert_many(
             inserted = cursor.rowcount
         finally:
             cursor.close()
-    pairs = days_of(rows)
     if marks is None:
         mark_days_pending(session, pairs)
     else:
-        today = local_day(int(time.time() * 1000))
+        today = local_day(now_ms)
         mark_days_pending(session, marks.unmarked(pairs, today))
-        marks.remember(pairs, today)
+        marks.stage(pairs, today)
     return int(inserted)
 
 

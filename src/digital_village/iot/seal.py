@@ -32,8 +32,8 @@ from digital_village.ledger import log, merkle
 from digital_village.ledger.log import EntryIn, Ledger
 
 SEAL_KIND = "iot.readings.sealed"
-# pg_advisory_xact_lock key of the sealer ("dvseal"), so two sealers never seal the same rows.
-SEAL_LOCK_KEY = 0x64767365616C
+# The sealer takes it exclusively: two sealers never seal the same rows, and late ingest waits.
+SEAL_LOCK_KEY = readings.SEAL_LOCK_KEY
 LEAF_FORMAT = "digital-village/reading-leaf@v1"
 
 # EPCIS 2.0 sensorReport type (GS1 Web Vocabulary, bare word) and UN/ECE Rec 20 unit per metric.
@@ -88,8 +88,7 @@ def today() -> dt.date:
 
 def first_unsealable_day() -> dt.date:
     """Days before this one are over (by the sealing grace period) and may be sealed."""
-    now_ms = shapes.datetime_to_ms(utcnow())
-    return readings.local_day(now_ms - readings.SEAL_GRACE_MS)
+    return readings.sealable_before(shapes.datetime_to_ms(utcnow()))
 
 
 @dataclass(frozen=True)
