@@ -136,7 +136,10 @@ class Event(Base):
     biz_location: Mapped[str | None] = mapped_column(String(300), index=True, default=None)
     event_time: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     record_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    ledger_seq: Mapped[int] = mapped_column(BigInteger, ForeignKey("ledger_entry.seq"))
+    # One entry per event: the capture reads new ids back by it.
+    ledger_seq: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("ledger_entry.seq"), unique=True
+    )
     capture_id: Mapped[str | None] = mapped_column(
         ForeignKey("trace_capture.id"), index=True, default=None
     )

@@ -116,6 +116,7 @@ def upgrade() -> None:
             name=op.f("fk_trace_event_ledger_seq_ledger_entry"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_trace_event")),
+        sa.UniqueConstraint("ledger_seq", name=op.f("uq_trace_event_ledger_seq")),
     )
     with op.batch_alter_table("trace_event", schema=None) as batch_op:
         batch_op.create_index(
