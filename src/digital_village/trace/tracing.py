@@ -101,13 +101,15 @@ class _Tracer:
 
     # --- nodes ------------------------------------------------------------------------------
 
-    def load_lots(self, ids: Iterable[int]) -> None:
+    def load_lots(self, ids: Iterable[int], *, known: Iterable[Lot] = ()) -> None:
+        """Lots by id (and their products), reusing rows the caller already holds."""
+        self.lots.update({lot.id: lot for lot in known})
         missing = set(ids) - set(self.lots)
-        if not missing:
-            return
-        self.lots.update(products.lots_by_id(session=self.session, ids=missing))
+        if missing:
+            self.lots.update(products.lots_by_id(session=self.session, ids=missing))
         wanted = {lot.product_id for lot in self.lots.values()} - set(self.products)
-        self.products.update(products.products_by_id(session=self.session, ids=wanted))
+        if wanted:
+            self.products.update(products.products_by_id(session=self.session, ids=wanted))
 
     def lot_node(self, lot_id: int) -> str:
         node_id = self.lot_ids.get(lot_id)
@@ -428,7 +430,7 @@ def trace_lot(
     """The trace graph of a lot, backward to its fields or forward to everything made of it."""
     row = products.get_lot(session=session, gtin=gtin, lot=lot)
     tracer = _Tracer(session, base_url)
-    tracer.load_lots([row.id])
+    tracer.load_lots([row.id], known=[row])
     root = tracer.lot_node(row.id)
     if direction == "backward":
         tracer.backward_from_lots([row.id])
