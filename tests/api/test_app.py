@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digital_village.app import create_app
 from digital_village.config import Settings
@@ -142,3 +144,30 @@ def test_json_depth_ignores_brackets_inside_strings() -> None:
 
     assert max_depth(b'{"a": "[[[[{{{{", "b": [1, [2, {"c": "\\"]]"}]]}') == 4
     assert max_depth(b"12") == 0
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:'),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(alphabet='[]{}"\\ab', max_size=4), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@given(json_values)
+def test_json_depth_matches_the_parsed_structure(value: object) -> None:
+    import json
+
+    from digital_village.api.jsonguard import max_depth
+
+    assert max_depth(json.dumps(value).encode()) == _depth(value)

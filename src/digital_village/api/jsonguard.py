@@ -20,7 +20,9 @@ def max_depth(body: bytes) -> int:
 
     Vectorised so a large telemetry batch costs milliseconds, not a Python loop per byte.
     """
-    structure = _STRING.sub(b"", body)
+    # Without escapes every quote opens or closes a string, so the even pieces between quotes
+    # lie outside strings: a split is several times cheaper than the regular expression.
+    structure = b"".join(body.split(b'"')[0::2]) if b"\\" not in body else _STRING.sub(b"", body)
     if not structure:
         return 0
     steps = _STEP[np.frombuffer(structure, dtype=np.uint8)]
