@@ -107,6 +107,11 @@ def test_the_operator_registers_devices_and_integrations_and_seals_days(cli_env:
     assert integration["header"] == "X-DV-Integration-Secret"
     assert integration["secret"].startswith("dvi_")
     assert integration["secret"] not in dv("integrations", "list", "--json")[1]
+    code, output = dv("iot", "policy", "soil_temperature", "reject")
+    assert code == 0 and "now rejected" in output, output
+    code, output = dv("iot", "policy", "soil_wetness", "flag")
+    assert code == 1 and "known metrics" in output
+    assert dv("iot", "policy", "soil_temperature", "default")[0] == 0
     code, output = dv("integrations", "add", "lorawan")
     assert code == 1 and "unknown integration 'lorawan'" in output
 

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -389,3 +390,29 @@ def test_retired_device_takes_no_readings(client: TestClient, farm: Farm, world:
     )
     assert response.status_code == 403
     assert "retired" in response.json()["detail"]
+
+
+def test_a_deployment_sets_a_metrics_policy(client: TestClient, farm: Farm, db: Database) -> None:
+    from digital_village.auth.actor import Actor
+    from digital_village.auth.models import Role
+    from digital_village.errors import Forbidden
+    from digital_village.iot import service
+
+    hot = {"readings": [{"metric": "soil_temperature", "time": iso(recent(3)), "value": 95}]}
+    with db.transaction() as session:
+        service.set_metric_policy(
+            session=session, actor=Actor.operator(), metric="soil_temperature", policy="reject"
+        )
+    body = client.post(URL, json=hot, headers=farm.auth()).json()
+    assert (body["accepted"], body["rejected"]) == (0, 1)
+    policies = {m["name"]: m["policy"] for m in client.get("/api/v1/metrics").json()}
+    assert policies["soil_temperature"] == "reject"
+    with db.transaction() as session:
+        service.set_metric_policy(
+            session=session, actor=Actor.operator(), metric="soil_temperature", policy="default"
+        )
+    body = client.post(URL, json=hot, headers=farm.auth()).json()
+    assert (body["accepted"], body["flagged"]) == (1, 1)
+    manager = Actor(role=Role.MANAGER, cooperative_id=1)
+    with db.transaction() as session, pytest.raises(Forbidden):
+        service.set_metric_policy(session=session, actor=manager, metric="battery", policy="reject")

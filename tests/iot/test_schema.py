@@ -19,6 +19,7 @@ NET_TABLES = {
     "lorawan_uplink",
     "alert_rule",
     "alert",
+    "metric_policy",
 }
 
 

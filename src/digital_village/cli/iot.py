@@ -89,6 +89,25 @@ def seal_command(
         )
 
 
+@app.command("policy")
+def policy_command(
+    metric: Annotated[str, typer.Argument(help="A catalogue metric, e.g. soil_temperature.")],
+    policy: Annotated[
+        str, typer.Argument(help="reject, flag, or default (the catalogue's).", metavar="POLICY")
+    ],
+) -> None:
+    """Set whether a metric's implausible values are rejected or kept flagged."""
+    from digital_village.auth.actor import Actor
+    from digital_village.iot import service
+
+    with transaction(load_settings()) as session:
+        chosen = service.set_metric_policy(
+            session=session, actor=Actor.operator(), metric=metric, policy=policy
+        )
+    outcome = "rejected" if chosen.value == "reject" else "kept and flagged"
+    console.print(f"{metric}: values outside the plausible range are now {outcome}")
+
+
 @app.command("verify-day")
 def verify_day(
     parcel: Annotated[str, typer.Option(help="DKBM of the parcel.")],

@@ -163,7 +163,12 @@ def ingest_uplink(
         return service.IngestResult(ignored=ignored)
     try:
         checked = service.check_decoded(
-            device_id=device.id, values=values, time_ms=time_ms, now_ms=now, where="uplink"
+            device_id=device.id,
+            values=values,
+            time_ms=time_ms,
+            now_ms=now,
+            where="uplink",
+            policies=service.metric_policies(session=session),
         )
     except shapes.PayloadError as error:
         raise service.payload_invalid(error) from None

@@ -168,3 +168,13 @@ class Alert(Base):
     value: Mapped[float] = mapped_column(Double)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class MetricPolicy(Base):
+    """A deployment's override of a catalogue metric's out-of-range policy (reject or flag)."""
+
+    __tablename__ = "metric_policy"
+
+    metric_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    policy: Mapped[str] = mapped_column(String(8))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

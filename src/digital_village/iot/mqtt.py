@@ -44,7 +44,7 @@ from digital_village.auth import service as auth
 from digital_village.auth.models import Device, Role
 from digital_village.db import Database
 from digital_village.errors import DomainError
-from digital_village.iot import readings, service, shapes
+from digital_village.iot import metrics, readings, service, shapes
 
 log = logging.getLogger("digital_village.iot.mqtt")
 
@@ -130,6 +130,7 @@ class IngestWorker:
         self._contexts: dict[int, tuple[service.DeviceContext, float]] = {}
         self._topics: dict[str, int] = {}
         self._marks = readings.DayMarks()
+        self._policy_cache: tuple[dict[str, metrics.OutOfRangePolicy] | None, float] | None = None
         self.client = self._make_client()
 
     # -- connection --------------------------------------------------------------------------
@@ -322,7 +323,11 @@ class IngestWorker:
                     entry = per_device.get(device_id)
                     if entry is None:
                         context = self._context(session, device_id, clock)
-                        entry = (context, shapes.Collector(now_ms, device_id=device_id))
+                        policies = self._policies(session, clock)
+                        entry = (
+                            context,
+                            shapes.Collector(now_ms, device_id=device_id, policies=policies),
+                        )
                         per_device[device_id] = entry
                     collector = entry[1]
                     mark = collector.mark()
@@ -391,6 +396,14 @@ class IngestWorker:
             raise _Refused(
                 f"this token belongs to device {cached[0]}; it may not write for device {device_id}"
             )
+
+    def _policies(self, session: Any, clock: float) -> dict[str, metrics.OutOfRangePolicy] | None:
+        if self._policy_cache is None or self._policy_cache[1] < clock:
+            self._policy_cache = (
+                service.metric_policies(session=session),
+                clock + CACHE_SECONDS,
+            )
+        return self._policy_cache[0]
 
     def _context(self, session: Any, device_id: int, clock: float) -> service.DeviceContext:
         cached = self._contexts.get(device_id)

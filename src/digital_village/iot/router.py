@@ -7,6 +7,7 @@ multipart upload), so they are not on a JSON-only router; everything else takes 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -126,14 +127,23 @@ UploadDep = Annotated[Upload, Depends(read_upload)]
 JsonBytesDep = Annotated[bytes, Depends(read_json_body)]
 
 
-def _checked(upload: Upload, now_ms: int, device_id: int) -> shapes.Checked:
+def _checked(
+    upload: Upload,
+    now_ms: int,
+    device_id: int,
+    policies: Mapping[str, metrics.OutOfRangePolicy] | None,
+) -> shapes.Checked:
     try:
         if upload.kind == "ndjson":
-            return shapes.check_ndjson(upload.body, now_ms=now_ms, device_id=device_id)
+            return shapes.check_ndjson(
+                upload.body, now_ms=now_ms, device_id=device_id, policies=policies
+            )
         if upload.kind == "csv":
-            return shapes.check_csv(upload.body, now_ms=now_ms, device_id=device_id)
+            return shapes.check_csv(
+                upload.body, now_ms=now_ms, device_id=device_id, policies=policies
+            )
         payload = shapes.parse_json_bytes(upload.body)
-        return shapes.check_json(payload, now_ms=now_ms, device_id=device_id)
+        return shapes.check_json(payload, now_ms=now_ms, device_id=device_id, policies=policies)
     except shapes.PayloadError as error:
         raise service.payload_invalid(error) from None
 
@@ -232,7 +242,8 @@ def post_telemetry(
     """
     device = service.target_device(session=session, actor=actor, device_id=device_id)
     with shapes.gc_paused():
-        checked = _checked(upload, service.now_ms(), device.id)
+        policies = service.metric_policies(session=session)
+        checked = _checked(upload, service.now_ms(), device.id, policies)
         result = service.ingest_checked(session=session, device=device, checked=checked)
     return JSONResponse(result.as_dict())
 
@@ -383,8 +394,9 @@ def retire_device(device_id: int, session: SessionDep, actor: ActorDep) -> Devic
 
 
 @router.get("/metrics", response_model=list[MetricOut])
-def list_metrics() -> list[MetricOut]:
-    """The metric catalogue: names, units, plausible ranges and out-of-range policies."""
+def list_metrics(session: SessionDep) -> list[MetricOut]:
+    """The metric catalogue: names, units, plausible ranges and out-of-range policies in force."""
+    overrides = service.metric_policies(session=session) or {}
     return [
         MetricOut(
             name=entry.name,
@@ -394,7 +406,7 @@ def list_metrics() -> list[MetricOut]:
             label_en=entry.label_en,
             minimum=entry.minimum,
             maximum=entry.maximum,
-            policy=entry.policy.value,
+            policy=overrides.get(entry.name, entry.policy).value,
         )
         for entry in metrics.CATALOGUE.values()
     ]

@@ -25,7 +25,7 @@ from digital_village.db import utcnow
 from digital_village.errors import Conflict, Forbidden, Invalid, NotFound
 from digital_village.iot import alerts, decoders, metrics, readings, seal, shapes
 from digital_village.iot.adapters import normalize_dev_eui
-from digital_village.iot.models import DeviceInstallation
+from digital_village.iot.models import DeviceInstallation, MetricPolicy
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions
@@ -663,12 +663,55 @@ def check_decoded(
     time_ms: int,
     now_ms: int,
     where: str,
+    policies: Mapping[str, metrics.OutOfRangePolicy] | None = None,
 ) -> shapes.Checked:
     """Check named values measured at one time (a decoded LoRaWAN frame)."""
-    collector = shapes.Collector(now_ms, device_id=device_id)
+    collector = shapes.Collector(now_ms, device_id=device_id, policies=policies)
     for metric, value in values.items():
         collector.add(f"{where}.{metric}", metric, time_ms, value)
     return collector.finish()
+
+
+def metric_policies(*, session: Session) -> dict[str, metrics.OutOfRangePolicy] | None:
+    """The deployment's overrides of the catalogue's out-of-range policies (None: none)."""
+    rows = session.execute(select(MetricPolicy.metric_id, MetricPolicy.policy)).all()
+    if not rows:
+        return None
+    return {
+        shapes.METRIC_NAMES[metric_id]: metrics.OutOfRangePolicy(policy)
+        for metric_id, policy in rows
+    }
+
+
+def set_metric_policy(
+    *, session: Session, actor: Actor, metric: str, policy: str | None
+) -> metrics.OutOfRangePolicy:
+    """Reject or flag a metric's implausible values from now on; None restores the catalogue's.
+
+    Returns the policy in force. Admin only: it changes what every device may store.
+    """
+    actor.require_admin()
+    try:
+        entry = metrics.get_metric(metric)
+    except metrics.UnknownMetricError as error:
+        raise Invalid(str(error), known=list(error.known)) from None
+    row = session.get(MetricPolicy, shapes.METRIC_CODES[entry.name])
+    if policy is None or policy == "default":
+        if row is not None:
+            session.delete(row)
+            session.flush()
+        return entry.policy
+    try:
+        chosen = metrics.OutOfRangePolicy(policy)
+    except ValueError:
+        raise Invalid(f"policy {policy!r} must be reject, flag or default") from None
+    if row is None:
+        session.add(MetricPolicy(metric_id=shapes.METRIC_CODES[entry.name], policy=chosen.value))
+    else:
+        row.policy = chosen.value
+        row.updated_at = utcnow()
+    session.flush()
+    return chosen
 
 
 def now_ms() -> int:

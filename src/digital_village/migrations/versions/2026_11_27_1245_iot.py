@@ -1,4 +1,4 @@
-"""The net: device columns, installations, readings, daily seals, integrations, alerts.
+"""The net: device columns, installations, readings, daily seals, integrations, alerts, policies.
 
 Revision ID: 0005
 Revises: 0001
@@ -204,8 +204,17 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_alert_rule_id"), ["rule_id"], unique=False)
 
+    op.create_table(
+        "metric_policy",
+        sa.Column("metric_id", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("policy", sa.String(length=8), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("metric_id", name=op.f("pk_metric_policy")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("metric_policy")
     op.drop_table("alert")
     op.drop_table("alert_rule")
     op.drop_table("lorawan_uplink")
