@@ -137,9 +137,7 @@ class Event(Base):
     event_time: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     record_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     # One entry per event: the capture reads new ids back by it.
-    ledger_seq: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("ledger_entry.seq"), unique=True
-    )
+    ledger_seq: Mapped[int] = mapped_column(BigInteger, ForeignKey("ledger_entry.seq"), unique=True)
     capture_id: Mapped[str | None] = mapped_column(
         ForeignKey("trace_capture.id"), index=True, default=None
     )
