@@ -1,5 +1,5 @@
 """The consumer and parcel pages in Debian's Chromium at a phone's size, against a live server
-holding a whole recorded season (web/season.py, what ``dv demo`` shows).
+holding a whole recorded season (web/season.py).
 
 The consumer page must say "verified" only when the browser's own check of the lot's latest
 ledger entry passed, and fail visibly once that entry is edited in the database; a farmer

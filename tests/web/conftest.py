@@ -1,9 +1,9 @@
 """Page fixtures: one database per backend holding a whole recorded season, built once.
 
 The season (``web.season.record_season``: sowing to bottling, a corrected harvest, a
-certificate, soil probes sealed day by day) is what ``dv demo`` shows. It is committed once per
-test session into a database of its own; each test then works in a transaction on it that is
-rolled back, so tests stay independent (scans, posted events) and fast.
+certificate, soil probes sealed day by day) has every kind of step the pages show. It is
+committed once per test session into a database of its own; each test then works in a
+transaction on it that is rolled back, so tests stay independent (scans, posted events) and fast.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A whole season of 天府菜油, recorded through the real services: what the demo shows.
+"""A whole season of 天府菜油, recorded through the real services, for the page tests and bench.
 
 Sowing rapeseed in October on a household's parcels, base fertilizer, top-dressing, irrigation,
 one spraying with its pre-harvest interval, the harvest in May (first recorded with a typing
@@ -9,8 +9,10 @@ moisture and temperature all season, sealed day by day on the ledger.
 Everything goes through the same paths as the API: products and certificates through
 ``trace.service``, events through ``trace.capture`` (EPCIS 2.0 parsing, the capture rules,
 the ledger), devices and readings through ``iot.service`` and the daily seals through
-``iot.seal``. ``dv demo``, the page tests and ``scripts/bench_pages.py`` all use it, so the
-pages are tested on what the demo shows.
+``iot.seal``. The page tests, the browser tests and ``scripts/bench_pages.py`` use it: one
+small season with every kind of step the pages show, a correction and a certificate. (``dv
+demo`` records the sample village's larger season with ``trace.sample_season`` and
+``iot.sample_net``; its pages were checked by hand in Chromium.)
 """
 
 from __future__ import annotations
