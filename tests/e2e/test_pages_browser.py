@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import select, update
 
 from digital_village.app import create_app
 from digital_village.db import Database
 from digital_village.ledger.models import LedgerEntry
 from digital_village.trace.models import Event
+from digital_village.web import season as seasons
 from tests.e2e.conftest import ARTIFACTS, LiveServer
 from tests.web.conftest import PERSONAL, Pages, make_pages
 
@@ -204,3 +206,22 @@ def test_a_farmer_records_a_spraying_from_the_parcel_sign(
     # Back on the page, the new work is the first of the recent list.
     page.reload()
     assert page.locator("[data-step]").first.get_attribute("data-step") == "step_spraying"
+
+
+def test_a_manager_downloads_a_label_sheet(phone: Any, live_pages: LivePages) -> None:
+    pages = live_pages.pages
+    page = phone("zh-CN")
+    page.goto(f"{live_pages.url}/labels")
+    page.fill("[data-token-input]", pages.world.tokens["manager"])
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_selector('[data-labels-form][data-state="signed-in"]', timeout=15_000)
+    page.select_option('select[name="gtin"]', seasons.BOTTLE)
+    page.fill('input[name="lot"]', "B2027-01")
+    page.fill('input[name="serials"]', "0001-0030")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="下载标签 PDF").click()
+    saved = download.value.path()
+    assert download.value.suggested_filename == f"labels-{seasons.BOTTLE}-B2027-01.pdf"
+    assert len(PdfReader(saved).pages) == 2
+    assert "已生成 30 张标签" in page.locator("[data-result]").inner_text()
+    keep(page, "labels-downloaded-zh-CN")

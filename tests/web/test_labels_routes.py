@@ -141,3 +141,13 @@ def test_dv_farmers_invite_prints_a_sign_in_link(
     with TestClient(app, base_url=BASE) as client:
         me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200 and me.json()["role"] == "farmer"
+
+
+def test_the_managers_label_page(pages_client: TestClient) -> None:
+    html = pages_client.get("/labels", headers={"Accept": "text/html"}).text
+    assert '<html lang="zh-CN">' in html and "打印标签" in html
+    assert f'<option value="{seasons.BOTTLE}">天府菜油 5 L · {seasons.BOTTLE}</option>' in html
+    assert 'data-labels-form data-state="signed-out"' in html
+    assert '<script type="module" src="/static/labels.js"></script>' in html
+    english = pages_client.get("/labels?lang=en").text
+    assert "Print labels" in english and "Download the label PDF" in english

@@ -242,6 +242,16 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "form_done": "已记录：账本第 {seq} 号。",
         "form_failed": "没有记录成功：{reason}",
         "form_proof": "下载证明",
+        "labels_title": "打印标签",
+        "labels_intro": "为一个批次的每件商品打印二维码标签（A4，每页 3 × 8 张）。",
+        "labels_sign_in": "合作社管理员：用登录码登录后下载标签。",
+        "farmer_signed_in_manager": "已登录。",
+        "labels_serials": "序号（如 0001-0240，留空为批次已登记的全部序号）",
+        "labels_start": "首页跳过的标签数",
+        "labels_serials_hint": "可以先打印标签再灌装：灌装事件记录这些序号后，扫码即可查看。",
+        "labels_download": "下载标签 PDF",
+        "labels_making": "正在生成标签…",
+        "labels_done": "已生成 {count} 张标签：",
     },
     "en": {
         "verify_title": "Ledger verification",
@@ -461,6 +471,19 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "form_done": "Recorded: ledger entry #{seq}.",
         "form_failed": "Not recorded: {reason}",
         "form_proof": "Download the proof",
+        "labels_title": "Print labels",
+        "labels_intro": "QR code labels for every item of a lot (A4, 3 × 8 a sheet).",
+        "labels_sign_in": "Cooperative managers: sign in with your code to download labels.",
+        "farmer_signed_in_manager": "Signed in.",
+        "labels_serials": "Serials (e.g. 0001-0240; empty: all the lot's recorded serials)",
+        "labels_start": "Labels used on sheet 1",
+        "labels_serials_hint": (
+            "Labels may be printed before bottling: once the bottling event records these "
+            "serials, scanning them opens their pages."
+        ),
+        "labels_download": "Download the label PDF",
+        "labels_making": "Making the labels…",
+        "labels_done": "{count} labels made:",
     },
 }
 

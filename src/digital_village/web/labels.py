@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -33,9 +33,11 @@ from digital_village.parcels import service as parcels
 from digital_village.parcels.codes import CodeError, parse_dkbm
 from digital_village.trace import lineage
 from digital_village.trace import service as products
+from digital_village.web import pages
 from digital_village.web.consumer import CHINA
 
 router = APIRouter(prefix="/api/v1/labels", tags=["labels"])
+page_router = APIRouter(tags=["pages"])
 
 MAX_SHEET_LABELS: Final = 5000
 Format = Literal["png", "svg"]
@@ -216,6 +218,24 @@ def serial_code(
         uri, fmt, size_mm=size_mm or 25.0, dpi=dpi, error_correction=qr.LABEL_ERROR_CORRECTION
     )
     return _image(data, fmt, f"{unit.gtin}-{row.lot}-{unit.serial}")
+
+
+@page_router.get(
+    "/labels",
+    summary="Managers' label page",
+    response_class=Response,
+    responses={200: {"description": "The page", "content": {"text/html": {}}}},
+)
+def labels_page(request: Request, session: SessionDep) -> Response:
+    """A page for managers to download a lot's label sheet (the sheet route needs a token)."""
+    language = pages.language_of(request)
+    return pages.page(
+        request,
+        "labels.html",
+        language=language,
+        headers={"Cache-Control": "no-cache"},
+        products=products.list_products(session=session),
+    )
 
 
 @dataclass(frozen=True)

@@ -8,5 +8,6 @@ from digital_village.web import farmer, labels, resolver
 
 router = APIRouter()
 router.include_router(labels.router)
+router.include_router(labels.page_router)
 router.include_router(resolver.router)
 router.include_router(farmer.router)
