@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, func, select, text, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -233,8 +233,6 @@ def clear_pending(session: Session, pairs: Iterable[tuple[int, dt.date]]) -> Non
     rows = [{"b_device_id": device_id, "b_day": day} for device_id, day in pairs]
     if not rows:
         return
-    from sqlalchemy import bindparam
-
     session.execute(
         update(_READING_DAY)
         .where(
@@ -422,11 +420,3 @@ def latest(
         if row is not None:
             found.append(StoredReading(*row))
     return found
-
-
-def count(session: Session, *, device_id: int | None = None) -> int:
-    """How many readings are stored (of one device)."""
-    query = select(func.count()).select_from(Reading)
-    if device_id is not None:
-        query = query.where(Reading.device_id == device_id)
-    return int(session.scalar(query) or 0)

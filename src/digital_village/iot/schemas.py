@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -195,6 +194,3 @@ class SealOut(BaseModel):
     root: str
     ledger_seq: int
     verified: bool = Field(description="the stored readings still hash to the sealed root")
-
-
-Json = dict[str, Any]

@@ -537,14 +537,6 @@ class IngestResult:
     rejections: list[shapes.Problem] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
 
-    def add(self, other: IngestResult) -> None:
-        self.accepted += other.accepted
-        self.duplicates += other.duplicates
-        self.rejected += other.rejected
-        self.flagged += other.flagged
-        self.rejections.extend(other.rejections[: shapes.MAX_LISTED_PROBLEMS])
-        self.ignored.extend(other.ignored)
-
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "accepted": self.accepted,
