@@ -105,8 +105,9 @@ def generate(
         if local.hour == 6 and local.minute < STEP_MINUTES and local.date() in rain:
             moisture = min(45.0, moisture + rain[local.date()] * 0.3)
         evaporation = 0.0012 * max(0.0, temperature - 5) * (1.6 if 10 <= hour <= 17 else 0.4)
-        drying = evaporation + 0.0006 * (moisture - 18)
-        moisture = max(12.0, moisture - drying)
+        # Plants and sun take less as the soil dries (wilting point near 8 %).
+        drying = evaporation * min(1.0, (moisture - 8) / 16) + 0.0006 * (moisture - 18)
+        moisture = max(9.0, moisture - drying)
         value = round(moisture + rng.gauss(0, 0.15), 2)
         time_ms = shapes.datetime_to_ms(moment)
         rows.append((device_id, code["soil_moisture"], time_ms, value, False))
