@@ -18,6 +18,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import socket
 import sqlite3
@@ -416,7 +417,14 @@ class MqttRun:
 
 
 def mqtt_rate(
-    work: Path, *, messages: int, publishers: int, devices: int, workers: int, protocol: str = "5"
+    work: Path,
+    *,
+    messages: int,
+    publishers: int,
+    devices: int,
+    workers: int,
+    protocol: str = "5",
+    publisher: str = "paho",
 ) -> MqttRun:
     village = make_village(f"sqlite:///{work / 'mqtt.db'}", work, devices)
     counter = sqlite3.connect(work / "mqtt.db")
@@ -455,37 +463,77 @@ def mqtt_rate(
                     if time.monotonic() > deadline or worker.poll() is not None:
                         raise RuntimeError(log.read_text(errors="replace"))
                     time.sleep(0.1)
-            context = multiprocessing.get_context("spawn")
-            ready = [context.Event() for _ in range(publishers)]
-            used = [context.Value("d", 0.0) for _ in range(publishers)]
-            go = context.Event()
             per = messages // publishers
             jobs = list(zip(village.device_ids, village.tokens, strict=True))
             start_ms = service.now_ms() - 120_000 - messages
-            processes = [
-                context.Process(
-                    target=_publisher,
-                    args=(
-                        host,
-                        port,
-                        jobs[p::publishers],
-                        per,
-                        start_ms + p * per,
-                        ready[p],
-                        go,
-                        used[p],
-                    ),
-                )
-                for p in range(publishers)
-            ]
-            for process in processes:
-                process.start()
-            for event in ready:
-                event.wait(60)
-            worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingest)
-            broker_cpu = cpu_seconds(broker_pid) if broker_pid else 0.0
-            started = time.perf_counter()
-            go.set()
+            if publisher == "mosquitto_pub":
+                # C publishers (libmosquitto), one per device, each reading its messages from
+                # a file: the devices' side costs little of the machine, as in the field.
+                files, senders = [], []
+                for p, (_device, token) in enumerate(jobs[:publishers]):
+                    lines = work / f"publish-{p}.txt"
+                    lines.write_bytes(
+                        b"".join(
+                            b'{"token":"%s","ts":%d,"values":{"soil_moisture":%d}}\n'
+                            % (token.encode(), start_ms + p * per + n, 20 + n % 50)
+                            for n in range(per)
+                        )
+                    )
+                    files.append(lines)
+                children_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+                worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingest)
+                broker_cpu = cpu_seconds(broker_pid) if broker_pid else 0.0
+                started = time.perf_counter()
+                for p, lines in enumerate(files):
+                    with lines.open("rb") as stdin:
+                        senders.append(
+                            subprocess.Popen(
+                                [
+                                    shutil.which("mosquitto_pub") or "mosquitto_pub",
+                                    "-h",
+                                    host,
+                                    "-p",
+                                    str(port),
+                                    "-q",
+                                    "1",
+                                    "-M",
+                                    "1000",
+                                    "-t",
+                                    f"dv/v1/devices/{jobs[p][0]}/telemetry",
+                                    "-l",
+                                ],
+                                stdin=stdin,
+                            )
+                        )
+            else:
+                context = multiprocessing.get_context("spawn")
+                ready = [context.Event() for _ in range(publishers)]
+                used = [context.Value("d", 0.0) for _ in range(publishers)]
+                go = context.Event()
+                processes = [
+                    context.Process(
+                        target=_publisher,
+                        args=(
+                            host,
+                            port,
+                            jobs[p::publishers],
+                            per,
+                            start_ms + p * per,
+                            ready[p],
+                            go,
+                            used[p],
+                        ),
+                    )
+                    for p in range(publishers)
+                ]
+                for process in processes:
+                    process.start()
+                for event in ready:
+                    event.wait(60)
+                worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingest)
+                broker_cpu = cpu_seconds(broker_pid) if broker_pid else 0.0
+                started = time.perf_counter()
+                go.set()
             expected = per * publishers
             deadline = time.monotonic() + 600
             stored = 0
@@ -497,8 +545,17 @@ def mqtt_rate(
             elapsed = time.perf_counter() - started
             worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingest) - worker_cpu
             broker_cpu = (cpu_seconds(broker_pid) - broker_cpu) if broker_pid else 0.0
-            for process in processes:
-                process.join(60)
+            if publisher == "mosquitto_pub":
+                for sender in senders:
+                    sender.wait(60)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                publishers_cpu = (after.ru_utime + after.ru_stime) - (
+                    children_cpu.ru_utime + children_cpu.ru_stime
+                )
+            else:
+                for process in processes:
+                    process.join(60)
+                publishers_cpu = sum(value.value for value in used)
             memory_kb = 0
             for worker in ingest:
                 for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines():
@@ -518,7 +575,7 @@ def mqtt_rate(
         workers=workers,
         worker_cpu_us=worker_cpu / expected * 1e6,
         broker_cpu_us=broker_cpu / expected * 1e6,
-        publishers_cpu_us=sum(value.value for value in used) / expected * 1e6,
+        publishers_cpu_us=publishers_cpu / expected * 1e6,
         worker_peak_rss_mb=memory_kb / 1024,
     )
 
@@ -533,6 +590,12 @@ def main() -> None:
         "--mqtt-workers", type=int, default=1, help="ingest workers sharing the subscription"
     )
     parser.add_argument("--mqtt-protocol", default="5", choices=["5", "3.1.1"])
+    parser.add_argument(
+        "--publisher",
+        choices=["mosquitto_pub", "paho"],
+        default="mosquitto_pub" if shutil.which("mosquitto_pub") else "paho",
+        help="devices' side: C mosquitto_pub processes, or Python paho clients",
+    )
     args = parser.parse_args()
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
@@ -604,10 +667,11 @@ def main() -> None:
                 result = mqtt_rate(
                     Path(tmp),
                     messages=messages,
-                    publishers=2,
+                    publishers=10 if args.publisher == "mosquitto_pub" else 2,
                     devices=100,
                     workers=args.mqtt_workers,
                     protocol=args.mqtt_protocol,
+                    publisher=args.publisher,
                 )
             mqtt_runs.append(result)
             log(
@@ -620,6 +684,7 @@ def main() -> None:
         figures["mqtt_messages"] = messages
         figures["mqtt_workers"] = args.mqtt_workers
         figures["mqtt_protocol"] = args.mqtt_protocol
+        figures["mqtt_publisher"] = args.publisher
         figures["mqtt_msgs_per_s"] = round(median(r.rate for r in mqtt_runs))
         figures["mqtt_worker_cpu_us_per_msg"] = round(median(r.worker_cpu_us for r in mqtt_runs), 1)
         figures["mqtt_total_cpu_us_per_msg"] = round(

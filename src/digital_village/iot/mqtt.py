@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from paho.mqtt import client as paho
@@ -96,9 +96,14 @@ class WorkerStats:
         return dict(self.__dict__)
 
 
-@dataclass(frozen=True)
-class _Incoming:
-    message: paho.MQTTMessage
+class _Incoming(NamedTuple):
+    """What the worker keeps of a message until it is stored: not paho's message object, whose
+    MQTT 5 properties cost kilobytes each when tens of thousands are in flight."""
+
+    topic: str
+    payload: bytes | bytearray
+    mid: int
+    qos: int
     generation: int
 
 
@@ -201,7 +206,9 @@ class IngestWorker:
         log.warning("MQTT disconnected (%s); reconnecting", reason)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
-        self._incoming.put(_Incoming(message, self._generation))
+        self._incoming.put(
+            _Incoming(message.topic, message.payload, message.mid, message.qos, self._generation)
+        )
 
     def connect(self, timeout: float = 10.0) -> None:
         """Connect (persistent session, ReceiveMaximum 65535) and start the network thread."""
@@ -293,8 +300,8 @@ class IngestWorker:
         for incoming in batch:
             # A message from an earlier connection has a packet id of that session; the broker
             # sends it again on this one, and it is acknowledged then.
-            if incoming.generation == generation and incoming.message.qos > 0:
-                self.client.ack(incoming.message.mid, incoming.message.qos)
+            if incoming.generation == generation and incoming.qos > 0:
+                self.client.ack(incoming.mid, incoming.qos)
         if self.options.report_errors:
             for topic, report in outcomes:
                 self.client.publish(topic, orjson.dumps(report), qos=0)
@@ -313,11 +320,10 @@ class IngestWorker:
         per_device: dict[int, tuple[service.DeviceContext, shapes.Collector]] = {}
         with self.database.transaction(write=True) as session, shapes.gc_paused():
             for incoming in batch:
-                message = incoming.message
-                topic = message.topic
+                topic = incoming.topic
                 try:
                     device_id = self._device_of(topic)
-                    body = _load(message.payload)
+                    body = _load(incoming.payload)
                     if self.options.auth == "token":
                         self._authenticate(session, body, device_id, clock)
                     entry = per_device.get(device_id)
