@@ -167,10 +167,12 @@ def setup(database: Database, ledger: Ledger, parcel_count: int) -> tuple[Actor,
     return Actor(role=Role.MANAGER, cooperative_id=coop.id), dkbms
 
 
-def season_events(season: int, dkbms: list[str], rng: random.Random) -> Iterator[dict[str, Any]]:
+def season_events(
+    season: int, dkbms: list[str], rng: random.Random, first_year: int = 2012
+) -> Iterator[dict[str, Any]]:
     """One season on every parcel, in capture order: field work, harvests, processing."""
     rapeseed = season % 2 == 0
-    year = 2012 + season // 2
+    year = first_year + season // 2
     if rapeseed:
         sown, harvested = (
             dt.datetime(year - 1, 10, 8, tzinfo=CHINA),
@@ -278,9 +280,13 @@ def load(
         captured += len(pending)
         pending.clear()
 
+    # Enough seasons for the target, the last one finished before today (no future events).
+    per_season = len(dkbms) * 5.7
+    seasons_needed = int(target_events / per_season) + 2
+    first_year = dt.date.today().year - 1 - (seasons_needed + 1) // 2
     season = 0
-    while captured + len(pending) < target_events and season < 60:
-        for event in season_events(season, dkbms, rng):
+    while captured + len(pending) < target_events and season < seasons_needed:
+        for event in season_events(season, dkbms, rng, first_year):
             pending.append(event)
             if len(pending) == batch:
                 flush()
