@@ -103,11 +103,13 @@ def test_monitor_detects_a_replayed_old_checkpoint(
 ) -> None:
     served: dict[str, bytes] = {}
 
-    def fetch(url: str) -> bytes:
+    def fetch(url: str, *, missing_ok: bool = False) -> bytes | None:
         path = url.removeprefix("http://dv.test")
         if path == "/api/v1/ledger/checkpoint" and "replay" in served:
             return served["replay"]
         response = client.get(path)
+        if missing_ok and response.status_code == 404:
+            return None
         assert response.status_code == 200, response.text
         return response.content
 

@@ -14,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from digital_village.cli.common import console, fail, load_settings, print_json, transaction
 from digital_village.ledger import audit as ledger_audit
-from digital_village.ledger import keys, merkle, note
-from digital_village.ledger.proof import ConsistencyProof, ProofFormatError
+from digital_village.ledger import keys
+from digital_village.ledger import monitor as ledger_monitor
 from digital_village.ledger.verify import VerificationError, verify_proof
 
 app = typer.Typer(help="Audit the ledger, watch a server's checkpoints, manage the key.")
@@ -121,11 +121,16 @@ def audit_command(
         raise typer.Exit(1)
 
 
-def _fetch(url: str) -> bytes:
+def _fetch(url: str, *, missing_ok: bool = False) -> bytes | None:
+    """The body at ``url``; None for a 404 when ``missing_ok``; exit 1 on any other failure."""
     try:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (operator's URL)
             body: bytes = response.read()
             return body
+    except urllib.error.HTTPError as error:
+        if missing_ok and error.code == 404:
+            return None
+        fail(f"cannot fetch {url}: {error}")
     except (urllib.error.URLError, TimeoutError) as error:
         fail(f"cannot fetch {url}: {error}")
 
@@ -137,61 +142,41 @@ def monitor(
         str | None, typer.Option(help="Verifier key (needed the first time; then remembered).")
     ] = None,
     state: Annotated[
-        Path | None, typer.Option(help="Folder keeping the last checkpoint seen.")
+        Path | None, typer.Option(help="Folder keeping the newest checkpoint seen.")
     ] = None,
     interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 60.0,
     once: Annotated[bool, typer.Option("--once", help="Check once and exit.")] = False,
 ) -> None:
-    """Watch a log: each new checkpoint must be signed and consistent with the last one seen."""
+    """Watch a log: each checkpoint served must be signed, current, and extend the newest seen.
+
+    Exits 1 with an ALERT on a replayed old checkpoint, a split view or a rewritten history.
+    """
     base = url.rstrip("/")
-    folder = state or load_settings().data_dir / "monitor" / (urlsplit(base).netloc or "log")
-    folder.mkdir(parents=True, exist_ok=True)
-    key_file, seen_file = folder / "vkey", folder / "checkpoint"
+    kept = ledger_monitor.State(
+        state or load_settings().data_dir / "monitor" / (urlsplit(base).netloc or "log")
+    )
+    kept.folder.mkdir(parents=True, exist_ok=True)
     if vkey is not None:
-        key_file.write_text(_read_vkey(vkey) + "\n", encoding="utf-8")
-    if not key_file.is_file():
+        kept.key_file.write_text(_read_vkey(vkey) + "\n", encoding="utf-8")
+    if not kept.key_file.is_file():
         fail("first run: give --vkey (from the log operator, not from the server itself)", code=2)
-    verifier = key_file.read_text(encoding="utf-8").strip()
+    verifier = kept.key_file.read_text(encoding="utf-8").strip()
+
+    def fetch(path: str) -> bytes | None:
+        return _fetch(base + path, missing_ok=True)
+
     while True:
-        _check_once(base, verifier, seen_file)
+        try:
+            seen = ledger_monitor.look(fetch, verifier, kept.seen())
+        except ledger_monitor.MonitorAlert as alert:
+            fail(f"ALERT: {alert}")
+        kept.keep(seen.signed)
+        console.print(
+            seen.summary + ("" if seen.previous_size is not None else f"; kept in {kept.seen_file}")
+        )
         if once:
             return
         time.sleep(interval)
-
-
-def _check_once(base: str, verifier: str, seen_file: Path) -> None:
-    signed = _fetch(f"{base}/api/v1/ledger/checkpoint")
-    try:
-        current = note.Checkpoint.parse(note.open_note(signed, verifier).text)
-    except (note.NoteError, ValueError) as error:
-        fail(f"ALERT: the server's checkpoint does not verify: {error}")
-    if not seen_file.is_file():
-        seen_file.write_bytes(signed)
-        console.print(f"first checkpoint: size {current.size}; kept in {seen_file}")
-        return
-    seen = note.Checkpoint.parse(note.open_note(seen_file.read_bytes(), verifier).text)
-    if current.size < seen.size:
-        fail(
-            f"ALERT: the log went back from size {seen.size} to {current.size}: "
-            "an old checkpoint is being served as current"
-        )
-    if current.size == seen.size:
-        if current.root_hash != seen.root_hash:
-            fail(f"ALERT: two different trees of size {current.size} (split view)")
-        console.print(f"unchanged at size {current.size}")
-        return
-    proof_text = _fetch(f"{base}/api/v1/ledger/consistency?first={seen.size}&second={current.size}")
-    try:
-        proof = ConsistencyProof.parse(proof_text)
-        if (proof.first, proof.second) != (seen.size, current.size):
-            raise merkle.ProofError("the server answered for other sizes")
-        merkle.verify_consistency(
-            seen.size, current.size, list(proof.hashes), seen.root_hash, current.root_hash
-        )
-    except (ProofFormatError, merkle.ProofError) as error:
-        fail(f"ALERT: size {current.size} is not consistent with size {seen.size}: {error}")
-    seen_file.write_bytes(signed)
-    console.print(f"consistent: size {seen.size} -> {current.size}")
 
 
 @key_app.command("show")

@@ -2,23 +2,36 @@
 
 It streams entries, stored hashes and checkpoints in index order, keeping only the tree's right
 border (O(log n) hashes) in memory, and checks: every leaf hash against its bytes, every bytes
-as canonical JSON, every hash-chain link and per-thing chain link, every stored tree hash, and
-every checkpoint's root, origin and signature.
+as canonical JSON, every hash-chain link and per-thing chain link, every stored tree hash, every
+checkpoint's root, origin and signature, and that the newest checkpoint covers every entry (so
+the server cannot be serving an older one as current).
+
+Then the rows the ledger vouches for (``records``): every sealed day of sensor readings must
+still hash to the root its seal entry carries, and every parcel's stored geometry must be the
+one its registration entry hashed. An edit of any of these rows is named: the entry, the
+parcel and day of the seal (and, where the seal's per-metric summary allows, the reading), the
+parcel whose geometry changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import rfc8785
-from sqlalchemy import func, select
+import shapely
+from sqlalchemy import and_, func, literal, literal_column, select
 from sqlalchemy.orm import Session, aliased
 
+from digital_village.iot import seal as readings_seal
+from digital_village.iot import shapes as reading_shapes
+from digital_village.iot.models import Reading, ReadingSeal
 from digital_village.ledger import merkle, note
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerHash, LedgerKey
+from digital_village.parcels.models import Parcel
 
 BATCH = 2000
 MAX_PROBLEMS = 100
@@ -26,13 +39,21 @@ MAX_PROBLEMS = 100
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing found wrong, at the entry index (or checkpoint size) where it shows."""
+    """One thing found wrong, at the entry index (or checkpoint size) where it shows.
+
+    ``subject`` names the row when the problem is in a record the ledger vouches for
+    (``parcel:<dkbm>``, ``seal:<dkbm>/<day>/<part>``); None for the log's own tables.
+    """
 
     index: int
     what: str
+    subject: str | None = None
 
     def __str__(self) -> str:
         return f"index {self.index}: {self.what}"
+
+
+Found = Callable[..., None]
 
 
 @dataclass
@@ -41,6 +62,9 @@ class AuditReport:
     stored_hashes: int = 0
     checkpoints: int = 0
     root: str | None = None
+    seals: int = 0
+    readings: int = 0
+    parcels: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -54,8 +78,13 @@ class AuditReport:
             "stored_hashes": self.stored_hashes,
             "checkpoints": self.checkpoints,
             "root": self.root,
+            "seals": self.seals,
+            "sealed_readings": self.readings,
+            "parcels": self.parcels,
             "first_bad_index": self.problems[0].index if self.problems else None,
-            "problems": [{"index": p.index, "what": p.what} for p in self.problems],
+            "problems": [
+                {"index": p.index, "what": p.what, "subject": p.subject} for p in self.problems
+            ],
         }
 
 
@@ -105,14 +134,15 @@ def audit(
     origin: str,
     extra_vkeys: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
+    records: bool = True,
 ) -> AuditReport:
-    """Check the whole log; problems are listed with the first bad index first."""
+    """Check the whole log and (``records``) the rows it vouches for; first bad index first."""
     report = AuditReport()
     problems = report.problems
 
-    def found(index: int, what: str) -> None:
+    def found(index: int, what: str, subject: str | None = None) -> None:
         if len(problems) < MAX_PROBLEMS:
-            problems.append(Problem(index, what))
+            problems.append(Problem(index, what, subject))
 
     verifiers = {}
     for vkey in [*session.scalars(select(LedgerKey.vkey)), *extra_vkeys]:
@@ -150,6 +180,7 @@ def audit(
     frontier = _Frontier()
     expected_prev: bytes | None = None
     size = 0
+    newest_signed = 0
     for row in entries:
         if row.seq != size:
             found(size, f"entry missing: the next stored entry has index {row.seq}")
@@ -170,6 +201,7 @@ def audit(
             if next_checkpoint.size == size:
                 _check_checkpoint(next_checkpoint, frontier.root(), origin, verifiers, found)
                 report.checkpoints += 1
+                newest_signed = size
             next_checkpoint = next(checkpoints, None)
         if progress is not None:
             progress(size)
@@ -185,6 +217,17 @@ def audit(
             f"{size} entries: entries were removed",
         )
         next_checkpoint = next(checkpoints, None)
+    if size > newest_signed and not any("entries were removed" in p.what for p in problems):
+        # Every appending transaction signs the tree it leaves, in the same transaction.
+        found(
+            newest_signed,
+            f"no signed checkpoint covers entries {newest_signed} to {size - 1}: the newest "
+            f"checkpoint is at size {newest_signed} of {size} (newer checkpoints were removed; "
+            "an old checkpoint would be served as current)",
+        )
+    if records:
+        _audit_seals(session, report, found)
+        _audit_parcels(session, report, found)
     problems.sort(key=lambda p: p.index)
     return report
 
@@ -247,6 +290,289 @@ def _check_checkpoint(
         found(where, f"the checkpoint at size {row.size} names origin {checkpoint.origin!r}")
     if checkpoint.size != row.size or checkpoint.root_hash != row.root_hash:
         found(where, f"the signed checkpoint text at size {row.size} differs from its stored row")
+
+
+# --- the rows the ledger vouches for ------------------------------------------------------------
+
+
+def _body_data(body: bytes | None) -> dict[str, Any] | None:
+    """The ``data`` object of an entry's bytes, or None when there is none to read."""
+    if body is None:
+        return None
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass
+class _MetricSummary:
+    """What a seal's stored readings of one metric add up to now."""
+
+    count: int = 0
+    total: float = 0.0
+    low: tuple[float, int, int] | None = None  # (value, device, time_ms)
+    high: tuple[float, int, int] | None = None
+    first_ms: int | None = None
+    last_ms: int | None = None
+
+    def add(self, device_id: int, time_ms: int, value: float) -> None:
+        self.count += 1
+        self.total += value
+        if self.low is None or value < self.low[0]:
+            self.low = (value, device_id, time_ms)
+        if self.high is None or value > self.high[0]:
+            self.high = (value, device_id, time_ms)
+        self.first_ms = time_ms if self.first_ms is None else min(self.first_ms, time_ms)
+        self.last_ms = time_ms if self.last_ms is None else max(self.last_ms, time_ms)
+
+
+@dataclass
+class _SealedDay:
+    """One seal's stored readings, gathered while streaming them in leaf order."""
+
+    leaves: list[bytes] = field(default_factory=list)
+    metrics: dict[str, _MetricSummary] = field(default_factory=dict)
+
+
+def _reading_name(metric: str, device_id: int, time_ms: int, value: float) -> str:
+    when = reading_shapes.ms_to_rfc3339(time_ms)
+    return f"the {metric} reading of device {device_id} at {when} (value {value:g})"
+
+
+def _what_changed(data: dict[str, Any], day: _SealedDay) -> str:
+    """Compare the seal entry's per-metric summary with the readings stored now."""
+    sealed: dict[str, dict[str, Any]] = {}
+    for element in data.get("sensorElementList") or []:
+        for report in element.get("sensorReport") or []:
+            if isinstance(report, dict) and isinstance(report.get("dv:metric"), str):
+                sealed[report["dv:metric"]] = report
+    notes: list[str] = []
+    for metric in sorted(set(sealed) | set(day.metrics)):
+        was, now = sealed.get(metric), day.metrics.get(metric)
+        if was is None:
+            notes.append(f"{metric} readings are stored that the seal never covered")
+            continue
+        if now is None:
+            notes.append(f"all {was.get('dv:count')} sealed {metric} readings were removed")
+            continue
+        if was.get("dv:count") != now.count:
+            notes.append(
+                f"{metric}: {was.get('dv:count')} readings sealed, {now.count} stored "
+                "(readings removed or added)"
+            )
+        assert now.low is not None and now.high is not None
+        if now.high[0] != was.get("maxValue"):
+            notes.append(
+                f"{metric}: sealed maximum {was.get('maxValue')}, stored maximum is "
+                f"{_reading_name(metric, now.high[1], now.high[2], now.high[0])}"
+            )
+        if now.low[0] != was.get("minValue"):
+            notes.append(
+                f"{metric}: sealed minimum {was.get('minValue')}, stored minimum is "
+                f"{_reading_name(metric, now.low[1], now.low[2], now.low[0])}"
+            )
+        mean = round(now.total / now.count, 6)
+        if not notes and mean != was.get("meanValue"):
+            notes.append(
+                f"{metric}: sealed mean {was.get('meanValue')}, stored mean {mean} "
+                "(a value inside the sealed range was changed)"
+            )
+    if not notes:
+        return "a reading's value or time was changed without changing the per-metric summary"
+    return "; ".join(notes)
+
+
+def _stream_sealed_readings(session: Session) -> Iterator[Any]:
+    """Every sealed reading, grouped by seal in leaf order, streamed (one sort, no index)."""
+    query = (
+        select(
+            Reading.seal_id, Reading.device_id, Reading.metric_id, Reading.time_ms, Reading.value
+        )
+        .where(Reading.seal_id.is_not(None))
+        .order_by(Reading.seal_id, Reading.device_id, Reading.metric_id, Reading.time_ms)
+    )
+    yield from session.execute(query.execution_options(yield_per=BATCH))
+
+
+def _audit_seals(session: Session, report: AuditReport, found: Found) -> None:
+    """Each sealed day's stored readings must hash to the root in its ledger entry."""
+    seals = _keyset(
+        session,
+        select(
+            ReadingSeal.id,
+            ReadingSeal.parcel_dkbm,
+            ReadingSeal.day,
+            ReadingSeal.part,
+            ReadingSeal.count,
+            ReadingSeal.root_hash,
+            ReadingSeal.ledger_seq,
+            LedgerEntry.kind,
+            LedgerEntry.body,
+        ).outerjoin(LedgerEntry, LedgerEntry.seq == ReadingSeal.ledger_seq),
+        ReadingSeal.id,
+        0,
+    )
+    readings = _stream_sealed_readings(session)
+    pending = next(readings, None)
+    for row in seals:
+        report.seals += 1
+        day = _SealedDay()
+        # Readings pointing at seals that do not exist are skipped here (the foreign key
+        # forbids them); readings of this seal are gathered in leaf order.
+        while pending is not None and pending.seal_id <= row.id:
+            if pending.seal_id == row.id:
+                metric = reading_shapes.METRIC_NAMES.get(pending.metric_id, str(pending.metric_id))
+                day.leaves.append(
+                    merkle.hash_leaf(
+                        readings_seal.leaf_bytes(
+                            pending.device_id, pending.metric_id, pending.time_ms, pending.value
+                        )
+                    )
+                )
+                day.metrics.setdefault(metric, _MetricSummary()).add(
+                    pending.device_id, pending.time_ms, pending.value
+                )
+                report.readings += 1
+            pending = next(readings, None)
+        _check_seal(row, day, found)
+
+
+def _check_seal(row: Any, day: _SealedDay, found: Found) -> None:
+    name = f"seal:{row.parcel_dkbm}/{row.day.isoformat()}/{row.part}"
+    label = (
+        f"parcel {row.parcel_dkbm}, sealed day {row.day.isoformat()} (part {row.part}, "
+        f"ledger entry {row.ledger_seq})"
+    )
+    data = _body_data(row.body) if row.kind == readings_seal.SEAL_KIND else None
+    if data is None:
+        found(row.ledger_seq, f"{label}: the ledger entry is not a readings seal", name)
+        return
+    recorded = {
+        "parcel": data.get("parcel"),
+        "day": data.get("day"),
+        "part": data.get("part"),
+        "count": data.get("count"),
+        "root": data.get("root"),
+    }
+    stored = {
+        "parcel": row.parcel_dkbm,
+        "day": row.day.isoformat(),
+        "part": row.part,
+        "count": row.count,
+        "root": row.root_hash.hex(),
+    }
+    edited = [key for key in recorded if recorded[key] != stored[key]]
+    if edited:
+        found(
+            row.ledger_seq,
+            f"{label}: the seal row's {', '.join(edited)} differ from its ledger entry "
+            "(seal row edited)",
+            name,
+        )
+    root = merkle.root_of(day.leaves)
+    if root.hex() != recorded["root"] or len(day.leaves) != recorded["count"]:
+        found(
+            row.ledger_seq,
+            f"{label}: the stored readings no longer hash to the sealed root (readings edited "
+            f"after sealing): {_what_changed(data, day)}",
+            name,
+        )
+
+
+def _audit_parcels(session: Session, report: AuditReport, found: Found) -> None:
+    """Each parcel's stored geometry must be the one its registration entry hashed."""
+    registration = aliased(LedgerEntry)
+    postgis = session.get_bind().dialect.name == "postgresql"
+    # On PostgreSQL spatial queries use the PostGIS column, kept from the WKB by a trigger:
+    # an edit of that column alone would move the parcel on every map and search.
+    geom_matches = (
+        literal_column(
+            "ST_OrderingEquals(parcel.geom, ST_SetSRID(ST_GeomFromWKB(parcel.geometry_wkb), 4490))"
+        )
+        if postgis
+        else literal(True)
+    )
+    rows = _keyset(
+        session,
+        select(
+            Parcel.id,
+            Parcel.dkbm,
+            Parcel.geometry_wkb,
+            Parcel.geometry_sha256,
+            Parcel.area_m2,
+            Parcel.min_lon,
+            Parcel.min_lat,
+            Parcel.max_lon,
+            Parcel.max_lat,
+            Parcel.last_seq,
+            geom_matches.label("geom_matches"),
+            registration.seq.label("registered_seq"),
+            registration.body.label("registered_body"),
+        ).outerjoin(
+            registration,
+            and_(
+                registration.chain_key == literal("parcel:") + Parcel.dkbm,
+                registration.chain_prev_seq.is_(None),
+            ),
+        ),
+        Parcel.id,
+        0,
+    )
+    for row in rows:
+        report.parcels += 1
+        _check_parcel(row, found)
+
+
+def _check_parcel(row: Any, found: Found) -> None:
+    name = f"parcel:{row.dkbm}"
+    data = _body_data(row.registered_body)
+    if data is None or "geometry_sha256" not in data:
+        found(
+            row.last_seq if row.last_seq is not None else -1,
+            f"parcel {row.dkbm} has no registration entry in the ledger",
+            name,
+        )
+        return
+    seq = row.registered_seq
+    digest = hashlib.sha256(row.geometry_wkb).hexdigest()
+    if digest != data["geometry_sha256"]:
+        found(
+            seq,
+            f"parcel {row.dkbm}: the stored geometry (sha256 {digest[:16]}…) is not the one "
+            f"registered in ledger entry {seq} (sha256 {str(data['geometry_sha256'])[:16]}…): "
+            "geometry edited",
+            name,
+        )
+    elif row.geometry_sha256 != digest:
+        found(seq, f"parcel {row.dkbm}: the stored geometry hash column was edited", name)
+    if not row.geom_matches:
+        found(
+            seq,
+            f"parcel {row.dkbm}: the PostGIS geometry (parcel.geom) differs from the registered "
+            "geometry bytes: geom edited, so maps and spatial searches show another shape",
+            name,
+        )
+    try:
+        bounds = tuple(shapely.from_wkb(row.geometry_wkb).bounds)
+    except shapely.errors.GEOSException:
+        found(seq, f"parcel {row.dkbm}: the stored geometry bytes are not WKB", name)
+        return
+    if bounds != (row.min_lon, row.min_lat, row.max_lon, row.max_lat):
+        found(
+            seq,
+            f"parcel {row.dkbm}: the stored bounding box differs from its geometry (edited: "
+            "spatial searches would find the parcel elsewhere)",
+            name,
+        )
+    if "area_m2" in data and round(row.area_m2, 2) != data["area_m2"]:
+        found(
+            seq,
+            f"parcel {row.dkbm}: stored area {row.area_m2:.2f} m² differs from the "
+            f"{data['area_m2']} m² registered in ledger entry {seq}",
+            name,
+        )
 
 
 def count_entries(session: Session) -> int:
