@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
@@ -207,16 +207,28 @@ def lots_by_key(
     *, session: Session, keys: Iterable[tuple[str, str]], for_update: bool = False
 ) -> dict[tuple[str, str], Lot]:
     """Lots by (GTIN-14, lot), locked for the transaction when they will be changed."""
-    wanted = sorted(set(keys))
     found: dict[tuple[str, str], Lot] = {}
-    # Chunks keep the IN list within every backend's parameter limit.
-    for start in range(0, len(wanted), 400):
-        chunk = wanted[start : start + 400]
-        query = select(Lot).where(tuple_(Lot.gtin, Lot.lot).in_(chunk)).order_by(Lot.id)
+    for gtin, lots in _by_gtin(keys):
+        query = select(Lot).where(Lot.gtin == gtin, Lot.lot.in_(lots)).order_by(Lot.id)
         if for_update:
             query = query.with_for_update()
         found.update({(lot.gtin, lot.lot): lot for lot in session.scalars(query)})
     return found
+
+
+def _by_gtin(keys: Iterable[tuple[str, str]]) -> Iterable[tuple[str, list[str]]]:
+    """(GTIN, lots or serials) in chunks within every backend's parameter limit.
+
+    One GTIN and an IN list is what both backends answer from the (gtin, lot) index; SQLite
+    answers a row-value IN ``(gtin, lot) IN (VALUES ...)`` by walking the whole table.
+    """
+    grouped: dict[str, set[str]] = {}
+    for gtin, value in keys:
+        grouped.setdefault(gtin, set()).add(value)
+    for gtin in sorted(grouped):
+        values = sorted(grouped[gtin])
+        for start in range(0, len(values), 900):
+            yield gtin, values[start : start + 900]
 
 
 def lots_by_id(*, session: Session, ids: Iterable[int], for_update: bool = False) -> dict[int, Lot]:
@@ -276,11 +288,9 @@ def units_by_key(
     *, session: Session, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], Unit]:
     """Serialised units by (GTIN-14, serial)."""
-    wanted = sorted(set(keys))
     found: dict[tuple[str, str], Unit] = {}
-    for start in range(0, len(wanted), 400):
-        chunk = wanted[start : start + 400]
-        query = select(Unit).where(tuple_(Unit.gtin, Unit.serial).in_(chunk))
+    for gtin, serials in _by_gtin(keys):
+        query = select(Unit).where(Unit.gtin == gtin, Unit.serial.in_(serials))
         found.update({(unit.gtin, unit.serial): unit for unit in session.scalars(query)})
     return found
 
