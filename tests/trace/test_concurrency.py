@@ -4,13 +4,14 @@ queue on the database lock."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from digital_village import migrate
 from digital_village.auth.actor import Actor
@@ -22,7 +23,7 @@ from digital_village.parcels import service as parcels
 from digital_village.trace import builders, capture
 from digital_village.trace import service as products
 from digital_village.trace.epcis import parse_event
-from digital_village.trace.models import Lot
+from digital_village.trace.models import Event, Lot
 from tests.factories import GROUP, build_world
 from tests.trace.conftest import BASE, OIL, RAPESEED, SEASON_START, _field, at
 
@@ -58,7 +59,8 @@ def _capture(database: Database, ledger: Ledger, event: dict[str, Any]) -> None:
         )
 
 
-def test_concurrent_consumers_never_use_a_lot_twice(committed: str, tmp_path: Path) -> None:
+def _village(committed: str, tmp_path: Path) -> tuple[Database, Ledger, str]:
+    """A committed database with one parcel of household A, rapeseed and oil of coop A."""
     key = tmp_path / "ledger.key"
     keys.ensure_signing_key(key, ORIGIN)
     ledger = Ledger.from_key_file(key, ORIGIN)
@@ -90,7 +92,11 @@ def test_concurrent_consumers_never_use_a_lot_twice(committed: str, tmp_path: Pa
                 category=category,
                 cooperative_id=world.coop_a,
             )
-    dkbm = report.created[0].dkbm
+    return database, ledger, report.created[0].dkbm
+
+
+def test_concurrent_consumers_never_use_a_lot_twice(committed: str, tmp_path: Path) -> None:
+    database, ledger, dkbm = _village(committed, tmp_path)
     _capture(
         database,
         ledger,
@@ -126,4 +132,57 @@ def test_concurrent_consumers_never_use_a_lot_twice(committed: str, tmp_path: Pa
     with database.session() as session:
         lot = session.scalar(select(Lot).where(Lot.gtin == RAPESEED, Lot.lot == "RS-1"))
         assert lot is not None and (lot.produced, lot.consumed) == (1000.0, 600.0)
+    database.dispose()
+
+
+@pytest.mark.parametrize("same_event", [True, False], ids=["same event", "same new lot"])
+def test_concurrent_captures_never_make_a_lot_or_an_event_twice(
+    committed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, same_event: bool
+) -> None:
+    database, ledger, dkbm = _village(committed, tmp_path)
+    # Hold each capture between its checks and its writes for a moment, so that both have
+    # checked before either writes unless the first one keeps the second out meanwhile.
+    both_checked = threading.Barrier(2)
+    write = capture._write
+
+    def slow_write(*args: Any, **kwargs: Any) -> Any:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checked.wait(timeout=2)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(capture, "_write", slow_write)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def harvest(kilograms: float) -> None:
+        event = builders.harvest(
+            gtin=RAPESEED,
+            lot="RS-1",
+            kilograms=kilograms,
+            dkbms=[dkbm],
+            when=at(5, 20),
+            base_url=BASE,
+        )
+        start.wait()
+        try:
+            _capture(database, ledger, event)
+            outcomes.append("stored")
+        except Conflict as error:
+            outcomes.append(error.detail)
+        except Exception as error:  # the outcome under test
+            outcomes.append(repr(error))
+
+    amounts = (1000.0, 1000.0) if same_event else (1000.0, 900.0)
+    threads = [threading.Thread(target=harvest, args=(kg,)) for kg in amounts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcomes.count("stored") == 1, outcomes
+    (refused,) = [outcome for outcome in outcomes if outcome != "stored"]
+    assert ("was already captured" if same_event else "already exists") in refused, outcomes
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == 1
+        lot = session.scalar(select(Lot).where(Lot.gtin == RAPESEED, Lot.lot == "RS-1"))
+        assert lot is not None and lot.produced in amounts
     database.dispose()

@@ -102,7 +102,7 @@ class Ledger:
         """Append entries in order, in the session's transaction, then sign one checkpoint."""
         if not items:
             return []
-        self._lock(session)
+        self.lock(session)
         last = session.execute(
             select(LedgerEntry.seq, LedgerEntry.leaf_hash).order_by(LedgerEntry.seq.desc()).limit(1)
         ).first()
@@ -169,7 +169,12 @@ class Ledger:
         self._sign_checkpoint(session, size, read)
         return appended
 
-    def _lock(self, session: Session) -> None:
+    def lock(self, session: Session) -> None:
+        """Hold the log's single-writer lock until the session's transaction ends.
+
+        ``append`` takes it; a caller whose checks must see everything appended before its
+        own entries (a capture checking that a lot or an event is new) takes it before it reads.
+        """
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
         # SQLite: write sessions began with BEGIN IMMEDIATE and hold the only write lock.

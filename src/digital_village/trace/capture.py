@@ -116,6 +116,8 @@ def capture(
         refs = collect_refs(event, where)
         prepared.append((pending.event_id, event, refs))
         pendings.append(pending)
+    # From here to the commit no other capture runs: what the checks read stays true.
+    ledger.lock(session)
     work.load(prepared)
     work.prefetch_parcels(pendings)
     for pending, (_, event, refs) in zip(pendings, prepared, strict=True):
