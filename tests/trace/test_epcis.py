@@ -243,7 +243,26 @@ def test_invalid_json_is_a_parse_error() -> None:
 def test_document_requires_body_and_creation_date() -> None:
     with pytest.raises(EPCISParseError) as caught:
         epcis.parse_document(b'{"type": "EPCISDocument"}')
-    assert {p.pointer for p in caught.value.problems} == {"/creationDate", "/epcisBody"}
+    assert {p.pointer for p in caught.value.problems} == {
+        "/@context",
+        "/schemaVersion",
+        "/creationDate",
+        "/epcisBody",
+    }
+
+
+@pytest.mark.parametrize("key", ["@context", "type", "schemaVersion"])
+def test_a_document_lacking_what_the_schema_requires_is_refused(
+    key: str, schema: Draft7Validator
+) -> None:
+    document = epcis.dump_epcis(chain_document())
+    del document[key]
+    assert schema_errors(schema, document)
+    with pytest.raises(EPCISParseError) as caught:
+        epcis.parse_document(document)
+    assert [(p.pointer, p.message) for p in caught.value.problems] == [
+        (f"/{key}", "Field required")
+    ]
 
 
 # --- extensions and round trips ----------------------------------------------------------------

@@ -340,11 +340,15 @@ class EPCISBody(ExtensibleObject):
 
 
 class EPCISDocument(ExtensibleObject):
-    """An EPCIS 2.0 document: a list of events with a JSON-LD context."""
+    """An EPCIS 2.0 document: a list of events with a JSON-LD context.
 
-    context: Context = Field(default_factory=default_context, alias="@context")
-    type: Literal["EPCISDocument"] = "EPCISDocument"
-    schema_version: Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)*$")] = "2.0"
+    ``@context``, ``type`` and ``schemaVersion`` are required, as the schema requires them:
+    :func:`make_document` fills them in for documents the project writes.
+    """
+
+    context: Context = Field(alias="@context")
+    type: Literal["EPCISDocument"]
+    schema_version: Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)*$")]
     creation_date: Time
     id: Uri | None = None
     instance_identifier: str | None = None
@@ -444,9 +448,14 @@ def make_document(
     events: Sequence[EventModel], *, creation_date: datetime | None = None
 ) -> EPCISDocument:
     """Wrap events in an EPCIS document with the project's @context."""
-    return EPCISDocument(
-        creation_date=creation_date or datetime.now(UTC),
-        epcis_body=EPCISBody(event_list=list(events)),
+    return EPCISDocument.model_validate(
+        {
+            "@context": default_context(),
+            "type": "EPCISDocument",
+            "schemaVersion": "2.0",
+            "creationDate": creation_date or datetime.now(UTC),
+            "epcisBody": EPCISBody(event_list=list(events)),
+        }
     )
 
 
