@@ -292,3 +292,65 @@ def test_a_recall_lists_items_up_to_a_limit(
     assert len(ids(body, "unit")) == 3
     assert body["truncated"] == {"units_shown": 3, "units": 4}
     assert ids(body, "lot") == {RS, OIL_LOT, BOTTLES}
+
+
+def test_mass_balance_weighs_each_product_against_all_the_inputs(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    cake = client.post(
+        "/api/v1/products",
+        json={"gtin": "96385074", "name": "菜籽饼", "category": "other"},
+        headers=world.auth("manager"),
+    )
+    assert cake.status_code == 201, cake.text
+    cake_gtin = cake.json()["gtin"]
+    p1, p2 = chain.own[0], chain.own[1]
+    events = [
+        builders.harvest(
+            gtin=RAPESEED, lot="RS-A", kilograms=1000, dkbms=[p1], when=at(5, 20), base_url=BASE
+        ),
+        builders.harvest(
+            gtin=RAPESEED, lot="RS-B", kilograms=1000, dkbms=[p2], when=at(5, 20), base_url=BASE
+        ),
+        # 760 L of oil and 1,150 kg of cake from 2,000 kg of seed: 0.38 L/kg, as it should be.
+        builders.transformation(
+            step="pressing",
+            inputs=[(RAPESEED, "RS-A", 1000.0, "KGM"), (RAPESEED, "RS-B", 1000.0, "KGM")],
+            outputs=[(OIL, "OIL-AB", 760.0, "LTR"), (cake_gtin, "CAKE-AB", 1150.0, "KGM")],
+            when=at(6, 3),
+            base_url=BASE,
+        ),
+    ]
+    assert capture_doc(client, world, "manager", events).status_code == 202
+    # The cake is not oil; and a recall from one of the two seed lots still weighs the pressing
+    # against both (760 L from 1,000 kg alone would be 0.76 L/kg).
+    for path, params in (
+        (f"/api/v1/trace/{OIL}/OIL-AB", {}),
+        (f"/api/v1/trace/{RAPESEED}/RS-A", {"direction": "forward"}),
+        (f"/api/v1/trace/parcels/{p2}", {}),
+    ):
+        assert graph(client, path, **params)["flags"] == [], path
+    # Twice the oil is flagged, whichever way the pressing is reached.
+    events[2]["outputQuantityList"][0]["quantity"] = 1520.0
+    events[2]["outputQuantityList"][0]["epcClass"] = f"{BASE}/01/{OIL}/10/OIL-AB2"
+    events[2]["outputQuantityList"][1]["epcClass"] = f"{BASE}/01/{cake_gtin}/10/CAKE-AB2"
+    events[2]["inputQuantityList"] = [
+        {"epcClass": f"{BASE}/01/{RAPESEED}/10/RS-C", "quantity": 1000.0, "uom": "KGM"},
+        {"epcClass": f"{BASE}/01/{RAPESEED}/10/RS-D", "quantity": 1000.0, "uom": "KGM"},
+    ]
+    more = [
+        builders.harvest(
+            gtin=RAPESEED, lot="RS-C", kilograms=1000, dkbms=[p1], when=at(5, 21), base_url=BASE
+        ),
+        builders.harvest(
+            gtin=RAPESEED, lot="RS-D", kilograms=1000, dkbms=[p2], when=at(5, 21), base_url=BASE
+        ),
+        events[2],
+    ]
+    assert capture_doc(client, world, "manager", more).status_code == 202
+    for path, params in (
+        (f"/api/v1/trace/{OIL}/OIL-AB2", {}),
+        (f"/api/v1/trace/{RAPESEED}/RS-C", {"direction": "forward"}),
+    ):
+        flags = graph(client, path, **params)["flags"]
+        assert [(f["kind"], f["value"]) for f in flags] == [("mass_balance", 0.76)], path

@@ -238,6 +238,15 @@ def containers_of(*, session: Session, unit_ids: Sequence[int]) -> list[tuple[st
     return found
 
 
+def flows_of_events(*, session: Session, event_pks: Sequence[int]) -> Sequence[LotFlow]:
+    """The live quantities these events added to or took from any lot."""
+    rows: list[LotFlow] = []
+    for chunk in _chunks(sorted(set(event_pks))):
+        query = select(LotFlow).where(LotFlow.event_pk.in_(chunk), LotFlow.voided.is_(False))
+        rows.extend(session.scalars(query))
+    return rows
+
+
 def flows_of_lots(*, session: Session, lot_ids: Sequence[int]) -> Sequence[LotFlow]:
     rows: list[LotFlow] = []
     for chunk in _chunks(sorted(set(lot_ids))):

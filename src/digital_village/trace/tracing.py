@@ -338,48 +338,69 @@ class _Tracer:
         self.graph.flags.extend(flag.to_json() for flag in flags if flag is not None)
 
     def _mass_balance(self, lot_ids: set[int]) -> list[plausibility.Flag | None]:
+        """Each product a transformation made, against everything it used up.
+
+        Products are weighed separately: pressing gives oil and cake, and only the oil is
+        measured against the product's oil-per-seed ratio (a product without a ratio is
+        not checked).
+        """
+        makers = {
+            flow.event_pk
+            for flow in lineage.flows_of_lots(session=self.session, lot_ids=sorted(lot_ids))
+            if flow.kind == "produce"
+        }
+        # Every flow of those events, also of lots outside the graph: a pressing of several
+        # harvest lots is weighed against all of them, not only the one a recall started from.
         by_event: dict[int, list[tuple[int, str, float]]] = defaultdict(list)
-        for flow in lineage.flows_of_lots(session=self.session, lot_ids=sorted(lot_ids)):
+        for flow in lineage.flows_of_events(session=self.session, event_pks=sorted(makers)):
             by_event[flow.event_pk].append((flow.lot_id, flow.kind, flow.quantity))
+        self.load_lots({lot_id for flows in by_event.values() for lot_id, _, _ in flows})
         found: list[plausibility.Flag | None] = []
         for pk, flows in by_event.items():
-            outputs = [(lot_id, q) for lot_id, kind, q in flows if kind == "produce"]
             inputs = [(lot_id, q) for lot_id, kind, q in flows if kind == "consume"]
-            if not outputs or not inputs:
+            if not inputs:  # a harvest or a commissioning: nothing to weigh against
                 continue
-            self.load_lots([lot_id for lot_id, _ in outputs + inputs])
-            out_product = self.products[self.lots[outputs[0][0]].product_id]
-            out_total = sum(q for _, q in outputs)
-            out_unit = out_product.unit
-            if out_product.net_quantity is not None and out_product.net_unit is not None:
-                out_total *= out_product.net_quantity
-                out_unit = out_product.net_unit
-                in_unit = out_unit
-            else:
-                in_unit = self.products[self.lots[inputs[0][0]].product_id].unit
-            in_total = 0.0
-            for lot_id, quantity in inputs:
-                converted = convert(
-                    quantity, self.products[self.lots[lot_id].product_id].unit, in_unit
-                )
-                if converted is None:
-                    break
-                in_total += converted
-            else:
+            made: dict[int, float] = defaultdict(float)  # product id → quantity made
+            for lot_id, kind, quantity in flows:
+                if kind == "produce":
+                    made[self.lots[lot_id].product_id] += quantity
+            for product_id, out_total in made.items():
+                product = self.products[product_id]
+                if product.ratio_min is None and product.ratio_max is None:
+                    continue
+                out_unit = product.unit
+                if product.net_quantity is not None and product.net_unit is not None:
+                    out_total *= product.net_quantity
+                    out_unit = in_unit = product.net_unit
+                else:
+                    in_unit = self.products[self.lots[inputs[0][0]].product_id].unit
+                in_total = self._total(inputs, in_unit)
+                if in_total is None:
+                    continue
                 self.load_events([pk])
                 found.append(
                     plausibility.mass_balance_flag(
                         subject=self.events[pk].event_id,
-                        product=out_product.name,
+                        product=product.name,
                         output=out_total,
                         input_=in_total,
                         unit_out=out_unit,
                         unit_in=in_unit,
-                        low=out_product.ratio_min,
-                        high=out_product.ratio_max,
+                        low=product.ratio_min,
+                        high=product.ratio_max,
                     )
                 )
         return found
+
+    def _total(self, flows: list[tuple[int, float]], unit: str) -> float | None:
+        """The sum of quantities of lots in one unit; None when one cannot be converted."""
+        total = 0.0
+        for lot_id, quantity in flows:
+            converted = convert(quantity, self.products[self.lots[lot_id].product_id].unit, unit)
+            if converted is None:
+                return None
+            total += converted
+        return total
 
     def _pre_harvest_intervals(self, harvests: list[LotParcel]) -> list[plausibility.Flag | None]:
         """Spraying on a harvested parcel too soon before the harvest."""
