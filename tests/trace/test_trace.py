@@ -151,6 +151,11 @@ def test_unknown_lots_and_bad_gtins_are_named(client: TestClient, chain: Chain) 
     assert bad.status_code == 422 and "check digit" in bad.json()["detail"]
     direction = client.get(f"/api/v1/trace/{RAPESEED}/RS-1", params={"direction": "sideways"})
     assert direction.status_code == 422
+    unknown = chain.own[0][:-5] + "99999"
+    parcel = client.get(f"/api/v1/trace/parcels/{unknown}")
+    assert parcel.status_code == 404 and f"no parcel with DKBM {unknown}" in parcel.text
+    malformed = client.get("/api/v1/trace/parcels/51060310120")
+    assert malformed.status_code == 422 and "not a parcel code" in malformed.text
 
 
 # --- corrections ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from digital_village.errors import DomainError, Invalid
 from digital_village.parcels import service as parcels
+from digital_village.parcels.codes import CodeError, parse_dkbm
 from digital_village.regions import service as regions
 from digital_village.trace import events as store
 from digital_village.trace import lineage, plausibility
@@ -497,9 +498,18 @@ def trace_unit(
 
 
 def trace_parcel(*, session: Session, dkbm: str, base_url: str) -> dict[str, Any]:
-    """Forward from a parcel: every lot harvested on it and everything made from them."""
+    """Forward from a parcel: every lot harvested on it and everything made from them.
+
+    Invalid for a malformed DKBM, NotFound for one never registered (a retired parcel's
+    harvests are still traced).
+    """
+    try:
+        dkbm = parse_dkbm(dkbm).code
+    except CodeError as error:
+        raise Invalid(f"not a parcel code: {error}", field="dkbm") from None
+    parcel = parcels.get_parcel(session=session, dkbm=dkbm)
     tracer = _Tracer(session, base_url)
-    root = tracer.graph.node("parcel", dkbm, uri=parcel_uri(base_url, dkbm))
+    root = tracer.graph.node("parcel", dkbm, uri=parcel_uri(base_url, dkbm), area_mu=parcel.area_mu)
     harvests = lineage.harvests_from_parcel(session=session, dkbm=dkbm)
     lot_ids = sorted({row.lot_id for row in harvests})
     tracer.load_lots(lot_ids)
