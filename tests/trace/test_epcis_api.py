@@ -246,3 +246,28 @@ def test_an_exported_document_can_be_captured_again_elsewhere(
     parsed = parse_document(document)
     for event in parsed.epcis_body.event_list:
         assert compute_event_id(event) == event.event_id
+
+
+def test_a_cbv_step_written_as_a_uri_is_found_by_its_word(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    event = farm_chain.shipping()
+    event["bizStep"] = "https://ref.gs1.org/cbv/BizStep-shipping"
+    assert post_event(client, world, "manager", event).status_code == 201
+    for step in ("shipping", "https://ref.gs1.org/cbv/BizStep-shipping"):
+        found = event_list(query(client, world, EQ_bizStep=step))
+        assert [e["bizStep"] for e in found] == ["https://ref.gs1.org/cbv/BizStep-shipping"]
+
+
+def test_an_unencoded_plus_of_a_utc_offset_is_read_back(
+    client: TestClient, world: World, captured: dict[str, Any]
+) -> None:
+    # curl -G .../events?GE_eventTime=2025-05-01T00:00:00+08:00 sends the '+' as a space.
+    url = (
+        "/api/v1/epcis/events"
+        "?GE_eventTime=2025-05-01T00:00:00+08:00&LT_eventTime=2025-06-04T00:00:00+08:00"
+    )
+    spring = event_list(client.get(url, headers=world.auth("manager")))
+    assert [e["bizStep"] for e in spring] == [f"{DV_BIZSTEP}harvesting", f"{DV_BIZSTEP}pressing"]
+    naive = query(client, world, GE_eventTime="2025-05-01T00:00:00")
+    assert naive.status_code == 422 and "needs a UTC offset" in naive.json()["detail"]

@@ -215,7 +215,10 @@ def _write(
                 "event_id": pending.event_id,
                 "event_type": event.type,
                 "action": vars(event).get("action"),
-                "biz_step": pending.biz_step,
+                # Stored as EQ_bizStep compares: a CBV step as its bare word, however written.
+                "biz_step": store.normalise_biz_step(pending.biz_step)
+                if pending.biz_step is not None
+                else None,
                 "disposition": event.disposition,
                 "read_point": event.read_point.id if event.read_point else None,
                 "biz_location": event.biz_location.id if event.biz_location else None,

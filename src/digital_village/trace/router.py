@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BeforeValidator
 
 from digital_village.api.deps import JSON_BODY, ActorDep, LedgerDep, SessionDep, SettingsDep
 from digital_village.api.problems import problem
@@ -258,6 +260,16 @@ def capture_job(capture_id: str, session: SessionDep, actor: ActorDep) -> Captur
     )
 
 
+def _plus_from_space(value: object) -> object:
+    # An unencoded '+' of a UTC offset arrives as a space (form encoding): read it back.
+    if isinstance(value, str) and " " in value:
+        return re.sub(r" (\d{2}:?\d{2})$", r"+\1", value.strip())
+    return value
+
+
+QueryTime = Annotated[dt.datetime | None, BeforeValidator(_plus_from_space)]
+
+
 def _values(raw: list[str] | None) -> list[str]:
     # EPCIS lists travel as repeated parameters or as one value with '|' between items.
     return [part for value in raw or [] for part in value.split("|") if part]
@@ -274,10 +286,10 @@ def query_events(
     request: Request,
     session: SessionDep,
     actor: ActorDep,
-    ge_event_time: Annotated[dt.datetime | None, Query(alias="GE_eventTime")] = None,
-    lt_event_time: Annotated[dt.datetime | None, Query(alias="LT_eventTime")] = None,
-    ge_record_time: Annotated[dt.datetime | None, Query(alias="GE_recordTime")] = None,
-    lt_record_time: Annotated[dt.datetime | None, Query(alias="LT_recordTime")] = None,
+    ge_event_time: Annotated[QueryTime, Query(alias="GE_eventTime")] = None,
+    lt_event_time: Annotated[QueryTime, Query(alias="LT_eventTime")] = None,
+    ge_record_time: Annotated[QueryTime, Query(alias="GE_recordTime")] = None,
+    lt_record_time: Annotated[QueryTime, Query(alias="LT_recordTime")] = None,
     event_type: Annotated[list[str] | None, Query(alias="eventType")] = None,
     biz_step: Annotated[list[str] | None, Query(alias="EQ_bizStep")] = None,
     biz_location: Annotated[list[str] | None, Query(alias="EQ_bizLocation")] = None,
