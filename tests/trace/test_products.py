@@ -123,6 +123,12 @@ def test_a_certificate_for_a_lot(client: TestClient, world: World, chain: Chain)
     ]
     assert certificate["number"].endswith("-20250605-0001")
     assert certificate["qr_uri"] == f"https://dv.test/api/v1/certificates/{certificate['number']}"
+    png = client.get(certificate["qr_code"])
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG")
+    svg = client.get(certificate["qr_code"].removesuffix(".png") + ".svg")
+    assert svg.status_code == 200 and b'width="25mm"' in svg.content
+    assert client.get("/api/v1/certificates/NOPE/qr.png").status_code == 404
     shown = client.get(f"/api/v1/certificates/{certificate['number']}")
     assert shown.status_code == 200 and shown.json() == certificate
     entry = orjson.loads(client.get(f"/api/v1/ledger/entries/{certificate['ledger_seq']}").content)

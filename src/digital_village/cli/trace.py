@@ -274,6 +274,6 @@ def certificate(
             f"承诺达标合格证 {issued.number}: {issued.product_name} {issued.quantity:g} "
             f"{issued.unit}, 产地 {issued.origin}, {issued.issued_on:%Y-%m-%d}"
         )
-        qr = f"{settings.public_base_url}/api/v1/certificates/{issued.number}"
+        qr = service.certificate_uri(settings.public_base_url, issued.number)
     console.print(line, highlight=False)
     console.print(f"QR: {qr}", highlight=False)

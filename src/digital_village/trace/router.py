@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,6 +17,7 @@ from digital_village.api.deps import JSON_BODY, ActorDep, LedgerDep, SessionDep,
 from digital_village.api.problems import problem
 from digital_village.db import utcnow
 from digital_village.errors import DomainError, Invalid
+from digital_village.labels import qr
 from digital_village.trace import capture as capturing
 from digital_village.trace import events as store
 from digital_village.trace import service, tracing
@@ -44,6 +45,8 @@ router = APIRouter(prefix="/api/v1", tags=["trace"], dependencies=JSON_BODY)
 epcis_router = APIRouter(prefix="/api/v1/epcis", tags=["epcis"], dependencies=JSON_BODY)
 
 EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0", "GS1-CBV-Version": "2.0"}
+# A certificate never changes once issued, nor does its code.
+QR_HEADERS = {"Cache-Control": "public, max-age=86400"}
 TraceDirection = Annotated[
     tracing.Direction, Query(description="backward to the fields, or forward (recall)")
 ]
@@ -432,6 +435,24 @@ def get_certificate(number: str, session: SessionDep, settings: SettingsDep) -> 
         base_url=settings.public_base_url,
         lot_uri=lot_uri(settings.public_base_url, row.gtin, row.lot),
     )
+
+
+@router.get(
+    "/certificates/{number}/qr.{fmt}",
+    response_class=Response,
+    responses={
+        200: {"description": "The QR code", "content": {"image/png": {}, "image/svg+xml": {}}}
+    },
+)
+def certificate_qr(
+    number: str, fmt: Literal["png", "svg"], session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The QR code printed on a 承诺达标合格证, 25 mm wide: it opens the certificate (public)."""
+    certificate = service.get_certificate(session=session, number=number)
+    uri = service.certificate_uri(settings.public_base_url, certificate.number)
+    if fmt == "png":
+        return Response(qr.png(uri), media_type="image/png", headers=QR_HEADERS)
+    return Response(qr.svg(uri), media_type="image/svg+xml", headers=QR_HEADERS)
 
 
 # --- trace ------------------------------------------------------------------------------------

@@ -220,6 +220,7 @@ class CertificateOut(BaseModel):
     basis: list[Labelled]
     commitments: list[Labelled]
     qr_uri: str = Field(description="what its QR code carries")
+    qr_code: str = Field(description="its QR code as a PNG image (.svg for the SVG)")
     lot_uri: str
     ledger_seq: int
     proof: str
@@ -243,7 +244,8 @@ class CertificateOut(BaseModel):
             commitments=[
                 Labelled(code=code, label=service.COMMITMENTS[code]) for code in commitments
             ],
-            qr_uri=f"{base_url}/api/v1/certificates/{certificate.number}",
+            qr_uri=service.certificate_uri(base_url, certificate.number),
+            qr_code=f"/api/v1/certificates/{certificate.number}/qr.png",
             lot_uri=lot_uri,
             ledger_seq=certificate.ledger_seq,
             proof=proof_url(certificate.ledger_seq),

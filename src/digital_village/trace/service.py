@@ -410,6 +410,11 @@ def issue_certificate(
     return certificate
 
 
+def certificate_uri(base_url: str, number: str) -> str:
+    """What a certificate's QR code carries: the address that shows the certificate."""
+    return f"{base_url.rstrip('/')}/api/v1/certificates/{number}"
+
+
 def get_certificate(*, session: Session, number: str) -> Certificate:
     certificate = session.scalar(select(Certificate).where(Certificate.number == number))
     if certificate is None:
