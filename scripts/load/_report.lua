@@ -1,0 +1,14 @@
+-- Shared by the profiles: after the run, one JSON line with this kind's figures.
+-- Each profile sets `kind` before `dofile`-ing this file.
+function report(kind)
+  return function(summary, latency, requests)
+    local errors = summary.errors
+    io.write(string.format(
+      '{"kind":"%s","requests":%d,"seconds":%.3f,"connect_errors":%d,"read_errors":%d,' ..
+      '"write_errors":%d,"timeouts":%d,"http_errors":%d,"p50_ms":%.2f,"p90_ms":%.2f,' ..
+      '"p99_ms":%.2f,"max_ms":%.2f}\n',
+      kind, summary.requests, summary.duration / 1e6, errors.connect, errors.read,
+      errors.write, errors.timeout, errors.status, latency:percentile(50) / 1000,
+      latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+  end
+end
