@@ -5,14 +5,25 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.orm import Session
 
-from digital_village.cli.common import console, fail, load_settings, print_json, transaction
+from digital_village.cli.common import (
+    console,
+    fail,
+    load_settings,
+    print_json,
+    require_migrated,
+)
+from digital_village.config import Settings
+from digital_village.errors import DomainError
 from digital_village.ledger import audit as ledger_audit
 from digital_village.ledger import keys
 from digital_village.ledger import monitor as ledger_monitor
@@ -79,6 +90,22 @@ def verify_command(
         )
 
 
+@contextmanager
+def _snapshot(settings: Settings) -> Iterator[Session]:
+    """One read transaction with a consistent view of the whole database, holding up no
+    writer: a WAL snapshot on SQLite, REPEATABLE READ on PostgreSQL."""
+    engine = require_migrated(settings)
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="REPEATABLE READ")
+    try:
+        with Session(engine) as session, session.begin():
+            yield session
+    except DomainError as error:
+        fail(error.detail, code=2 if error.status == 503 else 1)
+    finally:
+        engine.dispose()
+
+
 @app.command("verify")
 def audit_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -88,7 +115,7 @@ def audit_command(
     extra = []
     if settings.effective_ledger_key_path.is_file():
         extra.append(keys.verifier_key(settings.effective_ledger_key_path))
-    with transaction(settings) as session:
+    with _snapshot(settings) as session:
         total = ledger_audit.count_entries(session)
         with Progress(
             TextColumn("auditing"),
