@@ -48,6 +48,7 @@ CHINA = dt.timezone(dt.timedelta(hours=8))
 # A fixed time that the Lua profile replaces per request (see writes.lua).
 SENTINEL = dt.datetime(2001, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
 LOT_SENTINEL = "LDNNNNNN"
+KINDS = ("scan", "ingest", "write")
 READINGS_PER_BATCH = 200
 INGEST_PAUSE_MS = 250
 WRITE_CONNECTIONS = 2
@@ -186,8 +187,16 @@ def server_cpu(deployment: Deployment) -> float:
 
 
 def run(
-    deployment: Deployment, *, workers: int, seconds: int, scan_connections: int
+    deployment: Deployment,
+    *,
+    workers: int,
+    seconds: int,
+    scan_connections: int,
+    kinds: list[str],
 ) -> dict[str, Any]:
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown or not kinds:
+        raise SystemExit(f"--kinds takes some of {', '.join(KINDS)}; not {unknown or 'none'}")
     folder = Path(tempfile.mkdtemp(prefix="dv-load-"))
     installed = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
     tokens = add_devices(deployment, installed)
@@ -199,22 +208,30 @@ def run(
     cpu_before = server_cpu(deployment)
     load_before = os.getloadavg()
     started = time.monotonic()
-    processes = {
-        "scan": wrk(
-            "scans.lua", deployment, threads=2, connections=scan_connections, seconds=seconds,
-            args=[str(folder / "scans.txt")],
+    # (script, threads, connections, arguments) of each kind's wrk.
+    plans: dict[str, tuple[str, int, int, list[str]]] = {
+        "scan": ("scans.lua", 2, scan_connections, [str(folder / "scans.txt")]),
+        "ingest": (
+            "ingest.lua", len(tokens), len(tokens),
+            [str(folder / "tokens.txt"), str(int(installed.timestamp() * 1000) + 1000),
+             str(READINGS_PER_BATCH), str(INGEST_PAUSE_MS)],
         ),
-        "ingest": wrk(
-            "ingest.lua", deployment, threads=len(tokens), connections=len(tokens),
-            seconds=seconds,
-            args=[str(folder / "tokens.txt"), str(int(installed.timestamp() * 1000) + 1000),
-                  str(READINGS_PER_BATCH), str(INGEST_PAUSE_MS)],
-        ),
-        "write": wrk(
-            "writes.lua", deployment, threads=1, connections=WRITE_CONNECTIONS, seconds=seconds,
-            args=[str(folder / "events.txt"), deployment.manager_token, str(WRITE_PAUSE_MS)],
+        "write": (
+            "writes.lua", 1, WRITE_CONNECTIONS,
+            [str(folder / "events.txt"), deployment.manager_token, str(WRITE_PAUSE_MS)],
         ),
     }  # fmt: skip
+    processes = {
+        kind: wrk(
+            plans[kind][0],
+            deployment,
+            threads=plans[kind][1],
+            connections=plans[kind][2],
+            seconds=seconds,
+            args=plans[kind][3],
+        )
+        for kind in kinds
+    }
     outputs = {
         kind: process.communicate(timeout=seconds + 120)[0] for kind, process in processes.items()
     }
@@ -226,10 +243,10 @@ def run(
     audit = deployment.audit()
     shutil.rmtree(folder, ignore_errors=True)
 
-    kinds = {kind: figures_of(output) for kind, output in outputs.items()}
+    figures_by_kind = {kind: figures_of(output) for kind, output in outputs.items()}
     total_requests = 0
     total_errors = 0
-    for figures in kinds.values():
+    for figures in figures_by_kind.values():
         errors = sum(
             figures[key]
             for key in ("connect_errors", "read_errors", "write_errors", "timeouts", "http_errors")
@@ -242,6 +259,10 @@ def run(
         total_requests += figures["requests"]
         total_errors += errors
     stored = {key: after[key] - before[key] for key in after}
+
+    def sent_by_kind(kind: str) -> int:
+        return int(figures_by_kind.get(kind, {}).get("requests", 0))
+
     result: dict[str, Any] = {
         "backend": "postgresql" if deployment.database_url.startswith("postgresql") else "sqlite",
         "workers": workers,
@@ -249,11 +270,11 @@ def run(
         "requests": total_requests,
         "requests_per_s": round(total_requests / elapsed, 1),
         "error_rate": round(total_errors / total_requests, 5) if total_requests else None,
-        "kinds": kinds,
+        "kinds": figures_by_kind,
         "readings_stored": stored["readings"],
-        "readings_sent": kinds["ingest"]["requests"] * READINGS_PER_BATCH,
+        "readings_sent": sent_by_kind("ingest") * READINGS_PER_BATCH,
         "events_stored": stored["events"],
-        "events_acknowledged_at_most": kinds["write"]["requests"],
+        "events_acknowledged_at_most": sent_by_kind("write"),
         "ledger_audit_ok": bool(audit.get("ok")) and audit["exit_code"] == 0,
         "server_cpu_seconds": round(cpu_used, 1),
         "loadavg_before": [round(x, 2) for x in load_before],
@@ -267,8 +288,8 @@ def run(
         total_errors == 0
         and result["ledger_audit_ok"]
         and 0 <= stored["readings"] - result["readings_sent"] <= readings_in_flight
-        and 0 <= stored["events"] - kinds["write"]["requests"] <= WRITE_CONNECTIONS
-        and all(figures["requests"] > 0 for figures in kinds.values())
+        and 0 <= stored["events"] - sent_by_kind("write") <= WRITE_CONNECTIONS
+        and all(figures["requests"] > 0 for figures in figures_by_kind.values())
     )
     return result
 
@@ -294,6 +315,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="`dv serve --workers`")
     parser.add_argument("--seconds", type=int, default=30, help="how long the load runs")
     parser.add_argument("--scan-connections", type=int, default=8, help="concurrent scanners")
+    parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="which kinds of traffic to run (comma-separated; default all: scan,ingest,write)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -304,6 +330,7 @@ def main() -> None:
             workers=args.workers,
             seconds=args.seconds,
             scan_connections=args.scan_connections,
+            kinds=[kind.strip() for kind in args.kinds.split(",") if kind.strip()],
         )
     finally:
         deployment.destroy()

@@ -235,6 +235,9 @@ FILL: dict[str, Fill] = {
     "/api/v1/certificates/{number}": Fill(
         lambda p, c: [f"/api/v1/certificates/{p.season.certificate}"]
     ),
+    "/api/v1/certificates/{number}/qr.{fmt}": Fill(
+        lambda p, c: [f"/api/v1/certificates/{p.season.certificate}/qr.{f}" for f in ("png", "svg")]
+    ),
     "/api/v1/trace/parcels/{dkbm}": Fill(
         lambda p, c: [f"/api/v1/trace/parcels/{d}" for d in _parcels(p)]
     ),
