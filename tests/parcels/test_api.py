@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import zxingcpp
 from fastapi.testclient import TestClient
+from PIL import Image
+from pypdf import PdfReader
 from shapely.geometry import mapping
 
+from digital_village.parcels import render
 from tests.conftest import World
-from tests.factories import GROUP
+from tests.factories import GROUP, VILLAGE
 from tests.parcels.conftest import ORIGIN_E, ORIGIN_N, field, gk_box
 
 
@@ -211,3 +216,39 @@ def test_parcel_sign_png_pdf_and_qr(client: TestClient, world: World) -> None:
     assert signs.qr_svg(f"https://dv.test/p/{dkbm}") == qr.content
     assert client.get(f"/api/v1/parcels/{dkbm}/sign.gif").status_code == 404
     assert client.get(f"/api/v1/parcels/{GROUP}00009/sign.png").status_code == 404
+    # What a phone reads off the printed sign, and what the sign says beside the code.
+    image = Image.open(io.BytesIO(png.content)).convert("L")
+    (found,) = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+    assert found.text == f"https://dv.test/p/{dkbm}"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    if render.cjk_font() is not None:
+        for expected in (f"{GROUP} 00001", "民安村", "一组", "3.75 亩"):
+            assert expected in text, (expected, text)
+    else:  # no CJK font: the card is in English, the codes stand for the names
+        for expected in (f"{GROUP} 00001", VILLAGE, "01", "3.75 mu"):
+            assert expected in text, (expected, text)
+
+
+def test_malformed_codes_are_422_saying_why(client: TestClient, world: World) -> None:
+    short = client.get(f"/api/v1/parcels/{GROUP}")
+    assert short.status_code == 422
+    assert "DKBM must be 19 digits, got 14 characters" in short.json()["detail"]
+    assert client.get(f"/api/v1/parcels/{GROUP}0000x/history").status_code == 422
+    assert client.get(f"/api/v1/parcels/{GROUP}00001").status_code == 404
+
+
+def test_due_diligence_export_points_under_four_hectares_polygons_from_four(
+    client: TestClient, world: World
+) -> None:
+    small = _register(client, world, gk_box(0, 0, 100, 100))  # 1 ha
+    large = _register(client, world, gk_box(200, 0, 400, 200))  # 4 ha exactly
+    assert small.status_code == large.status_code == 201
+    document = client.get(
+        "/api/v1/parcels/export", params={"region": GROUP, "due_diligence": True}
+    ).json()
+    kinds = {f["properties"]["dkbm"]: f["geometry"]["type"] for f in document["features"]}
+    assert kinds == {f"{GROUP}00001": "Point", f"{GROUP}00002": "Polygon"}
+    areas = [f["properties"]["Area"] for f in document["features"]]
+    assert areas == [1.0, 4.0]
+    point = document["features"][0]["geometry"]["coordinates"]
+    assert all(len(str(c).split(".")[1]) <= 6 for c in point)

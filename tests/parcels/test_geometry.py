@@ -158,7 +158,9 @@ def test_bow_tie_repaired_only_when_asked() -> None:
     assert shape.area_m2 == pytest.approx(box_m2 / 2, abs=2.0)  # cm snapping of 450 m of edges
     assert shape.repaired.area_before_m2 == pytest.approx(0, abs=0.1)
     assert shape.repaired.area_change_m2 == pytest.approx(shape.area_m2, abs=0.5)
-    assert any(w.startswith("repaired Self-intersection") for w in shape.warnings)
+    (summary,) = (w for w in shape.warnings if w.startswith("repaired Self-intersection"))
+    assert "at lon 104.4005000, lat 31.1305000" in summary
+    assert "1 part(s) became 2" in summary and f"{shape.repaired.area_after_m2:.2f} m²" in summary
 
 
 def test_repair_refuses_a_valid_geometry() -> None:
@@ -181,8 +183,35 @@ def test_outside_china() -> None:
 
 
 def test_projected_coordinates_without_a_crs() -> None:
-    with pytest.raises(GeometryError, match="looks projected"):
+    with pytest.raises(GeometryError, match=r"looks projected: name its CRS, e.g. EPSG:4544"):
         prepare_parcel(deyang_square())
+    # An easting led by its zone number names that zone's CRS.
+    prefixed = shapely.affinity.translate(deyang_square(), 35_000_000)
+    with pytest.raises(GeometryError, match=r"e.g. EPSG:4523 \(CGCS2000 / 3-degree"):
+        prepare_parcel(prefixed)
+
+
+def test_lonlat_read_through_a_projected_crs_says_so() -> None:
+    with pytest.raises(GeometryError, match="look like lon/lat") as caught:
+        prepare_parcel(lonlat(deyang_square()), source_crs=4544)
+    assert "not metres of CGCS2000 / 3-degree Gauss-Kruger CM 105E" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("offset", "crs", "expected"),
+    [
+        (35_000_000, 4544, "EPSG:4523"),  # 3-degree zone 35, read as the CM 105E CRS
+        (18_000_000, 4544, "EPSG:4496"),  # 6-degree zone 18
+    ],
+)
+def test_zone_prefixed_eastings_name_their_crs(offset: float, crs: int, expected: str) -> None:
+    prefixed = shapely.affinity.translate(deyang_square(), offset)
+    with pytest.raises(GeometryError, match=f"begins with a zone number.*{expected}"):
+        prepare_parcel(prefixed, source_crs=crs)
+    # Read in the CRS the message names, the same field comes out.
+    right = prepare_parcel(prefixed, source_crs=expected)
+    assert right.area_m2 == pytest.approx(10000.0, abs=0.5)
+    assert right.geometry.centroid.distance(lonlat(deyang_square()).centroid) < 1e-6
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pytest
@@ -216,3 +217,133 @@ def test_dv_parcels_import_locate_export_map(cli_env: Path, tmp_path: Path) -> N
     assert png.read_bytes()[:4] == b"\x89PNG"
     code, output = dv("parcels", "map", VILLAGE, "--out", str(tmp_path / "map.jpg"))
     assert code == 2 and ".svg or .png" in output
+
+
+def test_reasons_name_features_of_earlier_chunks_not_codes(
+    session: Session, ledger: Ledger, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of two: features 3 and 4 meet features 0 and 1 only across a chunk boundary.
+    monkeypatch.setattr(parcel_io, "CHUNK", 2)
+    document = _collection(
+        field(0, 0), field(1, 0), field(2, 0), field(0, 0), gk_box(60, 10, 80, 30)
+    )
+
+    def run(all_or_nothing: bool) -> parcels.RegisterReport:
+        return parcel_io.import_features(
+            session=session,
+            ledger=ledger,
+            source=parcel_io.read_geojson(document),
+            options=parcel_io.ImportOptions(fbfbm=GROUP, all_or_nothing=all_or_nothing),
+            actor=Actor.operator(),
+        )
+
+    for all_or_nothing in (True, False):
+        with session.begin_nested() as attempt:
+            report = run(all_or_nothing)
+            reasons = {r.feature: r.reason for r in report.rejected}
+            assert reasons == {
+                3: "same shape as feature 0 of this input",
+                4: "overlaps feature 1 (400.0 m²)",
+            }
+            assert report.stored is not all_or_nothing
+            attempt.rollback()
+
+
+def _gis_files(folder: Path) -> dict[str, Path]:
+    """The files a county clerk gets: GeoPackage and Shapefile in GK metres, one mislabelled."""
+
+    def frame(crs: str, *shapes: Polygon) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame(
+            {"DLBM": ["0101"] * len(shapes), "DKMC": [f"田{i}" for i in range(len(shapes))]},
+            geometry=[to_gk(s, 4544) for s in shapes],
+            crs=crs,
+        )
+
+    files = {"gpkg": folder / "survey.gpkg", "shp": folder / "fields.shp"}
+    frame("EPSG:4544", field(0, 0), field(1, 0)).to_file(files["gpkg"])
+    frame("EPSG:4544", field(2, 0), field(3, 0)).to_file(files["shp"])
+    files["zip"] = folder / "fields.zip"
+    with zipfile.ZipFile(files["zip"], "w") as bundle:
+        for part in folder.glob("fields.*"):
+            if part != files["zip"]:
+                bundle.write(part, part.name)
+    # The right metres, but the .prj of the zone to the west (CM 102E): 286 km off.
+    files["wrong_zone"] = folder / "wrong_zone.gpkg"
+    frame("EPSG:4543", field(0, 2)).to_file(files["wrong_zone"])
+    files["lonlat"] = folder / "lonlat.geojson"
+    files["lonlat"].write_text(json.dumps(_collection(field(0, 3))), encoding="utf-8")
+    return files
+
+
+def test_dv_parcels_reads_a_clerks_files_and_explains_crs_mistakes(
+    cli_env: Path, tmp_path: Path
+) -> None:
+    assert dv("init")[0] == 0
+    assert dv("regions", "add", VILLAGE, "民安村")[0] == 0
+    assert dv("regions", "add", GROUP, "一组")[0] == 0
+    files = _gis_files(tmp_path)
+
+    def import_json(*args: str) -> tuple[int, dict[str, Any]]:
+        code, output = dv("parcels", "import", *args, "--fbfbm", GROUP, "--json")
+        return code, json.loads(output)
+
+    code, report = import_json(str(files["gpkg"]))
+    assert code == 0 and [c["area_m2"] for c in report["created"]] == [2500.0, 2500.0]
+    code, report = import_json(str(files["zip"]))
+    assert code == 0 and [c["dkbm"] for c in report["created"]] == [
+        f"{GROUP}00003",
+        f"{GROUP}00004",
+    ]
+    # The .shp beside its .shx/.dbf/.prj: the same fields as the zip, so each is named.
+    code, report = import_json(str(files["shp"]))
+    assert code == 1 and report["created"] == []
+    assert [r["reason"] for r in report["rejected"]] == [
+        f"same shape as parcel {GROUP}00003, already registered (re-import?)",
+        f"same shape as parcel {GROUP}00004, already registered (re-import?)",
+    ]
+    code, report = import_json(str(files["wrong_zone"]))
+    assert code == 1
+    (rejected,) = report["rejected"]
+    assert "km from the other parcels of village 510603101201" in rejected["reason"]
+    assert "EPSG:4543" in rejected["reason"]
+    code, report = import_json(str(files["lonlat"]), "--crs", "EPSG:4544")
+    assert code == 1 and "look like lon/lat" in report["rejected"][0]["reason"]
+    # Mistakes that stop the whole import: exit 2, nothing stored, one clear line.
+    code, output = dv("parcels", "import", str(files["gpkg"]), "--fbfbm", GROUP, "--crs", "gcj02")
+    assert code == 2 and "is in EPSG:4544, projected metres; gcj02 is for lon/lat" in output
+    code, output = dv("parcels", "import", str(files["gpkg"]), "--fbfbm", VILLAGE + "07")
+    assert code == 2 and "nothing imported: unknown group code 07" in output
+    code, output = dv("parcels", "import", str(files["gpkg"]), "--fbfbm", GROUP, "--crs", "EPSG:1")
+    assert code == 2 and "unknown CRS 'EPSG:1'" in output
+    code, output = dv("parcels", "locate", "0", "0", "--crs", "EPSG:4544")
+    assert code == 2 and "EPSG:4544" in output
+    # Every parcel stored so far is where the survey put it.
+    out = tmp_path / "out.geojson"
+    assert dv("parcels", "export", "--village", VILLAGE, "--out", str(out))[0] == 0
+    exported = json.loads(out.read_text(encoding="utf-8"))["features"]
+    assert [f["properties"]["name"] for f in exported] == ["田0", "田1", "田0", "田1"]
+    assert {f["properties"]["village_code"] for f in exported} == {VILLAGE}
+
+
+def test_dv_parcels_output_mistakes_are_reported_before_any_work(
+    cli_env: Path, tmp_path: Path
+) -> None:
+    assert dv("init")[0] == 0
+    assert dv("regions", "add", VILLAGE, "民安村")[0] == 0
+    code, output = dv("parcels", "export", "--out", str(tmp_path / "parcels.txt"))
+    assert code == 2 and "--out must end in .geojson or .json" in output
+    code, output = dv("parcels", "export", "--out", str(tmp_path / "no" / "parcels.geojson"))
+    assert code == 2 and "there is no folder" in output
+    code, output = dv("parcels", "map", VILLAGE, "--out", str(tmp_path / "no" / "map.svg"))
+    assert code == 2 and "there is no folder" in output
+    # A mistyped village is not an empty one.
+    code, output = dv("parcels", "export", "--village", VILLAGE[:-1] + "9", "--out", "x.geojson")
+    assert code == 1 and "unknown village code 510603101209" in output
+    code, output = dv("parcels", "map", VILLAGE[:-1] + "9", "--out", str(tmp_path / "m.svg"))
+    assert code == 1 and "unknown village code 510603101209" in output
+    code, output = dv("parcels", "map", VILLAGE, "--out", str(tmp_path / "m.svg"))
+    assert code == 1 and f"no active parcels in {VILLAGE}" in output
+    empty = tmp_path / "empty.geojson"
+    empty.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
+    code, output = dv("parcels", "import", str(empty), "--fbfbm", VILLAGE + "00")
+    assert code == 2 and "holds no features" in output

@@ -6,11 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
-from shapely.geometry import Point
+from shapely.geometry import Point, Polygon
 
 from digital_village.parcels.geometry import (
+    MapDatum,
     bd09_to_wgs84,
     gcj02_to_wgs84,
+    prepare_parcel,
     shift_geometry,
     wgs84_to_bd09,
     wgs84_to_gcj02,
@@ -93,3 +95,88 @@ def test_outside_china_is_left_alone() -> None:
 def test_offset_round_trips_below_a_millimetre(lon: float, lat: float) -> None:
     assert distance_m(gcj02_to_wgs84(*wgs84_to_gcj02(lon, lat)), (lon, lat)) < 1e-3
     assert distance_m(bd09_to_wgs84(*wgs84_to_bd09(lon, lat)), (lon, lat)) < 1e-3
+
+
+# Around Deyang, computed independently of this code base with two other implementations:
+# PRCoords 1.0.2 (Artoria2e5, public domain: wgs_gcj, wgs_bd) and the eviltransform 0.1.1
+# package from PyPI (wgs2gcj). Each row: WGS84, PRCoords GCJ-02, PRCoords BD-09, eviltransform
+# GCJ-02, all (lon, lat). The two GCJ-02 columns differ by ~5 mm from each other.
+DEYANG_REFERENCES = [
+    (
+        (104.4, 31.13),  # 旌阳区
+        (104.402683765458, 31.127860982682396),
+        (104.4091026800833, 31.134174495794095),
+        (104.40268381090178, 31.12786094646275),
+    ),
+    (
+        (104.27, 31.26),  # 孝泉镇
+        (104.2724180065252, 31.25774344558988),
+        (104.27883378409597, 31.26403261130253),
+        (104.27241804746893, 31.257743407379994),
+    ),
+    (
+        (104.5, 31.22),  # 黄许镇
+        (104.50254012633413, 31.217721542197996),
+        (104.5089982952442, 31.223917497393405),
+        (104.50254016934569, 31.217721503617227),
+    ),
+    (
+        (104.35, 31.05),  # 德新镇
+        (104.35259320285596, 31.04776614180294),
+        (104.35914778196175, 31.053513044824253),
+        (104.35259324676626, 31.047766103977366),
+    ),
+    (
+        (104.55, 31.15),
+        (104.55241990784675, 31.14755382064516),
+        (104.55892433097866, 31.153511984541836),
+        (104.55241994882267, 31.14755377922439),
+    ),
+]
+HALF_METRE = 0.5  # the bound for GCJ-02 / BD-09 input converted to WGS84
+
+
+@pytest.mark.parametrize(("wgs", "gcj", "bd", "gcj_evil"), DEYANG_REFERENCES)
+def test_deyang_points_of_independent_implementations_convert_back_within_half_a_metre(
+    wgs: tuple[float, float],
+    gcj: tuple[float, float],
+    bd: tuple[float, float],
+    gcj_evil: tuple[float, float],
+) -> None:
+    assert distance_m(gcj02_to_wgs84(*gcj), wgs) < HALF_METRE
+    assert distance_m(gcj02_to_wgs84(*gcj_evil), wgs) < HALF_METRE
+    assert distance_m(bd09_to_wgs84(*bd), wgs) < HALF_METRE
+    # Measured: ours agrees with PRCoords to ~1e-9 m and with eviltransform to ~5 mm.
+    assert distance_m(gcj02_to_wgs84(*gcj), wgs) < 0.001
+    assert distance_m(bd09_to_wgs84(*bd), wgs) < 0.001
+    assert distance_m(wgs84_to_gcj02(*wgs), gcj_evil) < 0.01
+
+
+# A 60 m field near Deyang: its corners in WGS84 and as PRCoords puts them on GCJ-02 and BD-09
+# maps (高德/腾讯 and 百度), i.e. what a clerk copies from those maps.
+FIELD_WGS84 = [(104.4, 31.13), (104.40063, 31.13), (104.40063, 31.13054), (104.4, 31.13054)]
+FIELD_GCJ02 = [
+    (104.402683765458, 31.127860982682396),
+    (104.40331419647535, 31.127861038673792),
+    (104.40331422266357, 31.128401321380903),
+    (104.40268379164341, 31.128401265389204),
+]
+FIELD_BD09 = [
+    (104.4091026800833, 31.134174495794095),
+    (104.40973359309469, 31.13417293689476),
+    (104.40973317688302, 31.134713088150797),
+    (104.40910226385746, 31.134714647063387),
+]
+
+
+@pytest.mark.parametrize(("datum", "corners"), [("gcj02", FIELD_GCJ02), ("bd09", FIELD_BD09)])
+def test_a_field_copied_from_a_consumer_map_is_registered_where_it_is(
+    datum: MapDatum, corners: list[tuple[float, float]]
+) -> None:
+    shape = prepare_parcel(Polygon(corners), datum=datum)
+    truth = prepare_parcel(Polygon(FIELD_WGS84))
+    for corner in FIELD_WGS84:
+        nearest = min(distance_m(corner, vertex) for vertex in shape.geometry.exterior.coords)
+        assert nearest < HALF_METRE
+        assert nearest < 0.01  # the 1 cm snap is all that moves it
+    assert shape.area_m2 == pytest.approx(truth.area_m2, rel=1e-5)

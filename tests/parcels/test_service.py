@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 import shapely
+from shapely.geometry import box
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -252,3 +254,135 @@ def test_crop_per_season_is_kept_with_history(
     history = parcels.history(session=session, dkbm=grid[0])
     crops = [(a["season"], a["value"], a["superseded"]) for a in history["crops"]]
     assert ("2026-winter", "油菜", True) in crops and ("2026-winter", "小麦", False) in crops
+
+
+def test_a_malformed_code_says_what_is_wrong_not_just_not_found(session: Session) -> None:
+    with pytest.raises(Invalid, match=r"not a parcel code: DKBM must be 19 digits.*FBFBM length"):
+        parcels.get_parcel(session=session, dkbm=GROUP)
+    with pytest.raises(Invalid, match="only digits"):
+        parcels.get_parcel(session=session, dkbm=GROUP + "0000x")
+    with pytest.raises(NotFound, match=f"no parcel with DKBM {GROUP}00001"):
+        parcels.get_parcel(session=session, dkbm=f" {GROUP}00001 ")
+
+
+BDCDYH = "510603001002JD00001W00000000"
+
+
+def test_bdcdyh_must_be_of_the_parcels_county_and_keeps_its_history(
+    session: Session, ledger: Ledger, world: World
+) -> None:
+    def register(bdcdyh: str) -> Parcel:
+        parcel, _ = parcels.register(
+            session=session,
+            ledger=ledger,
+            fbfbm=GROUP,
+            parcel_in=parcels.ParcelIn(geometry=field(0, 0), land_use="0101", bdcdyh=bdcdyh),
+            actor=OPERATOR,
+            valid_from=dt.date(2025, 3, 1),
+        )
+        return parcel
+
+    with pytest.raises(Invalid, match="belongs to county 510604, expected 510603"):
+        register("510604" + BDCDYH[6:])
+    parcel = register("510603 001002 JD00001 W00000000")
+    assert parcel.bdcdyh == BDCDYH
+    renumbered = BDCDYH[:14] + "00002" + BDCDYH[19:]
+    parcels.change(
+        session=session,
+        ledger=ledger,
+        dkbm=parcel.dkbm,
+        change=parcels.ParcelChange(valid_from=dt.date(2026, 1, 1), bdcdyh=renumbered),
+        actor=OPERATOR,
+    )
+    assert parcel.bdcdyh == renumbered
+    periods = parcels.history(session=session, dkbm=parcel.dkbm)["bdcdyh"]
+    assert [(p["value"], p["valid_from"], p["valid_to"]) for p in periods] == [
+        (BDCDYH, "2025-03-01", "2026-01-01"),
+        (renumbered, "2026-01-01", None),
+    ]
+    with pytest.raises(Invalid, match="belongs to county"):
+        parcels.change(
+            session=session,
+            ledger=ledger,
+            dkbm=parcel.dkbm,
+            change=parcels.ParcelChange(bdcdyh="510604" + BDCDYH[6:]),
+            actor=OPERATOR,
+        )
+
+
+def test_a_field_far_from_its_village_is_refused_as_a_crs_mistake(
+    session: Session, ledger: Ledger, grid: list[str]
+) -> None:
+    # The grid's fields in EPSG:4544 metres, read as if a .prj named the zone to the west.
+    west = parcels.register_many(
+        session=session,
+        ledger=ledger,
+        fbfbm=GROUP,
+        items=[
+            parcels.ParcelIn(
+                geometry=box(ORIGIN_E + 500, ORIGIN_N, ORIGIN_E + 550, ORIGIN_N + 50),
+                land_use="0101",
+            )
+        ],
+        actor=OPERATOR,
+        source=parcels.parse_source_crs("EPSG:4543"),
+    )
+    assert west.created == []
+    (reason,) = [r.reason for r in west.rejected]
+    assert reason.startswith("lies 28") and "km from the other parcels of village" in reason
+    assert "really in EPSG:4543?" in reason
+    # A field a few kilometres off is still the village's.
+    near, _ = parcels.register(
+        session=session,
+        ledger=ledger,
+        fbfbm=GROUP,
+        parcel_in=parcels.ParcelIn(geometry=gk_box(5000, 5000, 5050, 5050), land_use="0101"),
+        actor=OPERATOR,
+    )
+    assert near.dkbm == f"{GROUP}00005"
+
+
+def test_every_change_split_and_merge_is_in_the_ledger(
+    session: Session, ledger: Ledger, grid: list[str]
+) -> None:
+    def chain(dkbm: str) -> list[tuple[str, dict[str, object]]]:
+        entries = session.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.chain_key == f"parcel:{dkbm}")
+            .order_by(LedgerEntry.seq)
+        ).all()
+        return [(e.kind, json.loads(e.body)["data"]) for e in entries]
+
+    parcels.change(
+        session=session,
+        ledger=ledger,
+        dkbm=grid[0],
+        change=parcels.ParcelChange(crop=("2026-winter", "小麦")),
+        actor=OPERATOR,
+    )
+    children = parcels.split(
+        session=session,
+        ledger=ledger,
+        dkbm=grid[0],
+        parts=[gk_box(0, 0, 20, 50), gk_box(20, 0, 50, 50)],
+        actor=OPERATOR,
+    )
+    merged = parcels.merge(session=session, ledger=ledger, dkbms=grid[1::2], actor=OPERATOR)
+    split_codes = [c.dkbm for c in children]
+    kinds = [kind for kind, _ in chain(grid[0])]
+    assert kinds == ["parcel.registered", "parcel.changed", "parcel.split"]
+    assert chain(grid[0])[1][1]["crop"] == {"season": "2026-winter", "crop": "小麦"}
+    assert chain(grid[0])[2][1]["into"] == split_codes
+    for code in split_codes:
+        ((kind, data),) = chain(code)
+        assert (kind, data["from"], data["by"]) == ("parcel.registered", [grid[0]], "split")
+    for parent in grid[1::2]:
+        assert chain(parent)[-1] == (
+            "parcel.merged",
+            {"dkbm": parent, "into": [merged.dkbm], "valid_to": parcels.today().isoformat()},
+        )
+    ((kind, data),) = chain(merged.dkbm)
+    assert (kind, data["from"], data["by"]) == ("parcel.registered", grid[1::2], "merge")
+    assert merged.last_seq == session.scalar(
+        select(LedgerEntry.seq).where(LedgerEntry.chain_key == f"parcel:{merged.dkbm}")
+    )

@@ -28,6 +28,23 @@ CrsOption = Annotated[
 ]
 
 
+def _output(out: Path, suffixes: tuple[str, ...]) -> str:
+    """Check an --out path before any work: a known suffix and an existing folder."""
+    suffix = out.suffix.lower()
+    if suffix not in suffixes:
+        fail(f"--out must end in {' or '.join(suffixes)}, not {suffix or 'nothing'}", code=2)
+    if not out.parent.is_dir():
+        fail(f"--out {out}: there is no folder {out.parent}", code=2)
+    return suffix
+
+
+def _write(out: Path, data: bytes) -> None:
+    try:
+        out.write_bytes(data)
+    except OSError as error:
+        fail(f"cannot write {out}: {error.strerror or error}", code=2)
+
+
 class _Discard(Exception):
     """Raised inside a transaction to roll it back after an all-or-nothing import failed."""
 
@@ -72,7 +89,8 @@ def import_(
     """Register every good feature of a file; name every bad one and why.
 
     Exit 0 when every feature was stored, 1 when any was rejected (the good ones are stored
-    unless --all-or-nothing).
+    unless --all-or-nothing), 2 when nothing could be imported (no such file, an FBFBM that
+    is wrong or not registered, a CRS that cannot apply).
     """
     settings = load_settings()
     source = _source(crs, datum)
@@ -80,6 +98,8 @@ def import_(
         read = parcel_io.read_file(file, layer=layer)
     except DomainError as error:
         fail(error.detail, code=2)
+    if not read.geometries:
+        fail(f"{read.filename} holds no features{f' in layer {layer}' if layer else ''}", code=2)
     options = parcel_io.ImportOptions(
         fbfbm=fbfbm,
         source=source,
@@ -89,6 +109,7 @@ def import_(
     )
     ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
     report: parcels.RegisterReport | None = None
+    refused: DomainError | None = None  # the import as a whole: its FBFBM, scope, CRS
     try:
         with (
             transaction(settings) as session,
@@ -98,23 +119,29 @@ def import_(
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 console=console,
-                disable=as_json,
+                disable=as_json or not console.is_terminal,
                 transient=True,
             ) as progress,
         ):
             task = progress.add_task(read.filename, total=len(read.geometries))
-            report = parcel_io.import_features(
-                session=session,
-                ledger=ledger,
-                source=read,
-                options=options,
-                actor=Actor.operator(),
-                progress=lambda n: progress.advance(task, n),
-            )
+            try:
+                report = parcel_io.import_features(
+                    session=session,
+                    ledger=ledger,
+                    source=read,
+                    options=options,
+                    actor=Actor.operator(),
+                    progress=lambda n: progress.advance(task, n),
+                )
+            except DomainError as error:
+                refused = error
+                raise _Discard from None
             if not report.stored:
                 raise _Discard
     except _Discard:
         pass
+    if refused is not None:
+        fail(f"nothing imported: {refused.detail}", code=2)
     assert report is not None
     if as_json:
         print_json(report.as_dict())
@@ -132,8 +159,9 @@ def _print_report(report: parcels.RegisterReport, filename: str) -> None:
             f"({seen['filename']}, {seen['at'][:19]}): a re-import"
         )
     total_mu = sum(c.area_mu for c in report.created)
+    count = len(report.created)
     console.print(
-        f"[bold green]{len(report.created)} parcels stored[/] ({total_mu:.2f} 亩)"
+        f"[bold green]{count} parcel{'s' if count != 1 else ''} stored[/] ({total_mu:.2f} 亩)"
         if report.stored
         else "[bold red]nothing stored[/] (--all-or-nothing)"
     )
@@ -143,7 +171,8 @@ def _print_report(report: parcels.RegisterReport, filename: str) -> None:
     if len(report.created) > 20:
         console.print(f"  … and {len(report.created) - 20} more")
     if report.rejected:
-        console.print(f"[bold red]{len(report.rejected)} features rejected[/]:")
+        count = len(report.rejected)
+        console.print(f"[bold red]{count} feature{'s' if count != 1 else ''} rejected[/]:")
         for rejected in report.rejected:
             console.print(f"  feature {rejected.feature}: {rejected.reason}", highlight=False)
 
@@ -155,10 +184,13 @@ def locate(
     crs: CrsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """The parcel that holds a point; exit 1 when none does."""
+    """The parcel that holds a point; exit 1 when none does, 2 when the point makes no sense."""
     source = _source(crs, None)
-    with transaction(load_settings()) as session:
+    try:
         lon, lat = parcels.to_lonlat_point(x, y, source)
+    except DomainError as error:
+        fail(error.detail, code=2)
+    with transaction(load_settings()) as session:
         parcel = parcels.parcel_containing_point(session=session, lon=lon, lat=lat)
         if parcel is None:
             fail(f"no active parcel holds the point lon {lon:.7f}, lat {lat:.7f}")
@@ -203,12 +235,13 @@ def export(
     ] = False,
 ) -> None:
     """Write active parcels as RFC 7946 GeoJSON with 6 decimals."""
+    _output(out, (".geojson", ".json"))
     with transaction(load_settings()) as session:
         if due_diligence:
             document = parcel_io.export_due_diligence(session=session, region=village)
         else:
             document = parcel_io.export_geojson(session=session, region=village)
-    out.write_text(parcel_io.dumps(document) + "\n", encoding="utf-8")
+    _write(out, (parcel_io.dumps(document) + "\n").encode())
     console.print(f"wrote {len(document['features'])} parcels to {out}")
 
 
@@ -221,13 +254,10 @@ def map_(
     """Draw a village's or township's parcels, coloured by crop or land use."""
     from digital_village.parcels import render
 
-    suffix = out.suffix.lower()
-    if suffix not in (".svg", ".png"):
-        fail(f"--out must end in .svg or .png, not {suffix or 'nothing'}", code=2)
+    suffix = _output(out, (".svg", ".png"))
     with transaction(load_settings()) as session:
         drawing = render.map_data(session=session, code=code, color_by=color_by)
-    data = render.to_svg(drawing) if suffix == ".svg" else render.to_png(drawing)
-    out.write_bytes(data)
+    _write(out, render.to_svg(drawing) if suffix == ".svg" else render.to_png(drawing))
     console.print(f"wrote the map of {drawing.title} ({len(drawing.parcels)} parcels) to {out}")
 
 
@@ -239,12 +269,11 @@ def sign(
     """Print a parcel's sign (土地赋码): QR code of https://<host>/p/<DKBM>, code, village, 亩."""
     from digital_village.parcels import signs
 
-    suffix = out.suffix.lower()
-    if suffix not in (".png", ".pdf", ".svg"):
-        fail(f"--out must end in .png, .pdf or .svg, not {suffix or 'nothing'}", code=2)
+    suffix = _output(out, (".png", ".pdf", ".svg"))
     settings = load_settings()
     with transaction(settings) as session:
         card = signs.sign_for(session=session, dkbm=dkbm, base_url=settings.public_base_url)
-    data = signs.qr_svg(card.url) if suffix == ".svg" else signs.render_sign(card, fmt=suffix[1:])
-    out.write_bytes(data)
+    _write(
+        out, signs.qr_svg(card.url) if suffix == ".svg" else signs.render_sign(card, fmt=suffix[1:])
+    )
     console.print(f"wrote the sign of {card.dkbm} ({card.url}) to {out}")

@@ -106,6 +106,27 @@ def _require_change_scope(
         )
 
 
+def _open_period(
+    session: Session, parcel: Parcel, name: str, start: dt.date, *, what: str
+) -> list[ParcelAttribute]:
+    """The open period of an attribute, to be closed at ``start`` (which must come after it)."""
+    current = session.scalars(
+        select(ParcelAttribute).where(
+            ParcelAttribute.parcel_id == parcel.id,
+            ParcelAttribute.name == name,
+            ParcelAttribute.valid_to.is_(None),
+        )
+    ).first()
+    if current is None:
+        return []
+    if start <= current.valid_from:
+        raise Invalid(
+            f"the change must start after the current {what}, which began on "
+            f"{current.valid_from.isoformat()}"
+        )
+    return [current]
+
+
 def change(
     *, session: Session, ledger: Ledger, dkbm: str, change: ParcelChange, actor: Actor
 ) -> Parcel:
@@ -158,20 +179,7 @@ def change(
     if change.land_use is not None:
         if change.land_use not in landuse.LAND_USE:
             raise Invalid(f"land use {change.land_use!r} is not a GB/T 21010 farm class")
-        current_use = session.scalars(
-            select(ParcelAttribute).where(
-                ParcelAttribute.parcel_id == parcel.id,
-                ParcelAttribute.name == "land_use",
-                ParcelAttribute.valid_to.is_(None),
-            )
-        ).first()
-        if current_use is not None:
-            if start <= current_use.valid_from:
-                raise Invalid(
-                    f"the change must start after the current land use, which began on "
-                    f"{current_use.valid_from.isoformat()}"
-                )
-            closing.append(current_use)
+        closing += _open_period(session, parcel, "land_use", start, what="land use")
         new_rows.append(
             ParcelAttribute(
                 parcel_id=parcel.id, name="land_use", value=change.land_use, valid_from=start
@@ -210,10 +218,15 @@ def change(
         data["crop"] = {"season": season, "crop": crop}
     if change.bdcdyh is not None:
         try:
-            parcel.bdcdyh = codes.parse_bdcdyh(change.bdcdyh).code
+            bdcdyh = codes.parse_bdcdyh(change.bdcdyh, county=parcel.fbfbm[:6]).code
         except codes.CodeError as error:
             raise Invalid(f"不动产单元代码: {error}") from error
-        data["bdcdyh"] = parcel.bdcdyh
+        closing += _open_period(session, parcel, "bdcdyh", start, what="不动产单元代码")
+        new_rows.append(
+            ParcelAttribute(parcel_id=parcel.id, name="bdcdyh", value=bdcdyh, valid_from=start)
+        )
+        parcel.bdcdyh = bdcdyh
+        data["bdcdyh"] = bdcdyh
     entry = ledger.append(
         session, kind="parcel.changed", data=data, chain_key=f"parcel:{parcel.dkbm}"
     )
@@ -240,7 +253,7 @@ def _retire(
     for attribute in session.scalars(
         select(ParcelAttribute).where(
             ParcelAttribute.parcel_id.in_(ids),
-            ParcelAttribute.name == "land_use",
+            ParcelAttribute.name.in_(("land_use", "bdcdyh")),
             ParcelAttribute.valid_to.is_(None),
         )
     ):

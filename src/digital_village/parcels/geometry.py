@@ -83,6 +83,19 @@ class Repair:
         """Area after minus area before."""
         return self.area_after_m2 - self.area_before_m2
 
+    @property
+    def summary(self) -> str:
+        """One line for an import report: what was wrong, where, and what the repair made."""
+        where = (
+            f" at lon {self.location[0]:.7f}, lat {self.location[1]:.7f}" if self.location else ""
+        )
+        dropped = f"; dropped {', '.join(self.dropped)}" if self.dropped else ""
+        return (
+            f"repaired {self.reason}{where}: {self.parts_before} part(s) became "
+            f"{self.parts_after}, {self.area_after_m2:.2f} m² (the invalid shape measured "
+            f"{self.area_before_m2:.2f} m²){dropped}"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SliverCheck:
@@ -150,6 +163,11 @@ def _zone_of(geom: Any) -> int:
     return gk_epsg((geom.bounds[0] + geom.bounds[2]) / 2)
 
 
+def is_projected(crs: CrsLike) -> bool:
+    """Whether a CRS has projected (metre) coordinates; GeometryError if it is unknown."""
+    return bool(_crs(crs).is_projected)
+
+
 def to_lonlat(geom: BaseGeometry, source_crs: CrsLike) -> BaseGeometry:
     """Transform a geometry from any CRS (EPSG code, WKT or PROJ string) to lon/lat."""
     return _reproject(geom, source_crs, LONLAT_EPSG)
@@ -170,32 +188,92 @@ def require_polygonal(geom: BaseGeometry) -> Polygonal:
     return geom
 
 
+def _inside_china(lon: Floats, lat: Floats) -> NDArray[np.bool_]:
+    in_lon = (lon >= CHINA_LON[0]) & (lon <= CHINA_LON[1])
+    return in_lon & (lat >= CHINA_LAT[0]) & (lat <= CHINA_LAT[1])
+
+
 def check_china_lonlat(geom: BaseGeometry) -> None:
     """Raise unless every vertex is a plausible lon/lat inside China (lon 73..136, lat 3..54)."""
     xy = shapely.get_coordinates(geom)
     if not np.isfinite(xy).all():
         raise GeometryError("coordinates contain NaN or infinity")
-
-    def inside(xs: Floats, ys: Floats) -> NDArray[np.bool_]:
-        in_lon = (xs >= CHINA_LON[0]) & (xs <= CHINA_LON[1])
-        return in_lon & (ys >= CHINA_LAT[0]) & (ys <= CHINA_LAT[1])
-
-    ok = inside(xy[:, 0], xy[:, 1])
+    ok = _inside_china(xy[:, 0], xy[:, 1])
     if ok.all():
         return
     x, y = (float(v) for v in xy[int(np.argmin(ok))])
-    if inside(xy[:, 1], xy[:, 0]).all():
+    if _inside_china(xy[:, 1], xy[:, 0]).all():
         raise GeometryError(
-            f"latitude and longitude look swapped: a vertex came as ({x:g}, {y:g}); give lon first",
+            f"latitude and longitude look swapped (a vertex came as ({x:g}, {y:g})): "
+            "give longitude first; read the other way round it lies",
             (y, x),
         )
     if abs(x) > 180 or abs(y) > 90:
-        raise GeometryError(f"({x:.2f}, {y:.2f}) is not lon/lat but looks projected: name the CRS")
+        prefixed = _zone_prefix_crs(x)
+        example = f"EPSG:{prefixed[0]} ({prefixed[1]})" if prefixed else "EPSG:4544"
+        raise GeometryError(
+            f"({x:.2f}, {y:.2f}) is not lon/lat but looks projected: name its CRS, e.g. {example}"
+        )
     raise GeometryError(
         f"outside China: lon must be {CHINA_LON[0]:g}..{CHINA_LON[1]:g}, "
         f"lat {CHINA_LAT[0]:g}..{CHINA_LAT[1]:g}",
         (x, y),
     )
+
+
+def _zone_prefix_crs(easting: float) -> tuple[int, str] | None:
+    """The CGCS2000 GK zone CRS whose zone number leads an easting such as 35 440 000 m."""
+    zone = int(easting // 1_000_000)
+    if 25 <= zone <= 45:
+        return 4513 + zone - 25, f"CGCS2000 / 3-degree Gauss-Kruger zone {zone}"
+    if 13 <= zone <= 23:
+        return 4491 + zone - 13, f"CGCS2000 / Gauss-Kruger zone {zone} (6-degree)"
+    return None
+
+
+def _explain_crs(raw: BaseGeometry, source_crs: CrsLike, error: GeometryError) -> GeometryError:
+    """Say what is likely wrong when coordinates read through a projected CRS make no sense."""
+    crs = _crs(source_crs)
+    xy = shapely.get_coordinates(raw)
+    if not crs.is_projected or len(xy) == 0 or not np.isfinite(xy).all():
+        return error
+    x, y = float(xy[0, 0]), float(xy[0, 1])
+    if _inside_china(xy[:, 0], xy[:, 1]).all():
+        return GeometryError(
+            f"the coordinates look like lon/lat (a vertex at {x:g}, {y:g}), not metres of "
+            f"{crs.name}: give no CRS, or the one they are really in"
+        )
+    prefixed = _zone_prefix_crs(x)
+    if prefixed is not None and crs.to_epsg() != prefixed[0]:
+        return GeometryError(
+            f"easting {x:.0f} begins with a zone number: the coordinates look like "
+            f"{prefixed[1]} (EPSG:{prefixed[0]}), not {crs.name}"
+        )
+    return GeometryError(
+        f"{error.reason} (after reading the coordinates as {crs.name}: is that their CRS?)",
+        error.location,
+    )
+
+
+def from_source(
+    geom: BaseGeometry, *, source_crs: CrsLike | None = None, datum: MapDatum = "wgs84"
+) -> BaseGeometry:
+    """Lon/lat (WGS84) from another CRS and/or a consumer-map datum, checked to be in China.
+
+    A GeometryError says what went wrong in the clerk's terms: swapped axes, metres without a
+    CRS, lon/lat given a projected CRS, a zone-prefixed easting, or a point outside China.
+    """
+    raw = geom
+    try:
+        if source_crs is not None:
+            geom = to_lonlat(geom, source_crs)
+        geom = shift_geometry(geom, source=datum, target="wgs84")
+        check_china_lonlat(geom)
+    except GeometryError as error:
+        if source_crs is None:
+            raise
+        raise _explain_crs(raw, source_crs, error) from None
+    return geom
 
 
 _LOCATION = re.compile(r"^(?P<reason>[^\[]*)\[(?P<x>\S+) (?P<y>\S+)\]")
@@ -361,6 +439,18 @@ def overlap_areas_m2(candidate: Polygonal, others: Sequence[BaseGeometry]) -> Fl
     return areas
 
 
+def distances_to_bounds_m(
+    geoms: Sequence[BaseGeometry], bounds: tuple[float, float, float, float]
+) -> Floats:
+    """Geodesic metres from each shape's centroid to a lon/lat box (0 inside it)."""
+    centres = shapely.centroid(np.asarray(geoms, dtype=object))
+    lon, lat = shapely.get_x(centres), shapely.get_y(centres)
+    near_lon = np.clip(lon, bounds[0], bounds[2])
+    near_lat = np.clip(lat, bounds[1], bounds[3])
+    distances: Floats = np.asarray(_GEOD.inv(lon, lat, near_lon, near_lat)[2], dtype=np.float64)
+    return distances
+
+
 def find_overlaps(
     candidate: Polygonal, others: Mapping[str, BaseGeometry], *, tolerance_m2: float = 1.0
 ) -> dict[str, float]:
@@ -481,17 +571,14 @@ def prepare_parcel(
     if shapely.has_z(polygon):
         polygon = shapely.force_2d(polygon)
         warnings.append("Z coordinates dropped")
-    if source_crs is not None:
-        polygon = to_lonlat(polygon, source_crs)
-    polygon = shift_geometry(polygon, source=datum, target="wgs84")
-    check_china_lonlat(polygon)
+    polygon = from_source(polygon, source_crs=source_crs, datum=datum)
     epsg = _zone_of(polygon)
     polygon = snap(polygon, epsg)
     report = None
     if not shapely.is_valid(polygon) and allow_repair:
         polygon, report = repair(polygon)
         polygon = snap(polygon, epsg)
-        warnings.append(f"repaired {report.reason}: area change {report.area_change_m2:+.2f} m²")
+        warnings.append(report.summary)
     check_valid(polygon)
     polygon = orient(require_polygonal(polygon))
     area = measure(polygon, epsg)  # the zone it was snapped in, even if snapping moved the centroid

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from digital_village.auth.actor import Actor
 from digital_village.errors import Invalid
 from digital_village.ledger.log import Ledger
-from digital_village.parcels import landuse
+from digital_village.parcels import geometry, landuse
 from digital_village.parcels import service as parcels
 from digital_village.parcels.models import Parcel
 from digital_village.regions.models import Cooperative, Household, Region
@@ -213,6 +213,19 @@ def _items(
     return items, reasons
 
 
+def _source_crs(source: SourceFile, given: parcels.SourceCrs) -> parcels.SourceCrs:
+    """The CRS to read a file's coordinates in: --crs if given, else the file's own."""
+    if given.crs is not None or source.crs is None:
+        return given
+    own = parcels.parse_source_crs(source.crs)
+    if own.crs is not None and given.datum != "wgs84" and geometry.is_projected(own.crs):
+        raise Invalid(
+            f"{source.filename} is in {source.crs}, projected metres; {given.datum} is for "
+            "lon/lat copied from a consumer map, so give no CRS"
+        )
+    return parcels.SourceCrs(crs=own.crs, datum=given.datum)
+
+
 def import_features(
     *,
     session: Session,
@@ -229,9 +242,7 @@ def import_features(
     """
     base = parcels.check_fbfbm(session=session, fbfbm=options.fbfbm)
     parcels.require_region_scope(session=session, actor=actor, fbfbm=base.fbfbm)
-    source_crs = options.source
-    if source_crs.crs is None and source_crs.datum == "wgs84" and source.crs is not None:
-        source_crs = parcels.parse_source_crs(source.crs)
+    source_crs = _source_crs(source, options.source)
     previous = parcels.find_import(session=session, file_sha256=source.sha256)
     items, reasons = _items(session, source, options)
     report = parcels.RegisterReport()
@@ -241,6 +252,10 @@ def import_features(
     indexes = [i for i, item in enumerate(items) if item is not None]
     if reasons and progress:
         progress(len(reasons))
+    # Where the village's land lies, before this file: a file read in the wrong CRS cannot
+    # vouch for itself by its own first chunk.
+    home = parcels.home_of(session, base)
+    feature_of: dict[str, int] = {}  # DKBM → feature, so reasons name earlier chunks by feature
     for start in range(0, len(indexes), CHUNK):
         chunk = indexes[start : start + CHUNK]
         part = parcels.register_many(
@@ -253,7 +268,10 @@ def import_features(
             allow_repair=options.allow_repair,
             valid_from=options.valid_from,
             feature_numbers=chunk,
+            earlier_features=feature_of,
+            home=home,
         )
+        feature_of.update((created.dkbm, created.feature) for created in part.created)
         report.created.extend(part.created)
         report.rejected.extend(part.rejected)
         if progress:
@@ -306,6 +324,7 @@ def feature(
             "area_ha": round(parcel.area_ha, 4),
             "crop": crop,
             "status": parcel.status.value,
+            "sliver": parcel.sliver_reason,  # why the shape was flagged as a sliver, if it was
             "ledger_seq": parcel.last_seq,
             **(extra or {}),
         },

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import shapely
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
@@ -174,7 +174,10 @@ class Candidate:
 OVERLAP_TOLERANCE_M2 = 1.0
 
 
-def check_attributes(item: ParcelIn) -> list[tuple[str, str, dt.date, dt.date]]:
+def check_attributes(
+    item: ParcelIn, *, county: str | None = None
+) -> list[tuple[str, str, dt.date, dt.date]]:
+    """Check land use, 不动产单元代码 (of ``county`` when given) and crops; the crop periods."""
     if item.land_use not in landuse.LAND_USE:
         raise Invalid(
             f"land use {item.land_use!r} is not a GB/T 21010 farm class "
@@ -182,7 +185,7 @@ def check_attributes(item: ParcelIn) -> list[tuple[str, str, dt.date, dt.date]]:
         )
     if item.bdcdyh is not None:
         try:
-            codes.parse_bdcdyh(item.bdcdyh)
+            codes.parse_bdcdyh(item.bdcdyh, county=county)
         except codes.CodeError as error:
             raise Invalid(f"不动产单元代码: {error}") from error
     crops = []
@@ -209,11 +212,21 @@ def _active_near(
 
 
 def overlap_reasons(
-    session: Session, candidates: list[Candidate], *, ignore: frozenset[str] = frozenset()
+    session: Session,
+    candidates: list[Candidate],
+    *,
+    ignore: frozenset[str] = frozenset(),
+    earlier: Mapping[str, int] | None = None,
 ) -> dict[int, str]:
-    """Reasons to reject candidates that overlap an active parcel or an earlier candidate."""
+    """Reasons to reject candidates that overlap an active parcel or an earlier candidate.
+
+    ``earlier`` maps the DKBMs stored by earlier chunks of the same input to their feature
+    numbers, so that a reason names "feature 12" rather than a code the clerk never saw (and
+    that an all-or-nothing import rolls back).
+    """
     if not candidates:
         return {}
+    stored_as = earlier or {}
     shapes = np.asarray([c.shape.geometry for c in candidates], dtype=object)
     bounds = shapely.total_bounds(shapes)
     existing = [row for row in _active_near(session, tuple(bounds)) if row[0] not in ignore]
@@ -222,11 +235,13 @@ def overlap_reasons(
     seen: dict[str, int] = {}
     for position, candidate in enumerate(candidates):
         same = by_fingerprint.get(candidate.shape.fingerprint)
-        if same is not None:
+        if same is not None and same in stored_as:
+            reasons[position] = f"same shape as feature {stored_as[same]} of this input"
+        elif same is not None:
             reasons[position] = f"same shape as parcel {same}, already registered (re-import?)"
         elif candidate.shape.fingerprint in seen:
-            earlier = candidates[seen[candidate.shape.fingerprint]].feature
-            reasons[position] = f"same shape as feature {earlier} of this input"
+            first = candidates[seen[candidate.shape.fingerprint]].feature
+            reasons[position] = f"same shape as feature {first} of this input"
         else:
             seen[candidate.shape.fingerprint] = position
     others = np.asarray([shapely.from_wkb(row[2]) for row in existing], dtype=object)
@@ -253,13 +268,63 @@ def overlap_reasons(
             continue
         named = []
         for t, area in sorted(hits[position], key=lambda hit: -hit[1]):
-            if t < len(others):
+            if t < len(others) and existing[t][0] in stored_as:
+                named.append(f"feature {stored_as[existing[t][0]]} ({area:.1f} m²)")
+            elif t < len(others):
                 named.append(f"parcel {existing[t][0]} ({area:.1f} m²)")
             elif (t - len(others)) not in reasons:  # a rejected feature is no obstacle
                 named.append(f"feature {candidates[t - len(others)].feature} ({area:.1f} m²)")
         if named:
             reasons[position] = "overlaps " + ", ".join(named)
     return reasons
+
+
+# A village is a few kilometres across: a field tens of kilometres from the others of its
+# village (or township) was read in the wrong CRS, e.g. a .prj naming the neighbouring zone.
+FAR_FROM_HOME_KM = 30.0
+
+
+@dataclass(frozen=True)
+class Home:
+    """Where an FBFBM's land lies: the bounds of its village's (or township's) active parcels."""
+
+    label: str  # "village 510603101201"
+    bounds: tuple[float, float, float, float]
+
+
+def home_of(session: Session, contractor: Contractor) -> Home | None:
+    """The bounds of the active parcels of the FBFBM's village, else of its township."""
+    bounds = (
+        func.min(Parcel.min_lon),
+        func.min(Parcel.min_lat),
+        func.max(Parcel.max_lon),
+        func.max(Parcel.max_lat),
+    )
+    for what, column, code in (
+        ("village", Parcel.village_code, contractor.village_code),
+        ("township", Parcel.township_code, contractor.township_code),
+    ):
+        row = session.execute(
+            select(*bounds).where(column == code, Parcel.status == ParcelStatus.ACTIVE)
+        ).one()
+        if row[0] is not None:
+            return Home(f"{what} {code}", (row[0], row[1], row[2], row[3]))
+    return None
+
+
+def far_reasons(home: Home | None, shapes: Sequence[batch.Prepared], crs: str) -> dict[int, str]:
+    """Reasons for prepared shapes lying far from the other parcels of their village/township."""
+    good = [i for i, shape in enumerate(shapes) if isinstance(shape, geometry.ParcelShape)]
+    if home is None or not good:
+        return {}
+    geoms = [shape.geometry for shape in shapes if isinstance(shape, geometry.ParcelShape)]
+    distances = geometry.distances_to_bounds_m(geoms, home.bounds)
+    return {
+        index: f"lies {km:.0f} km from the other parcels of {home.label}: are the coordinates "
+        f"really in {crs}? (check the file's CRS, or the one given)"
+        for index, metres in zip(good, distances, strict=True)
+        if (km := metres / 1000) > FAR_FROM_HOME_KM
+    }
 
 
 def _allocate(session: Session, fbfbm: str, count: int) -> int:
@@ -301,6 +366,8 @@ def register_many(
     kind: str = "parcel.registered",
     extra: dict[str, Any] | None = None,
     feature_numbers: Sequence[int] | None = None,
+    earlier_features: Mapping[str, int] | None = None,
+    home: Home | Literal["look up"] | None = "look up",
 ) -> RegisterReport:
     """Check every parcel, store the good ones (or none, ``all_or_nothing``), report the rest.
 
@@ -308,7 +375,10 @@ def register_many(
     (GB/T 21010 land use, 不动产单元代码, crop seasons, holders), geometry (prepare_parcel),
     a shape already registered, and overlaps over 1 m² with active parcels or earlier
     features. Stored parcels get the next DKBMs of their FBFBM and one ledger entry each.
-    ``feature_numbers`` names the items in reports (default: their index in ``items``).
+    ``feature_numbers`` names the items in reports (default: their index in ``items``);
+    ``earlier_features`` maps DKBMs stored from earlier chunks of the same input to theirs.
+    A parcel over 30 km from the other parcels of its village (``home``, looked up unless
+    given) is refused as read in the wrong CRS.
     """
     numbers = list(feature_numbers) if feature_numbers is not None else list(range(len(items)))
     source = source or SourceCrs()
@@ -329,22 +399,27 @@ def register_many(
         datum=source.datum,
         allow_repair=allow_repair,
     )
+    if home == "look up":
+        home = home_of(session, base)
+    far = far_reasons(home, shapes, source.label)
     candidates: list[Candidate] = []
     for index, (item, shape) in enumerate(zip(items, shapes, strict=True)):
         try:
             owner = _feature_contractor(session, base, item.fbfbm, contractors)
-            crops = check_attributes(item)
+            crops = check_attributes(item, county=owner.fbfbm[:6])
             if item.contractor_household_id and item.contractor_household_id not in households:
                 raise Invalid(f"no household with id {item.contractor_household_id}")
             if item.operator_cooperative_id and item.operator_cooperative_id not in cooperatives:
                 raise Invalid(f"no cooperative with id {item.operator_cooperative_id}")
             if isinstance(shape, geometry.GeometryError):
                 raise Invalid(str(shape))
+            if index in far:
+                raise Invalid(far[index])
         except Invalid as error:
             report.rejected.append(Rejected(numbers[index], error.detail))
             continue
         candidates.append(Candidate(numbers[index], item, owner, shape, crops))
-    reasons = overlap_reasons(session, candidates)
+    reasons = overlap_reasons(session, candidates, earlier=earlier_features)
     for position, reason in reasons.items():
         report.rejected.append(Rejected(candidates[position].feature, reason))
     report.rejected.sort(key=lambda r: r.feature)
@@ -501,6 +576,17 @@ def store_parcels(
                 "ledger_seq": entry.seq,
             }
         )
+        if item.bdcdyh:
+            attributes.append(
+                {
+                    "parcel_id": parcel_id,
+                    "name": "bdcdyh",
+                    "value": codes.parse_bdcdyh(item.bdcdyh).code,
+                    "season": None,
+                    "valid_from": start,
+                    "ledger_seq": entry.seq,
+                }
+            )
         for season, crop, crop_from, crop_to in candidate.crops:
             attributes.append(
                 {

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from digital_village.db import utcnow
 from digital_village.errors import Invalid, NotFound
 from digital_village.ledger.models import LedgerEntry
-from digital_village.parcels import geometry
+from digital_village.parcels import codes, geometry
 from digital_village.parcels.models import (
     Parcel,
     ParcelAttribute,
@@ -32,7 +32,7 @@ from digital_village.parcels.models import (
     ParcelLineage,
     ParcelStatus,
 )
-from digital_village.regions.models import Cooperative, Household
+from digital_village.regions.models import Cooperative, Household, Region
 
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
 
@@ -88,10 +88,18 @@ def today() -> dt.date:
 
 
 def get_parcel(*, session: Session, dkbm: str) -> Parcel:
-    """The parcel with this DKBM, active or retired; NotFound otherwise."""
-    parcel = session.scalar(select(Parcel).where(Parcel.dkbm == dkbm.strip()))
+    """The parcel with this DKBM, active or retired.
+
+    Invalid when the text is no DKBM at all (saying what is wrong with it), NotFound when no
+    parcel has the code.
+    """
+    try:
+        code = codes.parse_dkbm(dkbm).code
+    except codes.CodeError as error:
+        raise Invalid(f"not a parcel code: {error}") from None
+    parcel = session.scalar(select(Parcel).where(Parcel.dkbm == code))
     if parcel is None:
-        raise NotFound(f"no parcel with DKBM {dkbm}")
+        raise NotFound(f"no parcel with DKBM {code}")
     return parcel
 
 
@@ -164,13 +172,9 @@ def locate_id(*, session: Session, lon: float, lat: float) -> int | None:
 def to_lonlat_point(x: float, y: float, source: SourceCrs) -> tuple[float, float]:
     """A point given in a supported CRS or map datum, as lon/lat; Invalid if not in China."""
     try:
-        point: Any = Point(x, y)
-        if source.crs is not None:
-            point = geometry.to_lonlat(point, source.crs)
-        point = geometry.shift_geometry(point, source=source.datum, target="wgs84")
-        geometry.check_china_lonlat(point)
+        point: Any = geometry.from_source(Point(x, y), source_crs=source.crs, datum=source.datum)
     except geometry.GeometryError as error:
-        raise Invalid(f"point ({x:g}, {y:g}) in {source.label}: {error}") from error
+        raise Invalid(f"point ({x:.10g}, {y:.10g}) in {source.label}: {error}") from error
     return float(point.x), float(point.y)
 
 
@@ -316,12 +320,28 @@ def list_parcels(
 
 
 def parcels_of_region(*, session: Session, code: str) -> Sequence[Parcel]:
-    """Every active parcel of a township, village or FBFBM, by DKBM."""
-    return session.scalars(
+    """Every active parcel of a township, village or FBFBM, by DKBM.
+
+    NotFound for a code no registered region has (a mistyped village is not an empty one).
+    """
+    rows = session.scalars(
         select(Parcel)
         .where(region_filter(code), Parcel.status == ParcelStatus.ACTIVE)
         .order_by(Parcel.dkbm)
     ).all()
+    if not rows:
+        _require_region(session, code.strip())
+    return rows
+
+
+_LEVELS = {9: "township", 12: "village", 14: "发包方 (FBFBM)"}
+
+
+def _require_region(session: Session, code: str) -> None:
+    # An FBFBM with group 00 is the village itself contracting: the village is the region.
+    known = code[:12] if len(code) == 14 and code.endswith("00") else code
+    if session.scalar(select(Region.code).where(Region.code == known)) is None:
+        raise NotFound(f"unknown {_LEVELS[len(code)]} code {code}: no such region is registered")
 
 
 def neighbours(*, session: Session, dkbm: str, within_m: float = 2.0) -> list[tuple[Parcel, float]]:
@@ -438,6 +458,7 @@ def history(*, session: Session, dkbm: str) -> dict[str, Any]:
             for h in holdings
         ],
         "land_use": [{"value": a.value, **period(a)} for a in attributes if a.name == "land_use"],
+        "bdcdyh": [{"value": a.value, **period(a)} for a in attributes if a.name == "bdcdyh"],
         "crops": [
             {
                 "season": a.season,
