@@ -40,7 +40,7 @@ def default_fixture_dir() -> Path:
     here = Path("fixtures")
     if (here / "sample-village.json").is_file():
         return here
-    return Path(__file__).resolve().parents[2] / "fixtures"
+    return Path(__file__).resolve().parents[3] / "fixtures"
 
 
 def _read(fixture_dir: Path) -> dict[str, Any]:
