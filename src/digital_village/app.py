@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from digital_village import logs, migrate
 from digital_village.api import openapi, problems
@@ -19,7 +21,7 @@ from digital_village.api.middleware import AccessLogMiddleware, BodyLimitMiddlew
 from digital_village.api.ratelimit import RateLimitMiddleware
 from digital_village.auth.router import router as auth_router
 from digital_village.config import Settings
-from digital_village.db import Database
+from digital_village.db import Database, Failure, failure_of
 from digital_village.errors import NotReady
 from digital_village.iot.router import router as iot_router
 from digital_village.iot.sealer import BackgroundSealer
@@ -30,6 +32,8 @@ from digital_village.trace.router import epcis_router
 from digital_village.trace.router import router as trace_router
 from digital_village.web import STATIC_DIR
 from digital_village.web.routes import router as web_router
+
+log = logging.getLogger("digital_village.app")
 
 API_DESCRIPTION = """
 Digital Village: the land-parcel map, the field-sensor net and the product ledger of a county.
@@ -49,7 +53,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Refuse to serve on an unmigrated database: better a clear message now than a 500 later.
-        migrate.check_current(db.bind)
+        try:
+            migrate.check_current(db.bind)
+        except NotReady as error:
+            # But a worker started while the database is away (uvicorn replaces a worker that
+            # dies or stops answering) serves 503 until it is back: failing its start-up would
+            # make uvicorn stop every worker, turning a database restart into an API outage
+            # that only a person can end (scripts/drills/pg_restart.py).
+            if failure_of(error.__cause__ or error) is not Failure.UNAVAILABLE:
+                raise
+            log.warning("starting while the database is unavailable: %s", error.detail)
         # Seal finished days of sensor readings in the background (tests hand in their own
         # database and seal explicitly).
         sealer = BackgroundSealer(db, settings).start() if owns_database else None
@@ -94,6 +107,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             checks["migration"] = migrate.check_current(db.bind)
         except NotReady as error:
             problems_found.append(error.detail)
+        except DBAPIError as error:
+            reason = str(error.orig or error).strip().splitlines()[0]
+            problems_found.append(f"cannot reach the database: {reason}")
         checks["ledger_key"] = settings.effective_ledger_key_path.is_file()
         if not checks["ledger_key"]:
             problems_found.append(

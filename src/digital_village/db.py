@@ -8,6 +8,7 @@ instead of failing half-way when a read lock cannot be upgraded. PostgreSQL runs
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -111,6 +114,63 @@ def make_single_use_engine(url: str) -> Engine:
         _install_sqlite_pragmas(engine)
         return engine
     return create_engine(url, poolclass=NullPool)
+
+
+class Failure(enum.Enum):
+    """What a database error says about the database rather than about the request."""
+
+    DISK_FULL = "disk full"  # writes cannot succeed until space is freed; reads still can
+    UNAVAILABLE = "unavailable"  # down, restarting, unreachable or overloaded: try again later
+
+
+# SQLite primary result codes (the low byte of an extended code).
+_SQLITE_FULL = 13
+_SQLITE_UNAVAILABLE = frozenset(
+    {
+        5,  # SQLITE_BUSY: another writer held the lock past busy_timeout
+        6,  # SQLITE_LOCKED
+        7,  # SQLITE_NOMEM
+        8,  # SQLITE_READONLY: the file or its folder lost write permission
+        10,  # SQLITE_IOERR
+        14,  # SQLITE_CANTOPEN
+        15,  # SQLITE_PROTOCOL
+    }
+)
+# PostgreSQL SQLSTATEs: 53100 disk_full; classes 08 (connection), 53 (insufficient resources),
+# 57 (operator intervention: shutdown, restart, cancelled), 58 (system error); and the
+# transient conflicts a retry resolves.
+_PG_DISK_FULL = "53100"
+_PG_UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
+_PG_UNAVAILABLE_STATES = {"40001", "40P01", "55P03"}
+
+
+def failure_of(error: BaseException) -> Failure | None:
+    """Whether an error means the database is full or unavailable (None: anything else).
+
+    Such errors are no fault of the request and not a bug: the API answers 507 or 503 and the
+    client may try again, where any other database error remains a 500.
+    """
+    if isinstance(error, PoolTimeoutError):
+        return Failure.UNAVAILABLE  # every pooled connection stayed busy past pool_timeout
+    if not isinstance(error, DBAPIError):
+        return None
+    original = error.orig
+    code = getattr(original, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        if code & 0xFF == _SQLITE_FULL:
+            return Failure.DISK_FULL
+        return Failure.UNAVAILABLE if code & 0xFF in _SQLITE_UNAVAILABLE else None
+    state = getattr(original, "sqlstate", None)
+    if isinstance(state, str):
+        if state == _PG_DISK_FULL:
+            return Failure.DISK_FULL
+        if state[:2] in _PG_UNAVAILABLE_CLASSES or state in _PG_UNAVAILABLE_STATES:
+            return Failure.UNAVAILABLE
+        return None
+    # No code from the server: the driver lost or could not open the connection.
+    if error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError)):
+        return Failure.UNAVAILABLE
+    return None
 
 
 class Database:

@@ -9,9 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from digital_village.db import Failure, failure_of
 from digital_village.errors import DomainError
 
 PROBLEM_JSON = "application/problem+json"
@@ -30,7 +32,10 @@ _TITLES = {
     429: "Too many requests",
     500: "Internal server error",
     503: "Service not ready",
+    507: "Insufficient storage",
 }
+# How long a client should wait before trying again while the database is unavailable.
+RETRY_AFTER_SECONDS = 5
 
 
 def problem(
@@ -89,6 +94,30 @@ async def _out_of_range(_request: Request, error: Exception) -> JSONResponse:
     return problem(422, f"a value is out of range for the database: {reason}")
 
 
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    # Not the request's fault and not a bug: the database is full, or away for a moment (a
+    # restart, a network cut, a lock held too long). Say which, briefly; the log has the rest.
+    failure = failure_of(error)
+    if failure is None:
+        return await _unexpected_error(request, error)
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:300]
+    log.warning("database %s on %s %s: %s", failure.value, request.method, request.url.path, reason)
+    if failure is Failure.DISK_FULL:
+        return problem(
+            507,
+            "the database's disk is full: this was not stored, and writes are refused until "
+            "space is freed (reads still work)",
+            title="Insufficient storage",
+        )
+    return problem(
+        503,
+        "the database is unavailable (restarting, unreachable or busy); "
+        f"try again in {RETRY_AFTER_SECONDS} seconds",
+        title="Database unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "an unexpected error occurred; it has been logged")
@@ -101,4 +130,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(DataError, _out_of_range)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
