@@ -4,8 +4,10 @@ a device) and a `dv serve` with several workers that can be started, killed and 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,8 +21,17 @@ from typing import Any
 
 import httpx
 import psycopg
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+
+from digital_village.auth import service as auth
+from digital_village.auth.actor import Actor
+from digital_village.auth.models import Role
+from digital_village.config import Settings
+from digital_village.db import Database, make_single_use_engine
+from digital_village.errors import DomainError
+from digital_village.iot import service as iot
+from digital_village.ledger.log import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 PUBLIC_BASE_URL = "https://trace.drill.example"
@@ -45,12 +56,14 @@ class Deployment:
     manager_token: str = ""
     device_token: str = ""
     device_id: int = 0
+    devices: list[tuple[int, str]] = field(default_factory=list)  # (device id, token)
     parcels: list[str] = field(default_factory=list)
     _created_db: str | None = None
 
     @classmethod
-    def create(cls, server_url: str | None) -> Deployment:
-        """A fresh database on the PostgreSQL server at ``server_url``, or SQLite when None."""
+    def create(cls, server_url: str | None, *, sqlite_path: Path | None = None) -> Deployment:
+        """A fresh database on the PostgreSQL server at ``server_url``, or SQLite when None
+        (in the data folder, or at ``sqlite_path``)."""
         data_dir = Path(tempfile.mkdtemp(prefix="dv-drill-"))
         created = None
         if server_url:
@@ -61,7 +74,7 @@ class Deployment:
             url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
             created = name
         else:
-            url = f"sqlite:///{data_dir / 'dv.db'}"
+            url = f"sqlite:///{sqlite_path or data_dir / 'dv.db'}"
         env = {
             **os.environ,
             "DV_DATABASE_URL": url,
@@ -84,26 +97,27 @@ class Deployment:
         return result.stdout
 
     def _prepare(self) -> None:
+        """The sample village (`dv demo`), then in this process (each `dv` command costs seconds
+        of imports): a manager token of its cooperative and a device on each of three parcels
+        of its members."""
         self.dv("demo", "--no-serve")
         village = json.loads((REPO / "fixtures" / "sample-village.json").read_text("utf-8"))
-        made = json.loads(
-            self.dv(
-                "tokens",
-                "create",
-                "--role",
-                "manager",
-                "--coop",
-                village["cooperative"]["uscc"],
-                "--json",
+        uscc = village["cooperative"]["uscc"]
+        settings = Settings(data_dir=self.data_dir, database_url=self.database_url)
+        ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
+        engine = make_single_use_engine(self.database_url)
+        operator = Actor.operator()
+        # Installed an hour ago, so the drills may send readings of the last hour.
+        installed = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        with Database(engine).transaction() as session:
+            issued = auth.issue_token(
+                session=session, role=Role.MANAGER, actor=operator, cooperative=uscc, label="drill"
             )
-        )
-        self.manager_token = made["token"]
-        # Parcels contracted by the cooperative's member households: where its manager may
-        # record field work and install sensors.
-        engine = create_engine(self.database_url)
-        with engine.connect() as connection:
+            self.manager_token = issued.token
+            # Parcels contracted by the cooperative's member households: where its manager may
+            # record field work and install sensors.
             candidates = list(
-                connection.scalars(
+                session.scalars(
                     text(
                         "SELECT p.dkbm FROM parcel p"
                         " JOIN parcel_holding h ON h.parcel_id = p.id AND h.valid_to IS NULL"
@@ -111,25 +125,35 @@ class Deployment:
                         " JOIN cooperative c ON c.id = hh.cooperative_id"
                         " WHERE c.uscc = :uscc AND p.status = 'active' ORDER BY p.dkbm LIMIT 20"
                     ),
-                    {"uscc": village["cooperative"]["uscc"]},
+                    {"uscc": uscc},
                 )
             )
+            for dkbm in candidates:
+                try:
+                    with session.begin_nested():
+                        made = iot.register_device(
+                            session=session,
+                            ledger=ledger,
+                            actor=operator,
+                            model="generic",
+                            parcel=dkbm,
+                            cooperative=uscc,
+                            installed_at=installed,
+                        )
+                except DomainError:
+                    continue
+                self.device_id, self.device_token = made.device.id, made.token
+                self.devices.append((self.device_id, self.device_token))
+                self.parcels.append(dkbm)
+                if len(self.parcels) >= 3:
+                    break
         engine.dispose()
-        for dkbm in candidates:
-            try:
-                device = json.loads(
-                    self.dv("devices", "add", "--parcel", dkbm, "--model", "generic", "--json")
-                )
-            except RuntimeError:
-                continue
-            self.device_id, self.device_token = int(device["device_id"]), device["token"]
-            self.parcels.append(dkbm)
-            if len(self.parcels) >= 3:
-                break
         if not self.parcels:
             raise RuntimeError("no parcel of the sample cooperative took a device")
 
-    def start(self, workers: int = 1) -> None:
+    def start(self, workers: int = 1) -> float:
+        """Start `dv serve` and wait until /healthz answers 200; the seconds that took."""
+        started = time.monotonic()
         self.port = self.port or free_port()
         self.server = subprocess.Popen(
             [*DV, "serve", "--port", str(self.port), "--workers", str(workers)],
@@ -140,17 +164,25 @@ class Deployment:
             start_new_session=True,
         )
         deadline = time.monotonic() + 180  # three workers importing geopandas on a busy machine
-        while time.monotonic() < deadline:
+        last = "no answer"
+        while time.monotonic() < deadline and self.server.poll() is None:
             try:
-                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+                response = httpx.get(f"{self.base}/healthz", timeout=2)
+                if response.status_code == 200:
+                    return time.monotonic() - started
+                last = f"{response.status_code} {response.text[:500]}"
+            except httpx.HTTPError as error:
+                last = repr(error)
             time.sleep(0.2)
         log = (self.data_dir / "serve.log").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"dv serve did not answer /healthz within 180 s:\n{log}")
+        exited = self.server.poll()
+        state = f"exited with {exited}" if exited is not None else "still running"
+        raise RuntimeError(
+            f"dv serve ({state}) did not answer /healthz with 200 within 180 s; last: {last}\n{log}"
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Signal the server's whole process group (uvicorn's supervisor and its workers)."""
         if self.server is None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -165,20 +197,51 @@ class Deployment:
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(self.base + path, timeout=30, **kwargs)
 
+    def worker_pids(self) -> set[int]:
+        """The server's worker processes (with --workers > 1; else the server itself)."""
+        if self.server is None or self.server.poll() is not None:
+            return set()
+        pid = self.server.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return set()
+        workers = set()
+        for child in children:
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"resource_tracker" not in command:  # multiprocessing's helper, not a worker
+                workers.add(int(child))
+        return workers or {pid}
+
+    def kill(self) -> None:
+        """SIGKILL the server and every worker of it: no shutdown code runs."""
+        self.stop(signal.SIGKILL)
+
     def audit(self) -> dict[str, Any]:
+        """`dv ledger verify --json`, with its exit code under "exit_code"."""
         result = subprocess.run(
             [*DV, "ledger", "verify", "--json"],
             env=self.env,
             cwd=REPO,
             capture_output=True,
             text=True,
+            timeout=600,
         )
-        report: dict[str, Any] = json.loads(result.stdout)
+        try:
+            report: dict[str, Any] = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            report = {"ok": False, "problems": [(result.stdout + result.stderr)[-2000:]]}
         report["exit_code"] = result.returncode
         return report
 
-    def destroy(self) -> None:
+    def destroy(self, *, keep_files: bool = False) -> None:
+        """Kill the server, drop the database; remove the data folder unless ``keep_files``."""
         self.stop(signal.SIGKILL)
+        if not keep_files:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
         if self._created_db:
             admin = make_url(self.database_url).set(drivername="postgresql", database="postgres")
             with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
