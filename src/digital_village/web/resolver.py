@@ -18,25 +18,41 @@ What a request gets (GS1-Conformant Resolver standard, RFC 9264):
   ``Access-Control-Allow-Origin: *`` and ``Vary: Accept, Accept-Language``.
 
 The consumer page of a serialised item also records the scan (``web/scans.py``).
+
+How a request is served. The route is a coroutine: a request whose answer is cached at the
+ledger's current tree size (the linkset; a consumer page, around its two per-request blocks) is
+answered on the event loop, with no thread hand-off and no ORM session. On SQLite the tree size
+is one indexed read on a connection kept for it (microseconds); on PostgreSQL, a network round
+trip, so there every request runs its reads in the thread pool. Anything else — a cache to fill,
+a lookup that may be a 404, the trace, EPCIS and certificate answers — runs the same code in the
+thread pool with a read session. A bottle's scan goes to the app's ``scans.ScanWriter`` and the
+page is finished once it is committed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote, unquote
 
+import jinja2
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import PoolProxiedConnection
+from starlette.concurrency import run_in_threadpool
 
 from digital_village import web
-from digital_village.api.deps import SessionDep, SettingsDep, get_database
+from digital_village.api.deps import SettingsDep
 from digital_village.config import Settings
-from digital_village.db import utcnow
+from digital_village.db import Database, utcnow
 from digital_village.errors import DomainError, NotFound
 from digital_village.labels.digital_link import DigitalLink, DigitalLinkError, parse_digital_link
 from digital_village.regions import service as regions
@@ -47,6 +63,7 @@ from digital_village.web import consumer, linkset, pages, scans
 from digital_village.web.linkset import LinkContext, Target
 
 router = APIRouter(tags=["resolver"])
+V = TypeVar("V")
 
 # Where the two per-request blocks go in the cached page.
 _FLAGS_MARK: Final = "\x00flags\x00"
@@ -56,10 +73,133 @@ _SCANS_MARK: Final = "\x00scans\x00"
 @dataclass(frozen=True)
 class _Rendered:
     """A consumer page rendered once per ledger size: its view, and its HTML in three parts
-    around the flags and scans blocks, which every request renders anew."""
+    around the flags and scans blocks, which every request renders anew (each part deflated
+    once, so a request compresses only its two small blocks)."""
 
     view: consumer.ConsumerView
-    parts: tuple[bytes, bytes, bytes]
+    parts: tuple[pages.Deflated, pages.Deflated, pages.Deflated]
+
+
+@dataclass(frozen=True)
+class _Unfinished:
+    """A consumer page but for its per-request blocks: the flags, and the scans once the
+    request's own scan (``scan``: GTIN and serial, on a GET of a serialised item) is stored."""
+
+    rendered: _Rendered
+    flags: list[consumer.Flag]
+    scan: tuple[str, str] | None
+    language: str
+    headers: dict[str, str]
+
+
+class _Offload(Exception):
+    """The request needs more than the caches hold: answer it in the thread pool."""
+
+
+_SIZE_SQL: Final = "SELECT max(size) FROM ledger_checkpoint"
+_CACHES: Final = (
+    "resolver_facts",
+    "resolver_certificates",
+    "resolver_linksets",
+    "consumer_lot_views",
+    "consumer_pages",
+)
+
+
+class ResolverState:
+    """What the resolver keeps per app: the scan writer and the ledger-size reader.
+
+    ``close`` (the app's shutdown) stores the scans handed over and gives the reader's
+    connection back; both start again on the next request.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.scans = scans.ScanWriter(database)
+        # Each valid for one ledger tree size (web/pages.py ViewCache).
+        self.caches: dict[str, pages.ViewCache[Any]] = {name: pages.ViewCache() for name in _CACHES}
+        # SQLite reads take microseconds: cached answers are served on the event loop.
+        self.inline = database.dialect == "sqlite"
+        bind = database.bind
+        self._engine = bind if isinstance(bind, Engine) and self.inline else None
+        self._connection: PoolProxiedConnection | None = None
+        self._lock = threading.Lock()
+
+    def tree_size(self) -> int:
+        """The ledger's latest signed tree size, read outside any transaction."""
+        if self._engine is None:
+            with self.database.session() as session:
+                return consumer.latest_tree_size(session)
+        with self._lock:
+            if self._connection is None:
+                self._connection = self._engine.raw_connection()
+            try:
+                cursor = self._connection.cursor()
+                try:
+                    cursor.execute(_SIZE_SQL)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            except Exception:
+                # A connection that failed once is not trusted again: the next read opens anew.
+                self._connection.invalidate()
+                self._connection = None
+                raise
+        return int(row[0] or 0) if row else 0
+
+    def close(self) -> None:
+        self.scans.stop()
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+def state_of(app: FastAPI) -> ResolverState:
+    """The app's resolver state (made by ``create_app``; made here for an app without it)."""
+    found: ResolverState | None = getattr(app.state, "resolver", None)
+    if found is None:
+        found = app.state.resolver = ResolverState(app.state.db)
+    return found
+
+
+class _Reads:
+    """A request's reads: the ledger size, and a read session opened on first use. On the
+    event loop (``session_allowed=False``) asking for the session raises _Offload."""
+
+    def __init__(self, state: ResolverState, *, session_allowed: bool) -> None:
+        self._state = state
+        self._allowed = session_allowed
+        self._session: Session | None = None
+
+    def cached(self, name: str, key: Hashable, version: int, build: Callable[[], V]) -> V:
+        """A view from the state's cache ``name``; on the event loop a missing one offloads
+        (building there would hold up every other request)."""
+        cache: pages.ViewCache[V] = self._state.caches[name]
+        if self._allowed:
+            return cache.get_or_build(key, version, build)
+        found = cache.peek(key, version)
+        if found is None:
+            raise _Offload
+        return found
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            if not self._allowed:
+                raise _Offload
+            self._session = self._state.database.session()
+        return self._session
+
+    def version(self) -> int:
+        # In a thread, the size is read in the session the answer is built from (one snapshot).
+        if self._allowed:
+            return consumer.latest_tree_size(self.session)
+        return self._state.tree_size()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
 
 
 EPCIS_HEADERS: Final = {"GS1-EPCIS-Version": "2.0", "GS1-CBV-Version": "2.0"}
@@ -110,15 +250,6 @@ def _lookup(session: Session, link: DigitalLink) -> _Facts:
     )
 
 
-def _cache(request: Request, name: str) -> pages.ViewCache[Any]:
-    """One of the app's caches, made on first use (each is valid for one ledger size)."""
-    cache: pages.ViewCache[Any] | None = getattr(request.app.state, name, None)
-    if cache is None:
-        cache = pages.ViewCache()
-        setattr(request.app.state, name, cache)
-    return cache
-
-
 def _raw_target(request: Request) -> tuple[str, str]:
     """The request's path and query exactly as sent (still percent-encoded)."""
     raw = request.scope.get("raw_path")
@@ -142,6 +273,10 @@ def _target(path: str, gs1_query: str, extra: tuple[tuple[str, str], ...]) -> st
     params = [gs1_query] if gs1_query else []
     params += [f"{quote(key, safe='')}={quote(value, safe=':,')}" for key, value in extra]
     return f"{path}?{'&'.join(params)}" if params else path
+
+
+# Labels are scanned again and again: parse each distinct link once (DigitalLink is immutable).
+_parse: Final = functools.lru_cache(maxsize=4096)(parse_digital_link)
 
 
 # GS1-Conformant resolvers answer any origin (apps and other sites look links up).
@@ -206,7 +341,7 @@ RESOLVER_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 @router.head("/01/{rest:path}", include_in_schema=False)
 @router.get("/gtin/{rest:path}", include_in_schema=False)
 @router.head("/gtin/{rest:path}", include_in_schema=False)
-def resolve(rest: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+async def resolve(rest: str, request: Request) -> Response:
     """Resolve a GS1 Digital Link: the consumer page, the linkset, or a linked resource.
 
     Content negotiation by ``?linkType=`` (``linkset``, ``gs1:pip``, ``gs1:traceability``,
@@ -214,12 +349,36 @@ def resolve(rest: str, request: Request, session: SessionDep, settings: Settings
     ``Link`` header to the item's linkset.
     """
     del rest  # the whole raw path is parsed, percent-encoding included
+    state = state_of(request.app)
+    outcome: Response | _Unfinished
+    if state.inline:
+        try:
+            outcome = _answer(request, _Reads(state, session_allowed=False))
+        except _Offload:
+            outcome = await run_in_threadpool(_answer_in_thread, request, state)
+    else:
+        outcome = await run_in_threadpool(_answer_in_thread, request, state)
+    if isinstance(outcome, _Unfinished):
+        return await _finish(request, state, outcome)
+    return outcome
+
+
+def _answer_in_thread(request: Request, state: ResolverState) -> Response | _Unfinished:
+    reads = _Reads(state, session_allowed=True)
+    try:
+        return _answer(request, reads)
+    finally:
+        reads.close()
+
+
+def _answer(request: Request, reads: _Reads) -> Response | _Unfinished:
+    settings: Settings = request.app.state.settings
     language = pages.language_of(request)
     path, query = _raw_target(request)
     # GS1: tolerate a trailing slash (the canonical redirect then drops it).
     trimmed = path.rstrip("/") if path.endswith("/") and len(path) > 1 else path
     try:
-        link = parse_digital_link(f"{_PARSE_BASE}{trimmed}" + (f"?{query}" if query else ""))
+        link = _parse(f"{_PARSE_BASE}{trimmed}" + (f"?{query}" if query else ""))
     except DigitalLinkError as problem:
         return pages.error(
             request,
@@ -229,7 +388,7 @@ def resolve(rest: str, request: Request, session: SessionDep, settings: Settings
             headers=_CORS,
         )
     try:
-        return _resolve(request, session, settings, link, path, query, language)
+        return _resolve(request, reads, settings, link, path, query, language)
     except DomainError as failure:
         return pages.error(
             request,
@@ -243,17 +402,20 @@ def resolve(rest: str, request: Request, session: SessionDep, settings: Settings
 
 def _resolve(
     request: Request,
-    session: Session,
+    reads: _Reads,
     settings: Settings,
     link: DigitalLink,
     path: str,
     query: str,
     language: str,
-) -> Response:
+) -> Response | _Unfinished:
     base = settings.public_base_url
-    version = consumer.latest_tree_size(session)
-    facts = _cache(request, "resolver_facts").get_or_build(
-        (link.gtin, link.lot, link.serial), version, lambda: _lookup(session, link)
+    version = reads.version()
+    facts = reads.cached(
+        "resolver_facts",
+        (link.gtin, link.lot, link.serial),
+        version,
+        lambda: _lookup(reads.session, link),
     )
     canonical = DigitalLink(
         link.gtin, lot=facts.lot, serial=link.serial, attributes=link.attributes
@@ -291,8 +453,11 @@ def _resolve(
     certificates: list[dict[str, Any]] = []
     if facts.lot_id is not None and wanted in (linkset.LINKSET, linkset.CERTIFICATION_INFO):
         lot_id = facts.lot_id
-        certificates = _cache(request, "resolver_certificates").get_or_build(
-            lot_id, version, lambda: _certificates(session, lot_id, base)
+        certificates = reads.cached(
+            "resolver_certificates",
+            lot_id,
+            version,
+            lambda: _certificates(reads.session, lot_id, base),
         )
         if not certificates:
             available.discard(linkset.CERTIFICATION_INFO)
@@ -303,12 +468,15 @@ def _resolve(
             _target(canonical.path, canonical.query, kept), status_code=307, headers=headers
         )
     if wanted == linkset.LINKSET:
-        document = _cache(request, "resolver_linksets").get_or_build(
+        document = reads.cached(
+            "resolver_linksets",
             (anchor, bool(certificates)),
             version,
-            lambda: orjson.dumps(
-                linkset.linkset_document(
-                    _link_contexts(facts, canonical, base, certified=bool(certificates))
+            lambda: pages.Deflated.of(
+                orjson.dumps(
+                    linkset.linkset_document(
+                        _link_contexts(facts, canonical, base, certified=bool(certificates))
+                    )
                 )
             ),
         )
@@ -318,15 +486,15 @@ def _resolve(
         headers = _item_headers(anchor, linkset_response=True)
         if request.method == "HEAD":
             return Response(headers=headers, media_type=media_type)
-        return pages.compressed(request, document, headers=headers, media_type=media_type)
+        return pages.compressed_parts(request, [document], headers=headers, media_type=media_type)
     if wanted == linkset.PIP:
-        return _page(request, session, settings, facts, canonical, language, headers, version)
+        return _page(request, reads, settings, facts, canonical, language, headers, version)
     assert facts.lot is not None
     lot = facts.lot
     if wanted == linkset.TRACEABILITY:
         if canonical.serial is not None:
             body = tracing.trace_unit(
-                session=session,
+                session=reads.session,
                 gtin=link.gtin,
                 serial=canonical.serial,
                 lot=lot,
@@ -335,7 +503,7 @@ def _resolve(
             )
         else:
             body = tracing.trace_lot(
-                session=session,
+                session=reads.session,
                 gtin=link.gtin,
                 lot=lot,
                 direction="backward",
@@ -343,9 +511,9 @@ def _resolve(
             )
         return _json(body, media_type="application/json", headers=headers, request=request)
     if wanted == linkset.EPCIS:
-        document = tracing.lot_document(session=session, gtin=link.gtin, lot=lot, base_url=base)
+        epcis = tracing.lot_document(session=reads.session, gtin=link.gtin, lot=lot, base_url=base)
         return _json(
-            document,
+            epcis,
             media_type="application/ld+json",
             headers={**headers, **EPCIS_HEADERS},
             request=request,
@@ -473,17 +641,18 @@ def _codes(text: str) -> list[str]:
 
 def _page(
     request: Request,
-    session: Session,
+    reads: _Reads,
     settings: Settings,
     facts: _Facts,
     canonical: DigitalLink,
     language: str,
     headers: dict[str, str],
     version: int,
-) -> Response:
+) -> Response | _Unfinished:
     headers = {**headers, "Cache-Control": "no-cache"}
     t = web.messages(language)
     if facts.lot is None:
+        session = reads.session
         product = products.get_product(session=session, gtin=facts.gtin)
         cooperative = regions.get_cooperative(session=session, cooperative_id=facts.cooperative_id)
         suffix = "?lang=en" if language == "en" else ""
@@ -513,7 +682,7 @@ def _page(
 
     def build_lot() -> consumer.ConsumerView:
         return consumer.consumer_view(
-            session=session,
+            session=reads.session,
             gtin=facts.gtin,
             lot=lot,
             base_url=base,
@@ -523,9 +692,7 @@ def _page(
 
     def build() -> _Rendered:
         # Every bottle of a lot shares the lot's view; only its serial and status differ.
-        view = _cache(request, "consumer_lot_views").get_or_build(
-            (facts.gtin, lot, language), version, build_lot
-        )
+        view = reads.cached("consumer_lot_views", (facts.gtin, lot, language), version, build_lot)
         if canonical.serial is not None:
             uri = DigitalLink(facts.gtin, lot=lot, serial=canonical.serial).uri(base)
             view = consumer.for_unit(
@@ -550,44 +717,64 @@ def _page(
         )
         head, rest = html.split(_FLAGS_MARK)
         middle, tail = rest.split(_SCANS_MARK)
-        return _Rendered(view, (head.encode(), middle.encode(), tail.encode()))
+        return _Rendered(
+            view,
+            (
+                pages.Deflated.of(head.encode()),
+                pages.Deflated.of(middle.encode()),
+                pages.Deflated.of(tail.encode()),
+            ),
+        )
 
     key = (facts.gtin, lot, canonical.serial, language, other_url)
-    rendered = _cache(request, "consumer_pages").get_or_build(key, version, build)
+    rendered = reads.cached("consumer_pages", key, version, build)
     flags = list(rendered.view.flags)
     if not facts.live:
         flags.insert(0, consumer.Flag("flag_unit_voided", {}))
-    summary = None
-    if canonical.serial is not None and request.method == "GET":
-        # The page's reads are done: give the read connection back before the scan's write
-        # transaction takes one, so a request never holds two.
-        session.rollback()
-        summary = _record_scan(request, facts.gtin, canonical.serial)
-        flags += [consumer.Flag(key, params) for key, params in summary.flags()]
     headers = {**headers, "Content-Language": language}
     if request.method == "HEAD":
         return Response(headers=headers, media_type="text/html; charset=utf-8")
-    head, middle, tail = rendered.parts
-    flags_html = pages.render("_consumer_flags.html", t=t, flags=flags).encode()
-    scans_html = pages.render("_consumer_scans.html", t=t, scans=summary).encode()
-    body = b"".join((head, flags_html, middle, scans_html, tail))
-    return pages.compressed(request, body, headers=headers)
+    scan = (facts.gtin, canonical.serial) if canonical.serial is not None else None
+    return _Unfinished(rendered, flags, scan, language, headers)
 
 
-def _record_scan(request: Request, gtin: str, serial: str) -> scans.ScanSummary:
+async def _finish(request: Request, state: ResolverState, page: _Unfinished) -> Response:
+    """Store the request's scan (waiting for its commit), then render the two blocks."""
+    t = web.messages(page.language)
+    flags = page.flags
+    summary = None
+    if page.scan is not None:
+        try:
+            scan = _scan_of(request, *page.scan)
+        except DomainError as failure:
+            return pages.error(
+                request,
+                failure.status,
+                failure.detail,
+                language=page.language,
+                headers=_CORS,
+                **failure.extra,
+            )
+        stored = await state.scans.record(scan)
+        summary = dataclasses.replace(stored, first=stored.first.astimezone(consumer.CHINA))
+        flags = [*flags, *(consumer.Flag(key, params) for key, params in summary.flags())]
+    head, middle, tail = page.rendered.parts
+    flags_html = _block("_consumer_flags.html").render(t=t, flags=flags).encode()
+    scans_html = _block("_consumer_scans.html").render(t=t, scans=summary).encode()
+    return pages.compressed_parts(
+        request, (head, flags_html, middle, scans_html, tail), headers=page.headers
+    )
+
+
+@functools.cache
+def _block(name: str) -> jinja2.Template:
+    """A per-request block's template, loaded once (no file check on every request)."""
+    return web.templates().get_template(name)
+
+
+def _scan_of(request: Request, gtin: str, serial: str) -> scans.ScanIn:
+    """The scan this request makes (BadGeo for a malformed ``geo``)."""
     geo_text = request.query_params.get("geo")
     geo = scans.parse_geo(geo_text) if geo_text else None
     client = request.client.host if request.client else None
-    database = get_database(request)
-    with database.transaction(write=True) as session:
-        located = scans.record_scan(
-            session=session,
-            gtin=gtin,
-            serial=serial,
-            network=scans.network_of(client),
-            geo=geo,
-            now=utcnow(),
-        )
-        summary = scans.summary(session=session, gtin=gtin, serial=serial, has_geo=located)
-    assert summary is not None  # this scan was just stored
-    return dataclasses.replace(summary, first=summary.first.astimezone(consumer.CHINA))
+    return scans.ScanIn(gtin, serial, scans.network_of(client), geo, utcnow())

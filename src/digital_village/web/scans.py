@@ -18,22 +18,37 @@ A label is flagged as probably copied when
 
 Networks alone cannot place a scan (that would need a GeoIP database, which this project
 does not ship), so the distance rule uses consented locations only.
+
+Scans are written by one background thread per process (``ScanWriter``), as many to a write
+transaction as are waiting (group commit). A page's request hands its scan over and waits for the
+commit before it answers, so a page that was served is a scan that was stored, and the count it
+shows includes its own scan and every scan committed before it (nothing is "pending" on a page).
+What the thread saves is the cost of a transaction per scan and, on SQLite, the queue of request
+threads fighting for the write lock (whose busy-wait sleeps made the tail latency).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
+import logging
 import math
+import queue
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from digital_village.db import Database
 from digital_village.errors import DomainError
 from digital_village.web.models import Scan
+
+log = logging.getLogger(__name__)
 
 REPEAT_WINDOW: Final = dt.timedelta(minutes=10)
 MAX_PLAUSIBLE_SCANS: Final = 30
@@ -44,6 +59,8 @@ GEO_DECIMALS: Final = 1
 # Pairs of located scans compared: the newest this many (a flood of scans needs no more).
 LOCATED_COMPARED: Final = 200
 EARTH_RADIUS_KM: Final = 6371.0088
+# Scans stored in one write transaction at most (a burst larger than this takes several).
+MAX_BATCH: Final = 256
 
 
 class BadGeo(DomainError):
@@ -83,6 +100,43 @@ def parse_geo(value: str) -> tuple[float, float]:
     return round(lat, GEO_DECIMALS), round(lon, GEO_DECIMALS)
 
 
+# Built once: the statements run on every view of a bottle's page, and composing them anew
+# cost more than running them. Executed on the session's connection (Core, no ORM layer).
+_RECENT: Final = (
+    select(Scan.id, Scan.lat)
+    .where(
+        Scan.gtin == bindparam("gtin"),
+        Scan.serial == bindparam("serial"),
+        Scan.network == bindparam("network"),
+        Scan.scanned_at > bindparam("since"),
+    )
+    .order_by(Scan.scanned_at.desc())
+    .limit(1)
+)
+_LOCATE: Final = (
+    update(Scan)
+    .where(Scan.id == bindparam("scan_id"))
+    .values(lat=bindparam("new_lat"), lon=bindparam("new_lon"))
+)
+_INSERT: Final = insert(Scan)
+_COUNTS: Final = select(
+    func.count(),
+    func.count(func.distinct(Scan.network)),
+    func.min(Scan.scanned_at),
+    func.count(Scan.lat),
+).where(Scan.gtin == bindparam("gtin"), Scan.serial == bindparam("serial"))
+_LOCATED: Final = (
+    select(Scan.scanned_at, Scan.lat, Scan.lon)
+    .where(
+        Scan.gtin == bindparam("gtin"),
+        Scan.serial == bindparam("serial"),
+        Scan.lat.is_not(None),
+    )
+    .order_by(Scan.scanned_at.desc())
+    .limit(LOCATED_COMPARED)
+)
+
+
 def record_scan(
     *,
     session: Session,
@@ -97,32 +151,29 @@ def record_scan(
     Returns whether the reader's scan now carries a location. Core statements: this runs on
     every view of a bottle's page.
     """
+    connection = session.connection()
     recent = None
     if network is not None:
-        recent = session.execute(
-            select(Scan.id, Scan.lat)
-            .where(
-                Scan.gtin == gtin,
-                Scan.serial == serial,
-                Scan.network == network,
-                Scan.scanned_at > now - REPEAT_WINDOW,
-            )
-            .order_by(Scan.scanned_at.desc())
-            .limit(1)
+        recent = connection.execute(
+            _RECENT,
+            {"gtin": gtin, "serial": serial, "network": network, "since": now - REPEAT_WINDOW},
         ).first()
     if recent is not None:
         if geo is not None and recent.lat is None:
-            session.execute(update(Scan).where(Scan.id == recent.id).values(lat=geo[0], lon=geo[1]))
+            connection.execute(
+                _LOCATE, {"scan_id": recent.id, "new_lat": geo[0], "new_lon": geo[1]}
+            )
         return geo is not None or recent.lat is not None
-    session.execute(
-        insert(Scan).values(
-            gtin=gtin,
-            serial=serial,
-            scanned_at=now,
-            network=network,
-            lat=geo[0] if geo else None,
-            lon=geo[1] if geo else None,
-        )
+    connection.execute(
+        _INSERT,
+        {
+            "gtin": gtin,
+            "serial": serial,
+            "scanned_at": now,
+            "network": network,
+            "lat": geo[0] if geo else None,
+            "lon": geo[1] if geo else None,
+        },
     )
     return geo is not None
 
@@ -195,24 +246,14 @@ def summary(
     *, session: Session, gtin: str, serial: str, has_geo: bool = False
 ) -> ScanSummary | None:
     """Counts and flags of an item's scans (None when it was never scanned)."""
-    count, networks, first, with_geo = session.execute(
-        select(
-            func.count(),
-            func.count(func.distinct(Scan.network)),
-            func.min(Scan.scanned_at),
-            func.count(Scan.lat),
-        ).where(Scan.gtin == gtin, Scan.serial == serial)
-    ).one()
+    connection = session.connection()
+    item = {"gtin": gtin, "serial": serial}
+    count, networks, first, with_geo = connection.execute(_COUNTS, item).one()
     if not count:
         return None
     located: Sequence[Any] = []
     if with_geo >= 2:  # a distance needs a pair
-        located = session.execute(
-            select(Scan.scanned_at, Scan.lat, Scan.lon)
-            .where(Scan.gtin == gtin, Scan.serial == serial, Scan.lat.is_not(None))
-            .order_by(Scan.scanned_at.desc())
-            .limit(LOCATED_COMPARED)
-        ).all()
+        located = connection.execute(_LOCATED, item).all()
     return ScanSummary(
         count=int(count),
         networks=int(networks),
@@ -227,3 +268,134 @@ def summary(
         ),
         has_geo=has_geo,
     )
+
+
+@dataclass(frozen=True)
+class ScanIn:
+    """One scan to store: the item, when, from which network, and the location if shared."""
+
+    gtin: str
+    serial: str
+    network: str | None
+    geo: tuple[float, float] | None
+    at: dt.datetime
+
+
+def store(session: Session, scan: ScanIn) -> ScanSummary:
+    """Record one scan and return the item's summary as it now stands (in one transaction)."""
+    located = record_scan(
+        session=session,
+        gtin=scan.gtin,
+        serial=scan.serial,
+        network=scan.network,
+        geo=scan.geo,
+        now=scan.at,
+    )
+    found = summary(session=session, gtin=scan.gtin, serial=scan.serial, has_geo=located)
+    assert found is not None  # this scan was just stored
+    return found
+
+
+_Item = tuple[ScanIn, "Future[ScanSummary]"]
+
+
+class ScanWriter:
+    """Stores scans on one background thread, all that are waiting in one write transaction.
+
+    ``await writer.record(scan)`` returns the item's summary once the transaction holding the
+    scan has committed; ``submit`` is the same for a thread. Scans are stored in the order they
+    were handed over, each seeing the ones before it, exactly as one transaction per scan would.
+    If a batch fails, its scans are tried again one per transaction, so one bad scan fails only
+    its own request. The thread starts on the first scan; ``stop`` stores every scan handed over
+    before it and ends the thread (the app calls it at shutdown; a later scan starts a new one).
+    """
+
+    def __init__(self, database: Database, *, max_batch: int = MAX_BATCH) -> None:
+        self._database = database
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.batches = 0  # write transactions committed
+        self.stored = 0  # scans stored
+
+    def submit(self, scan: ScanIn) -> Future[ScanSummary]:
+        """Hand a scan over; the future holds the item's summary once the scan is committed."""
+        future: Future[ScanSummary] = Future()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="dv-scan-writer", daemon=True
+                )
+                self._thread.start()
+            self._queue.put((scan, future))
+        return future
+
+    async def record(self, scan: ScanIn) -> ScanSummary:
+        """Store a scan from the event loop; the item's summary once it is committed."""
+        return await asyncio.wrap_future(self.submit(scan))
+
+    def stop(self, timeout: float | None = 60.0) -> None:
+        """Store every scan handed over so far, then end the thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is None:
+                return
+            self._queue.put(None)
+        thread.join(timeout)
+        if thread.is_alive():
+            log.error("the scan writer did not finish within %s s", timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stopping = False
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            self._store(batch)
+            if stopping:
+                return
+
+    def _store(self, batch: list[_Item]) -> None:
+        try:
+            with self._database.transaction(write=True) as session:
+                found = [store(session, scan) for scan, _ in batch]
+        except Exception as error:
+            if len(batch) > 1:
+                for item in batch:
+                    self._store([item])
+                return
+            log.exception("a scan could not be stored")
+            _settle(batch[0][1], error=error)
+            return
+        self.batches += 1
+        self.stored += len(batch)
+        for (_, future), result in zip(batch, found, strict=True):
+            _settle(future, result=result)
+
+
+def _settle(
+    future: Future[ScanSummary],
+    *,
+    result: ScanSummary | None = None,
+    error: BaseException | None = None,
+) -> None:
+    # A request that went away (client disconnected) cancelled its future; the scan counts.
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert result is not None
+            future.set_result(result)
+    except InvalidStateError:
+        pass

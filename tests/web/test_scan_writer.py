@@ -1,0 +1,166 @@
+"""The scan writer: scans of bottles' pages are stored by one background thread, all that are
+waiting in one transaction, each counted as if stored alone; a page is answered only once its
+scan is committed, and shutdown stores every scan handed over."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from sqlalchemy import Engine, delete, func, select
+
+from digital_village.app import create_app
+from digital_village.db import Database
+from digital_village.web import scans
+from digital_village.web import season as seasons
+from digital_village.web.models import Scan
+from tests.web.conftest import BASE, Pages, client_at
+
+HTML = {"Accept": "text/html"}
+AT = dt.datetime(2026, 7, 1, 9, tzinfo=dt.UTC)
+
+
+def scan(serial: str, network: int, *, minutes: int = 0) -> scans.ScanIn:
+    return scans.ScanIn(
+        gtin=seasons.BOTTLE,
+        serial=serial,
+        network=f"10.{network}.0.0/24",
+        geo=None,
+        at=AT + dt.timedelta(minutes=minutes),
+    )
+
+
+def rows(engine: Engine, serial: str) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).select_from(Scan).where(Scan.serial == serial)
+        ).scalar_one()
+
+
+@pytest.fixture
+def engine(migrated_engine: Engine) -> Iterator[Engine]:
+    """The suite's database, written for real (committed); this test's serials removed after."""
+    yield migrated_engine
+    with migrated_engine.begin() as connection:
+        connection.execute(delete(Scan).where(Scan.serial.like("W%")))
+
+
+@contextmanager
+def write_lock_held(engine: Engine) -> Iterator[None]:
+    """Another connection holds the scans' write lock until the block ends."""
+    # SQLite: BEGIN IMMEDIATE takes the database's write lock.
+    with engine.execution_options(dv_write=True).connect() as connection, connection.begin():
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("LOCK TABLE web_scan IN ACCESS EXCLUSIVE MODE")
+        yield
+
+
+def test_waiting_scans_share_one_transaction_and_count_in_order(engine: Engine) -> None:
+    writer = scans.ScanWriter(Database(engine))
+    try:
+        with write_lock_held(engine):
+            futures = [writer.submit(scan("W1", network)) for network in range(40)]
+            time.sleep(0.3)  # the writer has taken what was waiting and waits for the lock
+            futures += [writer.submit(scan("W1", network)) for network in range(40, 60)]
+        counts = [future.result(timeout=30).count for future in futures]
+    finally:
+        writer.stop()
+    assert counts == list(range(1, 61))  # each saw exactly the scans handed over before it
+    assert writer.stored == 60
+    assert writer.batches <= 3  # group commit: not one transaction per scan
+    assert rows(engine, "W1") == 60
+
+
+def test_a_repeat_from_the_same_network_counts_once_in_a_batch(engine: Engine) -> None:
+    writer = scans.ScanWriter(Database(engine))
+    try:
+        with write_lock_held(engine):
+            futures = [writer.submit(scan("W2", 7, minutes=i)) for i in range(5)]
+        found = [future.result(timeout=30) for future in futures]
+    finally:
+        writer.stop()
+    assert [summary.count for summary in found] == [1, 1, 1, 1, 1]
+    assert rows(engine, "W2") == 1
+
+
+def test_stop_stores_every_scan_handed_over_and_the_writer_starts_again(engine: Engine) -> None:
+    writer = scans.ScanWriter(Database(engine))
+    futures = [writer.submit(scan("W3", network)) for network in range(25)]
+    writer.stop()
+    assert all(future.done() for future in futures)
+    assert rows(engine, "W3") == 25
+    # A scan after stop starts a new thread.
+    assert writer.submit(scan("W3", 99)).result(timeout=30).count == 26
+    writer.stop()
+
+
+def test_a_scan_that_cannot_be_stored_fails_alone(engine: Engine) -> None:
+    writer = scans.ScanWriter(Database(engine))
+    naive = scans.ScanIn(seasons.BOTTLE, "W4", "10.1.0.0/24", None, dt.datetime(2026, 7, 1, 9))
+    try:
+        with write_lock_held(engine):
+            good = [writer.submit(scan("W4", network)) for network in range(3)]
+            bad = writer.submit(naive)
+            good.append(writer.submit(scan("W4", 3)))
+        assert [future.result(timeout=30).count for future in good] == [1, 2, 3, 4]
+        with pytest.raises(Exception, match="naive datetime"):
+            bad.result(timeout=30)
+    finally:
+        writer.stop()
+    assert rows(engine, "W4") == 4
+
+
+@pytest.fixture
+def committed(pages_db: Pages) -> Iterator[Pages]:
+    """The season database without a test transaction: scans are really committed."""
+    yield pages_db
+    with pages_db.engine.begin() as connection:
+        connection.execute(delete(Scan).where(Scan.serial.in_(("0005", "0006"))))
+
+
+def test_a_scan_acknowledged_by_the_page_is_stored_and_survives_shutdown(
+    committed: Pages,
+) -> None:
+    app = create_app(committed.settings, database=Database(committed.engine))
+    bottle = committed.bottle.replace("/21/0001", "/21/0005")
+    shown = []
+    for address in ("203.0.113.5", "198.51.100.5", "192.0.2.5"):
+        with client_at(app, address) as client:  # each block ends with the app's shutdown
+            html = client.get(bottle, headers=HTML).text
+            found = re.search(r'data-scans="(\d+)"', html)
+            assert found, html[:300]
+            shown.append(int(found.group(1)))
+    assert shown == [1, 2, 3]
+    assert rows(committed.engine, "0005") == 3
+    assert app.state.resolver.scans.stored == 3
+
+
+def test_pages_answered_at_once_each_count_their_own_scan(committed: Pages) -> None:
+    app = create_app(committed.settings, database=Database(committed.engine))
+    bottle = committed.bottle.replace("/21/0001", "/21/0006")
+
+    async def scan_from(network: int) -> int:
+        transport = httpx.ASGITransport(app=app, client=(f"10.{network}.9.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            response = await client.get(bottle, headers=HTML)
+        assert response.status_code == 200, response.text[:300]
+        found = re.search(r'data-scans="(\d+)"', response.text)
+        assert found
+        return int(found.group(1))
+
+    async def scan_all() -> list[int]:
+        return await asyncio.gather(*(scan_from(network) for network in range(24)))
+
+    try:
+        shown = asyncio.run(scan_all())
+    finally:
+        app.state.resolver.close()
+    # Each page counted its own scan and those committed before it: no two pages agree.
+    assert sorted(shown) == list(range(1, 25))
+    assert rows(committed.engine, "0006") == 24

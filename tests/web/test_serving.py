@@ -1,0 +1,113 @@
+"""How the resolver serves: cached answers on the event loop without a thread hand-off, pages
+gzipped from parts deflated once, one build per view however many requests miss at once."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+import time
+import zlib
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from digital_village.web import pages, resolver
+from tests.web.conftest import Pages, client_at
+
+HTML = {"Accept": "text/html", "Accept-Encoding": "gzip"}
+LINKSET = {"Accept": "application/linkset+json", "Accept-Encoding": "gzip"}
+
+
+def test_parts_deflated_apart_make_one_gzip_member() -> None:
+    parts: list[bytes | pages.Deflated] = [
+        pages.Deflated.of(b"<html>" + "溯源".encode() * 2000),
+        b"",
+        b"<p>per request</p>",
+        pages.Deflated.of(b""),
+        pages.Deflated.of(os.urandom(3000)),
+        b"x" * 5000,
+        pages.Deflated.of(b"</html>"),
+    ]
+    raw = b"".join(part.raw if isinstance(part, pages.Deflated) else part for part in parts)
+    body = pages.gzip_parts(parts)
+    assert gzip.decompress(body) == raw
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # strict: one member, nothing after it
+    assert inflater.decompress(body) == raw
+    assert inflater.eof and inflater.unused_data == b""
+    assert len(body) < len(raw) // 2
+
+
+def test_a_cached_page_and_linkset_are_served_on_the_event_loop(
+    pages_app: FastAPI, pages_db: Pages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offloaded: list[str] = []
+    real = resolver.run_in_threadpool
+
+    async def counting(function: Any, *args: Any) -> Any:
+        offloaded.append(function.__name__)
+        return await real(function, *args)
+
+    monkeypatch.setattr(resolver, "run_in_threadpool", counting)
+    with client_at(pages_app, "203.0.113.9") as client:
+        first = client.get(pages_db.bottle, headers=HTML)
+        assert first.status_code == 200
+        if pages_db.engine.dialect.name != "sqlite":
+            # PostgreSQL: the ledger size is a network round trip, read in the thread pool.
+            assert offloaded == ["_answer_in_thread"]
+            return
+        assert offloaded == ["_answer_in_thread"]  # the page is built once, in a thread
+        again = client.get(pages_db.bottle, headers=HTML)
+        client.get(pages_db.bottle, headers=LINKSET)  # the linkset: built in a thread
+        linkset = client.get(pages_db.bottle, headers=LINKSET)
+    assert offloaded == ["_answer_in_thread", "_answer_in_thread"]
+    assert again.status_code == linkset.status_code == 200
+    assert again.headers["content-encoding"] == "gzip"
+    assert 'data-scans="1"' in again.text  # its scan (a reload: counted once) was stored
+    assert again.headers["link"] == first.headers["link"]
+    assert linkset.json()["linkset"][0]["anchor"].endswith("/21/0001")
+
+
+def test_the_page_is_the_same_gzipped_or_not(pages_app: FastAPI, pages_db: Pages) -> None:
+    with client_at(pages_app, "198.51.100.9") as client:
+        zipped = client.get(pages_db.bottle, headers=HTML)
+        plain = client.get(pages_db.bottle, headers={**HTML, "Accept-Encoding": "identity"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert zipped.text == plain.text  # the same network again: the same count
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 2
+
+
+def test_one_build_per_view_while_many_ask() -> None:
+    cache: pages.ViewCache[int] = pages.ViewCache()
+    builds: list[int] = []
+
+    def build() -> int:
+        builds.append(1)
+        time.sleep(0.2)
+        return 42
+
+    found: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: found.append(cache.get_or_build("k", 7, build)))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == [42] * 8 and len(builds) == 1
+    assert cache.peek("k", 7) == 42
+    assert cache.peek("k", 8) is None  # another ledger size: not this view
+
+
+def test_a_failed_build_lets_the_next_one_try() -> None:
+    cache: pages.ViewCache[int] = pages.ViewCache()
+
+    def fail() -> int:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_build("k", 1, fail)
+    assert cache.get_or_build("k", 1, lambda: 5) == 5
