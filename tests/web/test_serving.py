@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import sqlite3
 import threading
 import time
 import zlib
@@ -111,3 +112,35 @@ def test_a_failed_build_lets_the_next_one_try() -> None:
     with pytest.raises(RuntimeError):
         cache.get_or_build("k", 1, fail)
     assert cache.get_or_build("k", 1, lambda: 5) == 5
+
+
+def test_the_ledger_size_read_fails_as_sqlalchemy_would(
+    pages_db: Pages, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if pages_db.engine.dialect.name != "sqlite":
+        pytest.skip("the ledger size has its own connection on SQLite only")
+    from sqlalchemy.exc import DBAPIError
+
+    from digital_village.db import Database, Failure, failure_of
+
+    state = resolver.ResolverState(Database(pages_db.engine))
+    try:
+        assert state.tree_size() > 0
+        assert state._connection is not None
+
+        class Broken:
+            def execute(self, _: str) -> None:
+                error = sqlite3.OperationalError("database is locked")
+                error.sqlite_errorcode = 5  # type: ignore[attr-defined]
+                raise error
+
+            def close(self) -> None:
+                pass
+
+        monkeypatch.setattr(state._connection, "cursor", lambda: Broken())
+        with pytest.raises(DBAPIError) as raised:
+            state.tree_size()
+        assert failure_of(raised.value) is Failure.UNAVAILABLE  # answered 503, not 500
+        assert state.tree_size() > 0  # a new connection for the next read
+    finally:
+        state.close()

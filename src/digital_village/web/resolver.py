@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 from starlette.concurrency import run_in_threadpool
@@ -140,10 +142,15 @@ class ResolverState:
                     row = cursor.fetchone()
                 finally:
                     cursor.close()
-            except Exception:
+            except Exception as error:
                 # A connection that failed once is not trusted again: the next read opens anew.
                 self._connection.invalidate()
                 self._connection = None
+                if isinstance(error, sqlite3.Error):
+                    # As SQLAlchemy would raise it: a database that is away answers 503.
+                    raise DBAPIError.instance(
+                        _SIZE_SQL, None, error, sqlite3.Error, connection_invalidated=True
+                    ) from error
                 raise
         return int(row[0] or 0) if row else 0
 
