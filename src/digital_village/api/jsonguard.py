@@ -13,16 +13,24 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _STEP = np.zeros(256, dtype=np.int8)
 _STEP[ord("[")] = _STEP[ord("{")] = 1
 _STEP[ord("]")] = _STEP[ord("}")] = -1
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 
 
 def max_depth(body: bytes) -> int:
     """The deepest nesting of arrays and objects in a JSON text (brackets in strings ignored).
 
-    Vectorised so a large telemetry batch costs milliseconds, not a Python loop per byte.
+    Vectorised so a large telemetry batch costs a fraction of a millisecond, not a Python loop
+    per byte.
     """
-    # Without escapes every quote opens or closes a string, so the even pieces between quotes
-    # lie outside strings: a split is several times cheaper than the regular expression.
-    structure = b"".join(body.split(b'"')[0::2]) if b"\\" not in body else _STRING.sub(b"", body)
+    if b"\\" not in body:
+        # Without escapes every quote opens or closes a string, so a bracket lies outside strings
+        # when an even number of quotes precede it. Keep only quotes and brackets (a C loop over
+        # the body), drop adjacent pairs of quotes (strings without brackets; each drop removes
+        # two quotes, so no bracket changes sides), and split what little is left.
+        kept = body.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+        structure = b"".join(kept.split(b'"')[0::2]) if b'"' in kept else kept
+    else:
+        structure = _STRING.sub(b"", body)
     if not structure:
         return 0
     steps = _STEP[np.frombuffer(structure, dtype=np.uint8)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,10 @@ from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions
 
 _ALERTS: Table = Alert.__table__  # type: ignore[assignment]
+# Built once: ingest runs it for every batch, and building a statement costs more than running it.
+_ACTIVE_RULES_ON = select(AlertRule).where(
+    AlertRule.parcel_dkbm.in_(bindparam("dkbms", expanding=True)), AlertRule.disabled_at.is_(None)
+)
 
 if TYPE_CHECKING:
     from digital_village.iot.readings import InsertRow
@@ -114,9 +118,7 @@ def raise_alerts(
     dkbms = {dkbm for context in contexts.values() for _, _, dkbm in context.periods}
     if not dkbms:
         return 0
-    rules = session.scalars(
-        select(AlertRule).where(AlertRule.parcel_dkbm.in_(dkbms), AlertRule.disabled_at.is_(None))
-    ).all()
+    rules = session.scalars(_ACTIVE_RULES_ON, {"dkbms": sorted(dkbms)}).all()
     if not rules:
         return 0
     by_key: dict[tuple[str, int], list[AlertRule]] = {}

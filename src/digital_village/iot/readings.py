@@ -1,9 +1,10 @@
 """Every query of the ``reading`` and ``reading_day`` tables.
 
-Bulk inserts bypass the ORM: SQLite gets one ``executemany`` of ``INSERT … ON CONFLICT DO
-NOTHING`` through the driver; PostgreSQL gets ``COPY`` (binary) into a temporary table and one
-``INSERT … SELECT … ON CONFLICT DO NOTHING`` for large batches, ``executemany`` for small ones.
-Either way the row count says how many were new, so the rest were duplicates.
+Bulk inserts bypass the ORM: SQLite gets ``INSERT … VALUES (…), (…), … ON CONFLICT DO NOTHING``
+of ``_SQLITE_ROWS_PER_INSERT`` rows a statement through the driver; PostgreSQL gets ``COPY``
+(binary) straight into the table for large batches (through a temporary table and ``INSERT …
+SELECT … ON CONFLICT DO NOTHING`` when a key is already stored), ``executemany`` for small
+ones. Either way the row count says how many were new, so the rest were duplicates.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import datetime as dt
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, func, select, text, update
@@ -30,6 +33,11 @@ CHINA_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
 DAY_MS = 86_400_000
 CHINA_OFFSET_MS = 8 * 3_600_000
 _COPY_THRESHOLD = 2_000
+_SQLITE_ROWS_PER_INSERT = 100
+"""Rows per multi-row ``INSERT`` on SQLite (500 parameters, far below SQLite's limit of 32,766).
+One statement inserting many rows costs SQLite and the driver about two thirds of the CPU of a
+statement per row (measured 1.1 against 1.7 µs a row), the driver's per-statement reset and
+bind being most of the difference; 50 and 200 rows a statement measured the same."""
 
 InsertRow = tuple[int, int, int, float, bool]
 """(device_id, metric code, time in ms, value, flagged) — the column order of ``_COLUMNS``."""
@@ -48,6 +56,52 @@ def _insert_sql(connection: Connection) -> str:
     # Table and column names are this module's constants; values travel as parameters.
     columns = ", ".join(_COLUMNS)
     return f"INSERT INTO {_TABLE} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608
+
+
+def _sqlite_insert_sql(rows: int) -> str:
+    marks = ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+    columns = ", ".join(_COLUMNS)
+    return f"INSERT INTO {_TABLE} ({columns}) VALUES {marks} ON CONFLICT DO NOTHING"  # noqa: S608
+
+
+_SQLITE_MANY_ROWS = _sqlite_insert_sql(_SQLITE_ROWS_PER_INSERT)
+_SQLITE_ONE_ROW = _sqlite_insert_sql(1)
+_DEVICE_OF = itemgetter(0)
+_METRIC_OF = itemgetter(1)
+_TIME_OF = itemgetter(2)
+
+
+def _sqlite_insert(raw: Any, rows: Sequence[InsertRow]) -> int:
+    """Insert through the sqlite3 driver, ``_SQLITE_ROWS_PER_INSERT`` rows a statement; return
+    how many rows were new."""
+    width = len(_COLUMNS)
+    # Grouped by metric, a probe's batch (every metric at each sample time) goes into the table
+    # one key range after another instead of alternating between them: measured 0.15 µs a row
+    # less, sort included. The sort is stable, so of two rows with one key the first still wins.
+    ordered: list[InsertRow] = sorted(rows, key=_METRIC_OF)
+    flat: list[Any] = list(chain.from_iterable(ordered))
+    # The flag as 0/1: the driver binds a bool only after failing to find an adapter for it,
+    # which costs more than the conversion (measured about 0.2 µs a row).
+    flags = flat[width - 1 :: width]
+    flat[width - 1 :: width] = [0] * len(flags) if not any(flags) else [int(f) for f in flags]
+    per_statement = width * _SQLITE_ROWS_PER_INSERT
+    whole = len(flat) - len(flat) % per_statement
+    cursor = raw.cursor()
+    try:
+        inserted = 0
+        if whole:
+            # zip over one iterator: the flat values in consecutive groups of one statement's
+            # parameters, cut without copying slices.
+            values = iter(flat if whole == len(flat) else flat[:whole])
+            cursor.executemany(_SQLITE_MANY_ROWS, zip(*[values] * per_statement, strict=True))
+            inserted += cursor.rowcount
+        if whole < len(flat):
+            rest = iter(flat[whole:])
+            cursor.executemany(_SQLITE_ONE_ROW, zip(*[rest] * width, strict=True))
+            inserted += cursor.rowcount
+    finally:
+        cursor.close()
+    return inserted
 
 
 def local_day(time_ms: int) -> dt.date:
@@ -124,11 +178,13 @@ def insert_many(
         now_ms
     ):
         session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": SEAL_LOCK_KEY})
-    if connection.dialect.name == "postgresql" and len(rows) >= _COPY_THRESHOLD:
+    # Straight to the driver, in the session's transaction: SQLAlchemy's per-row parameter
+    # handling would cost more than the database's insert itself.
+    if connection.dialect.name == "sqlite":
+        inserted = _sqlite_insert(connection.connection.driver_connection, rows)
+    elif connection.dialect.name == "postgresql" and len(rows) >= _COPY_THRESHOLD:
         inserted = _copy_insert(connection, rows)
     else:
-        # Straight to the driver's executemany, in the session's transaction: SQLAlchemy's
-        # per-row parameter handling would cost more than SQLite's insert itself.
         cursor: Any = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(_insert_sql(connection), rows)
@@ -146,11 +202,14 @@ def insert_many(
 
 def days_of(rows: Sequence[InsertRow]) -> set[tuple[int, dt.date]]:
     """The (device, China day) pairs the rows fall on."""
-    devices = {row[0] for row in rows}
-    times = [row[2] for row in rows]
-    first, last = local_day(min(times)), local_day(max(times))
-    if first == last:
-        return {(device_id, first) for device_id in devices}
+    first = (min(map(_TIME_OF, rows)) + CHINA_OFFSET_MS) // DAY_MS
+    last = (max(map(_TIME_OF, rows)) + CHINA_OFFSET_MS) // DAY_MS
+    devices = set(map(_DEVICE_OF, rows))
+    if first == last or (last == first + 1 and len(devices) == 1):
+        # One day, or one device over two days: its earliest reading lies on the first and its
+        # latest on the second, so both days have readings (the usual cases, found in C loops).
+        days = {dt.date.fromordinal(_EPOCH_ORDINAL + n) for n in (first, last)}
+        return {(device_id, day) for device_id in devices for day in days}
     ordinals = {(row[0], (row[2] + CHINA_OFFSET_MS) // DAY_MS) for row in rows}
     return {(device_id, dt.date.fromordinal(_EPOCH_ORDINAL + n)) for device_id, n in ordinals}
 
@@ -193,6 +252,20 @@ def _copy_insert(connection: Connection, rows: Sequence[InsertRow]) -> int:
     return inserted
 
 
+def _mark_pending_upsert(dialect: Any) -> Any:
+    insert = dialect.insert(_READING_DAY)
+    return insert.on_conflict_do_update(
+        index_elements=["device_id", "day"], set_={"pending": insert.excluded.pending}
+    )
+
+
+# Built once: every batch runs one, and building the upsert costs several times running it.
+_MARK_PENDING = {
+    "postgresql": _mark_pending_upsert(postgresql),
+    "sqlite": _mark_pending_upsert(sqlite),
+}
+
+
 def mark_days_pending(session: Session, pairs: Iterable[tuple[int, dt.date]]) -> None:
     """Note that these (device, day) pairs have readings that may still need sealing."""
     rows = [
@@ -200,22 +273,7 @@ def mark_days_pending(session: Session, pairs: Iterable[tuple[int, dt.date]]) ->
     ]
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        pg = postgresql.insert(_READING_DAY)
-        session.execute(
-            pg.on_conflict_do_update(
-                index_elements=["device_id", "day"], set_={"pending": pg.excluded.pending}
-            ),
-            rows,
-        )
-    else:
-        lite = sqlite.insert(_READING_DAY)
-        session.execute(
-            lite.on_conflict_do_update(
-                index_elements=["device_id", "day"], set_={"pending": lite.excluded.pending}
-            ),
-            rows,
-        )
+    session.execute(_MARK_PENDING[session.get_bind().dialect.name], rows)
 
 
 def pending_days(session: Session, *, before: dt.date) -> list[tuple[int, dt.date]]:

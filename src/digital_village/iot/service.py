@@ -12,10 +12,11 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import shapely
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from digital_village.auth import service as auth
@@ -31,6 +32,8 @@ from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions
 
 GENERIC_MODEL = "generic"
+_METRIC_OF = itemgetter(1)
+_TIME_OF = itemgetter(2)
 
 
 def known_models() -> tuple[str, ...]:
@@ -329,13 +332,18 @@ def _install(
     return installation
 
 
+# Built once: ingest runs it for every batch, and building a statement costs more than running it.
+_INSTALLATIONS_OF = (
+    select(DeviceInstallation)
+    .where(DeviceInstallation.device_id == bindparam("device_id"))
+    .order_by(DeviceInstallation.installed_at, DeviceInstallation.id)
+)
+_METRIC_POLICIES = select(MetricPolicy.metric_id, MetricPolicy.policy)
+
+
 def installations(*, session: Session, device_id: int) -> Sequence[DeviceInstallation]:
     """A device's installations, oldest first."""
-    return session.scalars(
-        select(DeviceInstallation)
-        .where(DeviceInstallation.device_id == device_id)
-        .order_by(DeviceInstallation.installed_at, DeviceInstallation.id)
-    ).all()
+    return session.scalars(_INSTALLATIONS_OF, {"device_id": device_id}).all()
 
 
 def current_installation(*, session: Session, device_id: int) -> DeviceInstallation | None:
@@ -570,9 +578,8 @@ def admit(
     if not source:
         return [], rejected, 0
     allowed = context.metric_ids
-    times = [row[2] for row in source]
-    if context.period_covering(min(times), max(times)) and (
-        allowed is None or {row[1] for row in source} <= allowed
+    if context.period_covering(min(map(_TIME_OF, source)), max(map(_TIME_OF, source))) and (
+        allowed is None or set(map(_METRIC_OF, source)) <= allowed
     ):
         # The usual case: every reading falls in one installation, every metric is one the
         # device reports; the checked rows are stored as they are.
@@ -666,7 +673,7 @@ def check_decoded(
 
 def metric_policies(*, session: Session) -> dict[str, metrics.OutOfRangePolicy] | None:
     """The deployment's overrides of the catalogue's out-of-range policies (None: none)."""
-    rows = session.execute(select(MetricPolicy.metric_id, MetricPolicy.policy)).all()
+    rows = session.execute(_METRIC_POLICIES).all()
     if not rows:
         return None
     return {
