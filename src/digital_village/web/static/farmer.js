@@ -52,13 +52,23 @@ function offset() {
   return `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
 }
 
+function pad(n) {
+  return String(n).padStart(2, '0');
+}
+
+function localTime(date) {
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}:00${offset()}`;
+}
+
+/** Work done today is recorded now; on an earlier day, at noon. The form's date comes from the
+ * server's calendar (China time), which can be a day ahead of the phone's own clock: a time
+ * that would lie in the future is recorded as now instead. */
 function eventTime(day) {
   const now = new Date();
-  const today = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}-${String(now.getDate()).padStart(2, '0')}`;
-  const time = day === today
-    ? `${String(now.getHours()).padStart(2, '0')}:${String(now.getMinutes()).padStart(2, '0')}:00`
-    : '12:00:00';
-  return `${day}T${time}${offset()}`;
+  const today = localTime(now).slice(0, 10);
+  if (day >= today) return localTime(now);
+  const noon = `${day}T12:00:00${offset()}`;
+  return Date.parse(noon) > now.getTime() ? localTime(now) : noon;
 }
 
 function number(data, name) {
