@@ -75,6 +75,9 @@ class Load:
     readings_unacknowledged: set[tuple[int, int, int]] = field(default_factory=set)
     readings_accepted: int = 0  # the sum of "accepted" over acknowledged batches
     resends: int = 0
+    resend_duplicates: int = 0  # readings a resend found stored by an unanswered attempt
+    first_send_duplicates: int = 0
+    stored_before_answer_lost: int = 0  # batches stored whose answer the crash swallowed
     partial_batches: int = 0  # a resend that found part of its batch stored: a torn commit
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -207,9 +210,15 @@ class Load:
                         body = response.json()
                         with self._lock:
                             self.readings_accepted += body["accepted"]
-                            if attempt > 1:
+                            if attempt == 1:
+                                # every batch is new: a duplicate can only come from a resend
+                                self.first_send_duplicates += body["duplicates"]
+                            else:
                                 self.resends += 1
-                                if 0 < body["duplicates"] < len(readings):
+                                self.resend_duplicates += body["duplicates"]
+                                if body["duplicates"] == len(readings):
+                                    self.stored_before_answer_lost += 1
+                                elif body["duplicates"]:
                                     self.partial_batches += 1
                             for reading in readings:
                                 key = (device_id, METRIC_CODES[reading["metric"]], reading["time"])
@@ -339,16 +348,16 @@ def check_stored(load: Load) -> dict[str, Any]:
         "readings_accepted_sum": load.readings_accepted,
         "readings_stray": len(strays),
         "resends": load.resends,
+        "batches_stored_before_their_answer_was_lost": load.stored_before_answer_lost,
         "partial_batches": load.partial_batches,
         "reading_days_unmarked": len(days_missing),
     }
-    # Exactly once: every reading accepted once over all answers (a resend of a batch that was
-    # stored before its answer was lost comes back as duplicates), none stored unacknowledged
-    # except those whose last attempt had no answer.
-    exactly_once = (
-        load.readings_accepted
-        <= len(stored)
-        <= load.readings_accepted + len(load.readings_unacknowledged)
+    # Exactly once: each stored reading was accepted by one answer, or was found already stored
+    # by the resend of a batch whose earlier attempt was stored but never answered; only the
+    # readings of a batch still unanswered at the end may be stored without either.
+    once = load.readings_accepted + load.resend_duplicates
+    exactly_once = load.first_send_duplicates == 0 and once <= len(stored) <= once + len(
+        load.readings_unacknowledged
     )
     figures["readings_exactly_once"] = exactly_once
     figures["stored_ok"] = (
