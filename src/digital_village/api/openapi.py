@@ -27,7 +27,10 @@ _ERRORS = {
     "4XX": "A problem with the request (RFC 9457): 401 no valid token, 403 outside the "
     "token's scope, 404, 409 conflict, 413 too large, 415 wrong content type, 422 invalid, "
     "429 rate limited.",
-    "503": "The service is not ready (database unmigrated or unreachable, ledger key missing).",
+    "503": "The service is not ready (database unmigrated or unreachable, ledger key missing); "
+    "Retry-After says when to try again.",
+    "507": "The server's disk is full: the write was not stored (nothing half-written); reads "
+    "still work, and writes resume once space is freed.",
 }
 
 
