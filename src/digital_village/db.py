@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, Table, create_engine, event, insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -114,6 +114,54 @@ def make_single_use_engine(url: str) -> Engine:
         _install_sqlite_pragmas(engine)
         return engine
     return create_engine(url, poolclass=NullPool)
+
+
+_Insert = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...], bool]
+_INSERTS: dict[tuple[str, str, tuple[str, ...]], _Insert] = {}
+
+
+def _compiled_insert(connection: Connection, table: Table, columns: tuple[str, ...]) -> _Insert:
+    """The driver's INSERT for these columns, its parameter order and each column's converter."""
+    dialect = connection.dialect
+    key = (dialect.name, table.name, columns)
+    found = _INSERTS.get(key)
+    if found is None:
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+        positional = compiled.positiontup is not None
+        order = tuple(compiled.positiontup or ()) if positional else columns
+        converters = tuple(
+            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
+        )
+        found = _INSERTS[key] = (compiled.string, order, converters, positional)
+    return found
+
+
+def insert_rows(
+    connection: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert rows that all name the same columns with one driver executemany.
+
+    The same SQL as ``connection.execute(insert(table), rows)``, and each value goes through its
+    column type's bind converter as there, but without SQLAlchemy's per-row parameter machinery,
+    which costs more than the insert itself on bulk paths. Python-side column defaults are not
+    applied: every row gives every column it stores.
+    """
+    if not rows:
+        return
+    table = cast(Table, model.__table__)
+    sql, order, converters, positional = _compiled_insert(connection, table, tuple(rows[0]))
+    pairs = tuple(zip(order, converters, strict=True))
+    if positional:
+        params: list[Any] = [
+            tuple(row[name] if convert is None else convert(row[name]) for name, convert in pairs)
+            for row in rows
+        ]
+    else:
+        params = [
+            {name: row[name] if convert is None else convert(row[name]) for name, convert in pairs}
+            for row in rows
+        ]
+    connection.exec_driver_sql(sql, params)
 
 
 class Failure(enum.Enum):

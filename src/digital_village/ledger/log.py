@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import rfc8785
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from digital_village.db import utcnow
+from digital_village.db import insert_rows, utcnow
 from digital_village.errors import DomainError, Invalid, NotFound, NotReady
 from digital_village.ledger import keys, merkle, note
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerHash, LedgerKey
@@ -161,11 +161,12 @@ class Ledger:
                 chain_heads[item.chain_key] = (size, leaf_hash)
             prev_hash = leaf_hash
             size += 1
-        # Core inserts on the session's connection: the ORM's bulk path costs more than the SQL.
+        # Driver executemany on the session's connection: SQLAlchemy's per-row parameter
+        # handling (ORM or Core) costs more than the SQL.
         connection = session.connection()
-        connection.execute(insert(LedgerEntry), rows)
+        insert_rows(connection, LedgerEntry, rows)
         hash_rows = [{"idx": idx, "hash": value} for idx, value in sorted(pending.items())]
-        connection.execute(insert(LedgerHash), hash_rows)
+        insert_rows(connection, LedgerHash, hash_rows)
         self._sign_checkpoint(session, size, read)
         return appended
 
