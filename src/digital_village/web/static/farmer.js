@@ -6,22 +6,16 @@
 // and posts it to /api/v1/events, which checks that the household holds the parcel, appends it
 // to the ledger and answers with its ledger index.
 
-const TOKEN_KEY = 'dv-token';
+import { format, tokenPanel } from './signin.js';
+
 const panel = document.querySelector('[data-farmer-form]');
 const messages = JSON.parse(panel.querySelector('[data-farmer-messages]').textContent);
 const form = panel.querySelector('form');
-const result = panel.querySelector('[data-result]');
-
-function format(template, values) {
-  return template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
-}
+const signedIn = tokenPanel(panel, messages);
+const { result, signIn } = signedIn;
 
 function showState(state, text = '', link = null) {
-  panel.dataset.state = state;
-  for (const part of panel.querySelectorAll('[data-when]')) {
-    part.hidden = part.dataset.when !== (state === 'signed-out' ? 'signed-out' : 'signed-in');
-  }
-  result.textContent = text;
+  signedIn.showState(state, text);
   if (link) {
     result.append(' ');
     const anchor = document.createElement('a');
@@ -30,19 +24,6 @@ function showState(state, text = '', link = null) {
     anchor.setAttribute('download', link.download);
     result.append(anchor);
   }
-}
-
-async function signIn(token) {
-  const response = await fetch('/api/v1/me', { headers: { Authorization: `Bearer ${token}` } });
-  if (!response.ok) {
-    localStorage.removeItem(TOKEN_KEY);
-    const problem = await response.json().catch(() => ({}));
-    showState('signed-out', format(messages.failed, { reason: problem.detail ?? response.status }));
-    return false;
-  }
-  localStorage.setItem(TOKEN_KEY, token);
-  showState('signed-in');
-  return true;
 }
 
 function offset() {
@@ -149,7 +130,7 @@ function showFields() {
 form.addEventListener('change', showFields);
 form.addEventListener('submit', async (submitted) => {
   submitted.preventDefault();
-  const token = localStorage.getItem(TOKEN_KEY);
+  const token = signedIn.token();
   const event = buildEvent(new FormData(form), panel.dataset.parcelUri, panel.dataset.bizstepBase);
   const button = form.querySelector('[data-submit]');
   button.disabled = true;
@@ -179,15 +160,6 @@ form.addEventListener('submit', async (submitted) => {
   }
 });
 
-panel.querySelector('[data-token-save]').addEventListener('click', () => {
-  const token = panel.querySelector('[data-token-input]').value.trim();
-  if (token) signIn(token);
-});
-panel.querySelector('[data-token-forget]').addEventListener('click', () => {
-  localStorage.removeItem(TOKEN_KEY);
-  showState('signed-out');
-});
-
 /** A token in the address's fragment (the invitation link), taken out of the address bar. */
 function tokenFromLink() {
   const token = new URLSearchParams(window.location.hash.slice(1)).get('token');
@@ -203,5 +175,5 @@ window.addEventListener('hashchange', () => {
   if (token) signIn(token);
 });
 showFields();
-const saved = tokenFromLink() ?? localStorage.getItem(TOKEN_KEY);
+const saved = tokenFromLink() ?? signedIn.token();
 if (saved) signIn(saved);

@@ -1,35 +1,12 @@
 // The managers' label page (templates/labels.html): download a lot's label sheet with the
 // token kept in this browser (the same one the parcel pages use), as a file to print.
 
-const TOKEN_KEY = 'dv-token';
+import { format, tokenPanel } from './signin.js';
+
 const panel = document.querySelector('[data-labels-form]');
 const messages = JSON.parse(panel.querySelector('[data-labels-messages]').textContent);
 const form = panel.querySelector('form');
-const result = panel.querySelector('[data-result]');
-
-function format(template, values) {
-  return template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
-}
-
-function showState(state, text = '') {
-  panel.dataset.state = state;
-  for (const part of panel.querySelectorAll('[data-when]')) {
-    part.hidden = part.dataset.when !== (state === 'signed-out' ? 'signed-out' : 'signed-in');
-  }
-  result.textContent = text;
-}
-
-async function signIn(token) {
-  const response = await fetch('/api/v1/me', { headers: { Authorization: `Bearer ${token}` } });
-  if (!response.ok) {
-    localStorage.removeItem(TOKEN_KEY);
-    const problem = await response.json().catch(() => ({}));
-    showState('signed-out', format(messages.failed, { reason: problem.detail ?? response.status }));
-    return;
-  }
-  localStorage.setItem(TOKEN_KEY, token);
-  showState('signed-in');
-}
+const { result, showState, signIn, token } = tokenPanel(panel, messages);
 
 form.addEventListener('submit', async (submitted) => {
   submitted.preventDefault();
@@ -41,7 +18,7 @@ form.addEventListener('submit', async (submitted) => {
   const path = `/api/v1/labels/${data.get('gtin')}/${encodeURIComponent(lot)}/sheet.pdf?${params}`;
   showState('sending', messages.sending);
   const response = await fetch(path, {
-    headers: { Authorization: `Bearer ${localStorage.getItem(TOKEN_KEY)}` },
+    headers: { Authorization: `Bearer ${token()}` },
   });
   if (!response.ok) {
     const problem = await response.json().catch(() => ({}));
@@ -60,13 +37,5 @@ form.addEventListener('submit', async (submitted) => {
   link.click();
 });
 
-panel.querySelector('[data-token-save]').addEventListener('click', () => {
-  const token = panel.querySelector('[data-token-input]').value.trim();
-  if (token) signIn(token);
-});
-panel.querySelector('[data-token-forget]').addEventListener('click', () => {
-  localStorage.removeItem(TOKEN_KEY);
-  showState('signed-out');
-});
-const saved = localStorage.getItem(TOKEN_KEY);
+const saved = token();
 if (saved) signIn(saved);
