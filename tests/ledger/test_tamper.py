@@ -8,7 +8,6 @@ checkpoints. Runs on SQLite and, with DV_TEST_POSTGRES_URL, on PostgreSQL.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
@@ -18,19 +17,17 @@ from shapely import affinity
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from digital_village.auth.actor import Actor
 from digital_village.config import Settings
 from digital_village.db import Database
 from digital_village.iot.models import Reading, ReadingSeal
 from digital_village.ledger import audit
 from digital_village.ledger.log import Ledger
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry
-from digital_village.parcels import service as parcels
 from digital_village.parcels.models import Parcel
 from digital_village.trace.models import Event
 from digital_village.web import season as seasons
-from tests.factories import GROUP, build_world
-from tests.web.conftest import BASE, field
+from tests.factories import build_world
+from tests.web.conftest import BASE, field, register_fields
 
 
 @dataclass
@@ -52,25 +49,13 @@ def recorded(db: Database, settings: Settings) -> Recorded:
     ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
     world = build_world(db)
     with db.transaction() as session:
-        report = parcels.register_many(
-            session=session,
-            ledger=ledger,
-            fbfbm=GROUP,
-            items=[
-                parcels.ParcelIn(
-                    geometry=field(col), land_use="0103", contractor_household_id=world.household_a
-                )
-                for col in range(2)
-            ],
-            actor=Actor.operator(),
-            valid_from=dt.date(2024, 9, 1),
-        )
+        dkbms = register_fields(session, ledger, world.household_a, [field(0), field(1)])
         season = seasons.record_season(
             session=session,
             ledger=ledger,
             base_url=BASE,
             cooperative_id=world.coop_a,
-            parcels=[created.dkbm for created in report.created],
+            parcels=dkbms,
             year=2026,
             bottles=2,
             readings_every_hours=24,

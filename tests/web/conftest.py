@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from shapely.geometry import Polygon, box
 from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
 
 from digital_village import migrate
 from digital_village.app import create_app
@@ -65,6 +66,32 @@ class Pages:
         return f"/01/{seasons.BOTTLE}/10/{self.season.bottle_lot}"
 
 
+def register_fields(
+    session: Session,
+    ledger: Ledger,
+    household_id: int,
+    geometries: list[Polygon],
+    *,
+    fbfbm: str = GROUP,
+    land_use: str = "0103",
+) -> list[str]:
+    """Register fields contracted by a household since September 2024; their DKBMs in order."""
+    report = parcels.register_many(
+        session=session,
+        ledger=ledger,
+        fbfbm=fbfbm,
+        items=[
+            parcels.ParcelIn(
+                geometry=geometry, land_use=land_use, contractor_household_id=household_id
+            )
+            for geometry in geometries
+        ],
+        actor=Actor.operator(),
+        valid_from=dt.date(2024, 9, 1),
+    )
+    return [created.dkbm for created in report.created]
+
+
 def make_pages(url: str, folder: Path, *, bottles: int = 6, every_hours: int = 12) -> Pages:
     """Migrate the database at ``url`` and record the world and a whole season in it."""
     engine = make_engine(url)
@@ -84,34 +111,17 @@ def make_pages(url: str, folder: Path, *, bottles: int = 6, every_hours: int = 1
     db = Database(engine)
     world = build_world(db)
     with db.transaction() as session:
-        report = parcels.register_many(
-            session=session,
-            ledger=ledger,
-            fbfbm=GROUP,
-            items=[
-                parcels.ParcelIn(
-                    geometry=field(col), land_use="0103", contractor_household_id=world.household_a
-                )
-                for col in range(3)
-            ],
-            actor=Actor.operator(),
-            valid_from=dt.date(2024, 9, 1),
+        dkbms = register_fields(
+            session, ledger, world.household_a, [field(col) for col in range(3)]
         )
-        other = parcels.register_many(
-            session=session,
-            ledger=ledger,
+        other = register_fields(
+            session,
+            ledger,
+            world.household_b,
+            [field(0, 4)],
             fbfbm=OTHER_VILLAGE + "00",
-            items=[
-                parcels.ParcelIn(
-                    geometry=field(0, 4),
-                    land_use="0101",
-                    contractor_household_id=world.household_b,
-                )
-            ],
-            actor=Actor.operator(),
-            valid_from=dt.date(2024, 9, 1),
+            land_use="0101",
         )
-        dkbms = [created.dkbm for created in report.created]
         season = seasons.record_season(
             session=session,
             ledger=ledger,
@@ -128,7 +138,7 @@ def make_pages(url: str, folder: Path, *, bottles: int = 6, every_hours: int = 1
         world=world,
         season=season,
         parcels=dkbms,
-        other_parcel=other.created[0].dkbm,
+        other_parcel=other[0],
     )
 
 
