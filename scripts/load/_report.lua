@@ -1,5 +1,13 @@
--- Shared by the profiles: after the run, one JSON line with this kind's figures.
--- Each profile sets `kind` before `dofile`-ing this file.
+-- Shared by the profiles (each `dofile`s this file): a JSON POST with a bearer token, and
+-- `report(kind)`, the `done` hook that writes one JSON line with this kind's figures.
+
+function post_json(path, token, body)
+  return wrk.format("POST", path, {
+    ["Authorization"] = "Bearer " .. token,
+    ["Content-Type"] = "application/json",
+  }, body)
+end
+
 function report(kind)
   return function(summary, latency, requests)
     local errors = summary.errors

@@ -36,10 +36,7 @@ function request()
     sent = sent + 1
   end
   local body = '{"readings":[' .. table.concat(readings, ",") .. ']}'
-  return wrk.format("POST", "/api/v1/telemetry", {
-    ["Authorization"] = "Bearer " .. token,
-    ["Content-Type"] = "application/json",
-  }, body)
+  return post_json("/api/v1/telemetry", token, body)
 end
 
 function delay()

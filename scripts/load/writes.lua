@@ -31,10 +31,7 @@ function request()
   local when = os.date("!%Y-%m-%dT%H:%M:%S.000Z", start - 60 * (number * 100000 + sent))
   local n = string.format("%d%06d", number, sent)
   local body = templates[sent % #templates + 1]:gsub("@TIME@", when):gsub("@N@", n)
-  return wrk.format("POST", "/api/v1/events", {
-    ["Authorization"] = "Bearer " .. token,
-    ["Content-Type"] = "application/json",
-  }, body)
+  return post_json("/api/v1/events", token, body)
 end
 
 function delay()
