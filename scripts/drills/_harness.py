@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import psycopg
@@ -36,6 +36,14 @@ from digital_village.ledger.log import Ledger
 REPO = Path(__file__).resolve().parents[2]
 PUBLIC_BASE_URL = "https://trace.drill.example"
 DV = [str(Path(sys.executable).with_name("dv"))]
+
+
+def report(figures: dict[str, Any], *, exit_code: int | None = None) -> NoReturn:
+    """Print a drill's figures, then one JSON line of them, and exit (1 when a check failed)."""
+    for key, value in figures.items():
+        print(f"{key:>36}: {value}")
+    print(json.dumps(figures))
+    sys.exit(exit_code if exit_code is not None else 0 if figures["ok"] else 1)
 
 
 def free_port() -> int:

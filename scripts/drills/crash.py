@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
 import re
@@ -45,7 +44,7 @@ import orjson
 from sqlalchemy import create_engine, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import DV, REPO, Deployment, free_port
+from _harness import DV, REPO, Deployment, free_port, report
 from _load import Load, check_stored
 
 from digital_village.db import is_sqlite
@@ -363,10 +362,7 @@ def main() -> None:
         if keep:
             print(f"deployment kept for inspection: {deployment.data_dir}", file=sys.stderr)
         deployment.destroy(keep_files=keep)
-    for key, value in figures.items():
-        print(f"{key:>36}: {value}")
-    print(json.dumps(figures))
-    sys.exit(0 if figures["ok"] else 1)
+    report(figures)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -41,7 +40,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Deployment
+from _harness import Deployment, report
 from _load import Load, check_stored
 
 HEADROOM = 256 * 1024  # what the filler leaves for the writes to fill
@@ -232,10 +231,7 @@ def main() -> None:
         figures.update({"ok": False, "skipped": f"no small filesystem could be made: {error}"})
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    for key, value in figures.items():
-        print(f"{key:>36}: {value}")
-    print(json.dumps(figures))
-    sys.exit(SKIPPED if "skipped" in figures else 0 if figures["ok"] else 1)
+    report(figures, exit_code=SKIPPED if "skipped" in figures else None)
 
 
 if __name__ == "__main__":

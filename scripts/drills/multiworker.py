@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
 import threading
@@ -27,7 +26,7 @@ import httpx
 from sqlalchemy import create_engine, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import PUBLIC_BASE_URL, Deployment
+from _harness import PUBLIC_BASE_URL, Deployment, report
 
 from digital_village.iot.models import Reading
 from digital_village.ledger.models import LedgerEntry
@@ -196,10 +195,7 @@ def main() -> None:
         figures = run(deployment, workers=args.workers, seconds=args.seconds)
     finally:
         deployment.destroy()
-    for key, value in figures.items():
-        print(f"{key:>36}: {value}")
-    print(json.dumps(figures))
-    sys.exit(0 if figures["ok"] else 1)
+    report(figures)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Deployment, free_port
+from _harness import Deployment, free_port, report
 from _load import Load, Sample, check_stored
 
 PG_BIN = Path(os.environ.get("DV_DRILL_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -255,10 +254,7 @@ def main() -> None:
                 figures["kept_for_inspection"] = str(deployment.data_dir)
         finally:
             deployment.destroy(keep_files=keep)
-    for key, value in figures.items():
-        print(f"{key:>36}: {value}")
-    print(json.dumps(figures))
-    sys.exit(0 if figures["ok"] else 1)
+    report(figures)
 
 
 if __name__ == "__main__":
