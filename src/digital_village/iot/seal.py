@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -28,7 +27,7 @@ from digital_village.db import utcnow
 from digital_village.errors import Conflict, Invalid, NotFound
 from digital_village.iot import metrics, readings, shapes
 from digital_village.iot.models import DeviceInstallation, ReadingSeal
-from digital_village.ledger import log, merkle
+from digital_village.ledger import canonical, log, merkle
 from digital_village.ledger.log import EntryIn, Ledger
 
 SEAL_KIND = "iot.readings.sealed"
@@ -56,7 +55,7 @@ EPCIS_TYPES: dict[str, tuple[str, str]] = {
 def leaf_bytes(device_id: int, metric_id: int, time_ms: int, value: float) -> bytes:
     """The canonical bytes of one reading, as hashed into its day's tree."""
     name = shapes.METRIC_NAMES[metric_id]
-    return rfc8785.dumps(
+    return canonical.dumps(
         {
             "device": device_id,
             "metric": name,

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import rfc8785
 import shapely
 from sqlalchemy import and_, func, literal, literal_column, select
 from sqlalchemy.orm import Session, aliased
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Session, aliased
 from digital_village.iot import seal as readings_seal
 from digital_village.iot import shapes as reading_shapes
 from digital_village.iot.models import Reading, ReadingSeal
-from digital_village.ledger import merkle, note
+from digital_village.ledger import canonical, merkle, note
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerHash, LedgerKey
 from digital_village.parcels.models import Parcel
 
@@ -246,11 +245,11 @@ def _check_entry(row: Any, expected_prev: bytes | None, found: Callable[[int, st
         found(seq, "the stored previous-entry hash does not match the previous entry")
     try:
         envelope = json.loads(row.body)
-        canonical = rfc8785.dumps(envelope) == row.body
-    except (ValueError, rfc8785.CanonicalizationError):
+        is_canonical = canonical.dumps(envelope) == row.body
+    except (ValueError, canonical.CanonicalizationError):
         found(seq, "the entry's bytes are not JSON")
         return
-    if not canonical:
+    if not is_canonical:
         found(seq, "the entry's bytes are not RFC 8785 canonical JSON")
     if not isinstance(envelope, dict):
         found(seq, "the entry is not a JSON object")

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rfc8785
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from digital_village.db import insert_rows, utcnow
 from digital_village.errors import DomainError, Invalid, NotFound, NotReady
-from digital_village.ledger import keys, merkle, note
+from digital_village.ledger import canonical, keys, merkle, note
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerHash, LedgerKey
 from digital_village.ledger.proof import ConsistencyProof, TlogProof
 
@@ -139,8 +138,8 @@ class Ledger:
                     "prev": chain_prev[1].hex() if chain_prev else None,
                 }
             try:
-                body = rfc8785.dumps(envelope)
-            except (rfc8785.CanonicalizationError, TypeError, ValueError) as error:
+                body = canonical.dumps(envelope)
+            except (canonical.CanonicalizationError, TypeError, ValueError) as error:
                 raise Invalid(f"entry {item.kind!r} is not canonical JSON: {error}") from error
             leaf_hash = merkle.hash_leaf(body)
             pending.update(merkle.stored_hashes_for_leaf(size, leaf_hash, read))
