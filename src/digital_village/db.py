@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -116,7 +117,8 @@ def make_single_use_engine(url: str) -> Engine:
     return create_engine(url, poolclass=NullPool)
 
 
-_Insert = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...], bool]
+# SQL, parameter order, each parameter's bind converter, positional?, scalar defaults to fill in
+_Insert = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...], bool, dict[str, Any]]
 _INSERTS: dict[tuple[str, str, tuple[str, ...]], _Insert] = {}
 
 
@@ -126,13 +128,26 @@ def _compiled_insert(connection: Connection, table: Table, columns: tuple[str, .
     key = (dialect.name, table.name, columns)
     found = _INSERTS.get(key)
     if found is None:
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+        # for_executemany: no RETURNING of generated ids (PostgreSQL would add it otherwise).
+        compiled = insert(table).compile(
+            dialect=dialect, column_keys=list(columns), for_executemany=True
+        )
         positional = compiled.positiontup is not None
-        order = tuple(compiled.positiontup or ()) if positional else columns
+        order = tuple(compiled.positiontup or ()) if positional else tuple(compiled.params)
         converters = tuple(
             table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
         )
-        found = _INSERTS[key] = (compiled.string, order, converters, positional)
+        # Columns the rows leave out but whose Python-side default SQLAlchemy renders anyway.
+        defaults = {}
+        for name in order:
+            if name in columns:
+                continue
+            default = table.c[name].default
+            if not isinstance(default, ScalarElementColumnDefault):
+                raise ValueError(f"insert into {table.name}: every row must give {name!r}")
+            defaults[name] = default.arg
+        found = (compiled.string, order, converters, positional, defaults)
+        _INSERTS[key] = found
     return found
 
 
@@ -143,13 +158,18 @@ def insert_rows(
 
     The same SQL as ``connection.execute(insert(table), rows)``, and each value goes through its
     column type's bind converter as there, but without SQLAlchemy's per-row parameter machinery,
-    which costs more than the insert itself on bulk paths. Python-side column defaults are not
-    applied: every row gives every column it stores.
+    which costs more than the insert itself on bulk paths. Scalar Python-side defaults (a flag
+    that starts False) are filled in; a column with a computed default (a timestamp) must be
+    given in every row.
     """
     if not rows:
         return
     table = cast(Table, model.__table__)
-    sql, order, converters, positional = _compiled_insert(connection, table, tuple(rows[0]))
+    sql, order, converters, positional, defaults = _compiled_insert(
+        connection, table, tuple(rows[0])
+    )
+    if defaults:
+        rows = [{**defaults, **row} for row in rows]
     pairs = tuple(zip(order, converters, strict=True))
     if positional:
         params: list[Any] = [

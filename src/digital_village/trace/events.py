@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
+from digital_village.db import insert_rows
 from digital_village.errors import Forbidden, Invalid, NotFound
 from digital_village.ledger.models import LedgerEntry
 from digital_village.trace import vocab
@@ -56,12 +57,12 @@ _EVENT_TYPES: Final = (
 def insert_events(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """Insert event rows in order and return their surrogate ids in the same order.
 
-    One executemany, then one query for the ids by ledger index (each event has its own
+    One driver executemany, then one query for the ids by ledger index (each event has its own
     entry): RETURNING in parameter order would make SQLite insert row by row.
     """
     if not rows:
         return []
-    session.execute(insert(Event), list(rows))
+    insert_rows(session.connection(), Event, rows)
     seqs = [row["ledger_seq"] for row in rows]
     query = select(Event.ledger_seq, Event.id).where(
         Event.ledger_seq >= min(seqs), Event.ledger_seq <= max(seqs)
@@ -71,8 +72,7 @@ def insert_events(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> lis
 
 
 def insert_epcs(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
-        session.execute(insert(EventEpc), list(rows))
+    insert_rows(session.connection(), EventEpc, rows)
 
 
 def events_by_event_id(*, session: Session, event_ids: Iterable[str]) -> dict[str, Event]:

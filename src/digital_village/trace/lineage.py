@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from digital_village.db import insert_rows
 from digital_village.trace.models import (
     Containment,
     EventLot,
@@ -24,8 +25,7 @@ from digital_village.trace.models import (
 
 
 def _insert(session: Session, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
-        session.execute(insert(table), list(rows))
+    insert_rows(session.connection(), table, rows)
 
 
 def record(
@@ -38,7 +38,7 @@ def record(
     event_parcels: Sequence[Mapping[str, Any]] = (),
     containments: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Insert lineage rows (Core inserts: a capture may write thousands)."""
+    """Insert lineage rows (driver executemany: a capture may write thousands)."""
     _insert(session, LotFlow, flows)
     _insert(session, LotEdge, edges)
     _insert(session, LotParcel, lot_parcels)
@@ -55,7 +55,7 @@ def insert_units(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> list
     """
     if not rows:
         return []
-    session.execute(insert(Unit), list(rows))
+    insert_rows(session.connection(), Unit, rows)
     events = [row["event_pk"] for row in rows]
     query = select(Unit.gtin, Unit.serial, Unit.id).where(
         Unit.event_pk >= min(events), Unit.event_pk <= max(events)
