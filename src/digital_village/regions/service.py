@@ -217,6 +217,20 @@ def get_household(*, session: Session, household_id: int) -> Household:
     return household
 
 
+def household_cooperatives(
+    *, session: Session, household_ids: Sequence[int]
+) -> dict[int, int | None]:
+    """Household id → the cooperative it is a member of (None: none), for known households."""
+    wanted = sorted(set(household_ids))
+    found: dict[int, int | None] = {}
+    for start in range(0, len(wanted), 900):
+        query = select(Household.id, Household.cooperative_id).where(
+            Household.id.in_(wanted[start : start + 900])
+        )
+        found.update({household_id: coop for household_id, coop in session.execute(query)})
+    return found
+
+
 def find_household(*, session: Session, key: str) -> Household:
     """A household by numeric id or by its 18-digit 承包方编码."""
     if key.isdigit() and len(key) == 18:

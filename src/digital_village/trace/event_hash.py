@@ -70,6 +70,7 @@ _STANDARD_KEYS: Final = (
     "persistentDisposition", "readPoint", "bizLocation", "bizTransactionList", "sourceList",
     "destinationList", "sensorElementList", "ilmd",
 )  # fmt: skip
+_EVENT_KNOWN: Final = (*sorted(_EXCLUDED), *_STANDARD_KEYS)
 _TIME_FIELDS: Final = frozenset({"eventTime", "time", "startTime", "endTime"})
 # field -> (bare words, URI prefix that the JSON-LD context expands them with)
 _BARE_WORDS: Final[Mapping[str, tuple[frozenset[str], str]]] = {
@@ -191,8 +192,24 @@ class _Canon:
         return strings
 
     def extensions(self, obj: Mapping[str, Any], known: Iterable[str] = ()) -> list[str]:
-        skip = _COMMENTS | set(known)
+        skip = _SKIPS.get(known) if isinstance(known, tuple) else None
+        if skip is None:
+            skip = _COMMENTS | set(known)
         return [s for k, v in obj.items() if k not in skip for s in self.extension(k, v)]
+
+
+# Keys an extensions() call leaves out, by the tuple of standard fields it was given.
+_SKIPS: Final[dict[tuple[str, ...], frozenset[str]]] = {
+    known: _COMMENTS | set(known)
+    for known in (
+        (),
+        ("id",),
+        _METADATA_FIELDS,
+        _REPORT_FIELDS,
+        ("sensorMetadata", "sensorReport"),
+        _EVENT_KNOWN,
+    )
+}
 
 
 def _listed(name: str, items: Iterable[str]) -> str:
@@ -225,16 +242,22 @@ def _sensor_element(canon: _Canon, element: Mapping[str, Any]) -> tuple[str, str
 
 
 _CANONS: dict[str, _Canon] = {}
+# The last context object asked about and its normaliser: a capture's events share one.
+_LAST: list[tuple[object, _Canon]] = []
 
 
 def _canon_for(context: object) -> _Canon:
     """The normaliser of a @context, shared by every event written against that context."""
+    last = _LAST[0] if _LAST else None  # one read: other threads may replace it
+    if last is not None and last[0] is context:
+        return last[1]
     key = json.dumps(context, sort_keys=True, default=str)
     canon = _CANONS.get(key)
     if canon is None:
         if len(_CANONS) >= 64:
             _CANONS.clear()
         canon = _CANONS[key] = _Canon(namespaces_from_context(context))
+    _LAST[:] = [(context, canon)]
     return canon
 
 
@@ -304,8 +327,7 @@ def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
             remainder.append(name + "".join(sorted(located)))
     if "ilmd" in event:
         remainder.append("ilmd" + "".join(sorted(canon.extensions(event["ilmd"] or {}))))
-    known = _EXCLUDED | set(_STANDARD_KEYS)
-    remainder += canon.extensions(event, known)
+    remainder += canon.extensions(event, _EVENT_KNOWN)
     return "".join(standard) + "".join(sorted(remainder))
 
 

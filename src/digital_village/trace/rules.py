@@ -388,6 +388,14 @@ class CaptureState:
             holdings = parcels.holdings_on(session=self.session, parcel_ids=list(known), on=day)
             for parcel_id, dkbm in known.items():
                 self.holder_cache[(dkbm, day)] = holdings.get(parcel_id, Holding(None, None))
+        members = {
+            holding.contractor_household_id
+            for holding in self.holder_cache.values()
+            if holding.contractor_household_id is not None
+        } - set(self.household_coops)
+        self.household_coops.update(
+            regions.household_cooperatives(session=self.session, household_ids=list(members))
+        )
 
     def _household_coop(self, household_id: int) -> int | None:
         if household_id not in self.household_coops:
