@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from sqlalchemy import Connection, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from digital_village.db import UTCDateTime, insert_rows, utcnow
+from digital_village.db import (
+    _CHECKPOINTERS,
+    Database,
+    UTCDateTime,
+    WalCheckpointer,
+    insert_rows,
+    make_engine,
+    make_single_use_engine,
+    utcnow,
+)
 
 
 class _Base(DeclarativeBase):
@@ -55,3 +66,62 @@ def test_a_computed_default_must_be_given(connection: Connection, table: Any) ->
     with pytest.raises(ValueError, match="'at'"):
         insert_rows(connection, table, [{"name": "a"}])
     assert connection.execute(select(_Row.id)).all() == []
+
+
+def _wait_for(condition: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _write_two_megabytes(connection: Any) -> None:
+    with connection.begin():
+        connection.exec_driver_sql("CREATE TABLE blobs (b BLOB)")
+        connection.exec_driver_sql("INSERT INTO blobs VALUES (zeroblob(2000000))")
+
+
+def test_the_checkpointer_copies_the_wal_into_the_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "village.db"
+    engine = make_single_use_engine(f"sqlite:///{path}")
+    # The connection stays open: the last one to close would checkpoint the WAL itself.
+    keeper = engine.connect()
+    _write_two_megabytes(keeper)
+    # 500 pages: below SQLite's own threshold, so the commit left them in the WAL.
+    assert path.stat().st_size < 1_000_000
+    checkpointer = WalCheckpointer(str(path), interval=0.02)
+    checkpointer.start()
+    try:
+        assert _wait_for(lambda: path.stat().st_size >= 2_000_000)
+    finally:
+        checkpointer.stop()
+        checkpointer.thread.join(5)
+    assert not checkpointer.thread.is_alive()
+    assert keeper.exec_driver_sql("SELECT length(b) FROM blobs").scalar() == 2_000_000
+    keeper.close()
+    engine.dispose()
+
+
+def test_a_served_database_is_checkpointed_until_disposed(tmp_path: Path) -> None:
+    path = tmp_path / "village.db"
+    engine = make_engine(f"sqlite:///{path}")
+    checkpointer = _CHECKPOINTERS[engine]
+    assert checkpointer.thread.is_alive()
+    with engine.connect() as connection:
+        _write_two_megabytes(connection)
+    assert _wait_for(lambda: path.stat().st_size >= 2_000_000)
+    Database(engine).dispose()
+    checkpointer.thread.join(5)
+    assert not checkpointer.thread.is_alive()
+
+
+def test_a_missing_database_folder_does_not_stop_the_checkpointer(tmp_path: Path) -> None:
+    checkpointer = WalCheckpointer(str(tmp_path / "gone" / "village.db"), interval=0.01)
+    checkpointer.start()
+    time.sleep(0.1)
+    assert checkpointer.thread.is_alive()
+    checkpointer.stop()
+    checkpointer.thread.join(5)
+    assert not checkpointer.thread.is_alive()
