@@ -62,6 +62,15 @@ def test_rows_get_scalar_defaults_and_converted_values(connection: Connection, t
     ]
 
 
+def test_rows_sharing_a_timestamp_each_store_their_own(connection: Connection, table: Any) -> None:
+    first = dt.datetime(2026, 5, 18, 8, 30, tzinfo=dt.UTC)
+    second = dt.datetime(2026, 5, 19, 8, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    order = [first, first, second, second, first]
+    insert_rows(connection, table, [{"name": str(i), "at": at} for i, at in enumerate(order)])
+    stored = connection.scalars(select(_Row.at).order_by(_Row.id)).all()
+    assert stored == order
+
+
 def test_a_computed_default_must_be_given(connection: Connection, table: Any) -> None:
     with pytest.raises(ValueError, match="'at'"):
         insert_rows(connection, table, [{"name": "a"}])

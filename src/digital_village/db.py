@@ -184,9 +184,34 @@ def make_single_use_engine(url: str) -> Engine:
     return create_engine(url, poolclass=NullPool)
 
 
-# SQL, parameter order, each parameter's bind converter, positional?, scalar defaults to fill in
-_Insert = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...], bool, dict[str, Any]]
+# A column's bind converter; (converter, True) for one whose repeated values are worth reusing.
+_Converter = Callable[[Any], Any] | tuple[Callable[[Any], Any], bool] | None
+# SQL, parameter order, each parameter's converter, positional?, scalar defaults to fill in
+_Insert = tuple[str, tuple[str, ...], tuple[_Converter, ...], bool, dict[str, Any]]
 _INSERTS: dict[tuple[str, str, tuple[str, ...]], _Insert] = {}
+
+
+class _Repeating:
+    """A bind converter that remembers its last answer.
+
+    The rows of one batch share timestamps (the capture's record time, an entry's creation
+    time): converting a datetime for the database costs microseconds, looking it up nothing.
+    Only for immutable values, compared by identity; one per insert_rows call, as it is not
+    safe to share between threads.
+    """
+
+    __slots__ = ("convert", "result", "value")
+
+    def __init__(self, convert: Callable[[Any], Any]) -> None:
+        self.convert = convert
+        self.value: object = _Repeating
+        self.result: Any = None
+
+    def __call__(self, value: Any) -> Any:
+        if value is not self.value:
+            self.result = self.convert(value)
+            self.value = value
+        return self.result
 
 
 def _compiled_insert(connection: Connection, table: Table, columns: tuple[str, ...]) -> _Insert:
@@ -202,7 +227,12 @@ def _compiled_insert(connection: Connection, table: Table, columns: tuple[str, .
         positional = compiled.positiontup is not None
         order = tuple(compiled.positiontup or ()) if positional else tuple(compiled.params)
         converters = tuple(
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
+            # A marker for insert_rows to wrap the converter in a _Repeating of its own.
+            (convert, True)
+            if convert is not None and isinstance(table.c[name].type, UTCDateTime)
+            else convert
+            for name in order
+            for convert in (table.c[name].type.dialect_impl(dialect).bind_processor(dialect),)
         )
         # Columns the rows leave out but whose Python-side default SQLAlchemy renders anyway.
         defaults = {}
@@ -237,7 +267,13 @@ def insert_rows(
     )
     if defaults:
         rows = [{**defaults, **row} for row in rows]
-    pairs = tuple(zip(order, converters, strict=True))
+    pairs = tuple(
+        zip(
+            order,
+            (_Repeating(c[0]) if isinstance(c, tuple) else c for c in converters),
+            strict=True,
+        )
+    )
     if positional:
         params: list[Any] = [
             tuple(row[name] if convert is None else convert(row[name]) for name, convert in pairs)

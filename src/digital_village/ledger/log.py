@@ -120,13 +120,14 @@ class Ledger:
             session, {item.chain_key for item in items if item.chain_key is not None}
         )
         now = utcnow()
+        time_text = _rfc3339(now)
         rows: list[dict[str, Any]] = []
         appended: list[AppendedEntry] = []
         for item in items:
             envelope: dict[str, Any] = {
                 "v": ENVELOPE_VERSION,
                 "kind": item.kind,
-                "time": _rfc3339(now),
+                "time": time_text,
                 "prev": prev_hash.hex() if prev_hash else None,
                 "data": dict(item.data),
             }
