@@ -259,25 +259,36 @@ def _write(
 
 def _write_lots(work: CaptureState) -> dict[LotKey, int]:
     """New lots get their rows, changed lots their totals; returns every lot's id."""
+    fresh: list[dict[str, Any]] = []
     for state in work.lots.values():
         if not state.changed:
             continue
         if state.row is None:
             assert state.produced_at is not None
-            state.row = products.add_lot(
-                session=work.session,
-                product=state.product,
-                lot=state.key[1],
-                origin=state.origin,
-                produced_at=state.produced_at,
+            product = state.product
+            fresh.append(
+                {
+                    "product_id": product.id,
+                    "gtin": product.gtin,
+                    "lot": state.key[1],
+                    "origin": state.origin,
+                    "produced": max(0.0, state.produced),
+                    "consumed": max(0.0, state.consumed),
+                    "produced_at": state.produced_at,
+                    "cooperative_id": product.cooperative_id,
+                    "created_at": work.now,
+                }
             )
-        elif state.made_by is not None and state.produced_at is not None:
+            continue
+        if state.made_by is not None and state.produced_at is not None:
             state.row.origin = state.origin
             state.row.produced_at = state.produced_at
         state.row.produced = max(0.0, state.produced)
         state.row.consumed = max(0.0, state.consumed)
     work.session.flush()
-    return {key: state.row.id for key, state in work.lots.items() if state.row is not None}
+    ids = {key: state.row.id for key, state in work.lots.items() if state.row is not None}
+    ids.update(products.insert_lots(session=work.session, rows=fresh))
+    return ids
 
 
 def _write_units(

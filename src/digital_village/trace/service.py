@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
+from digital_village.db import insert_rows
 from digital_village.errors import Conflict, Invalid, NotFound
 from digital_village.labels.digital_link import DigitalLinkError, validate_gtin
 from digital_village.ledger.log import Ledger
@@ -242,27 +243,18 @@ def lots_by_id(*, session: Session, ids: Iterable[int], for_update: bool = False
     return found
 
 
-def add_lot(
-    *,
-    session: Session,
-    product: Product,
-    lot: str,
-    origin: str,
-    produced_at: dt.datetime,
-) -> Lot:
-    """A new lot row (its quantities come from the flows of the event that made it)."""
-    row = Lot(
-        product_id=product.id,
-        gtin=product.gtin,
-        lot=lot,
-        origin=origin,
-        produced=0.0,
-        consumed=0.0,
-        produced_at=produced_at,
-        cooperative_id=product.cooperative_id,
-    )
-    session.add(row)
-    return row
+def insert_lots(
+    *, session: Session, rows: Sequence[Mapping[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """Insert new lot rows (every column given) in one executemany; their ids by (GTIN, lot)."""
+    if not rows:
+        return {}
+    insert_rows(session.connection(), Lot, rows)
+    found: dict[tuple[str, str], int] = {}
+    for gtin, lots in _by_gtin((row["gtin"], row["lot"]) for row in rows):
+        query = select(Lot.lot, Lot.id).where(Lot.gtin == gtin, Lot.lot.in_(lots))
+        found.update({(gtin, lot): lot_id for lot, lot_id in session.execute(query)})
+    return found
 
 
 def get_lot(*, session: Session, gtin: str, lot: str) -> Lot:
