@@ -30,6 +30,7 @@ import calendar
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from urllib.parse import quote, unquote, urlsplit
 
@@ -157,8 +158,12 @@ def gtin_check_digit(payload: str) -> str:
     return str(-total % 10)
 
 
+@lru_cache(maxsize=4096)
 def validate_gtin(value: str) -> str:
-    """Check an 8, 12, 13 or 14-digit GTIN and return it as a zero-padded GTIN-14."""
+    """Check an 8, 12, 13 or 14-digit GTIN and return it as a zero-padded GTIN-14.
+
+    Remembered: a capture checks the same few trade items' GTINs thousands of times.
+    """
     if not _is_digits(value):
         raise GTINError(f"GTIN must contain only digits, got {value!r}")
     if len(value) not in GTIN_LENGTHS:
@@ -393,14 +398,18 @@ def _parse_query(query: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
     return attributes, extra
 
 
+# Controls, space, DEL and anything beyond ASCII: a URI carries these percent-encoded.
+_UNENCODED = re.compile(r"[^\x21-\x7e]")
+
+
 def parse_digital_link(uri: str) -> DigitalLink:
     """Parse a GS1 Digital Link URI for a GTIN; raise DigitalLinkError naming what is wrong."""
-    for char in uri:
-        # urlsplit silently drops tabs and newlines and strips spaces, which would change a lot.
-        if ord(char) <= 0x20 or ord(char) >= 0x7F:
-            raise DigitalLinkError(
-                f"URI contains a character that must be percent-encoded: {char!r}"
-            )
+    # urlsplit silently drops tabs and newlines and strips spaces, which would change a lot.
+    unencoded = _UNENCODED.search(uri)
+    if unencoded is not None:
+        raise DigitalLinkError(
+            f"URI contains a character that must be percent-encoded: {unencoded.group()!r}"
+        )
     try:
         parts = urlsplit(uri)
     except ValueError as error:
