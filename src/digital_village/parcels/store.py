@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -202,7 +202,28 @@ def holder_at(*, session: Session, dkbm: str, on: dt.date) -> Holding:
     return Holding(row.contractor_household_id, row.operator_cooperative_id)
 
 
-def successors_of(*, session: Session, parcel: Parcel) -> Sequence[Parcel]:
+@dataclass(frozen=True)
+class ParcelFacts:
+    """What checking work recorded on a parcel needs of it, without its geometry."""
+
+    id: int
+    dkbm: str
+    area_mu: float
+    retired_at: dt.datetime | None
+
+
+def parcel_facts(*, session: Session, dkbms: Iterable[str]) -> dict[str, ParcelFacts]:
+    """Parcels (active or retired) by DKBM, for the codes that are registered."""
+    found: dict[str, ParcelFacts] = {}
+    for chunk in chunked(sorted(set(dkbms))):
+        query = select(Parcel.id, Parcel.dkbm, Parcel.area_mu, Parcel.retired_at).where(
+            Parcel.dkbm.in_(chunk)
+        )
+        found.update({row.dkbm: ParcelFacts(*row) for row in session.execute(query)})
+    return found
+
+
+def successors_of(*, session: Session, parcel: Parcel | ParcelFacts) -> Sequence[Parcel]:
     """The parcels a retired parcel was split or merged into."""
     return session.scalars(
         select(Parcel)

@@ -33,7 +33,7 @@ from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
 from digital_village.errors import Conflict, DomainError, Forbidden, Invalid
 from digital_village.parcels import service as parcels
-from digital_village.parcels.service import Holding
+from digital_village.parcels.service import Holding, ParcelFacts
 from digital_village.regions import service as regions
 from digital_village.trace import events as store
 from digital_village.trace import lineage
@@ -71,10 +71,6 @@ FIELD_STEPS: Final = frozenset(
     s.uri for s in (PLANTING, FERTILIZING, SPRAYING, IRRIGATING, HARVESTING)
 )
 MASS_UNITS: Final = frozenset({"KGM", "TNE", "GRM"})
-PAGE: Final = 1000
-PAGE_WORTH: Final = 40
-# Parcels per 发包方 as last seen: only steers the choice of lookup, never a result.
-_FBFBM_SIZES: dict[str, int] = {}
 
 LotKey = tuple[str, str]
 UnitKey = tuple[str, str]
@@ -222,11 +218,18 @@ def collect_refs(event: EventModel, pointer: str) -> list[Ref]:
     return refs
 
 
+_ZONES: dict[str, dt.timezone] = {}
+
+
 def _local_date(event: EventModel) -> dt.date:
     offset = event.event_time_zone_offset
-    sign = -1 if offset.startswith("-") else 1
-    hours, minutes = offset[1:].split(":")
-    zone = dt.timezone(sign * dt.timedelta(hours=int(hours), minutes=int(minutes)))
+    zone = _ZONES.get(offset)
+    if zone is None:
+        sign = -1 if offset.startswith("-") else 1
+        hours, minutes = offset[1:].split(":")
+        zone = dt.timezone(sign * dt.timedelta(hours=int(hours), minutes=int(minutes)))
+        if len(_ZONES) < 1000:
+            _ZONES[offset] = zone
     return event.event_time.astimezone(zone).date()
 
 
@@ -250,7 +253,7 @@ class CaptureState:
         self.units: dict[UnitKey, UnitState] = {}
         self.stored: dict[str, Event] = {}
         self.seen_ids: dict[str, int] = {}  # eventIDs of this capture's events (not declarations)
-        self.parcel_cache: dict[str, Any] = {}
+        self.parcel_cache: dict[str, ParcelFacts] = {}
         self.holder_cache: dict[tuple[str, dt.date], Holding] = {}
         self.household_coops: dict[int, int | None] = {}
         self.declared_lots: set[LotKey] = set()
@@ -321,14 +324,13 @@ class CaptureState:
 
     # --- parcels --------------------------------------------------------------------------
 
-    def _parcel(self, dkbm: str, pointer: str, when: dt.datetime) -> Any:
+    def _parcel(self, dkbm: str, pointer: str, when: dt.datetime) -> ParcelFacts:
         parcel = self.parcel_cache.get(dkbm)
         if parcel is None:
-            try:
-                parcel = parcels.get_parcel(session=self.session, dkbm=dkbm)
-            except DomainError:
+            found = parcels.parcel_facts(session=self.session, dkbms=[dkbm]).get(dkbm)
+            if found is None:
                 fail(Invalid, pointer, f"no parcel with DKBM {dkbm} is registered")
-            self.parcel_cache[dkbm] = parcel
+            parcel = self.parcel_cache[dkbm] = found
         if parcel.retired_at is not None and when >= parcel.retired_at:
             successors = [
                 p.dkbm for p in parcels.successors_of(session=self.session, parcel=parcel)
@@ -348,27 +350,8 @@ class CaptureState:
         return self.holder_cache[key]
 
     def _fetch_parcels(self, dkbms: Sequence[str]) -> None:
-        """Parcels by DKBM: all of a small 发包方 in one list query, the rest one by one."""
-        by_fbfbm: dict[str, set[str]] = {}
-        for dkbm in dkbms:
-            by_fbfbm.setdefault(dkbm[:14], set()).add(dkbm)
-        for fbfbm, codes in by_fbfbm.items():
-            # One page costs about as much as PAGE_WORTH single lookups; it pays off when the
-            # 发包方 (a village group, usually a few hundred parcels) fits in it.
-            if len(codes) >= PAGE_WORTH and _FBFBM_SIZES.get(fbfbm, 0) <= PAGE:
-                page = parcels.list_parcels(
-                    session=self.session, region=fbfbm, include_retired=True, limit=PAGE
-                )
-                _FBFBM_SIZES[fbfbm] = page.total
-                for parcel in page.items:
-                    if parcel.dkbm in codes:
-                        self.parcel_cache[parcel.dkbm] = parcel
-                        codes.discard(parcel.dkbm)
-            for dkbm in sorted(codes):
-                try:
-                    self.parcel_cache[dkbm] = parcels.get_parcel(session=self.session, dkbm=dkbm)
-                except DomainError:
-                    continue
+        """Parcels by DKBM, in one query per few hundred; unknown codes are left out."""
+        self.parcel_cache.update(parcels.parcel_facts(session=self.session, dkbms=dkbms))
 
     def prefetch_parcels(self, pendings: Sequence[Pending]) -> None:
         """Look up every parcel of a capture once, and their holders per day in bulk.
@@ -458,7 +441,7 @@ class CaptureState:
 
     def _check_parcels(self, pending: Pending) -> list[tuple[str, Holding, float | None]]:
         on = _local_date(pending.event)
-        checked = []
+        checked: list[tuple[str, Holding, float | None]] = []
         refs = pending.parcel_refs if pending.parcel_refs is not None else self._parcels_of(pending)
         for where, dkbm in refs:
             parcel = self._parcel(dkbm, where, pending.event_time)
