@@ -15,6 +15,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
@@ -267,23 +268,21 @@ def insert_rows(
     )
     if defaults:
         rows = [{**defaults, **row} for row in rows]
-    pairs = tuple(
-        zip(
-            order,
-            (_Repeating(c[0]) if isinstance(c, tuple) else c for c in converters),
-            strict=True,
-        )
+    # Values in parameter order, read by one C call per row; then the few that need converting.
+    values_of = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
+    converting = tuple(
+        (index, _Repeating(c[0]) if isinstance(c, tuple) else c)
+        for index, c in enumerate(converters)
+        if c is not None
     )
-    if positional:
-        params: list[Any] = [
-            tuple(row[name] if convert is None else convert(row[name]) for name, convert in pairs)
-            for row in rows
-        ]
-    else:
-        params = [
-            {name: row[name] if convert is None else convert(row[name]) for name, convert in pairs}
-            for row in rows
-        ]
+    params: list[Any] = []
+    for row in rows:
+        values = values_of(row)
+        if converting:
+            values = list(values)
+            for index, convert in converting:
+                values[index] = convert(values[index])
+        params.append(tuple(values) if positional else dict(zip(order, values, strict=True)))
     connection.exec_driver_sql(sql, params)
 
 
