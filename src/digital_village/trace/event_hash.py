@@ -269,24 +269,34 @@ def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
     """
     canon = _canon_for(event.get("@context", context))
 
+    # Most fields of an event are absent: those return "" before any list is built.
     def epcs(name: str) -> str:
-        return _listed(name, (canon.pair("epc", epc) for epc in event.get(name) or []))
+        values = event.get(name)
+        if not values:
+            return ""
+        return _listed(name, (canon.pair("epc", epc) for epc in values))
 
     def quantities(name: str) -> str:
-        elements = event.get(name) or []
+        elements = event.get(name)
+        if not elements:
+            return ""
         texts = (canon.fields(q, _QUANTITY_FIELDS) for q in elements)
         return _listed(name, ("quantityElement" + text for text in texts if text))
 
     def typed(name: str, id_key: str, type_field: str) -> str:
+        entries = event.get(name)
+        if not entries:
+            return ""
         texts = (
             canon.pair("type", entry.get("type"), field=type_field)
             + canon.pair(id_key, entry.get(id_key))
-            for entry in event.get(name) or []
+            for entry in entries
         )
         return _listed(name, texts)
 
     disposition = event.get("persistentDisposition") or {}
-    sensor_parts = [_sensor_element(canon, e) for e in event.get("sensorElementList") or []]
+    sensors = event.get("sensorElementList")
+    sensor_parts = [_sensor_element(canon, e) for e in sensors] if sensors else []
     standard = [
         f"eventType={event.get('type', '')}",
         canon.pair("eventTime", event.get("eventTime")),
@@ -310,7 +320,9 @@ def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
                 "".join(sorted(canon.pair("set", v) for v in disposition.get("set") or [])),
                 "".join(sorted(canon.pair("unset", v) for v in disposition.get("unset") or [])),
             ],
-        ),
+        )
+        if disposition
+        else "",
         *(
             _listed(name, [canon.pair("id", (event.get(name) or {}).get("id"))])
             for name in ("readPoint", "bizLocation")
@@ -322,7 +334,10 @@ def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
     ]
     remainder = [rest for _, rest in sensor_parts if rest]
     for name in ("readPoint", "bizLocation"):
-        located = canon.extensions(event.get(name) or {}, ("id",))
+        location = event.get(name)
+        if not location or (len(location) == 1 and "id" in location):
+            continue
+        located = canon.extensions(location, ("id",))
         if located:
             remainder.append(name + "".join(sorted(located)))
     if "ilmd" in event:
