@@ -19,7 +19,16 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Engine, MetaData, Table, create_engine, event, insert
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    LargeBinary,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+    insert,
+)
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -215,6 +224,16 @@ class _Repeating:
         return self.result
 
 
+def _converter(kind: Any, dialect: str, convert: Callable[[Any], Any] | None) -> _Converter:
+    if convert is None:
+        return None
+    if isinstance(kind, UTCDateTime):
+        return (convert, True)  # insert_rows wraps it in a _Repeating of its own
+    if dialect == "sqlite" and isinstance(kind, LargeBinary):
+        return None  # the sqlite3 module binds bytes as a BLOB itself; the wrapper only copies
+    return convert
+
+
 def _compiled_insert(connection: Connection, table: Table, columns: tuple[str, ...]) -> _Insert:
     """The driver's INSERT for these columns, its parameter order and each column's converter."""
     dialect = connection.dialect
@@ -228,10 +247,7 @@ def _compiled_insert(connection: Connection, table: Table, columns: tuple[str, .
         positional = compiled.positiontup is not None
         order = tuple(compiled.positiontup or ()) if positional else tuple(compiled.params)
         converters = tuple(
-            # A marker for insert_rows to wrap the converter in a _Repeating of its own.
-            (convert, True)
-            if convert is not None and isinstance(table.c[name].type, UTCDateTime)
-            else convert
+            _converter(table.c[name].type, dialect.name, convert)
             for name in order
             for convert in (table.c[name].type.dialect_impl(dialect).bind_processor(dialect),)
         )
