@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 from sqlalchemy import Connection, String, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from digital_village.db import (
@@ -16,6 +17,7 @@ from digital_village.db import (
     Database,
     UTCDateTime,
     WalCheckpointer,
+    _sqlite_utc_text,
     insert_rows,
     make_engine,
     make_single_use_engine,
@@ -134,3 +136,24 @@ def test_a_missing_database_folder_does_not_stop_the_checkpointer(tmp_path: Path
     checkpointer.stop()
     checkpointer.thread.join(5)
     assert not checkpointer.thread.is_alive()
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        dt.datetime(2026, 5, 18, 8, 30, tzinfo=dt.UTC),
+        dt.datetime(2026, 5, 18, 8, 30, 1, 250, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+        dt.datetime(5, 1, 1, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-3))),
+        None,
+    ],
+)
+def test_sqlite_timestamps_are_bound_as_sqlalchemy_binds_them(moment: dt.datetime | None) -> None:
+    dialect = sqlite.dialect()
+    reference = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert reference is not None
+    assert _sqlite_utc_text(moment) == reference(moment)
+
+
+def test_a_naive_timestamp_is_refused() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        _sqlite_utc_text(dt.datetime(2026, 5, 18, 8, 30))

@@ -224,11 +224,21 @@ class _Repeating:
         return self.result
 
 
+def _sqlite_utc_text(value: dt.datetime | None) -> str | None:
+    """UTCDateTime's bound value on SQLite, in one step: the text SQLAlchemy stores."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; every stored time must carry a timezone")
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 def _converter(kind: Any, dialect: str, convert: Callable[[Any], Any] | None) -> _Converter:
     if convert is None:
         return None
     if isinstance(kind, UTCDateTime):
-        return (convert, True)  # insert_rows wraps it in a _Repeating of its own
+        # insert_rows wraps it in a _Repeating of its own
+        return (_sqlite_utc_text if dialect == "sqlite" else convert, True)
     if dialect == "sqlite" and isinstance(kind, LargeBinary):
         return None  # the sqlite3 module binds bytes as a BLOB itself; the wrapper only copies
     return convert
