@@ -70,7 +70,12 @@ _STANDARD_KEYS: Final = (
     "persistentDisposition", "readPoint", "bizLocation", "bizTransactionList", "sourceList",
     "destinationList", "sensorElementList", "ilmd",
 )  # fmt: skip
-_EVENT_KNOWN: Final = (*sorted(_EXCLUDED), *_STANDARD_KEYS)
+# Keys each extensions() call leaves out: comments and the object's standard fields.
+_SKIP_EVENT: Final = _COMMENTS | _EXCLUDED | set(_STANDARD_KEYS)
+_SKIP_METADATA: Final = _COMMENTS | set(_METADATA_FIELDS)
+_SKIP_REPORT: Final = _COMMENTS | set(_REPORT_FIELDS)
+_SKIP_SENSOR: Final = _COMMENTS | {"sensorMetadata", "sensorReport"}
+_SKIP_LOCATION: Final = _COMMENTS | {"id"}
 _TIME_FIELDS: Final = frozenset({"eventTime", "time", "startTime", "endTime"})
 # field -> (bare words, URI prefix that the JSON-LD context expands them with)
 _BARE_WORDS: Final[Mapping[str, tuple[frozenset[str], str]]] = {
@@ -191,25 +196,9 @@ class _Canon:
                 strings.append(f"{name}={text}" if text else name)
         return strings
 
-    def extensions(self, obj: Mapping[str, Any], known: Iterable[str] = ()) -> list[str]:
-        skip = _SKIPS.get(known) if isinstance(known, tuple) else None
-        if skip is None:
-            skip = _COMMENTS | set(known)
+    def extensions(self, obj: Mapping[str, Any], skip: frozenset[str] = _COMMENTS) -> list[str]:
+        """The extension strings of an object's keys outside ``skip`` (its standard fields)."""
         return [s for k, v in obj.items() if k not in skip for s in self.extension(k, v)]
-
-
-# Keys an extensions() call leaves out, by the tuple of standard fields it was given.
-_SKIPS: Final[dict[tuple[str, ...], frozenset[str]]] = {
-    known: _COMMENTS | set(known)
-    for known in (
-        (),
-        ("id",),
-        _METADATA_FIELDS,
-        _REPORT_FIELDS,
-        ("sensorMetadata", "sensorReport"),
-        _EVENT_KNOWN,
-    )
-}
 
 
 def _listed(name: str, items: Iterable[str]) -> str:
@@ -227,14 +216,14 @@ def _sensor_element(canon: _Canon, element: Mapping[str, Any]) -> tuple[str, str
         sorted("sensorReport" + text for text in report_texts if text)
     )
     rest = []
-    meta_ext = canon.extensions(metadata, _METADATA_FIELDS)
+    meta_ext = canon.extensions(metadata, _SKIP_METADATA)
     if meta_ext:
         rest.append("sensorMetadata" + "".join(sorted(meta_ext)))
     for report in reports:
-        report_ext = canon.extensions(report, _REPORT_FIELDS)
+        report_ext = canon.extensions(report, _SKIP_REPORT)
         if report_ext:
             rest.append("sensorReport" + "".join(sorted(report_ext)))
-    rest += canon.extensions(element, ("sensorMetadata", "sensorReport"))
+    rest += canon.extensions(element, _SKIP_SENSOR)
     return (
         "sensorElement" + standard if standard else "",
         "sensorElement" + "".join(sorted(rest)) if rest else "",
@@ -337,12 +326,12 @@ def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
         location = event.get(name)
         if not location or (len(location) == 1 and "id" in location):
             continue
-        located = canon.extensions(location, ("id",))
+        located = canon.extensions(location, _SKIP_LOCATION)
         if located:
             remainder.append(name + "".join(sorted(located)))
     if "ilmd" in event:
         remainder.append("ilmd" + "".join(sorted(canon.extensions(event["ilmd"] or {}))))
-    remainder += canon.extensions(event, _EVENT_KNOWN)
+    remainder += canon.extensions(event, _SKIP_EVENT)
     return "".join(standard) + "".join(sorted(remainder))
 
 
