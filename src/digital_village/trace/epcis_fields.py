@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, Final, Self
 
 from pydantic import (
@@ -252,21 +253,21 @@ _CONFIG = ConfigDict(
 )
 
 
-# The JSON names of each model's standard fields (fixed once the class exists).
-_ALIASES: dict[type[BaseModel], frozenset[str]] = {}
 # Extension values of these types are JSON data as they stand.
 _JSON_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+@cache
+def _json_names(model: type[BaseModel]) -> frozenset[str]:
+    """The JSON names of a model's standard fields (fixed once the class exists)."""
+    return frozenset(info.alias or name for name, info in model.model_fields.items())
 
 
 def _reject_nulls(model: type[BaseModel], data: Any) -> Any:
     # The schema has no nullable fields; None is how a model says "absent", so an explicit
     # JSON null under a standard key would silently vanish on the way out.
     if isinstance(data, Mapping):
-        aliases = _ALIASES.get(model)
-        if aliases is None:
-            aliases = _ALIASES[model] = frozenset(
-                info.alias or name for name, info in model.model_fields.items()
-            )
+        aliases = _json_names(model)
         for key, value in data.items():
             if value is None and key in aliases:
                 raise field_error(key, "null is not allowed; leave the field out instead")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final, NoReturn
 
 from sqlalchemy.orm import Session
@@ -218,19 +219,15 @@ def collect_refs(event: EventModel, pointer: str) -> list[Ref]:
     return refs
 
 
-_ZONES: dict[str, dt.timezone] = {}
+@lru_cache(maxsize=64)
+def _zone(offset: str) -> dt.timezone:
+    sign = -1 if offset.startswith("-") else 1
+    hours, minutes = offset[1:].split(":")
+    return dt.timezone(sign * dt.timedelta(hours=int(hours), minutes=int(minutes)))
 
 
 def _local_date(event: EventModel) -> dt.date:
-    offset = event.event_time_zone_offset
-    zone = _ZONES.get(offset)
-    if zone is None:
-        sign = -1 if offset.startswith("-") else 1
-        hours, minutes = offset[1:].split(":")
-        zone = dt.timezone(sign * dt.timedelta(hours=int(hours), minutes=int(minutes)))
-        if len(_ZONES) < 1000:
-            _ZONES[offset] = zone
-    return event.event_time.astimezone(zone).date()
+    return event.event_time.astimezone(_zone(event.event_time_zone_offset)).date()
 
 
 def rfc3339(moment: dt.datetime) -> str:
@@ -349,10 +346,6 @@ class CaptureState:
             self.holder_cache[key] = parcels.holder_at(session=self.session, dkbm=dkbm, on=on)
         return self.holder_cache[key]
 
-    def _fetch_parcels(self, dkbms: Sequence[str]) -> None:
-        """Parcels by DKBM, in one query per few hundred; unknown codes are left out."""
-        self.parcel_cache.update(parcels.parcel_facts(session=self.session, dkbms=dkbms))
-
     def prefetch_parcels(self, pendings: Sequence[Pending]) -> None:
         """Look up every parcel of a capture once, and their holders per day in bulk.
 
@@ -364,8 +357,8 @@ class CaptureState:
             pending.parcel_refs = self._parcels_of(pending)
             day = _local_date(pending.event)
             wanted.setdefault(day, set()).update(dkbm for _, dkbm in pending.parcel_refs)
-        needed = sorted(set().union(*wanted.values()) - set(self.parcel_cache) if wanted else ())
-        self._fetch_parcels(needed)
+        needed = set().union(*wanted.values()) - set(self.parcel_cache)
+        self.parcel_cache.update(parcels.parcel_facts(session=self.session, dkbms=needed))
         for day, dkbms in wanted.items():
             known = {self.parcel_cache[d].id: d for d in dkbms if d in self.parcel_cache}
             holdings = parcels.holdings_on(session=self.session, parcel_ids=list(known), on=day)
