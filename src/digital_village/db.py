@@ -52,6 +52,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; every stored time must carry a timezone")
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """A timestamp stored in UTC and always returned timezone-aware.
 
@@ -63,11 +69,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; every stored time must carry a timezone")
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return None if value is None else _naive_utc(value)
 
     def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is None:
@@ -195,9 +197,10 @@ def make_single_use_engine(url: str) -> Engine:
     return create_engine(url, poolclass=NullPool)
 
 
-# A column's bind converter; (converter, True) for one whose repeated values are worth reusing.
-_Converter = Callable[[Any], Any] | tuple[Callable[[Any], Any], bool] | None
-# SQL, parameter order, each parameter's converter, positional?, scalar defaults to fill in
+# A parameter that needs converting: its index, the converter, and whether rows often share
+# its value (a timestamp), so that insert_rows wraps the converter in a _Repeating.
+_Converter = tuple[int, Callable[[Any], Any], bool]
+# SQL, parameter order, the parameters to convert, positional?, scalar defaults to fill in
 _Insert = tuple[str, tuple[str, ...], tuple[_Converter, ...], bool, dict[str, Any]]
 _INSERTS: dict[tuple[str, str, tuple[str, ...]], _Insert] = {}
 
@@ -227,22 +230,21 @@ class _Repeating:
 
 def _sqlite_utc_text(value: dt.datetime | None) -> str | None:
     """UTCDateTime's bound value on SQLite, in one step: the text SQLAlchemy stores."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given; every stored time must carry a timezone")
-    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return None if value is None else _naive_utc(value).isoformat(" ", "microseconds")
 
 
-def _converter(kind: Any, dialect: str, convert: Callable[[Any], Any] | None) -> _Converter:
-    if convert is None:
-        return None
-    if isinstance(kind, UTCDateTime):
-        # insert_rows wraps it in a _Repeating of its own
-        return (_sqlite_utc_text if dialect == "sqlite" else convert, True)
-    if dialect == "sqlite" and isinstance(kind, LargeBinary):
-        return None  # the sqlite3 module binds bytes as a BLOB itself; the wrapper only copies
-    return convert
+def _converters(table: Table, order: Sequence[str], dialect: Any) -> tuple[_Converter, ...]:
+    found: list[_Converter] = []
+    for index, name in enumerate(order):
+        kind = table.c[name].type
+        convert = kind.dialect_impl(dialect).bind_processor(dialect)
+        if convert is None or (dialect.name == "sqlite" and isinstance(kind, LargeBinary)):
+            continue  # sqlite3 binds bytes as a BLOB itself; SQLAlchemy's wrapper only copies
+        timestamp = isinstance(kind, UTCDateTime)
+        if timestamp and dialect.name == "sqlite":
+            convert = _sqlite_utc_text
+        found.append((index, convert, timestamp))
+    return tuple(found)
 
 
 def _compiled_insert(connection: Connection, table: Table, columns: tuple[str, ...]) -> _Insert:
@@ -257,11 +259,7 @@ def _compiled_insert(connection: Connection, table: Table, columns: tuple[str, .
         )
         positional = compiled.positiontup is not None
         order = tuple(compiled.positiontup or ()) if positional else tuple(compiled.params)
-        converters = tuple(
-            _converter(table.c[name].type, dialect.name, convert)
-            for name in order
-            for convert in (table.c[name].type.dialect_impl(dialect).bind_processor(dialect),)
-        )
+        converters = _converters(table, order, dialect)
         # Columns the rows leave out but whose Python-side default SQLAlchemy renders anyway.
         defaults = {}
         for name in order:
@@ -298,9 +296,8 @@ def insert_rows(
     # Values in parameter order, read by one C call per row; then the few that need converting.
     values_of = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
     converting = tuple(
-        (index, _Repeating(c[0]) if isinstance(c, tuple) else c)
-        for index, c in enumerate(converters)
-        if c is not None
+        (index, _Repeating(convert) if repeats else convert)
+        for index, convert, repeats in converters
     )
     params: list[Any] = []
     for row in rows:
