@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import OperationalError
 
 from digital_village.app import create_app
 from digital_village.db import Database
@@ -114,6 +116,32 @@ def test_a_scan_that_cannot_be_stored_fails_alone(engine: Engine) -> None:
     finally:
         writer.stop()
     assert rows(engine, "W4") == 4
+
+
+def test_when_the_database_is_away_a_batch_fails_at_once(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode = 5  # SQLITE_BUSY: waited out busy_timeout
+    calls: list[str] = []
+
+    def unavailable(session: object, item: scans.ScanIn) -> scans.ScanSummary:
+        calls.append(item.serial)
+        raise OperationalError("INSERT INTO web_scan ...", {}, busy)
+
+    monkeypatch.setattr(scans, "store", unavailable)
+    writer = scans.ScanWriter(Database(engine))
+    try:
+        with write_lock_held(engine):
+            futures = [writer.submit(scan("W5", network)) for network in range(10)]
+            time.sleep(0.3)
+        for future in futures:
+            with pytest.raises(OperationalError, match="locked"):
+                future.result(timeout=30)
+    finally:
+        writer.stop()
+    # Each batch tried once; retrying its scans one by one would wait on the database again.
+    assert len(calls) <= 3
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ from typing import Any, Final
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from digital_village.db import Database
+from digital_village.db import Database, failure_of
 from digital_village.errors import DomainError
 from digital_village.web.models import Scan
 
@@ -371,12 +371,15 @@ class ScanWriter:
             with self._database.transaction(write=True) as session:
                 found = [store(session, scan) for scan, _ in batch]
         except Exception as error:
-            if len(batch) > 1:
+            # One bad scan must not fail its batch: store the others one by one. Not when the
+            # database itself is full or away, which every retry would wait on again.
+            if len(batch) > 1 and failure_of(error) is None:
                 for item in batch:
                     self._store([item])
                 return
-            log.exception("a scan could not be stored")
-            _settle(batch[0][1], error=error)
+            log.exception("%d scan(s) could not be stored", len(batch))
+            for _, future in batch:
+                _settle(future, error=error)
             return
         self.batches += 1
         self.stored += len(batch)
