@@ -25,13 +25,13 @@ from _harness import PUBLIC_BASE_URL, Deployment
 from sqlalchemy import create_engine, func, select
 
 from digital_village.iot.models import Reading, ReadingDay
+from digital_village.iot.readings import CHINA_TIME, local_day
 from digital_village.iot.shapes import METRIC_CODES
 from digital_village.ledger.models import LedgerEntry
 from digital_village.trace import builders
 from digital_village.trace.events import EVENT_KIND
 from digital_village.trace.models import Event
 
-CHINA = dt.timezone(dt.timedelta(hours=8))
 BATCH = 200  # readings per ingest request
 METRICS = ("soil_moisture", "soil_temperature")
 
@@ -154,7 +154,7 @@ class Load:
             while not self._stop.is_set():
                 n += 1
                 mark = uuid.uuid4().hex
-                when = dt.datetime.now(CHINA) - dt.timedelta(minutes=worker * 100_000 + n)
+                when = dt.datetime.now(CHINA_TIME) - dt.timedelta(minutes=worker * 100_000 + n)
                 event = builders.field_work(
                     "irrigating",
                     dkbm=parcels[n % len(parcels)],
@@ -331,7 +331,7 @@ def check_stored(load: Load) -> dict[str, Any]:
     ]
     sent = set(load.readings_acknowledged) | load.readings_unacknowledged
     strays = [key for key in stored if key not in sent]
-    days_missing = {(device_id, _china_day(time_ms)) for device_id, _, time_ms in stored} - days
+    days_missing = {(device_id, local_day(time_ms)) for device_id, _, time_ms in stored} - days
     figures: dict[str, Any] = {
         "events_acknowledged": len(load.events_acknowledged),
         "events_acknowledged_missing": len(missing_events),
@@ -372,10 +372,6 @@ def check_stored(load: Load) -> dict[str, Any]:
         and figures["ledger_gapless"]
     )
     return figures
-
-
-def _china_day(time_ms: int) -> dt.date:
-    return dt.datetime.fromtimestamp(time_ms / 1000, CHINA).date()
 
 
 def _as_date(day: Any) -> dt.date:

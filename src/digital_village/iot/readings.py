@@ -51,21 +51,17 @@ def _placeholder(connection: Connection) -> str:
     return "?" if connection.dialect.paramstyle == "qmark" else "%s"
 
 
-def _insert_sql(connection: Connection) -> str:
-    marks = ", ".join([_placeholder(connection)] * len(_COLUMNS))
+def _insert_sql(mark: str, rows: int = 1) -> str:
+    """INSERT of ``rows`` readings a statement, with the driver's parameter ``mark``."""
+    row = "(" + ", ".join([mark] * len(_COLUMNS)) + ")"
     # Table and column names are this module's constants; values travel as parameters.
     columns = ", ".join(_COLUMNS)
-    return f"INSERT INTO {_TABLE} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608
+    values = ", ".join([row] * rows)
+    return f"INSERT INTO {_TABLE} ({columns}) VALUES {values} ON CONFLICT DO NOTHING"  # noqa: S608
 
 
-def _sqlite_insert_sql(rows: int) -> str:
-    marks = ", ".join(["(?, ?, ?, ?, ?)"] * rows)
-    columns = ", ".join(_COLUMNS)
-    return f"INSERT INTO {_TABLE} ({columns}) VALUES {marks} ON CONFLICT DO NOTHING"  # noqa: S608
-
-
-_SQLITE_MANY_ROWS = _sqlite_insert_sql(_SQLITE_ROWS_PER_INSERT)
-_SQLITE_ONE_ROW = _sqlite_insert_sql(1)
+_SQLITE_MANY_ROWS = _insert_sql("?", _SQLITE_ROWS_PER_INSERT)
+_SQLITE_ONE_ROW = _insert_sql("?")
 _DEVICE_OF = itemgetter(0)
 _METRIC_OF = itemgetter(1)
 _TIME_OF = itemgetter(2)
@@ -187,7 +183,7 @@ def insert_many(
     else:
         cursor: Any = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(_insert_sql(connection), rows)
+            cursor.executemany(_insert_sql(_placeholder(connection)), rows)
             inserted = cursor.rowcount
         finally:
             cursor.close()
