@@ -28,7 +28,7 @@ from digital_village.auth import service as auth
 from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
 from digital_village.config import Settings
-from digital_village.db import Database, make_single_use_engine
+from digital_village.db import Database, is_sqlite, make_single_use_engine
 from digital_village.errors import DomainError
 from digital_village.iot import service as iot
 from digital_village.ledger.log import Ledger
@@ -229,7 +229,8 @@ class Deployment:
         self.stop(signal.SIGKILL)
 
     def audit(self) -> dict[str, Any]:
-        """`dv ledger verify --json`, with its exit code under "exit_code"."""
+        """`dv ledger verify --json`, with its exit code under "exit_code"; "ok" only when the
+        report says so and the command exited 0."""
         result = subprocess.run(
             [*DV, "ledger", "verify", "--json"],
             env=self.env,
@@ -243,7 +244,18 @@ class Deployment:
         except json.JSONDecodeError:
             report = {"ok": False, "problems": [(result.stdout + result.stderr)[-2000:]]}
         report["exit_code"] = result.returncode
+        report["ok"] = bool(report.get("ok")) and result.returncode == 0
         return report
+
+    def integrity(self) -> str:
+        """SQLite's PRAGMA integrity_check ("ok" when sound); "n/a" on PostgreSQL."""
+        if not is_sqlite(self.database_url):
+            return "n/a"
+        engine = make_single_use_engine(self.database_url)
+        with engine.connect() as connection:
+            rows = [str(row[0]) for row in connection.execute(text("PRAGMA integrity_check"))]
+        engine.dispose()
+        return "; ".join(rows)[:500]
 
     def destroy(self, *, keep_files: bool = False) -> None:
         """Kill the server, drop the database; remove the data folder unless ``keep_files``."""

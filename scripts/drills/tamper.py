@@ -232,7 +232,7 @@ def run(deployment: Deployment) -> dict[str, Any]:
     detected = sum(1 for r in results if r["detected"])
     return {
         "backend": "postgresql" if postgres else "sqlite",
-        "untouched_audit_ok": bool(baseline.get("ok")) and baseline["exit_code"] == 0,
+        "untouched_audit_ok": baseline["ok"],
         "untouched_audit": {
             key: baseline.get(key) for key in ("entries", "seals", "sealed_readings", "parcels")
         },
