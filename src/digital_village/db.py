@@ -338,6 +338,12 @@ _PG_UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
 _PG_UNAVAILABLE_STATES = {"40001", "40P01", "55P03"}
 
 
+def reason_of(error: BaseException) -> str:
+    """The driver's own message for a database error, its first line (no SQL, no parameters)."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0][:300] if text else error.__class__.__name__
+
+
 def failure_of(error: BaseException) -> Failure | None:
     """Whether an error means the database is full or unavailable (None: anything else).
 

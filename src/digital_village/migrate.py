@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
+from digital_village.db import reason_of
 from digital_village.errors import NotReady
 
 
@@ -57,7 +58,7 @@ def check_current(bind: Engine | Connection) -> str:
             with bind.connect() as connection:
                 current = current_revision(connection)
     except Exception as error:  # the database itself is unreachable: say so plainly
-        raise NotReady(f"cannot reach the database: {error.__class__.__name__}: {error}") from error
+        raise NotReady(f"cannot reach the database: {reason_of(error)}") from error
     head = head_revision()
     if current is None:
         raise NotReady(

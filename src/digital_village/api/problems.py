@@ -13,7 +13,7 @@ from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digital_village.db import Failure, failure_of
+from digital_village.db import Failure, failure_of, reason_of
 from digital_village.errors import DomainError
 
 PROBLEM_JSON = "application/problem+json"
@@ -90,8 +90,7 @@ async def _http_error(_request: Request, error: Exception) -> JSONResponse:
 async def _out_of_range(_request: Request, error: Exception) -> JSONResponse:
     # A value the database cannot hold (a 30-digit id, a name longer than its column) is the
     # caller's mistake, whichever route let it through.
-    reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-    return problem(422, f"a value is out of range for the database: {reason}")
+    return problem(422, f"a value is out of range for the database: {reason_of(error)}")
 
 
 async def _database_error(request: Request, error: Exception) -> JSONResponse:
@@ -100,7 +99,7 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
     failure = failure_of(error)
     if failure is None:
         return await _unexpected_error(request, error)
-    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:300]
+    reason = reason_of(error)
     log.warning("database %s on %s %s: %s", failure.value, request.method, request.url.path, reason)
     if failure is Failure.DISK_FULL:
         return problem(
