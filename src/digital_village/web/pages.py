@@ -13,7 +13,6 @@ the next request rebuild it. Entries also expire after ``CACHE_SECONDS`` as a ba
 
 from __future__ import annotations
 
-import gzip
 import struct
 import threading
 import time
@@ -103,12 +102,7 @@ def compressed(
     media_type: str = "text/html; charset=utf-8",
 ) -> Response:
     """A response gzipped when the client accepts it: the pages' inline SVG shrinks ~5×."""
-    all_headers = _vary_encoding(headers)
-    accepted = request.headers.get("accept-encoding", "")
-    if len(body) >= GZIP_MIN_BYTES and "gzip" in accepted.lower():
-        body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
-        all_headers["Content-Encoding"] = "gzip"
-    return Response(body, status_code=status, headers=all_headers, media_type=media_type)
+    return compressed_parts(request, [body], status=status, headers=headers, media_type=media_type)
 
 
 @dataclass(frozen=True)
@@ -156,7 +150,8 @@ def compressed_parts(
     headers: Mapping[str, str],
     media_type: str = "text/html; charset=utf-8",
 ) -> Response:
-    """As ``compressed``, for a body in parts of which some were deflated ahead."""
+    """A response gzipped when the client accepts it, its body given in parts of which some
+    were deflated ahead."""
     accepted = request.headers.get("accept-encoding", "")
     size = sum(len(part.raw if isinstance(part, Deflated) else part) for part in parts)
     all_headers = _vary_encoding(headers)

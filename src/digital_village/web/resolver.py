@@ -43,7 +43,7 @@ from urllib.parse import quote, unquote
 
 import jinja2
 import orjson
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -160,14 +160,6 @@ class ResolverState:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
-
-
-def state_of(app: FastAPI) -> ResolverState:
-    """The app's resolver state (made by ``create_app``; made here for an app without it)."""
-    found: ResolverState | None = getattr(app.state, "resolver", None)
-    if found is None:
-        found = app.state.resolver = ResolverState(app.state.db)
-    return found
 
 
 class _Reads:
@@ -356,7 +348,7 @@ async def resolve(rest: str, request: Request) -> Response:
     ``Link`` header to the item's linkset.
     """
     del rest  # the whole raw path is parsed, percent-encoding included
-    state = state_of(request.app)
+    state: ResolverState = request.app.state.resolver
     outcome: Response | _Unfinished
     if state.inline:
         try:
