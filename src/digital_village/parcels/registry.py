@@ -314,15 +314,18 @@ def home_of(session: Session, contractor: Contractor) -> Home | None:
 
 def far_reasons(home: Home | None, shapes: Sequence[batch.Prepared], crs: str) -> dict[int, str]:
     """Reasons for prepared shapes lying far from the other parcels of their village/township."""
-    good = [i for i, shape in enumerate(shapes) if isinstance(shape, geometry.ParcelShape)]
+    good = [
+        (i, shape.geometry)
+        for i, shape in enumerate(shapes)
+        if isinstance(shape, geometry.ParcelShape)
+    ]
     if home is None or not good:
         return {}
-    geoms = [shape.geometry for shape in shapes if isinstance(shape, geometry.ParcelShape)]
-    distances = geometry.distances_to_bounds_m(geoms, home.bounds)
+    distances = geometry.distances_to_bounds_m([geom for _, geom in good], home.bounds)
     return {
         index: f"lies {km:.0f} km from the other parcels of {home.label}: are the coordinates "
         f"really in {crs}? (check the file's CRS, or the one given)"
-        for index, metres in zip(good, distances, strict=True)
+        for (index, _), metres in zip(good, distances, strict=True)
         if (km := metres / 1000) > FAR_FROM_HOME_KM
     }
 
