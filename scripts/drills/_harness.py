@@ -62,11 +62,20 @@ class Deployment:
     server: subprocess.Popen[bytes] | None = None
     port: int = 0
     manager_token: str = ""
-    device_token: str = ""
-    device_id: int = 0
     devices: list[tuple[int, str]] = field(default_factory=list)  # (device id, token)
+    installed: dt.datetime | None = None  # when the devices were installed
     parcels: list[str] = field(default_factory=list)
     _created_db: str | None = None
+
+    @property
+    def device_id(self) -> int:
+        """The first device's id."""
+        return self.devices[0][0]
+
+    @property
+    def device_token(self) -> str:
+        """The first device's token."""
+        return self.devices[0][1]
 
     @classmethod
     def create(cls, server_url: str | None, *, sqlite_path: Path | None = None) -> Deployment:
@@ -115,8 +124,9 @@ class Deployment:
         ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
         engine = make_single_use_engine(self.database_url)
         operator = Actor.operator()
-        # Installed an hour ago, so the drills may send readings of the last hour.
-        installed = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        # Installed three hours ago, so the drills and load profiles may send readings of the
+        # last three hours.
+        installed = self.installed = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
         with Database(engine).transaction() as session:
             issued = auth.issue_token(
                 session=session, role=Role.MANAGER, actor=operator, cooperative=uscc, label="drill"
@@ -150,8 +160,7 @@ class Deployment:
                         )
                 except DomainError:
                     continue
-                self.device_id, self.device_token = made.device.id, made.token
-                self.devices.append((self.device_id, self.device_token))
+                self.devices.append((made.device.id, made.token))
                 self.parcels.append(dkbm)
                 if len(self.parcels) >= 3:
                     break

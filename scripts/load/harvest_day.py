@@ -118,20 +118,6 @@ def _harvest_gtin(deployment: Deployment) -> str:
     return str(gtin)
 
 
-def add_devices(deployment: Deployment, installed: dt.datetime) -> list[str]:
-    """A device on each of the deployment's parcels, installed at ``installed``: their tokens."""
-    tokens = []
-    for dkbm in deployment.parcels:
-        made = json.loads(
-            deployment.dv(
-                *("devices", "add", "--parcel", dkbm, "--model", "generic", "--json"),
-                *("--installed-at", installed.isoformat()),
-            )
-        )
-        tokens.append(made["token"])
-    return tokens
-
-
 def wrk(
     script: str,
     deployment: Deployment,
@@ -198,8 +184,9 @@ def run(
     if unknown or not kinds:
         raise SystemExit(f"--kinds takes some of {', '.join(KINDS)}; not {unknown or 'none'}")
     folder = Path(tempfile.mkdtemp(prefix="dv-load-"))
-    installed = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
-    tokens = add_devices(deployment, installed)
+    tokens = [token for _, token in deployment.devices]  # one on each of its parcels
+    assert deployment.installed is not None
+    installed = deployment.installed
     (folder / "scans.txt").write_text("\n".join(scan_paths(deployment)) + "\n")
     (folder / "tokens.txt").write_text("\n".join(tokens) + "\n")
     (folder / "events.txt").write_text("\n".join(event_templates(deployment)) + "\n")
