@@ -127,9 +127,11 @@ _EPC_SCHEMES: Final[dict[str, tuple[int, int, Callable[..., str]]]] = {
     "id:pgln": (2, 12, lambda c, r: f"417/{_with_check(c + r)}"),
     "id:cpi": (3, 0, lambda c, r, s: f"8010/{_encode(c + r)}/8011/{s}"),
     "id:upui": (3, 13, lambda c, i, s: f"01/{_gtin(c, i)}/235/{_encode(s)}"),
+    "id:itip": (5, 13, lambda c, i, p, t, s: f"8006/{_gtin(c, i)}{p}{t}/21/{_encode(s)}"),
     "class:lgtin": (3, 13, lambda c, i, lot: f"01/{_gtin(c, i)}/10/{_encode(lot)}"),
     "idpat:sgtin": (3, 13, lambda c, i, _: f"01/{_gtin(c, i)}"),
     "idpat:upui": (3, 13, lambda c, i, _: f"01/{_gtin(c, i)}"),
+    "idpat:itip": (5, 13, lambda c, i, p, t, _: f"8006/{_gtin(c, i)}{p}{t}"),
     "idpat:grai": (3, 12, lambda c, a, _: f"8003/{_with_check('0' + c + a)}"),
     "idpat:gdti": (3, 12, lambda c, d, _: f"253/{_with_check(c + d)}"),
     "idpat:sgcn": (3, 12, lambda c, r, _: f"255/{_with_check(c + r)}"),
@@ -150,7 +152,11 @@ def _from_epc_uri(uri: str) -> str | None:
     parts = [company, *rest.split(".", part_count - 2)]
     if len(parts) != part_count:
         return None
-    if digit_count and (not parts[1].isdigit() or len(company) + len(parts[1]) != digit_count):
+    # A 12-digit company prefix leaves an empty reference ("urn:epc:id:pgln:999999999999.").
+    reference = parts[1]
+    if digit_count and (
+        not (reference.isdigit() or reference == "") or len(company) + len(reference) != digit_count
+    ):
         return None
     if kind == "idpat" and parts[-1] != "*":
         return None

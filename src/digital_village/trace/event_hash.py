@@ -3,17 +3,25 @@
 The hash is computed over a *pre-hash string*: the event's fields in a fixed order, each as
 ``key=value`` with normalised values, concatenated without separators. Normalisation follows
 the published algorithm description and its open reference implementation
-(RalphTro/epcis-event-hash-generator), whose CBV 2.0 test vectors this module passes: times
-in UTC with milliseconds (rounded half up), numbers without trailing zeros, bare CBV words and
-CBV URNs as ``https://ref.gs1.org/cbv/...`` URIs, GS1 identifiers as constrained canonical
-Digital Link URIs, lists sorted, and ILMD and extension fields written as
-``{namespace}localName=value`` and sorted. ``eventID``, ``recordTime``, ``certificationInfo``
-and ``errorDeclaration`` are left out, so an error declaration keeps the eventID of the event
-it declares erroneous.
+(RalphTro/epcis-event-hash-generator), whose CBV 2.0 test examples this module reproduces
+(tests/trace/cbv_event_hash_vectors.json): times in UTC with milliseconds (rounded half up),
+numbers without trailing zeros, bare CBV words and CBV URNs as ``https://ref.gs1.org/cbv/...``
+URIs, GS1 Web Vocabulary terms (measurement types, sensor alerts, ``gs1:`` CURIEs) as
+``https://ref.gs1.org/voc/...``, GS1 identifiers as constrained canonical Digital Link URIs,
+lists sorted, and ILMD and extension fields written as ``{namespace}localName=value`` and
+sorted. ``eventID``, ``recordTime``, ``certificationInfo`` and ``errorDeclaration`` are left
+out, so an error declaration keeps the eventID of the event it declares erroneous.
+
+After the standard fields come, in this order: the ILMD, the extensions of readPoint,
+bizLocation and each sensor element (its metadata and reports), and the event's own
+extensions — the reference's CBV 2.0 output, which appends extensions of standard fields
+after all regular fields rather than inside them.
 
 Known difference from the reference implementation: it also rewrites *any* string that happens
-to equal the end of a CBV URI used elsewhere in the document (a heuristic over JSON-LD
-expansion); here only the fields whose values are CBV/GS1 vocabulary are expanded.
+to equal the end of a GS1 vocabulary URI that JSON-LD expansion of the document produced (a
+heuristic that needs GS1's full web-vocabulary context); here the fields whose values are
+CBV/GS1 vocabulary are expanded, and inside extensions the code lists in
+:data:`_GS1_CODE_LISTS`.
 """
 
 from __future__ import annotations
@@ -89,6 +97,14 @@ _BARE_WORDS: Final[Mapping[str, tuple[frozenset[str], str]]] = {
     "exception": (vocab.CBV_SENSOR_ALERT_TYPES, _VOC),
     "component": (vocab.CBV_COMPONENTS, f"{_CBV}Comp-"),
 }
+# GS1 Web Vocabulary properties whose values are code-list terms: GS1's context declares them
+# "@type": "@vocab", so a bare code such as "BACKROOM" means gs1:LocationRoleType-BACKROOM.
+# Other code lists of the web vocabulary are hashed as written.
+_GS1_CODE_LISTS: Final[Mapping[str, str]] = {
+    "locationRoleType": f"{_VOC}LocationRoleType-",
+    "locationID_Type": f"{_VOC}LocationID_Type-",
+}
+_CODE: Final = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _TIME: Final = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
@@ -186,14 +202,18 @@ class _Canon:
 
     def extension(self, key: str, raw: object) -> list[str]:
         name = self.key(key)
+        code_list = _GS1_CODE_LISTS.get(name.removeprefix("{" + _VOC + "}"))
         items = raw if isinstance(raw, list) else [raw]
         strings = []
         for item in items:
             if isinstance(item, Mapping):
                 strings.append(name + "".join(sorted(self.extensions(item))))
+                continue
+            if code_list is not None and isinstance(item, str) and _CODE.match(item.strip()):
+                text = code_list + item.strip()
             else:
                 text = self.value(item)
-                strings.append(f"{name}={text}" if text else name)
+            strings.append(f"{name}={text}" if text else name)
         return strings
 
     def extensions(self, obj: Mapping[str, Any], skip: frozenset[str] = _COMMENTS) -> list[str]:
@@ -321,7 +341,12 @@ def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
         typed("destinationList", "destination", "sourceDestType"),
         "".join(sorted(part for part, _ in sensor_parts if part)),
     ]
-    remainder = [rest for _, rest in sensor_parts if rest]
+    # After the standard fields, in this order (the reference's CBV 2.0 output): the ILMD,
+    # the extensions of readPoint, bizLocation and the sensor elements, then the event's own
+    # extensions, sorted.
+    remainder = []
+    if "ilmd" in event:
+        remainder.append("ilmd" + "".join(sorted(canon.extensions(event["ilmd"] or {}))))
     for name in ("readPoint", "bizLocation"):
         location = event.get(name)
         if not location or (len(location) == 1 and "id" in location):
@@ -329,10 +354,9 @@ def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
         located = canon.extensions(location, _SKIP_LOCATION)
         if located:
             remainder.append(name + "".join(sorted(located)))
-    if "ilmd" in event:
-        remainder.append("ilmd" + "".join(sorted(canon.extensions(event["ilmd"] or {}))))
-    remainder += canon.extensions(event, _SKIP_EVENT)
-    return "".join(standard) + "".join(sorted(remainder))
+    remainder += sorted(rest for _, rest in sensor_parts if rest)
+    remainder += sorted(canon.extensions(event, _SKIP_EVENT))
+    return "".join(standard) + "".join(remainder)
 
 
 def event_hash_id(event: Mapping[str, Any], *, context: object = None) -> str:
