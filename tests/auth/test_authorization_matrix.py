@@ -66,14 +66,58 @@ def _import_body(col: int) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": [feature]}
 
 
-def _split_case(world: World, client: TestClient) -> tuple[str, Any]:
+def _split_case(
+    world: World,
+    client: TestClient,
+    *,
+    harvested: bool = False,
+    valid_from: str | None = None,
+    **holders: Any,
+) -> tuple[str, Any]:
     from shapely.geometry import mapping
 
     from tests.parcels.conftest import gk_box
 
-    (dkbm,) = _registered(client, world, 0)
+    dkbm = (
+        _harvested_parcel(client, world)
+        if harvested
+        else _registered(client, world, 0, **holders)[0]
+    )
     parts = [mapping(gk_box(0, 0, 20, 50)), mapping(gk_box(20, 0, 50, 50))]
-    return f"/api/v1/parcels/{dkbm}/split", {"parts": parts}
+    body: dict[str, Any] = {"parts": parts}
+    if valid_from is not None:
+        body["valid_from"] = valid_from
+    return f"/api/v1/parcels/{dkbm}/split", body
+
+
+def _neighbour(client: TestClient, world: World) -> int:
+    """A member household of another cooperative of the manager's own village."""
+    from tests.factories import VILLAGE
+
+    cooperatives = client.get("/api/v1/cooperatives").json()
+    found = [c for c in cooperatives if c["uscc"] == _uscc(3)]
+    if found:
+        coop = found[0]["id"]
+    else:
+        made = client.post(
+            "/api/v1/cooperatives",
+            json={"uscc": _uscc(3), "name": "民安粮油合作社", "region_code": VILLAGE},
+            headers=world.auth("admin"),
+        )
+        coop = made.json()["id"]
+    household = client.post(
+        "/api/v1/households",
+        json={"region_code": GROUP, "name": "陈德明", "cooperative_id": coop},
+        headers=world.auth("admin"),
+    )
+    household_id: int = household.json()["id"]
+    return household_id
+
+
+def _neighbours_parcel(client: TestClient, world: World) -> str:
+    """A parcel of the manager's village contracted by another cooperative's member."""
+    (dkbm,) = _registered(client, world, 0, contractor_household_id=_neighbour(client, world))
+    return dkbm
 
 
 OTHER_FBFBM = OTHER_VILLAGE + "00"
@@ -198,6 +242,71 @@ MATRIX: dict[tuple[str, str], list[Case]] = {
             _deny_all_but({"admin": 200, "manager": 200, "farmer": 200}),
         ),
         Case(
+            "holders of a parcel another cooperative's member contracts in the same village",
+            lambda w, c: (
+                f"/api/v1/parcels/{_neighbours_parcel(c, w)}/changes",
+                {
+                    "valid_from": "2025-01-01",
+                    "contractor_household_id": w.household_a,
+                    "operator_cooperative_id": w.coop_a,
+                },
+            ),
+            _deny_all_but({"admin": 200}),
+        ),
+        Case(
+            "land use of a parcel another cooperative's member contracts in the same village",
+            lambda w, c: (
+                f"/api/v1/parcels/{_neighbours_parcel(c, w)}/changes",
+                {"valid_from": "2025-01-01", "land_use": "0103"},
+            ),
+            _deny_all_but({"admin": 200}),
+        ),
+        Case(
+            "hand a member's parcel to another cooperative's household",
+            lambda w, c: (
+                f"/api/v1/parcels/{_registered(c, w, 0, contractor_household_id=w.household_a)[0]}"
+                "/changes",
+                {"valid_from": "2025-01-01", "contractor_household_id": _neighbour(c, w)},
+            ),
+            _deny_all_but({"admin": 200}),
+        ),
+        Case(
+            "holders from a day before a harvest already recorded on the parcel",
+            lambda w, c: (
+                f"/api/v1/parcels/{_harvested_parcel(c, w)}/changes",
+                {"valid_from": "2025-01-01", "operator_cooperative_id": w.coop_a},
+            ),
+            _deny_all_but({"admin": 409, "manager": 409}),
+        ),
+        Case(
+            "holders from the day of a recorded harvest",
+            lambda w, c: (
+                f"/api/v1/parcels/{_harvested_parcel(c, w)}/changes",
+                {"valid_from": HARVEST_DAY, "operator_cooperative_id": w.coop_a},
+            ),
+            _deny_all_but({"admin": 409, "manager": 409}),
+        ),
+        Case(
+            "holders from the day after a recorded harvest",
+            lambda w, c: (
+                f"/api/v1/parcels/{_harvested_parcel(c, w)}/changes",
+                {"valid_from": "2025-05-21", "operator_cooperative_id": w.coop_a},
+            ),
+            _deny_all_but({"admin": 200, "manager": 200}),
+        ),
+        Case(
+            "an explicit correction of holders before a recorded harvest",
+            lambda w, c: (
+                f"/api/v1/parcels/{_harvested_parcel(c, w)}/changes",
+                {
+                    "valid_from": "2025-01-01",
+                    "operator_cooperative_id": w.coop_a,
+                    "correction": "经营权流转合同 signed 2024-12-20, registered late",
+                },
+            ),
+            _deny_all_but({"admin": 200}),
+        ),
+        Case(
             "holders of a parcel in another village",
             lambda w, c: (
                 f"/api/v1/parcels/{_registered(c, w, 0, fbfbm=OTHER_FBFBM)[0]}/changes",
@@ -211,14 +320,46 @@ MATRIX: dict[tuple[str, str], list[Case]] = {
             "split in the manager's village",
             _split_case,
             _deny_all_but({"admin": 201, "manager": 201}),
-        )
+        ),
+        Case(
+            "split a parcel another cooperative's member contracts in the same village",
+            lambda w, c: _split_case(w, c, contractor_household_id=_neighbour(c, w)),
+            _deny_all_but({"admin": 201}),
+        ),
+        Case(
+            "split from a day before a harvest recorded on the parcel",
+            lambda w, c: _split_case(w, c, harvested=True, valid_from="2025-01-01"),
+            _deny_all_but({"admin": 409, "manager": 409}),
+        ),
     ],
     ("POST", "/api/v1/parcels/merge"): [
         Case(
             "merge in the manager's village",
             lambda w, c: ("/api/v1/parcels/merge", {"dkbms": _registered(c, w, 0, 1)}),
             _deny_all_but({"admin": 201, "manager": 201}),
-        )
+        ),
+        Case(
+            "merge parcels another cooperative's member contracts in the same village",
+            lambda w, c: (
+                "/api/v1/parcels/merge",
+                {"dkbms": _registered(c, w, 0, 1, contractor_household_id=_neighbour(c, w))},
+            ),
+            _deny_all_but({"admin": 201}),
+        ),
+        Case(
+            "merge from a day before a harvest recorded on one of the parcels",
+            lambda w, c: (
+                "/api/v1/parcels/merge",
+                {
+                    "dkbms": [
+                        _harvested_parcel(c, w),
+                        *_registered(c, w, 1, contractor_household_id=w.household_a),
+                    ],
+                    "valid_from": "2025-01-01",
+                },
+            ),
+            _deny_all_but({"admin": 409, "manager": 409}),
+        ),
     ],
     ("POST", "/api/v1/telemetry"): [
         Case(
@@ -368,6 +509,15 @@ def _field_event(client: TestClient, world: World, fbfbm: str, household: int) -
     return builders.field_work("planting", dkbm=dkbm, when=when, base_url="https://dv.test")
 
 
+HARVEST_DAY = "2025-05-20"
+
+
+def _harvested_parcel(client: TestClient, world: World) -> str:
+    """A parcel of a member of cooperative A with a harvest recorded on it on HARVEST_DAY."""
+    _harvested(client, world)
+    return f"{GROUP}00001"
+
+
 def _harvested(client: TestClient, world: World) -> str:
     """A rapeseed lot of cooperative A harvested by the admin; returns its lot number."""
     import datetime as dt
@@ -376,7 +526,9 @@ def _harvested(client: TestClient, world: World) -> str:
 
     _product(client, world, RAPESEED_GTIN, "rapeseed", world.coop_a)
     (dkbm,) = _registered(client, world, 0, contractor_household_id=world.household_a)
-    when = dt.datetime(2025, 5, 20, 9, tzinfo=builders.CHINA)
+    when = dt.datetime.combine(
+        dt.date.fromisoformat(HARVEST_DAY), dt.time(9), tzinfo=builders.CHINA
+    )
     event = builders.harvest(
         gtin=RAPESEED_GTIN,
         lot="RS-1",
@@ -385,7 +537,8 @@ def _harvested(client: TestClient, world: World) -> str:
         when=when,
         base_url="https://dv.test",
     )
-    client.post("/api/v1/events", json=event, headers=world.auth("admin"))
+    harvested = client.post("/api/v1/events", json=event, headers=world.auth("admin"))
+    assert harvested.status_code == 201, harvested.text
     return "RS-1"
 
 

@@ -87,6 +87,7 @@ def test_holder_at_follows_the_history(session: Session, ledger: Ledger, world: 
             holding=parcels.Holding(world.household_a, world.coop_a),
         ),
         actor=OPERATOR,
+        last_event=None,
     )
     assert parcels.holder_at(session=session, dkbm=dkbm, on=dt.date(2024, 2, 1)) == (
         parcels.Holding(None, None)
@@ -106,6 +107,7 @@ def test_holder_at_follows_the_history(session: Session, ledger: Ledger, world: 
                 valid_from=dt.date(2024, 6, 1), holding=parcels.Holding(None, None)
             ),
             actor=OPERATOR,
+            last_event=None,
         )
 
 
@@ -177,7 +179,7 @@ def test_split_retires_the_code_and_makes_new_ones_with_lineage(
 ) -> None:
     halves = [gk_box(0, 0, 20, 50), gk_box(20, 0, 50, 50)]
     children = parcels.split(
-        session=session, ledger=ledger, dkbm=grid[0], parts=halves, actor=OPERATOR
+        session=session, ledger=ledger, dkbm=grid[0], parts=halves, actor=OPERATOR, last_event=None
     )
     assert [c.dkbm for c in children] == [f"{GROUP}00005", f"{GROUP}00006"]
     assert sum(c.area_m2 for c in children) == pytest.approx(2500.0, abs=0.05)
@@ -202,17 +204,22 @@ def test_split_must_cover_the_parcel(session: Session, ledger: Ledger, grid: lis
             dkbm=grid[0],
             parts=[gk_box(0, 0, 20, 50), gk_box(20, 0, 45, 50)],
             actor=OPERATOR,
+            last_event=None,
         )
     assert parcels.get_active_parcel(session=session, dkbm=grid[0])
 
 
 def test_merge_of_adjacent_parcels(session: Session, ledger: Ledger, grid: list[str]) -> None:
-    merged = parcels.merge(session=session, ledger=ledger, dkbms=grid[:2], actor=OPERATOR)
+    merged = parcels.merge(
+        session=session, ledger=ledger, dkbms=grid[:2], actor=OPERATOR, last_event=None
+    )
     assert merged.dkbm == f"{GROUP}00005"
     assert merged.area_m2 == pytest.approx(5000.0, abs=0.05)
     assert [p.dkbm for p in parcels.lineage(session=session, dkbm=merged.dkbm)["from"]] == grid[:2]
     with pytest.raises(Invalid, match="retired"):
-        parcels.merge(session=session, ledger=ledger, dkbms=grid[:2], actor=OPERATOR)
+        parcels.merge(
+            session=session, ledger=ledger, dkbms=grid[:2], actor=OPERATOR, last_event=None
+        )
 
 
 def test_merge_refuses_parcels_that_do_not_touch(
@@ -226,7 +233,13 @@ def test_merge_refuses_parcels_that_do_not_touch(
         actor=OPERATOR,
     )
     with pytest.raises(Invalid, match="touch"):
-        parcels.merge(session=session, ledger=ledger, dkbms=[grid[0], far.dkbm], actor=OPERATOR)
+        parcels.merge(
+            session=session,
+            ledger=ledger,
+            dkbms=[grid[0], far.dkbm],
+            actor=OPERATOR,
+            last_event=None,
+        )
 
 
 def test_queries_by_village_bbox_and_neighbours(session: Session, grid: list[str]) -> None:
@@ -249,6 +262,7 @@ def test_crop_per_season_is_kept_with_history(
         dkbm=grid[0],
         change=parcels.ParcelChange(crop=("2026-winter", "小麦")),
         actor=OPERATOR,
+        last_event=None,
     )
     assert parcels.crop_on(session=session, dkbm=grid[0], on=dt.date(2027, 1, 1)) == "小麦"
     history = parcels.history(session=session, dkbm=grid[0])
@@ -293,6 +307,7 @@ def test_bdcdyh_must_be_of_the_parcels_county_and_keeps_its_history(
         dkbm=parcel.dkbm,
         change=parcels.ParcelChange(valid_from=dt.date(2026, 1, 1), bdcdyh=renumbered),
         actor=OPERATOR,
+        last_event=None,
     )
     assert parcel.bdcdyh == renumbered
     periods = parcels.history(session=session, dkbm=parcel.dkbm)["bdcdyh"]
@@ -307,6 +322,7 @@ def test_bdcdyh_must_be_of_the_parcels_county_and_keeps_its_history(
             dkbm=parcel.dkbm,
             change=parcels.ParcelChange(bdcdyh="510604" + BDCDYH[6:]),
             actor=OPERATOR,
+            last_event=None,
         )
 
 
@@ -359,6 +375,7 @@ def test_every_change_split_and_merge_is_in_the_ledger(
         dkbm=grid[0],
         change=parcels.ParcelChange(crop=("2026-winter", "小麦")),
         actor=OPERATOR,
+        last_event=None,
     )
     children = parcels.split(
         session=session,
@@ -366,8 +383,11 @@ def test_every_change_split_and_merge_is_in_the_ledger(
         dkbm=grid[0],
         parts=[gk_box(0, 0, 20, 50), gk_box(20, 0, 50, 50)],
         actor=OPERATOR,
+        last_event=None,
     )
-    merged = parcels.merge(session=session, ledger=ledger, dkbms=grid[1::2], actor=OPERATOR)
+    merged = parcels.merge(
+        session=session, ledger=ledger, dkbms=grid[1::2], actor=OPERATOR, last_event=None
+    )
     split_codes = [c.dkbm for c in children]
     kinds = [kind for kind, _ in chain(grid[0])]
     assert kinds == ["parcel.registered", "parcel.changed", "parcel.split"]

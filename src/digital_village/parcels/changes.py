@@ -39,6 +39,7 @@ from digital_village.parcels.registry import (
     store_parcels,
 )
 from digital_village.parcels.store import (
+    CHINA_TIME,
     Holding,
     SourceCrs,
     cooperative_codes,
@@ -53,13 +54,18 @@ from digital_village.regions.models import Cooperative, Household
 
 @dataclass(frozen=True)
 class ParcelChange:
-    """Attributes to change from ``valid_from`` on (default today); None leaves one alone."""
+    """Attributes to change from ``valid_from`` (default today); None leaves one alone.
+
+    ``correction`` is an admin's reason for a change that starts on or before a day with
+    events already recorded on the parcel: history rewritten on purpose, recorded as such.
+    """
 
     valid_from: dt.date | None = None
     holding: Holding | None = None
     land_use: str | None = None
     crop: tuple[str, str] | None = None  # (season label, crop): replaces that season's crop
     bdcdyh: str | None = None
+    correction: str | None = None
 
 
 def _open_holding(session: Session, parcel_id: int) -> ParcelHolding | None:
@@ -70,13 +76,55 @@ def _open_holding(session: Session, parcel_id: int) -> ParcelHolding | None:
     ).first()
 
 
+def _cooperative_of(session: Session, household_id: int | None) -> int | None:
+    household = session.get(Household, household_id) if household_id is not None else None
+    return household.cooperative_id if household is not None else None
+
+
+def _require_own_parcel(session: Session, actor: Actor, parcel: Parcel) -> ParcelHolding | None:
+    """A manager may change a parcel its cooperative or one of its members holds now, or one
+    of its village (or township) that nobody holds; a parcel another household or cooperative
+    holds is theirs, and only an admin changes it. Returns the current holding."""
+    current = _open_holding(session, parcel.id)
+    contractor = current.contractor_household_id if current else None
+    operator = current.operator_cooperative_id if current else None
+    if actor.cooperative_id is not None and actor.cooperative_id in (
+        operator,
+        _cooperative_of(session, contractor),
+    ):
+        return current
+    if contractor is not None or operator is not None:
+        raise Forbidden(
+            f"parcel {parcel.dkbm} is held by a household or cooperative other than cooperative "
+            f"{actor.cooperative_id} and its members; only an admin may change it",
+            role=actor.role.value,
+        )
+    region = cooperative_region(session, actor)
+    if region is None or not parcel.fbfbm.startswith(region):
+        raise Forbidden(
+            f"a manager may change parcels its cooperative or its members hold, or unheld "
+            f"parcels of its village; {parcel.dkbm} is neither",
+            role=actor.role.value,
+        )
+    return current
+
+
+def _require_correction_rights(actor: Actor, correction: str | None) -> None:
+    if correction is not None and not actor.is_admin:
+        raise Forbidden(
+            f"only an admin may correct recorded history; a {actor.role.value} token may not",
+            role=actor.role.value,
+        )
+
+
 def _require_change_scope(
     session: Session, actor: Actor, parcel: Parcel, change: ParcelChange
 ) -> None:
+    _require_correction_rights(actor, change.correction)
     if actor.is_admin:
         return
-    current = _open_holding(session, parcel.id)
     if actor.role is Role.FARMER:
+        current = _open_holding(session, parcel.id)
         only_crop = change.crop is not None and change == ParcelChange(
             valid_from=change.valid_from, crop=change.crop
         )
@@ -89,20 +137,48 @@ def _require_change_scope(
         )
     if actor.role is not Role.MANAGER:
         raise Forbidden(f"a {actor.role.value} token may not change parcels", role=actor.role.value)
-    operates = current is not None and current.operator_cooperative_id == actor.cooperative_id
-    region = cooperative_region(session, actor)
-    if not operates and not (region is not None and parcel.fbfbm.startswith(region)):
-        raise Forbidden(
-            f"a manager may change parcels its cooperative operates or in its region; "
-            f"{parcel.dkbm} is neither",
-            role=actor.role.value,
-        )
-    new_operator = change.holding.operator_cooperative_id if change.holding else None
-    if new_operator not in (None, actor.cooperative_id):
+    current = _require_own_parcel(session, actor, parcel)
+    if change.holding is None:
+        return
+    # Handing the parcel on: to the cooperative itself or one of its members; a holder the
+    # parcel already has may stay.
+    new_operator = change.holding.operator_cooperative_id
+    kept_operator = current.operator_cooperative_id if current else None
+    if new_operator not in (None, actor.cooperative_id, kept_operator):
         raise Forbidden(
             f"a manager may hand a parcel's operation to its own cooperative only, "
             f"not to cooperative {new_operator}",
             role=actor.role.value,
+        )
+    new_contractor = change.holding.contractor_household_id
+    kept_contractor = current.contractor_household_id if current else None
+    if new_contractor not in (None, kept_contractor) and (
+        _cooperative_of(session, new_contractor) != actor.cooperative_id
+    ):
+        raise Forbidden(
+            f"a manager may make only its cooperative's member households contractors, "
+            f"not household {new_contractor}",
+            role=actor.role.value,
+        )
+
+
+def _require_open_history(
+    parcels_: Sequence[Parcel],
+    start: dt.date,
+    last_event: dt.datetime | None,
+    correction: str | None,
+) -> None:
+    """A change may not start on or before a day with events recorded on the parcel (they
+    were checked against the holders of that day) unless an admin corrects history."""
+    if last_event is None or correction is not None:
+        return
+    last_day = last_event.astimezone(CHINA_TIME).date()
+    if start <= last_day:
+        names = ", ".join(p.dkbm for p in parcels_)
+        raise Conflict(
+            f"events are already recorded on parcel {names} up to {last_day.isoformat()}; "
+            f"a change must start after that day (an admin may correct history by giving "
+            f"the reason as correction)"
         )
 
 
@@ -128,19 +204,32 @@ def _open_period(
 
 
 def change(
-    *, session: Session, ledger: Ledger, dkbm: str, change: ParcelChange, actor: Actor
+    *,
+    session: Session,
+    ledger: Ledger,
+    dkbm: str,
+    change: ParcelChange,
+    actor: Actor,
+    last_event: dt.datetime | None,
 ) -> Parcel:
     """Record new holders, land use, a season's crop or the 不动产单元代码 of an active parcel.
 
     The current period of each changed attribute ends at ``valid_from``; a new one starts
     there. One ``parcel.changed`` ledger entry records everything changed together.
+    ``last_event`` is when the latest event still standing was recorded on the parcel (None
+    when there is none): holders, land use and 不动产单元代码 may change only after its day,
+    unless an admin gives a ``correction``, which the entry records.
     """
     parcel = get_active_parcel(session=session, dkbm=dkbm)
     _require_change_scope(session, actor, parcel, change)
     start = change.valid_from or today()
     data: dict[str, Any] = {"dkbm": parcel.dkbm, "valid_from": start.isoformat()}
-    if change == ParcelChange(valid_from=change.valid_from):
+    if change == ParcelChange(valid_from=change.valid_from, correction=change.correction):
         raise Invalid("nothing to change: give holders, land_use, crop or bdcdyh")
+    if (change.holding, change.land_use, change.bdcdyh) != (None, None, None):
+        _require_open_history([parcel], start, last_event, change.correction)
+    if change.correction is not None:
+        data["correction"] = change.correction
     closing: list[Any] = []
     new_rows: list[Any] = []
     if change.holding is not None:
@@ -279,6 +368,18 @@ def _future_crops(session: Session, parcel_id: int, on: dt.date) -> tuple[tuple[
     return tuple((row.season or landuse.season_of(row.valid_from), row.value) for row in rows)
 
 
+def _require_reshape_scope(
+    session: Session, actor: Actor, parcels_: Sequence[Parcel], correction: str | None
+) -> None:
+    """Admin, or a manager of the parcels' village whose cooperative or members hold each
+    one (or nobody does)."""
+    _require_correction_rights(actor, correction)
+    require_region_scope(session=session, actor=actor, fbfbm=parcels_[0].fbfbm)
+    if not actor.is_admin:
+        for parcel in parcels_:
+            _require_own_parcel(session, actor, parcel)
+
+
 def split(
     *,
     session: Session,
@@ -286,19 +387,23 @@ def split(
     dkbm: str,
     parts: Sequence[Any],
     actor: Actor,
+    last_event: dt.datetime | None,
     source: SourceCrs | None = None,
     valid_from: dt.date | None = None,
+    correction: str | None = None,
 ) -> list[Parcel]:
     """Retire a parcel and register its parts under new DKBMs of the same FBFBM.
 
     The parts must not overlap each other and must together cover the parcel (within 1 m²
     or 0.1 % of its area). They inherit land use, holders and the crops still to come.
+    ``last_event`` and ``correction`` work as in :func:`change`.
     """
     parent = get_active_parcel(session=session, dkbm=dkbm)
-    require_region_scope(session=session, actor=actor, fbfbm=parent.fbfbm)
+    _require_reshape_scope(session, actor, [parent], correction)
     if len(parts) < 2:
         raise Invalid("a split needs at least two parts")
     start = valid_from or today()
+    _require_open_history([parent], start, last_event, correction)
     source = source or SourceCrs()
     shapes = batch.prepare_many(list(parts), source_crs=source.crs, datum=source.datum)
     for index, shape in enumerate(shapes):
@@ -338,7 +443,9 @@ def split(
         )
         for shape in prepared
     ]
-    return _replace(session, ledger, [parent], items, start=start, kind="split", actor=actor)
+    return _replace(
+        session, ledger, [parent], items, start=start, kind="split", correction=correction
+    )
 
 
 def merge(
@@ -347,11 +454,14 @@ def merge(
     ledger: Ledger,
     dkbms: Sequence[str],
     actor: Actor,
+    last_event: dt.datetime | None,
     valid_from: dt.date | None = None,
+    correction: str | None = None,
 ) -> Parcel:
     """Retire adjacent active parcels of one FBFBM and register their union under a new DKBM.
 
     They must touch (their union is one polygon) and have the same holders and land use.
+    ``last_event`` (over all of them) and ``correction`` work as in :func:`change`.
     """
     unique = list(dict.fromkeys(code.strip() for code in dkbms))
     if len(unique) < 2:
@@ -360,7 +470,7 @@ def merge(
     fbfbms = {p.fbfbm for p in members}
     if len(fbfbms) > 1:
         raise Invalid(f"parcels of different 发包方 cannot merge: {', '.join(sorted(fbfbms))}")
-    require_region_scope(session=session, actor=actor, fbfbm=members[0].fbfbm)
+    _require_reshape_scope(session, actor, members, correction)
     union = shapely.union_all([parcel_geometry(p) for p in members])
     if not isinstance(union, shapely.Polygon):
         raise Invalid(
@@ -377,6 +487,7 @@ def merge(
     if len(uses) > 1:
         raise Invalid(f"the parcels have different land uses ({', '.join(sorted(uses))})")
     start = valid_from or today()
+    _require_open_history(members, start, last_event, correction)
     contractor, operator = next(iter(holders))
     item = ParcelIn(
         geometry=union,
@@ -386,7 +497,9 @@ def merge(
         operator_cooperative_id=operator,
         crops=_future_crops(session, members[0].id, start),
     )
-    return _replace(session, ledger, members, [item], start=start, kind="merge", actor=actor)[0]
+    return _replace(
+        session, ledger, members, [item], start=start, kind="merge", correction=correction
+    )[0]
 
 
 def _replace(
@@ -397,7 +510,7 @@ def _replace(
     *,
     start: dt.date,
     kind: str,
-    actor: Actor,
+    correction: str | None,
 ) -> list[Parcel]:
     parent_codes = [p.dkbm for p in parents]
     # Check against every active parcel but the ones being replaced.
@@ -431,10 +544,13 @@ def _replace(
         report=report,
     )
     children = [c.dkbm for c in report.created]
+    retired: dict[str, Any] = {"into": children, "valid_to": start.isoformat()}
+    if correction is not None:
+        retired["correction"] = correction
     entries = [
         EntryIn(
             f"parcel.{'split' if kind == 'split' else 'merged'}",
-            {"dkbm": parent.dkbm, "into": children, "valid_to": start.isoformat()},
+            {"dkbm": parent.dkbm, **retired},
             f"parcel:{parent.dkbm}",
         )
         for parent in parents
@@ -450,5 +566,4 @@ def _replace(
                 )
             )
     session.flush()
-    del actor  # scope was checked by the caller
     return [get_parcel(session=session, dkbm=code) for code in children]

@@ -17,6 +17,7 @@ from digital_village.parcels.models import Parcel
 from digital_village.parcels.schemas import ChangeIn, ImportReportOut, MergeIn, ParcelIn, SplitIn
 from digital_village.regions import service as regions
 from digital_village.regions.models import Cooperative, Household
+from digital_village.trace import lineage
 
 router = APIRouter(prefix="/api/v1", tags=["parcels"], dependencies=JSON_BODY)
 GEOJSON = "application/geo+json"
@@ -304,7 +305,13 @@ def import_features(
 def merge(body: MergeIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep) -> JSONResponse:
     """Merge adjacent parcels of one FBFBM under a new DKBM; the old codes are retired."""
     parcel = parcels.merge(
-        session=session, ledger=ledger, dkbms=body.dkbms, actor=actor, valid_from=body.valid_from
+        session=session,
+        ledger=ledger,
+        dkbms=body.dkbms,
+        actor=actor,
+        last_event=lineage.last_event_on_parcels(session=session, dkbms=body.dkbms),
+        valid_from=body.valid_from,
+        correction=body.correction,
     )
     return _geojson(_public_feature(session, parcel), status_code=201)
 
@@ -336,8 +343,10 @@ def change(
             land_use=body.land_use,
             crop=(body.crop.season, body.crop.crop) if body.crop else None,
             bdcdyh=body.bdcdyh,
+            correction=body.correction,
         ),
         actor=actor,
+        last_event=lineage.last_event_on_parcels(session=session, dkbms=[dkbm]),
     )
     return _geojson(_public_feature(session, parcel))
 
@@ -353,8 +362,10 @@ def split(
         dkbm=dkbm,
         parts=[_geometry(part, f"part {i}") for i, part in enumerate(body.parts)],
         actor=actor,
+        last_event=lineage.last_event_on_parcels(session=session, dkbms=[dkbm]),
         source=parcels.parse_source_crs(body.crs),
         valid_from=body.valid_from,
+        correction=body.correction,
     )
     return _geojson(
         {

@@ -46,6 +46,13 @@ class ChangeIn(BaseModel):
     land_use: str | None = None
     crop: CropIn | None = None
     bdcdyh: str | None = None
+    correction: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=500,
+        description="admin only: why this change starts on or before events already recorded "
+        "on the parcel; it is recorded on the ledger with the change",
+    )
 
 
 class SplitIn(BaseModel):
@@ -54,6 +61,13 @@ class SplitIn(BaseModel):
     parts: list[dict[str, Any]] = Field(min_length=2, description="GeoJSON polygons")
     crs: str | None = None
     valid_from: dt.date | None = None
+    correction: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=500,
+        description="admin only: why this change starts on or before events already recorded "
+        "on the parcel; it is recorded on the ledger with the change",
+    )
 
 
 class MergeIn(BaseModel):
@@ -61,6 +75,13 @@ class MergeIn(BaseModel):
 
     dkbms: list[str] = Field(min_length=2, max_length=100)
     valid_from: dt.date | None = None
+    correction: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=500,
+        description="admin only: why this change starts on or before events already recorded "
+        "on the parcel; it is recorded on the ledger with the change",
+    )
 
 
 class CreatedOut(BaseModel):

@@ -6,6 +6,7 @@ functions here, so this module owns the lineage tables.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from digital_village.db import insert_rows
 from digital_village.trace.models import (
     Containment,
+    Event,
     EventLot,
     EventParcel,
     LotEdge,
@@ -186,6 +188,22 @@ def parcel_events(
         for event_pk, dkbm, moment in session.execute(query)
         if any(start < moment <= end for start, end in windows[dkbm])
     ]
+
+
+def last_event_on_parcels(*, session: Session, dkbms: Sequence[str]) -> dt.datetime | None:
+    """When the latest event still standing (not declared erroneous) was recorded on any of
+    the parcels, or None when there is none."""
+    query = (
+        select(func.max(EventParcel.event_time))
+        .join(Event, Event.id == EventParcel.event_pk)
+        .where(
+            EventParcel.dkbm.in_(sorted(set(dkbms))),
+            Event.erroneous_since.is_(None),
+            Event.declares_pk.is_(None),
+        )
+    )
+    latest: dt.datetime | None = session.scalar(query)
+    return latest
 
 
 def events_of_lots(*, session: Session, lot_ids: Sequence[int]) -> list[tuple[int, int, str]]:
