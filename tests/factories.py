@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from digital_village.auth import service as auth
 from digital_village.auth.actor import Actor
-from digital_village.auth.models import Device, Role
+from digital_village.auth.models import Role
 from digital_village.db import Database
+from digital_village.iot.models import Device
 from digital_village.regions import service as regions
 from digital_village.regions.uscc import compute_check_character
+from digital_village.tokens.service import issue_token
 
 if TYPE_CHECKING:
     from tests.conftest import World
@@ -69,14 +70,14 @@ def build_world(db: Database) -> World:
         session.add_all([device_a, device_b])
         session.flush()
         tokens = {
-            "admin": auth.issue_token(session=session, role=Role.ADMIN, actor=operator).token,
-            "manager": auth.issue_token(
+            "admin": issue_token(session=session, role=Role.ADMIN, actor=operator).token,
+            "manager": issue_token(
                 session=session, role=Role.MANAGER, actor=operator, cooperative=coop_a.uscc
             ).token,
-            "farmer": auth.issue_token(
+            "farmer": issue_token(
                 session=session, role=Role.FARMER, actor=operator, household=str(household_a.id)
             ).token,
-            "device": auth.issue_token(
+            "device": issue_token(
                 session=session, role=Role.DEVICE, actor=operator, device_id=device_a.id
             ).token,
         }

@@ -24,7 +24,6 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from digital_village.auth import service as auth
 from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
 from digital_village.config import Settings
@@ -32,6 +31,7 @@ from digital_village.db import Database, is_sqlite, make_single_use_engine
 from digital_village.errors import DomainError
 from digital_village.iot import service as iot
 from digital_village.ledger.log import Ledger
+from digital_village.tokens import service as tokens
 
 REPO = Path(__file__).resolve().parents[2]
 PUBLIC_BASE_URL = "https://trace.drill.example"
@@ -128,7 +128,7 @@ class Deployment:
         # last three hours.
         installed = self.installed = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
         with Database(engine).transaction() as session:
-            issued = auth.issue_token(
+            issued = tokens.issue_token(
                 session=session, role=Role.MANAGER, actor=operator, cooperative=uscc, label="drill"
             )
             self.manager_token = issued.token

@@ -29,6 +29,7 @@ from digital_village.iot.sealer import BackgroundSealer
 from digital_village.ledger.router import router as ledger_router
 from digital_village.parcels.router import router as parcels_router
 from digital_village.regions.router import router as regions_router
+from digital_village.tokens.router import router as tokens_router
 from digital_village.trace.router import epcis_router
 from digital_village.trace.router import router as trace_router
 from digital_village.web import STATIC_DIR
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # are matched in order (their paths, /01/…, /p/… and /api/v1/labels/…, overlap no other).
     app.include_router(web_router)
     app.include_router(auth_router)
+    app.include_router(tokens_router)
     app.include_router(regions_router)
     app.include_router(ledger_router)
     app.include_router(parcels_router)

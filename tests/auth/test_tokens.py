@@ -13,12 +13,13 @@ from digital_village.auth import service as auth
 from digital_village.auth.actor import Actor
 from digital_village.auth.models import ApiToken, Role
 from digital_village.errors import Forbidden, Invalid, Unauthorized
+from digital_village.tokens import service as tokens
 from tests.api.test_app import assert_problem
 from tests.conftest import World
 
 
 def test_only_the_hash_of_a_token_is_stored(session: Session, world: World) -> None:
-    issued = auth.issue_token(session=session, role=Role.ADMIN, actor=Actor.operator())
+    issued = tokens.issue_token(session=session, role=Role.ADMIN, actor=Actor.operator())
     stored = session.scalar(select(ApiToken).where(ApiToken.public_id == issued.row.public_id))
     assert stored is not None
     secret = issued.token.split("_", 2)[2]
@@ -88,9 +89,9 @@ def test_token_creation_over_the_api_shows_the_token_once(client: TestClient, wo
 
 def test_scope_flags_must_match_the_role(session: Session, world: World) -> None:
     with pytest.raises(Invalid, match="needs --coop"):
-        auth.issue_token(session=session, role=Role.MANAGER, actor=Actor.operator())
+        tokens.issue_token(session=session, role=Role.MANAGER, actor=Actor.operator())
     with pytest.raises(Invalid, match="takes no --household"):
-        auth.issue_token(
+        tokens.issue_token(
             session=session,
             role=Role.ADMIN,
             actor=Actor.operator(),
@@ -102,16 +103,16 @@ def test_manager_may_issue_farmer_tokens_only_for_its_members(
     session: Session, world: World
 ) -> None:
     manager = auth.authenticate(session=session, token=world.tokens["manager"])
-    issued = auth.issue_token(
+    issued = tokens.issue_token(
         session=session, role=Role.FARMER, actor=manager, household=str(world.household_a)
     )
     assert issued.row.household_id == world.household_a
     with pytest.raises(Forbidden):
-        auth.issue_token(
+        tokens.issue_token(
             session=session, role=Role.FARMER, actor=manager, household=str(world.household_b)
         )
     with pytest.raises(Forbidden):
-        auth.issue_token(
+        tokens.issue_token(
             session=session, role=Role.MANAGER, actor=manager, cooperative=str(world.coop_a)
         )
 

@@ -1,11 +1,15 @@
-"""Tables of access: API tokens (stored as hashes only) and the devices tokens can belong to."""
+"""The table of access: API tokens, stored as hashes only.
+
+A token's scope names a cooperative, a household or a device by its row id; those tables belong
+to ``regions`` and ``iot``, and this module imports neither.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
 
-from sqlalchemy import JSON, Enum, ForeignKey, String
+from sqlalchemy import Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from digital_village.db import Base, UTCDateTime, utcnow
@@ -16,27 +20,6 @@ class Role(enum.StrEnum):
     MANAGER = "manager"  # one cooperative
     FARMER = "farmer"  # one household
     DEVICE = "device"  # one device
-
-
-class Device(Base):
-    """A field sensor owned by a cooperative; the net (``iot/``) owns this table.
-
-    Where it stands over time is in ``device_installation``; what it measured in ``reading``.
-    """
-
-    __tablename__ = "device"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    cooperative_id: Mapped[int] = mapped_column(ForeignKey("cooperative.id"), index=True)
-    name: Mapped[str] = mapped_column(String(100))
-    # A decoder name of ``iot.decoders`` (e.g. "DL-5TM"), or "generic" for decoded senders.
-    model: Mapped[str] = mapped_column(String(100))
-    # LoRaWAN DevEUI, 16 upper-case hex digits.
-    dev_eui: Mapped[str | None] = mapped_column(String(16), unique=True, default=None)
-    # Catalogue metric names the device reports; None: any catalogue metric.
-    metrics: Mapped[list[str] | None] = mapped_column(JSON, default=None)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class ApiToken(Base):

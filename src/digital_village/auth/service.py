@@ -1,4 +1,9 @@
-"""Bearer tokens: issued once, stored as a hash, checked in constant time."""
+"""Bearer tokens: issued once, stored as a hash, checked in constant time.
+
+Tokens are issued for a scope the caller has already resolved (``TokenScope``): finding a
+cooperative, household or device by the name a person typed is ``tokens.service``'s job, so
+access imports none of the packages that own those tables.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
-from digital_village.auth.models import ApiToken, Device, Role
+from digital_village.auth.models import ApiToken, Role
 from digital_village.db import utcnow
 from digital_village.errors import Invalid, NotFound, Unauthorized
-from digital_village.regions import service as regions
 
 TOKEN_PREFIX = "dv"  # noqa: S105 (a public prefix, not a secret)
 
@@ -28,9 +32,44 @@ class IssuedToken:
     row: ApiToken
 
 
+@dataclass(frozen=True)
+class TokenScope:
+    """What a token may touch, already resolved to row ids by the caller.
+
+    A manager token names its cooperative; a farmer token its household and the cooperative the
+    household belongs to (its writes happen on that cooperative's behalf), if any; a device
+    token its device and the device's cooperative. An admin token names nothing.
+    """
+
+    cooperative_id: int | None = None
+    household_id: int | None = None
+    device_id: int | None = None
+
+
+# The one scope each role takes, by the name callers give it (a CLI flag or a JSON field).
+_SCOPE_FLAG = {Role.MANAGER: "--coop", Role.FARMER: "--household", Role.DEVICE: "--device"}
+
+
 def _hash_secret(secret: str) -> str:
     # Tokens carry 256 random bits, so a plain SHA-256 is enough; no slow KDF is needed.
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def require_may_issue(actor: Actor, role: Role) -> None:
+    """An admin may create any token; a manager farmer tokens (for its own members)."""
+    if not (role is Role.FARMER and actor.role is Role.MANAGER):
+        actor.require_admin()
+
+
+def check_scope_given(role: Role, *, cooperative: bool, household: bool, device: bool) -> None:
+    """The role's one scope was named, and no other: Invalid naming the flag otherwise."""
+    given = {"--coop": cooperative, "--household": household, "--device": device}
+    needed = _SCOPE_FLAG.get(role)
+    extra = [flag for flag, present in given.items() if present and flag != needed]
+    if extra:
+        raise Invalid(f"a {role.value} token takes no {', '.join(extra)}")
+    if needed is not None and not given[needed]:
+        raise Invalid(f"a {role.value} token needs {needed}")
 
 
 def issue_token(
@@ -38,45 +77,36 @@ def issue_token(
     session: Session,
     role: Role,
     actor: Actor,
-    cooperative: str | None = None,
-    household: str | None = None,
-    device_id: int | None = None,
+    scope: TokenScope = TokenScope(),
     label: str | None = None,
 ) -> IssuedToken:
-    """Create a token for a role and its one scope (cooperative, household or device).
+    """Create a token for a role and its one, already resolved, scope.
 
-    An admin may create any token; a manager may create farmer tokens for its own members.
+    An admin may create any token; a manager may create farmer tokens for its own members
+    (households of its cooperative).
     """
-    if not (role is Role.FARMER and actor.role is Role.MANAGER):
-        actor.require_admin()
-    given = {
-        "--coop": cooperative is not None,
-        "--household": household is not None,
-        "--device": device_id is not None,
-    }
-    needed = {Role.MANAGER: "--coop", Role.FARMER: "--household", Role.DEVICE: "--device"}.get(role)
-    extra = [flag for flag, present in given.items() if present and flag != needed]
-    if extra:
-        raise Invalid(f"a {role.value} token takes no {', '.join(extra)}")
-    if needed is not None and not given[needed]:
-        raise Invalid(f"a {role.value} token needs {needed}")
-
-    row = ApiToken(public_id=secrets.token_hex(6), secret_hash="", role=role, label=label)
-    if cooperative is not None:
-        row.cooperative_id = regions.find_cooperative(session=session, key=cooperative).id
-    if household is not None:
-        found = regions.find_household(session=session, key=household)
-        if not actor.is_admin:
-            actor.require_cooperative(found.cooperative_id)
-        row.household_id = found.id
-        # A farmer's writes happen on behalf of the cooperative it belongs to, if any.
-        row.cooperative_id = found.cooperative_id
-    if device_id is not None:
-        device = session.get(Device, device_id)
-        if device is None:
-            raise NotFound(f"no device with id {device_id}")
-        row.device_id = device.id
-        row.cooperative_id = device.cooperative_id
+    require_may_issue(actor, role)
+    named_household = scope.household_id is not None
+    named_device = scope.device_id is not None
+    check_scope_given(
+        role,
+        cooperative=scope.cooperative_id is not None and not (named_household or named_device),
+        household=named_household,
+        device=named_device,
+    )
+    if role is Role.DEVICE and scope.cooperative_id is None:
+        raise Invalid("a device token needs the device's cooperative")
+    if named_household and not actor.is_admin:
+        actor.require_cooperative(scope.cooperative_id)
+    row = ApiToken(
+        public_id=secrets.token_hex(6),
+        secret_hash="",
+        role=role,
+        label=label,
+        cooperative_id=scope.cooperative_id,
+        household_id=scope.household_id,
+        device_id=scope.device_id,
+    )
     secret = secrets.token_urlsafe(32)
     row.secret_hash = _hash_secret(secret)
     session.add(row)

@@ -91,9 +91,12 @@ def load_sample_village(settings: Settings, fixture_dir: Path) -> DemoSummary:
         summary.cooperative = existing.name
         summary.cooperative_uscc = existing.uscc
         summary.households = len(data["households"])
-        for role, coop in ((Role.ADMIN, None), (Role.MANAGER, existing.uscc)):
+        for role, scope in (
+            (Role.ADMIN, auth.TokenScope()),
+            (Role.MANAGER, auth.TokenScope(cooperative_id=existing.id)),
+        ):
             issued = auth.issue_token(
-                session=session, role=role, actor=operator, cooperative=coop, label="dv demo"
+                session=session, role=role, actor=operator, scope=scope, label="dv demo"
             )
             summary.tokens[role.value] = issued.token
         assert session.get(Region, data["township"]) is not None

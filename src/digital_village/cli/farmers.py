@@ -34,7 +34,7 @@ def invite(
             session=session,
             role=Role.FARMER,
             actor=Actor.operator(),
-            household=str(found.id),
+            scope=auth.TokenScope(household_id=found.id, cooperative_id=found.cooperative_id),
             label=f"invite {found.cbfbm}",
         )
         held = farmer.parcels_held_by(session=session, household_id=found.id)

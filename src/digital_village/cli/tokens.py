@@ -11,6 +11,7 @@ from digital_village.auth import service as auth
 from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
 from digital_village.cli.common import console, load_settings, print_json, transaction
+from digital_village.tokens import service as tokens
 
 app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 
@@ -30,7 +31,7 @@ def create(
 ) -> None:
     """Create a token and print it once; only its hash is kept."""
     with transaction(load_settings()) as session:
-        issued = auth.issue_token(
+        issued = tokens.issue_token(
             session=session,
             role=role,
             actor=Actor.operator(),

@@ -19,11 +19,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
-from digital_village.auth.models import Device
 from digital_village.db import utcnow
 from digital_village.errors import Forbidden, Invalid, NotFound, Unauthorized
 from digital_village.iot import adapters, decoders, service, shapes
-from digital_village.iot.models import Integration, LorawanUplink
+from digital_village.iot.models import Device, Integration, LorawanUplink
 from digital_village.regions import service as regions
 
 HEADER = "X-DV-Integration-Secret"

@@ -1,8 +1,7 @@
-"""Tables of the net: installations, readings, their daily seals, integrations, alerts.
+"""Tables of the net: devices, installations, readings, their daily seals, integrations, alerts.
 
-The ``device`` table itself lives in ``auth/models.py`` (device tokens point at it); this
-capability owns it and its extra columns. Parcels are named by their 19-digit DKBM, never by a
-foreign key, so the net's migrations stay independent of the map's.
+Device tokens (``auth/models.py``) point at ``device`` by its id. Parcels are named by their
+19-digit DKBM, never by a foreign key, so the net's migrations stay independent of the map's.
 
 Reading times are integer milliseconds since the Unix epoch (UTC): the bulk paths insert
 hundreds of thousands of rows a second, and a plain integer costs nothing to bind, compares
@@ -14,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Date,
@@ -28,6 +28,27 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from digital_village.db import Base, UTCDateTime, utcnow
+
+
+class Device(Base):
+    """A field sensor owned by a cooperative.
+
+    Where it stands over time is in ``device_installation``; what it measured in ``reading``.
+    """
+
+    __tablename__ = "device"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cooperative_id: Mapped[int] = mapped_column(ForeignKey("cooperative.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # A decoder name of ``iot.decoders`` (e.g. "DL-5TM"), or "generic" for decoded senders.
+    model: Mapped[str] = mapped_column(String(100))
+    # LoRaWAN DevEUI, 16 upper-case hex digits.
+    dev_eui: Mapped[str | None] = mapped_column(String(16), unique=True, default=None)
+    # Catalogue metric names the device reports; None: any catalogue metric.
+    metrics: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class DeviceInstallation(Base):

@@ -41,10 +41,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import DBAPIError
 
 from digital_village.auth import service as auth
-from digital_village.auth.models import Device, Role
+from digital_village.auth.models import Role
 from digital_village.db import Database
 from digital_village.errors import DomainError
 from digital_village.iot import metrics, readings, service, shapes
+from digital_village.iot.models import Device
 
 log = logging.getLogger("digital_village.iot.mqtt")
 

@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from digital_village.api.deps import JSON_BODY, ActorDep, LedgerDep, SessionDep
+from digital_village.api.deps import JSON_BODY, SessionDep
+from digital_village.auth.dependencies import ActorDep
 from digital_village.errors import Invalid, UnsupportedMediaType
 from digital_village.iot import (
     adapters,
@@ -41,6 +42,7 @@ from digital_village.iot.schemas import (
     SealOut,
     TokenOut,
 )
+from digital_village.ledger.dependencies import LedgerDep
 
 router = APIRouter(prefix="/api/v1", tags=["iot"])
 

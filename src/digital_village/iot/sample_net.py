@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
-from digital_village.auth.models import Device
 from digital_village.iot import readings, seal, service, shapes
+from digital_village.iot.models import Device
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions

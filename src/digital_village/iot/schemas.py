@@ -6,9 +6,8 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from digital_village.auth.models import Device
 from digital_village.iot import shapes
-from digital_village.iot.models import Alert, AlertRule, DeviceInstallation
+from digital_village.iot.models import Alert, AlertRule, Device, DeviceInstallation
 
 
 class DeviceIn(BaseModel):

@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 
 from digital_village.auth import service as auth
 from digital_village.auth.actor import Actor
-from digital_village.auth.models import ApiToken, Device, Role
+from digital_village.auth.models import ApiToken, Role
 from digital_village.db import utcnow
 from digital_village.errors import Conflict, Forbidden, Invalid, NotFound
 from digital_village.iot import alerts, decoders, metrics, readings, seal, shapes
 from digital_village.iot.adapters import normalize_dev_eui
-from digital_village.iot.models import DeviceInstallation, MetricPolicy
+from digital_village.iot.models import Device, DeviceInstallation, MetricPolicy
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions
@@ -259,7 +259,7 @@ def register_device(
         session=session,
         role=Role.DEVICE,
         actor=Actor.operator(),  # scope checked above; a manager may not mint tokens itself
-        device_id=device.id,
+        scope=auth.TokenScope(device_id=device.id, cooperative_id=device.cooperative_id),
         label=f"device {device.id}",
     )
     return RegisteredDevice(device, installation, issued.token)
@@ -430,7 +430,7 @@ def rotate_token(*, session: Session, actor: Actor, device_id: int) -> str:
         session=session,
         role=Role.DEVICE,
         actor=Actor.operator(),
-        device_id=device.id,
+        scope=auth.TokenScope(device_id=device.id, cooperative_id=device.cooperative_id),
         label=f"device {device.id}",
     )
     return issued.token

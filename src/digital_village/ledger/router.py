@@ -10,9 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
-from digital_village.api.deps import LedgerDep, SessionDep
+from digital_village.api.deps import SessionDep
 from digital_village.errors import NotFound
 from digital_village.ledger import log
+from digital_village.ledger.dependencies import LedgerDep
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
 TEXT = "text/plain; charset=utf-8"

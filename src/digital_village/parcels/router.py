@@ -9,8 +9,10 @@ from fastapi.responses import JSONResponse
 from shapely.geometry import shape as shape_from_geojson
 from sqlalchemy.orm import Session
 
-from digital_village.api.deps import JSON_BODY, ActorDep, LedgerDep, SessionDep, SettingsDep
+from digital_village.api.deps import JSON_BODY, SessionDep, SettingsDep
+from digital_village.auth.dependencies import ActorDep
 from digital_village.errors import Invalid, NotFound
+from digital_village.ledger.dependencies import LedgerDep
 from digital_village.parcels import io as parcel_io
 from digital_village.parcels import service as parcels
 from digital_village.parcels.models import Parcel

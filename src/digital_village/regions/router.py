@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from digital_village.api.deps import JSON_BODY, ActorDep, SessionDep
+from digital_village.api.deps import JSON_BODY, SessionDep
+from digital_village.auth.dependencies import ActorDep
 from digital_village.regions import service
 from digital_village.regions.models import RegionLevel
 from digital_village.regions.schemas import (

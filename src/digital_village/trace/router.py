@@ -13,11 +13,13 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BeforeValidator
 
-from digital_village.api.deps import JSON_BODY, ActorDep, LedgerDep, SessionDep, SettingsDep
+from digital_village.api.deps import JSON_BODY, SessionDep, SettingsDep
 from digital_village.api.problems import problem
+from digital_village.auth.dependencies import ActorDep
 from digital_village.db import utcnow
 from digital_village.errors import DomainError, Invalid
 from digital_village.labels import qr
+from digital_village.ledger.dependencies import LedgerDep
 from digital_village.trace import capture as capturing
 from digital_village.trace import events as store
 from digital_village.trace import service, tracing

@@ -24,8 +24,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from digital_village.api.deps import ActorDep, SessionDep, SettingsDep
+from digital_village.api.deps import SessionDep, SettingsDep
 from digital_village.auth.actor import Actor
+from digital_village.auth.dependencies import ActorDep
 from digital_village.errors import Invalid, NotFound
 from digital_village.labels import qr, sheet
 from digital_village.labels.digital_link import DigitalLinkError

@@ -1,0 +1,23 @@
+"""Request dependencies of the ledger: the log, with its signing key loaded on first use."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from digital_village.api.deps import get_settings
+from digital_village.ledger.log import Ledger
+
+
+def get_ledger(request: Request) -> Ledger:
+    """The ledger, with its signing key loaded on first use (503 while the key is missing)."""
+    ledger: Ledger | None = getattr(request.app.state, "ledger", None)
+    if ledger is None:
+        settings = get_settings(request)
+        ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
+        request.app.state.ledger = ledger
+    return ledger
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
