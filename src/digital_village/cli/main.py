@@ -98,6 +98,9 @@ def _check_ready(settings: Settings) -> None:
         )
 
 
+WORKER_HEALTHCHECK_S = 60
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -117,6 +120,10 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        # A spawned worker answers the supervisor's health check only once its imports are
+        # done (seconds of CPU): on a busy machine uvicorn's default 5 s killed every worker
+        # before it was up, and restarted it, forever.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
 
 
