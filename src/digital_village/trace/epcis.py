@@ -40,6 +40,7 @@ from digital_village.trace.epcis_fields import (
     HexBinary,
     Ilmd,
     MeasurementType,
+    NodeId,
     Number,
     SensorAlertType,
     SourceDestType,
@@ -350,7 +351,7 @@ class EPCISDocument(ExtensibleObject):
     type: Literal["EPCISDocument"]
     schema_version: Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)*$")]
     creation_date: Time
-    id: Uri | None = None
+    id: NodeId | None = None
     instance_identifier: str | None = None
     sender: str | None = None
     receiver: str | None = None

@@ -59,6 +59,16 @@ def _uri(value: str) -> str:
     return value
 
 
+# JSON-LD 1.1 §9.4 (blank node identifiers): "_:" and a label, legal wherever an @id is.
+_BLANK_NODE = re.compile(r"^_:[^\s<>\"{}|\\^`]+$")
+
+
+def _node_id(value: str) -> str:
+    if value.isascii() and _BLANK_NODE.match(value):
+        return value
+    return _uri(value)
+
+
 def _rfc3339(value: object) -> object:
     if isinstance(value, datetime):
         return value
@@ -132,6 +142,8 @@ def _certification_info(value: object) -> str | list[str]:
 
 
 Uri = Annotated[str, AfterValidator(_uri)]
+NodeId = Annotated[str, AfterValidator(_node_id)]
+"""A JSON-LD node identifier: an absolute URI or a blank node (``_:document1``)."""
 Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 Number = Annotated[float | int, PlainValidator(_number)]
 TimeZoneOffset = Annotated[
