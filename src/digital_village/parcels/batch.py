@@ -3,7 +3,7 @@
 The pipeline is the one in ``geometry.prepare_parcel`` (transform, offset, China bounds, 1 cm
 snap in the GK zone, validity, orientation, GK and geodesic area, sliver, fingerprint), run as
 vectorised shapely/PROJ calls over whole arrays instead of one parcel at a time: about ten times
-faster. Any geometry that is not plainly fine (wrong type, outside China, invalid, collapsing,
+faster. Any geometry that is not plainly fine (wrong type, outside China, invalid in the file,
 a sliver, an area disagreement, a zone edge) is handed to ``prepare_parcel`` itself, so the
 reasons, repairs and warnings are exactly its own. Pure: shapely, pyproj and numpy only.
 """
@@ -23,7 +23,6 @@ from shapely.geometry.base import BaseGeometry
 
 from digital_village.parcels import geometry
 from digital_village.parcels.geometry import (
-    AREA_AGREEMENT,
     SQUARE_METRES_PER_MU,
     CrsLike,
     GeometryError,
@@ -80,10 +79,7 @@ def _zone_batch(
 ) -> list[ParcelShape | None]:
     """Snap, check and measure shapes of one GK zone; None where prepare_parcel must decide."""
     out: list[ParcelShape | None] = [None] * len(geoms)
-    try:
-        snapped = geometry.snap(geoms, epsg)
-    except GeometryError:
-        return out  # some shape collapses: let each one be handled on its own
+    snapped = geometry.snap_many(geoms, epsg)
     type_ok = np.isin(shapely.get_type_id(snapped), (3, 6))  # Polygon, MultiPolygon
     keep = type_ok & shapely.is_valid(snapped) & ~shapely.is_empty(snapped)
     if not keep.any():
@@ -106,7 +102,7 @@ def _zone_batch(
         shape = oriented[position]
         geodesic = geometry.geodesic_area_m2(shape)
         area = float(areas[position])
-        if abs((area - geodesic) / geodesic) > AREA_AGREEMENT:
+        if geometry.areas_disagree(area, geodesic):
             continue
         out[original] = ParcelShape(
             area_m2=area,
@@ -140,6 +136,8 @@ def prepare_many(
         has_z = shapely.has_z(array)
         warnings = [("Z coordinates dropped",) if z else () for z in has_z]
         flat: Any = shapely.force_2d(array)
+        # Validity is judged as the file has it: invalid shapes get prepare_parcel's reason.
+        valid_in_file = shapely.is_valid(flat)
         try:
             if source_crs is not None:
                 flat = geometry.to_lonlat(flat, source_crs)
@@ -148,7 +146,7 @@ def prepare_many(
             flat = None  # e.g. some point outside the CRS's area of use: decide one by one
         if flat is not None:
             array = flat
-            ok = _china_ok(array)
+            ok = _china_ok(array) & valid_in_file
             zones = _zones(array)
             for epsg in np.unique(zones[ok]):
                 members = np.flatnonzero(ok & (zones == epsg))

@@ -1,4 +1,4 @@
-"""Pure geometry of land parcels: validation, areas, CRS transforms and Chinese map offsets.
+"""Pure geometry of land parcels: validation, snapping, areas and the checks of an import.
 
 Coordinates are lon/lat on CGCS2000 (EPSG:4490), treated as equal to WGS84 (DESIGN §3).
 Areas are planar in the CGCS2000 3-degree Gauss-Krüger zone of the parcel (EPSG:4534..4554,
@@ -11,43 +11,81 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from functools import lru_cache
-from typing import Any, Literal, TypeAlias
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, TypeAlias
 
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from pyproj import CRS, Geod, Transformer
-from pyproj.exceptions import CRSError
+from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
-LonLat: TypeAlias = tuple[float, float]
-Polygonal: TypeAlias = Polygon | MultiPolygon
-CrsLike: TypeAlias = int | str | CRS
-MapDatum: TypeAlias = Literal["wgs84", "gcj02", "bd09"]
-Floats: TypeAlias = NDArray[np.float64]
-Shift: TypeAlias = Callable[[Floats, Floats], tuple[Floats, Floats]]
+from digital_village.parcels.offsets import (
+    MapDatum,
+    bd09_to_wgs84,
+    gcj02_to_wgs84,
+    shift_geometry,
+    wgs84_to_bd09,
+    wgs84_to_gcj02,
+)
+from digital_village.parcels.projection import (
+    LONLAT_EPSG,
+    CrsLike,
+    Floats,
+    GeometryError,
+    LonLat,
+    crs_of,
+    gk_epsg,
+    is_projected,
+    to_gk,
+    to_lonlat,
+    zone_of,
+)
+from digital_village.parcels.snapping import SNAP_GRID_M, snap, snap_many
 
-LONLAT_EPSG = 4490
+__all__ = [
+    "LONLAT_EPSG",
+    "SNAP_GRID_M",
+    "AreaMeasure",
+    "CrsLike",
+    "GeometryError",
+    "LonLat",
+    "MapDatum",
+    "ParcelShape",
+    "Polygonal",
+    "Repair",
+    "SliverCheck",
+    "bd09_to_wgs84",
+    "check_valid",
+    "crs_of",
+    "fingerprint",
+    "from_source",
+    "gcj02_to_wgs84",
+    "gk_epsg",
+    "is_projected",
+    "measure",
+    "prepare_parcel",
+    "repair",
+    "require_polygonal",
+    "shift_geometry",
+    "snap",
+    "snap_many",
+    "to_gk",
+    "to_lonlat",
+    "wgs84_to_bd09",
+    "wgs84_to_gcj02",
+]
+
+Polygonal: TypeAlias = Polygon | MultiPolygon
+
 SQUARE_METRES_PER_MU = 10000 / 15
 CHINA_LON = (73.0, 136.0)
 CHINA_LAT = (3.0, 54.0)
-SNAP_GRID_M = 0.01
 AREA_AGREEMENT = 0.001
+AREA_FLOOR_M2 = 0.01
 _GEOD = Geod(ellps="GRS80")
-
-
-class GeometryError(ValueError):
-    """Unusable parcel geometry: ``reason`` says why, ``location`` (lon, lat) where if known."""
-
-    def __init__(self, reason: str, location: LonLat | None = None) -> None:
-        where = f" at lon {location[0]:.7f}, lat {location[1]:.7f}" if location else ""
-        super().__init__(reason + where)
-        self.reason = reason
-        self.location = location
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,66 +156,6 @@ class ParcelShape(AreaMeasure):
     warnings: tuple[str, ...] = ()
 
 
-@lru_cache(maxsize=64)
-def _crs(crs: CrsLike) -> CRS:
-    try:
-        return CRS.from_user_input(crs)
-    except CRSError as error:
-        raise GeometryError(f"unknown CRS {crs!r}: {error}") from None
-
-
-@lru_cache(maxsize=256)
-def _transformer(source: CrsLike, target: CrsLike) -> Transformer:
-    # pyproj >= 3.1 gives every thread its own PROJ context, so cached transformers are shareable.
-    return Transformer.from_crs(_crs(source), _crs(target), always_xy=True)
-
-
-def _apply(geom: Any, transform: Shift) -> Any:
-    """Run a vectorised (x, y) → (x, y) function over all coordinates of geometries at once."""
-
-    def on_array(xy: Floats) -> Floats:
-        x, y = transform(xy[:, 0], xy[:, 1])
-        return np.column_stack((x, y))
-
-    return shapely.transform(geom, on_array)
-
-
-def _reproject(geom: Any, source: CrsLike, target: CrsLike) -> Any:
-    transformer = _transformer(source, target)
-    result = _apply(geom, lambda x, y: transformer.transform(x, y))
-    if not np.isfinite(shapely.get_coordinates(result)).all():
-        raise GeometryError(f"coordinates fall outside the area of use of {_crs(source).name}")
-    return result
-
-
-def gk_epsg(lon: float) -> int:
-    """EPSG code of the CGCS2000 3° Gauss-Krüger CM zone for a longitude (104.4 → 4544)."""
-    zone = min(max(math.floor(lon / 3 + 0.5), 25), 45)  # CM 75E..135E
-    return 4534 + zone - 25
-
-
-def _zone_of(geom: Any) -> int:
-    # The centroid of an invalid ring (a bow-tie's lobes cancel) can be anywhere: use the bbox.
-    if shapely.is_valid(geom):
-        return gk_epsg(geom.centroid.x)
-    return gk_epsg((geom.bounds[0] + geom.bounds[2]) / 2)
-
-
-def is_projected(crs: CrsLike) -> bool:
-    """Whether a CRS has projected (metre) coordinates; GeometryError if it is unknown."""
-    return bool(_crs(crs).is_projected)
-
-
-def to_lonlat(geom: BaseGeometry, source_crs: CrsLike) -> BaseGeometry:
-    """Transform a geometry from any CRS (EPSG code, WKT or PROJ string) to lon/lat."""
-    return _reproject(geom, source_crs, LONLAT_EPSG)
-
-
-def to_gk(geom: BaseGeometry, epsg: int | None = None) -> BaseGeometry:
-    """Project a lon/lat geometry to its GK zone (or the given EPSG) in metres."""
-    return _reproject(geom, LONLAT_EPSG, epsg or _zone_of(geom))
-
-
 def require_polygonal(geom: BaseGeometry) -> Polygonal:
     """Return the geometry if it is a non-empty Polygon or MultiPolygon, else raise."""
     if not isinstance(geom, Polygon | MultiPolygon):
@@ -233,7 +211,7 @@ def _zone_prefix_crs(easting: float) -> tuple[int, str] | None:
 
 def _explain_crs(raw: BaseGeometry, source_crs: CrsLike, error: GeometryError) -> GeometryError:
     """Say what is likely wrong when coordinates read through a projected CRS make no sense."""
-    crs = _crs(source_crs)
+    crs = crs_of(source_crs)
     xy = shapely.get_coordinates(raw)
     if not crs.is_projected or len(xy) == 0 or not np.isfinite(xy).all():
         return error
@@ -309,7 +287,7 @@ def repair(geom: Polygonal) -> tuple[Polygonal, Repair]:
     if not polygons:
         raise GeometryError(f"repair left no area ({reason})", location)
     result = polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
-    epsg = _zone_of(geom)
+    epsg = zone_of(geom)
     report = Repair(
         reason=reason,
         location=location,
@@ -322,34 +300,6 @@ def repair(geom: Polygonal) -> tuple[Polygonal, Repair]:
     return result, report
 
 
-def snap(geom: BaseGeometry, epsg: int | None = None) -> BaseGeometry:
-    """Snap vertices to a 1 cm grid of the parcel's GK zone, then drop repeated vertices.
-
-    Why the GK grid and not a 1e-7° grid: cadastral surveys deliver CGCS2000 GK coordinates in
-    metres, so a GK grid keeps surveyed vertices (and the official areas computed from them)
-    exact, and it is 1 cm in both axes. Snapping is idempotent because the lon/lat ↔ GK round
-    trip is accurate to nanometres, far inside the half-centimetre rounding margin. A vertex
-    moves at most √2/2 cm.
-    """
-    zone = epsg or _zone_of(geom)
-    forward, backward = _transformer(LONLAT_EPSG, zone), _transformer(zone, LONLAT_EPSG)
-
-    def to_grid(lon: Floats, lat: Floats) -> tuple[Floats, Floats]:
-        x, y = forward.transform(lon, lat)
-        # round(x * 100) / 100 is the double nearest to a whole centimetre: the same every time.
-        scale = 1 / SNAP_GRID_M
-        return backward.transform(np.round(x * scale) / scale, np.round(y * scale) / scale)
-
-    snapped = _apply(geom, to_grid)
-    try:
-        return shapely.remove_repeated_points(snapped)
-    except shapely.errors.GEOSException:  # a ring shrank below 3 distinct points
-        first = shapely.get_coordinates(geom)[0]
-        raise GeometryError(
-            "the shape collapses on the 1 cm grid", (float(first[0]), float(first[1]))
-        ) from None
-
-
 def orient(geom: Polygonal) -> Polygonal:
     """Orient rings as RFC 7946 asks: exterior counter-clockwise, holes clockwise."""
     return shapely.orient_polygons(geom, exterior_cw=False)
@@ -357,7 +307,7 @@ def orient(geom: Polygonal) -> Polygonal:
 
 def projected_area_m2(geom: BaseGeometry, crs: CrsLike) -> float:
     """Planar area of a geometry already in a projected metric CRS; geographic CRS is an error."""
-    found = _crs(crs)
+    found = crs_of(crs)
     if found.is_geographic:
         raise GeometryError(
             f"area requested on geographic CRS {found.name}: it would be in square degrees; "
@@ -379,9 +329,16 @@ def geodesic_area_m2(geom: Polygonal) -> float:
     return total
 
 
+def areas_disagree(planar_m2: float, geodesic_m2: float) -> bool:
+    """Whether the GK and geodesic areas differ by more than 0.1 % (and 1 dm²: below that the
+    geodesic sum is rounding noise)."""
+    difference = abs(planar_m2 - geodesic_m2)
+    return difference > AREA_AGREEMENT * geodesic_m2 and difference > AREA_FLOOR_M2
+
+
 def measure(geom: Polygonal, epsg: int | None = None) -> AreaMeasure:
     """Area of a lon/lat polygon in its GK zone (m², 亩, ha) and on the GRS80 ellipsoid."""
-    epsg = epsg or _zone_of(geom)
+    epsg = epsg or zone_of(geom)
     area = projected_area_m2(to_gk(geom, epsg), epsg)
     return AreaMeasure(
         area_m2=area,
@@ -433,7 +390,7 @@ def overlap_areas_m2(candidate: Polygonal, others: Sequence[BaseGeometry]) -> Fl
     areas = np.zeros(len(items), dtype=np.float64)
     hits = shapely.STRtree(items).query(candidate, predicate="intersects")
     if len(hits):
-        epsg = _zone_of(candidate)
+        epsg = zone_of(candidate)
         shared = shapely.intersection(to_gk(candidate, epsg), to_gk(items[hits], epsg))
         areas[hits] = shapely.area(shared)
     return areas
@@ -460,97 +417,24 @@ def find_overlaps(
     return dict(sorted(found, key=lambda item: -item[1]))
 
 
-# --- Chinese map offsets -------------------------------------------------------------------
-# GCJ-02 is WGS84 plus a smooth, published pseudo-random shift computed on the Krasovsky 1940
-# ellipsoid; BD-09 adds Baidu's polar shift on top of GCJ-02. Forward formulas are closed-form;
-# the inverses solve forward(p) = q by fixed-point iteration, which converges because the
-# shift changes by less than 2 % per degree: a few rounds reach 1e-12° (~0.1 µm).
-_KRASOVSKY_A = 6378245.0
-_KRASOVSKY_EE = 0.00669342162296594323
-_BD_FACTOR = math.pi * 3000 / 180
-_INVERSE_TOLERANCE_DEG = 1e-12
+def _file_location(
+    location: LonLat | None, source_crs: CrsLike | None, datum: MapDatum
+) -> LonLat | None:
+    """A place given in the file's coordinates, as lon/lat (None if it cannot be converted)."""
+    if location is None:
+        return None
+    try:
+        point = from_source(shapely.Point(location), source_crs=source_crs, datum=datum)
+    except GeometryError:
+        return None
+    return float(point.x), float(point.y)
 
 
-def _gcj_shift(x: Floats, y: Floats) -> tuple[Floats, Floats]:
-    wave = (20 * np.sin(6 * np.pi * x) + 20 * np.sin(2 * np.pi * x)) * 2 / 3
-    dlat = -100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x)) + wave
-    dlat += (20 * np.sin(np.pi * y) + 40 * np.sin(np.pi * y / 3)) * 2 / 3
-    dlat += (160 * np.sin(np.pi * y / 12) + 320 * np.sin(np.pi * y / 30)) * 2 / 3
-    dlon = 300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x)) + wave
-    dlon += (20 * np.sin(np.pi * x) + 40 * np.sin(np.pi * x / 3)) * 2 / 3
-    dlon += (150 * np.sin(np.pi * x / 12) + 300 * np.sin(np.pi * x / 30)) * 2 / 3
-    return dlon, dlat
-
-
-def _wgs84_to_gcj02(lon: Floats, lat: Floats) -> tuple[Floats, Floats]:
-    dlon, dlat = _gcj_shift(lon - 105.0, lat - 35.0)
-    phi = np.radians(lat)
-    w = 1 - _KRASOVSKY_EE * np.sin(phi) ** 2
-    meridian = _KRASOVSKY_A * (1 - _KRASOVSKY_EE) / (w * np.sqrt(w))
-    parallel = _KRASOVSKY_A / np.sqrt(w) * np.cos(phi)
-    # Maps outside the rough China box (the bounds every public implementation uses) are WGS84.
-    china = (lon >= 72.004) & (lon <= 137.8347) & (lat >= 0.8293) & (lat <= 55.8271)
-    return (
-        np.where(china, lon + np.degrees(dlon / parallel), lon),
-        np.where(china, lat + np.degrees(dlat / meridian), lat),
-    )
-
-
-def _gcj02_to_bd09(lon: Floats, lat: Floats) -> tuple[Floats, Floats]:
-    radius = np.hypot(lon, lat) + 0.00002 * np.sin(lat * _BD_FACTOR)
-    theta = np.arctan2(lat, lon) + 0.000003 * np.cos(lon * _BD_FACTOR)
-    return radius * np.cos(theta) + 0.0065, radius * np.sin(theta) + 0.006
-
-
-def _wgs84_to_bd09(lon: Floats, lat: Floats) -> tuple[Floats, Floats]:
-    return _gcj02_to_bd09(*_wgs84_to_gcj02(lon, lat))
-
-
-def _inverse(forward: Shift) -> Shift:
-    def solve(lon: Floats, lat: Floats) -> tuple[Floats, Floats]:
-        guess_lon, guess_lat = lon.copy(), lat.copy()
-        if lon.size == 0:
-            return guess_lon, guess_lat
-        for _ in range(30):
-            out_lon, out_lat = forward(guess_lon, guess_lat)
-            error_lon, error_lat = out_lon - lon, out_lat - lat
-            guess_lon, guess_lat = guess_lon - error_lon, guess_lat - error_lat
-            if max(np.abs(error_lon).max(), np.abs(error_lat).max()) < _INVERSE_TOLERANCE_DEG:
-                return guess_lon, guess_lat
-        raise GeometryError("map offset inversion did not converge (point outside China?)")
-
-    return solve
-
-
-_TO_WGS84: dict[MapDatum, Shift] = {
-    "gcj02": _inverse(_wgs84_to_gcj02),
-    "bd09": _inverse(_wgs84_to_bd09),
-}
-_FROM_WGS84: dict[MapDatum, Shift] = {"gcj02": _wgs84_to_gcj02, "bd09": _wgs84_to_bd09}
-
-
-def _point_shift(shift: Shift, doc: str) -> Callable[[float, float], LonLat]:
-    def convert(lon: float, lat: float) -> LonLat:
-        out_lon, out_lat = shift(np.array([lon], dtype=np.float64), np.array([lat], np.float64))
-        return float(out_lon[0]), float(out_lat[0])
-
-    convert.__doc__ = doc
-    return convert
-
-
-wgs84_to_gcj02 = _point_shift(
-    _wgs84_to_gcj02, "WGS84 → GCJ-02 (高德, 腾讯); unchanged outside China."
-)
-gcj02_to_wgs84 = _point_shift(_TO_WGS84["gcj02"], "GCJ-02 → WGS84, iterated to ~1e-12°.")
-wgs84_to_bd09 = _point_shift(_wgs84_to_bd09, "WGS84 → BD-09 (百度).")
-bd09_to_wgs84 = _point_shift(_TO_WGS84["bd09"], "BD-09 → WGS84, iterated to ~1e-12°.")
-
-
-def shift_geometry(geom: BaseGeometry, *, source: MapDatum, target: MapDatum) -> BaseGeometry:
-    """Move every vertex between WGS84, GCJ-02 and BD-09 lon/lat (via WGS84 when needed)."""
-    if source != "wgs84":
-        geom = _apply(geom, _TO_WGS84[source])
-    return geom if target == "wgs84" else _apply(geom, _FROM_WGS84[target])
+def _fix_own_fold(polygon: Any) -> Polygonal:
+    """A shape valid in the file that the conversion to lon/lat folded (nanometre-close
+    vertices): GEOS repairs it, and the file is not blamed."""
+    fixed, _ = repair(polygon)
+    return fixed
 
 
 def prepare_parcel(
@@ -563,30 +447,38 @@ def prepare_parcel(
     """Validate, convert, snap, orient and measure a parcel geometry in one go.
 
     ``source_crs`` transforms from another CRS; ``datum`` undoes a consumer-map offset.
-    Invalid geometry raises GeometryError with the GEOS reason and location, unless
-    ``allow_repair`` is set: then the result's ``repaired`` says what the repair did.
+    Validity is judged on the shape as the file has it: an invalid one raises GeometryError
+    with the GEOS reason and its place ("invalid in the file: …"), unless ``allow_repair`` is
+    set, when the result's ``repaired`` says what the repair did. A shape valid in the file is
+    never refused for what the conversion or the 1 cm grid would do to it (see ``snapping``).
     """
     polygon = require_polygonal(geom)
     warnings: list[str] = []
     if shapely.has_z(polygon):
         polygon = shapely.force_2d(polygon)
         warnings.append("Z coordinates dropped")
+    in_file = _invalidity(polygon)
     polygon = from_source(polygon, source_crs=source_crs, datum=datum)
-    epsg = _zone_of(polygon)
-    polygon = snap(polygon, epsg)
     report = None
-    if not shapely.is_valid(polygon) and allow_repair:
+    if in_file is not None and not allow_repair:
+        where = _file_location(in_file[1], source_crs, datum)
+        raise GeometryError(f"invalid geometry in the file: {in_file[0]}", where)
+    epsg = zone_of(polygon)
+    if in_file is not None and not shapely.is_valid(polygon):
         polygon, report = repair(polygon)
-        polygon = snap(polygon, epsg)
-        warnings.append(report.summary)
-    check_valid(polygon)
+    polygon = snap(polygon, epsg)
+    if not shapely.is_valid(polygon):
+        polygon = _fix_own_fold(polygon)
     polygon = orient(require_polygonal(polygon))
     area = measure(polygon, epsg)  # the zone it was snapped in, even if snapping moved the centroid
-    if abs(area.relative_difference) > AREA_AGREEMENT:
+    if areas_disagree(area.area_m2, area.geodesic_m2):
         raise GeometryError(
             f"GK area {area.area_m2:.1f} m² and geodesic area {area.geodesic_m2:.1f} m² differ by "
             f"{area.relative_difference:.3%}; the shape is too large for one 3° zone"
         )
+    if report is not None:  # what the stored shape measures, after the grid
+        report = replace(report, area_after_m2=area.area_m2)
+        warnings.append(report.summary)
     sliver = check_sliver(polygon)
     if sliver.reason:
         warnings.append(f"sliver: {sliver.reason}")

@@ -72,7 +72,7 @@ def parse_source_crs(value: str | None) -> SourceCrs:
     if name.lower() in _LONLAT_NAMES:
         return SourceCrs()
     try:
-        crs = geometry._crs(name)
+        crs = geometry.crs_of(name)
     except geometry.GeometryError as error:
         raise Invalid(
             f"unknown CRS {name!r}: give EPSG:NNNN (e.g. EPSG:4544), gcj02 or bd09"
