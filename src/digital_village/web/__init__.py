@@ -92,11 +92,12 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "flag_unit_voided": "这件商品的赋码记录已被声明有误，它可能不是真品。",
         "flag_unit_consumed": "这件商品已被拆分或再加工。",
         "flag_scans_many": (
-            "这个标签已被扫描 {count} 次（来自 {networks} 个不同网络），远多于一件商品的正常情况，"
-            "可能是被复制的标签。"
+            "最近 {window} 天内，这个标签在 {days} 天里被 {networks} 个不同网络扫描，"
+            "远多于一件商品的正常情况，可能是被复制的标签。"
         ),
         "flag_scans_far": (
-            "这个标签在 {hours} 小时内先后在相距约 {km} 公里的两地被扫描，可能是被复制的标签。"
+            "另外，读者手机报告的两个扫描地点相距约 {km} 公里，只隔 {hours} 小时"
+            "（手机报告的位置仅作参考）。"
         ),
         "scans_line": "这个标签已被扫描 {count} 次，首次扫描于 {first}。",
         "geo_ask": "帮助识别假冒标签：分享您的大致位置（约 10 公里精度，仅用于比对扫描地点）。",
@@ -306,12 +307,13 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         ),
         "flag_unit_consumed": "This item was split up or processed further.",
         "flag_scans_many": (
-            "This label has been scanned {count} times from {networks} different networks, far "
-            "more than one item normally is: it may be a copied label."
+            "In the last {window} days this label was scanned from {networks} different "
+            "networks on {days} different days, far more than one item normally is: it may be "
+            "a copied label."
         ),
         "flag_scans_far": (
-            "This label was scanned in two places about {km} km apart within {hours} hours: it "
-            "may be a copied label."
+            "Readers' phones also reported two places about {km} km apart within {hours} hours "
+            "(a location a phone reports is a hint, not proof)."
         ),
         "scans_line": "Scans of this label so far: {count}, the first on {first}.",
         "geo_ask": (

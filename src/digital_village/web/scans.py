@@ -8,16 +8,24 @@ the page then reloads itself with ``?geo=<lat>,<lon>``. The same network opening
 again within ``REPEAT_WINDOW`` counts once (a reload, the geolocation round trip); the repeat
 only adds a location the first one lacked.
 
-A label is flagged as probably copied when
+A label is flagged as probably copied when many independent networks scanned it over several
+days, recently: a bottle of oil is scanned in the shop, at home, by a few relatives — a copied
+label printed on a thousand fakes is scanned everywhere, day after day. Precisely: of the
+networks that scanned it within ``FLAG_WINDOW``, each China day counts at most
+``NETWORKS_PER_DAY`` new ones, and more than ``MAX_PLAUSIBLE_NETWORKS`` must add up. So
 
-* it was scanned more than ``MAX_PLAUSIBLE_SCANS`` times, or from more than
-  ``MAX_PLAUSIBLE_NETWORKS`` networks: a bottle of oil is scanned in the shop, at home, by a
-  few relatives — a copied label printed on a thousand fakes is scanned everywhere; or
-* two scans with a location are more than ``FAR_KM`` apart and closer in time than travel at
-  ``MAX_TRAVEL_KMH`` allows (one bottle cannot be in Deyang and Guangzhou the same afternoon).
+* one source is never enough: a reader reloading the page adds no network, and a phone that
+  toggles its mobile data (or a script) gets many addresses in an afternoon but counts
+  ``NETWORKS_PER_DAY`` a day; forging the warning takes several days of work from many networks;
+* it decays: scans older than ``FLAG_WINDOW`` no longer count, so a label that stopped being
+  scanned everywhere loses the warning;
+* the page says why: how many networks on how many days within the window.
 
-Networks alone cannot place a scan (that would need a GeoIP database, which this project
-does not ship), so the distance rule uses consented locations only.
+Locations are what the reader's phone claims, so they are hints, never evidence: two scans
+more than ``FAR_KM`` apart and closer in time than travel at ``MAX_TRAVEL_KMH`` allows are
+mentioned beside a warning the networks already justify, and flag nothing alone (anyone can
+open the page with any ``?geo=``). Networks alone cannot place a scan (that would need a GeoIP
+database, which this project does not ship).
 
 Scans are written by one background thread per process (``ScanWriter``), as many to a write
 transaction as are waiting (group commit). A page's request hands its scan over and waits for the
@@ -40,6 +48,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -51,8 +60,12 @@ from digital_village.web.models import Scan
 log = logging.getLogger(__name__)
 
 REPEAT_WINDOW: Final = dt.timedelta(minutes=10)
-MAX_PLAUSIBLE_SCANS: Final = 30
 MAX_PLAUSIBLE_NETWORKS: Final = 12
+NETWORKS_PER_DAY: Final = 5
+FLAG_WINDOW: Final = dt.timedelta(days=30)
+# Networks of one item read for the rule at most (a copied label past this is flagged anyway).
+NETWORKS_READ: Final = 2000
+CHINA_TIME: Final = ZoneInfo("Asia/Shanghai")
 FAR_KM: Final = 50.0
 MAX_TRAVEL_KMH: Final = 250.0
 GEO_DECIMALS: Final = 1
@@ -125,11 +138,23 @@ _COUNTS: Final = select(
     func.min(Scan.scanned_at),
     func.count(Scan.lat),
 ).where(Scan.gtin == bindparam("gtin"), Scan.serial == bindparam("serial"))
+_NETWORKS_SINCE: Final = (
+    select(Scan.network, func.min(Scan.scanned_at))
+    .where(
+        Scan.gtin == bindparam("gtin"),
+        Scan.serial == bindparam("serial"),
+        Scan.scanned_at > bindparam("since"),
+        Scan.network.is_not(None),
+    )
+    .group_by(Scan.network)
+    .limit(NETWORKS_READ)
+)
 _LOCATED: Final = (
     select(Scan.scanned_at, Scan.lat, Scan.lon)
     .where(
         Scan.gtin == bindparam("gtin"),
         Scan.serial == bindparam("serial"),
+        Scan.scanned_at > bindparam("since"),
         Scan.lat.is_not(None),
     )
     .order_by(Scan.scanned_at.desc())
@@ -197,23 +222,60 @@ class Impossible:
 
 
 @dataclass(frozen=True)
+class NetworkEvidence:
+    """The independent networks that scanned an item within ``FLAG_WINDOW``."""
+
+    networks: int  # distinct networks
+    days: int  # China days on which they first scanned it
+    counted: int  # networks counted, at most NETWORKS_PER_DAY a day
+
+    @property
+    def copied(self) -> bool:
+        return self.counted > MAX_PLAUSIBLE_NETWORKS
+
+
+def network_evidence(first_seen: Sequence[dt.datetime]) -> NetworkEvidence:
+    """What the first scan of each network within the window says (pure)."""
+    per_day: dict[dt.date, int] = {}
+    for moment in first_seen:
+        day = _aware(moment).astimezone(CHINA_TIME).date()
+        per_day[day] = per_day.get(day, 0) + 1
+    return NetworkEvidence(
+        networks=len(first_seen),
+        days=len(per_day),
+        counted=sum(min(n, NETWORKS_PER_DAY) for n in per_day.values()),
+    )
+
+
+@dataclass(frozen=True)
 class ScanSummary:
     """What the item's page says about its scans."""
 
     count: int
     networks: int
     first: dt.datetime
-    too_many: bool
-    impossible: Impossible | None
+    evidence: NetworkEvidence | None  # None when too few networks ever scanned it
+    impossible: Impossible | None  # a hint from claimed locations, not evidence
     has_geo: bool  # the reader's own scan carries a location
 
+    @property
+    def copied(self) -> bool:
+        return self.evidence is not None and self.evidence.copied
+
     def flags(self) -> list[tuple[str, dict[str, str]]]:
-        """(message key, values) of each sign of a copied label."""
-        found: list[tuple[str, dict[str, str]]] = []
-        if self.too_many:
-            found.append(
-                ("flag_scans_many", {"count": str(self.count), "networks": str(self.networks)})
+        """(message key, values) of the copied-label warning and what it rests on."""
+        if self.evidence is None or not self.evidence.copied:
+            return []
+        found = [
+            (
+                "flag_scans_many",
+                {
+                    "networks": str(self.evidence.networks),
+                    "days": str(self.evidence.days),
+                    "window": str(FLAG_WINDOW.days),
+                },
             )
+        ]
         if self.impossible is not None:
             found.append(
                 (
@@ -225,6 +287,10 @@ class ScanSummary:
                 )
             )
         return found
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def impossible_travel(located: list[tuple[dt.datetime, float, float]]) -> Impossible | None:
@@ -243,29 +309,36 @@ def impossible_travel(located: list[tuple[dt.datetime, float, float]]) -> Imposs
 
 
 def summary(
-    *, session: Session, gtin: str, serial: str, has_geo: bool = False
+    *,
+    session: Session,
+    gtin: str,
+    serial: str,
+    has_geo: bool = False,
+    now: dt.datetime | None = None,
 ) -> ScanSummary | None:
-    """Counts and flags of an item's scans (None when it was never scanned)."""
+    """Counts and the copied-label evidence of an item's scans as of ``now`` (default: the
+    present); None when it was never scanned."""
     connection = session.connection()
     item = {"gtin": gtin, "serial": serial}
     count, networks, first, with_geo = connection.execute(_COUNTS, item).one()
     if not count:
         return None
+    since = {**item, "since": (now or dt.datetime.now(dt.UTC)) - FLAG_WINDOW}
+    evidence = None
+    if networks > MAX_PLAUSIBLE_NETWORKS:  # fewer can never add up to a warning
+        evidence = network_evidence([row[1] for row in connection.execute(_NETWORKS_SINCE, since)])
     located: Sequence[Any] = []
     if with_geo >= 2:  # a distance needs a pair
-        located = connection.execute(_LOCATED, item).all()
+        located = connection.execute(_LOCATED, since).all()
+    impossible = impossible_travel(
+        [(_aware(row[0]), row[1], row[2]) for row in located if row[2] is not None]
+    )
     return ScanSummary(
         count=int(count),
         networks=int(networks),
-        first=first if first.tzinfo else first.replace(tzinfo=dt.UTC),
-        too_many=count > MAX_PLAUSIBLE_SCANS or networks > MAX_PLAUSIBLE_NETWORKS,
-        impossible=impossible_travel(
-            [
-                (row[0], row[1], row[2])
-                for row in located
-                if row[1] is not None and row[2] is not None
-            ]
-        ),
+        first=_aware(first),
+        evidence=evidence,
+        impossible=impossible,
         has_geo=has_geo,
     )
 
@@ -291,7 +364,9 @@ def store(session: Session, scan: ScanIn) -> ScanSummary:
         geo=scan.geo,
         now=scan.at,
     )
-    found = summary(session=session, gtin=scan.gtin, serial=scan.serial, has_geo=located)
+    found = summary(
+        session=session, gtin=scan.gtin, serial=scan.serial, has_geo=located, now=scan.at
+    )
     assert found is not None  # this scan was just stored
     return found
 
