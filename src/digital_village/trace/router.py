@@ -9,20 +9,21 @@ import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request, Response
+import orjson
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BeforeValidator
 
-from digital_village.api.deps import JSON_BODY, SessionDep, SettingsDep
+from digital_village.api.deps import JSON_BODY, SessionDep, SettingsDep, require_json
 from digital_village.api.problems import problem
 from digital_village.auth.dependencies import ActorDep
 from digital_village.db import utcnow
-from digital_village.errors import DomainError, Invalid
+from digital_village.errors import DomainError, Invalid, UnsupportedMediaType
 from digital_village.labels import qr
 from digital_village.ledger.dependencies import LedgerDep
 from digital_village.trace import capture as capturing
+from digital_village.trace import epcis_xml, service, tracing
 from digital_village.trace import events as store
-from digital_village.trace import service, tracing
 from digital_village.trace.epcis import (
     EPCISParseError,
     EventModel,
@@ -44,7 +45,22 @@ from digital_village.trace.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["trace"], dependencies=JSON_BODY)
-epcis_router = APIRouter(prefix="/api/v1/epcis", tags=["epcis"], dependencies=JSON_BODY)
+
+
+def _json_or_xml(request: Request) -> None:
+    """EPCIS routes take JSON(-LD) and, where they say so, EPCIS XML (415 for anything else)."""
+    if epcis_xml.is_xml(request.headers.get("content-type", "")):
+        if request.url.path.endswith("/capture") and request.method == "POST":
+            return
+        raise UnsupportedMediaType(
+            "this route takes application/json", accepted=["application/json"]
+        )
+    require_json(request)
+
+
+epcis_router = APIRouter(
+    prefix="/api/v1/epcis", tags=["epcis"], dependencies=[Depends(_json_or_xml)]
+)
 
 EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0", "GS1-CBV-Version": "2.0"}
 # A certificate never changes once issued, nor does its code.
@@ -166,15 +182,68 @@ def record_event(
     return CapturedEventOut.of(result.events[0])
 
 
+_CAPTURE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "application/ld+json": {"schema": {"type": "object"}},
+        "application/xml": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+async def _raw_body(request: Request) -> tuple[str, bytes]:
+    return request.headers.get("content-type", ""), await request.body()
+
+
+def _read_capture(media_type: str, body: bytes) -> tuple[list[Any], Any, Any]:
+    """The events and @context of a captured body: EPCIS JSON-LD, or EPCIS 2.0/1.2 XML."""
+    if epcis_xml.is_xml(media_type):
+        try:
+            read = epcis_xml.read_document(body)
+        except epcis_xml.XMLInputError as error:
+            where = f"line {error.line}" if error.line else "the document"
+            raise DomainError(
+                f"{where}: {error}", errors=[{"pointer": where, "message": str(error)}]
+            ) from None
+        except EPCISParseError as error:
+            raise _parse_errors(error) from None
+        count = len(read.document["epcisBody"]["eventList"])
+        if count > capturing.CAPTURE_EVENT_LIMIT:
+            capturing.check_limit(count)
+        try:
+            parsed = parse_document(read.document)
+        except EPCISParseError as error:
+            raise _parse_errors(read.locate(error)) from None
+        return parsed.epcis_body.event_list, parsed.context, read
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise DomainError(
+            f"not valid JSON: {error}", errors=[{"pointer": "", "message": str(error)}]
+        ) from None
+    event_list = (document.get("epcisBody") or {}).get("eventList") if isinstance(
+        document, dict
+    ) else None  # fmt: skip
+    if isinstance(event_list, list) and len(event_list) > capturing.CAPTURE_EVENT_LIMIT:
+        capturing.check_limit(len(event_list))
+    try:
+        parsed = parse_document(document)
+    except EPCISParseError as error:
+        raise _parse_errors(error) from None
+    return parsed.epcis_body.event_list, parsed.context, None
+
+
 @epcis_router.post(
     "/capture",
     status_code=202,
     response_model=CaptureAccepted,
     response_model_by_alias=True,
     responses={202: {"headers": {"Location": {"description": "the capture job"}}}},
+    openapi_extra={"requestBody": _CAPTURE_BODY},
 )
 def capture_document(
-    document: Annotated[dict[str, Any], Body(description="an EPCIS 2.0 EPCISDocument (JSON-LD)")],
+    raw: Annotated[tuple[str, bytes], Depends(_raw_body)],
     session: SessionDep,
     actor: ActorDep,
     ledger: LedgerDep,
@@ -183,29 +252,26 @@ def capture_document(
 ) -> CaptureAccepted | JSONResponse:
     """Capture an EPCISDocument: every event is stored, or none (the job records why).
 
-    Answers 202 with the capture job's id and its Location; a refused document gets a
-    problem naming each fault by JSON pointer, and its job records the same errors.
+    The body is EPCIS 2.0 JSON-LD, or EPCIS 2.0 or 1.2 XML (``Content-Type: application/xml``;
+    1.2 is converted to the 2.0 model). Answers 202 with the capture job's id and its
+    Location; a refused document gets a problem naming each fault by JSON pointer (XML: by
+    line and element), and its job records the same errors.
     """
     capture_id = uuid.uuid4().hex
     started = utcnow()
     headers = _capture_headers(settings.max_body_bytes)
     location = f"/api/v1/epcis/capture/{capture_id}"
-    event_list = (document.get("epcisBody") or {}).get("eventList")
-    count = len(event_list) if isinstance(event_list, list) else 0
+    count = 0
     try:
-        if count > capturing.CAPTURE_EVENT_LIMIT:
-            capturing.check_limit(count)
-        try:
-            parsed = parse_document(document)
-        except EPCISParseError as error:
-            raise _parse_errors(error) from None
+        events, context, _ = _read_capture(*raw)
+        count = len(events)
         result = capturing.capture(
             session=session,
             ledger=ledger,
             actor=actor,
-            events=parsed.epcis_body.event_list,
+            events=events,
             base_url=settings.public_base_url,
-            context=parsed.context,
+            context=context,
             capture_id=capture_id,
         )
     except DomainError as error:
@@ -286,7 +352,10 @@ def _aware(name: str, value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-@epcis_router.get("/events")
+@epcis_router.get(
+    "/events",
+    responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}}}},
+)
 def query_events(
     request: Request,
     session: SessionDep,
@@ -306,8 +375,10 @@ def query_events(
     event_id: Annotated[list[str] | None, Query(alias="EQ_eventID")] = None,
     per_page: Annotated[int, Query(alias="perPage")] = store.DEFAULT_PER_PAGE,
     next_page_token: Annotated[str | None, Query(alias="nextPageToken")] = None,
-) -> JSONResponse:
+) -> Response:
     """EPCIS 2.0 SimpleEventQuery: an EPCISQueryDocument, paged by ``nextPageToken``.
+
+    JSON-LD, or EPCIS 2.0 XML when the Accept header prefers ``application/xml``.
 
     The next page's URL is in the ``Link`` header (rel="next"). Admins see every event,
     managers their cooperative's, farmers their household's.
@@ -330,23 +401,49 @@ def query_events(
         next_page_token=next_page_token,
     )
     rows, token = store.query_events(session=session, query=query, actor=actor)
-    body = {
-        "@context": default_context(),
-        "type": "EPCISQueryDocument",
-        "schemaVersion": "2.0",
-        "creationDate": _rfc3339(utcnow()),
-        "epcisBody": {
-            "queryResults": {
-                "queryName": "SimpleEventQuery",
-                "resultsBody": {"eventList": store.event_json(session=session, events=rows)},
-            }
-        },
-    }
+    events = store.event_json(session=session, events=rows)
     headers = dict(EPCIS_HEADERS)
     if token is not None:
         next_url = request.url.include_query_params(nextPageToken=token)
         headers["Link"] = f'<{next_url}>; rel="next"'
+    created = _rfc3339(utcnow())
+    if _wants_xml(request.headers.get("accept", "")):
+        xml = epcis_xml.query_document(
+            events, creation_date=created, context=default_context(), query_name="SimpleEventQuery"
+        )
+        return Response(xml, media_type="application/xml", headers=headers)
+    body = {
+        "@context": default_context(),
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": created,
+        "epcisBody": {
+            "queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": events}}
+        },
+    }
     return JSONResponse(body, headers=headers)
+
+
+def _wants_xml(accept: str) -> bool:
+    """Whether the Accept header prefers EPCIS XML to JSON (by q, then by order)."""
+    best: tuple[float, int, bool] | None = None
+    for position, entry in enumerate(accept.split(",")):
+        media, *params = (part.strip() for part in entry.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        xml = epcis_xml.is_xml(media)
+        if not xml and not (media.endswith("json") or media in {"*/*", "application/*"}):
+            continue
+        candidate = (quality, -position, xml)
+        if quality > 0 and (best is None or candidate[:2] > best[:2]):
+            best = candidate
+    return best is not None and best[2]
 
 
 def _rfc3339(moment: dt.datetime) -> str:
