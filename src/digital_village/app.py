@@ -106,14 +106,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.db = db
-    # The resolver's scan writer (one thread, group commit) and ledger-size reader.
-    resolver = app.state.resolver = ResolverState(db)
+    # The resolver's views, scan writer (one thread, group commit) and ledger-size reader.
+    resolver = app.state.resolver = ResolverState(db, scan_wait=settings.scan_wait_ms / 1000)
     problems.install(app)
     openapi.install(app)
     # Outermost last: access log → rate limit → body size → JSON depth → routes.
     app.add_middleware(JsonDepthMiddleware, max_depth=settings.max_json_depth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     metrics = Metrics()
+    metrics.registry.register(resolver)  # scans and views, read at each scrape
     app.state.metrics = metrics
     app.add_middleware(
         RateLimitMiddleware,

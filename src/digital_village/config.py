@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     rate_limit_failed_auth_per_minute: int = Field(
         default=30, gt=0, description="Failed authentications a minute before a client is refused."
     )
+    scan_wait_ms: int = Field(
+        default=50,
+        ge=0,
+        le=10_000,
+        description="How long an item's page waits for its scan to be stored; past it the page "
+        "is served with the count as last seen and the scan is stored later.",
+    )
     log_format: Literal["json", "text"] = Field(default="json")
     log_level: str = Field(default="INFO")
 

@@ -105,6 +105,8 @@ def make_pages(url: str, folder: Path, *, bottles: int = 6, every_hours: int = 1
         log_level="WARNING",
         public_base_url=BASE,
         rate_limit_public_per_minute=100_000,
+        # Pages here show the count with their own scan, however busy the machine running them.
+        scan_wait_ms=10_000,
     )
     keys.ensure_signing_key(settings.effective_ledger_key_path, settings.ledger_origin)
     ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)

@@ -1,6 +1,7 @@
 """The scan writer: scans of bottles' pages are stored by one background thread, all that are
-waiting in one transaction, each counted as if stored alone; a page is answered only once its
-scan is committed, and shutdown stores every scan handed over."""
+waiting in one transaction, each counted as if stored alone; a page waits for its scan's commit
+only briefly and is served without it otherwise (the scan is stored later, or dropped and
+counted); shutdown stores every scan handed over."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 import httpx
@@ -26,6 +28,12 @@ from tests.web.conftest import BASE, Pages, client_at
 
 HTML = {"Accept": "text/html"}
 AT = dt.datetime(2026, 7, 1, 9, tzinfo=dt.UTC)
+
+
+def submit(writer: scans.ScanWriter, item: scans.ScanIn) -> Future[scans.ScanSummary]:
+    future = writer.submit(item)
+    assert future is not None, "the writer dropped a scan"
+    return future
 
 
 def scan(serial: str, network: int, *, minutes: int = 0) -> scans.ScanIn:
@@ -67,9 +75,9 @@ def test_waiting_scans_share_one_transaction_and_count_in_order(engine: Engine) 
     writer = scans.ScanWriter(Database(engine))
     try:
         with write_lock_held(engine):
-            futures = [writer.submit(scan("W1", network)) for network in range(40)]
+            futures = [submit(writer, scan("W1", network)) for network in range(40)]
             time.sleep(0.3)  # the writer has taken what was waiting and waits for the lock
-            futures += [writer.submit(scan("W1", network)) for network in range(40, 60)]
+            futures += [submit(writer, scan("W1", network)) for network in range(40, 60)]
         counts = [future.result(timeout=30).count for future in futures]
     finally:
         writer.stop()
@@ -83,7 +91,7 @@ def test_a_repeat_from_the_same_network_counts_once_in_a_batch(engine: Engine) -
     writer = scans.ScanWriter(Database(engine))
     try:
         with write_lock_held(engine):
-            futures = [writer.submit(scan("W2", 7, minutes=i)) for i in range(5)]
+            futures = [submit(writer, scan("W2", 7, minutes=i)) for i in range(5)]
         found = [future.result(timeout=30) for future in futures]
     finally:
         writer.stop()
@@ -93,12 +101,12 @@ def test_a_repeat_from_the_same_network_counts_once_in_a_batch(engine: Engine) -
 
 def test_stop_stores_every_scan_handed_over_and_the_writer_starts_again(engine: Engine) -> None:
     writer = scans.ScanWriter(Database(engine))
-    futures = [writer.submit(scan("W3", network)) for network in range(25)]
+    futures = [submit(writer, scan("W3", network)) for network in range(25)]
     writer.stop()
     assert all(future.done() for future in futures)
     assert rows(engine, "W3") == 25
     # A scan after stop starts a new thread.
-    assert writer.submit(scan("W3", 99)).result(timeout=30).count == 26
+    assert submit(writer, scan("W3", 99)).result(timeout=30).count == 26
     writer.stop()
 
 
@@ -107,9 +115,9 @@ def test_a_scan_that_cannot_be_stored_fails_alone(engine: Engine) -> None:
     naive = scans.ScanIn(seasons.BOTTLE, "W4", "10.1.0.0/24", None, dt.datetime(2026, 7, 1, 9))
     try:
         with write_lock_held(engine):
-            good = [writer.submit(scan("W4", network)) for network in range(3)]
-            bad = writer.submit(naive)
-            good.append(writer.submit(scan("W4", 3)))
+            good = [submit(writer, scan("W4", network)) for network in range(3)]
+            bad = submit(writer, naive)
+            good.append(submit(writer, scan("W4", 3)))
         assert [future.result(timeout=30).count for future in good] == [1, 2, 3, 4]
         with pytest.raises(Exception, match="naive datetime"):
             bad.result(timeout=30)
@@ -133,7 +141,7 @@ def test_when_the_database_is_away_a_batch_fails_at_once(
     writer = scans.ScanWriter(Database(engine))
     try:
         with write_lock_held(engine):
-            futures = [writer.submit(scan("W5", network)) for network in range(10)]
+            futures = [submit(writer, scan("W5", network)) for network in range(10)]
             time.sleep(0.3)
         for future in futures:
             with pytest.raises(OperationalError, match="locked"):
@@ -192,3 +200,61 @@ def test_pages_answered_at_once_each_count_their_own_scan(committed: Pages) -> N
     # Each page counted its own scan and those committed before it: no two pages agree.
     assert sorted(shown) == list(range(1, 25))
     assert rows(committed.engine, "0006") == 24
+
+
+def test_a_page_whose_scan_cannot_be_stored_in_time_is_served_and_the_scan_stored_later(
+    committed: Pages,
+) -> None:
+    settings = committed.settings.model_copy(update={"scan_wait_ms": 100})
+    app = create_app(settings, database=Database(committed.engine))
+    bottle = committed.bottle.replace("/21/0001", "/21/0005")
+    with client_at(app, "203.0.113.15") as client:
+        client.get(bottle, headers=HTML)  # the view is built and kept; one scan stored
+        with write_lock_held(committed.engine):  # a long write holds the database's writer
+            started = time.monotonic()
+            response = client.get(bottle.replace("/21/0005", "/21/0006"), headers=HTML)
+            waited = time.monotonic() - started
+        assert response.status_code == 200
+        assert waited < 2.0  # served without its scan; not held by the lock
+        assert "data-scans=" not in response.text  # no count it could vouch for
+        metrics = client.get("/metrics").text
+    # Shutdown stores what was handed over: the late scan is stored, not lost.
+    assert rows(committed.engine, "0006") == 1
+    assert app.state.resolver.scans.late == 1
+    assert 'dv_scans_total{outcome="late"} 1.0' in metrics
+
+
+def test_a_scan_that_fails_to_store_is_dropped_and_counted_and_the_page_served(
+    committed: Pages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(session: object, item: scans.ScanIn) -> scans.ScanSummary:
+        raise OperationalError("INSERT INTO web_scan ...", {}, sqlite3.OperationalError("disk I/O"))
+
+    app = create_app(committed.settings, database=Database(committed.engine))
+    bottle = committed.bottle.replace("/21/0001", "/21/0005")
+    with client_at(app, "203.0.113.16") as client:
+        client.get(bottle, headers=HTML)
+        monkeypatch.setattr(scans, "store", broken)
+        response = client.get(bottle, headers=HTML)
+        metrics = client.get("/metrics").text
+    assert response.status_code == 200
+    # The count as this process last stored it, from the first view.
+    assert 'data-scans="1"' in response.text
+    assert app.state.resolver.scans.dropped == 1
+    assert 'dv_scans_total{outcome="dropped"} 1.0' in metrics
+    assert 'dv_scans_total{outcome="stored"} 1.0' in metrics
+
+
+def test_beyond_the_waiting_limit_scans_are_dropped_not_queued(engine: Engine) -> None:
+    writer = scans.ScanWriter(Database(engine), max_waiting=5)
+    try:
+        with write_lock_held(engine):
+            futures = [writer.submit(scan("W6", network)) for network in range(3)]
+            time.sleep(0.3)  # the writer took those three and waits for the lock
+            futures += [writer.submit(scan("W6", network)) for network in range(3, 12)]
+        kept = [future for future in futures if future is not None]
+        assert len(kept) == 3 + 5 and writer.dropped == 4
+        assert [future.result(timeout=30).count for future in kept] == list(range(1, 9))
+    finally:
+        writer.stop()
+    assert rows(engine, "W6") == 8

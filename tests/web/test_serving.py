@@ -6,8 +6,6 @@ from __future__ import annotations
 import gzip
 import os
 import sqlite3
-import threading
-import time
 import zlib
 from typing import Any
 
@@ -55,7 +53,7 @@ def test_a_cached_page_and_linkset_are_served_on_the_event_loop(
         first = client.get(pages_db.bottle, headers=HTML)
         assert first.status_code == 200
         if pages_db.engine.dialect.name != "sqlite":
-            # PostgreSQL: the ledger size is a network round trip, read in the thread pool.
+            # PostgreSQL: the ledger's size is a network round trip, read in the thread pool.
             assert offloaded == ["_answer_in_thread"]
             return
         assert offloaded == ["_answer_in_thread"]  # the page is built once, in a thread
@@ -80,52 +78,18 @@ def test_the_page_is_the_same_gzipped_or_not(pages_app: FastAPI, pages_db: Pages
     assert int(zipped.headers["content-length"]) < len(plain.content) / 2
 
 
-def test_one_build_per_view_while_many_ask() -> None:
-    cache: pages.ViewCache[int] = pages.ViewCache()
-    builds: list[int] = []
-
-    def build() -> int:
-        builds.append(1)
-        time.sleep(0.2)
-        return 42
-
-    found: list[int] = []
-    threads = [
-        threading.Thread(target=lambda: found.append(cache.get_or_build("k", 7, build)))
-        for _ in range(8)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert found == [42] * 8 and len(builds) == 1
-    assert cache.peek("k", 7) == 42
-    assert cache.peek("k", 8) is None  # another ledger size: not this view
-
-
-def test_a_failed_build_lets_the_next_one_try() -> None:
-    cache: pages.ViewCache[int] = pages.ViewCache()
-
-    def fail() -> int:
-        raise RuntimeError("no")
-
-    with pytest.raises(RuntimeError):
-        cache.get_or_build("k", 1, fail)
-    assert cache.get_or_build("k", 1, lambda: 5) == 5
-
-
 def test_the_ledger_size_read_fails_as_sqlalchemy_would(
     pages_db: Pages, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if pages_db.engine.dialect.name != "sqlite":
-        pytest.skip("the ledger size has its own connection on SQLite only")
+        pytest.skip("the ledger's size has its own connection on SQLite only")
     from sqlalchemy.exc import DBAPIError
 
     from digital_village.db import Database, Failure, failure_of
 
     state = resolver.ResolverState(Database(pages_db.engine))
     try:
-        assert state.tree_size() > 0
+        assert state.head() > 0
         assert state._connection is not None
 
         class Broken:
@@ -139,8 +103,8 @@ def test_the_ledger_size_read_fails_as_sqlalchemy_would(
 
         monkeypatch.setattr(state._connection, "cursor", lambda: Broken())
         with pytest.raises(DBAPIError) as raised:
-            state.tree_size()
+            state.head()
         assert failure_of(raised.value) is Failure.UNAVAILABLE  # answered 503, not 500
-        assert state.tree_size() > 0  # a new connection for the next read
+        assert state.head() > 0  # a new connection for the next read
     finally:
         state.close()

@@ -276,3 +276,23 @@ def consistency_proof_file(session: Session, first: int, second: int) -> bytes:
 def verifier_keys(session: Session) -> list[str]:
     """Every verifier key that has signed checkpoints of this log, oldest first."""
     return list(session.scalars(select(LedgerKey.vkey).order_by(LedgerKey.first_size)))
+
+
+def entry_count(session: Session) -> int:
+    """How many entries the log holds (the next entry's index)."""
+    last = session.scalar(select(func.max(LedgerEntry.seq)))
+    return 0 if last is None else int(last) + 1
+
+
+# The same read on a bare DB-API connection, for readers that keep one outside any session.
+ENTRY_COUNT_SQL = "SELECT max(seq) FROM ledger_entry"
+
+
+def chains_between(session: Session, *, start: int, stop: int) -> list[tuple[int, str]]:
+    """(index, chain key) of the entries in [start, stop) that extend a chain."""
+    query = (
+        select(LedgerEntry.seq, LedgerEntry.chain_key)
+        .where(LedgerEntry.seq >= start, LedgerEntry.seq < stop, LedgerEntry.chain_key.is_not(None))
+        .order_by(LedgerEntry.seq)
+    )
+    return [(int(seq), str(chain_key)) for seq, chain_key in session.execute(query)]

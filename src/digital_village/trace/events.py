@@ -24,7 +24,7 @@ from digital_village.errors import Forbidden, Invalid, NotFound
 from digital_village.ledger.models import LedgerEntry
 from digital_village.trace import vocab
 from digital_village.trace.identifiers import canonical_epc
-from digital_village.trace.models import Capture, Event, EventEpc
+from digital_village.trace.models import Capture, Event, EventEpc, EventLot, EventParcel, Lot
 
 EVENT_KIND: Final = "trace.epcis_event"
 DEFAULT_PER_PAGE: Final = 30
@@ -281,3 +281,44 @@ def query_events(
         rows = rows[: query.per_page]
         return rows, encode_page_token(rows[-1].id)
     return rows, None
+
+
+@dataclass(frozen=True)
+class Named:
+    """What the events recorded in a stretch of the log name: (ledger index, GTIN, lot) of
+    each lot and (ledger index, DKBM, event time) of each parcel. A correction also names what
+    the event it declares erroneous named."""
+
+    lots: list[tuple[int, str, str]]
+    parcels: list[tuple[int, str, dt.datetime]]
+
+
+def named_between(*, session: Session, start: int, stop: int) -> Named:
+    """The lots and parcels named by the events whose ledger entries lie in [start, stop)."""
+    rows = session.execute(
+        select(Event.id, Event.ledger_seq, Event.declares_pk).where(
+            Event.ledger_seq >= start, Event.ledger_seq < stop
+        )
+    ).all()
+    seq_of: dict[int, int] = {}
+    for pk, seq, declares in rows:
+        seq_of[pk] = seq
+        if declares is not None:
+            seq_of.setdefault(declares, seq)
+    named = Named([], [])
+    pks = sorted(seq_of)
+    for begin in range(0, len(pks), 500):
+        chunk = pks[begin : begin + 500]
+        lots = session.execute(
+            select(EventLot.event_pk, Lot.gtin, Lot.lot)
+            .join(Lot, Lot.id == EventLot.lot_id)
+            .where(EventLot.event_pk.in_(chunk))
+        )
+        named.lots.extend((seq_of[pk], gtin, lot) for pk, gtin, lot in lots)
+        parcels = session.execute(
+            select(EventParcel.event_pk, EventParcel.dkbm, EventParcel.event_time).where(
+                EventParcel.event_pk.in_(chunk)
+            )
+        )
+        named.parcels.extend((seq_of[pk], dkbm, when) for pk, dkbm, when in parcels)
+    return named

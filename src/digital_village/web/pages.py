@@ -5,22 +5,16 @@ template of ``web/templates`` with ``t`` (the messages) and ``lang``, and links 
 the other language. An error a browser asked for is a small page in that language; anything
 else gets the usual problem+json.
 
-Views are cached per process against the ledger's tree size: every fact a consumer page shows
-is on the ledger (events, certificates, parcel changes, the daily seals of sensor readings), so
-a view computed at tree size N is still right while the tree is N; a new entry anywhere makes
-the next request rebuild it. Entries also expire after ``CACHE_SECONDS`` as a backstop.
+Views are kept per process by the resolver (``web/views.py``).
 """
 
 from __future__ import annotations
 
 import struct
-import threading
-import time
 import zlib
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from fastapi import Request
@@ -30,7 +24,6 @@ from digital_village import web
 from digital_village.api.problems import problem
 from digital_village.web import linkset
 
-CACHE_SECONDS: Final = 300.0
 GZIP_MIN_BYTES: Final = 1400  # below one packet, compressing gains nothing
 # Level 1: a page comes out ~15 % larger than at level 6, in a quarter of the time.
 GZIP_LEVEL: Final = 1
@@ -39,13 +32,10 @@ GZIP_CACHED_LEVEL: Final = 9
 # A gzip member's header (no name, mtime 0, unknown OS) and an empty final deflate block.
 _GZIP_HEADER: Final = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 _FINAL_BLOCK: Final = b"\x03\x00"
-CACHE_SIZE: Final = 512
 # Query parameters a link to the same page in another language keeps: the link type and GS1
 # attributes (digits). Others (geo, anything made up) are left out, which also keeps the number
 # of cached variants of a page bounded.
 _CARRIED: Final = frozenset({"linkType"})
-
-V = TypeVar("V")
 
 
 def language_of(request: Request) -> str:
@@ -192,64 +182,3 @@ def error(
             reason=detail,
         )
     return problem(status, detail, headers=dict(headers or {}), **extra)
-
-
-class ViewCache(Generic[V]):
-    """A small LRU of computed views, each valid for one version (the ledger's tree size).
-
-    One build per key at a time: a thread asking for a view that another is building waits for
-    it rather than building it again (after a ledger append, every request in flight misses).
-    """
-
-    def __init__(self, size: int = CACHE_SIZE, seconds: float = CACHE_SECONDS) -> None:
-        self.size = size
-        self.seconds = seconds
-        self._items: OrderedDict[Hashable, tuple[int, float, V]] = OrderedDict()
-        self._building: dict[Hashable, threading.Event] = {}
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def peek(self, key: Hashable, version: int) -> V | None:
-        """The cached view for ``key`` at ``version``, or None; never builds nor waits."""
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None and found[0] == version and found[1] > time.monotonic():
-                self._items.move_to_end(key)
-                self.hits += 1
-                return found[2]
-        return None
-
-    def get_or_build(self, key: Hashable, version: int, build: Callable[[], V]) -> V:
-        """The cached view for ``key`` at ``version``, else a new one from ``build``."""
-        while True:
-            now = time.monotonic()
-            with self._lock:
-                found = self._items.get(key)
-                if found is not None and found[0] == version and found[1] > now:
-                    self._items.move_to_end(key)
-                    self.hits += 1
-                    return found[2]
-                building = self._building.get(key)
-                if building is None:
-                    building = self._building[key] = threading.Event()
-                    self.misses += 1
-                    break
-            # Another thread builds this key: use its view if it is of this version.
-            building.wait()
-        try:
-            value = build()
-            with self._lock:
-                self._items[key] = (version, now + self.seconds, value)
-                self._items.move_to_end(key)
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
-            return value
-        finally:
-            with self._lock:
-                del self._building[key]
-            building.set()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()

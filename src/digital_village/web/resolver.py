@@ -19,24 +19,27 @@ What a request gets (GS1-Conformant Resolver standard, RFC 9264):
 
 The consumer page of a serialised item also records the scan (``web/scans.py``).
 
-How a request is served. The route is a coroutine: a request whose answer is cached at the
-ledger's current tree size (the linkset; a consumer page, around its two per-request blocks) is
-answered on the event loop, with no thread hand-off and no ORM session. On SQLite the tree size
-is one indexed read on a connection kept for it (microseconds); on PostgreSQL, a network round
-trip, so there every request runs its reads in the thread pool. Anything else — a cache to fill,
-a lookup that may be a 404, the trace, EPCIS and certificate answers — runs the same code in the
-thread pool with a read session. A bottle's scan goes to the app's ``scans.ScanWriter`` and the
-page is finished once it is committed.
+How a request is served. The route is a coroutine: a request whose answer is kept (the
+linkset; a consumer page, around its two per-request blocks) is answered on the event loop, with
+no thread hand-off and no ORM session. Answers are kept per process with the ledger chains they
+rest on (``web/views.py``) and dropped only when an entry touching one of them is appended. On
+SQLite, knowing whether anything was appended is one indexed read on a connection kept for it
+(microseconds); on PostgreSQL a network round trip, so there every request runs its reads in the
+thread pool. Anything else — an answer to build, a lookup that may be a 404, the trace, EPCIS
+and certificate answers, taking in new entries — runs the same code in the thread pool with a
+read session. A bottle's scan goes to the app's ``scans.ScanWriter``; the page waits for its
+commit at most ``DV_SCAN_WAIT_MS`` and is served without it otherwise.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 from urllib.parse import quote, unquote
@@ -45,6 +48,7 @@ import jinja2
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -57,11 +61,12 @@ from digital_village.config import Settings
 from digital_village.db import Database, utcnow
 from digital_village.errors import DomainError, NotFound
 from digital_village.labels.digital_link import DigitalLink, DigitalLinkError, parse_digital_link
+from digital_village.ledger import log as ledger_log
 from digital_village.regions import service as regions
 from digital_village.trace import lineage, tracing
 from digital_village.trace import service as products
 from digital_village.trace.models import Lot
-from digital_village.web import consumer, linkset, pages, scans
+from digital_village.web import consumer, linkset, pages, scans, views
 from digital_village.web.linkset import LinkContext, Target
 
 router = APIRouter(tags=["resolver"])
@@ -98,8 +103,7 @@ class _Offload(Exception):
     """The request needs more than the caches hold: answer it in the thread pool."""
 
 
-_SIZE_SQL: Final = "SELECT max(size) FROM ledger_checkpoint"
-_CACHES: Final = (
+_STORES: Final = (
     "resolver_facts",
     "resolver_certificates",
     "resolver_linksets",
@@ -109,36 +113,40 @@ _CACHES: Final = (
 
 
 class ResolverState:
-    """What the resolver keeps per app: the scan writer and the ledger-size reader.
+    """What the resolver keeps per app: its view stores and the feed that keeps them current,
+    the scan writer, and the reader of the ledger's size.
 
     ``close`` (the app's shutdown) stores the scans handed over and gives the reader's
     connection back; both start again on the next request.
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, scan_wait: float = 0.05) -> None:
         self.database = database
         self.scans = scans.ScanWriter(database)
-        # Each valid for one ledger tree size (web/pages.py ViewCache).
-        self.caches: dict[str, pages.ViewCache[Any]] = {name: pages.ViewCache() for name in _CACHES}
-        # SQLite reads take microseconds: cached answers are served on the event loop.
+        self.scan_wait = scan_wait
+        self.stores: dict[str, views.ViewStore[Any]] = {
+            name: views.ViewStore(name) for name in _STORES
+        }
+        self.feed = views.ChangeFeed(list(self.stores.values()))
+        # SQLite reads take microseconds: kept answers are served on the event loop.
         self.inline = database.dialect == "sqlite"
         bind = database.bind
         self._engine = bind if isinstance(bind, Engine) and self.inline else None
         self._connection: PoolProxiedConnection | None = None
         self._lock = threading.Lock()
 
-    def tree_size(self) -> int:
-        """The ledger's latest signed tree size, read outside any transaction."""
+    def head(self) -> int:
+        """How many entries the ledger holds, read outside any transaction."""
         if self._engine is None:
             with self.database.session() as session:
-                return consumer.latest_tree_size(session)
+                return ledger_log.entry_count(session)
         with self._lock:
             if self._connection is None:
                 self._connection = self._engine.raw_connection()
             try:
                 cursor = self._connection.cursor()
                 try:
-                    cursor.execute(_SIZE_SQL)
+                    cursor.execute(ledger_log.ENTRY_COUNT_SQL)
                     row = cursor.fetchone()
                 finally:
                     cursor.close()
@@ -149,10 +157,55 @@ class ResolverState:
                 if isinstance(error, sqlite3.Error):
                     # As SQLAlchemy would raise it: a database that is away answers 503.
                     raise DBAPIError.instance(
-                        _SIZE_SQL, None, error, sqlite3.Error, connection_invalidated=True
+                        ledger_log.ENTRY_COUNT_SQL,
+                        None,
+                        error,
+                        sqlite3.Error,
+                        connection_invalidated=True,
                     ) from error
                 raise
-        return int(row[0] or 0) if row else 0
+        return 0 if not row or row[0] is None else int(row[0]) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        """Prometheus metrics of the scan writer and the view stores (read at each scrape)."""
+        writer = self.scans
+        scanned = CounterMetricFamily(
+            "dv_scans",
+            "Scans of items' pages by outcome: stored; late (the page was served before its "
+            "scan was stored, which was stored later or dropped); dropped (never stored).",
+            labels=["outcome"],
+        )
+        scanned.add_metric(["stored"], writer.stored)
+        scanned.add_metric(["late"], writer.late)
+        scanned.add_metric(["dropped"], writer.dropped)
+        yield scanned
+        yield GaugeMetricFamily(
+            "dv_scans_waiting", "Scans handed to the writer and not yet stored.", writer.waiting
+        )
+        yield CounterMetricFamily(
+            "dv_scan_batches", "Write transactions of the scan writer.", writer.batches
+        )
+        yield CounterMetricFamily(
+            "dv_scan_store_seconds",
+            "Time the scan writer spent in write transactions, waiting for the lock included.",
+            writer.store_seconds,
+        )
+        kept = CounterMetricFamily(
+            "dv_views",
+            "Views asked of the resolver's stores by outcome: hit, build, dropped (an append "
+            "touched what it shows).",
+            labels=["store", "outcome"],
+        )
+        for name, store in self.stores.items():
+            kept.add_metric([name, "hit"], store.hits)
+            kept.add_metric([name, "build"], store.builds)
+            kept.add_metric([name, "dropped"], store.dropped)
+        yield kept
+        yield CounterMetricFamily(
+            "dv_view_feed_looks",
+            "Times the resolver took in newly appended ledger entries.",
+            self.feed.looks,
+        )
 
     def close(self) -> None:
         self.scans.stop()
@@ -163,21 +216,39 @@ class ResolverState:
 
 
 class _Reads:
-    """A request's reads: the ledger size, and a read session opened on first use. On the
-    event loop (``session_allowed=False``) asking for the session raises _Offload."""
+    """A request's reads: the ledger's size, and a read session opened on first use. On the
+    event loop (``session_allowed=False``) asking for the session, a view not kept, or a size
+    the feed has not taken in yet raises _Offload."""
 
     def __init__(self, state: ResolverState, *, session_allowed: bool) -> None:
         self._state = state
         self._allowed = session_allowed
         self._session: Session | None = None
+        self._head: int | None = None
 
-    def cached(self, name: str, key: Hashable, version: int, build: Callable[[], V]) -> V:
-        """A view from the state's cache ``name``; on the event loop a missing one offloads
-        (building there would hold up every other request)."""
-        cache: pages.ViewCache[V] = self._state.caches[name]
+    def head(self) -> int:
+        """The ledger's size this request answers from, taken in by the feed."""
+        if self._head is None:
+            state = self._state
+            if self._allowed:
+                # Read in the session the answer is built from (one snapshot).
+                head = ledger_log.entry_count(self.session)
+                state.feed.advance(self.session, head)
+            else:
+                head = state.head()
+                if not state.feed.current(head):
+                    raise _Offload
+            self._head = head
+        return self._head
+
+    def cached(self, name: str, key: Hashable, build: Callable[[], tuple[V, views.Scope]]) -> V:
+        """A view from the state's store ``name`` (``build`` makes it and its scope); on the
+        event loop a missing one offloads (building there would hold up every other request)."""
+        store: views.ViewStore[V] = self._state.stores[name]
+        head = self.head()
         if self._allowed:
-            return cache.get_or_build(key, version, build)
-        found = cache.peek(key, version)
+            return store.get_or_build(key, build, feed=self._state.feed, head=head)
+        found = store.peek(key)
         if found is None:
             raise _Offload
         return found
@@ -189,12 +260,6 @@ class _Reads:
                 raise _Offload
             self._session = self._state.database.session()
         return self._session
-
-    def version(self) -> int:
-        # In a thread, the size is read in the session the answer is built from (one snapshot).
-        if self._allowed:
-            return consumer.latest_tree_size(self.session)
-        return self._state.tree_size()
 
     def close(self) -> None:
         if self._session is not None:
@@ -219,6 +284,14 @@ class _Facts:
     lot_id: int | None
     live: bool
     unit_status: str | None
+
+    @property
+    def scope(self) -> dict[str, dt.datetime | None]:
+        """The chains these facts come from: the product's, and the lot's (its items too)."""
+        scope: dict[str, dt.datetime | None] = {f"product:{self.gtin}": None}
+        if self.lot is not None:
+            scope[f"lot:{self.gtin}/{self.lot}"] = None
+        return scope
 
 
 def _lookup(session: Session, link: DigitalLink) -> _Facts:
@@ -247,6 +320,10 @@ def _lookup(session: Session, link: DigitalLink) -> _Facts:
         live=products.is_live(lot_row) if lot_row else True,
         unit_status=status,
     )
+
+
+def _with_scope(facts: _Facts) -> tuple[_Facts, views.Scope]:
+    return facts, facts.scope
 
 
 def _raw_target(request: Request) -> tuple[str, str]:
@@ -409,12 +486,10 @@ def _resolve(
     language: str,
 ) -> Response | _Unfinished:
     base = settings.public_base_url
-    version = reads.version()
     facts = reads.cached(
         "resolver_facts",
         (link.gtin, link.lot, link.serial),
-        version,
-        lambda: _lookup(reads.session, link),
+        lambda: _with_scope(_lookup(reads.session, link)),
     )
     canonical = DigitalLink(
         link.gtin, lot=facts.lot, serial=link.serial, attributes=link.attributes
@@ -455,8 +530,10 @@ def _resolve(
         certificates = reads.cached(
             "resolver_certificates",
             lot_id,
-            version,
-            lambda: _certificates(reads.session, lot_id, base),
+            lambda: (
+                _certificates(reads.session, lot_id, base),
+                views.lot_scope(reads.session, lot_id=lot_id),
+            ),
         )
         if not certificates:
             available.discard(linkset.CERTIFICATION_INFO)
@@ -470,13 +547,15 @@ def _resolve(
         document = reads.cached(
             "resolver_linksets",
             (anchor, bool(certificates)),
-            version,
-            lambda: pages.Deflated.of(
-                orjson.dumps(
-                    linkset.linkset_document(
-                        _link_contexts(facts, canonical, base, certified=bool(certificates))
+            lambda: (
+                pages.Deflated.of(
+                    orjson.dumps(
+                        linkset.linkset_document(
+                            _link_contexts(facts, canonical, base, certified=bool(certificates))
+                        )
                     )
-                )
+                ),
+                facts.scope,
             ),
         )
         media_type = (
@@ -487,7 +566,7 @@ def _resolve(
             return Response(headers=headers, media_type=media_type)
         return pages.compressed_parts(request, [document], headers=headers, media_type=media_type)
     if wanted == linkset.PIP:
-        return _page(request, reads, settings, facts, canonical, language, headers, version)
+        return _page(request, reads, settings, facts, canonical, language, headers)
     assert facts.lot is not None
     lot = facts.lot
     if wanted == linkset.TRACEABILITY:
@@ -646,7 +725,6 @@ def _page(
     canonical: DigitalLink,
     language: str,
     headers: dict[str, str],
-    version: int,
 ) -> Response | _Unfinished:
     headers = {**headers, "Cache-Control": "no-cache"}
     t = web.messages(language)
@@ -679,8 +757,11 @@ def _page(
     other_url = pages.other_language_url(request, language)
     base = settings.public_base_url
 
-    def build_lot() -> consumer.ConsumerView:
-        return consumer.consumer_view(
+    lot_id = facts.lot_id
+    assert lot_id is not None
+
+    def build_lot() -> tuple[tuple[consumer.ConsumerView, views.Scope], views.Scope]:
+        view = consumer.consumer_view(
             session=reads.session,
             gtin=facts.gtin,
             lot=lot,
@@ -688,10 +769,12 @@ def _page(
             language=language,
             pieces=pieces,
         )
+        scope = views.lot_scope(reads.session, lot_id=lot_id)
+        return (view, scope), scope
 
-    def build() -> _Rendered:
+    def build() -> tuple[_Rendered, views.Scope]:
         # Every bottle of a lot shares the lot's view; only its serial and status differ.
-        view = reads.cached("consumer_lot_views", (facts.gtin, lot, language), version, build_lot)
+        view, lot_scope = reads.cached("consumer_lot_views", (facts.gtin, lot, language), build_lot)
         if canonical.serial is not None:
             uri = DigitalLink(facts.gtin, lot=lot, serial=canonical.serial).uri(base)
             view = consumer.for_unit(
@@ -716,7 +799,7 @@ def _page(
         )
         head, rest = html.split(_FLAGS_MARK)
         middle, tail = rest.split(_SCANS_MARK)
-        return _Rendered(
+        rendered = _Rendered(
             view,
             (
                 pages.Deflated.of(head.encode()),
@@ -724,9 +807,10 @@ def _page(
                 pages.Deflated.of(tail.encode()),
             ),
         )
+        return rendered, views.merged(lot_scope, facts.scope)
 
     key = (facts.gtin, lot, canonical.serial, language, other_url)
-    rendered = reads.cached("consumer_pages", key, version, build)
+    rendered = reads.cached("consumer_pages", key, build)
     flags = list(rendered.view.flags)
     if not facts.live:
         flags.insert(0, consumer.Flag("flag_unit_voided", {}))
@@ -754,9 +838,14 @@ async def _finish(request: Request, state: ResolverState, page: _Unfinished) -> 
                 headers=_CORS,
                 **failure.extra,
             )
-        stored = await state.scans.record(scan)
-        summary = dataclasses.replace(stored, first=stored.first.astimezone(consumer.CHINA))
-        flags = [*flags, *(consumer.Flag(key, params) for key, params in summary.flags())]
+        # The page waits for its scan's commit only briefly: stored later, or dropped and
+        # counted, the page shows the count as this process last saw it.
+        stored = await state.scans.record(scan, wait=state.scan_wait)
+        if stored is None:
+            stored = state.scans.last_summary(scan.gtin, scan.serial)
+        if stored is not None:
+            summary = dataclasses.replace(stored, first=stored.first.astimezone(consumer.CHINA))
+            flags = [*flags, *(consumer.Flag(key, params) for key, params in summary.flags())]
     head, middle, tail = page.rendered.parts
     flags_html = _block("_consumer_flags.html").render(t=t, flags=flags).encode()
     scans_html = _block("_consumer_scans.html").render(t=t, scans=summary).encode()

@@ -28,9 +28,13 @@ open the page with any ``?geo=``). Networks alone cannot place a scan (that woul
 database, which this project does not ship).
 
 Scans are written by one background thread per process (``ScanWriter``), as many to a write
-transaction as are waiting (group commit). A page's request hands its scan over and waits for the
-commit before it answers, so a page that was served is a scan that was stored, and the count it
-shows includes its own scan and every scan committed before it (nothing is "pending" on a page).
+transaction as are waiting (group commit), each counted as if stored alone. A page's request
+hands its scan over and waits for the commit at most a short while (``DV_SCAN_WAIT_MS``): stored
+in time, the page shows the count with its own scan and every scan committed before it; not in
+time (the database's one writer busy with a long job, or away), the page is served at once with
+the count as last seen and the scan is stored when the writer gets to it. Recording a scan never
+fails a page: a scan that cannot be stored, or that finds more than ``MAX_WAITING`` scans
+already waiting, is dropped and counted (``dv_scans_dropped_total`` in /metrics).
 What the thread saves is the cost of a transaction per scan and, on SQLite, the queue of request
 threads fighting for the write lock (whose busy-wait sleeps made the tail latency).
 """
@@ -44,6 +48,8 @@ import logging
 import math
 import queue
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
@@ -74,6 +80,11 @@ LOCATED_COMPARED: Final = 200
 EARTH_RADIUS_KM: Final = 6371.0088
 # Scans stored in one write transaction at most (a burst larger than this takes several).
 MAX_BATCH: Final = 256
+# Scans waiting to be stored at most; beyond, a scan is dropped (and counted) rather than kept
+# in memory without bound while the database cannot take them.
+MAX_WAITING: Final = 10_000
+# The item summaries last seen, kept for pages served before their own scan was stored.
+SUMMARIES_KEPT: Final = 4096
 
 
 class BadGeo(DomainError):
@@ -377,27 +388,45 @@ _Item = tuple[ScanIn, "Future[ScanSummary]"]
 class ScanWriter:
     """Stores scans on one background thread, all that are waiting in one write transaction.
 
-    ``await writer.record(scan)`` returns the item's summary once the transaction holding the
-    scan has committed; ``submit`` is the same for a thread. Scans are stored in the order they
-    were handed over, each seeing the ones before it, exactly as one transaction per scan would.
-    If a batch fails, its scans are tried again one per transaction, so one bad scan fails only
-    its own request. The thread starts on the first scan; ``stop`` stores every scan handed over
+    ``await writer.record(scan, wait=...)`` returns the item's summary once the transaction
+    holding the scan has committed, or None when that took longer than ``wait`` seconds (the
+    scan is stored later) or the scan was dropped; ``submit`` hands a scan over from a thread.
+    Scans are stored in the order they were handed over, each seeing the ones before it,
+    exactly as one transaction per scan would. If a batch fails, its scans are tried again one
+    per transaction, so one bad scan fails only itself; a scan that cannot be stored is dropped
+    and counted. The thread starts on the first scan; ``stop`` stores every scan handed over
     before it and ends the thread (the app calls it at shutdown; a later scan starts a new one).
     """
 
-    def __init__(self, database: Database, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, database: Database, *, max_batch: int = MAX_BATCH, max_waiting: int = MAX_WAITING
+    ) -> None:
         self._database = database
         self._max_batch = max_batch
+        self._max_waiting = max_waiting
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._last: OrderedDict[tuple[str, str], ScanSummary] = OrderedDict()
         self.batches = 0  # write transactions committed
         self.stored = 0  # scans stored
+        self.late = 0  # pages served before their scan was stored (it was stored later)
+        self.dropped = 0  # scans never stored: the queue was full, or storing failed
+        self.store_seconds = 0.0  # time spent in write transactions (lock wait included)
 
-    def submit(self, scan: ScanIn) -> Future[ScanSummary]:
-        """Hand a scan over; the future holds the item's summary once the scan is committed."""
+    @property
+    def waiting(self) -> int:
+        """Scans handed over and not yet stored (nor dropped)."""
+        return self._queue.qsize()
+
+    def submit(self, scan: ScanIn) -> Future[ScanSummary] | None:
+        """Hand a scan over: a future of the item's summary once the scan is committed, or None
+        when too many scans wait already (the scan is dropped and counted)."""
         future: Future[ScanSummary] = Future()
         with self._lock:
+            if self._queue.qsize() >= self._max_waiting:
+                self.dropped += 1
+                return None
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="dv-scan-writer", daemon=True
@@ -406,9 +435,29 @@ class ScanWriter:
             self._queue.put((scan, future))
         return future
 
-    async def record(self, scan: ScanIn) -> ScanSummary:
-        """Store a scan from the event loop; the item's summary once it is committed."""
-        return await asyncio.wrap_future(self.submit(scan))
+    def last_summary(self, gtin: str, serial: str) -> ScanSummary | None:
+        """The item's summary as this process last stored a scan of it, if it did lately."""
+        with self._lock:
+            return self._last.get((gtin, serial))
+
+    async def record(self, scan: ScanIn, *, wait: float) -> ScanSummary | None:
+        """Store a scan from the event loop: the item's summary once it is committed, or None
+        when that takes longer than ``wait`` seconds (it is stored later) or it is dropped."""
+        future = self.submit(scan)
+        if future is None:
+            return None
+        stored = asyncio.wrap_future(future)
+        done, _ = await asyncio.wait((stored,), timeout=wait)
+        if not done:
+            # Served before its scan was stored: the writer stores it later (or drops and
+            # logs it), so what it ends with is of no more interest here.
+            stored.add_done_callback(_outcome_seen)
+            with self._lock:
+                self.late += 1
+            return None
+        if stored.cancelled() or stored.exception() is not None:
+            return None  # dropped: counted and logged by the writer
+        return stored.result()
 
     def stop(self, timeout: float | None = 60.0) -> None:
         """Store every scan handed over so far, then end the thread."""
@@ -442,24 +491,41 @@ class ScanWriter:
                 return
 
     def _store(self, batch: list[_Item]) -> None:
+        started = time.monotonic()
         try:
             with self._database.transaction(write=True) as session:
                 found = [store(session, scan) for scan, _ in batch]
         except Exception as error:
+            self.store_seconds += time.monotonic() - started
             # One bad scan must not fail its batch: store the others one by one. Not when the
             # database itself is full or away, which every retry would wait on again.
             if len(batch) > 1 and failure_of(error) is None:
                 for item in batch:
                     self._store([item])
                 return
-            log.exception("%d scan(s) could not be stored", len(batch))
+            log.exception("%d scan(s) could not be stored and were dropped", len(batch))
+            with self._lock:
+                self.dropped += len(batch)
             for _, future in batch:
                 _settle(future, error=error)
             return
-        self.batches += 1
-        self.stored += len(batch)
+        self.store_seconds += time.monotonic() - started
+        with self._lock:
+            self.batches += 1
+            self.stored += len(batch)
+            for (scan, _), result in zip(batch, found, strict=True):
+                key = (scan.gtin, scan.serial)
+                self._last[key] = result
+                self._last.move_to_end(key)
+            while len(self._last) > SUMMARIES_KEPT:
+                self._last.popitem(last=False)
         for (_, future), result in zip(batch, found, strict=True):
             _settle(future, result=result)
+
+
+def _outcome_seen(stored: asyncio.Future[ScanSummary]) -> None:
+    if not stored.cancelled():
+        stored.exception()  # marks it retrieved: asyncio would log it otherwise
 
 
 def _settle(
