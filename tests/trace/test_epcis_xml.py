@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from digital_village.trace import epcis_xml, event_hash
 from tests.conftest import World
 from tests.trace import partner_documents
 from tests.trace.conftest import Chain
+from tests.trace.test_epcis import VECTORS
 
 XML = {"Content-Type": "application/xml"}
 
@@ -265,3 +267,19 @@ def test_other_media_types_are_refused(client: TestClient, world: World, chain: 
         headers={**world.auth("manager"), "Content-Type": "text/csv"},
     )
     assert response.status_code == 415
+
+
+REFERENCE_XML = sorted((Path(__file__).parent / "reference_xml").glob("*.xml"))
+
+
+@pytest.mark.parametrize("path", REFERENCE_XML, ids=lambda p: p.stem)
+def test_xml_events_hash_as_the_reference_publishes(path: Path) -> None:
+    # Expected: the reference implementation's published hashes and pre-hash strings for the
+    # same example (see reference_xml/README.md), which its JSON form gives as well.
+    case = next(c for c in VECTORS["cases"] if f"/{path.stem}.json" in c["source"])
+    read = epcis_xml.read_document(path.read_bytes())
+    events = read.document["epcisBody"]["eventList"]
+    context = read.document["@context"]
+    assert [event_hash.prehash_string(e, context=context) for e in events] == case["prehashes"]
+    assert [event_hash.event_hash_id(e, context=context) for e in events] == case["hashes"]
+    assert all(":" not in key or not key.startswith("https:") for e in events for key in e)

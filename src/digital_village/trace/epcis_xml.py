@@ -57,6 +57,8 @@ _NUMBERS: Final = frozenset(
     {"value", "minValue", "maxValue", "meanValue", "sDev", "percRank", "percValue"}
 )
 _WRAPPERS: Final = frozenset({"extension", "baseExtension"})
+# Prefixes never used for a JSON-LD key: ours, and URI schemes (a key "https:x" reads as a URI).
+_RESERVED_PREFIXES: Final = frozenset({"epcis", "xsi", "http", "https", "urn", "ni", "geo"})
 # field -> (CBV URN prefix, bare words) for standard vocabulary written as URNs in XML
 _URNS: Final[Mapping[str, tuple[str, frozenset[str]]]] = {
     "bizStep": ("urn:epcglobal:cbv:bizstep:", vocab.CBV_BIZSTEPS),
@@ -127,7 +129,8 @@ class _Reader:
         if found is not None:
             return found
         taken = set(self.prefixes.values())
-        prefix = hint if hint and hint not in taken and hint not in {"epcis", "xsi"} else None
+        usable = hint and hint not in taken and hint not in _RESERVED_PREFIXES
+        prefix = hint if usable else None
         number = 1
         while prefix is None or prefix in taken:
             prefix, number = f"ns{number}", number + 1
@@ -482,7 +485,7 @@ def read_document(data: bytes) -> XMLDocument:
         raise EPCISParseError(problems)
     reader = _Reader()
     for prefix, namespace in root.nsmap.items():
-        if prefix and namespace not in {EPCIS_2, EPCIS_1, XSI}:
+        if prefix and prefix not in _RESERVED_PREFIXES and namespace not in {EPCIS_1, EPCIS_2}:
             reader.prefix_of(namespace, prefix)
     events: list[dict[str, Any]] = []
     body = next(child for child in root if _is(child, "EPCISBody"))
