@@ -347,3 +347,71 @@ def test_dv_parcels_output_mistakes_are_reported_before_any_work(
     empty.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
     code, output = dv("parcels", "import", str(empty), "--fbfbm", VILLAGE + "00")
     assert code == 2 and "holds no features" in output
+
+
+def _coded(*pairs: tuple[Polygon, str | None]) -> dict[str, Any]:
+    features = []
+    for shape, dkbm in pairs:
+        props = {"land_use": "0101", **({"DKBM": dkbm} if dkbm else {})}
+        features.append({"type": "Feature", "properties": props, "geometry": mapping(shape)})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def test_a_files_own_dkbm_is_kept_and_checked(
+    session: Session, ledger: Ledger, world: World
+) -> None:
+    other_group = GROUP[:12] + "99"
+    document = _coded(
+        (gk_box(0, 0, 20, 20), f"{GROUP}00120"),
+        (gk_box(30, 0, 50, 20), None),  # no code of its own: the next after the kept ones
+        (gk_box(60, 0, 80, 20), f"{GROUP}0012"),  # 18 digits
+        (gk_box(90, 0, 110, 20), f"{other_group}00001"),  # another 发包方's code
+        (gk_box(120, 0, 140, 20), f"{GROUP}00120"),  # the code of feature 0 again
+        (gk_box(150, 0, 170, 20), f"{GROUP}00007"),
+    )
+    report = parcel_io.import_features(
+        session=session,
+        ledger=ledger,
+        source=parcel_io.read_geojson(document),
+        options=parcel_io.ImportOptions(fbfbm=GROUP),
+        actor=Actor.operator(),
+    )
+    created = {c.feature: c.dkbm for c in report.created}
+    assert created == {0: f"{GROUP}00120", 1: f"{GROUP}00121", 5: f"{GROUP}00007"}
+    reasons = {r.feature: r.reason for r in report.rejected}
+    assert "DKBM must be 19 digits" in reasons[2]
+    assert reasons[3] == f"DKBM {other_group}00001 does not start with its FBFBM {GROUP}"
+    assert reasons[4] == f"DKBM {GROUP}00120 is also the code of feature 0"
+    again = parcel_io.import_features(
+        session=session,
+        ledger=ledger,
+        source=parcel_io.read_geojson(_coded((gk_box(0, 40, 20, 60), f"{GROUP}00007"))),
+        options=parcel_io.ImportOptions(fbfbm=GROUP),
+        actor=Actor.operator(),
+    )
+    assert [r.reason for r in again.rejected] == [f"DKBM {GROUP}00007 is already registered"]
+    assigned = parcel_io.import_features(
+        session=session,
+        ledger=ledger,
+        source=parcel_io.read_geojson(_coded((gk_box(0, 40, 20, 60), f"{GROUP}00007"))),
+        options=parcel_io.ImportOptions(fbfbm=GROUP, keep_codes=False),
+        actor=Actor.operator(),
+    )
+    assert [c.dkbm for c in assigned.created] == [f"{GROUP}00122"]
+
+
+def test_dv_parcels_import_codes_option(cli_env: Path, tmp_path: Path) -> None:
+    assert dv("init")[0] == 0
+    assert dv("regions", "add", VILLAGE, "民安村")[0] == 0
+    assert dv("regions", "add", GROUP, "一组")[0] == 0
+    path = tmp_path / "coded.geojson"
+    path.write_text(json.dumps(_coded((field(0, 0), f"{GROUP}04321"))), encoding="utf-8")
+    code, output = dv("parcels", "import", str(path), "--fbfbm", GROUP, "--codes", "kept")
+    assert code == 2 and "keep or assign" in output
+    code, output = dv("parcels", "import", str(path), "--fbfbm", GROUP, "--json")
+    assert code == 0 and json.loads(output)["created"][0]["dkbm"] == f"{GROUP}04321"
+    path.write_text(json.dumps(_coded((field(1, 0), f"{GROUP}04321"))), encoding="utf-8")
+    code, output = dv(
+        "parcels", "import", str(path), "--fbfbm", GROUP, "--codes", "assign", "--json"
+    )
+    assert code == 0 and json.loads(output)["created"][0]["dkbm"] == f"{GROUP}04322"

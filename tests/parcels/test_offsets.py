@@ -90,7 +90,7 @@ def test_outside_china_is_left_alone() -> None:
     assert gcj02_to_wgs84(2.35, 48.85) == (2.35, 48.85)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # the machine is shared: timings vary
 @given(st.floats(103.5, 105.5), st.floats(30.5, 31.8))
 def test_offset_round_trips_below_a_millimetre(lon: float, lat: float) -> None:
     assert distance_m(gcj02_to_wgs84(*wgs84_to_gcj02(lon, lat)), (lon, lat)) < 1e-3

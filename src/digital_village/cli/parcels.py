@@ -84,6 +84,13 @@ def import_(
         str | None, typer.Option(help="GB/T 21010 class for features without one, e.g. 0101.")
     ] = None,
     layer: Annotated[str | None, typer.Option(help="GeoPackage layer (default: first).")] = None,
+    codes: Annotated[
+        str,
+        typer.Option(
+            "--codes",
+            help="keep: a feature's own DKBM is kept (checked); assign: new codes for all.",
+        ),
+    ] = "keep",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Register every good feature of a file; name every bad one and why.
@@ -94,6 +101,8 @@ def import_(
     """
     settings = load_settings()
     source = _source(crs, datum)
+    if codes not in ("keep", "assign"):
+        fail(f"--codes must be keep or assign, not {codes!r}", code=2)
     try:
         read = parcel_io.read_file(file, layer=layer)
     except DomainError as error:
@@ -106,6 +115,7 @@ def import_(
         allow_repair=repair,
         all_or_nothing=all_or_nothing,
         land_use=land_use,
+        keep_codes=codes == "keep",
     )
     ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
     report: parcels.RegisterReport | None = None

@@ -42,6 +42,7 @@ _NAME_KEYS = ("name", "DKMC", "dkmc")
 _BDCDYH_KEYS = ("bdcdyh", "BDCDYH")
 _CBFBM_KEYS = ("cbfbm", "CBFBM")
 _OPERATOR_KEYS = ("operator_uscc", "JYFTYSHXYDM")
+_DKBM_KEYS = ("dkbm", "DKBM")
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class ImportOptions:
     land_use: str | None = None  # for features without one
     season_year: int | None = None  # crop_summer / crop_winter belong to this year
     valid_from: dt.date | None = None
+    keep_codes: bool = True  # a feature's own DKBM is kept; False: every feature gets a new one
 
 
 def _items(
@@ -208,6 +210,7 @@ def _items(
                 contractor_household_id=households.get(cbfbm) if cbfbm else None,
                 operator_cooperative_id=cooperatives.get(uscc) if uscc else None,
                 crops=tuple(crops),
+                dkbm=_first(props, _DKBM_KEYS) if options.keep_codes else None,
             )
         )
     return items, reasons
