@@ -6,6 +6,7 @@ from digital_village.iot import models as iot_models
 from digital_village.ledger import models as ledger_models
 from digital_village.parcels import models as parcels_models
 from digital_village.regions import models as regions_models
+from digital_village.registry import models as registry_models
 from digital_village.trace import models as trace_models
 from digital_village.web import models as web_models
 
@@ -16,6 +17,7 @@ __all__ = [
     "ledger_models",
     "parcels_models",
     "regions_models",
+    "registry_models",
     "trace_models",
     "web_models",
 ]

@@ -18,6 +18,7 @@ from digital_village.cli import ledger as ledger_cli
 from digital_village.cli import ops as ops_cli
 from digital_village.cli import parcels as parcels_cli
 from digital_village.cli import regions as regions_cli
+from digital_village.cli import registry as registry_cli
 from digital_village.cli import tokens as tokens_cli
 from digital_village.cli import trace as trace_cli
 from digital_village.cli.common import (
@@ -42,6 +43,7 @@ app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(regions_cli.app, name="regions")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(parcels_cli.app, name="parcels")
+app.add_typer(registry_cli.app, name="registry")
 app.add_typer(devices_cli.app, name="devices")
 app.add_typer(integrations_cli.app, name="integrations")
 app.add_typer(iot_cli.app, name="iot")

@@ -66,6 +66,9 @@ class Parcel(Base):
     max_lon: Mapped[float] = mapped_column(Double)
     max_lat: Mapped[float] = mapped_column(Double)
     sliver_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The county's surveyed area (NY/T 2539 SCMJ), beside ours; and why they disagree, if so.
+    registered_area_m2: Mapped[float | None] = mapped_column(Double, default=None)
+    area_note: Mapped[str | None] = mapped_column(String(200), default=None)
     # The ledger entry of the last recorded change of this parcel.
     last_seq: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("ledger_entry.seq"), default=None

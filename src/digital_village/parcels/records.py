@@ -32,6 +32,7 @@ class ParcelIn:
     operator_cooperative_id: int | None = None
     crops: tuple[tuple[str, str], ...] = ()  # (season label, crop)
     dkbm: str | None = None  # the file's own 地块编码, kept; None: the next free one
+    registered_area_m2: float | None = None  # the county's surveyed area (SCMJ)
 
 
 @dataclass(frozen=True)

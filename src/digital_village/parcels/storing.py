@@ -101,7 +101,25 @@ def _entry_data(
         data["contractor"] = households[item.contractor_household_id]
     if item.operator_cooperative_id:
         data["operator"] = cooperatives[item.operator_cooperative_id]
+    if item.registered_area_m2 is not None:
+        data["registered_area_m2"] = round(item.registered_area_m2, 2)
     return data
+
+
+AREA_DISAGREEMENT = 0.01  # registered (SCMJ) and computed areas further apart are flagged
+
+
+def area_note(registered_m2: float | None, computed_m2: float) -> str | None:
+    """Why the registered area is flagged beside the computed one (None when they agree)."""
+    if registered_m2 is None or registered_m2 <= 0:
+        return None
+    difference = (computed_m2 - registered_m2) / registered_m2
+    if abs(difference) <= AREA_DISAGREEMENT:
+        return None
+    return (
+        f"registered area (SCMJ) {registered_m2:.2f} m² and the computed {computed_m2:.2f} m² "
+        f"differ by {difference:+.1%}"
+    )
 
 
 def _parcel_row(
@@ -132,6 +150,8 @@ def _parcel_row(
         "max_lon": max_lon,
         "max_lat": max_lat,
         "sliver_reason": shape.sliver.reason,
+        "registered_area_m2": item.registered_area_m2,
+        "area_note": area_note(item.registered_area_m2, shape.area_m2),
         "last_seq": seq,
     }
 
