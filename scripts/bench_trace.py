@@ -12,7 +12,9 @@ capture path (EPCIS 2.0 model validation, CBV 2.0 event hash, the capture rules 
 and parcels, ledger append with one signed checkpoint per capture, lineage rows), in
 documents of ``--batch`` events, each committed on its own. Then backward and forward traces
 of random retail lots, harvest lots and parcels are timed in-process (the service and the
-JSON encoding of its graph) and through the HTTP API (FastAPI's TestClient, in-process).
+JSON encoding of its graph) and through the HTTP API (FastAPI's TestClient, in-process). A
+trading partner's documents (pallets, bottles and sensor readings only it knows, a fifth as
+many events as the county's) are then captured, half as JSON-LD and half as EPCIS 2.0 XML.
 
 The last line printed is one JSON object with every figure.
 """
@@ -50,9 +52,9 @@ from digital_village.ledger.models import LedgerEntry
 from digital_village.parcels import service as parcels
 from digital_village.parcels.geometry import to_lonlat
 from digital_village.regions import service as regions
-from digital_village.trace import builders, capture, tracing
+from digital_village.trace import builders, capture, epcis_xml, tracing
 from digital_village.trace import service as products
-from digital_village.trace.epcis import parse_document
+from digital_village.trace.epcis import EPCISDocument, parse_document
 from digital_village.trace.models import Event, Lot, Unit
 
 BASE = "https://bench.dv.example"
@@ -242,6 +244,20 @@ def season_events(
         )
 
 
+def _capture(database: Database, ledger: Ledger, actor: Actor, document: EPCISDocument) -> None:
+    """One document through the real capture path, in its own committed transaction."""
+    with database.transaction() as session:
+        capture.capture(
+            session=session,
+            ledger=ledger,
+            actor=actor,
+            events=document.epcis_body.event_list,
+            base_url=BASE,
+            context=document.context,
+            capture_id=uuid.uuid4().hex,
+        )
+
+
 def load(
     database: Database,
     ledger: Ledger,
@@ -265,17 +281,9 @@ def load(
         if not pending:
             return
         tick = time.perf_counter()
-        document = parse_document(builders.document(pending, created=created))
-        with database.transaction() as session:
-            capture.capture(
-                session=session,
-                ledger=ledger,
-                actor=actor,
-                events=document.epcis_body.event_list,
-                base_url=BASE,
-                context=document.context,
-                capture_id=uuid.uuid4().hex,
-            )
+        _capture(
+            database, ledger, actor, parse_document(builders.document(pending, created=created))
+        )
         batch_seconds.append(time.perf_counter() - tick)
         captured += len(pending)
         pending.clear()
@@ -317,6 +325,87 @@ def load(
         "load_cpu_s": round(cpu, 1),
         "load_events_per_cpu_s": round(captured / cpu),
     }
+
+
+PARTNER_CONTEXT: list[Any] = [
+    "https://ref.gs1.org/standards/epcis/epcis-context.jsonld",
+    {"acme": "https://acme.example.com/epcis/"},
+]
+
+
+def partner_events(first: int, count: int) -> list[dict[str, Any]]:
+    """A trading partner's events about its own pallets and bottles (identifiers the project
+    does not know): packing, a sensor-reported receipt and a shipment, in turn."""
+    events: list[dict[str, Any]] = []
+    when = dt.datetime(2026, 1, 2, 8, tzinfo=CHINA)
+    for number in range(first, first + count):
+        moment = (when + dt.timedelta(seconds=number)).isoformat(timespec="milliseconds")
+        pallet = f"urn:epc:id:sscc:4012345.{number:010d}"
+        items = [f"urn:epc:id:sgtin:4012345.011111.{number}-{k}" for k in range(3)]
+        common = {"eventTime": moment, "eventTimeZoneOffset": "+08:00",
+                  "readPoint": {"id": "urn:epc:id:sgln:4012345.00011.0"},
+                  "acme:shift": {"acme:line": number % 4, "acme:crew": "early"}}  # fmt: skip
+        kind = number % 3
+        order = "urn:epcglobal:cbv:bt:4012345000009:PO-"
+        if kind == 0:
+            events.append({"type": "AggregationEvent", **common, "parentID": pallet,
+                           "childEPCs": items, "action": "ADD", "bizStep": "packing"})  # fmt: skip
+        elif kind == 1:
+            events.append({
+                "type": "ObjectEvent", **common, "epcList": [pallet], "action": "OBSERVE",
+                "bizStep": "receiving", "disposition": "in_progress",
+                "sensorElementList": [{"sensorReport": [
+                    {"type": "Temperature", "value": 4.0 + number % 7, "uom": "CEL"},
+                    {"type": "RelativeHumidity", "value": 60 + number % 9, "uom": "P1"},
+                ]}],
+            })  # fmt: skip
+        else:
+            events.append({
+                "type": "ObjectEvent", **common, "epcList": items, "action": "OBSERVE",
+                "bizStep": "shipping", "disposition": "in_transit",
+                "bizTransactionList": [{"type": "po", "bizTransaction": f"{order}{number}"}],
+                "destinationList": [{"type": "owning_party",
+                                     "destination": "urn:epc:id:pgln:0614141.00000"}],
+            })  # fmt: skip
+    return events
+
+
+def partner_load(
+    database: Database, ledger: Ledger, actor: Actor, *, count: int, batch: int
+) -> dict[str, Any]:
+    """Capture partners' documents, half as JSON-LD and half as EPCIS 2.0 XML."""
+    figures: dict[str, Any] = {}
+    created = dt.datetime(2026, 1, 3, tzinfo=CHINA).isoformat()
+    first = 0
+    for syntax in ("json", "xml"):
+        seconds = 0.0
+        cpu = 0.0
+        captured = 0
+        while captured < count // 2:
+            events = partner_events(first, min(batch, count // 2 - captured))
+            first += len(events)
+            document = {**builders.document(events, created=dt.datetime(2026, 1, 3, tzinfo=CHINA)),
+                        "@context": PARTNER_CONTEXT}  # fmt: skip
+            body = (
+                orjson.dumps(document)
+                if syntax == "json"
+                else epcis_xml.event_document(
+                    events, creation_date=created, context=PARTNER_CONTEXT
+                )
+            )
+            tick, cpu_tick = time.perf_counter(), time.process_time()
+            if syntax == "json":
+                parsed = parse_document(body)
+            else:
+                parsed = parse_document(epcis_xml.read_document(body).document)
+            _capture(database, ledger, actor, parsed)
+            seconds += time.perf_counter() - tick
+            cpu += time.process_time() - cpu_tick
+            captured += len(events)
+        figures[f"partner_{syntax}_events"] = captured
+        figures[f"partner_{syntax}_events_per_s"] = round(captured / seconds)
+        figures[f"partner_{syntax}_events_per_cpu_s"] = round(captured / cpu)
+    return figures
 
 
 def _percentiles(samples: list[float], cpu: list[float] | None = None) -> dict[str, float]:
@@ -441,6 +530,8 @@ def main() -> None:
             "parcels": len(dkbms),
         }
         figures.update(load(database, ledger, actor, dkbms, target_events=events, batch=args.batch))
+        # Partners' documents: from the body's bytes to the commit, JSON-LD and XML.
+        figures.update(partner_load(database, ledger, actor, count=events // 5, batch=args.batch))
         with database.session() as session:
             figures["events"] = session.scalar(select(func.count()).select_from(Event))
             figures["lots"] = session.scalar(select(func.count()).select_from(Lot))
