@@ -15,11 +15,12 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from digital_village import logs, migrate
-from digital_village.api import openapi, problems
+from digital_village.api import docs, openapi, problems
 from digital_village.api.jsonguard import JsonDepthMiddleware
 from digital_village.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from digital_village.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from digital_village.api.ratelimit import RateLimitMiddleware
+from digital_village.api.security import SecurityHeadersMiddleware
 from digital_village.auth.router import router as auth_router
 from digital_village.config import Settings
 from digital_village.db import Database, Failure, failure_of
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version="0.1.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -110,7 +113,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     resolver = app.state.resolver = ResolverState(db, scan_wait=settings.scan_wait_ms / 1000)
     problems.install(app)
     openapi.install(app)
-    # Outermost last: access log → rate limit → body size → JSON depth → routes.
+    docs.install(app)
+    # Outermost last: access log → security headers → rate limit → body size → JSON depth
+    # → routes.
     app.add_middleware(JsonDepthMiddleware, max_depth=settings.max_json_depth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     metrics = Metrics()
@@ -123,6 +128,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         failed_auth_per_minute=settings.rate_limit_failed_auth_per_minute,
         metrics=metrics,
     )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
 
     @app.get("/healthz", tags=["operations"])

@@ -80,9 +80,22 @@ def page(browser: Any) -> Iterator[Any]:
     new_page = context.new_page()
     errors: list[str] = []
     new_page.on("pageerror", lambda error: errors.append(str(error)))
+    watch_policy(new_page, errors)
     yield new_page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def watch_policy(page: Any, errors: list[str]) -> None:
+    """Count what the page's Content-Security-Policy refused as an error of the page."""
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
 
 
 def screenshot(page: Any, name: str) -> Path:
@@ -102,26 +115,36 @@ TEST_PAGE = """<!doctype html>
 """
 
 
+# The test-only pages' own inline style and script (the site's pages allow neither).
+TEST_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'"
+)
+
+
 def add_test_routes(app: FastAPI) -> None:
     """Routes that exist only in the test app."""
 
     @app.get("/test/verify/{index}", response_class=HTMLResponse)
-    def verify_page(index: int, lang: str | None = None, vkey: str | None = None) -> str:
+    def verify_page(index: int, lang: str | None = None, vkey: str | None = None) -> HTMLResponse:
         language = web.pick_language(lang)
         panel = (
             web.templates()
             .get_template("_verify_panel.html")
             .render(t=web.messages(language), lang=language, entry_index=index, vkey=vkey)
         )
-        return TEST_PAGE.format(lang=language, panel=panel)
+        return HTMLResponse(
+            TEST_PAGE.format(lang=language, panel=panel),
+            headers={"Content-Security-Policy": TEST_POLICY},
+        )
 
     @app.get("/test/blank", response_class=HTMLResponse)
-    def blank_page() -> str:
-        return TEST_PAGE.format(
+    def blank_page() -> HTMLResponse:
+        page = TEST_PAGE.format(
             lang="en",
             panel='<script type="module">import * as verify from "/static/verify.js";'
             " window.verify = verify; window.verifyReady = true;</script>",
         )
+        return HTMLResponse(page, headers={"Content-Security-Policy": TEST_POLICY})
 
 
 class LiveServer:

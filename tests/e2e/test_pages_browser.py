@@ -24,7 +24,7 @@ from digital_village.db import Database
 from digital_village.ledger.models import LedgerEntry
 from digital_village.trace.models import Event
 from digital_village.web import season as seasons
-from tests.e2e.conftest import ARTIFACTS, LiveServer
+from tests.e2e.conftest import ARTIFACTS, LiveServer, watch_policy
 from tests.web.conftest import PERSONAL, Pages, make_pages
 
 pytestmark = pytest.mark.browser
@@ -62,6 +62,7 @@ def phone(browser: Any) -> Iterator[Any]:
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
+        watch_policy(page, errors)
         return page
 
     yield open_page

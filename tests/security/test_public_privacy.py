@@ -29,6 +29,7 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from sqlalchemy import Connection, func, select
 
+from digital_village.api import docs
 from digital_village.iot import shapes
 from digital_village.iot.models import Reading
 from digital_village.ledger.models import LedgerEntry
@@ -127,8 +128,11 @@ FILL: dict[str, Fill] = {
     "/metrics": Fill(lambda p, c: ["/metrics"]),
     "/openapi.json": Fill(lambda p, c: ["/openapi.json"], variants=False),
     "/docs": Fill(lambda p, c: ["/docs"], variants=False),
-    "/docs/oauth2-redirect": Fill(lambda p, c: ["/docs/oauth2-redirect"], variants=False),
     "/redoc": Fill(lambda p, c: ["/redoc"], variants=False),
+    "/docs-assets": Fill(
+        lambda p, c: [f"/docs-assets/{f.name}" for f in sorted(docs.ASSETS_DIR.iterdir())],
+        variants=False,
+    ),
     "/static": Fill(
         lambda p, c: [f"/static/{f.name}" for f in sorted(STATIC_DIR.iterdir())], variants=False
     ),

@@ -88,8 +88,13 @@ def parcel_map(shapes: Sequence[MapShape], *, scale_label: Callable[[float], str
             "M" + " L".join(point(x, y) for x, y in list(ring.coords)[:-1]) + "Z"
             for ring in _rings(item.shape)
         )
-        style = "fill:#9ccc65;stroke:#33691e" if item.highlighted else "fill:#e0dccb;stroke:#a39e88"
-        parts.append(f'<path d="{path}" fill-rule="evenodd" style="{style};stroke-width:1"/>')
+        # Presentation attributes, not style="…": the pages' policy allows no inline styles.
+        paint = (
+            'fill="#9ccc65" stroke="#33691e"'
+            if item.highlighted
+            else 'fill="#e0dccb" stroke="#a39e88"'
+        )
+        parts.append(f'<path d="{path}" fill-rule="evenodd" {paint} stroke-width="1"/>')
     for item in shapes:
         minx, _, maxx, _ = item.shape.bounds
         if (maxx - minx) * scale < len(item.label) * LABEL_CHAR_WIDTH:
