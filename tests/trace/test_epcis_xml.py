@@ -283,3 +283,18 @@ def test_xml_events_hash_as_the_reference_publishes(path: Path) -> None:
     assert [event_hash.prehash_string(e, context=context) for e in events] == case["prehashes"]
     assert [event_hash.event_hash_id(e, context=context) for e in events] == case["hashes"]
     assert all(":" not in key or not key.startswith("https:") for e in events for key in e)
+
+
+def test_cbv_curies_in_xml_become_bare_words() -> None:
+    read = epcis_xml.read_document(
+        (
+            Path(__file__).parent / "reference_xml/CertificationInfoAndSensorReportWithCRS.xml"
+        ).read_bytes()
+    )
+    event = read.document["epcisBody"]["eventList"][0]
+    assert (event["bizStep"], event["disposition"]) == ("receiving", "in_progress")
+    report = event["sensorElementList"][0]["sensorReport"][0]
+    assert (report["type"], report["exception"]) == ("Dimensionless", "ALARM_CONDITION")
+    assert event["certificationInfo"] == (
+        "https://accreditation-council.example.org/certificate/ABC12345"
+    )

@@ -406,6 +406,8 @@ def _vocabulary(kind: str, value: str) -> str:
     urn, words = _URNS[kind]
     if value.startswith(urn):
         return value[len(urn) :]
+    if value.startswith("cbv:"):  # a CURIE on the CBV namespace, as some partners write it
+        value = "https://ref.gs1.org/cbv/" + value[len("cbv:") :]
     return _bare(value, _CBV_WEB[kind], words)
 
 
