@@ -17,10 +17,10 @@ from shapely import affinity
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from digital_village import audit
 from digital_village.config import Settings
 from digital_village.db import Database
 from digital_village.iot.models import Reading, ReadingSeal
-from digital_village.ledger import audit
 from digital_village.ledger.log import Ledger
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry
 from digital_village.parcels.models import Parcel

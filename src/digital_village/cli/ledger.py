@@ -15,6 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.orm import Session
 
+from digital_village import audit
 from digital_village.cli.common import (
     console,
     fail,
@@ -127,7 +128,7 @@ def audit_command(
             disable=as_json or total < 10_000,
         ) as progress:
             task = progress.add_task("entries", total=total)
-            report = ledger_audit.audit(
+            report = audit.audit(
                 session,
                 origin=settings.ledger_origin,
                 extra_vkeys=extra,

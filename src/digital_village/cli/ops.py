@@ -11,10 +11,10 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import make_url
 
+from digital_village import audit
 from digital_village.cli.common import console, fail, load_settings, transaction
 from digital_village.config import Settings
 from digital_village.db import is_sqlite
-from digital_village.ledger import audit as ledger_audit
 from digital_village.ledger import keys
 
 
@@ -103,7 +103,7 @@ def _audit_after_restore(settings: Settings) -> None:
     if settings.effective_ledger_key_path.is_file():
         extra.append(keys.verifier_key(settings.effective_ledger_key_path))
     with transaction(settings) as session:
-        report = ledger_audit.audit(session, origin=settings.ledger_origin, extra_vkeys=extra)
+        report = audit.audit(session, origin=settings.ledger_origin, extra_vkeys=extra)
     if not report.ok:
         console.print(f"[bold red]the restored ledger FAILED its audit[/]: {report.problems[0]}")
         raise typer.Exit(1)
