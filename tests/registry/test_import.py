@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from digital_village.auth.actor import Actor
@@ -154,3 +155,35 @@ def test_a_yearly_update_applies_dated_differences(
         assert [h["valid_to"] for h in history["holdings"]] == [DAY_TWO.isoformat(), None]
     again = run(county, ledger, write(update, tmp_path / "v2-again"), on=DAY_TWO)
     assert again.as_dict()["parcels"]["changed"] == 0  # applied once
+
+
+def test_an_imported_parcel_shows_its_household_and_registered_area(
+    county: Database,
+    ledger: Ledger,
+    package: Generated,
+    tmp_path: Path,
+    client: TestClient,
+) -> None:
+    changed = copy.deepcopy(package)
+    changed.dk[2]["SCMJ"] = round(changed.dk[2]["SCMJ"] * 1.05, 2)  # 5 % more than drawn
+    run(county, ledger, write(changed, tmp_path / "pkg"))
+    first, third = changed.dk[0], changed.dk[2]
+    answer = client.get(f"/api/v1/parcels/{first['DKBM']}").json()["properties"]
+    assert answer["dkbm"] == first["DKBM"]
+    assert answer["registered_area_m2"] == first["SCMJ"]
+    assert answer["area_m2"] == pytest.approx(first["SCMJ"], rel=0.006)
+    assert answer["area_note"] is None
+    household = changed.tables["CBF"][0]
+    assert answer["contractor"]["cbfbm"] == household["CBFBM"]
+    assert answer["contractor"]["name"] == household["CBFMC"][0] + "*" * (
+        len(household["CBFMC"]) - 1
+    )
+    flagged = client.get(f"/api/v1/parcels/{third['DKBM']}").json()["properties"]
+    difference = (flagged["area_m2"] - third["SCMJ"]) / third["SCMJ"]
+    assert flagged["area_note"] == (
+        f"registered area (SCMJ) {third['SCMJ']:.2f} m² and the computed "
+        f"{flagged['area_m2']:.2f} m² differ by {difference:+.1%}"
+    )
+    assert difference < -0.04
+    text = client.get(f"/api/v1/parcels/{first['DKBM']}").text
+    assert household["CBFZJHM"] not in text and first["ZJRXM"] not in text

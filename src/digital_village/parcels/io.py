@@ -325,6 +325,11 @@ def feature(
             "area_m2": round(parcel.area_m2, 2),
             "area_mu": round(parcel.area_mu, 4),
             "area_ha": round(parcel.area_ha, 4),
+            # The county's surveyed area (SCMJ) beside ours, and why they differ if over 1 %.
+            "registered_area_m2": None
+            if parcel.registered_area_m2 is None
+            else round(parcel.registered_area_m2, 2),
+            "area_note": parcel.area_note,
             "crop": crop,
             "status": parcel.status.value,
             "sliver": parcel.sliver_reason,  # why the shape was flagged as a sliver, if it was
