@@ -10,14 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
+import os
 import sqlite3
+import stat
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from sqlalchemy import (
     DateTime,
@@ -167,6 +169,48 @@ class WalCheckpointer:
 _CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
 
 
+PRIVATE_MODE: Final = 0o600
+_SQLITE_SIDE_FILES: Final = ("", "-wal", "-shm", "-journal")
+
+
+def private_file(path: Path) -> None:
+    """Make sure ``path`` exists and only its owner may read or write it (0600), whatever the
+    umask. Used for files that hold names, phones and token hashes: the database, backups."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_MODE)
+    except FileExistsError:
+        pass
+    else:
+        os.close(descriptor)
+    _tighten(path)
+
+
+def _tighten(path: Path) -> None:
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != PRIVATE_MODE:
+            path.chmod(PRIVATE_MODE)
+    except FileNotFoundError:
+        pass
+
+
+def _private_sqlite_file(database: str) -> None:
+    """The database file created 0600 before SQLite opens it: SQLite gives its WAL, shared-
+    memory and journal files the database file's mode, so they are private too. Files an
+    older version left readable by others are tightened."""
+    path = Path(database)
+    private_file(path)
+    for suffix in _SQLITE_SIDE_FILES[1:]:
+        _tighten(path.with_name(path.name + suffix))
+
+
+def _sqlite_file_path(url: str) -> str | None:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine for a database URL, configured for its backend.
 
@@ -174,10 +218,10 @@ def make_engine(url: str) -> Engine:
     garbage-collected (or :meth:`Database.dispose` is called).
     """
     if is_sqlite(url):
-        database = make_url(url).database
+        database = _sqlite_file_path(url)
         engine = create_engine(url, connect_args={"check_same_thread": False})
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database is not None:
+            _private_sqlite_file(database)
             _install_sqlite_pragmas(engine, checkpoint_pages=BACKSTOP_CHECKPOINT_PAGES)
             checkpointer = _CHECKPOINTERS[engine] = WalCheckpointer(database)
             checkpointer.start()
@@ -191,6 +235,9 @@ def make_engine(url: str) -> Engine:
 def make_single_use_engine(url: str) -> Engine:
     """An engine without a pool, for CLI commands and migrations that run once and exit."""
     if is_sqlite(url):
+        database = _sqlite_file_path(url)
+        if database is not None:
+            _private_sqlite_file(database)
         engine = create_engine(url, poolclass=NullPool)
         _install_sqlite_pragmas(engine)
         return engine

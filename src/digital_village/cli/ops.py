@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from digital_village import audit
 from digital_village.cli.common import console, fail, load_settings, transaction
 from digital_village.config import Settings
-from digital_village.db import is_sqlite
+from digital_village.db import is_sqlite, private_file
 from digital_village.ledger import keys
 
 
@@ -53,11 +53,17 @@ def backup(
         if not source_path.exists():
             fail(f"no database at {source_path}; nothing to back up", code=2)
         partial = out.with_name(out.name + ".partial")
+        partial.unlink(missing_ok=True)
+        private_file(partial)  # it holds names, phones and token hashes
         with sqlite3.connect(source_path) as source, sqlite3.connect(partial) as target:
             source.backup(target)  # a consistent snapshot, even while the server writes
         partial.replace(out)
     else:
-        _run(["pg_dump", "--format=custom", "--no-owner", f"--file={out}", _libpq_url(url)])
+        partial = out.with_name(out.name + ".partial")
+        partial.unlink(missing_ok=True)
+        private_file(partial)  # pg_dump writes into it and keeps its mode
+        _run(["pg_dump", "--format=custom", "--no-owner", f"--file={partial}", _libpq_url(url)])
+        partial.replace(out)
     console.print(f"backed up {make_url(url).render_as_string()} to {out}")
     console.print(
         f"the ledger signing key is not in the backup: keep {settings.effective_ledger_key_path} "
@@ -78,7 +84,7 @@ def restore(
         target_path = _sqlite_path(url)
         if target_path.exists() and not yes:
             fail(f"{target_path} exists; pass --yes to replace it with the backup", code=2)
-        target_path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(target_path)
         with sqlite3.connect(backup_file) as source, sqlite3.connect(target_path) as target:
             source.backup(target)
     else:
