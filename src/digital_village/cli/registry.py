@@ -9,12 +9,21 @@ from typing import Annotated
 import typer
 
 from digital_village.auth.actor import Actor
-from digital_village.cli.common import console, fail, load_settings, print_json, require_migrated
+from digital_village.cli.common import (
+    console,
+    fail,
+    load_settings,
+    print_json,
+    require_migrated,
+    transaction,
+)
 from digital_village.db import Database
 from digital_village.errors import DomainError
 from digital_village.ledger.log import Ledger
+from digital_village.registry.export import export_package
 from digital_village.registry.importer import ImportReport, import_package
 from digital_village.registry.package import read_package
+from digital_village.registry.writer import zip_folder
 
 app = typer.Typer(
     help="The county's 确权 registry: NY/T 2539 exchange packages in and out.",
@@ -101,3 +110,36 @@ def _print(report: ImportReport) -> None:
             console.print(f"  {where}{field}: {r.reason}", highlight=False)
         if len(report.rejected) > 200:
             console.print(f"  … and {len(report.rejected) - 200} more (--json lists all)")
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", help="A folder to write, or a .zip file.")],
+    village: Annotated[
+        str | None, typer.Option(help="Only this township (9), village (12) or county (6).")
+    ] = None,
+    fbfbm: Annotated[str | None, typer.Option(help="Only this 发包方 (14 digits).")] = None,
+) -> None:
+    """Write the registry as the county's package: DK layer (.shp with .prj and .cpg in the
+    CGCS2000 3° GK zone) and the FBF, CBF, CBF_JTCY, CBHT, CBJYQZ, CBDKXX tables (.dbf, .csv).
+
+    The tables hold names and ID numbers: the export is for the county's own systems.
+    """
+    if village and fbfbm:
+        fail("give --village or --fbfbm, not both", code=2)
+    zipped = out.suffix.lower() == ".zip"
+    if zipped and not out.parent.is_dir():
+        fail(f"--out {out}: there is no folder {out.parent}", code=2)
+    if not zipped and out.exists() and any(out.iterdir()):
+        fail(f"--out {out} is a folder that is not empty", code=2)
+    with transaction(load_settings()) as session:
+        if zipped:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="dv-export-") as scratch:
+                done = export_package(session, folder=Path(scratch), scope=village or fbfbm)
+                zip_folder(Path(scratch), out)
+        else:
+            done = export_package(session, folder=out, scope=village or fbfbm)
+    listed = ", ".join(f"{name} {count}" for name, count in done.counts.items())
+    console.print(f"wrote {out} (EPSG:{done.epsg}): {listed}", highlight=False)
