@@ -6,7 +6,7 @@
     python scripts/bench_pages.py --postgres postgresql+psycopg://postgres@127.0.0.1/postgres
 
 A fresh database gets one cooperative's whole season, recorded through the real services
-(``web.season.record_season``: ten field events on three parcels, a corrected harvest,
+(``demo.oil_season.record_season``: ten field events on three parcels, a corrected harvest,
 pressing, bottling into serialised 5 L bottles, an inspection, a 合格证, two soil probes
 reporting every hour for seven months, sealed day by day). Then:
 
@@ -68,13 +68,13 @@ from digital_village.app import create_app
 from digital_village.auth.actor import Actor
 from digital_village.config import Settings
 from digital_village.db import Database, make_engine
+from digital_village.demo import oil_season as seasons
 from digital_village.ledger import keys
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.parcels.geometry import to_lonlat
 from digital_village.regions import service as regions
 from digital_village.web import STATIC_DIR, consumer, labels
-from digital_village.web import season as seasons
 
 BASE = "https://bench.dv.example"
 ORIGIN = "bench.digital-village.example/ledger"

@@ -29,8 +29,8 @@ from digital_village.iot.readings import CHINA_TIME, local_day
 from digital_village.iot.shapes import METRIC_CODES
 from digital_village.ledger.models import LedgerEntry
 from digital_village.trace import builders
-from digital_village.trace.events import EVENT_KIND
 from digital_village.trace.models import Event
+from digital_village.trace.store import EVENT_KIND
 
 BATCH = 200  # readings per ingest request
 METRICS = ("soil_moisture", "soil_temperature")

@@ -32,6 +32,7 @@ from digital_village.config import Settings
 from digital_village.db import Database, make_engine
 from digital_village.ledger import keys
 from digital_village.ledger.log import EntryIn, Ledger
+from digital_village.web import i18n
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "e2e"
@@ -126,11 +127,11 @@ def add_test_routes(app: FastAPI) -> None:
 
     @app.get("/test/verify/{index}", response_class=HTMLResponse)
     def verify_page(index: int, lang: str | None = None, vkey: str | None = None) -> HTMLResponse:
-        language = web.pick_language(lang)
+        language = i18n.pick_language(lang)
         panel = (
             web.templates()
             .get_template("_verify_panel.html")
-            .render(t=web.messages(language), lang=language, entry_index=index, vkey=vkey)
+            .render(t=i18n.messages(language), lang=language, entry_index=index, vkey=vkey)
         )
         return HTMLResponse(
             TEST_PAGE.format(lang=language, panel=panel),

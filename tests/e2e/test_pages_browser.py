@@ -1,5 +1,5 @@
 """The consumer and parcel pages in Debian's Chromium at a phone's size, against a live server
-holding a whole recorded season (web/season.py).
+holding a whole recorded season (demo/oil_season.py).
 
 The consumer page must say "verified" only when the browser's own check of the lot's latest
 ledger entry passed, and fail visibly once that entry is edited in the database; a farmer
@@ -21,9 +21,9 @@ from sqlalchemy import select, update
 
 from digital_village.app import create_app
 from digital_village.db import Database
+from digital_village.demo import oil_season as seasons
 from digital_village.ledger.models import LedgerEntry
 from digital_village.trace.models import Event
-from digital_village.web import season as seasons
 from tests.e2e.conftest import ARTIFACTS, LiveServer, watch_policy
 from tests.web.conftest import PERSONAL, Pages, make_pages
 

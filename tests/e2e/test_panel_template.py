@@ -12,12 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from digital_village import web
+from digital_village.web import i18n
 
 PANEL = "_verify_panel.html"
 
 
 def render(language: str, **context: object) -> str:
-    values: dict[str, object] = {"t": web.messages(language), "lang": language, "entry_index": 7}
+    values: dict[str, object] = {"t": i18n.messages(language), "lang": language, "entry_index": 7}
     values.update(context)
     return web.templates().get_template(PANEL).render(**values)
 
@@ -60,16 +61,16 @@ def test_values_are_escaped_and_the_base_url_and_pinned_key_are_carried() -> Non
 
 
 def test_every_language_has_only_known_keys_and_zh_cn_has_all() -> None:
-    default = set(web.MESSAGES[web.DEFAULT_LANGUAGE])
-    for language, table in web.MESSAGES.items():
+    default = set(i18n.MESSAGES[i18n.DEFAULT_LANGUAGE])
+    for language, table in i18n.MESSAGES.items():
         assert set(table) <= default, f"{language} has keys zh-CN lacks: {set(table) - default}"
         assert all(value.strip() for value in table.values())
-    assert set(web.messages("en")) == default
-    assert web.messages("fr") == web.messages("zh-CN")
-    for key, value in web.MESSAGES["en"].items():
+    assert set(i18n.messages("en")) == default
+    assert i18n.messages("fr") == i18n.messages("zh-CN")
+    for key, value in i18n.MESSAGES["en"].items():
         # Placeholders must match, or a translation would drop a number the script fills in.
         assert set(re.findall(r"\{\w+\}", value)) == set(
-            re.findall(r"\{\w+\}", web.MESSAGES["zh-CN"][key])
+            re.findall(r"\{\w+\}", i18n.MESSAGES["zh-CN"][key])
         ), key
 
 
@@ -87,7 +88,7 @@ def test_every_language_has_only_known_keys_and_zh_cn_has_all() -> None:
     ],
 )
 def test_pick_language(requested: str | None, accept: str | None, expected: str) -> None:
-    assert web.pick_language(requested, accept) == expected
+    assert i18n.pick_language(requested, accept) == expected
 
 
 def test_static_files_are_served_by_the_app(client: TestClient) -> None:

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 from digital_village import audit
 from digital_village.config import Settings
 from digital_village.db import Database
+from digital_village.demo import oil_season as seasons
 from digital_village.iot.models import Reading, ReadingSeal
 from digital_village.ledger.log import Ledger
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry
 from digital_village.parcels.models import Parcel
 from digital_village.trace.models import Event
-from digital_village.web import season as seasons
 from tests.factories import build_world
 from tests.web.conftest import BASE, field, register_fields
 

@@ -30,12 +30,12 @@ from pypdf import PdfReader
 from sqlalchemy import Connection, func, select
 
 from digital_village.api import docs
+from digital_village.demo import oil_season as seasons
 from digital_village.iot import shapes
 from digital_village.iot.models import Reading
 from digital_village.ledger.models import LedgerEntry
 from digital_village.parcels.models import Parcel
 from digital_village.web import STATIC_DIR
-from digital_village.web import season as seasons
 from tests.factories import GROUP, OTHER_VILLAGE, VILLAGE
 from tests.web.conftest import Pages
 

@@ -17,8 +17,7 @@ from digital_village.labels.digital_link import gtin_check_digit
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.parcels.geometry import to_lonlat
-from digital_village.trace import builders
-from digital_village.trace import service as products
+from digital_village.trace import builders, products
 from digital_village.trace.digital_link import check_digit
 from tests.conftest import World
 from tests.factories import GROUP, OTHER_VILLAGE

@@ -9,7 +9,7 @@ from jsonschema import Draft7Validator
 from typer.testing import CliRunner
 
 from digital_village.cli.main import app
-from digital_village.trace import sample_season
+from digital_village.demo import village_season
 from tests.trace.test_epcis import FORMATS, SCHEMA_PATH
 
 runner = CliRunner()
@@ -25,7 +25,7 @@ def test_the_demo_season_and_dv_trace(cli_env: Path, tmp_path: Path) -> None:
     code, output = dv("demo", "--no-serve", "--fixtures", str(FIXTURES))
     assert code == 0, output
     assert "A season on the chain" in output and "合格证" in output
-    bottles = (sample_season.OIL_5L, output.split(f"{sample_season.OIL_5L}/")[1].split()[0])
+    bottles = (village_season.OIL_5L, output.split(f"{village_season.OIL_5L}/")[1].split()[0])
     code, shown = dv("trace", "show", *bottles, "--json")
     assert code == 0, shown
     graph = json.loads(shown)
@@ -57,11 +57,11 @@ def test_the_demo_season_and_dv_trace(cli_env: Path, tmp_path: Path) -> None:
     assert code == 1 and "check digit" in output
     code, listed = dv("trace", "products", "list", "--json")
     assert "06923456000414" in {row["gtin"] for row in json.loads(listed)}
-    year, _ = sample_season.seasons(sample_season.parcels.today())
+    year, _ = village_season.seasons(village_season.parcels.today())
     code, output = dv(
         "trace",
         "certificate",
-        sample_season.OIL,
+        village_season.OIL,
         f"CY{year}-01",
         "--contact",
         "0838-6200009",

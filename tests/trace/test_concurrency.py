@@ -20,8 +20,7 @@ from digital_village.errors import Conflict
 from digital_village.ledger import keys
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
-from digital_village.trace import builders, capture
-from digital_village.trace import service as products
+from digital_village.trace import builders, capture, products
 from digital_village.trace.epcis import parse_event
 from digital_village.trace.models import Event, Lot
 from tests.factories import GROUP, build_world

@@ -1,6 +1,6 @@
 """Page fixtures: one database per backend holding a whole recorded season, built once.
 
-The season (``web.season.record_season``: sowing to bottling, a corrected harvest, a
+The season (``demo.oil_season.record_season``: sowing to bottling, a corrected harvest, a
 certificate, soil probes sealed day by day) has every kind of step the pages show. It is
 committed once per test session into a database of its own; each test then works in a
 transaction on it that is rolled back, so tests stay independent (scans, posted events) and fast.
@@ -25,11 +25,11 @@ from digital_village.app import create_app
 from digital_village.auth.actor import Actor
 from digital_village.config import Settings
 from digital_village.db import Database, make_engine
+from digital_village.demo import oil_season as seasons
 from digital_village.ledger import keys
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.parcels.geometry import to_lonlat
-from digital_village.web import season as seasons
 from tests.conftest import PostgresServer, World
 from tests.factories import GROUP, OTHER_VILLAGE, build_world
 

@@ -8,8 +8,8 @@ import re
 
 from fastapi.testclient import TestClient
 
+from digital_village.demo import oil_season as seasons
 from digital_village.trace.vocab import DV_BIZSTEP
-from digital_village.web import season as seasons
 from tests.web.conftest import BASE, PERSONAL, Pages, html_of
 
 

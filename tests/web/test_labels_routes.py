@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from digital_village.app import create_app
 from digital_village.cli.main import app as dv
 from digital_village.db import Database
-from digital_village.web import season as seasons
+from digital_village.demo import oil_season as seasons
 from tests.web.conftest import BASE, Pages
 
 

@@ -10,10 +10,10 @@ from html.parser import HTMLParser
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, func, select
 
+from digital_village.demo import oil_season as seasons
 from digital_village.ledger.models import LedgerEntry
 from digital_village.trace import builders
 from digital_village.trace.models import Event
-from digital_village.web import season as seasons
 from tests.web.conftest import BASE, PERSONAL, Pages, html_of
 
 

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft7Validator
 
+from digital_village.demo import oil_season as seasons
 from digital_village.web import linkset
-from digital_village.web import season as seasons
 from tests.web.conftest import BASE, Pages
 
 GS1 = "https://gs1.org/voc/"

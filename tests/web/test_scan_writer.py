@@ -21,8 +21,8 @@ from sqlalchemy.exc import OperationalError
 
 from digital_village.app import create_app
 from digital_village.db import Database
+from digital_village.demo import oil_season as seasons
 from digital_village.web import scans
-from digital_village.web import season as seasons
 from digital_village.web.models import Scan
 from tests.web.conftest import BASE, Pages, client_at
 

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
+from digital_village.demo import oil_season as seasons
 from digital_village.web import scans
-from digital_village.web import season as seasons
 from digital_village.web.models import Scan
 from tests.web.conftest import Pages, client_at
 

@@ -15,7 +15,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from digital_village.web import season as seasons
+from digital_village.demo import oil_season as seasons
 from tests.web.conftest import Pages
 
 HTML = {"Accept": "text/html"}

@@ -224,8 +224,8 @@ def test_work_recorded_late_on_the_lots_field_rebuilds_its_page(
 def test_the_scope_of_a_lot_reaches_its_inputs_and_their_fields(
     pages_db: Pages, pages_connection: Any
 ) -> None:
-    from digital_village.trace import service as products
-    from digital_village.web import season as seasons
+    from digital_village.demo import oil_season as seasons
+    from digital_village.trace import products
 
     with Session(pages_connection) as session:
         lot = products.get_lot(session=session, gtin=seasons.BOTTLE, lot=pages_db.season.bottle_lot)

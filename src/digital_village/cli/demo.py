@@ -31,8 +31,8 @@ class DemoSummary:
     parcels_added: int = 0
     already_loaded: bool = False
     tokens: dict[str, str] = field(default_factory=dict)
-    season: Any = None  # trace.sample_season.SeasonSummary once the season is on the chain
-    net: Any = None  # iot.sample_net.NetSummary once the probes and their readings are in
+    season: Any = None  # demo.village_season.SeasonSummary once the season is on the chain
+    net: Any = None  # demo.village_net.NetSummary once the probes and their readings are in
 
 
 def default_fixture_dir() -> Path:
@@ -108,7 +108,7 @@ def load_sample_village(settings: Settings, fixture_dir: Path) -> DemoSummary:
 
 def _record_sample_net(settings: Settings, summary: DemoSummary) -> None:
     """Three soil probes on sample fields and a season of their readings, sealed (once)."""
-    from digital_village.iot import sample_net
+    from digital_village.demo import village_net
     from digital_village.ledger.log import Ledger
     from digital_village.parcels import service as parcels
 
@@ -118,7 +118,7 @@ def _record_sample_net(settings: Settings, summary: DemoSummary) -> None:
             select(Cooperative).where(Cooperative.uscc == summary.cooperative_uscc)
         )
         assert cooperative is not None
-        summary.net = sample_net.record_sample_net(
+        summary.net = village_net.record_sample_net(
             session=session, ledger=ledger, cooperative_id=cooperative.id, today=parcels.today()
         )
 
@@ -129,10 +129,10 @@ SAMPLE_HOLDINGS_FROM = dt.date(2020, 1, 1)
 
 
 def _record_sample_season(settings: Settings, summary: DemoSummary) -> None:
-    """Put a season of rapeseed and rice on the chain, once (see trace.sample_season)."""
+    """Put a season of rapeseed and rice on the chain, once (see demo.village_season)."""
+    from digital_village.demo import village_season
     from digital_village.ledger.log import Ledger
     from digital_village.parcels import service as parcels
-    from digital_village.trace import sample_season
 
     ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
     with transaction(settings) as session:
@@ -140,7 +140,7 @@ def _record_sample_season(settings: Settings, summary: DemoSummary) -> None:
             select(Cooperative).where(Cooperative.uscc == summary.cooperative_uscc)
         )
         assert cooperative is not None
-        summary.season = sample_season.record_sample_season(
+        summary.season = village_season.record_sample_season(
             session=session,
             ledger=ledger,
             cooperative_id=cooperative.id,
@@ -234,8 +234,7 @@ def _print_net(summary: DemoSummary, base: str) -> None:
 def _print_pages(summary: DemoSummary, settings: Settings, base: str) -> None:
     """The consumer page of a real bottle of the season, and a parcel sign's page."""
     from digital_village.parcels import service as parcels
-    from digital_village.trace import lineage
-    from digital_village.trace import service as products
+    from digital_village.trace import lineage, products
 
     season = summary.season
     if season is None or "bottles" not in season.lots:

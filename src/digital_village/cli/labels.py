@@ -18,7 +18,7 @@ from digital_village.auth.actor import Actor
 from digital_village.cli.common import console, fail, load_settings, transaction
 from digital_village.errors import DomainError
 from digital_village.labels import qr
-from digital_village.trace import service as products
+from digital_village.trace import products
 from digital_village.web import labels as web_labels
 
 

@@ -17,7 +17,7 @@ from digital_village.cli.common import console, fail, load_settings, print_json,
 from digital_village.ledger.log import Ledger
 from digital_village.regions import service as regions
 from digital_village.trace import capture as capturing
-from digital_village.trace import service, tracing
+from digital_village.trace import products, tracing
 from digital_village.trace.epcis import EPCISParseError, parse_document
 
 app = typer.Typer(help="The chain: products, EPCIS events, lots and trace.", no_args_is_help=True)
@@ -35,7 +35,7 @@ def add_product(
     gtin: Annotated[str, typer.Argument(help="GTIN-8, 12, 13 or 14, with its check digit.")],
     name: Annotated[str, typer.Argument(help="What the label says, e.g. 天府菜油 5 L.")],
     category: Annotated[
-        str, typer.Option(help=f"One of: {', '.join(service.CATEGORIES)}.")
+        str, typer.Option(help=f"One of: {', '.join(products.CATEGORIES)}.")
     ] = "other",
     cooperative: Annotated[
         str, typer.Option(help="Owning cooperative: 统一社会信用代码 or id.")
@@ -59,7 +59,7 @@ def add_product(
     ledger = _ledger()
     with transaction(settings) as session:
         coop = regions.find_cooperative(session=session, key=cooperative)
-        product = service.register_product(
+        product = products.register_product(
             session=session,
             ledger=ledger,
             actor=Actor.operator(),
@@ -89,7 +89,7 @@ def list_products(
                 "unit": p.unit,
                 "cooperative_id": str(p.cooperative_id),
             }
-            for p in service.list_products(session=session)
+            for p in products.list_products(session=session)
         ]
     if as_json:
         print_json(rows)
@@ -248,7 +248,7 @@ def certificate(
     lot: Annotated[str, typer.Argument(help="The lot number (AI 10).")],
     contact: Annotated[str, typer.Option(help="The issuer's phone number.")],
     basis: Annotated[
-        list[str], typer.Option(help=f"承诺依据 (repeatable): {', '.join(service.BASIS)}.")
+        list[str], typer.Option(help=f"承诺依据 (repeatable): {', '.join(products.BASIS)}.")
     ],
     quantity: Annotated[float | None, typer.Option(help="Default: what is left.")] = None,
     origin: Annotated[str | None, typer.Option(help="产地; default from the parcels.")] = None,
@@ -257,8 +257,8 @@ def certificate(
     settings = load_settings()
     ledger = _ledger()
     with transaction(settings) as session:
-        row = service.get_lot(session=session, gtin=gtin, lot=lot)
-        issued = service.issue_certificate(
+        row = products.get_lot(session=session, gtin=gtin, lot=lot)
+        issued = products.issue_certificate(
             session=session,
             ledger=ledger,
             actor=Actor.operator(),
@@ -274,6 +274,6 @@ def certificate(
             f"承诺达标合格证 {issued.number}: {issued.product_name} {issued.quantity:g} "
             f"{issued.unit}, 产地 {issued.origin}, {issued.issued_on:%Y-%m-%d}"
         )
-        qr = service.certificate_uri(settings.public_base_url, issued.number)
+        qr = products.certificate_uri(settings.public_base_url, issued.number)
     console.print(line, highlight=False)
     console.print(f"QR: {qr}", highlight=False)

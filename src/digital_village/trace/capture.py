@@ -21,9 +21,7 @@ from digital_village.auth.models import Role
 from digital_village.db import utcnow
 from digital_village.errors import Conflict, Forbidden, Invalid, PayloadTooLarge
 from digital_village.ledger.log import EntryIn, Ledger
-from digital_village.trace import event_hash, lineage
-from digital_village.trace import events as store
-from digital_village.trace import service as products
+from digital_village.trace import event_hash, lineage, products, store
 from digital_village.trace.epcis import (
     EventModel,
     default_context,

@@ -22,8 +22,7 @@ from digital_village.errors import DomainError, Invalid, UnsupportedMediaType
 from digital_village.labels import qr
 from digital_village.ledger.dependencies import LedgerDep
 from digital_village.trace import capture as capturing
-from digital_village.trace import epcis_xml, service, tracing
-from digital_village.trace import events as store
+from digital_village.trace import epcis_xml, products, store, tracing
 from digital_village.trace.epcis import (
     EPCISParseError,
     EventModel,
@@ -100,7 +99,7 @@ def register_product(
         raise Invalid(
             "cooperative_id is needed: which cooperative owns the product", field="cooperative_id"
         )
-    product = service.register_product(
+    product = products.register_product(
         session=session,
         ledger=ledger,
         actor=actor,
@@ -120,14 +119,14 @@ def register_product(
 @router.get("/products", response_model=list[ProductOut])
 def list_products(session: SessionDep, cooperative_id: int | None = None) -> list[ProductOut]:
     """Registered products (public)."""
-    rows = service.list_products(session=session, cooperative_id=cooperative_id)
+    rows = products.list_products(session=session, cooperative_id=cooperative_id)
     return [ProductOut.of(row) for row in rows]
 
 
 @router.get("/products/{gtin}", response_model=ProductOut)
 def get_product(gtin: str, session: SessionDep) -> ProductOut:
     """One product by GTIN (public)."""
-    return ProductOut.of(service.get_product(session=session, gtin=gtin))
+    return ProductOut.of(products.get_product(session=session, gtin=gtin))
 
 
 @router.patch("/products/{gtin}", response_model=ProductOut)
@@ -135,7 +134,7 @@ def update_plausibility(
     gtin: str, body: PlausibilityIn, session: SessionDep, actor: ActorDep
 ) -> ProductOut:
     """Change the ranges behind the plausibility flags (admin, or the product's manager)."""
-    product = service.update_plausibility(
+    product = products.update_plausibility(
         session=session,
         actor=actor,
         gtin=gtin,
@@ -456,9 +455,9 @@ def _rfc3339(moment: dt.datetime) -> str:
 @router.get("/lots/{gtin}/{lot}", response_model=LotOut)
 def get_lot(gtin: str, lot: str, session: SessionDep, settings: SettingsDep) -> LotOut:
     """A lot: what was made, what is left, its items and certificates (public)."""
-    row = service.get_lot(session=session, gtin=gtin, lot=lot)
-    product = service.get_product(session=session, gtin=row.gtin)
-    certificates = service.certificates_of_lot(session=session, lot_id=row.id)
+    row = products.get_lot(session=session, gtin=gtin, lot=lot)
+    product = products.get_product(session=session, gtin=row.gtin)
+    certificates = products.certificates_of_lot(session=session, lot_id=row.id)
     return LotOut(
         gtin=row.gtin,
         lot=row.lot,
@@ -467,11 +466,11 @@ def get_lot(gtin: str, lot: str, session: SessionDep, settings: SettingsDep) -> 
         category=product.category,
         origin=row.origin,
         quantity=row.produced,
-        remaining=service.remaining(row),
+        remaining=products.remaining(row),
         unit=product.unit,
         produced_at=row.produced_at,
         cooperative_id=row.cooperative_id,
-        items=service.count_units(session=session, lot_id=row.id),
+        items=products.count_units(session=session, lot_id=row.id),
         certificates=[c.number for c in certificates],
         trace=f"/api/v1/trace/{row.gtin}/{row.lot}",
         epcis=f"/api/v1/lots/{row.gtin}/{row.lot}/epcis",
@@ -499,10 +498,10 @@ def issue_certificate(
     settings: SettingsDep,
 ) -> CertificateOut:
     """Issue a 承诺达标合格证 for the lot (admin, or the manager of its cooperative)."""
-    row = service.get_lot(session=session, gtin=gtin, lot=lot)
+    row = products.get_lot(session=session, gtin=gtin, lot=lot)
     actor.require_cooperative(row.cooperative_id)
     origin = body.origin or tracing.origin_of_lot(session=session, lot=row)
-    certificate = service.issue_certificate(
+    certificate = products.issue_certificate(
         session=session,
         ledger=ledger,
         actor=actor,
@@ -526,8 +525,8 @@ def issue_certificate(
 @router.get("/certificates/{number}", response_model=CertificateOut)
 def get_certificate(number: str, session: SessionDep, settings: SettingsDep) -> CertificateOut:
     """A 承诺达标合格证 as printed (public: what its QR code opens)."""
-    certificate = service.get_certificate(session=session, number=number)
-    row = service.lots_by_id(session=session, ids=[certificate.lot_id])[certificate.lot_id]
+    certificate = products.get_certificate(session=session, number=number)
+    row = products.lots_by_id(session=session, ids=[certificate.lot_id])[certificate.lot_id]
     return CertificateOut.of(
         certificate,
         row,
@@ -547,8 +546,8 @@ def certificate_qr(
     number: str, fmt: Literal["png", "svg"], session: SessionDep, settings: SettingsDep
 ) -> Response:
     """The QR code printed on a 承诺达标合格证, 25 mm wide: it opens the certificate (public)."""
-    certificate = service.get_certificate(session=session, number=number)
-    uri = service.certificate_uri(settings.public_base_url, certificate.number)
+    certificate = products.get_certificate(session=session, number=number)
+    uri = products.certificate_uri(settings.public_base_url, certificate.number)
     if fmt == "png":
         return Response(qr.png(uri), media_type="image/png", headers=QR_HEADERS)
     return Response(qr.svg(uri), media_type="image/svg+xml", headers=QR_HEADERS)

@@ -36,9 +36,7 @@ from digital_village.errors import Conflict, DomainError, Forbidden, Invalid
 from digital_village.parcels import service as parcels
 from digital_village.parcels.service import Holding, ParcelFacts
 from digital_village.regions import service as regions
-from digital_village.trace import events as store
-from digital_village.trace import lineage
-from digital_village.trace import service as products
+from digital_village.trace import lineage, products, store
 from digital_village.trace.epcis import (
     AggregationEvent,
     EventModel,
@@ -58,7 +56,7 @@ from digital_village.trace.identifiers import (
     parse_gtin_identifier,
 )
 from digital_village.trace.models import Event, Lot, Product, Unit
-from digital_village.trace.service import QUANTITY_EPSILON
+from digital_village.trace.products import QUANTITY_EPSILON
 from digital_village.trace.vocab import (
     DV_PREFIX,
     FERTILIZING,

@@ -13,7 +13,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from digital_village.trace import service
+from digital_village.trace import products
 from digital_village.trace.capture import CapturedEvent
 from digital_village.trace.models import Certificate, Lot, Product
 
@@ -42,7 +42,7 @@ class ProductIn(BaseModel):
     )
     name: str = Field(min_length=1, max_length=200, examples=["天府菜油 5 L"])
     category: str = Field(
-        description=f"one of: {', '.join(service.CATEGORIES)}", examples=["rapeseed_oil"]
+        description=f"one of: {', '.join(products.CATEGORIES)}", examples=["rapeseed_oil"]
     )
     cooperative_id: int | None = Field(
         default=None, description="owning cooperative; a manager's own by default"
@@ -189,7 +189,7 @@ class CertificateIn(BaseModel):
 
     contact: str = Field(min_length=1, max_length=40, description="the issuer's phone")
     basis: list[str] = Field(
-        min_length=1, description=f"承诺依据, any of: {', '.join(service.BASIS)}"
+        min_length=1, description=f"承诺依据, any of: {', '.join(products.BASIS)}"
     )
     origin: str | None = Field(
         default=None, max_length=200, description="产地; by default from the lot's parcels"
@@ -240,11 +240,11 @@ class CertificateOut(BaseModel):
             issued_on=certificate.issued_on,
             issuer=certificate.issuer,
             contact=certificate.contact,
-            basis=[Labelled(code=code, label=service.BASIS[code]) for code in basis],
+            basis=[Labelled(code=code, label=products.BASIS[code]) for code in basis],
             commitments=[
-                Labelled(code=code, label=service.COMMITMENTS[code]) for code in commitments
+                Labelled(code=code, label=products.COMMITMENTS[code]) for code in commitments
             ],
-            qr_uri=service.certificate_uri(base_url, certificate.number),
+            qr_uri=products.certificate_uri(base_url, certificate.number),
             qr_code=f"/api/v1/certificates/{certificate.number}/qr.png",
             lot_uri=lot_uri,
             ledger_seq=certificate.ledger_seq,

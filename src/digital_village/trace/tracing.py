@@ -26,9 +26,7 @@ from digital_village.errors import DomainError, Invalid
 from digital_village.parcels import service as parcels
 from digital_village.parcels.codes import CodeError, parse_dkbm
 from digital_village.regions import service as regions
-from digital_village.trace import events as store
-from digital_village.trace import lineage, plausibility
-from digital_village.trace import service as products
+from digital_village.trace import lineage, plausibility, products, store
 from digital_village.trace.epcis import default_context
 from digital_village.trace.identifiers import convert, parcel_uri, serial_uri
 from digital_village.trace.models import Event, Lot, LotParcel, Product, Unit

@@ -2,9 +2,9 @@
 
 ``consumer_view`` builds a :class:`ConsumerView` — plain data, no HTML — from the services the
 API uses: the backward trace of the lot (``trace.tracing``), the events' EPCIS JSON as recorded
-on the ledger (``trace.events``), the parcels and their region names (``parcels``,
+on the ledger (``trace.store``), the parcels and their region names (``parcels``,
 ``regions``), the daily soil readings of each parcel over the season (``iot.queries``) and the
-lot's 承诺达标合格证 (``trace.service``). The template turns it into words of the reader's
+lot's 承诺达标合格证 (``trace.products``). The template turns it into words of the reader's
 language.
 
 What is shown is the corrected history: an event declared erroneous (EPCIS errorDeclaration)
@@ -33,9 +33,7 @@ from digital_village.ledger import log as ledger_log
 from digital_village.parcels import geometry, landuse
 from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions
-from digital_village.trace import events as store
-from digital_village.trace import service as products
-from digital_village.trace import tracing
+from digital_village.trace import products, store, tracing
 from digital_village.trace.identifiers import IdentifierError, parse_gtin_identifier
 from digital_village.trace.models import Lot, Product
 from digital_village.trace.vocab import farm_step

@@ -29,8 +29,7 @@ from digital_village.parcels import service as parcels
 from digital_village.parcels.codes import CodeError, parse_dkbm
 from digital_village.parcels.models import Parcel, ParcelHolding, ParcelStatus
 from digital_village.regions import service as regions
-from digital_village.trace import events as store
-from digital_village.trace import service as products
+from digital_village.trace import products, store
 from digital_village.trace.models import EventParcel, Product
 from digital_village.trace.vocab import DV_BIZSTEP
 from digital_village.web import consumer, drawing, linkset, pages

@@ -32,8 +32,7 @@ from digital_village.labels import qr, sheet
 from digital_village.labels.digital_link import DigitalLinkError
 from digital_village.parcels import service as parcels
 from digital_village.parcels.codes import CodeError, parse_dkbm
-from digital_village.trace import lineage
-from digital_village.trace import service as products
+from digital_village.trace import lineage, products
 from digital_village.web import pages
 from digital_village.web.consumer import CHINA
 

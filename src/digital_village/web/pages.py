@@ -22,7 +22,7 @@ from fastapi.responses import Response
 
 from digital_village import web
 from digital_village.api.problems import problem
-from digital_village.web import linkset
+from digital_village.web import i18n, linkset
 
 GZIP_MIN_BYTES: Final = 1400  # below one packet, compressing gains nothing
 # Level 1: a page comes out ~15 % larger than at level 6, in a quarter of the time.
@@ -40,7 +40,7 @@ _CARRIED: Final = frozenset({"linkType"})
 
 def language_of(request: Request) -> str:
     """The page language for this request (zh-CN unless asked otherwise)."""
-    return web.pick_language(
+    return i18n.pick_language(
         request.query_params.get("lang"), request.headers.get("accept-language")
     )
 
@@ -75,7 +75,7 @@ def page(
         )
     body = render(
         name,
-        t=web.messages(language),
+        t=i18n.messages(language),
         lang=language,
         other_lang_url=other_language_url(request, language),
         **context,
@@ -171,7 +171,7 @@ def error(
 ) -> Response:
     """A failed request: a page for a browser, problem+json for everyone else."""
     if linkset.prefers_html(request.headers.get("accept")):
-        headline = web.messages(language).get(f"error_{status}", detail)
+        headline = i18n.messages(language).get(f"error_{status}", detail)
         return page(
             request,
             "error.html",

@@ -63,10 +63,9 @@ from digital_village.errors import DomainError, NotFound
 from digital_village.labels.digital_link import DigitalLink, DigitalLinkError, parse_digital_link
 from digital_village.ledger import log as ledger_log
 from digital_village.regions import service as regions
-from digital_village.trace import lineage, tracing
-from digital_village.trace import service as products
+from digital_village.trace import lineage, products, tracing
 from digital_village.trace.models import Lot
-from digital_village.web import consumer, linkset, pages, scans, views
+from digital_village.web import consumer, i18n, linkset, pages, scans, views
 from digital_village.web.linkset import LinkContext, Target
 
 router = APIRouter(tags=["resolver"])
@@ -727,7 +726,7 @@ def _page(
     headers: dict[str, str],
 ) -> Response | _Unfinished:
     headers = {**headers, "Cache-Control": "no-cache"}
-    t = web.messages(language)
+    t = i18n.messages(language)
     if facts.lot is None:
         session = reads.session
         product = products.get_product(session=session, gtin=facts.gtin)
@@ -823,7 +822,7 @@ def _page(
 
 async def _finish(request: Request, state: ResolverState, page: _Unfinished) -> Response:
     """Store the request's scan (waiting for its commit), then render the two blocks."""
-    t = web.messages(page.language)
+    t = i18n.messages(page.language)
     flags = page.flags
     summary = None
     if page.scan is not None:

@@ -32,9 +32,8 @@ from typing import Any, Final, Generic, TypeVar
 from sqlalchemy.orm import Session
 
 from digital_village.ledger import log as ledger_log
-from digital_village.trace import events as event_store
-from digital_village.trace import lineage
-from digital_village.trace import service as products
+from digital_village.trace import lineage, products
+from digital_village.trace.store import named_between
 
 V = TypeVar("V")
 KEEP_SECONDS: Final = 300.0
@@ -92,7 +91,7 @@ def chain_touches(session: Session, start: int, stop: int) -> list[Touch]:
 def event_touches(session: Session, start: int, stop: int) -> list[Touch]:
     """An EPCIS event touches every lot it names and each of its parcels at its time; a
     correction, also what the event it corrects touched."""
-    named = event_store.named_between(session=session, start=start, stop=stop)
+    named = named_between(session=session, start=start, stop=stop)
     found = [Touch(seq, f"lot:{gtin}/{lot}") for seq, gtin, lot in named.lots]
     found += [Touch(seq, f"parcel:{dkbm}", when) for seq, dkbm, when in named.parcels]
     return found

@@ -7,12 +7,12 @@ bottles, a residue inspection and a 承诺达标合格证 — and soil probes on
 moisture and temperature all season, sealed day by day on the ledger.
 
 Everything goes through the same paths as the API: products and certificates through
-``trace.service``, events through ``trace.capture`` (EPCIS 2.0 parsing, the capture rules,
+``trace.products``, events through ``trace.capture`` (EPCIS 2.0 parsing, the capture rules,
 the ledger), devices and readings through ``iot.service`` and the daily seals through
 ``iot.seal``. The page tests, the browser tests and ``scripts/bench_pages.py`` use it: one
 small season with every kind of step the pages show, a correction and a certificate. (``dv
-demo`` records the sample village's larger season with ``trace.sample_season`` and
-``iot.sample_net``; its pages were checked by hand in Chromium.)
+demo`` records the sample village's larger season with ``demo.village_season`` and
+``demo.village_net``; its pages were checked by hand in Chromium.)
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from digital_village.iot import service as iot
 from digital_village.labels.digital_link import gtin_check_digit
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels_service
-from digital_village.trace import builders, capture, tracing
-from digital_village.trace import service as products
+from digital_village.trace import builders, capture, products, tracing
 from digital_village.trace.epcis import compute_event_id, default_context, parse_event
 from digital_village.trace.identifiers import lot_uri
 from digital_village.trace.models import Product

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from digital_village.iot import metrics, readings, sample_net, shapes
+from digital_village.demo import village_net
+from digital_village.iot import metrics, readings, shapes
 
 
 def test_a_generated_season_is_plausible_and_repeatable() -> None:
     start = dt.datetime(2025, 9, 20, 10, 30, tzinfo=readings.CHINA_TIME)
     end = start + dt.timedelta(days=365)
-    rows = sample_net.generate(device_id=9, model="LSE01", start=start, end=end, seed=9)
-    assert rows == sample_net.generate(device_id=9, model="LSE01", start=start, end=end, seed=9)
+    rows = village_net.generate(device_id=9, model="LSE01", start=start, end=end, seed=9)
+    assert rows == village_net.generate(device_id=9, model="LSE01", start=start, end=end, seed=9)
     names = {code: name for name, code in shapes.METRIC_CODES.items()}
     by_metric: dict[str, list[float]] = {}
     for device_id, metric_id, _time_ms, value, flagged in rows:

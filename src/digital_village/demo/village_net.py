@@ -48,7 +48,7 @@ class NetSummary:
 
 
 def season_start(today: dt.date) -> dt.date:
-    """Before the sowing of the last rapeseed harvested (as trace.sample_season counts it)."""
+    """Before the sowing of the last rapeseed harvested (as demo.village_season counts it)."""
     harvest_year = today.year if today >= dt.date(today.year, 6, 20) else today.year - 1
     return dt.date(harvest_year - 1, 9, 20)
 

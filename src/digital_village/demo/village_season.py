@@ -22,8 +22,7 @@ from digital_village.labels.digital_link import gtin_check_digit
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions
-from digital_village.trace import builders, capture, tracing
-from digital_village.trace import service as products
+from digital_village.trace import builders, capture, products, tracing
 from digital_village.trace.epcis import parse_document
 
 CHINA = builders.CHINA
