@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from digital_village import migrate  # noqa: E402
 from digital_village.auth.actor import Actor  # noqa: E402
 from digital_village.db import Database, make_engine  # noqa: E402
-from digital_village.iot import service, shapes  # noqa: E402
+from digital_village.iot import devices, ingest, shapes  # noqa: E402
 from digital_village.ledger import keys  # noqa: E402
 from digital_village.ledger.log import Ledger  # noqa: E402
 from digital_village.parcels import service as parcels  # noqa: E402
@@ -98,8 +98,9 @@ class Village:
     tokens: list[str]
 
 
-def make_village(url: str, data_dir: Path, devices: int) -> Village:
-    """Migrate a fresh database, make the ledger key, a parcel and ``devices`` generic devices."""
+def make_village(url: str, data_dir: Path, device_count: int) -> Village:
+    """Migrate a fresh database, make the ledger key, a parcel and ``device_count`` generic
+    devices."""
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     with engine.begin() as connection:
@@ -137,8 +138,8 @@ def make_village(url: str, data_dir: Path, devices: int) -> Village:
         dkbm = report.created[0].dkbm
         installed = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
         ids, tokens = [], []
-        for _ in range(devices):
-            made = service.register_device(
+        for _ in range(device_count):
+            made = devices.register_device(
                 session=session,
                 ledger=ledger,
                 actor=operator,
@@ -208,7 +209,7 @@ def bulk_bodies(
     tuples stored."""
     bodies: list[tuple[str, bytes]] = []
     rows: list[list[Row]] = []
-    now_ms = service.now_ms()
+    now_ms = ingest.now_ms()
     per_device = total // len(village.device_ids)
     for device_id, token in zip(village.device_ids, village.tokens, strict=True):
         # Sample times a second apart, ending two minutes ago: every key is new.
@@ -515,7 +516,7 @@ def mqtt_rate(
     with mosquitto() as (host, port, broker_pid):
         logs = [work / f"worker-{n}.log" for n in range(workers)]
         handles = [log.open("wb") for log in logs]
-        ingest = [
+        ingesters = [
             subprocess.Popen(
                 [
                     str(Path(sys.executable).with_name("dv")),
@@ -541,14 +542,14 @@ def mqtt_rate(
         ]
         try:
             deadline = time.monotonic() + 60
-            for log, worker in zip(logs, ingest, strict=True):
+            for log, worker in zip(logs, ingesters, strict=True):
                 while b"ingesting" not in log.read_bytes():
                     if time.monotonic() > deadline or worker.poll() is not None:
                         raise RuntimeError(log.read_text(errors="replace"))
                     time.sleep(0.1)
             per = messages // publishers
             jobs = list(zip(village.device_ids, village.tokens, strict=True))
-            start_ms = service.now_ms() - 120_000 - messages
+            start_ms = ingest.now_ms() - 120_000 - messages
             if publisher == "mosquitto_pub":
                 # C publishers (libmosquitto), one per device, each reading its messages from
                 # a file: the devices' side costs little of the machine, as in the field.
@@ -564,7 +565,7 @@ def mqtt_rate(
                     )
                     files.append(lines)
                 children_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
-                worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingest)
+                worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingesters)
                 broker_cpu = cpu_seconds(broker_pid) if broker_pid else 0.0
                 started = time.perf_counter()
                 for p, lines in enumerate(files):
@@ -613,7 +614,7 @@ def mqtt_rate(
                     process.start()
                 for event in ready:
                     event.wait(60)
-                worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingest)
+                worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingesters)
                 broker_cpu = cpu_seconds(broker_pid) if broker_pid else 0.0
                 started = time.perf_counter()
                 go.set()
@@ -626,7 +627,7 @@ def mqtt_rate(
                     break
                 time.sleep(0.05)
             elapsed = time.perf_counter() - started
-            worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingest) - worker_cpu
+            worker_cpu = sum(cpu_seconds(worker.pid) for worker in ingesters) - worker_cpu
             broker_cpu = (cpu_seconds(broker_pid) - broker_cpu) if broker_pid else 0.0
             if publisher == "mosquitto_pub":
                 for sender in senders:
@@ -640,12 +641,12 @@ def mqtt_rate(
                     process.join(60)
                 publishers_cpu = sum(value.value for value in used)
             memory_kb = 0
-            for worker in ingest:
+            for worker in ingesters:
                 for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
                         memory_kb = max(memory_kb, int(line.split()[1]))
         finally:
-            for worker in ingest:
+            for worker in ingesters:
                 worker.terminate()
                 worker.wait(timeout=30)
             for handle in handles:

@@ -29,7 +29,7 @@ from digital_village.auth.models import Role
 from digital_village.config import Settings
 from digital_village.db import Database, is_sqlite, make_single_use_engine
 from digital_village.errors import DomainError
-from digital_village.iot import service as iot
+from digital_village.iot import devices
 from digital_village.ledger.log import Ledger
 from digital_village.tokens import service as tokens
 
@@ -149,7 +149,7 @@ class Deployment:
             for dkbm in candidates:
                 try:
                     with session.begin_nested():
-                        made = iot.register_device(
+                        made = devices.register_device(
                             session=session,
                             ledger=ledger,
                             actor=operator,

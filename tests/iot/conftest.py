@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from digital_village.auth.actor import Actor
 from digital_village.config import Settings
 from digital_village.db import Database
-from digital_village.iot import service
+from digital_village.iot import devices
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.parcels.geometry import to_lonlat
@@ -78,7 +78,7 @@ def ledger(settings: Settings) -> Ledger:
 def farm(db: Database, world: World, ledger: Ledger) -> Farm:
     with db.transaction() as session:
         dkbms = register_fields(session, ledger, world)
-        probe = service.register_device(
+        probe = devices.register_device(
             session=session,
             ledger=ledger,
             actor=Actor.operator(),
@@ -88,7 +88,7 @@ def farm(db: Database, world: World, ledger: Ledger) -> Farm:
             cooperative=str(world.coop_a),
             installed_at=INSTALLED,
         )
-        generic = service.register_device(
+        generic = devices.register_device(
             session=session,
             ledger=ledger,
             actor=Actor.operator(),

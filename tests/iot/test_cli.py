@@ -15,7 +15,7 @@ from digital_village.cli.main import app
 from digital_village.config import Settings
 from digital_village.db import Database
 from digital_village.errors import Unauthorized
-from digital_village.iot import readings, seal, service, shapes
+from digital_village.iot import devices, ingest, readings, seal, shapes
 from digital_village.ledger import keys
 from digital_village.regions import service as regions
 from tests.conftest import World
@@ -131,7 +131,7 @@ def test_the_operator_registers_devices_and_integrations_and_seals_days(cli_env:
             # Two days ago: readings to seal.
             day = seal.today() - dt.timedelta(days=2)
             start = readings.day_bounds_ms(day)[0]
-            device = service.get_device(session=session, device_id=device_id)
+            device = devices.get_device(session=session, device_id=device_id)
             checked = shapes.check_json(
                 {
                     "readings": [
@@ -143,11 +143,11 @@ def test_the_operator_registers_devices_and_integrations_and_seals_days(cli_env:
                         for h in range(24)
                     ]
                 },
-                now_ms=service.now_ms(),
+                now_ms=ingest.now_ms(),
                 device_id=device_id,
             )
             assert (
-                service.ingest_checked(session=session, device=device, checked=checked).accepted
+                ingest.ingest_checked(session=session, device=device, checked=checked).accepted
                 == 24
             )
 

@@ -396,11 +396,11 @@ def test_a_deployment_sets_a_metrics_policy(client: TestClient, farm: Farm, db: 
     from digital_village.auth.actor import Actor
     from digital_village.auth.models import Role
     from digital_village.errors import Forbidden
-    from digital_village.iot import service
+    from digital_village.iot import ingest
 
     hot = {"readings": [{"metric": "soil_temperature", "time": iso(recent(3)), "value": 95}]}
     with db.transaction() as session:
-        service.set_metric_policy(
+        ingest.set_metric_policy(
             session=session, actor=Actor.operator(), metric="soil_temperature", policy="reject"
         )
     body = client.post(URL, json=hot, headers=farm.auth()).json()
@@ -408,11 +408,11 @@ def test_a_deployment_sets_a_metrics_policy(client: TestClient, farm: Farm, db: 
     policies = {m["name"]: m["policy"] for m in client.get("/api/v1/metrics").json()}
     assert policies["soil_temperature"] == "reject"
     with db.transaction() as session:
-        service.set_metric_policy(
+        ingest.set_metric_policy(
             session=session, actor=Actor.operator(), metric="soil_temperature", policy="default"
         )
     body = client.post(URL, json=hot, headers=farm.auth()).json()
     assert (body["accepted"], body["flagged"]) == (1, 1)
     manager = Actor(role=Role.MANAGER, cooperative_id=1)
     with db.transaction() as session, pytest.raises(Forbidden):
-        service.set_metric_policy(session=session, actor=manager, metric="battery", policy="reject")
+        ingest.set_metric_policy(session=session, actor=manager, metric="battery", policy="reject")

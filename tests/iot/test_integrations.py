@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from digital_village.auth.actor import Actor
 from digital_village.db import Database
-from digital_village.iot import integrations, service
+from digital_village.iot import devices, integrations
 from digital_village.ledger.log import Ledger
 from tests.conftest import World
 from tests.iot.conftest import INSTALLED, Farm, iso, recent
@@ -50,7 +50,7 @@ def lorawan(db: Database, farm: Farm, world: World, ledger: Ledger) -> Lorawan:
         )
         ttn = integrations.create_integration(session=session, actor=Actor.operator(), kind="ttn")
         made = [
-            service.register_device(
+            devices.register_device(
                 session=session,
                 ledger=ledger,
                 actor=Actor.operator(),
@@ -316,7 +316,7 @@ def test_generic_device_without_decoded_metrics_is_refused(
     client: TestClient, lorawan: Lorawan, db: Database, ledger: Ledger, world: World
 ) -> None:
     with db.transaction() as session:
-        service.register_device(
+        devices.register_device(
             session=session,
             ledger=ledger,
             actor=Actor.operator(),

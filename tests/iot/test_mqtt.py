@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from digital_village import migrate
 from digital_village.auth.actor import Actor
 from digital_village.db import Database, make_engine
-from digital_village.iot import service
+from digital_village.iot import devices, ingest
 from digital_village.iot.models import Reading
 from digital_village.iot.mqtt import IngestWorker, WorkerOptions, device_of_topic
 from digital_village.ledger import keys
@@ -167,7 +167,7 @@ def test_worker_stores_every_shape_then_acknowledges(
     worker = IngestWorker(db, _options(broker))
     worker.connect()
     publisher = Publisher(broker)
-    now = service.now_ms() - 60_000
+    now = ingest.now_ms() - 60_000
     try:
         for n in range(150):
             publisher.send(
@@ -209,7 +209,7 @@ def test_bad_messages_are_refused_alone_and_reported(
     worker = IngestWorker(db, _options(broker))
     worker.connect()
     publisher = Publisher(broker)
-    now = service.now_ms() - 60_000
+    now = ingest.now_ms() - 60_000
     good = {"token": farm.token, "ts": now, "values": {"soil_moisture": 25}}
     try:
         time.sleep(0.3)
@@ -271,7 +271,7 @@ def _make_village(url: str, tmp_path: Path) -> list[tuple[int, str]]:
     keys.ensure_signing_key(key_path, "test.digital-village.example/ledger")
     ledger = Ledger.from_key_file(key_path, "test.digital-village.example/ledger")
     operator = Actor.operator()
-    devices: list[tuple[int, str]] = []
+    made_devices: list[tuple[int, str]] = []
     with Database(engine).transaction() as session:
         regions.seed_jingyang(session=session)
         regions.add_region(session=session, code=VILLAGE, name="民安村", actor=operator)
@@ -294,7 +294,7 @@ def _make_village(url: str, tmp_path: Path) -> list[tuple[int, str]]:
         world = World(coop.id, coop.id, household.id, household.id, 0, 0, {})
         dkbms = register_fields(session, ledger, world)
         for _ in range(10):
-            made = service.register_device(
+            made = devices.register_device(
                 session=session,
                 ledger=ledger,
                 actor=operator,
@@ -303,9 +303,9 @@ def _make_village(url: str, tmp_path: Path) -> list[tuple[int, str]]:
                 cooperative=str(coop.id),
                 installed_at=INSTALLED,
             )
-            devices.append((made.device.id, made.token))
+            made_devices.append((made.device.id, made.token))
     engine.dispose()
-    return devices
+    return made_devices
 
 
 @pytest.fixture
@@ -390,7 +390,7 @@ def test_a_killed_worker_loses_nothing_and_stores_nothing_twice(
         # Subscribed: from now on the broker keeps the session's messages for this client id.
         _wait_until_ingesting(data_dir, client_id)
         publisher = Publisher(broker)
-        start = service.now_ms() - 120_000
+        start = ingest.now_ms() - 120_000
         infos = []
 
         def publish_all() -> None:
@@ -453,7 +453,7 @@ def test_two_workers_share_the_subscription(
             thread.start()
             threads.append(thread)
         publisher = Publisher(broker)
-        start = service.now_ms() - 60_000
+        start = ingest.now_ms() - 60_000
         for n in range(400):
             device_id, token = devices[n % len(devices)]
             publisher.send(
@@ -519,7 +519,7 @@ def test_the_worker_speaks_mqtt_311_too(broker: Broker, db: Database, farm: Farm
     worker = IngestWorker(db, _options(broker, protocol="3.1.1"))
     worker.connect()
     publisher = Publisher(broker)
-    now = service.now_ms() - 60_000
+    now = ingest.now_ms() - 60_000
     try:
         for n in range(50):
             publisher.send(

@@ -15,7 +15,7 @@ from digital_village.auth.actor import Actor
 from digital_village.config import Settings
 from digital_village.db import Database
 from digital_village.errors import Invalid
-from digital_village.iot import readings, seal, service
+from digital_village.iot import devices, readings, seal
 from digital_village.iot.proof import verify_reading_proof
 from digital_village.iot.sealer import BackgroundSealer, seal_finished_days
 from digital_village.ledger import merkle
@@ -208,7 +208,7 @@ def test_a_moved_device_keeps_its_old_readings_on_the_old_parcel(
     move_at = dt.datetime(day.year, day.month, day.day, 12, tzinfo=readings.CHINA_TIME)
     send(client, farm, [("soil_moisture", at(day, 6), 30.0), ("soil_moisture", at(day, 11), 31.0)])
     with db.transaction() as session:
-        service.move_device(
+        devices.move_device(
             session=session,
             ledger=ledger,
             actor=Actor.operator(),
@@ -236,7 +236,7 @@ def test_a_moved_device_keeps_its_old_readings_on_the_old_parcel(
     assert [i["parcel_dkbm"] for i in device["installations"]] == farm.parcels[:2]
     # A later move may not be back-dated into a sealed day.
     with db.transaction() as session, pytest.raises(Invalid, match="sealed"):
-        service.move_device(
+        devices.move_device(
             session=session,
             ledger=ledger,
             actor=Actor.operator(),

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from digital_village.auth.actor import Actor
 from digital_village.cli.common import console, fail, load_settings, print_json, transaction
-from digital_village.iot import service
+from digital_village.iot import devices
 from digital_village.ledger.log import Ledger
 
 app = typer.Typer(help="Field sensors: register, list, move, tokens, retire.", no_args_is_help=True)
@@ -58,7 +58,7 @@ def add(
     settings = load_settings()
     when = _when(installed_at, "--installed-at")
     with transaction(settings) as session:
-        made = service.register_device(
+        made = devices.register_device(
             session=session,
             ledger=Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin),
             actor=Actor.operator(),
@@ -100,8 +100,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     """List devices with the parcel each stands on now."""
     with transaction(load_settings()) as session:
         rows = []
-        for device in service.list_devices(session=session, actor=Actor.operator()):
-            current = service.current_installation(session=session, device_id=device.id)
+        for device in devices.list_devices(session=session, actor=Actor.operator()):
+            current = devices.current_installation(session=session, device_id=device.id)
             rows.append(
                 {
                     "id": device.id,
@@ -141,7 +141,7 @@ def move(
     """Move a device; readings taken before the move stay on the old parcel."""
     when = _when(at, "--at")
     with transaction(load_settings()) as session:
-        row = service.move_device(
+        row = devices.move_device(
             session=session,
             ledger=_ledger(),
             actor=Actor.operator(),
@@ -162,7 +162,7 @@ def token(
 ) -> None:
     """Rotate the device's token: the old ones stop working, a new one is printed once."""
     with transaction(load_settings()) as session:
-        new = service.rotate_token(session=session, actor=Actor.operator(), device_id=device_id)
+        new = devices.rotate_token(session=session, actor=Actor.operator(), device_id=device_id)
     if as_json:
         print_json({"device_id": device_id, "token": new})
         return
@@ -174,7 +174,7 @@ def token(
 def revoke(device_id: Annotated[int, typer.Argument(help="The device id.")]) -> None:
     """Revoke every token of the device at once."""
     with transaction(load_settings()) as session:
-        count = service.revoke_tokens(session=session, actor=Actor.operator(), device_id=device_id)
+        count = devices.revoke_tokens(session=session, actor=Actor.operator(), device_id=device_id)
     console.print(f"revoked {count} token(s) of device {device_id}")
 
 
@@ -182,5 +182,5 @@ def revoke(device_id: Annotated[int, typer.Argument(help="The device id.")]) -> 
 def retire(device_id: Annotated[int, typer.Argument(help="The device id.")]) -> None:
     """Take a device out of service; its readings are kept."""
     with transaction(load_settings()) as session:
-        service.retire_device(session=session, actor=Actor.operator(), device_id=device_id)
+        devices.retire_device(session=session, actor=Actor.operator(), device_id=device_id)
     console.print(f"device {device_id} retired: tokens revoked, installation closed")

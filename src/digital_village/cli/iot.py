@@ -98,10 +98,10 @@ def policy_command(
 ) -> None:
     """Set whether a metric's implausible values are rejected or kept flagged."""
     from digital_village.auth.actor import Actor
-    from digital_village.iot import service
+    from digital_village.iot import ingest
 
     with transaction(load_settings()) as session:
-        chosen = service.set_metric_policy(
+        chosen = ingest.set_metric_policy(
             session=session, actor=Actor.operator(), metric=metric, policy=policy
         )
     outcome = "rejected" if chosen.value == "reject" else "kept and flagged"

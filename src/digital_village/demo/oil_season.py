@@ -8,10 +8,10 @@ moisture and temperature all season, sealed day by day on the ledger.
 
 Everything goes through the same paths as the API: products and certificates through
 ``trace.products``, events through ``trace.capture`` (EPCIS 2.0 parsing, the capture rules,
-the ledger), devices and readings through ``iot.service`` and the daily seals through
-``iot.seal``. The page tests, the browser tests and ``scripts/bench_pages.py`` use it: one
-small season with every kind of step the pages show, a correction and a certificate. (``dv
-demo`` records the sample village's larger season with ``demo.village_season`` and
+the ledger), devices through ``iot.devices``, readings through ``iot.ingest`` and the daily
+seals through ``iot.seal``. The page tests, the browser tests and ``scripts/bench_pages.py`` use
+it: one small season with every kind of step the pages show, a correction and a certificate.
+(``dv demo`` records the sample village's larger season with ``demo.village_season`` and
 ``demo.village_net``; its pages were checked by hand in Chromium.)
 """
 
@@ -28,8 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
-from digital_village.iot import seal, shapes
-from digital_village.iot import service as iot
+from digital_village.iot import devices, ingest, seal, shapes
 from digital_village.labels.digital_link import gtin_check_digit
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels_service
@@ -284,7 +283,7 @@ def record_season(
     season.certificate = certificate.number
     season.readings = _record_readings(
         session=session,
-        devices=season.devices,
+        device_ids=season.devices,
         start=_at(year - 1, 10, 8, 0),
         end=_at(year, 5, 19, 0),
         every_hours=readings_every_hours,
@@ -319,7 +318,7 @@ def _install_probes(
 ) -> list[int]:
     made = []
     for dkbm in parcels:
-        registered = iot.register_device(
+        registered = devices.register_device(
             session=session,
             ledger=ledger,
             actor=Actor.operator(),
@@ -347,7 +346,7 @@ def _soil(day_of_season: float, hour: int, rng: random.Random, wet: float) -> tu
 def _record_readings(
     *,
     session: Session,
-    devices: Sequence[int],
+    device_ids: Sequence[int],
     start: dt.datetime,
     end: dt.datetime,
     every_hours: int,
@@ -355,8 +354,8 @@ def _record_readings(
 ) -> int:
     stored = 0
     now_ms = shapes.datetime_to_ms(dt.datetime.now(dt.UTC))
-    for offset, device_id in enumerate(devices):
-        device = iot.get_device(session=session, device_id=device_id)
+    for offset, device_id in enumerate(device_ids):
+        device = devices.get_device(session=session, device_id=device_id)
         items: list[dict[str, Any]] = []
         wet = 6.0
         moment = start
@@ -372,6 +371,6 @@ def _record_readings(
             items.append({"metric": "soil_temperature", "time": time, "value": temperature})
             moment += dt.timedelta(hours=every_hours)
         checked = shapes.check_json({"readings": items}, now_ms=now_ms, device_id=device.id)
-        result = iot.ingest_checked(session=session, device=device, checked=checked)
+        result = ingest.ingest_checked(session=session, device=device, checked=checked)
         stored += result.accepted
     return stored

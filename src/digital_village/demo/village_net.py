@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
-from digital_village.iot import readings, seal, service, shapes
+from digital_village.iot import devices, readings, seal, shapes
 from digital_village.iot.models import Device
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
@@ -133,7 +133,7 @@ def record_sample_net(
     if existing:
         summary.already_loaded = True
         for device in existing:
-            current = service.current_installation(session=session, device_id=device.id)
+            current = devices.current_installation(session=session, device_id=device.id)
             summary.devices.append(
                 (device.id, device.model, current.parcel_dkbm if current else "")
             )
@@ -151,7 +151,7 @@ def record_sample_net(
     operator = Actor.operator()
     batches: list[readings.InsertRow] = []
     for model, name, index in PROBES:
-        made = service.register_device(
+        made = devices.register_device(
             session=session,
             ledger=ledger,
             actor=operator,

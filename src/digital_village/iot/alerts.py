@@ -8,7 +8,7 @@ so a repeated reading never raises it twice.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +20,7 @@ from digital_village.db import utcnow
 from digital_village.errors import Invalid, NotFound
 from digital_village.iot import metrics, shapes
 from digital_village.iot.models import Alert, AlertRule
+from digital_village.iot.readings import InsertRow
 from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions
 
@@ -29,9 +30,18 @@ _ACTIVE_RULES_ON = select(AlertRule).where(
     AlertRule.parcel_dkbm.in_(bindparam("dkbms", expanding=True)), AlertRule.disabled_at.is_(None)
 )
 
-if TYPE_CHECKING:
-    from digital_village.iot.readings import InsertRow
-    from digital_village.iot.service import DeviceContext
+
+class Stationed(Protocol):
+    """Where a device stood over time, as ingest knows it (``ingest.DeviceContext``)."""
+
+    @property
+    def periods(self) -> tuple[tuple[int, int | None, str], ...]:
+        """Installation periods, sorted: (start ms, end ms or None, parcel DKBM)."""
+        ...
+
+    def parcel_at(self, time_ms: int) -> str | None:
+        """The parcel the device stood on at this time, if any."""
+        ...
 
 
 def add_rule(
@@ -111,7 +121,7 @@ def list_alerts(
 def raise_alerts(
     *,
     session: Session,
-    contexts: Mapping[int, DeviceContext],
+    contexts: Mapping[int, Stationed],
     rows: Sequence[InsertRow],
 ) -> int:
     """Raise alerts for stored rows crossing a rule of their parcel; return how many rows did."""

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from digital_village.auth.actor import Actor
 from digital_village.db import utcnow
 from digital_village.errors import Forbidden, Invalid, NotFound, Unauthorized
-from digital_village.iot import adapters, decoders, service, shapes
+from digital_village.iot import adapters, decoders, devices, ingest, shapes
 from digital_village.iot.models import Device, Integration, LorawanUplink
 from digital_village.regions import service as regions
 
@@ -126,7 +126,7 @@ def _values(uplink: adapters.Uplink, device: Device) -> tuple[dict[str, object],
                 ignored=ignored,
             )
         raise Invalid("the uplink carries neither a decoded payload nor a raw frame")
-    if device.model == service.GENERIC_MODEL:
+    if device.model == devices.GENERIC_MODEL:
         raise Invalid(
             f"device {device.id} is registered as generic (no decoder) and the uplink has no "
             "decoded catalogue metrics; set its model, or configure a codec in the network server"
@@ -143,9 +143,9 @@ def _values(uplink: adapters.Uplink, device: Device) -> tuple[dict[str, object],
 
 def ingest_uplink(
     *, session: Session, integration: Integration, uplink: adapters.Uplink
-) -> service.IngestResult:
+) -> ingest.IngestResult:
     """Store one uplink's readings once, however often the network server posts it."""
-    device = service.find_device_by_eui(session=session, dev_eui=uplink.dev_eui)
+    device = devices.find_device_by_eui(session=session, dev_eui=uplink.dev_eui)
     if (
         integration.cooperative_id is not None
         and device.cooperative_id != integration.cooperative_id
@@ -155,22 +155,22 @@ def ingest_uplink(
             f"{integration.cooperative_id}'s devices; device {device.id} is another's"
         )
     values, ignored = _values(uplink, device)
-    now = service.now_ms()
+    now = ingest.now_ms()
     time_ms = uplink.time_ms if uplink.time_ms is not None else now
     if not values:
         # A frame that carried only status records (e.g. a Milesight device-info frame).
-        return service.IngestResult(ignored=ignored)
+        return ingest.IngestResult(ignored=ignored)
     try:
-        checked = service.check_decoded(
+        checked = ingest.check_decoded(
             device_id=device.id,
             values=values,
             time_ms=time_ms,
             now_ms=now,
             where="uplink",
-            policies=service.metric_policies(session=session),
+            policies=ingest.metric_policies(session=session),
         )
     except shapes.PayloadError as error:
-        raise service.payload_invalid(error) from None
+        raise ingest.payload_invalid(error) from None
     checked.ignored = ignored
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     # RETURNING, not the row count: drivers report -1 for a single INSERT … ON CONFLICT.
@@ -179,6 +179,6 @@ def ingest_uplink(
         {"dedup_key": uplink.dedup_key, "device_id": device.id, "received_at": utcnow()},
     ).first()
     if first_time is None:
-        return service.IngestResult(duplicates=len(checked.rows) + len(checked.rejected))
-    context = service.device_context(session=session, device=device)
-    return service.store(session=session, batches=[(context, checked)])
+        return ingest.IngestResult(duplicates=len(checked.rows) + len(checked.rejected))
+    context = ingest.device_context(session=session, device=device)
+    return ingest.store(session=session, batches=[(context, checked)])

@@ -44,7 +44,7 @@ from digital_village.auth import service as auth
 from digital_village.auth.models import Role
 from digital_village.db import Database
 from digital_village.errors import DomainError
-from digital_village.iot import metrics, readings, service, shapes
+from digital_village.iot import ingest, metrics, readings, shapes
 from digital_village.iot.models import Device
 
 log = logging.getLogger("digital_village.iot.mqtt")
@@ -133,7 +133,7 @@ class IngestWorker:
         self._generation = 0
         self._connected = threading.Event()
         self._tokens: dict[str, tuple[int, float]] = {}
-        self._contexts: dict[int, tuple[service.DeviceContext, float]] = {}
+        self._contexts: dict[int, tuple[ingest.DeviceContext, float]] = {}
         self._topics: dict[str, int] = {}
         self._marks = readings.DayMarks()
         self._policy_cache: tuple[dict[str, metrics.OutOfRangePolicy] | None, float] | None = None
@@ -315,10 +315,10 @@ class IngestWorker:
         One collector per device gathers the batch's readings; a bad message is rolled back
         out of it and refused alone (acknowledged, reported on ``<topic>/errors``, logged).
         """
-        now_ms = service.now_ms()
+        now_ms = ingest.now_ms()
         clock = time.monotonic()
         reports: list[tuple[str, dict[str, Any]]] = []
-        per_device: dict[int, tuple[service.DeviceContext, shapes.Collector]] = {}
+        per_device: dict[int, tuple[ingest.DeviceContext, shapes.Collector]] = {}
         with self.database.transaction(write=True) as session, shapes.gc_paused():
             for incoming in batch:
                 topic = incoming.topic
@@ -357,7 +357,7 @@ class IngestWorker:
                     self.stats.invalid += 1
                     log.info("refused a message on %s: %s", topic, refused.reason)
                     reports.append((topic + "/errors", {"error": refused.reason}))
-            result = service.store(
+            result = ingest.store(
                 session=session,
                 batches=[
                     (context, collector.checked) for context, collector in per_device.values()
@@ -407,12 +407,12 @@ class IngestWorker:
     def _policies(self, session: Any, clock: float) -> dict[str, metrics.OutOfRangePolicy] | None:
         if self._policy_cache is None or self._policy_cache[1] < clock:
             self._policy_cache = (
-                service.metric_policies(session=session),
+                ingest.metric_policies(session=session),
                 clock + CACHE_SECONDS,
             )
         return self._policy_cache[0]
 
-    def _context(self, session: Any, device_id: int, clock: float) -> service.DeviceContext:
+    def _context(self, session: Any, device_id: int, clock: float) -> ingest.DeviceContext:
         cached = self._contexts.get(device_id)
         if cached is not None and cached[1] >= clock:
             context = cached[0]
@@ -420,7 +420,7 @@ class IngestWorker:
             device = session.get(Device, device_id)
             if device is None:
                 raise _Refused(f"no device with id {device_id}")
-            context = service.device_context(session=session, device=device)
+            context = ingest.device_context(session=session, device=device)
             self._contexts[device_id] = (context, clock + CACHE_SECONDS)
         if context.retired:
             raise _Refused(f"device {device_id} was retired")

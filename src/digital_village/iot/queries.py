@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from digital_village.errors import Invalid
-from digital_village.iot import metrics, readings, seal, service, shapes
+from digital_village.iot import devices, ingest, metrics, readings, seal, shapes
 
 DEFAULT_SPAN_MS = 7 * readings.DAY_MS
 MAX_RAW_POINTS = 100_000
@@ -62,7 +62,7 @@ def time_window(start: str | None, end: str | None) -> tuple[int, int]:
     end_ms = parse_instant(end, "to")
     start_ms = parse_instant(start, "from")
     if end_ms is None:
-        end_ms = service.now_ms() + shapes.MAX_FUTURE_MS
+        end_ms = ingest.now_ms() + shapes.MAX_FUTURE_MS
     if start_ms is None:
         start_ms = end_ms - DEFAULT_SPAN_MS
     if start_ms >= end_ms:
@@ -98,7 +98,7 @@ def device_readings(
     limit: int = 10_000,
 ) -> dict[str, Any]:
     """One metric of one device over a time range, raw or in buckets."""
-    device = service.get_device(session=session, device_id=device_id)
+    device = devices.get_device(session=session, device_id=device_id)
     metric_id = parse_metric(metric)
     start_ms, end_ms = time_window(start, end)
     bucket_ms = parse_bucket(bucket)
@@ -141,7 +141,7 @@ def device_readings(
 
 def latest_values(*, session: Session, device_id: int) -> dict[str, Any]:
     """The newest reading of each metric of a device."""
-    device = service.get_device(session=session, device_id=device_id)
+    device = devices.get_device(session=session, device_id=device_id)
     rows = readings.latest(session, device_id=device.id, metric_ids=list(shapes.METRIC_NAMES))
     return {
         "device_id": device.id,
@@ -176,7 +176,7 @@ def _parcel_periods(
     found: list[tuple[int, int, int]] = []
     start = shapes.EPOCH + dt.timedelta(milliseconds=start_ms)
     end = shapes.EPOCH + dt.timedelta(milliseconds=end_ms)
-    for row in service.installations_on(session=session, dkbm=dkbm, start=start, end=end):
+    for row in devices.installations_on(session=session, dkbm=dkbm, start=start, end=end):
         begin = max(start_ms, shapes.datetime_to_ms(row.installed_at))
         finish = (
             end_ms if row.removed_at is None else min(end_ms, shapes.datetime_to_ms(row.removed_at))

@@ -19,11 +19,12 @@ from digital_village.errors import Invalid, UnsupportedMediaType
 from digital_village.iot import (
     adapters,
     alerts,
+    devices,
+    ingest,
     integrations,
     metrics,
     queries,
     seal,
-    service,
     shapes,
 )
 from digital_village.iot.schemas import (
@@ -147,7 +148,7 @@ def _checked(
         payload = shapes.parse_json_bytes(upload.body)
         return shapes.check_json(payload, now_ms=now_ms, device_id=device_id, policies=policies)
     except shapes.PayloadError as error:
-        raise service.payload_invalid(error) from None
+        raise ingest.payload_invalid(error) from None
 
 
 _READING = {
@@ -242,11 +243,11 @@ def post_telemetry(
     twice. A malformed payload is refused whole (422, each problem named); a reading outside
     its metric's plausible range is rejected on its own, with its reason.
     """
-    device = service.target_device(session=session, actor=actor, device_id=device_id)
+    device = ingest.target_device(session=session, actor=actor, device_id=device_id)
     with shapes.gc_paused():
-        policies = service.metric_policies(session=session)
-        checked = _checked(upload, service.now_ms(), device.id, policies)
-        result = service.ingest_checked(session=session, device=device, checked=checked)
+        policies = ingest.metric_policies(session=session)
+        checked = _checked(upload, ingest.now_ms(), device.id, policies)
+        result = ingest.ingest_checked(session=session, device=device, checked=checked)
         # Free the batch while the collector still sleeps: freed objects leave the count that
         # sets it off, so the batch's rows do not start a collection when it wakes.
         del checked
@@ -275,7 +276,7 @@ def chirpstack_event(
     try:
         uplink = adapters.parse_chirpstack_up(shapes.parse_json_bytes(body))
     except shapes.PayloadError as error:
-        raise service.payload_invalid(error) from None
+        raise ingest.payload_invalid(error) from None
     result = integrations.ingest_uplink(session=session, integration=integration, uplink=uplink)
     return JSONResponse(result.as_dict())
 
@@ -297,7 +298,7 @@ def ttn_webhook(
             return JSONResponse({"ignored": message or "unknown message"})
         uplink = adapters.parse_ttn_uplink(payload)
     except shapes.PayloadError as error:
-        raise service.payload_invalid(error) from None
+        raise ingest.payload_invalid(error) from None
     result = integrations.ingest_uplink(session=session, integration=integration, uplink=uplink)
     return JSONResponse(result.as_dict())
 
@@ -306,8 +307,8 @@ def ttn_webhook(
 
 
 def _device_out(session: Any, device_id: int) -> DeviceOut:
-    device = service.get_device(session=session, device_id=device_id)
-    rows = list(service.installations(session=session, device_id=device.id))
+    device = devices.get_device(session=session, device_id=device_id)
+    rows = list(devices.installations(session=session, device_id=device.id))
     return DeviceOut.build(device, rows)
 
 
@@ -316,7 +317,7 @@ def register_device(
     body: DeviceIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
 ) -> DeviceRegistered:
     """Register a device on a parcel (manager of its cooperative, admin); its token, once."""
-    made = service.register_device(
+    made = devices.register_device(
         session=session,
         ledger=ledger,
         actor=actor,
@@ -338,8 +339,8 @@ def register_device(
 def list_devices(session: SessionDep, actor: ActorDep) -> list[DeviceOut]:
     """Devices: all for an admin, its cooperative's for a manager."""
     return [
-        DeviceOut.build(device, list(service.installations(session=session, device_id=device.id)))
-        for device in service.list_devices(session=session, actor=actor)
+        DeviceOut.build(device, list(devices.installations(session=session, device_id=device.id)))
+        for device in devices.list_devices(session=session, actor=actor)
     ]
 
 
@@ -359,7 +360,7 @@ def move_device(
     device_id: int, body: MoveIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
 ) -> InstallationOut:
     """Move a device; its earlier readings stay on the parcel they were taken on."""
-    installation = service.move_device(
+    installation = devices.move_device(
         session=session,
         ledger=ledger,
         actor=actor,
@@ -377,21 +378,21 @@ def move_device(
 )
 def rotate_token(device_id: int, session: SessionDep, actor: ActorDep) -> TokenOut:
     """Revoke the device's tokens and issue a new one (shown once)."""
-    token = service.rotate_token(session=session, actor=actor, device_id=device_id)
+    token = devices.rotate_token(session=session, actor=actor, device_id=device_id)
     return TokenOut(device_id=device_id, token=token)
 
 
 @router.delete("/devices/{device_id}/token", response_model=RevokedOut, dependencies=JSON_BODY)
 def revoke_tokens(device_id: int, session: SessionDep, actor: ActorDep) -> RevokedOut:
     """Revoke every token of the device at once."""
-    count = service.revoke_tokens(session=session, actor=actor, device_id=device_id)
+    count = devices.revoke_tokens(session=session, actor=actor, device_id=device_id)
     return RevokedOut(device_id=device_id, revoked=count)
 
 
 @router.delete("/devices/{device_id}", response_model=DeviceOut, dependencies=JSON_BODY)
 def retire_device(device_id: int, session: SessionDep, actor: ActorDep) -> DeviceOut:
     """Retire a device: tokens revoked, installation closed; its readings are kept."""
-    service.retire_device(session=session, actor=actor, device_id=device_id)
+    devices.retire_device(session=session, actor=actor, device_id=device_id)
     return _device_out(session, device_id)
 
 
@@ -401,7 +402,7 @@ def retire_device(device_id: int, session: SessionDep, actor: ActorDep) -> Devic
 @router.get("/metrics", response_model=list[MetricOut])
 def list_metrics(session: SessionDep) -> list[MetricOut]:
     """The metric catalogue: names, units, plausible ranges and out-of-range policies in force."""
-    overrides = service.metric_policies(session=session) or {}
+    overrides = ingest.metric_policies(session=session) or {}
     return [
         MetricOut(
             name=entry.name,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from digital_village.auth import service as auth
 from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
-from digital_village.iot import service as devices
+from digital_village.iot import devices
 from digital_village.regions import service as regions
 
 
