@@ -31,6 +31,7 @@ from digital_village.ledger.router import router as ledger_router
 from digital_village.parcels.router import router as parcels_router
 from digital_village.regions.router import router as regions_router
 from digital_village.tokens.router import router as tokens_router
+from digital_village.trace import lineage
 from digital_village.trace.router import epcis_router
 from digital_village.trace.router import router as trace_router
 from digital_village.web import STATIC_DIR
@@ -109,6 +110,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.db = db
+    # The map's write routes refuse changes dated before events already recorded on a parcel.
+    app.state.last_event_on_parcels = lineage.last_event_on_parcels
     # The resolver's views, scan writer (one thread, group commit) and ledger-size reader.
     resolver = app.state.resolver = ResolverState(db, scan_wait=settings.scan_wait_ms / 1000)
     problems.install(app)

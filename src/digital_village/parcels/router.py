@@ -15,11 +15,11 @@ from digital_village.errors import Invalid, NotFound
 from digital_village.ledger.dependencies import LedgerDep
 from digital_village.parcels import io as parcel_io
 from digital_village.parcels import service as parcels
+from digital_village.parcels.dependencies import LastEventDep
 from digital_village.parcels.models import Parcel
 from digital_village.parcels.schemas import ChangeIn, ImportReportOut, MergeIn, ParcelIn, SplitIn
 from digital_village.regions import service as regions
 from digital_village.regions.models import Cooperative, Household
-from digital_village.trace import lineage
 
 router = APIRouter(prefix="/api/v1", tags=["parcels"], dependencies=JSON_BODY)
 GEOJSON = "application/geo+json"
@@ -304,14 +304,20 @@ def import_features(
 
 
 @router.post("/parcels/merge", status_code=201, response_class=GeoJSONResponse)
-def merge(body: MergeIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep) -> JSONResponse:
+def merge(
+    body: MergeIn,
+    session: SessionDep,
+    actor: ActorDep,
+    ledger: LedgerDep,
+    last_event_on: LastEventDep,
+) -> JSONResponse:
     """Merge adjacent parcels of one FBFBM under a new DKBM; the old codes are retired."""
     parcel = parcels.merge(
         session=session,
         ledger=ledger,
         dkbms=body.dkbms,
         actor=actor,
-        last_event=lineage.last_event_on_parcels(session=session, dkbms=body.dkbms),
+        last_event=last_event_on(session=session, dkbms=body.dkbms),
         valid_from=body.valid_from,
         correction=body.correction,
     )
@@ -320,7 +326,12 @@ def merge(body: MergeIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
 
 @router.post("/parcels/{dkbm}/changes", response_class=GeoJSONResponse)
 def change(
-    dkbm: str, body: ChangeIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
+    dkbm: str,
+    body: ChangeIn,
+    session: SessionDep,
+    actor: ActorDep,
+    ledger: LedgerDep,
+    last_event_on: LastEventDep,
 ) -> JSONResponse:
     """Change holders (流转), land use, a season's crop or the 不动产单元代码, keeping history."""
     given = body.model_fields_set
@@ -348,14 +359,19 @@ def change(
             correction=body.correction,
         ),
         actor=actor,
-        last_event=lineage.last_event_on_parcels(session=session, dkbms=[dkbm]),
+        last_event=last_event_on(session=session, dkbms=[dkbm]),
     )
     return _geojson(_public_feature(session, parcel))
 
 
 @router.post("/parcels/{dkbm}/split", status_code=201, response_class=GeoJSONResponse)
 def split(
-    dkbm: str, body: SplitIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
+    dkbm: str,
+    body: SplitIn,
+    session: SessionDep,
+    actor: ActorDep,
+    ledger: LedgerDep,
+    last_event_on: LastEventDep,
 ) -> JSONResponse:
     """Split a parcel into parts that cover it; the parts get new DKBMs, the old is retired."""
     children = parcels.split(
@@ -364,7 +380,7 @@ def split(
         dkbm=dkbm,
         parts=[_geometry(part, f"part {i}") for i, part in enumerate(body.parts)],
         actor=actor,
-        last_event=lineage.last_event_on_parcels(session=session, dkbms=[dkbm]),
+        last_event=last_event_on(session=session, dkbms=[dkbm]),
         source=parcels.parse_source_crs(body.crs),
         valid_from=body.valid_from,
         correction=body.correction,
