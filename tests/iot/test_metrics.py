@@ -20,7 +20,7 @@ from digital_village.iot.metrics import (
     metric_names,
 )
 
-# DESIGN.md §4: the catalogue's metrics and units.
+# docs/DESIGN.md §4: the catalogue's metrics and units.
 DESIGN_UNITS = {
     "soil_moisture": "%",
     "soil_temperature": "°C",

@@ -20,7 +20,7 @@ from digital_village.parcels.codes import (
     parse_fbfbm,
 )
 
-# 旌阳区 510603, 孝泉镇 101 (DESIGN §3), village 001, group 01.
+# 旌阳区 510603, 孝泉镇 101 (docs/DESIGN.md §3), village 001, group 01.
 XIAOQUAN_GROUP = "51060310100101"
 
 

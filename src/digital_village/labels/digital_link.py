@@ -1,4 +1,4 @@
-"""GTINs and GS1 Digital Link URIs for product labels (DESIGN §7).
+"""GTINs and GS1 Digital Link URIs for product labels (docs/DESIGN.md §7).
 
 A label's QR code carries ``https://<resolver>/01/<GTIN-14>[/10/<lot>][/21/<serial>]`` with
 optional query attributes: 11 production date, 17 expiry date, 7007 harvest date (or range) and

@@ -1,4 +1,4 @@
-"""QR codes for labels and parcel signs (DESIGN §7), as PNG and SVG bytes.
+"""QR codes for labels and parcel signs (docs/DESIGN.md §7), as PNG and SVG bytes.
 
 What goes into a code:
 

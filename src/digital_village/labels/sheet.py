@@ -1,4 +1,4 @@
-"""Label sheets: a PDF of self-adhesive labels for the serials of one lot (DESIGN §7).
+"""Label sheets: a PDF of self-adhesive labels for the serials of one lot (docs/DESIGN.md §7).
 
 Each label carries the serial's QR code (its GS1 Digital Link URI, error correction Q) and, for
 people: the product name, the lot, the harvest date, the serial and a short code to type in when

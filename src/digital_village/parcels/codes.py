@@ -1,6 +1,6 @@
 """Parcel codes: 发包方编码 (FBFBM), 承包地块编码 (DKBM) and 不动产单元代码.
 
-FBFBM and DKBM follow GB/T 35958-2018 and NY/T 2539-2016 (DESIGN §3): an FBFBM is 14 digits,
+FBFBM and DKBM follow GB/T 35958-2018 and NY/T 2539-2016 (docs/DESIGN.md §3): an FBFBM is 14 digits,
 county (6, GB/T 2260) + township (3) + village (3) + group (2); a DKBM is 19 digits, the FBFBM
 followed by a 5-digit parcel sequence 00001..99999.
 

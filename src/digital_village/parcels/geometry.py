@@ -1,6 +1,6 @@
 """Pure geometry of land parcels: validation, snapping, areas and the checks of an import.
 
-Coordinates are lon/lat on CGCS2000 (EPSG:4490), treated as equal to WGS84 (DESIGN §3).
+Coordinates are lon/lat on CGCS2000 (EPSG:4490), treated as equal to WGS84 (docs/DESIGN.md §3).
 Areas are planar in the CGCS2000 3-degree Gauss-Krüger zone of the parcel (EPSG:4534..4554,
 central meridians 75E..135E) and cross-checked against the GRS80 geodesic area.
 Only shapely 2, pyproj and numpy are imported: no web framework, no ORM, no project module.

@@ -5,7 +5,7 @@ Pure: no ORM, no web. GS1 identifiers arrive as Digital Link URIs on any host or
 serial, with the GTIN check digit validated by :mod:`digital_village.labels.digital_link`.
 Whether a GTIN is the project's own is for the caller to decide (a registered product).
 
-Parcels are named by the URI ``<public base URL>/p/<DKBM>`` (DESIGN §6) in readPoint,
+Parcels are named by the URI ``<public base URL>/p/<DKBM>`` (docs/DESIGN.md §6) in readPoint,
 bizLocation or parentID, or by the project's extension fields ``dv:parcel`` / ``dv:parcels``
 (a URI or a bare DKBM). A ``/p/`` URI on another host is someone else's identifier.
 """
