@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest request body accepted; larger bodies get 413.",
     )
+    epcis_strict_hash: bool = Field(
+        default=False,
+        description="Refuse an event whose declared hash-style eventID (ni:///…) differs from "
+        "its CBV 2.0 event hash, instead of keeping it as sent and flagging it.",
+    )
     max_json_depth: int = Field(
         default=64, gt=0, description="Deepest JSON nesting accepted in a request body."
     )

@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from digital_village.config import Settings
 from digital_village.ledger.models import LedgerEntry
-from digital_village.trace import builders
+from digital_village.trace import builders, event_hash
 from digital_village.trace.models import Event, Lot, LotParcel, Unit
 from tests.conftest import World
 from tests.trace import farm_chain
@@ -298,17 +299,52 @@ def test_the_same_event_is_not_captured_twice(
     )
 
 
-def test_a_given_hash_event_id_must_be_the_events_hash(
-    client: TestClient, world: World, chain: Chain, session: Session, before: tuple[int, int]
+OTHER_HASH = "ni:///sha-256;" + "0" * 64 + "?ver=CBV2.0"
+
+
+def test_a_declared_hash_event_id_that_differs_is_kept_as_sent_and_flagged(
+    client: TestClient, world: World, chain: Chain
 ) -> None:
     event = builders.field_work("planting", dkbm=chain.own[0], when=at(3, 1), base_url=BASE)
-    event["eventID"] = "ni:///sha-256;" + "0" * 64 + "?ver=CBV2.0"
-    assert_refused(
-        post_event(client, world, "farmer", event), 422, "does not match", session, before
+    ours = event_hash.event_hash_id(event)
+    response = post_event(client, world, "farmer", {**event, "eventID": OTHER_HASH})
+    assert response.status_code == 201, response.text
+    assert (response.json()["eventID"], response.json()["computedEventID"]) == (OTHER_HASH, ours)
+    found = client.get(
+        "/api/v1/epcis/events", params={"EQ_eventID": OTHER_HASH}, headers=world.auth("admin")
+    ).json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert [(e["eventID"], e["dv:computedEventID"]) for e in found] == [(OTHER_HASH, ours)]
+    # Our own events keep their hash IDs, unflagged; so does a partner's non-hash eventID.
+    second = builders.field_work("planting", dkbm=chain.own[1], when=at(3, 1), base_url=BASE)
+    own = post_event(client, world, "farmer", second).json()
+    assert (own["eventID"], own["computedEventID"]) == (event_hash.event_hash_id(second), None)
+    third = builders.field_work("planting", dkbm=chain.own[2], when=at(3, 1), base_url=BASE)
+    uuid = "urn:uuid:4f8a1f0e-6b1d-4c55-9d0e-3b5f3c1b2a10"
+    kept = post_event(client, world, "farmer", {**third, "eventID": uuid}).json()
+    assert (kept["eventID"], kept["computedEventID"]) == (uuid, None)
+
+
+def test_a_strict_server_refuses_a_declared_hash_that_differs(
+    client: TestClient,
+    world: World,
+    chain: Chain,
+    session: Session,
+    before: tuple[int, int],
+    settings: Settings,
+) -> None:
+    settings.epcis_strict_hash = True
+    event = builders.field_work("planting", dkbm=chain.own[0], when=at(3, 1), base_url=BASE)
+    body = assert_refused(
+        post_event(client, world, "farmer", {**event, "eventID": OTHER_HASH}),
+        422,
+        "does not match the event's CBV 2.0 hash",
+        session,
+        before,
     )
-    event["eventID"] = "urn:uuid:4f8a1f0e-6b1d-4c55-9d0e-3b5f3c1b2a10"
-    response = post_event(client, world, "farmer", event)
-    assert response.json()["eventID"] == event["eventID"]
+    assert body["errors"][0]["pointer"] == "/eventID"
+    # The event's own hash is still welcome.
+    right = {**event, "eventID": event_hash.event_hash_id(event)}
+    assert post_event(client, world, "farmer", right).status_code == 201
 
 
 def test_harvests_need_parcels_held_by_the_cooperative_or_its_members(

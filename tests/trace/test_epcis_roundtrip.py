@@ -201,3 +201,30 @@ def test_prefixed_and_full_uri_values_mean_the_same(
     document["epcisBody"]["eventList"] = [event]
     answer = _capture(client, world, document)
     assert answer["events"][0]["eventID"] == prefixed
+
+
+def test_a_partners_hash_event_id_from_another_revision_is_kept_and_flagged(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    # GS1's examples carry eventIDs hashed by earlier revisions of the algorithm, which differ
+    # from the CBV 2.0 hash of the same event: such a document is captured, not refused.
+    document = partner_documents.document()
+    event = document["epcisBody"]["eventList"][1]
+    declared = (
+        "ni:///sha-256;df7bb3c352fef055578554f09f5e2aa41782150ced7bd0b8af24dd3ccb30ba69?ver=CBV2.0"
+    )
+    event["eventID"] = declared
+    ours = event_hash.event_hash_id(event, context=document["@context"])
+    answer = _capture(client, world, document)
+    assert (answer["events"][1]["eventID"], answer["events"][1]["computedEventID"]) == (
+        declared,
+        ours,
+    )
+    job = client.get(answer["location"], headers=world.auth("manager")).json()
+    flagged = [(e["eventID"], e["computedEventID"]) for e in job["events"]]
+    assert flagged[1] == (declared, ours)
+    assert [c for _, c in flagged if c is not None] == [ours]
+    found = _queried(client, world)["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    back = next(e for e in found if e["eventID"] == declared)
+    assert back["dv:computedEventID"] == ours
+    assert all("dv:computedEventID" not in e for e in found if e["eventID"] != declared)

@@ -122,6 +122,7 @@ def capture_file(
             base_url=settings.public_base_url,
             context=document.context,
             capture_id=uuid.uuid4().hex,
+            strict_hash=settings.epcis_strict_hash,
         )
     if as_json:
         print_json(
@@ -129,6 +130,7 @@ def capture_file(
                 "captureID": result.capture_id,
                 "events": [
                     {"eventID": e.event_id, "ledgerSeq": e.ledger_seq, "lots": list(e.lots)}
+                    | ({"computedEventID": e.computed_event_id} if e.computed_event_id else {})
                     for e in result.events
                 ],
             }
@@ -139,6 +141,12 @@ def capture_file(
         made = f" → {', '.join(event.lots)}" if event.lots else ""
         step = (event.biz_step or event.event_type).rsplit("/", 1)[-1]
         console.print(f"  #{event.ledger_seq:<6} {step}{made}", highlight=False)
+        if event.computed_event_id:
+            console.print(
+                f"          eventID {event.event_id} kept as sent; its CBV 2.0 hash is "
+                f"{event.computed_event_id}",
+                highlight=False,
+            )
 
 
 def _read(file: Path) -> bytes:

@@ -55,6 +55,8 @@ class CapturedEvent:
     biz_step: str | None
     ledger_seq: int
     lots: tuple[str, ...]  # Digital Link URIs of the lots it produced
+    # Our CBV 2.0 hash, when the event came with a different hash-style eventID (kept as sent).
+    computed_event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,15 @@ def capture(
     context: object = None,
     capture_id: str | None = None,
     pointer: str | None = "/epcisBody/eventList",
+    strict_hash: bool = False,
 ) -> CaptureResult:
     """Check and record events, all or nothing, in the session's transaction.
 
     Errors point into the document at ``pointer``/<index>; ``pointer=None`` is for a single
-    event sent on its own, whose fields are pointed at from its root.
+    event sent on its own, whose fields are pointed at from its root. A declared hash-style
+    eventID that differs from the event's CBV 2.0 hash is kept as sent and the difference
+    recorded with the event (its ledger entry holds our hash too); ``strict_hash`` refuses
+    such an event instead.
     """
     if actor.role is Role.DEVICE:
         raise Forbidden("a device token may not record events; devices send readings")
@@ -99,9 +105,10 @@ def capture(
     work = CaptureState(session=session, actor=actor, base_url=base_url, context=context, now=now)
     prepared: list[tuple[str, EventModel, list[Ref]]] = []
     pendings: list[Pending] = []
+    computed: dict[int, str] = {}  # index -> our hash, where the declared eventID differs
     for index, event in enumerate(events):
         where = "" if pointer is None else f"{pointer}/{index}"
-        pending = _prepare(event, where, index, context, now, record_time)
+        pending = _prepare(event, where, index, context, now, record_time, strict_hash, computed)
         if event.error_declaration is None:
             if pending.event_id in work.seen_ids:
                 fail(
@@ -128,7 +135,7 @@ def capture(
             )
         work.apply(pending, refs)
     work.check_declared_lots(pendings)
-    return _write(work, pendings, ledger=ledger, capture_id=capture_id)
+    return _write(work, pendings, ledger=ledger, capture_id=capture_id, computed=computed)
 
 
 def _prepare(
@@ -138,6 +145,8 @@ def _prepare(
     context: object,
     now: dt.datetime,
     record_time: str,
+    strict_hash: bool,
+    computed_ids: dict[int, str],
 ) -> Pending:
     if event.event_time > now + FUTURE_TOLERANCE:
         fail(Invalid, f"{where}/eventTime", f"{rfc3339(event.event_time)} is in the future")
@@ -161,12 +170,17 @@ def _prepare(
     # The hash leaves out eventID and @context, so the dump that is stored is the one hashed.
     computed = event_hash.event_hash_id(body, context=own_context)
     given = event.event_id
-    if given is not None and given.startswith("ni:///sha-256;") and given != computed:
-        fail(
-            Invalid,
-            f"{where}/eventID",
-            f"does not match the event's CBV 2.0 hash; expected {computed}",
-        )
+    if given is not None and given.startswith("ni:///") and given != computed:
+        # Partners' tools compute the hash with other revisions of the algorithm (GS1's own
+        # examples carry such IDs): the ID is theirs, kept as sent; the difference is shown.
+        if strict_hash:
+            fail(
+                Invalid,
+                f"{where}/eventID",
+                f"does not match the event's CBV 2.0 hash; expected {computed} "
+                "(this server refuses such events: DV_EPCIS_STRICT_HASH)",
+            )
+        computed_ids[index] = computed
     event_id = given or computed
     body["eventID"] = event_id
     body["recordTime"] = record_time
@@ -184,7 +198,12 @@ def _prepare(
 
 
 def _write(
-    work: CaptureState, pendings: list[Pending], *, ledger: Ledger, capture_id: str | None
+    work: CaptureState,
+    pendings: list[Pending],
+    *,
+    ledger: Ledger,
+    capture_id: str | None,
+    computed: dict[int, str],
 ) -> CaptureResult:
     session = work.session
     if capture_id is not None:
@@ -199,7 +218,8 @@ def _write(
     entries = [
         EntryIn(
             store.EVENT_KIND,
-            {"captureID": capture_id, "event": pending.json},
+            {"captureID": capture_id, "event": pending.json}
+            | ({"computedEventID": computed[pending.index]} if pending.index in computed else {}),
             pending.chain_key,
         )
         for pending in pendings
@@ -249,6 +269,7 @@ def _write(
                 biz_step=pending.biz_step,
                 ledger_seq=entry.seq,
                 lots=tuple(lot_uri(work.base_url, key[0], key[1]) for key in pending.produced),
+                computed_event_id=computed.get(pending.index),
             )
             for pending, entry in zip(pendings, appended, strict=True)
         ),

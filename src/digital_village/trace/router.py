@@ -177,6 +177,7 @@ def record_event(
         base_url=settings.public_base_url,
         context=model.context or default_context(),
         pointer=None,
+        strict_hash=settings.epcis_strict_hash,
     )
     return CapturedEventOut.of(result.events[0])
 
@@ -272,6 +273,7 @@ def capture_document(
             base_url=settings.public_base_url,
             context=context,
             capture_id=capture_id,
+            strict_hash=settings.epcis_strict_hash,
         )
     except DomainError as error:
         session.rollback()
@@ -309,6 +311,7 @@ def capture_job(capture_id: str, session: SessionDep, actor: ActorDep) -> Captur
     """A capture job's result: success, or the errors that made it roll back."""
     job = store.get_capture(session=session, capture_id=capture_id, actor=actor)
     rows = store.events_of_capture(session=session, capture_id=capture_id)
+    bodies = store.event_json(session=session, events=rows, flag_hash_mismatch=True)
     return CaptureJobOut(
         capture_id=job.id,
         created_at=job.created_at,
@@ -324,8 +327,9 @@ def capture_job(capture_id: str, session: SessionDep, actor: ActorDep) -> Captur
                 ledger_seq=row.ledger_seq,
                 proof=f"/api/v1/ledger/entries/{row.ledger_seq}/proof",
                 lots=[],
+                computed_event_id=body.get(store.COMPUTED_EVENT_ID),
             )
-            for row in rows
+            for row, body in zip(rows, bodies, strict=True)
         ],
     )
 
@@ -400,7 +404,7 @@ def query_events(
         next_page_token=next_page_token,
     )
     rows, token = store.query_events(session=session, query=query, actor=actor)
-    events = store.event_json(session=session, events=rows)
+    events = store.event_json(session=session, events=rows, flag_hash_mismatch=True)
     headers = dict(EPCIS_HEADERS)
     if token is not None:
         next_url = request.url.include_query_params(nextPageToken=token)

@@ -123,6 +123,12 @@ class CapturedEventOut(BaseModel):
     ledger_seq: int = Field(alias="ledgerSeq")
     proof: str
     lots: list[str] = Field(description="Digital Link URIs of the lots it made")
+    computed_event_id: str | None = Field(
+        default=None,
+        alias="computedEventID",
+        description="The event's CBV 2.0 hash, when its declared hash-style eventID (kept as "
+        "sent) differs from it",
+    )
 
     @classmethod
     def of(cls, event: CapturedEvent) -> CapturedEventOut:
@@ -133,6 +139,7 @@ class CapturedEventOut(BaseModel):
             ledger_seq=event.ledger_seq,
             proof=proof_url(event.ledger_seq),
             lots=list(event.lots),
+            computed_event_id=event.computed_event_id,
         )
 
 

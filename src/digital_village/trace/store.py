@@ -110,8 +110,18 @@ def mark_declared(
     )
 
 
-def event_json(*, session: Session, events: Sequence[Event]) -> list[dict[str, Any]]:
-    """The EPCIS JSON of events, as recorded in their ledger entries, in the given order."""
+# The query interface's flag on an event whose declared hash-style eventID differs from ours.
+COMPUTED_EVENT_ID: Final = f"{vocab.DV_PREFIX}:computedEventID"
+
+
+def event_json(
+    *, session: Session, events: Sequence[Event], flag_hash_mismatch: bool = False
+) -> list[dict[str, Any]]:
+    """The EPCIS JSON of events, as recorded in their ledger entries, in the given order.
+
+    ``flag_hash_mismatch`` adds ``dv:computedEventID`` (our CBV 2.0 hash) to an event whose
+    declared hash-style eventID differs from it; the event itself is as it was captured.
+    """
     seqs = sorted({event.ledger_seq for event in events})
     bodies: dict[int, bytes] = {}
     for start in range(0, len(seqs), 900):
@@ -121,8 +131,11 @@ def event_json(*, session: Session, events: Sequence[Event]) -> list[dict[str, A
         bodies.update({seq: body for seq, body in session.execute(query)})
     result = []
     for event in events:
-        envelope = orjson.loads(bodies[event.ledger_seq])
-        result.append(dict(envelope["data"]["event"]))
+        data = orjson.loads(bodies[event.ledger_seq])["data"]
+        body = dict(data["event"])
+        if flag_hash_mismatch and "computedEventID" in data:
+            body[COMPUTED_EVENT_ID] = data["computedEventID"]
+        result.append(body)
     return result
 
 
