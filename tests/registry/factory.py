@@ -35,6 +35,8 @@ class Spec:
     seed: int = 14
     field_m: float = 30.0
     degenerate_every: int = 7  # every n-th parcel gets a vertex millimetres from another
+    extra_parcel_every: int = 0  # every n-th household holds one parcel more (0: none)
+    blocks_per_row: int = 50  # groups laid out in rows of blocks, so a county stays in a zone
 
 
 @dataclass
@@ -81,11 +83,16 @@ def generate(spec: Spec) -> Generated:
     out = Generated({name: [] for name in ("FBF", "CBF", "CBF_JTCY", "CBHT", "CBDKXX", "CBJYQZ")})
     bsm = 0
     per_row = 40
+    most = spec.households * (spec.parcels + (1 if spec.extra_parcel_every else 0))
+    block_w = (per_row + 2) * spec.field_m
+    block_h = (-(-most // per_row) + 2) * spec.field_m
     for v in range(spec.villages):
         village = f"{TOWNSHIP}{201 + v:03d}"
         for g in range(spec.groups):
             fbfbm = f"{village}{g + 1:02d}"
-            block_x = ORIGIN_E + (v * spec.groups + g) * (per_row + 2) * spec.field_m
+            block = v * spec.groups + g
+            block_x = ORIGIN_E + (block % spec.blocks_per_row) * block_w
+            block_y = ORIGIN_N + (block // spec.blocks_per_row) * block_h
             out.tables["FBF"].append(
                 {
                     "FBFBM": fbfbm,
@@ -138,12 +145,13 @@ def generate(spec: Spec) -> Generated:
                     )
                 cbhtbm = cbfbm + "J"
                 links = []
-                for _ in range(spec.parcels):
+                extra = spec.extra_parcel_every and (h + 1) % spec.extra_parcel_every == 0
+                for _ in range(spec.parcels + (1 if extra else 0)):
                     number += 1
                     bsm += 1
                     dkbm = f"{fbfbm}{number:05d}"
                     col, row = (number - 1) % per_row, (number - 1) // per_row
-                    x, y = block_x + col * spec.field_m, ORIGIN_N + row * spec.field_m
+                    x, y = block_x + col * spec.field_m, block_y + row * spec.field_m
                     shape = _field(rng, x, y, spec.field_m, bsm % spec.degenerate_every == 0)
                     area = round(shape.area * rng.uniform(0.995, 1.005), 2)
                     out.shapes.append(shape)
