@@ -45,7 +45,7 @@ from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
 from digital_village.config import Settings
 from digital_village.db import Database, make_engine
-from digital_village.labels.digital_link import gtin_check_digit
+from digital_village.gs1.keys import gtin_check_digit
 from digital_village.ledger import keys
 from digital_village.ledger.log import Ledger
 from digital_village.ledger.models import LedgerEntry

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from digital_village.gs1.keys import GTINError
 from digital_village.labels import qr
-from digital_village.labels.digital_link import GTINError
 from digital_village.parcels.codes import CodeError
 
 BASE = "https://dv.example.cn"

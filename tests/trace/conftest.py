@@ -13,12 +13,11 @@ from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
 from digital_village.config import Settings
-from digital_village.labels.digital_link import gtin_check_digit
+from digital_village.gs1.keys import check_digit, gtin_check_digit
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.parcels.geometry import to_lonlat
 from digital_village.trace import builders, products
-from digital_village.trace.digital_link import check_digit
 from tests.conftest import World
 from tests.factories import GROUP, OTHER_VILLAGE
 

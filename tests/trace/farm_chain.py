@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from digital_village.trace.digital_link import check_digit
+from digital_village.gs1.keys import check_digit
 from digital_village.trace.vocab import DV_BIZSTEP
 
 HOST = "https://trace.dv.example.cn"

@@ -28,8 +28,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
+from digital_village.gs1.keys import gtin_check_digit
 from digital_village.iot import devices, ingest, seal, shapes
-from digital_village.labels.digital_link import gtin_check_digit
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels_service
 from digital_village.trace import builders, capture, products, tracing

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
 from digital_village.errors import DomainError
-from digital_village.labels.digital_link import gtin_check_digit
+from digital_village.gs1.keys import gtin_check_digit
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions

@@ -3,7 +3,7 @@
 What goes into a code:
 
 * product, lot and serial labels carry a GS1 Digital Link URI on the resolver host,
-  ``{base}/01/<GTIN-14>[/10/<lot>][/21/<serial>]`` (built by ``digital_link.DigitalLink``);
+  ``{base}/01/<GTIN-14>[/10/<lot>][/21/<serial>]`` (built by ``gs1.digital_link.DigitalLink``);
 * parcel signs carry ``{base}/p/<DKBM>``.
 
 How it is printed: the symbol (``encode``) comes from ``qrcode``; rendering is done here, so
@@ -37,7 +37,7 @@ import qrcode.util
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from digital_village.labels.digital_link import DigitalLink
+from digital_village.gs1.digital_link import DigitalLink
 from digital_village.parcels.codes import parse_dkbm
 
 __all__ = [

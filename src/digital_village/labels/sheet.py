@@ -30,8 +30,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
+from digital_village.gs1.digital_link import DigitalLink
 from digital_village.labels import qr
-from digital_village.labels.digital_link import DigitalLink
 
 __all__ = [
     "A4_3X8",

@@ -35,7 +35,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
-from digital_village.trace import digital_link, vocab
+from digital_village.gs1 import canonical
+from digital_village.trace import vocab
 
 HASH_VERSION: Final = "CBV2.0"
 
@@ -183,7 +184,7 @@ class _Canon:
         if colon and namespace.startswith(("https://ref.gs1.org", "https://gs1.org")):
             text = namespace + local
         text = _normalise_number(text)
-        return digital_link.normalise(text) or text
+        return canonical.normalise(text) or text
 
     def key(self, key: str) -> str:
         prefix, colon, local = key.partition(":")

@@ -2,7 +2,7 @@
 
 Pure: no ORM, no web. GS1 identifiers arrive as Digital Link URIs on any host or as EPC URNs
 (``urn:epc:class:lgtin:...``, ``urn:epc:id:sgtin:...``); both are read as GTIN-14 + lot +
-serial, with the GTIN check digit validated by :mod:`digital_village.labels.digital_link`.
+serial, with the GTIN check digit validated by :mod:`digital_village.gs1.keys`.
 Whether a GTIN is the project's own is for the caller to decide (a registered product).
 
 Parcels are named by the URI ``<public base URL>/p/<DKBM>`` (docs/DESIGN.md §6) in readPoint,
@@ -17,14 +17,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from digital_village.labels.digital_link import (
-    DigitalLink,
-    DigitalLinkError,
-    parse_digital_link,
-    validate_gtin,
-)
+from digital_village.gs1 import canonical
+from digital_village.gs1.digital_link import DigitalLink, parse_digital_link
+from digital_village.gs1.keys import DigitalLinkError, validate_gtin
 from digital_village.parcels.codes import CodeError, parse_dkbm
-from digital_village.trace import digital_link
 
 PARCEL_EXTENSIONS: Final = ("dv:parcel", "dv:parcels")
 
@@ -69,10 +65,10 @@ def parse_gtin_identifier(uri: str) -> GtinItem | None:
     if uri.startswith("urn:epc:"):
         if not _GTIN_URN.match(uri):
             return None
-        canonical = digital_link.normalise(uri)
-        if canonical is None:
+        constrained = canonical.normalise(uri)
+        if constrained is None:
             raise IdentifierError(f"{uri!r} is not a well-formed GS1 EPC URI")
-        return _from_link(canonical, uri)
+        return _from_link(constrained, uri)
     match = _GTIN_LINK.match(uri)
     if match is None:
         return None
@@ -89,19 +85,19 @@ def _from_link(link: str, original: str) -> GtinItem:
     except DigitalLinkError as error:
         # A qualifier the label module does not print (22, 235) is still a valid identifier:
         # its constrained canonical form keeps what identifies the item.
-        canonical = digital_link.normalise(link)
-        if canonical is None:
+        constrained = canonical.normalise(link)
+        if constrained is None:
             raise IdentifierError(
                 f"{original!r} is not a valid GS1 Digital Link: {error}"
             ) from None
-        gtin = canonical.split("/")[4]
+        gtin = constrained.split("/")[4]
         return GtinItem(gtin=gtin)
     return GtinItem(gtin=parsed.gtin, lot=parsed.lot, serial=parsed.serial)
 
 
 def canonical_epc(uri: str) -> str:
     """The form an identifier is indexed and matched under: GS1 keys on id.gs1.org, else as is."""
-    return digital_link.normalise(uri) or uri
+    return canonical.normalise(uri) or uri
 
 
 def lot_uri(base_url: str, gtin: str, lot: str) -> str:

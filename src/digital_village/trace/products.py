@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from digital_village.auth.actor import Actor
 from digital_village.db import insert_rows
 from digital_village.errors import Conflict, Invalid, NotFound
-from digital_village.labels.digital_link import DigitalLinkError, validate_gtin
+from digital_village.gs1.keys import DigitalLinkError, validate_gtin
 from digital_village.ledger.log import Ledger
 from digital_village.regions import service as regions
 from digital_village.trace.identifiers import COUNT_UNITS

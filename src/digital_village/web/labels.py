@@ -28,8 +28,8 @@ from digital_village.api.deps import SessionDep, SettingsDep
 from digital_village.auth.actor import Actor
 from digital_village.auth.dependencies import ActorDep
 from digital_village.errors import Invalid, NotFound
+from digital_village.gs1.keys import DigitalLinkError
 from digital_village.labels import qr, sheet
-from digital_village.labels.digital_link import DigitalLinkError
 from digital_village.parcels import service as parcels
 from digital_village.parcels.codes import CodeError, parse_dkbm
 from digital_village.trace import lineage, products

@@ -60,7 +60,7 @@ from digital_village.api.deps import SettingsDep
 from digital_village.config import Settings
 from digital_village.db import Database, utcnow
 from digital_village.errors import DomainError, NotFound
-from digital_village.labels.digital_link import DigitalLink, DigitalLinkError, parse_digital_link
+from digital_village.gs1.digital_link import DigitalLink, DigitalLinkError, parse_digital_link
 from digital_village.ledger import log as ledger_log
 from digital_village.regions import service as regions
 from digital_village.trace import lineage, products, tracing

@@ -23,16 +23,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digital_village.labels.digital_link import (
-    GS1_SET_82,
+from digital_village.gs1.digital_link import (
     DigitalLink,
     DigitalLinkError,
-    GTINError,
     canonicalize_digital_link,
-    gtin_check_digit,
     parse_digital_link,
-    validate_gtin,
 )
+from digital_village.gs1.keys import GS1_SET_82, GTINError, gtin_check_digit, validate_gtin
 
 # --- GTIN -----------------------------------------------------------------------------------
 

@@ -4,6 +4,11 @@ CBV 2.0 §8.9 (EPCIS Event Hash ID) rules 17 and 18: EPC URIs (``urn:epc:id:...`
 pattern URIs) become canonical GS1 Digital Link URIs on ``https://id.gs1.org``; Digital Link
 URIs on any other host move to that host, lose their query string and keep only the finest
 identification level (a serial wins over a lot). Values that are neither stay as they are.
+
+The constrained form has a pattern for fourteen of the Digital Link primary keys
+(:data:`digital_village.gs1.keys.PRIMARY_KEYS`); the GMN (8013) and the pay-to GLN (415) have
+none, in CBV 2.0 as in its reference implementation, so a URI keyed by them stays as written
+and two systems hashing the same event agree.
 """
 
 from __future__ import annotations
@@ -13,75 +18,40 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Final
 
-from digital_village.labels.digital_link import gtin_check_digit
+from digital_village.gs1.keys import PRIMARY_KEYS, SHORT_NAMES, check_digit
 
 CANONICAL_HOST: Final = "https://id.gs1.org"
 
 # GS1 AI encodable character set 82 without the characters Digital Link must percent-encode;
 # the reference implementation refuses identifiers outside it, and so do we.
 _CSET82 = r"[\x22\x27\x2D\x2E\x30-\x39\x3B-\x3F\x41-\x5A\x5F\x61-\x7A]"
+_CONSTRAINED_PATTERNS: Final = {
+    "00": r"00/\d{18}",
+    "01": rf"01/\d{{14}}(/21/{_CSET82}{{0,20}}|/10/{_CSET82}{{0,20}}|/235/{_CSET82}{{0,28}})?",
+    "253": rf"253/\d{{13}}{_CSET82}{{0,17}}",
+    "255": r"255/\d{13}\d{0,12}",
+    "401": rf"401/{_CSET82}{{0,30}}",
+    "402": r"402/\d{17}",
+    "414": rf"414/\d{{13}}(/254/{_CSET82}{{0,20}})?",
+    "417": r"417/\d{13}",
+    "8003": rf"8003/\d{{14}}{_CSET82}{{0,16}}",
+    "8004": rf"8004/{_CSET82}{{0,30}}",
+    "8006": rf"8006/\d{{18}}(/21/{_CSET82}{{0,20}}|/10/{_CSET82}{{0,20}})?",
+    "8010": r"8010/[\x23\x2D\x2F\x30-\x39\x41-\x5A]{0,30}(/8011/\d{0,12})?",
+    "8017": r"8017/\d{18}",
+    "8018": r"8018/\d{18}",
+}
 _VALID: Final = tuple(
-    re.compile(f"^{CANONICAL_HOST}/{pattern}$")
-    for pattern in (
-        r"00/\d{18}",
-        rf"01/\d{{14}}(/21/{_CSET82}{{0,20}}|/10/{_CSET82}{{0,20}}|/235/{_CSET82}{{0,28}})?",
-        rf"253/\d{{13}}{_CSET82}{{0,17}}",
-        r"255/\d{13}\d{0,12}",
-        rf"401/{_CSET82}{{0,30}}",
-        r"402/\d{17}",
-        rf"414/\d{{13}}(/254/{_CSET82}{{0,20}})?",
-        r"417/\d{13}",
-        rf"8003/\d{{14}}{_CSET82}{{0,16}}",
-        rf"8004/{_CSET82}{{0,30}}",
-        rf"8006/\d{{18}}(/21/{_CSET82}{{0,20}}|/10/{_CSET82}{{0,20}})?",
-        r"8010/[\x23\x2D\x2F\x30-\x39\x41-\x5A]{0,30}(/8011/\d{0,12})?",
-        r"8017/\d{18}",
-        r"8018/\d{18}",
-    )
+    re.compile(f"^{CANONICAL_HOST}/{pattern}$") for pattern in _CONSTRAINED_PATTERNS.values()
 )
-_PRIMARY_KEYS: Final = [
-    "00",
-    "01",
-    "253",
-    "255",
-    "401",
-    "402",
-    "414",
-    "417",
-    "8003",
-    "8004",
-    "8006",
-    "8010",
-    "8017",
-    "8018",
-]
-_SHORT_NAMES: Final = {
-    "gtin": "01", "itip": "8006", "cpid": "8010", "gln": "414", "party": "417",
-    "gsrnp": "8017", "gsrn": "8018", "gcn": "255", "sscc": "00", "gdti": "253",
-    "ginc": "401", "gsin": "402", "grai": "8003", "giai": "8004", "cpv": "22",
-    "lot": "10", "ser": "21",
-}  # fmt: skip
+# The primary keys the constrained form covers, in numeric order (the order in which a key is
+# looked for in a path, as the reference implementation does).
+_CONSTRAINED_KEYS: Final = [key for key in PRIMARY_KEYS if key in _CONSTRAINED_PATTERNS]
 _KEY_SEGMENT = "|".join(
-    _PRIMARY_KEYS + [name for name in _SHORT_NAMES if name not in {"cpv", "lot", "ser"}]
+    _CONSTRAINED_KEYS + [name for name, key in SHORT_NAMES.items() if key in _CONSTRAINED_PATTERNS]
 )
 _DIGITAL_LINK: Final = re.compile(rf"^https?://[^/?#]*(/[^?#]*)?/({_KEY_SEGMENT})/\d{{4}}")
-_CANONICAL: Final = re.compile(rf"^{CANONICAL_HOST}/({'|'.join(_PRIMARY_KEYS)})/\d{{4}}")
-
-
-def check_digit(digits: str) -> str:
-    """GS1 mod-10 check digit of a digit string (weights 3,1,3,... from the right).
-
-    The one implementation is :func:`digital_village.labels.digital_link.gtin_check_digit`,
-    which takes a GTIN payload of up to 13 digits. The weights depend only on a digit's
-    position from the right, so a shorter key is zero-padded, and a longer one (SSCC, GSRN:
-    17 digits) is summed in two pieces: the 13 digits on the right, and the rest shifted one
-    place left of a padding zero (position 13 has the parity of position 1).
-    """
-    right, left = digits[-13:], digits[:-13]
-    digit = int(gtin_check_digit(right.zfill(13)))
-    if left:
-        digit += int(gtin_check_digit((left + "0").zfill(13)))
-    return str(digit % 10)
+_CANONICAL: Final = re.compile(rf"^{CANONICAL_HOST}/({'|'.join(_CONSTRAINED_KEYS)})/\d{{4}}")
 
 
 def _with_check(digits: str) -> str:
@@ -171,10 +141,10 @@ def _constrain_digital_link(uri: str) -> str | None:
     if _DIGITAL_LINK.match(uri) is None:
         return None
     uri = uri.split("?", 1)[0]
-    for name, key in _SHORT_NAMES.items():
+    for name, key in SHORT_NAMES.items():
         uri = uri.replace(f"/{name}/", f"/{key}/")
     if _CANONICAL.match(uri) is None:
-        for key in _PRIMARY_KEYS:
+        for key in _CONSTRAINED_KEYS:
             start = uri.find(f"/{key}/")
             if start != -1:
                 uri = CANONICAL_HOST + uri[start:]

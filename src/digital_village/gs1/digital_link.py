@@ -1,4 +1,4 @@
-"""GTINs and GS1 Digital Link URIs for product labels (docs/DESIGN.md §7).
+"""GS1 Digital Link URIs of trade items: parse, validate and build (docs/DESIGN.md §7).
 
 A label's QR code carries ``https://<resolver>/01/<GTIN-14>[/10/<lot>][/21/<serial>]`` with
 optional query attributes: 11 production date, 17 expiry date, 7007 harvest date (or range) and
@@ -30,39 +30,28 @@ import calendar
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from types import MappingProxyType
 from urllib.parse import quote, unquote, urlsplit
 
+from digital_village.gs1.keys import (
+    GS1_SET_82,
+    PRIMARY_KEYS,
+    SHORT_NAMES,
+    DigitalLinkError,
+    is_digits,
+    validate_gtin,
+)
+
 __all__ = [
     "ATTRIBUTE_AIS",
-    "GS1_SET_82",
     "DigitalLink",
     "DigitalLinkError",
-    "GTINError",
     "canonicalize_digital_link",
-    "gtin_check_digit",
     "parse_digital_link",
-    "validate_gtin",
 ]
 
 
-class DigitalLinkError(ValueError):
-    """A malformed GTIN or GS1 Digital Link URI; ``str(error)`` names what is wrong."""
-
-
-class GTINError(DigitalLinkError):
-    """A malformed GTIN (length, characters or check digit)."""
-
-
-GTIN_LENGTHS = (8, 12, 13, 14)
 QUALIFIER_MAX_LENGTH = 20
-
-# GS1 General Specifications, "GS1 AI encodable character set 82"; the syntax dictionary's
-# cset82 linter lists the same 82 characters.
-GS1_SET_82 = frozenset(
-    "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
-)
 
 # Query attributes this project puts on labels, in canonical (lexical) order.
 ATTRIBUTE_AIS = ("11", "17", "422", "7007")
@@ -80,29 +69,15 @@ _AI_NAMES = {
     "7007": "harvest date",
 }
 
-# Primary keys of the Digital Link grammar; all but 01 are recognised only to be refused clearly.
-_PRIMARY_KEYS = frozenset(
-    {
-        "00",
-        "01",
-        "253",
-        "255",
-        "401",
-        "402",
-        "414",
-        "417",
-        "8003",
-        "8004",
-        "8006",
-        "8010",
-        "8013",
-        "8017",
-        "8018",
-    }
-)
+# Every Digital Link primary key is recognised, if only to be refused with a clear message.
+_PRIMARY_KEYS = frozenset(PRIMARY_KEYS)
 _GTIN_QUALIFIERS = ("10", "21")
 _UNSUPPORTED_GTIN_QUALIFIERS = frozenset({"22", "235"})
-_PATH_ALIASES = {"gtin": "01", "lot": "10", "ser": "21", "cpv": "22"}
+# Only the short names of a GTIN's path are read as AIs; another key's short name (``gln``,
+# ``sscc``, ...) is left to the resolver's path prefix, as it always was here.
+_PATH_ALIASES = {
+    name: ai for name, ai in SHORT_NAMES.items() if ai in ("01", *_GTIN_QUALIFIERS, "22")
+}
 _QUERY_ALIASES = {"exp": "17"}
 
 # ISO 3166-1 num-3 country codes, as listed by the syntax dictionary's iso3166 linter.
@@ -122,7 +97,6 @@ _ISO_3166_NUMERIC_TEXT = (
 )
 _ISO_3166_NUMERIC = frozenset(_ISO_3166_NUMERIC_TEXT.split())
 
-_DIGITS = re.compile(r"[0-9]+")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _HARVEST_RANGE = re.compile(r"([0-9]{6})-([0-9]{6})")
 
@@ -130,48 +104,6 @@ _HARVEST_RANGE = re.compile(r"([0-9]{6})-([0-9]{6})")
 def _ai_label(ai: str) -> str:
     name = _AI_NAMES.get(ai)
     return f"AI {ai} ({name})" if name else f"AI {ai}"
-
-
-def _is_digits(value: str) -> bool:
-    # str.isdigit() also accepts non-ASCII digits such as '٣', which no GS1 field allows.
-    return _DIGITS.fullmatch(value) is not None
-
-
-def gtin_check_digit(payload: str) -> str:
-    """Return the GS1 mod-10 check digit for a GTIN without its last digit.
-
-    ``payload`` is 7, 11, 12 or 13 digits (a GTIN-8/12/13/14 minus its check digit); this is
-    how sample GTINs for tests and demos are made.
-    """
-    if not _is_digits(payload):
-        raise GTINError(f"GTIN payload must contain only digits, got {payload!r}")
-    if len(payload) + 1 not in GTIN_LENGTHS:
-        raise GTINError(
-            f"GTIN payload must be 7, 11, 12 or 13 digits (a GTIN without its check digit), "
-            f"got {len(payload)}"
-        )
-    # Weights alternate 3, 1, 3, ... starting from the digit next to the check digit, so the
-    # result does not depend on left zero-padding.
-    total = sum(
-        int(digit) * (3 if index % 2 == 0 else 1) for index, digit in enumerate(reversed(payload))
-    )
-    return str(-total % 10)
-
-
-@lru_cache(maxsize=4096)
-def validate_gtin(value: str) -> str:
-    """Check an 8, 12, 13 or 14-digit GTIN and return it as a zero-padded GTIN-14.
-
-    Remembered: a capture checks the same few trade items' GTINs thousands of times.
-    """
-    if not _is_digits(value):
-        raise GTINError(f"GTIN must contain only digits, got {value!r}")
-    if len(value) not in GTIN_LENGTHS:
-        raise GTINError(f"GTIN must be 8, 12, 13 or 14 digits, got {len(value)}")
-    expected = gtin_check_digit(value[:-1])
-    if value[-1] != expected:
-        raise GTINError(f"GTIN check digit should be {expected}, got {value[-1]} (in {value!r})")
-    return value.zfill(14)
 
 
 def _check_qualifier(ai: str, value: str) -> str:
@@ -188,7 +120,7 @@ def _check_qualifier(ai: str, value: str) -> str:
 
 def _check_date(ai: str, value: str, *, zero_day_allowed: bool) -> None:
     label = _ai_label(ai)
-    if len(value) != 6 or not _is_digits(value):
+    if len(value) != 6 or not is_digits(value):
         raise DigitalLinkError(f"{label} must be a YYMMDD date, got {value!r}")
     year, month, day = int(value[:2]), int(value[2:4]), int(value[4:])
     if not 1 <= month <= 12:
@@ -229,7 +161,7 @@ def _normalise_attribute(ai: str, value: str) -> str:
                 )
         return value
     if ai == "422":
-        if len(value) != 3 or not _is_digits(value):
+        if len(value) != 3 or not is_digits(value):
             raise DigitalLinkError(f"{_ai_label(ai)} must be 3 digits, got {value!r}")
         if value not in _ISO_3166_NUMERIC:
             raise DigitalLinkError(
@@ -298,7 +230,7 @@ class DigitalLink:
             object.__setattr__(self, "base_url", _normalise_base_url(self.base_url))
         extra = tuple((str(key), str(value)) for key, value in self.extra_params)
         for key, _ in extra:
-            if _is_digits(key) or key in _QUERY_ALIASES:
+            if is_digits(key) or key in _QUERY_ALIASES:
                 raise DigitalLinkError(f"extra parameter {key!r} is a GS1 AI; use attributes")
         object.__setattr__(self, "extra_params", extra)
 
@@ -389,7 +321,7 @@ def _parse_query(query: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
         key = _decode(raw_key, "query key")
         value = _decode(raw_value, f"query parameter {key!r}")
         ai = _QUERY_ALIASES.get(key, key)
-        if _is_digits(ai):
+        if is_digits(ai):
             if ai in attributes:
                 raise DigitalLinkError(f"{_ai_label(ai)} appears twice in the query")
             attributes[ai] = value
