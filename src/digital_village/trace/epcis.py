@@ -224,10 +224,9 @@ class ObjectEvent(_EventBase):
         return self
 
 
-class AggregationEvent(_EventBase):
-    """Objects were packed into (ADD) or taken out of (DELETE) a parent, such as a case."""
+class _ParentChildEvent(_EventBase):
+    """Fields and rule of the events about a parent and its children."""
 
-    type: Literal["AggregationEvent"] = "AggregationEvent"
     action: Action
     parent_id: Uri | None = Field(default=None, alias="parentID")
     child_epcs: list[Uri] | None = Field(default=None, alias="childEPCs")
@@ -243,23 +242,17 @@ class AggregationEvent(_EventBase):
         return self
 
 
-class AssociationEvent(_EventBase):
+class AggregationEvent(_ParentChildEvent):
+    """Objects were packed into (ADD) or taken out of (DELETE) a parent, such as a case."""
+
+    type: Literal["AggregationEvent"] = "AggregationEvent"
+
+
+class AssociationEvent(_ParentChildEvent):
     """Objects were associated with a parent (a sensor with a pallet, a crate with a field)."""
 
     type: Literal["AssociationEvent"] = "AssociationEvent"
-    action: Action
     parent_id: Uri = Field(alias="parentID")
-    child_epcs: list[Uri] | None = Field(default=None, alias="childEPCs")
-    child_quantity_list: list[QuantityElement] | None = None
-
-    @model_validator(mode="after")
-    def _children(self) -> Self:
-        _needs_one_of(
-            self,
-            [("childEPCs", self.child_epcs), ("childQuantityList", self.child_quantity_list)],
-            "needs non-empty childEPCs or childQuantityList unless action is DELETE",
-        )
-        return self
 
 
 class TransactionEvent(_EventBase):

@@ -81,6 +81,23 @@ def _code(
         raise Invalid(str(error), field="size_mm") from None
 
 
+def _label_code(
+    base_url: str,
+    fmt: Format,
+    size_mm: float | None,
+    dpi: int,
+    gtin: str,
+    lot: str | None = None,
+    serial: str | None = None,
+) -> Response:
+    """The GS1 Digital Link QR code of a product, lot or serialised item (error correction Q)."""
+    uri = qr.label_uri(base_url, gtin, lot, serial)
+    data = _code(
+        uri, fmt, size_mm=size_mm or 25.0, dpi=dpi, error_correction=qr.LABEL_ERROR_CORRECTION
+    )
+    return _image(data, fmt, "-".join(part for part in (gtin, lot, serial) if part is not None))
+
+
 @router.get(
     "/parcels/{dkbm}.{fmt}",
     summary="QR code of a parcel sign",
@@ -121,11 +138,7 @@ def product_code(
 ) -> Response:
     """The product's GS1 Digital Link QR code (``…/01/<GTIN>``, error correction Q)."""
     product = products.get_product(session=session, gtin=gtin)
-    uri = qr.label_uri(settings.public_base_url, product.gtin)
-    data = _code(
-        uri, fmt, size_mm=size_mm or 25.0, dpi=dpi, error_correction=qr.LABEL_ERROR_CORRECTION
-    )
-    return _image(data, fmt, product.gtin)
+    return _label_code(settings.public_base_url, fmt, size_mm, dpi, product.gtin)
 
 
 @router.get(
@@ -142,11 +155,7 @@ def lot_code(
 ) -> Response:
     """A lot's GS1 Digital Link QR code (``…/01/<GTIN>/10/<lot>``)."""
     row = products.get_lot(session=session, gtin=gtin, lot=lot)
-    uri = qr.label_uri(settings.public_base_url, row.gtin, row.lot)
-    data = _code(
-        uri, fmt, size_mm=size_mm or 25.0, dpi=dpi, error_correction=qr.LABEL_ERROR_CORRECTION
-    )
-    return _image(data, fmt, f"{row.gtin}-{row.lot}")
+    return _label_code(settings.public_base_url, fmt, size_mm, dpi, row.gtin, row.lot)
 
 
 @router.get(
@@ -213,11 +222,7 @@ def serial_code(
     row = products.lots_by_id(session=session, ids=[unit.lot_id])[unit.lot_id]
     if row.lot != lot:
         raise NotFound(f"serial {serial!r} of GTIN {unit.gtin} is not in lot {lot!r}")
-    uri = qr.label_uri(settings.public_base_url, unit.gtin, row.lot, unit.serial)
-    data = _code(
-        uri, fmt, size_mm=size_mm or 25.0, dpi=dpi, error_correction=qr.LABEL_ERROR_CORRECTION
-    )
-    return _image(data, fmt, f"{unit.gtin}-{row.lot}-{unit.serial}")
+    return _label_code(settings.public_base_url, fmt, size_mm, dpi, unit.gtin, row.lot, unit.serial)
 
 
 @page_router.get(
