@@ -14,9 +14,12 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, cast
@@ -113,7 +116,64 @@ def _install_sqlite_pragmas(engine: Engine, *, checkpoint_pages: int | None = No
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("dv_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not immediate:
+            conn.exec_driver_sql("BEGIN")
+            return
+        # Waiting for the database's one writer, apart from holding it (RequestCost).
+        started = time.perf_counter()
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        took = time.perf_counter() - started
+        conn.info[_WRITE_BEGAN] = started + took
+        cost = _COST.get()
+        if cost is not None:
+            cost.write_wait += took
+
+
+@dataclass
+class RequestCost:
+    """What one request asked of the database: statements run, and the time its write
+    transactions waited for the write lock (SQLite's ``BEGIN IMMEDIATE``) and then held it
+    (on PostgreSQL: how long its write transactions lasted). Filled in by the engine's events
+    for the request that set it (``track_cost``), threads of the request included."""
+
+    statements: int = 0
+    write_wait: float = 0.0
+    write_hold: float = 0.0
+
+
+_COST: ContextVar[RequestCost | None] = ContextVar("dv_request_cost", default=None)
+_WRITE_BEGAN = "dv_write_began"
+
+
+def track_cost() -> RequestCost:
+    """Count this context's database work (the caller's request) in a new RequestCost."""
+    cost = RequestCost()
+    _COST.set(cost)
+    return cost
+
+
+def _install_cost_tracking(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_statement(*_: Any) -> None:
+        cost = _COST.get()
+        if cost is not None:
+            cost.statements += 1
+
+    if engine.dialect.name != "sqlite":  # SQLite's begin listener notes when it got the lock
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            if conn.get_execution_options().get("dv_write", False):
+                conn.info[_WRITE_BEGAN] = time.perf_counter()
+
+    def _on_end(conn: Connection) -> None:
+        began = conn.info.pop(_WRITE_BEGAN, None)
+        cost = _COST.get()
+        if began is not None and cost is not None:
+            cost.write_hold += time.perf_counter() - began
+
+    event.listen(engine, "commit", _on_end)
+    event.listen(engine, "rollback", _on_end)
 
 
 # A long-running engine copies the WAL back into the database file from a thread of its own
@@ -228,8 +288,11 @@ def make_engine(url: str) -> Engine:
             weakref.finalize(engine, checkpointer.stop)
         else:
             _install_sqlite_pragmas(engine)
+        _install_cost_tracking(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    _install_cost_tracking(engine)
+    return engine
 
 
 def make_single_use_engine(url: str) -> Engine:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from digital_village.api.ratelimit import TokenBuckets
 from digital_village.app import create_app
 from digital_village.config import Settings
-from digital_village.db import Database
+from digital_village.db import Database, make_engine, track_cost
 from tests.api.test_app import assert_problem
 from tests.conftest import World
 
@@ -78,3 +83,42 @@ def test_buckets_refill_over_time() -> None:
     assert buckets.take("a", now=100.0) == pytest.approx(1.0)
     assert buckets.take("a", now=101.5) == 0
     assert buckets.take("b", now=100.0) == 0
+
+
+def test_metrics_count_each_routes_statements(client: TestClient) -> None:
+    client.get("/api/v1/regions/510603101")  # a plain route, run in the thread pool
+    text = client.get("/metrics").text
+    found = re.search(r'dv_db_statements_total\{route="/api/v1/regions/\{code\}"\} (\d+)', text)
+    assert found and int(found.group(1)) >= 1
+
+
+def test_write_transactions_report_their_wait_for_the_lock_and_their_hold(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'cost.db'}")
+    database = Database(engine)
+    with database.transaction() as session:
+        session.execute(text("CREATE TABLE t (x INTEGER)"))
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_the_lock() -> None:
+        with database.transaction() as other:
+            other.execute(text("INSERT INTO t VALUES (0)"))
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    held.wait(5)
+    threading.Timer(0.2, release.set).start()
+    cost = track_cost()
+    with database.transaction() as session:
+        session.execute(text("INSERT INTO t VALUES (1)"))  # the transaction begins here
+        time.sleep(0.05)
+        session.execute(text("INSERT INTO t VALUES (2)"))
+    holder.join()
+    engine.dispose()
+    assert cost.write_wait >= 0.15  # queued behind the other writer
+    assert 0.05 <= cost.write_hold < 1.0
+    assert cost.statements == 3  # BEGIN IMMEDIATE and the inserts

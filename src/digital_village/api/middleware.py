@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digital_village.api.metrics import Metrics
 from digital_village.api.problems import problem
+from digital_village.db import track_cost
 
 log = logging.getLogger("digital_village.access")
 
@@ -87,6 +88,7 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex[:16]
         status = 500
+        cost = track_cost()
 
         async def capture_send(message: Message) -> None:
             nonlocal status
@@ -105,7 +107,11 @@ class AccessLogMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             if self.metrics is not None:
                 self.metrics.observe(
-                    route=template, method=scope.get("method", ""), status=status, seconds=elapsed
+                    route=template,
+                    method=scope.get("method", ""),
+                    status=status,
+                    seconds=elapsed,
+                    cost=cost,
                 )
             log.info(
                 "request",
@@ -113,7 +119,11 @@ class AccessLogMiddleware:
                     "request_id": request_id,
                     "method": scope.get("method"),
                     "path": scope.get("path"),
+                    "route": template,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
+                    "db_statements": cost.statements,
+                    "db_write_wait_ms": round(cost.write_wait * 1000, 2),
+                    "db_write_hold_ms": round(cost.write_hold * 1000, 2),
                 },
             )
