@@ -25,6 +25,7 @@ from digital_village.auth.router import router as auth_router
 from digital_village.config import Settings
 from digital_village.db import Database, Failure, failure_of
 from digital_village.errors import NotReady
+from digital_village.iot.ingest_router import router as ingest_router
 from digital_village.iot.router import router as iot_router
 from digital_village.iot.sealer import BackgroundSealer
 from digital_village.ledger.router import router as ledger_router
@@ -117,6 +118,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     problems.install(app)
     openapi.install(app)
     docs.install(app)
+    metrics = _add_middleware(app, settings, resolver)
+    _add_operations_routes(app, db, settings, metrics)
+    _include_routers(app)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings, resolver: ResolverState) -> Metrics:
+    """The middleware stack, and the metrics it records."""
     # Outermost last: access log → security headers → rate limit → body size → JSON depth
     # → routes.
     app.add_middleware(JsonDepthMiddleware, max_depth=settings.max_json_depth)
@@ -133,6 +142,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
+    return metrics
+
+
+def _add_operations_routes(
+    app: FastAPI, db: Database, settings: Settings, metrics: Metrics
+) -> None:
+    """/healthz and /metrics."""
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:
@@ -161,6 +177,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         metrics.ledger_size.set(size or 0)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+
+def _include_routers(app: FastAPI) -> None:
+    """Every package's routes, and the static files."""
     # The resolver and pages first: a scanned label is the most frequent request, and routes
     # are matched in order (their paths, /01/…, /p/… and /api/v1/labels/…, overlap no other).
     app.include_router(web_router)
@@ -169,9 +188,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(regions_router)
     app.include_router(ledger_router)
     app.include_router(parcels_router)
+    app.include_router(ingest_router)
     app.include_router(iot_router)
     app.include_router(trace_router)
     app.include_router(epcis_router)
     # The browser-side verifier and page assets (ships in the package: web/static/*).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app

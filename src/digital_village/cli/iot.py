@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,6 +30,9 @@ from digital_village.iot.proof import verify_reading_proof
 from digital_village.ledger import log as ledger_log
 from digital_village.ledger.log import Ledger
 from digital_village.ledger.verify import VerificationError
+
+if TYPE_CHECKING:
+    from digital_village.iot.mqtt import IngestWorker
 
 app = typer.Typer(
     help="The sensor net: seal days into the ledger, verify them, MQTT ingest.",
@@ -229,7 +232,13 @@ def mqtt_command(
     )
     if client_id:
         options.client_id = client_id
-    worker = IngestWorker(database, options)
+    _run_worker(IngestWorker(database, options), database, report_every)
+
+
+def _run_worker(worker: IngestWorker, database: Database, report_every: float) -> None:
+    """Connect, ingest until SIGINT or SIGTERM, then print what was ingested."""
+    options = worker.options
+    host, port, auth_mode = options.host, options.port, options.auth
     # Everything imported so far lives as long as the process: keep the cyclic collector from
     # walking it again and again while messages stream in (measured: most of the worker's CPU).
     gc.collect()

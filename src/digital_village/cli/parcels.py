@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from digital_village.auth.actor import Actor
 from digital_village.cli.common import console, fail, load_settings, print_json, transaction
+from digital_village.config import Settings
 from digital_village.errors import DomainError
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import geometry
@@ -117,6 +118,22 @@ def import_(
         land_use=land_use,
         keep_codes=codes == "keep",
     )
+    report = _store_features(settings, read, options, quiet=as_json)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_report(report, read.filename)
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+def _store_features(
+    settings: Settings, read: parcel_io.SourceFile, options: parcel_io.ImportOptions, *, quiet: bool
+) -> parcels.RegisterReport:
+    """Import the features read in one transaction, with a progress bar unless ``quiet``.
+
+    Nothing is stored when no feature was (or the import as a whole was refused: exit 2).
+    """
     ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
     report: parcels.RegisterReport | None = None
     refused: DomainError | None = None  # the import as a whole: its FBFBM, scope, CRS
@@ -129,7 +146,7 @@ def import_(
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 console=console,
-                disable=as_json or not console.is_terminal,
+                disable=quiet or not console.is_terminal,
                 transient=True,
             ) as progress,
         ):
@@ -153,12 +170,7 @@ def import_(
     if refused is not None:
         fail(f"nothing imported: {refused.detail}", code=2)
     assert report is not None
-    if as_json:
-        print_json(report.as_dict())
-    else:
-        _print_report(report, read.filename)
-    if report.rejected:
-        raise typer.Exit(1)
+    return report
 
 
 def _print_report(report: parcels.RegisterReport, filename: str) -> None:
