@@ -11,10 +11,11 @@ import hashlib
 from typing import Any
 
 import shapely
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from digital_village.db import insert_rows, utcnow
 from digital_village.errors import Conflict
 from digital_village.ledger.log import AppendedEntry, EntryIn, Ledger
 from digital_village.parcels import codes, geometry
@@ -123,7 +124,7 @@ def area_note(registered_m2: float | None, computed_m2: float) -> str | None:
 
 
 def _parcel_row(
-    candidate: Candidate, dkbm: str, wkb: bytes, digest: str, seq: int
+    candidate: Candidate, dkbm: str, wkb: bytes, digest: str, seq: int, now: dt.datetime
 ) -> dict[str, Any]:
     shape, item = candidate.shape, candidate.item
     min_lon, min_lat, max_lon, max_lat = shape.geometry.bounds
@@ -153,11 +154,13 @@ def _parcel_row(
         "registered_area_m2": item.registered_area_m2,
         "area_note": area_note(item.registered_area_m2, shape.area_m2),
         "last_seq": seq,
+        "created_at": now,
+        "retired_at": None,
     }
 
 
 def _insert_parcels(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    connection.execute(insert(Parcel), rows)
+    insert_rows(connection, Parcel, rows)
     id_of: dict[str, int] = {}
     for chunk in chunked([row["dkbm"] for row in rows]):
         query = select(Parcel.dkbm, Parcel.id).where(Parcel.dkbm.in_(chunk))
@@ -166,7 +169,7 @@ def _insert_parcels(connection: Connection, rows: list[dict[str, Any]]) -> list[
 
 
 def _history_rows(
-    parcel_id: int, candidate: Candidate, seq: int, start: dt.date
+    parcel_id: int, candidate: Candidate, seq: int, start: dt.date, now: dt.datetime
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The opening holding (if any) and attribute periods of a new parcel."""
     item = candidate.item
@@ -177,10 +180,19 @@ def _history_rows(
             "contractor_household_id": item.contractor_household_id,
             "operator_cooperative_id": item.operator_cooperative_id,
             "valid_from": start,
+            "valid_to": None,
             "ledger_seq": seq,
+            "recorded_at": now,
         }
     # Rows of one executemany must have the same keys.
-    base = {"parcel_id": parcel_id, "season": None, "valid_to": None, "ledger_seq": seq}
+    base = {
+        "parcel_id": parcel_id,
+        "season": None,
+        "valid_to": None,
+        "superseded_at": None,
+        "ledger_seq": seq,
+        "recorded_at": now,
+    }
     attributes = [{**base, "name": "land_use", "value": item.land_use, "valid_from": start}]
     if item.bdcdyh:
         code = codes.parse_bdcdyh(item.bdcdyh).code
@@ -224,21 +236,22 @@ def store_parcels(
         for c, digest in zip(accepted, hashes, strict=True)
     ]
     appended: list[AppendedEntry] = ledger.append_many(session, entries)
+    now = utcnow()
     rows = [
-        _parcel_row(c, dkbms[c.feature], wkb, digest, entry.seq)
+        _parcel_row(c, dkbms[c.feature], wkb, digest, entry.seq, now)
         for c, wkb, digest, entry in zip(accepted, wkbs, hashes, appended, strict=True)
     ]
     connection = session.connection()
     ids = _insert_parcels(connection, rows)
     holdings, attributes = [], []
     for parcel_id, candidate, entry in zip(ids, accepted, appended, strict=True):
-        holding, periods = _history_rows(parcel_id, candidate, entry.seq, start)
+        holding, periods = _history_rows(parcel_id, candidate, entry.seq, start, now)
         if holding is not None:
             holdings.append(holding)
         attributes.extend(periods)
     if holdings:
-        connection.execute(insert(ParcelHolding), holdings)
-    connection.execute(insert(ParcelAttribute), attributes)
+        insert_rows(connection, ParcelHolding, holdings)
+    insert_rows(connection, ParcelAttribute, attributes)
     for c in accepted:
         shape = c.shape
         report.created.append(

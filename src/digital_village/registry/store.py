@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from digital_village.db import utcnow
+from digital_village.db import insert_rows, utcnow
 from digital_village.ledger.log import EntryIn, Ledger
 from digital_village.parcels import codes
 from digital_village.parcels.geometry import ParcelShape
@@ -149,7 +149,8 @@ def store_households(
             region = region_of(household.cbfbm[:14])
             fresh.append({"cbfbm": household.cbfbm, "region_code": region, **values})
     if fresh:
-        session.execute(insert(Household), [{**row, "created_at": utcnow()} for row in fresh])
+        now = utcnow()
+        insert_rows(session.connection(), Household, [{**row, "created_at": now} for row in fresh])
         query = select(Household.cbfbm, Household.id)
         ids.update(
             session.execute(query.where(Household.cbfbm.in_([r["cbfbm"] for r in fresh]))).all()
@@ -159,7 +160,7 @@ def store_households(
         session.execute(delete(HouseholdMember).where(HouseholdMember.household_id.in_(replaced)))
     members = [row for h in households for row in _member_rows(ids[h.cbfbm], h)]
     if members:
-        session.execute(insert(HouseholdMember), members)
+        insert_rows(session.connection(), HouseholdMember, members)
     return ids
 
 
@@ -220,7 +221,7 @@ def store_new_parcels(
     session.execute(
         delete(RegistryParcel).where(RegistryParcel.dkbm.in_([r.dkbm for r, _ in records]))
     )
-    session.execute(insert(RegistryParcel), [_registry_record(r) for r, _ in records])
+    insert_rows(session.connection(), RegistryParcel, [_registry_record(r) for r, _ in records])
 
 
 def _contract_values(contract: ContractIn, household_id: int, seq: int) -> dict[str, Any]:
@@ -278,6 +279,7 @@ def store_contracts(
         session, [_contract_entry(c, c.cbhtbm not in existing, start) for c in contracts]
     )
     ids: dict[str, int] = {}
+    new_rows: list[dict[str, Any]] = []
     for contract, entry in zip(contracts, appended, strict=True):
         values = _contract_values(contract, household_ids[contract.cbfbm], entry.seq)
         if contract.cbhtbm in existing:
@@ -287,7 +289,9 @@ def store_contracts(
             )
         else:
             row = {"cbhtbm": contract.cbhtbm, "valid_from": start, "created_at": utcnow()}
-            session.execute(insert(LandContract), [{**row, **values}])
+            new_rows.append({**row, **values})
+    if new_rows:
+        insert_rows(session.connection(), LandContract, new_rows)
     fresh = [c.cbhtbm for c in contracts if c.cbhtbm not in existing]
     if fresh:
         query = select(LandContract.cbhtbm, LandContract.id).where(LandContract.cbhtbm.in_(fresh))
@@ -310,7 +314,7 @@ def store_contracts(
         for link in contract.links
     ]
     if links:
-        session.execute(insert(ContractParcel), links)
+        insert_rows(session.connection(), ContractParcel, links)
 
 
 def close_links(session: Session, contract_ids: list[int], start: dt.date) -> None:

@@ -190,6 +190,7 @@ class _Checker:
         self.county = county
         self.townships = townships
         self.out = Checked()
+        self._fbfbms: dict[tuple[str, str], str | Bad] = {}
 
     def reject(self, table: str, row: int, key: str, column: str | None, reason: str) -> None:
         self.out.rejected.append(Rejection(table, row, key, column, reason))
@@ -206,6 +207,21 @@ class _Checker:
                 self.reject(name, number, key, bad.column, bad.reason)
 
     def fbfbm(self, text: str, column: str = "FBFBM") -> str:
+        """The checked 发包方 code (a package names each many times: checked once)."""
+        found = self._fbfbms.get((text, column))
+        if found is None:
+            found = self._fbfbms[(text, column)] = self._check_fbfbm(text, column)
+        if isinstance(found, Bad):
+            raise found
+        return found
+
+    def _check_fbfbm(self, text: str, column: str) -> str | Bad:
+        try:
+            return self._parse_fbfbm(text, column)
+        except Bad as bad:
+            return bad
+
+    def _parse_fbfbm(self, text: str, column: str) -> str:
         try:
             parsed = codes.parse_fbfbm(text)
         except codes.CodeError as error:
