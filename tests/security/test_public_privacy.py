@@ -41,8 +41,9 @@ from tests.web.conftest import Pages
 
 # The households' names and phone numbers (tests.factories.build_world), every way written.
 # The certificate's contact number (0838-6200000, the cooperative's) is not among them: a
-# 承诺达标合格证 carries its issuer's contact by law, so its JSON and ledger entry show it
-# (the consumer pages leave it out: tests/web/test_pages.py).
+# 承诺达标合格证 carries its issuer's contact by law, so its ledger entry records it; the
+# certificate API, the consumer pages and the linkset leave it out (tests/trace/test_products.py,
+# tests/web/test_pages.py). The demo's own households: tests/security/test_demo_privacy.py.
 HOUSEHOLDS = (("王建国", "13808380001"), ("李秀英", "13808380002"))
 SECRETS = tuple(
     sorted(

@@ -129,8 +129,13 @@ def test_a_certificate_for_a_lot(client: TestClient, world: World, chain: Chain)
     svg = client.get(certificate["qr_code"].removesuffix(".png") + ".svg")
     assert svg.status_code == 200 and b'width="25mm"' in svg.content
     assert client.get("/api/v1/certificates/NOPE/qr.png").status_code == 404
+    # The issuer sees the contact it gave; the public certificate (its QR code's answer) omits
+    # the phone number, as the consumer page and the linkset do.
+    assert certificate["contact"] == "0838-6200001"
     shown = client.get(f"/api/v1/certificates/{certificate['number']}")
-    assert shown.status_code == 200 and shown.json() == certificate
+    assert shown.status_code == 200
+    assert shown.json() == {k: v for k, v in certificate.items() if k != "contact"}
+    assert "6200001" not in shown.text
     entry = orjson.loads(client.get(f"/api/v1/ledger/entries/{certificate['ledger_seq']}").content)
     assert entry["chain"]["key"] == f"lot:{OIL}/OIL-2025-007"
     assert entry["data"]["number"] == certificate["number"]

@@ -37,6 +37,7 @@ from digital_village.trace.schemas import (
     CaptureJobOut,
     CertificateIn,
     CertificateOut,
+    IssuedCertificateOut,
     LotOut,
     PlausibilityIn,
     ProductIn,
@@ -491,7 +492,9 @@ def export_lot(gtin: str, lot: str, session: SessionDep, settings: SettingsDep) 
     return JSONResponse(document, media_type="application/ld+json", headers=EPCIS_HEADERS)
 
 
-@router.post("/lots/{gtin}/{lot}/certificates", response_model=CertificateOut, status_code=201)
+@router.post(
+    "/lots/{gtin}/{lot}/certificates", response_model=IssuedCertificateOut, status_code=201
+)
 def issue_certificate(
     gtin: str,
     lot: str,
@@ -500,7 +503,7 @@ def issue_certificate(
     actor: ActorDep,
     ledger: LedgerDep,
     settings: SettingsDep,
-) -> CertificateOut:
+) -> IssuedCertificateOut:
     """Issue a 承诺达标合格证 for the lot (admin, or the manager of its cooperative)."""
     row = products.get_lot(session=session, gtin=gtin, lot=lot)
     actor.require_cooperative(row.cooperative_id)
@@ -518,12 +521,13 @@ def issue_certificate(
         quantity=body.quantity,
         issuer=body.issuer,
     )
-    return CertificateOut.of(
+    public = CertificateOut.of(
         certificate,
         row,
         base_url=settings.public_base_url,
         lot_uri=lot_uri(settings.public_base_url, row.gtin, row.lot),
     )
+    return IssuedCertificateOut(**public.model_dump(), contact=certificate.contact)
 
 
 @router.get("/certificates/{number}", response_model=CertificateOut)

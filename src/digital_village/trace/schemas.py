@@ -212,7 +212,8 @@ class Labelled(BaseModel):
 
 
 class CertificateOut(BaseModel):
-    """A 承诺达标合格证: the fields printed on it and the data of its QR code."""
+    """A 承诺达标合格证 as anyone may read it (what its QR code opens): the fields printed on
+    it but the issuer's phone number, which public answers never carry."""
 
     number: str
     gtin: str
@@ -223,7 +224,6 @@ class CertificateOut(BaseModel):
     origin: str
     issued_on: dt.date
     issuer: str
-    contact: str
     basis: list[Labelled]
     commitments: list[Labelled]
     qr_uri: str = Field(description="what its QR code carries")
@@ -246,7 +246,6 @@ class CertificateOut(BaseModel):
             origin=certificate.origin,
             issued_on=certificate.issued_on,
             issuer=certificate.issuer,
-            contact=certificate.contact,
             basis=[Labelled(code=code, label=products.BASIS[code]) for code in basis],
             commitments=[
                 Labelled(code=code, label=products.COMMITMENTS[code]) for code in commitments
@@ -257,3 +256,9 @@ class CertificateOut(BaseModel):
             ledger_seq=certificate.ledger_seq,
             proof=proof_url(certificate.ledger_seq),
         )
+
+
+class IssuedCertificateOut(CertificateOut):
+    """The certificate as answered to its issuer, with the contact it gave."""
+
+    contact: str
