@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
 from digital_village.api.deps import SessionDep
 from digital_village.errors import NotFound
-from digital_village.ledger import log
+from digital_village.ledger import batch, log
 from digital_village.ledger.dependencies import LedgerDep
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
@@ -99,6 +100,31 @@ def inclusion_proof(
         body,
         media_type=TEXT,
         headers={"Content-Disposition": f'attachment; filename="entry-{seq}.tlog-proof"'},
+    )
+
+
+@router.get("/proofs", responses={200: {"content": {"application/json": {}}}})
+def batch_proof(
+    session: SessionDep,
+    indexes: Annotated[
+        str,
+        Query(
+            max_length=20_000,
+            description="entry indexes and ranges, e.g. 3,7,10-20 (at most 2000 entries)",
+        ),
+    ],
+    size: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_INDEX, description="prove against the checkpoint at this size"),
+    ] = None,
+) -> Response:
+    """Inclusion proofs of many entries against one checkpoint, sharing their path hashes
+    (``digital-village/batch-proof@v1``, docs/LEDGER.md): what a page's verifier asks for."""
+    document = batch.batch_proof(session, batch.parse_indexes(indexes), size)
+    # Against a named size the answer never changes; the newest checkpoint moves on.
+    cache = "max-age=31536000, immutable" if size is not None else "no-cache"
+    return Response(
+        orjson.dumps(document), media_type="application/json", headers={"Cache-Control": cache}
     )
 
 
