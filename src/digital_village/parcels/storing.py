@@ -104,6 +104,8 @@ def _entry_data(
         data["operator"] = cooperatives[item.operator_cooperative_id]
     if item.registered_area_m2 is not None:
         data["registered_area_m2"] = round(item.registered_area_m2, 2)
+    # Season crops, so that the crop a page shows is on the ledger (parcels/recorded.py).
+    data["crops"] = {season: crop for season, crop, _, _ in candidate.crops}
     return data
 
 

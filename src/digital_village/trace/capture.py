@@ -21,7 +21,8 @@ from digital_village.auth.models import Role
 from digital_village.db import utcnow
 from digital_village.errors import Conflict, Forbidden, Invalid, PayloadTooLarge
 from digital_village.ledger.log import EntryIn, Ledger
-from digital_village.trace import event_hash, lineage, products, store
+from digital_village.regions import service as regions
+from digital_village.trace import event_hash, lineage, products, recorded, store
 from digital_village.trace.epcis import (
     EventModel,
     default_context,
@@ -104,6 +105,7 @@ def capture(
     context = context if context is not None else default_context()
     work = CaptureState(session=session, actor=actor, base_url=base_url, context=context, now=now)
     prepared: list[tuple[str, EventModel, list[Ref]]] = []
+    lot_totals: list[dict[str, dict[str, Any]]] = []
     pendings: list[Pending] = []
     computed: dict[int, str] = {}  # index -> our hash, where the declared eventID differs
     for index, event in enumerate(events):
@@ -134,8 +136,68 @@ def capture(
                 f"event {pending.event_id} was already captured (ledger entry {stored.ledger_seq})",
             )
         work.apply(pending, refs)
+        lot_totals.append(_lot_totals(work, pending))
     work.check_declared_lots(pendings)
-    return _write(work, pendings, ledger=ledger, capture_id=capture_id, computed=computed)
+    effects = _effects(work, pendings, lot_totals)
+    return _write(work, pendings, effects, ledger=ledger, capture_id=capture_id, computed=computed)
+
+
+def _lot_totals(work: CaptureState, pending: Pending) -> dict[str, dict[str, Any]]:
+    """The totals of every lot the event changed, as they stand after it (what the lot rows
+    will say unless a later event changes them); when it made the lot, how and when."""
+    roles: dict[LotKey, set[str]] = {}
+    for key, role in pending.lot_roles:
+        if role != "observed":
+            roles.setdefault(key, set()).add(role)
+    totals: dict[str, dict[str, Any]] = {}
+    for key, kinds in roles.items():
+        state = work.lots[key]
+        record: dict[str, Any] = {
+            "produced": max(0.0, state.produced),
+            "consumed": max(0.0, state.consumed),
+        }
+        if "produced" in kinds and state.produced_at is not None:
+            record["origin"] = state.origin
+            record["producedAt"] = recorded.utc_text(state.produced_at)
+        totals[recorded.lot_key(*key)] = record
+    return totals
+
+
+def _effects(
+    work: CaptureState, pendings: Sequence[Pending], lot_totals: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """What each event's entry records of the rows it makes: lot totals, harvested parcels
+    with their holders by code (see trace/recorded.py)."""
+    session = work.session
+    holders = [holding for p in pendings for _, _, holding, _ in p.lot_parcels]
+    households = {
+        household_id: regions.get_household(session=session, household_id=household_id).cbfbm
+        for household_id in {h.contractor_household_id for h in holders}
+        if household_id is not None
+    }
+    cooperatives = {
+        cooperative_id: regions.get_cooperative(session=session, cooperative_id=cooperative_id).uscc
+        for cooperative_id in {h.operator_cooperative_id for h in holders}
+        if cooperative_id is not None
+    }
+    found: list[dict[str, Any]] = []
+    for pending, lots in zip(pendings, lot_totals, strict=True):
+        effects: dict[str, Any] = {}
+        if lots:
+            effects["lots"] = lots
+        harvested = {
+            dkbm: {
+                "lot": recorded.lot_key(*key),
+                "contractor": households.get(holding.contractor_household_id or 0),
+                "operator": cooperatives.get(holding.operator_cooperative_id or 0),
+                "area_mu": area,
+            }
+            for key, dkbm, holding, area in pending.lot_parcels
+        }
+        if harvested:
+            effects["parcels"] = harvested
+        found.append(effects)
+    return found
 
 
 def _prepare(
@@ -200,6 +262,7 @@ def _prepare(
 def _write(
     work: CaptureState,
     pendings: list[Pending],
+    effects: list[dict[str, Any]],
     *,
     ledger: Ledger,
     capture_id: str | None,
@@ -218,11 +281,11 @@ def _write(
     entries = [
         EntryIn(
             store.EVENT_KIND,
-            {"captureID": capture_id, "event": pending.json}
+            {"captureID": capture_id, "event": pending.json, "effects": effect}
             | ({"computedEventID": computed[pending.index]} if pending.index in computed else {}),
             pending.chain_key,
         )
-        for pending in pendings
+        for pending, effect in zip(pendings, effects, strict=True)
     ]
     appended = ledger.append_many(session, entries)
     rows = []

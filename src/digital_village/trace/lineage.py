@@ -271,3 +271,20 @@ def flows_of_lots(*, session: Session, lot_ids: Sequence[int]) -> Sequence[LotFl
         query = select(LotFlow).where(LotFlow.lot_id.in_(chunk), LotFlow.voided.is_(False))
         rows.extend(session.scalars(query))
     return rows
+
+
+def lot_entries(*, session: Session, lot_ids: Sequence[int]) -> dict[int, tuple[int, int | None]]:
+    """Lot → (ledger index of the last event that changed its totals, of the last that made
+    it): the entries that record what its row says (trace/recorded.py)."""
+    found: dict[int, tuple[int, int | None]] = {}
+    for chunk in _chunks(sorted(set(lot_ids))):
+        query = (
+            select(EventLot.lot_id, EventLot.role, func.max(Event.ledger_seq))
+            .join(Event, Event.id == EventLot.event_pk)
+            .where(EventLot.lot_id.in_(chunk), EventLot.role != "observed")
+            .group_by(EventLot.lot_id, EventLot.role)
+        )
+        for lot_id, role, seq in session.execute(query):
+            last, made = found.get(lot_id, (-1, None))
+            found[lot_id] = (max(last, seq), seq if role == "produced" else made)
+    return found
