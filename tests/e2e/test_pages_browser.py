@@ -1,9 +1,10 @@
 """The consumer and parcel pages in Debian's Chromium at a phone's size, against a live server
 holding a whole recorded season (demo/oil_season.py).
 
-The consumer page must say "verified" only when the browser's own check of the lot's latest
-ledger entry passed, and fail visibly once that entry is edited in the database; a farmer
-signed in by an invitation link records a spraying in a few taps and sees its ledger index.
+The consumer page must say "verified" only when the browser's own check of every fact it shows
+passed, and fail visibly, at the fact, once an entry is edited in the database (more tampering:
+test_facts_browser.py); a farmer signed in by an invitation link records a spraying in a few
+taps and sees its ledger index.
 Full-page screenshots are kept in var/test-artifacts/e2e/ (pages-*.png).
 """
 
@@ -79,11 +80,10 @@ def keep(page: Any, name: str) -> Path:
 
 
 def checked(page: Any) -> dict[str, str]:
-    page.wait_for_selector('[data-verify-panel]:not([data-state="checking"])', timeout=15_000)
+    page.wait_for_selector('[data-verify-panel]:not([data-state="checking"])', timeout=20_000)
     panel = page.locator("[data-verify-panel]")
     return {
         "state": panel.get_attribute("data-state") or "",
-        "index": panel.get_attribute("data-index") or "",
         "status": panel.locator("[data-verify-status]").inner_text(),
         "reason": panel.locator("[data-verify-reason]").inner_text(),
     }
@@ -96,7 +96,13 @@ def test_the_consumer_page_of_a_bottle_verifies_in_the_phones_own_browser(
     page.goto(live_pages.url + live_pages.pages.bottle)
     shown = checked(page)
     assert shown["state"] == "verified", shown
-    assert shown["status"].startswith(f"已验证：第 {shown['index']} 号记录已收录在共")
+    assert re.match(
+        r"已验证：本页 \d+ 项信息出自账本中的 \d+ 条记录，均已收录在共", shown["status"]
+    )
+    assert (
+        page.locator('[data-fact-state="verified"]').count() == page.locator("[data-fact]").count()
+    )
+    assert page.locator("[data-fact-mark]").count() == 0
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert page.locator("svg.map").is_visible()
     assert page.locator('[data-step="step_harvesting"]').count() == 1
@@ -123,7 +129,8 @@ def test_the_page_fails_visibly_once_the_lots_ledger_entry_is_edited(
     page.goto(live_pages.url + pages.bottle_lot)
     honest = checked(page)
     assert honest["state"] == "verified"
-    seq = int(honest["index"])
+    inspection = page.locator('[data-step="step_inspecting"] a[data-fact]')
+    seq = int(inspection.get_attribute("data-fact") or "")
     with pages.engine.begin() as connection:
         body = connection.execute(
             select(LedgerEntry.body).where(LedgerEntry.seq == seq)
@@ -134,10 +141,16 @@ def test_the_page_fails_visibly_once_the_lots_ledger_entry_is_edited(
     try:
         page.goto(live_pages.url + pages.bottle_lot)
         shown = checked(page)
-        assert shown["index"] == str(seq)
         assert shown["state"] == "failed", shown
-        assert shown["status"] == "验证失败：这条记录未能通过本机浏览器的核验"
+        assert (
+            shown["status"] == "验证失败：本页有 1 项信息未能通过本机浏览器的核验，已在页面上标出"
+        )
         assert f"entry is not proven at index {seq}" in shown["reason"]
+        link = page.locator(f'[data-step="step_inspecting"] a[data-fact="{seq}"]')
+        assert link.get_attribute("data-fact-state") == "failed"
+        assert (
+            page.locator('[data-step="step_inspecting"] [data-fact-mark]').inner_text() == "未验证"
+        )
         keep(page, "consumer-tampered-zh-CN")
     finally:
         with pages.engine.begin() as connection:

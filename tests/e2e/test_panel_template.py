@@ -36,8 +36,11 @@ def test_the_panel_starts_checking_and_never_claims_verified_by_itself() -> None
     html = render("zh-CN")
     assert 'data-state="checking"' in html
     assert "正在验证…" in html
-    # "Verified" exists only as a message for the script to use after its own check.
-    assert "已验证" not in html.replace(panel_messages(html)["verified"], "")
+    # "Verified" exists only in messages for the script to use after its own check.
+    shown = html
+    for message in panel_messages(html).values():
+        shown = shown.replace(message, "")
+    assert "已验证" not in shown
     assert 'href="/api/v1/ledger/entries/7/proof" download="entry-7.tlog-proof"' in html
     assert '<script type="module" src="/static/verify-panel.js"></script>' in html
 
@@ -47,8 +50,33 @@ def test_the_panel_speaks_english_with_placeholders_for_the_script() -> None:
     assert messages["verified"] == (
         "verified — entry #{index} is in the log of size {size} signed by {key}"
     )
-    assert set(messages) == {"checking", "verified", "failed", "reason"}
+    assert set(messages) == {
+        "checking",
+        "verified",
+        "failed",
+        "reason",
+        "waiting",
+        "facts_verified",
+        "facts_failed",
+        "facts_partial",
+        "facts_stale",
+        "fact_failed",
+        "fact_unbound",
+    }
     assert "{reason}" in messages["reason"]
+    assert messages["facts_verified"] == (
+        "verified — all {facts} facts on this page come from {entries} ledger entries, "
+        "each in the log of size {size} signed by {key}"
+    )
+
+
+def test_without_an_entry_the_panel_checks_the_pages_facts() -> None:
+    html = (
+        web.templates().get_template("_verify_panel.html").render(t=web.messages("en"), lang="en")
+    )
+    assert "data-verify-facts" in html and "data-index" not in html
+    assert "compared each fact shown with its entry" in html
+    assert "entries/" not in html  # no single proof to download
 
 
 def test_values_are_escaped_and_the_base_url_and_pinned_key_are_carried() -> None:

@@ -21,7 +21,7 @@ def test_the_parcel_page_shows_the_parcel_read_only(
     assert '<html lang="zh-CN">' in html
     assert "地块 00001" in html and "孝泉镇民安村一组" in html
     assert "5.88 亩" in html and "旱地" in html
-    assert f"<dd data-dkbm>{dkbm}</dd>" in html
+    assert re.search(rf"<dd data-dkbm><span data-fact=\"\d+\"[^>]*>{dkbm}</span></dd>", html)
     assert '<svg class="map"' in html and "00002" in html  # the neighbour, greyed
     assert 'data-farmer-form data-state="signed-out"' in html
     assert "只读" in html

@@ -103,7 +103,7 @@ def test_the_consumer_page_is_in_chinese_by_default(
     for words in (
         "天府菜油 5 L",
         f"批次 {pages_db.season.bottle_lot} · 序号 0001",
-        "生产者：民安油菜专业合作社",
+        "生产者： 民安油菜专业合作社",
         "孝泉镇民安村",
         "采收 2026-05-18",
         "种植与加工记录",
@@ -219,20 +219,20 @@ def test_growing_conditions_are_charted_per_parcel_from_sealed_readings(
         assert f">{month}</text>" in html
 
 
-def test_the_verification_panel_checks_the_lots_latest_event(
+def test_the_verification_panel_checks_every_fact_of_the_page(
     pages_client: TestClient, pages_db: Pages, pages_connection: Connection
 ) -> None:
     html = html_of(pages_client, pages_db.bottle)
-    (index,) = re.findall(r'data-verify-panel data-state="checking" data-index="(\d+)"', html)
+    assert 'data-verify-panel data-state="checking" data-verify-facts' in html
+    assert '<script type="module" src="/static/verify-panel.js"></script>' in html
     latest = pages_connection.execute(
         select(func.max(LedgerEntry.seq)).where(
             LedgerEntry.chain_key == f"lot:{seasons.BOTTLE}/{pages_db.season.bottle_lot}",
             LedgerEntry.kind == "trace.epcis_event",
         )
     ).scalar_one()
-    assert int(index) == latest
-    assert f'href="/api/v1/ledger/entries/{index}/proof"' in html
-    assert '<script type="module" src="/static/verify-panel.js"></script>' in html
+    assert f'data-fact="{latest}"' in html
+    assert f'href="/api/v1/ledger/entries/{latest}/proof"' in html
 
 
 def test_a_spraying_too_close_to_harvest_is_flagged_on_the_page(
@@ -279,7 +279,7 @@ def test_the_page_follows_new_ledger_entries(
     assert "step_packing" not in before
     assert 'data-step="step_packing"' in after
     seq = response.json()["ledgerSeq"]
-    assert f'data-index="{seq}"' in after  # the panel now checks the newest event
+    assert f'data-fact="{seq}"' in after  # the panel now checks the newest event too
     assert pages_connection.execute(select(func.count()).select_from(Event)).scalar_one() > 0
 
 

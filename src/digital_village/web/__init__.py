@@ -24,6 +24,8 @@ TEMPLATES_DIR: Final = Path(__file__).with_name("templates")
 @functools.cache
 def templates() -> jinja2.Environment:
     """The site's template environment: HTML autoescaped, undefined variables are errors."""
+    from digital_village.web import facts
+
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -32,6 +34,7 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     environment.filters["inline_style"] = _inline_style
+    environment.filters["fact_attrs"] = facts.attrs
     return environment
 
 

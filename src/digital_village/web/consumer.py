@@ -1,11 +1,18 @@
 """What the consumer page of a lot or a bottle shows, gathered from the chain, the map and the net.
 
 ``consumer_view`` builds a :class:`ConsumerView` — plain data, no HTML — from the services the
-API uses: the backward trace of the lot (``trace.tracing``), the events' EPCIS JSON as recorded
-on the ledger (``trace.store``), the parcels and their region names (``parcels``,
-``regions``), the daily soil readings of each parcel over the season (``iot.queries``) and the
-lot's 承诺达标合格证 (``trace.products``). The template turns it into words of the reader's
-language.
+API uses: the backward trace of the lot (``trace.tracing``), the events as recorded in their
+ledger entries, the parcels with their chains of entries (``parcels.recorded``) and region names,
+the daily soil readings of each parcel over the season (``iot.queries``) and the lot's
+承诺达标合格证. The template turns it into words of the reader's language.
+
+Every fact shown is paired with the ledger entry that records it (``web.facts``): the product
+and producer with the product's registration, the lot's size with the last event that changed
+it, each parcel's code, shape, area, land use and crop with its chain, the grower with the
+harvest, each step of the history with its event, each field of a certificate with its issue.
+Values the rows hold are claimed against their entries, so the reader's browser marks any that
+differ; what only entries hold (an event's details, its time) is read from them. A fact the
+ledger did not yet carry when it was recorded is marked as such, never as verified.
 
 What is shown is the corrected history: an event declared erroneous (EPCIS errorDeclaration)
 is left out of the timeline, the corrective event is in it, and the correction itself is
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,20 +32,25 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
+import shapely
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.errors import DomainError
 from digital_village.iot import queries as readings
+from digital_village.jsonpointer import pointer
 from digital_village.ledger import log as ledger_log
+from digital_village.ledger import reads
 from digital_village.parcels import geometry, landuse
+from digital_village.parcels import recorded as parcel_records
 from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions
-from digital_village.trace import products, store, tracing
+from digital_village.trace import lineage, products, recorded, tracing
 from digital_village.trace.identifiers import IdentifierError, parse_gtin_identifier
-from digital_village.trace.models import Lot, Product
+from digital_village.trace.models import Certificate, Lot, Product
 from digital_village.trace.vocab import farm_step
-from digital_village.web import drawing
+from digital_village.web import drawing, facts
+from digital_village.web.facts import UNBOUND, Fact
 
 CHINA: Final = dt.timezone(dt.timedelta(hours=8))
 UNIT_SYMBOLS: Final[Mapping[str, str]] = {
@@ -147,6 +160,13 @@ class ParcelInfo:
     crop_en: str | None
     holder: str | None  # masked name
     operator: str | None  # cooperative name
+    # The registration entry: code, 发包方, shape (SHA-256 of the stored geometry); and the
+    # entries of the area, land use, crop and grower shown.
+    code_fact: Fact = UNBOUND
+    area_fact: Fact = UNBOUND
+    land_use_fact: Fact = UNBOUND
+    crop_fact: Fact = UNBOUND
+    holder_fact: Fact = UNBOUND
 
 
 @dataclass(frozen=True)
@@ -178,6 +198,9 @@ class CertificateInfo:
     basis: tuple[str, ...]  # codes (labels are messages)
     commitments: tuple[str, ...]
     ledger_seq: int
+    # Each field shown (number, product, quantity, origin, issuer, issuedOn, basis,
+    # commitments) and the issue entry's record of it.
+    facts: Mapping[str, Fact] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -187,6 +210,17 @@ class Flag:
     key: str
     params: Mapping[str, Any]
     severity: str = "warn"
+
+
+@dataclass(frozen=True)
+class ChainLot:
+    """One lot of the chain that made the item: its product and size."""
+
+    product: str
+    lot: str
+    quantity: str
+    product_fact: Fact = UNBOUND
+    lot_fact: Fact = UNBOUND
 
 
 @dataclass
@@ -203,8 +237,14 @@ class ConsumerView:
     cooperative: str
     quantity: str
     produced_at: dt.datetime
-    harvests: list[dt.date] = field(default_factory=list)
-    places: list[str] = field(default_factory=list)
+    # The product's registration: its name, GTIN and the producer's 统一社会信用代码.
+    product_fact: Fact = UNBOUND
+    gtin_fact: Fact = UNBOUND
+    producer_fact: Fact = UNBOUND
+    # The lot's size, in the last event that changed it.
+    quantity_fact: Fact = UNBOUND
+    harvests: list[tuple[dt.date, Fact]] = field(default_factory=list)
+    places: list[tuple[str, Fact]] = field(default_factory=list)
     parcels: list[ParcelInfo] = field(default_factory=list)
     total_area_mu: float = 0.0
     map_svg: str = ""
@@ -213,8 +253,7 @@ class ConsumerView:
     conditions: list[Conditions] = field(default_factory=list)
     certificates: list[CertificateInfo] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
-    verify_seq: int | None = None
-    products_in_chain: list[tuple[str, str]] = field(default_factory=list)  # (product, lot)
+    chain: list[ChainLot] = field(default_factory=list)
 
 
 # --- building ------------------------------------------------------------------------------------
@@ -375,10 +414,53 @@ def lots_of_product(*, session: Session, product: Product, limit: int = 20) -> S
     return session.scalars(query).all()
 
 
-def _entry_event(session: Session, seq: int) -> dict[str, Any]:
-    envelope = orjson.loads(ledger_log.get_entry(session, seq).body)
-    event: dict[str, Any] = envelope["data"]["event"]
-    return event
+@dataclass
+class _Chain:
+    """The trace graph of the lot and what the ledger records of it, read once per view."""
+
+    nodes: dict[str, dict[str, Any]]
+    edges: list[dict[str, Any]]
+    entries: dict[int, dict[str, Any]]  # data of the events' and lots' entries, by index
+    lots: dict[tuple[str, str], Lot]
+    lot_changes: dict[int, tuple[int, int | None]]  # lot id → entries (trace.lineage)
+
+    def event_data(self, node: Mapping[str, Any]) -> dict[str, Any] | None:
+        """What an event node's entry records of the event (None: no readable entry)."""
+        event = self.entries.get(node["ledger_seq"], {}).get("event")
+        return event if isinstance(event, dict) else None
+
+    def event_time(self, node: Mapping[str, Any]) -> dt.datetime:
+        """When an event happened, as its entry records it (its row's time if unreadable)."""
+        event = self.event_data(node)
+        text = event.get("eventTime") if event else None
+        try:
+            return _parse_time(str(text)) if text else _parse_time(node["event_time"])
+        except ValueError:
+            return _parse_time(node["event_time"])
+
+    def lot_fact(self, lot: Lot) -> Fact:
+        """The lot's size, in the entry of the last event that changed it."""
+        change = self.lot_changes.get(lot.id)
+        if change is None:
+            return UNBOUND
+        seq = change[0]
+        data = self.entries.get(seq)
+        if data is not None and not recorded.records_effects(data):
+            return facts.unrecorded(seq)
+        return facts.of(seq, {recorded.lot_produced(lot.gtin, lot.lot): lot.produced})
+
+
+def _read_chain(session: Session, trace: Mapping[str, Any]) -> _Chain:
+    nodes: dict[str, dict[str, Any]] = {node["id"]: node for node in trace["nodes"]}
+    lot_keys = [(n["gtin"], n["lot"]) for n in nodes.values() if n["type"] == "lot"]
+    lots = products.lots_by_key(session=session, keys=lot_keys)
+    changes = lineage.lot_entries(session=session, lot_ids=[lot.id for lot in lots.values()])
+    seqs = {n["ledger_seq"] for n in nodes.values() if n["type"] == "event"}
+    seqs |= {last for last, _ in changes.values()}
+    entries = {
+        seq: reads.data_of(body) for seq, (_, body) in reads.entries_by_seq(session, seqs).items()
+    }
+    return _Chain(nodes, trace["edges"], entries, lots, changes)
 
 
 def consumer_view(
@@ -395,53 +477,62 @@ def consumer_view(
     trace = tracing.trace_lot(
         session=session, gtin=gtin, lot=lot, direction="backward", base_url=base_url
     )
-    nodes: dict[str, dict[str, Any]] = {node["id"]: node for node in trace["nodes"]}
-    edges: list[dict[str, Any]] = trace["edges"]
-    root = nodes[trace["root"]]
-    lot_id = root["id"]
-    lot_node = root
+    chain = _read_chain(session, trace)
+    nodes = chain.nodes
+    lot_node = nodes[trace["root"]]
     product = products.get_product(session=session, gtin=lot_node["gtin"])
     cooperative = regions.get_cooperative(session=session, cooperative_id=product.cooperative_id)
+    lot_row = chain.lots[(lot_node["gtin"], lot_node["lot"])]
     view = ConsumerView(
         level="lot",
-        uri=root["uri"],
+        uri=lot_node["uri"],
         gtin=lot_node["gtin"],
         product=product.name,
         lot=lot_node["lot"],
         serial=None,
         unit_status=None,
         cooperative=cooperative.name,
-        quantity=quantity_text(lot_node["quantity"], lot_node["uom"], pieces=pieces),
-        produced_at=_local(_parse_time(lot_node["produced_at"])),
+        quantity=quantity_text(lot_row.produced, product.unit, pieces=pieces),
+        produced_at=_local(lot_row.produced_at),
+        product_fact=_product_fact(product, recorded.PRODUCT_NAME[0], product.name),
+        gtin_fact=_product_fact(product, recorded.PRODUCT_GTIN[0], product.gtin),
+        producer_fact=_product_fact(product, recorded.PRODUCT_COOPERATIVE[0], cooperative.uscc),
+        quantity_fact=chain.lot_fact(lot_row),
     )
     lot_names = {
         (node["gtin"], node["lot"]): node["product"]
         for node in nodes.values()
         if node["type"] == "lot"
     }
-    view.products_in_chain = [
-        (node["product"], node["lot"])
-        for node in sorted(
-            (n for n in nodes.values() if n["type"] == "lot"), key=lambda n: n["produced_at"]
-        )
-    ]
-    _origin(session, view, nodes, edges)
-    harvest_by_parcel = _harvest_times(nodes, edges)
-    _timeline(session, view, nodes, edges, lot_names, harvest_by_parcel)
-    _conditions(session, view, harvest_by_parcel, language)
-    _certificates(session, view, nodes, pieces)
+    _chain_lots(session, view, chain, pieces)
+    _origin(session, view, chain)
+    harvest_by_parcel = _harvest_times(chain)
+    _timeline(view, chain, lot_names, harvest_by_parcel)
+    _conditions(session, view, {dkbm: h.when for dkbm, h in harvest_by_parcel.items()}, language)
+    _certificates(session, view, chain, pieces)
     view.flags = [_trace_flag(flag) for flag in trace["flags"]]
-    # The panel checks the latest live event recorded about the lot.
-    seqs = [
-        nodes[e["from"]]["ledger_seq"]
-        for e in edges
-        if e["to"] == lot_id
-        and nodes.get(e["from"], {}).get("type") == "event"
-        and not nodes[e["from"]].get("declared_erroneous")
-        and not nodes[e["from"]].get("error_declaration")
-    ]
-    view.verify_seq = max(seqs) if seqs else None
     return view
+
+
+def _product_fact(product: Product, path: str, value: Any) -> Fact:
+    return facts.of(product.ledger_seq, {path: value})
+
+
+def _chain_lots(session: Session, view: ConsumerView, chain: _Chain, pieces: str) -> None:
+    """The lots that made the item, oldest first, with their products and sizes."""
+    lots = sorted(chain.lots.values(), key=lambda lot: (lot.produced_at, lot.id))
+    found = products.products_by_id(session=session, ids={lot.product_id for lot in lots})
+    for lot in lots:
+        product = found[lot.product_id]
+        view.chain.append(
+            ChainLot(
+                product=product.name,
+                lot=lot.lot,
+                quantity=quantity_text(lot.produced, product.unit, pieces=pieces),
+                product_fact=_product_fact(product, recorded.PRODUCT_NAME[0], product.name),
+                lot_fact=chain.lot_fact(lot),
+            )
+        )
 
 
 def for_unit(view: ConsumerView, *, serial: str, status: str, uri: str) -> ConsumerView:
@@ -455,48 +546,71 @@ def for_unit(view: ConsumerView, *, serial: str, status: str, uri: str) -> Consu
     )
 
 
-def _harvest_times(
-    nodes: Mapping[str, dict[str, Any]], edges: Sequence[dict[str, Any]]
-) -> dict[str, dt.datetime]:
-    """Parcel → when its harvest (the latest, for this trace) happened."""
-    found: dict[str, dt.datetime] = {}
-    for edge in edges:
-        if edge["type"] == "harvested_into" and edge.get("event") in nodes:
-            when = _parse_time(nodes[edge["event"]]["event_time"])
-            if edge["from"] not in found or when > found[edge["from"]]:
-                found[edge["from"]] = when
+@dataclass(frozen=True)
+class _Harvest:
+    when: dt.datetime
+    seq: int  # the harvest event's entry
+
+
+def _harvest_times(chain: _Chain) -> dict[str, _Harvest]:
+    """Parcel → its harvest (the latest, for this trace), as the harvest's entry records it."""
+    found: dict[str, _Harvest] = {}
+    for edge in chain.edges:
+        if edge["type"] == "harvested_into" and edge.get("event") in chain.nodes:
+            node = chain.nodes[edge["event"]]
+            harvest = _Harvest(chain.event_time(node), node["ledger_seq"])
+            if edge["from"] not in found or harvest.when > found[edge["from"]].when:
+                found[edge["from"]] = harvest
     return found
 
 
-def _origin(
-    session: Session,
-    view: ConsumerView,
-    nodes: Mapping[str, dict[str, Any]],
-    edges: Sequence[dict[str, Any]],
-) -> None:
+def _holder_fact(chain: _Chain, harvest: _Harvest | None, dkbm: str, cbfbm: str | None) -> Fact:
+    """The grower shown, as the harvest's entry records the parcel's holder."""
+    if harvest is None or cbfbm is None:
+        return UNBOUND
+    data = chain.entries.get(harvest.seq)
+    if data is not None and not recorded.records_effects(data):
+        return facts.unrecorded(harvest.seq)
+    return facts.of(harvest.seq, {pointer("data", "effects", "parcels", dkbm, "contractor"): cbfbm})
+
+
+def _origin(session: Session, view: ConsumerView, chain: _Chain) -> None:
     names = _Regions(session)
-    holders: dict[str, str] = {}
+    holders: dict[str, tuple[str, str]] = {}  # parcel → (cbfbm, masked name)
     operators: dict[str, str] = {}
-    for edge in edges:
-        source = nodes.get(edge["from"], {})
+    for edge in chain.edges:
+        source = chain.nodes.get(edge["from"], {})
         if edge["type"] == "holds" and source.get("type") == "household":
-            holders[edge["to"]] = source["name"]
+            holders[edge["to"]] = (source["id"], source["name"])
         if edge["type"] == "operates" and source.get("type") == "cooperative":
             operators[edge["to"]] = source["name"]
-    harvests = _harvest_times(nodes, edges)
-    view.harvests = sorted({_local(when).date() for when in harvests.values()})
+    harvests = _harvest_times(chain)
+    for day, seq in sorted({(_local(h.when).date(), h.seq) for h in harvests.values()}):
+        if day not in (known for known, _ in view.harvests):
+            view.harvests.append((day, facts.of(seq)))
+    dkbms = sorted(n["id"] for n in chain.nodes.values() if n["type"] == "parcel")
+    chains = reads.chain_entries(session, [parcel_records.chain_key(dkbm) for dkbm in dkbms])
     shapes: list[drawing.MapShape] = []
-    for node in sorted((n for n in nodes.values() if n["type"] == "parcel"), key=lambda n: n["id"]):
-        parcel = parcels.get_parcel(session=session, dkbm=node["id"])
-        harvested = harvests.get(parcel.dkbm)
+    for dkbm in dkbms:
+        parcel = parcels.get_parcel(session=session, dkbm=dkbm)
+        record = parcel_records.fold(
+            dkbm,
+            (
+                (seq, kind, reads.data_of(body))
+                for seq, kind, body in chains.get(parcel_records.chain_key(dkbm), [])
+            ),
+        )
+        harvest = harvests.get(parcel.dkbm)
         crop = None
-        if harvested is not None:
+        growing = None
+        if harvest is not None:
             # The crop of the season, asked well before the harvest: a harvest in May ends the
             # winter crop on a day the registry already counts as the summer season.
-            growing = _local(harvested).date() - CROP_BEFORE_HARVEST
+            growing = _local(harvest.when).date() - CROP_BEFORE_HARVEST
             crop = parcels.crops_on(session=session, parcel_ids=[parcel.id], on=growing).get(
                 parcel.id
             )
+        holder = holders.get(parcel.dkbm)
         label = parcel.dkbm[-5:]
         info = ParcelInfo(
             dkbm=parcel.dkbm,
@@ -509,28 +623,81 @@ def _origin(
             land_use_en=landuse.LAND_USE_EN.get(parcel.land_use, parcel.land_use),
             crop=crop,
             crop_en=landuse.CROPS_EN.get(crop, crop) if crop else None,
-            holder=holders.get(parcel.dkbm),
+            holder=holder[1] if holder else None,
             operator=operators.get(parcel.dkbm),
+            **parcel_facts(parcel, record, crop=crop, on=growing),
+            holder_fact=_holder_fact(chain, harvest, parcel.dkbm, holder[0] if holder else None),
         )
         view.parcels.append(info)
         place = f"{info.township}{info.village}"
-        if place and place not in view.places:
-            view.places.append(place)
-        shapes.append(
-            drawing.MapShape(label, geometry.to_gk(parcels.parcel_geometry(parcel), parcel.epsg))
-        )
+        if place and place not in (known for known, _ in view.places):
+            view.places.append(
+                (place, facts.of(record.registered_seq, {"/data/fbfbm": parcel.fbfbm}))
+            )
+        shape = map_shape(parcel, label, epsg=parcel.epsg)
+        if shape is not None:
+            shapes.append(shape)
     view.total_area_mu = sum(p.area_mu for p in view.parcels)
     view.map_svg = drawing.parcel_map(shapes, scale_label=scale_label)
 
 
+def map_shape(
+    parcel: Any, label: str, *, epsg: int, highlighted: bool = True
+) -> drawing.MapShape | None:
+    """A parcel's outline for a map, in the Gauss-Krüger zone ``epsg``; None when its stored
+    bytes are no geometry (edited: its code's fact fails, the page still shows)."""
+    try:
+        shape = geometry.to_gk(parcels.parcel_geometry(parcel), epsg)
+    except (shapely.errors.GEOSException, ValueError, TypeError):
+        return None
+    return drawing.MapShape(label, shape, highlighted=highlighted)
+
+
+def parcel_facts(
+    parcel: Any, record: parcel_records.ParcelRecord, *, crop: str | None, on: dt.date | None
+) -> dict[str, Fact]:
+    """The facts of a parcel's code, shape, area, land use and crop (``crop`` as shown, for
+    the season holding ``on``), each claimed against the entry of its chain that records it."""
+    registered = record.registered_seq
+    if registered is None:
+        return {}
+    found = {
+        "code_fact": facts.of(
+            registered,
+            {
+                "/data/dkbm": parcel.dkbm,
+                "/data/fbfbm": parcel.fbfbm,
+                "/data/geometry_sha256": hashlib.sha256(parcel.geometry_wkb).hexdigest(),
+            },
+        ),
+        "area_fact": facts.of(registered, {"/data/area_mu": round(parcel.area_mu, 4)}),
+    }
+    land_use = record.land_use
+    found["land_use_fact"] = (
+        facts.of(land_use.seq, {land_use.pointer: parcel.land_use})
+        if land_use is not None
+        else facts.of(registered, {"/data/land_use": parcel.land_use})
+    )
+    if crop is not None and on is not None:
+        crop_entry = record.crop_on(landuse.season_period, on)
+        if crop_entry is not None:
+            found["crop_fact"] = facts.of(crop_entry.seq, {crop_entry.pointer: crop})
+        elif record.registration_records_crops:
+            # The ledger records crops, yet none for this season: the row was added behind it.
+            season = landuse.season_of(on)
+            found["crop_fact"] = facts.of(registered, {pointer("data", "crops", season): crop})
+        else:
+            found["crop_fact"] = facts.unrecorded(registered)
+    return found
+
+
 def _timeline(
-    session: Session,
     view: ConsumerView,
-    nodes: Mapping[str, dict[str, Any]],
-    edges: Sequence[dict[str, Any]],
+    chain: _Chain,
     lot_names: Mapping[tuple[str, str], str],
-    harvests: Mapping[str, dt.datetime],
+    harvests: Mapping[str, _Harvest],
 ) -> None:
+    nodes = chain.nodes
     live = [
         node
         for node in nodes.values()
@@ -538,17 +705,8 @@ def _timeline(
         and not node.get("error_declaration")
         and not node.get("declared_erroneous")
     ]
-    rows = store.events_by_event_id(session=session, event_ids=[node["id"] for node in live])
-    ordered = [rows[node["id"]] for node in live if node["id"] in rows]
-    bodies = dict(
-        zip(
-            (row.event_id for row in ordered),
-            store.event_json(session=session, events=ordered),
-            strict=True,
-        )
-    )
     on_parcels: dict[str, list[str]] = defaultdict(list)
-    for edge in edges:
+    for edge in chain.edges:
         if edge["type"] == "on":
             on_parcels[edge["from"]].append(edge["to"])
         if edge["type"] == "harvested_into" and edge.get("event"):
@@ -557,34 +715,40 @@ def _timeline(
     for node in nodes.values():
         if not node.get("error_declaration"):
             continue
-        declaration = _entry_event(session, node["ledger_seq"])
+        declaration = chain.event_data(node) or {}
         declared = declaration.get("errorDeclaration") or {}
         corrective_ids.update(declared.get("correctiveEventIDs") or [])
         reason = str(declared.get("reason") or "unknown").rsplit("/", 1)[-1]
+        try:
+            declared_at = _parse_time(str(declared["declarationTime"]))
+        except (KeyError, ValueError):
+            declared_at = chain.event_time(node)
         view.corrections.append(
             Correction(
-                step=step_key(node.get("biz_step")),
-                when=_local(_parse_time(node["event_time"])),
-                declared=_local(_parse_time(str(declared["declarationTime"]))),
+                step=step_key(declaration.get("bizStep", node.get("biz_step"))),
+                when=_local(chain.event_time(node)),
+                declared=_local(declared_at),
                 reason=f"reason_{reason.removeprefix('ER-')}",
                 ledger_seq=node["ledger_seq"],
             )
         )
     steps: list[Step] = []
     for node in live:
-        body = bodies.get(node["id"])
+        body = chain.event_data(node)
         if body is None:
-            continue
-        key = step_key(node.get("biz_step"))
+            # The entry cannot be read (edited or removed): the step is still listed, with its
+            # entry, so the reader's browser shows that it fails.
+            body = {}
+        key = step_key(body.get("bizStep", node.get("biz_step")))
         dkbms = sorted(set(on_parcels.get(node["id"], [])))
-        happened = _parse_time(node["event_time"])
+        happened = chain.event_time(node)
         harvest_after = min(
-            (harvests[d] for d in dkbms if d in harvests and harvests[d] > happened),
+            (harvests[d].when for d in dkbms if d in harvests and harvests[d].when > happened),
             default=None,
         )
         steps.append(
             Step(
-                when=_local(_parse_time(node["event_time"])),
+                when=_local(happened),
                 step=key,
                 details=describe(body, key, lot_names, harvest_after),
                 parcels=tuple(d[-5:] for d in dkbms),
@@ -696,31 +860,59 @@ def _conditions(
             )
 
 
-def _certificates(
-    session: Session, view: ConsumerView, nodes: Mapping[str, dict[str, Any]], pieces: str
-) -> None:
+def _certificates(session: Session, view: ConsumerView, chain: _Chain, pieces: str) -> None:
     seen: set[str] = set()
-    for node in nodes.values():
-        if node["type"] != "lot":
-            continue
-        row = products.get_lot(session=session, gtin=node["gtin"], lot=node["lot"])
+    for row in sorted(chain.lots.values(), key=lambda lot: lot.id):
         for certificate in products.certificates_of_lot(session=session, lot_id=row.id):
             if certificate.number in seen:
                 continue
             seen.add(certificate.number)
-            view.certificates.append(
-                CertificateInfo(
-                    number=certificate.number,
-                    product=certificate.product_name,
-                    quantity=quantity_text(certificate.quantity, certificate.unit, pieces=pieces),
-                    origin=certificate.origin,
-                    issued_on=certificate.issued_on,
-                    issuer=certificate.issuer,
-                    basis=tuple(orjson.loads(certificate.basis)),
-                    commitments=tuple(orjson.loads(certificate.commitments)),
-                    ledger_seq=certificate.ledger_seq,
-                )
-            )
+            view.certificates.append(certificate_info(certificate, pieces=pieces))
+
+
+def certificate_info(certificate: Certificate, *, pieces: str) -> CertificateInfo:
+    """A certificate as a page shows it, each field claimed against its issue entry."""
+    shown = recorded.CERTIFICATE_SHOWN
+
+    def fact(*paths: str) -> Fact:
+        claims: dict[str, Any] = {}
+        for path in paths:
+            try:
+                claims[path] = shown[path](certificate)
+            except ValueError:
+                claims[path] = None  # the stored value cannot be read: the fact fails
+        return facts.of(certificate.ledger_seq, claims)
+
+    return CertificateInfo(
+        number=certificate.number,
+        product=certificate.product_name,
+        quantity=quantity_text(certificate.quantity, certificate.unit, pieces=pieces),
+        origin=certificate.origin,
+        issued_on=certificate.issued_on,
+        issuer=certificate.issuer,
+        basis=tuple(_codes(certificate.basis)),
+        commitments=tuple(_codes(certificate.commitments)),
+        ledger_seq=certificate.ledger_seq,
+        facts={
+            "number": fact("/data/number"),
+            "product": fact("/data/product"),
+            "quantity": fact("/data/quantity", "/data/unit"),
+            "origin": fact("/data/origin"),
+            "issuer": fact("/data/issuer"),
+            "issuedOn": fact("/data/issuedOn"),
+            "basis": fact("/data/basis"),
+            "commitments": fact("/data/commitments"),
+        },
+    )
+
+
+def _codes(text: str) -> list[str]:
+    """A JSON list of codes as stored; an unreadable one shows as nothing (its fact fails)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return []
+    return [str(code) for code in value] if isinstance(value, list) else []
 
 
 def _trace_flag(flag: Mapping[str, Any]) -> Flag:

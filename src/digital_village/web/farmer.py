@@ -10,10 +10,16 @@ builds an EPCIS 2.0 event and posts it to ``POST /api/v1/events``, the same capt
 every other client, which checks that the household holds the parcel, appends the event to the
 ledger and answers with its index; the page shows that index and the proof link. Without a
 token the page is read-only.
+
+Every fact shown is paired with the ledger entry that records it (web/facts.py): the code,
+shape and area with the parcel's registration, its land use and crop with the entry of its
+chain that set them, each piece of work with its event; the page's verification panel proves
+them in the reader's browser.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -24,7 +30,9 @@ from sqlalchemy.orm import Session
 
 from digital_village.api.deps import SessionDep, SettingsDep
 from digital_village.errors import DomainError
-from digital_village.parcels import geometry, landuse
+from digital_village.ledger import reads
+from digital_village.parcels import landuse
+from digital_village.parcels import recorded as parcel_records
 from digital_village.parcels import service as parcels
 from digital_village.parcels.codes import CodeError, parse_dkbm
 from digital_village.parcels.models import Parcel, ParcelHolding, ParcelStatus
@@ -33,6 +41,7 @@ from digital_village.trace import products, store
 from digital_village.trace.models import EventParcel, Product
 from digital_village.trace.vocab import DV_BIZSTEP
 from digital_village.web import consumer, drawing, linkset, pages
+from digital_village.web.facts import UNBOUND, Fact
 
 router = APIRouter(tags=["pages"])
 
@@ -62,6 +71,10 @@ class FarmerView:
     map_svg: str
     recent: list[consumer.Step] = field(default_factory=list)
     products: list[Product] = field(default_factory=list)
+    code_fact: Fact = UNBOUND
+    area_fact: Fact = UNBOUND
+    land_use_fact: Fact = UNBOUND
+    crop_fact: Fact = UNBOUND
 
 
 def parcels_held_by(*, session: Session, household_id: int) -> list[str]:
@@ -96,12 +109,18 @@ def _recent(session: Session, dkbm: str) -> list[consumer.Step]:
     ]
     rows.sort(key=lambda row: (row.event_time, row.id), reverse=True)
     rows = rows[:RECENT_EVENTS]
+    entries = reads.entries_by_seq(session, [row.ledger_seq for row in rows])
     steps = []
-    for row, body in zip(rows, store.event_json(session=session, events=rows), strict=True):
-        key = consumer.step_key(row.biz_step)
+    for row in rows:
+        # What the event's entry records; an unreadable entry still lists the step with its
+        # entry, so the reader's browser shows that it fails.
+        found = entries.get(row.ledger_seq)
+        event = reads.data_of(found[1]).get("event") if found else None
+        body = event if isinstance(event, dict) else {}
+        key = consumer.step_key(body.get("bizStep", row.biz_step))
         steps.append(
             consumer.Step(
-                when=row.event_time.astimezone(consumer.CHINA),
+                when=_recorded_time(body, row.event_time).astimezone(consumer.CHINA),
                 step=key,
                 details=consumer.describe(body, key, {}, None),
                 parcels=(),
@@ -109,6 +128,13 @@ def _recent(session: Session, dkbm: str) -> list[consumer.Step]:
             )
         )
     return steps
+
+
+def _recorded_time(body: dict[str, object], fallback: dt.datetime) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(str(body["eventTime"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return fallback
 
 
 def _harvest_products(session: Session, parcel: Parcel) -> list[Product]:
@@ -141,17 +167,26 @@ def farmer_view(*, session: Session, parcel: Parcel) -> FarmerView:
         parcel.id
     )
     shapes = [
-        drawing.MapShape(
-            parcel.dkbm[-5:], geometry.to_gk(parcels.parcel_geometry(parcel), parcel.epsg)
-        )
+        shape
+        for shape in [consumer.map_shape(parcel, parcel.dkbm[-5:], epsg=parcel.epsg)]
+        if shape is not None
     ]
     active = parcel.status is ParcelStatus.ACTIVE
+    chain = reads.chain_entries(session, [parcel_records.chain_key(parcel.dkbm)])
+    record = parcel_records.fold(
+        parcel.dkbm,
+        (
+            (seq, kind, reads.data_of(body))
+            for seq, kind, body in chain.get(parcel_records.chain_key(parcel.dkbm), [])
+        ),
+    )
     successors: list[str] = []
     if active:
         found = parcels.neighbours(session=session, dkbm=parcel.dkbm, within_m=NEIGHBOURS_WITHIN_M)
         for other, _ in found[:MAX_NEIGHBOURS]:
-            shape = geometry.to_gk(parcels.parcel_geometry(other), parcel.epsg)
-            shapes.append(drawing.MapShape(other.dkbm[-5:], shape, highlighted=False))
+            shape = consumer.map_shape(other, other.dkbm[-5:], epsg=parcel.epsg, highlighted=False)
+            if shape is not None:
+                shapes.append(shape)
     else:
         successors = [p.dkbm for p in parcels.successors_of(session=session, parcel=parcel)]
     return FarmerView(
@@ -170,6 +205,7 @@ def farmer_view(*, session: Session, parcel: Parcel) -> FarmerView:
         map_svg=drawing.parcel_map(shapes, scale_label=consumer.scale_label),
         recent=_recent(session, parcel.dkbm),
         products=_harvest_products(session, parcel) if active else [],
+        **consumer.parcel_facts(parcel, record, crop=crop, on=parcels.today()),
     )
 
 

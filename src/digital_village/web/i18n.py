@@ -50,6 +50,32 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         ),
         "verify_download": "下载证明文件",
         "verify_download_hint": "用命令行离线核验：",
+        "verify_waiting": "正在等待账本的下一个检查点…",
+        "verify_facts_verified": (
+            "已验证：本页 {facts} 项信息出自账本中的 {entries} 条记录，"
+            "均已收录在共 {size} 条记录的账本中，签名密钥 {key}"
+        ),
+        "verify_facts_failed": (
+            "验证失败：本页有 {failed} 项信息未能通过本机浏览器的核验，已在页面上标出"
+        ),
+        "verify_facts_partial": (
+            "部分验证：{passed} 项信息已验证；{unbound} 项记录于账本收录这类信息之前，"
+            "无法核验，已在页面上标出"
+        ),
+        "verify_facts_stale": (
+            "验证失败：服务器提供的检查点不是最新的：账本已有 {entries} 条记录，"
+            "检查点只包含其中 {size} 条，之后的记录可能被隐藏"
+        ),
+        "verify_facts_explain": (
+            "此结果由您的浏览器独立计算：它一次下载本页信息所在的全部账本记录、它们的包含证明"
+            "和账本公钥，自行检查 Ed25519 签名和 RFC 9162 默克尔证明，并逐项比对页面所示内容"
+            "与记录是否一致，不依赖服务器的判断。"
+        ),
+        "verify_facts_download_hint": (
+            "页面上每个“账本记录”链接都可下载该记录的证明文件，用命令行离线核验："
+        ),
+        "fact_failed": "未验证",
+        "fact_unbound": "无法核验",
         # Pages (web/templates): the consumer page of a lot or bottle, the product page, the
         # parcel (farmer) page and the resolver's error page.
         "site_name": "数字乡村 · 产品溯源",
@@ -258,6 +284,34 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         ),
         "verify_download": "Download the proof file",
         "verify_download_hint": "Check it offline:",
+        "verify_waiting": "waiting for the log's next checkpoint…",
+        "verify_facts_verified": (
+            "verified — all {facts} facts on this page come from {entries} ledger entries, "
+            "each in the log of size {size} signed by {key}"
+        ),
+        "verify_facts_failed": (
+            "verification FAILED: {failed} facts on this page did not pass this browser's own "
+            "check (marked on the page)"
+        ),
+        "verify_facts_partial": (
+            "partly verified: {passed} facts verified; {unbound} were recorded before the "
+            "ledger carried such facts and cannot be checked (marked on the page)"
+        ),
+        "verify_facts_stale": (
+            "verification FAILED: the server serves an old checkpoint: the log holds {entries} "
+            "entries but the checkpoint covers only {size}, so later entries may be hidden"
+        ),
+        "verify_facts_explain": (
+            "Your browser computed this itself: it fetched, in one request, every ledger entry "
+            "this page's facts come from with their inclusion proofs, and the log's public key; "
+            "it checked the Ed25519 signature and the RFC 9162 Merkle proofs and compared each "
+            "fact shown with its entry, without taking the server's word for it."
+        ),
+        "verify_facts_download_hint": (
+            "Each ledger entry link on this page downloads that entry's proof; check it offline:"
+        ),
+        "fact_failed": "not verified",
+        "fact_unbound": "cannot be checked",
         "site_name": "Digital Village · product trace",
         "site_footer": (
             "Jingyang district, Deyang: land registry, field sensors and a verifiable ledger"

@@ -1,13 +1,27 @@
-// The verification panel (templates/_verify_panel.html): runs verify.js on the entry the
-// panel names and shows the outcome. "Verified" appears only when this browser's own check
-// passed; every other outcome, including an error in this script, shows the failure state.
+// The verification panel (templates/_verify_panel.html) and the page's facts.
 //
-// Each panel carries data-index, data-base-url, optionally data-vkey (a pinned verifier key),
-// and its messages as JSON (from the page's language; see digital_village.web). When the
-// check ends, the panel's data-state becomes "verified" or "failed" and a "dv-verify" event
-// carrying the result object bubbles from it.
+// A panel with data-index checks that one entry (verify.js verifyEntry). A panel with
+// data-verify-facts checks every fact the page shows: each element marked data-fact="<index>"
+// shows something ledger entry <index> records, and its data-fact-claims (a JSON object of
+// RFC 6901 pointers into the entry → the values the page shows) must be what the entry holds.
+// All the entries are fetched in one request and proven against one signed checkpoint
+// (verify.js verifyEntries). A fact whose entry fails, or whose claim differs, is marked "not
+// verified" where it stands; a fact marked data-fact="" or data-fact-unrecorded was recorded
+// before the ledger carried such facts and is marked as such (its entry, when named, is still
+// checked: an edited one fails). "Verified" appears only when every fact on the page passed; every
+// other outcome, including an error in this script, shows the failure state.
+//
+// Messages come as JSON from the page's language (digital_village.web). When the check ends,
+// the panel's data-state becomes "verified", "partial" (nothing failed, some facts cannot be
+// checked) or "failed", and a "dv-verify" event carrying the result bubbles from it.
 
-import { verifyEntry } from './verify.js';
+import { verifyEntries, verifyEntry } from './verify.js';
+
+// Entries appended a moment ago are covered by the log's next checkpoint (published within
+// about a second): ask again this many times, this far apart, before calling them unproven.
+const PENDING_RETRIES = 5;
+const PENDING_WAIT_MS = 1200;
+const SEEN_KEY = 'dv-ledger-checkpoint:';
 
 function format(template, values) {
   return template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
@@ -20,6 +34,8 @@ function show(panel, state, status, reason) {
   reasonLine.textContent = reason ?? '';
   reasonLine.hidden = !reason;
 }
+
+// ---- one entry ------------------------------------------------------------------------------
 
 /** Check the entry named by one panel and show the result; resolves to the result object. */
 export async function mountVerifyPanel(panel) {
@@ -43,6 +59,197 @@ export async function mountVerifyPanel(panel) {
   return result;
 }
 
+// ---- the page's facts -------------------------------------------------------------------------
+
+/** Every fact element under `root`: {element, index (null: not on the ledger), claims}. */
+export function collectFacts(root) {
+  return Array.from(root.querySelectorAll('[data-fact]'), (element) => {
+    const text = element.dataset.fact;
+    const index = text === '' ? null : Number(text);
+    let claims = {};
+    let malformed = null;
+    try {
+      claims = JSON.parse(element.dataset.factClaims ?? '{}');
+      if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) throw new Error();
+    } catch {
+      malformed = 'the page marks this fact with claims that are not a JSON object';
+    }
+    if (index !== null && !(Number.isSafeInteger(index) && index >= 0)) {
+      malformed = `the page names entry ${JSON.stringify(text)}, not an index`;
+    }
+    return { element, index, claims, malformed, unrecorded: element.hasAttribute('data-fact-unrecorded') };
+  });
+}
+
+/** The value at an RFC 6901 JSON pointer, or undefined when there is none. */
+export function pointerValue(value, pointer) {
+  if (pointer === '') return value;
+  if (!pointer.startsWith('/')) return undefined;
+  let node = value;
+  for (const raw of pointer.slice(1).split('/')) {
+    const token = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(node)) {
+      if (!/^(0|[1-9][0-9]*)$/.test(token) || Number(token) >= node.length) return undefined;
+      node = node[Number(token)];
+    } else if (node !== null && typeof node === 'object' && Object.hasOwn(node, token)) {
+      node = node[token];
+    } else {
+      return undefined;
+    }
+  }
+  return node;
+}
+
+/** JSON equality: the same types, numbers, strings, arrays in order and object members. */
+export function sameJson(a, b) {
+  if (a === b) return true;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((item, i) => sameJson(item, b[i]));
+  }
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && sameJson(a[key], b[key]));
+}
+
+/** The outcome of one fact given its entry's result: {state, reason}. */
+export function judgeFact(fact, result) {
+  const unbound = { state: 'unbound', reason: 'recorded before the ledger carried such facts' };
+  if (fact.malformed) return { state: 'failed', reason: fact.malformed };
+  if (fact.index === null) return unbound;
+  if (!result) return { state: 'failed', reason: `entry ${fact.index} was not checked` };
+  if (!result.ok) return { state: result.pending ? 'pending' : 'failed', reason: result.reason };
+  // The entry is proven but predates this kind of fact: nothing in it to compare with.
+  if (fact.unrecorded) return unbound;
+  for (const [pointer, claimed] of Object.entries(fact.claims)) {
+    const recorded = pointerValue(result.entry, pointer);
+    if (recorded === undefined) {
+      return { state: 'failed', reason: `entry ${fact.index} records nothing at ${pointer}` };
+    }
+    if (!sameJson(recorded, claimed)) {
+      return {
+        state: 'failed',
+        reason: `the page shows ${JSON.stringify(claimed)} but entry ${fact.index} records ${JSON.stringify(recorded)} at ${pointer}`,
+      };
+    }
+  }
+  return { state: 'verified', reason: null };
+}
+
+/** Show one fact's outcome where it stands: a mark after a fact that did not pass. */
+export function markFact(element, state, reason, messages) {
+  element.dataset.factState = state;
+  const next = element.nextElementSibling;
+  if (next?.hasAttribute('data-fact-mark')) next.remove();
+  if (state === 'verified') return;
+  const mark = document.createElement('span');
+  mark.className = 'dv-fact-mark';
+  mark.dataset.factMark = state;
+  mark.textContent = state === 'unbound' ? messages.fact_unbound : messages.fact_failed;
+  if (reason) mark.title = reason;
+  element.after(mark);
+}
+
+function remembered(storageKey) {
+  try {
+    const seen = JSON.parse(globalThis.localStorage?.getItem(storageKey) ?? 'null');
+    return seen && Number.isSafeInteger(seen.size) && typeof seen.root === 'string' ? seen : undefined;
+  } catch {
+    return undefined; // no storage (private mode, a sandboxed frame): nothing remembered
+  }
+}
+
+function remember(storageKey, outcome) {
+  try {
+    const seen = remembered(storageKey);
+    if (!seen || outcome.treeSize > seen.size) {
+      globalThis.localStorage?.setItem(storageKey, JSON.stringify({ size: outcome.treeSize, root: outcome.root }));
+    }
+  } catch {
+    // storage full or forbidden: the check itself stands
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The log stores entries the checkpoint served as current does not cover. */
+function stale(outcome) {
+  return outcome.logSize !== null && outcome.logSize !== undefined && outcome.treeSize !== null && outcome.logSize > outcome.treeSize;
+}
+
+/**
+ * Check every fact on the page against one batch proof and show the outcome.
+ * Resolves to {state, facts, failed, unbound, outcome} (outcome: verify.js verifyEntries).
+ */
+export async function mountFactsPanel(panel, root = document) {
+  const messages = JSON.parse(panel.querySelector('[data-verify-messages]').textContent);
+  show(panel, 'checking', messages.checking);
+  const facts = collectFacts(root);
+  const indexes = [...new Set(facts.map((fact) => fact.index).filter((index) => Number.isSafeInteger(index) && index >= 0))];
+  const base = panel.dataset.baseUrl ?? '';
+  const storageKey = SEEN_KEY + (base || globalThis.location?.origin || '');
+  const options = panel.dataset.vkey ? { vkey: panel.dataset.vkey } : {};
+  let outcome = null;
+  let judged = [];
+  try {
+    for (let attempt = 0; ; attempt++) {
+      outcome = indexes.length
+        ? await verifyEntries(base, indexes, { ...options, seen: remembered(storageKey) })
+        : { ok: true, results: new Map(), treeSize: null };
+      judged = facts.map((fact) => judgeFact(fact, outcome.results.get(fact.index)));
+      const waiting = outcome.ok && (judged.some((verdict) => verdict.state === 'pending') || stale(outcome));
+      if (!waiting || attempt >= PENDING_RETRIES) break;
+      show(panel, 'checking', messages.waiting);
+      await sleep(PENDING_WAIT_MS);
+    }
+    if (outcome.ok && outcome.treeSize !== null) remember(storageKey, outcome);
+  } catch (error) {
+    const reason = `unexpected error: ${error}`;
+    judged = facts.map(() => ({ state: 'failed', reason }));
+  }
+  facts.forEach((fact, i) => {
+    // Still not covered after waiting: a checkpoint that stopped moving is not a proof.
+    const verdict = judged[i].state === 'pending' ? { ...judged[i], state: 'failed' } : judged[i];
+    judged[i] = verdict;
+    markFact(fact.element, verdict.state, verdict.reason, messages);
+  });
+  const failed = judged.filter((verdict) => verdict.state === 'failed');
+  const unbound = judged.filter((verdict) => verdict.state === 'unbound').length;
+  const counts = {
+    facts: facts.length,
+    passed: facts.length - failed.length - unbound,
+    failed: failed.length,
+    unbound,
+    entries: indexes.length,
+    size: outcome?.treeSize ?? '?',
+    key: outcome?.keyName ? `${outcome.keyName} (${outcome.keyId})` : '',
+  };
+  let state;
+  if (outcome?.ok && stale(outcome)) {
+    // Every fact may be proven, yet in a tree older than the log: whatever came after it (a
+    // recall, a failed inspection) would be hidden. The page is not verified.
+    state = 'failed';
+    const reason = `the log stores ${outcome.logSize} entries but the checkpoint served as current covers ${outcome.treeSize}: an old checkpoint is being served`;
+    show(panel, state, format(messages.facts_stale, { ...counts, entries: outcome.logSize }), format(messages.reason, { reason }));
+  } else if (failed.length || facts.length === 0 || !outcome?.ok) {
+    state = 'failed';
+    const reason = failed[0]?.reason ?? outcome?.reason ?? 'the page names no facts to check';
+    show(panel, state, format(messages.facts_failed, counts), format(messages.reason, { reason }));
+  } else if (unbound) {
+    state = 'partial';
+    show(panel, state, format(messages.facts_partial, counts));
+  } else {
+    state = 'verified';
+    show(panel, state, format(messages.facts_verified, counts));
+  }
+  const result = { state, ok: state === 'verified', ...counts, outcome, reasons: failed.map((verdict) => verdict.reason) };
+  panel.dispatchEvent(new CustomEvent('dv-verify', { detail: result, bubbles: true }));
+  return result;
+}
+
 for (const panel of document.querySelectorAll('[data-verify-panel]')) {
-  mountVerifyPanel(panel);
+  if (panel.hasAttribute('data-verify-facts')) {
+    mountFactsPanel(panel).catch((error) => show(panel, 'failed', `unexpected error: ${error}`));
+  } else {
+    mountVerifyPanel(panel);
+  }
 }

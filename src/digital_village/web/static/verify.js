@@ -325,6 +325,17 @@ async function fetchBody(fetchImpl, url, what) {
   return body;
 }
 
+function keyLine(body) {
+  let text;
+  try {
+    text = strictUtf8.decode(body);
+  } catch {
+    fail('malformed verifier key: not valid UTF-8');
+  }
+  // The key is served as one line; only that line's newline is stripped.
+  return text.endsWith('\n') ? text.slice(0, -1) : text;
+}
+
 /**
  * Fetch and verify ledger entry `index` from the server at `baseUrl` ('' for this site).
  * Never throws: resolves to {ok, index, treeSize, origin, keyName, keyId, entry, reason}, where
@@ -340,16 +351,7 @@ export async function verifyEntry(baseUrl, index, options = {}) {
     const base = String(baseUrl ?? '').replace(/\/+$/, '');
     const keyRequest = options.vkey !== undefined
       ? Promise.resolve(options.vkey)
-      : fetchBody(fetchImpl, `${base}/api/v1/ledger/key`, 'verifier key').then((body) => {
-          let text;
-          try {
-            text = strictUtf8.decode(body);
-          } catch {
-            fail('malformed verifier key: not valid UTF-8');
-          }
-          // The key is served as one line; only that line's newline is stripped.
-          return text.endsWith('\n') ? text.slice(0, -1) : text;
-        });
+      : fetchBody(fetchImpl, `${base}/api/v1/ledger/key`, 'verifier key').then(keyLine);
     const [vkey, proofBytes] = await Promise.all([
       keyRequest,
       fetchBody(fetchImpl, `${base}/api/v1/ledger/entries/${index}/proof`, 'proof'),
@@ -367,4 +369,150 @@ export async function verifyEntry(baseUrl, index, options = {}) {
     result.reason = error instanceof VerifyError ? error.message : `unexpected error: ${error}`;
   }
   return result;
+}
+
+// ---- many entries at once: digital-village/batch-proof@v1 (ledger/batch.py) ---------------
+
+/** Sorted distinct indexes written as the batch route reads them: "1,3-6,9". */
+export function indexRanges(indexes) {
+  const sorted = [...new Set(indexes)].sort((a, b) => a - b);
+  const terms = [];
+  for (let i = 0; i < sorted.length; i++) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+    terms.push(j > i ? `${sorted[i]}-${sorted[j]}` : String(sorted[i]));
+    i = j;
+  }
+  return terms.join(',');
+}
+
+function entryBytes(item) {
+  if (typeof item.entry === 'string') return encoder.encode(item.entry);
+  if (typeof item.entry_base64 === 'string') return decodeBase64(item.entry_base64, `entry ${item.index}`);
+  fail(`malformed batch proof: entry ${item.index} carries no bytes`);
+}
+
+/**
+ * Check a batch proof document (parsed JSON) against a verifier key string, offline.
+ * Throws VerifyError when the document or its checkpoint fails; otherwise returns the
+ * checkpoint and a Map index → {ok, entry, reason, pending}, one per entry the document
+ * answers for: an entry whose own inclusion fails is ok: false with its reason, the others
+ * stand. `seen` ({size, root} of a checkpoint this reader verified earlier) catches an old
+ * checkpoint served as current, and two roots for one size.
+ */
+export async function verifyBatch(document, vkey, { seen } = {}) {
+  const key = await parseVerifierKey(vkey);
+  if (document === null || typeof document !== 'object') fail('malformed batch proof: not a JSON object');
+  if (document.format !== 'digital-village/batch-proof@v1') fail(`malformed batch proof: unknown format ${JSON.stringify(document.format)}`);
+  if (typeof document.checkpoint !== 'string') fail('malformed batch proof: no checkpoint');
+  const checkpoint = parseCheckpoint(await openNote(encoder.encode(document.checkpoint), key));
+  if (checkpoint.treeSize > BigInt(Number.MAX_SAFE_INTEGER)) fail('tree size is too large to show');
+  const treeSize = Number(checkpoint.treeSize);
+  if (document.size !== treeSize) fail(`malformed batch proof: it says size ${document.size}, its checkpoint ${treeSize}`);
+  const root = encodeBase64(checkpoint.rootHash);
+  if (seen && Number.isSafeInteger(seen.size)) {
+    if (treeSize < seen.size) {
+      fail(`the log's checkpoint (size ${treeSize}) is older than one this browser verified before (size ${seen.size}): an old checkpoint is being served as current`);
+    }
+    if (treeSize === seen.size && root !== seen.root) fail(`two different roots for the log at size ${treeSize}: the log was rewritten`);
+  }
+  if (!Array.isArray(document.hashes) || !Array.isArray(document.entries)) fail('malformed batch proof: no hashes or entries');
+  const hashes = document.hashes.map((text, position) => {
+    const hash = decodeBase64(String(text), `malformed batch proof: hash ${position}`);
+    if (hash.length !== HASH_SIZE) fail(`malformed batch proof: hash ${position} has ${hash.length} bytes, expected 32`);
+    return hash;
+  });
+  const results = new Map();
+  for (const item of document.entries) {
+    const index = item?.index;
+    if (!Number.isSafeInteger(index) || index < 0) fail('malformed batch proof: an entry without a valid index');
+    try {
+      const bytes = entryBytes(item);
+      if (!Array.isArray(item.path) || item.path.length > MAX_PROOF_HASHES) fail(`malformed batch proof: entry ${index} has no valid path`);
+      const path = item.path.map((position) => {
+        if (!Number.isSafeInteger(position) || position < 0 || position >= hashes.length) fail(`malformed batch proof: entry ${index} names hash ${position}`);
+        return hashes[position];
+      });
+      try {
+        await verifyInclusion(await hashLeaf(bytes), BigInt(index), checkpoint.treeSize, path, checkpoint.rootHash);
+      } catch (error) {
+        if (!(error instanceof VerifyError)) throw error;
+        fail(`entry is not proven at index ${index} of ${JSON.stringify(checkpoint.origin)} size ${treeSize}: ${error.message}`);
+      }
+      let entry;
+      try {
+        entry = JSON.parse(strictUtf8.decode(bytes));
+      } catch {
+        fail(`the proven entry ${index} is not JSON`);
+      }
+      results.set(index, { ok: true, entry, reason: null, pending: false });
+    } catch (error) {
+      if (!(error instanceof VerifyError)) throw error;
+      results.set(index, { ok: false, entry: null, reason: error.message, pending: false });
+    }
+  }
+  for (const index of document.pending ?? []) {
+    results.set(index, {
+      ok: false,
+      entry: null,
+      pending: true,
+      reason: `no checkpoint covers entry ${index} yet: the log's newest checkpoint has size ${treeSize}`,
+    });
+  }
+  for (const index of document.missing ?? []) {
+    results.set(index, {
+      ok: false,
+      entry: null,
+      pending: false,
+      reason: `the log has no entry ${index}, yet its checkpoint of size ${treeSize} covers it: the entry was removed`,
+    });
+  }
+  // How many entries the server says it stores: more than the checkpoint covers, for longer
+  // than a new checkpoint takes to appear, means an old checkpoint is served as current.
+  const logSize = Number.isSafeInteger(document.log_size) ? document.log_size : null;
+  return { treeSize, root, logSize, origin: checkpoint.origin, keyName: key.name, keyId: toHex(key.keyId), results };
+}
+
+/**
+ * Fetch one batch proof of `indexes` from the server at `baseUrl` ('' for this site) and
+ * verify it. Never throws: resolves to {ok, treeSize, root, logSize, origin, keyName, keyId,
+ * reason, results}, where results maps every asked index to {ok, entry, reason, pending}; ok is true
+ * when the checkpoint verified (each entry still has its own outcome).
+ * Options: vkey (pin a verifier key), seen ({size, root}, see verifyBatch), fetch (tests).
+ */
+export async function verifyEntries(baseUrl, indexes, options = {}) {
+  const outcome = { ok: false, treeSize: null, root: null, logSize: null, origin: null, keyName: null, keyId: null, reason: null, results: new Map() };
+  const wanted = [...new Set(indexes)];
+  try {
+    for (const index of wanted) {
+      if (!Number.isSafeInteger(index) || index < 0) fail(`entry index ${JSON.stringify(index)} is not a non-negative integer`);
+    }
+    if (!globalThis.crypto?.subtle) fail('this page has no WebCrypto (it needs https://); verify the downloaded proofs with dv verify');
+    const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+    const base = String(baseUrl ?? '').replace(/\/+$/, '');
+    const keyRequest = options.vkey !== undefined
+      ? Promise.resolve(options.vkey)
+      : fetchBody(fetchImpl, `${base}/api/v1/ledger/key`, 'verifier key').then(keyLine);
+    const [vkey, body] = await Promise.all([
+      keyRequest,
+      fetchBody(fetchImpl, `${base}/api/v1/ledger/proofs?indexes=${indexRanges(wanted)}`, 'proofs'),
+    ]);
+    let document;
+    try {
+      document = JSON.parse(strictUtf8.decode(body));
+    } catch {
+      fail('malformed batch proof: not JSON');
+    }
+    const verified = await verifyBatch(document, vkey, { seen: options.seen });
+    Object.assign(outcome, verified, { ok: true });
+    for (const index of wanted) {
+      if (!outcome.results.has(index)) {
+        outcome.results.set(index, { ok: false, entry: null, pending: false, reason: `the server's answer leaves out entry ${index}` });
+      }
+    }
+  } catch (error) {
+    outcome.reason = error instanceof VerifyError ? error.message : `unexpected error: ${error}`;
+    outcome.results = new Map(wanted.map((index) => [index, { ok: false, entry: null, pending: false, reason: outcome.reason }]));
+  }
+  return outcome;
 }

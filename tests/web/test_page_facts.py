@@ -1,0 +1,183 @@
+"""Every fact a page shows is paired with the ledger entry that records it, and a row edited
+behind the application's back shows as a fact that fails — as a reader's browser concludes
+(tests/web/facts_check.py applies the rules of static/verify-panel.js; tests/e2e runs them)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from shapely import affinity
+from sqlalchemy import Connection, text
+
+from digital_village.ledger.log import Ledger
+from digital_village.web import season as seasons
+from tests.web.conftest import Pages, html_of
+from tests.web.facts_check import PageFact, check_page, failed, page_facts
+
+
+def vkey(pages: Pages) -> str:
+    settings = pages.settings
+    return Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin).vkey
+
+
+def facts_of(client: TestClient, pages: Pages, path: str) -> list[PageFact]:
+    return check_page(client, html_of(client, path), vkey(pages))
+
+
+def shown(facts: list[PageFact], text: str) -> list[PageFact]:
+    return [fact for fact in facts if fact.text == text]
+
+
+def test_every_fact_of_an_honest_consumer_page_is_proven_and_as_recorded(
+    pages_client: TestClient, pages_db: Pages
+) -> None:
+    facts = facts_of(pages_client, pages_db, pages_db.bottle)
+    assert failed(facts) == []
+    claimed = {path for fact in facts for path in fact.claims}
+    for path in (
+        "/data/name",
+        "/data/cooperative",
+        "/data/gtin",
+        "/data/land_use",
+        "/data/area_mu",
+        "/data/geometry_sha256",
+        "/data/origin",
+        "/data/basis",
+        "/data/commitments",
+        "/data/issuer",
+    ):
+        assert path in claimed, path
+    assert any("/effects/lots/" in path and path.endswith("/produced") for path in claimed)
+    assert any(path.endswith("/contractor") for path in claimed)
+    # Each step of the history is its event's entry.
+    steps = {fact.index for fact in facts if fact.attributes.get("class") == "seq"}
+    assert len(steps) >= 12
+    # One request proves them all.
+    assert len({fact.index for fact in facts}) < len(facts)
+
+
+def test_every_fact_of_the_parcel_page_is_proven(pages_client: TestClient, pages_db: Pages) -> None:
+    facts = facts_of(pages_client, pages_db, f"/p/{pages_db.season.parcels[0]}")
+    assert failed(facts) == []
+    claimed = {path for fact in facts for path in fact.claims}
+    assert {"/data/dkbm", "/data/area_mu", "/data/land_use", "/data/geometry_sha256"} <= claimed
+    assert "data-verify-facts" in html_of(pages_client, f"/p/{pages_db.season.parcels[0]}")
+
+
+@pytest.mark.parametrize(
+    ("edit", "shown_text", "pointer"),
+    [
+        ("UPDATE trace_certificate SET origin = '黑龙江五常'", "黑龙江五常", "/data/origin"),
+        (
+            "UPDATE trace_product SET name = '五常大米' WHERE gtin = :bottle",
+            "五常大米",
+            "/data/name",
+        ),
+        (
+            "UPDATE trace_lot SET produced = 600 WHERE gtin = :bottle",
+            "600 瓶",
+            "/produced",
+        ),
+        ("UPDATE parcel SET land_use = '0101' WHERE dkbm = :dkbm", "水田", "/data/land_use"),
+        ("UPDATE parcel SET area_mu = 9.5 WHERE dkbm = :dkbm", "9.50 亩", "/data/area_mu"),
+    ],
+)
+def test_an_insiders_edit_of_a_row_fails_that_fact_on_the_page(
+    pages_client: TestClient,
+    pages_db: Pages,
+    pages_connection: Connection,
+    edit: str,
+    shown_text: str,
+    pointer: str,
+) -> None:
+    dkbm = pages_db.season.parcels[0]
+    pages_connection.execute(text(edit), {"bottle": seasons.BOTTLE, "dkbm": dkbm})
+    facts = facts_of(pages_client, pages_db, pages_db.bottle)
+    edited = shown(facts, shown_text)
+    assert edited, f"the page does not show {shown_text}"
+    assert all(fact.state == "failed" for fact in edited)
+    assert all(pointer in fact.reason for fact in edited), [fact.reason for fact in edited]
+    # Everything else still stands.
+    assert {fact.text for fact in failed(facts)} == {shown_text}
+
+
+@pytest.mark.parametrize(
+    ("edit", "shown_text"),
+    [
+        ("UPDATE parcel SET land_use = '0101' WHERE dkbm = :dkbm", "水田"),
+        ("UPDATE parcel SET area_mu = 9.5 WHERE dkbm = :dkbm", "9.50 亩"),
+    ],
+)
+def test_the_parcel_page_fails_an_edited_parcel_row(
+    pages_client: TestClient,
+    pages_db: Pages,
+    pages_connection: Connection,
+    edit: str,
+    shown_text: str,
+) -> None:
+    dkbm = pages_db.season.parcels[0]
+    pages_connection.execute(text(edit), {"dkbm": dkbm})
+    facts = facts_of(pages_client, pages_db, f"/p/{dkbm}")
+    assert [fact.text for fact in failed(facts)] == [shown_text]
+
+
+def test_a_moved_parcel_fails_its_code_on_both_pages(
+    pages_client: TestClient, pages_db: Pages, pages_connection: Connection
+) -> None:
+    dkbm = pages_db.season.parcels[0]
+    wkb = pages_connection.execute(
+        text("SELECT geometry_wkb FROM parcel WHERE dkbm = :d"), {"d": dkbm}
+    ).scalar_one()
+    moved = shapely.to_wkb(affinity.translate(shapely.from_wkb(bytes(wkb)), xoff=0.0003))
+    pages_connection.execute(
+        text("UPDATE parcel SET geometry_wkb = :w WHERE dkbm = :d"), {"w": moved, "d": dkbm}
+    )
+    for path in (pages_db.bottle, f"/p/{dkbm}"):
+        facts = failed(facts_of(pages_client, pages_db, path))
+        assert [fact.text for fact in facts] == [dkbm], path
+        assert "/data/geometry_sha256" in facts[0].reason
+
+
+def test_unreadable_geometry_bytes_fail_the_code_and_the_page_still_shows(
+    pages_client: TestClient, pages_db: Pages, pages_connection: Connection
+) -> None:
+    if pages_connection.dialect.name == "postgresql":
+        pytest.skip("PostGIS refuses such bytes: its trigger reads them into parcel.geom")
+    dkbm = pages_db.season.parcels[0]
+    pages_connection.execute(
+        text("UPDATE parcel SET geometry_wkb = :w WHERE dkbm = :d"), {"w": b"\x01junk", "d": dkbm}
+    )
+    facts = failed(facts_of(pages_client, pages_db, pages_db.bottle))
+    assert [fact.text for fact in facts] == [dkbm]
+
+
+def test_an_edited_entry_fails_the_facts_it_records(
+    pages_client: TestClient, pages_db: Pages, pages_connection: Connection
+) -> None:
+    html = html_of(pages_client, pages_db.bottle)
+    (certificate,) = {fact.index for fact in page_facts(html) if "/data/origin" in fact.claims}
+    body = pages_connection.execute(
+        text("SELECT body FROM ledger_entry WHERE seq = :s"), {"s": certificate}
+    ).scalar_one()
+    forged = bytes(body).replace("民安村".encode(), "五常市".encode())
+    pages_connection.execute(
+        text("UPDATE ledger_entry SET body = :b WHERE seq = :s"), {"b": forged, "s": certificate}
+    )
+    broken = failed(check_page(pages_client, html, vkey(pages_db)))
+    assert {fact.index for fact in broken} == {certificate}
+    assert all("does not lead to the root" in fact.reason for fact in broken)
+
+
+def test_facts_are_marked_with_their_entry_and_claims(
+    pages_client: TestClient, pages_db: Pages
+) -> None:
+    html = html_of(pages_client, pages_db.bottle)
+    assert re.search(
+        r'<span data-origin data-fact="\d+" data-fact-claims="\{&#34;/data/origin&#34;:'
+        r'&#34;旌阳区孝泉镇民安村&#34;\}">旌阳区孝泉镇民安村</span>',
+        html,
+    )
+    assert "data-verify-facts" in html
