@@ -133,7 +133,7 @@ def batch_proof(
         "entries": entries,
         "pending": [index for index in indexes if index >= tree_size],
         "missing": [index for index in covered if index not in bodies],
-        "log_size": reads.log_size(session),
+        "log_size": log.entry_count(session),
     }
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.ledger.models import LedgerEntry
@@ -28,12 +28,6 @@ def as_bytes(value: Any) -> bytes:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     return str(value).encode("utf-8", "surrogatepass")
-
-
-def log_size(session: Session) -> int:
-    """How many entries the log stores (the index after the last one)."""
-    last = session.scalar(select(func.max(LedgerEntry.seq)))
-    return 0 if last is None else int(last) + 1
 
 
 def entries_by_seq(session: Session, seqs: Iterable[int]) -> dict[int, tuple[str, bytes]]:
