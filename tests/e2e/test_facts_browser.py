@@ -21,7 +21,7 @@ import pytest
 
 from digital_village.app import create_app
 from digital_village.db import Database, make_engine
-from digital_village.web import season as seasons
+from digital_village.demo import oil_season as seasons
 from tests.e2e.conftest import ARTIFACTS, LiveServer
 from tests.web.conftest import Pages, make_pages
 

@@ -71,9 +71,8 @@ def test_the_panel_speaks_english_with_placeholders_for_the_script() -> None:
 
 
 def test_without_an_entry_the_panel_checks_the_pages_facts() -> None:
-    html = (
-        web.templates().get_template("_verify_panel.html").render(t=web.messages("en"), lang="en")
-    )
+    panel = web.templates().get_template("_verify_panel.html")
+    html = panel.render(t=i18n.messages("en"), lang="en")
     assert "data-verify-facts" in html and "data-index" not in html
     assert "compared each fact shown with its entry" in html
     assert "entries/" not in html  # no single proof to download

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from shapely import affinity
 from sqlalchemy import Connection, text
 
+from digital_village.demo import oil_season as seasons
 from digital_village.ledger.log import Ledger
-from digital_village.web import season as seasons
 from tests.web.conftest import Pages, html_of
 from tests.web.facts_check import PageFact, check_page, failed, page_facts
 
