@@ -5,7 +5,10 @@
 
 It runs tests/fuzz (anonymous and admin callers, on SQLite) with more examples than the suite's
 50, counts the cases each operation was sent, and fails on any 5xx or any answer that breaks
-its own documented schema. The last line printed is one JSON object:
+its own documented schema. tests/fuzz also sends what generated cases do not: invalid Unicode in
+JSON (lone surrogate escapes, bytes that are not UTF-8) to every write route, strings of any
+kind and length (the same number of examples), and CSV telemetry's edge cases.
+The last line printed is one JSON object:
 {"operations", "callers", "cases", "failed", "examples_per_operation", "seconds"}.
 """
 

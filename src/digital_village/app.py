@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from digital_village import logs, migrate
 from digital_village.api import docs, openapi, problems
-from digital_village.api.jsonguard import JsonDepthMiddleware
+from digital_village.api.jsonguard import JsonGuardMiddleware
 from digital_village.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from digital_village.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from digital_village.api.ratelimit import RateLimitMiddleware
@@ -126,9 +126,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 def _add_middleware(app: FastAPI, settings: Settings, resolver: ResolverState) -> Metrics:
     """The middleware stack, and the metrics it records."""
-    # Outermost last: access log → security headers → rate limit → body size → JSON depth
+    # Outermost last: access log → security headers → rate limit → body size → JSON guard
     # → routes.
-    app.add_middleware(JsonDepthMiddleware, max_depth=settings.max_json_depth)
+    app.add_middleware(JsonGuardMiddleware, max_depth=settings.max_json_depth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     metrics = Metrics()
     metrics.registry.register(resolver)  # scans and views, read at each scrape

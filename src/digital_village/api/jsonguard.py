@@ -1,4 +1,9 @@
-"""A nesting-depth limit for JSON request bodies, checked before any parser recurses into them."""
+"""What every JSON request body must be before any route parses it: UTF-8 text whose strings are
+Unicode (no lone UTF-16 surrogate written as an escape, RFC 7493 I-JSON), nested no deeper than
+a limit (checked before any parser recurses into it). Anything else is a 422 problem+json naming
+the fault, for every route at once: Python's own JSON parser accepts ``"\\ud800"`` and hands on a
+string that no encoder can write (the event hash, the ledger, the database), and it is too late
+to catch that in each of them."""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digital_village.api.problems import problem
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A \u escape of a surrogate, with the backslashes before it (an even number of them more is an
+# escaped backslash followed by plain text "u…").
+_SURROGATE_ESCAPE = re.compile(rb"(\\+)u([dD][89a-fA-F][0-9a-fA-F]{2})")
 _STEP = np.zeros(256, dtype=np.int8)
 _STEP[ord("[")] = _STEP[ord("{")] = 1
 _STEP[ord("]")] = _STEP[ord("}")] = -1
@@ -37,6 +45,47 @@ def max_depth(body: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
 
 
+def unicode_fault(body: bytes) -> str | None:
+    """Why a JSON body is not Unicode text (invalid UTF-8, a lone surrogate escape), or None."""
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return (
+                f"the JSON body is not UTF-8: byte {error.start} "
+                f"(0x{body[error.start]:02x}) {error.reason}"
+            )
+    if b"\\u" not in body:
+        return None
+    pending_high: tuple[int, str] | None = None  # a high surrogate escape awaiting its low half
+    for match in _SURROGATE_ESCAPE.finditer(body):
+        if len(match.group(1)) % 2 == 0:
+            continue  # an escaped backslash, then the letter u: plain text
+        code = match.group(2).decode().lower()
+        high = code[1] in "89ab"
+        if pending_high is not None:
+            end, first = pending_high
+            pending_high = None
+            if not high and match.start() == end:
+                continue  # the low half right after its high half: a pair
+            return _lone(first, end - 6)
+        if high:
+            pending_high = (match.end(), code)
+        else:
+            return _lone(code, match.start() + len(match.group(1)) - 1)
+    if pending_high is not None:
+        end, first = pending_high
+        return _lone(first, end - 6)
+    return None
+
+
+def _lone(code: str, at: int) -> str:
+    return (
+        f"the JSON body holds a lone surrogate \\u{code} at byte {at}: JSON text must be "
+        "Unicode, and a surrogate escape only encodes a character as half of a pair (RFC 7493)"
+    )
+
+
 def _is_json(scope: Scope) -> bool:
     for name, value in scope.get("headers", []):
         if name == b"content-type":
@@ -45,8 +94,9 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
-class JsonDepthMiddleware:
-    """Refuse JSON bodies nested deeper than a limit with a 422 naming the limit."""
+class JsonGuardMiddleware:
+    """Refuse JSON bodies that are not Unicode text, or nested deeper than a limit, with a 422
+    naming the fault."""
 
     def __init__(self, app: ASGIApp, max_depth: int) -> None:
         self.app = app
@@ -65,6 +115,10 @@ class JsonDepthMiddleware:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        fault = unicode_fault(body)
+        if fault is not None:
+            await problem(422, fault)(scope, receive, send)
+            return
         depth = max_depth(body)
         if depth > self.limit:
             await problem(

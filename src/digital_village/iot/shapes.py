@@ -527,8 +527,9 @@ def check_csv(
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise _fail("body", f"CSV must be UTF-8 ({error})") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    # newline="": the csv module reads quoted newlines and \r, \r\n or \n line ends itself.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = _csv_row(reader)
     if header is None:
         raise _fail("body", "no readings: the CSV body is empty")
     columns = [name.strip() for name in header]
@@ -548,7 +549,8 @@ def check_csv(
                 raise _fail("line 1", f"column {name!r}: {metrics.UnknownMetricError(name)}")
     collector = Collector(now_ms, device_id=device_id, policies=policies)
     seen = 0
-    for number, cells in enumerate(reader, start=2):
+    while (cells := _csv_row(reader)) is not None:
+        number = reader.line_num
         if not cells or not any(cell.strip() for cell in cells):
             continue
         seen += 1
@@ -567,6 +569,18 @@ def check_csv(
     if not seen and not collector.problem_count:
         raise _fail("body", "no readings: the CSV has a header but no rows")
     return collector.finish()
+
+
+def _csv_row(reader: Any) -> list[str] | None:
+    """The next row, None at the end; what the csv module cannot read is refused whole, naming
+    the line (a field over its 131,072-character limit, a NUL, an unterminated quote)."""
+    try:
+        row: list[str] = next(reader)
+    except StopIteration:
+        return None
+    except csv.Error as error:
+        raise _fail(f"line {reader.line_num}", f"not readable as CSV: {error}") from None
+    return row
 
 
 def _csv_time(cell: str) -> int | str:
