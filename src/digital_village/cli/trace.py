@@ -16,8 +16,7 @@ from digital_village.auth.actor import Actor
 from digital_village.cli.common import console, fail, load_settings, print_json, transaction
 from digital_village.ledger.log import Ledger
 from digital_village.regions import service as regions
-from digital_village.trace import capture as capturing
-from digital_village.trace import products, tracing
+from digital_village.trace import capture, products, tracing
 from digital_village.trace.epcis import EPCISParseError, parse_document
 
 app = typer.Typer(help="The chain: products, EPCIS events, lots and trace.", no_args_is_help=True)
@@ -114,7 +113,7 @@ def capture_file(
     settings = load_settings()
     ledger = _ledger()
     with transaction(settings) as session:
-        result = capturing.capture(
+        result = capture.capture(
             session=session,
             ledger=ledger,
             actor=Actor.operator(),
