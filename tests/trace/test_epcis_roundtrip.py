@@ -228,3 +228,18 @@ def test_a_partners_hash_event_id_from_another_revision_is_kept_and_flagged(
     back = next(e for e in found if e["eventID"] == declared)
     assert back["dv:computedEventID"] == ours
     assert all("dv:computedEventID" not in e for e in found if e["eventID"] != declared)
+
+
+def test_a_partners_declaration_of_an_event_never_sent_round_trips(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    sent = partner_documents.declaration_of_unknown_event()
+    answer = _capture(client, world, sent)
+    given = sent["epcisBody"]["eventList"][0]
+    assert answer["events"][0]["eventID"] == event_hash.event_hash_id(
+        given, context=sent["@context"]
+    )
+    events = _queried(client, world)["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    (back,) = events
+    assert _meaning(back, back["@context"]) == _meaning(given, sent["@context"])
+    assert back["errorDeclaration"] == given["errorDeclaration"]

@@ -220,12 +220,55 @@ def test_a_declared_transformation_gives_its_input_back(
     assert again.status_code == 409 and "already declared erroneous" in again.text
 
 
-def test_declaring_an_event_nobody_captured_is_refused(
+def test_a_declaration_may_come_before_its_event(
     client: TestClient, world: World, chain: Chain
 ) -> None:
-    event = builders.field_work("planting", dkbm=chain.own[0], when=at(3, 1), base_url=BASE)
-    response = post_event(client, world, "farmer", declaration(event))
-    assert response.status_code == 422 and "no captured event has eventID" in response.text
+    events = season(chain)
+    wrong = events[4]  # the harvest
+    ahead = capture_doc(client, world, "manager", [declaration(wrong)])
+    assert ahead.status_code == 202, ahead.text
+    wrong_id = ahead.json()["events"][0]["eventID"]
+    # Stored, and answered by the query interface, before the event it declares is here.
+    found = client.get(
+        "/api/v1/epcis/events", params={"EQ_eventID": wrong_id}, headers=world.auth("admin")
+    ).json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert [e["errorDeclaration"]["reason"] for e in found] == ["incorrect_data"]
+    again = capture_doc(client, world, "manager", [declaration(wrong)])
+    assert again.status_code == 409 and "has not been received yet" in again.text
+    # The event arrives (with its correction): it is stored as already declared erroneous,
+    # with the effect on lineage and trace a declaration after it has.
+    corrected = copy.deepcopy(wrong)
+    corrected["quantityList"][0]["quantity"] = 1805.0
+    arrived = capture_doc(client, world, "manager", [*events[:5], corrected, *events[5:]])
+    assert arrived.status_code == 202, arrived.text
+    assert arrived.json()["events"][4]["eventID"] == wrong_id
+    lot = client.get(f"/api/v1/lots/{RAPESEED}/RS-2025-001").json()
+    assert (lot["quantity"], lot["remaining"]) == (1805.0, 805.0)
+    body = graph(client, f"/api/v1/trace/{BOTTLE}/B-2025-007")
+    nodes = {node["id"]: node for node in body["nodes"]}
+    assert nodes[wrong_id]["declared_erroneous"] is True
+    assert nodes[f"{wrong_id}#errorDeclaration"]["error_declaration"] is True
+    assert (f"{wrong_id}#errorDeclaration", wrong_id) in edges(body, "declares_erroneous")
+    harvests = {edge["event"] for edge in body["edges"] if edge["type"] == "harvested_into"}
+    assert harvests == {arrived.json()["events"][5]["eventID"]}
+    # Declared once: declaring it again is refused as for any declared event.
+    twice = capture_doc(client, world, "manager", [declaration(wrong)])
+    assert twice.status_code == 409 and "already declared erroneous" in twice.text
+
+
+def test_an_event_declared_ahead_takes_nothing_it_would_have_made(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    events = season(chain)
+    assert capture_doc(client, world, "manager", [declaration(events[4])]).status_code == 202
+    # Without a correction, the pressing that needs the declared harvest's seed is refused,
+    # naming it; nothing of that capture is stored.
+    response = capture_doc(client, world, "manager", events[:6])
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["pointer"] == "/epcisBody/eventList/5/inputQuantityList/0/epcClass"
+    assert "was declared erroneous and has not been recorded again" in error["message"]
+    assert client.get(f"/api/v1/lots/{RAPESEED}/RS-2025-001").status_code == 404
 
 
 def test_a_farmer_declares_only_the_households_events(

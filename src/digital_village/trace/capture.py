@@ -136,6 +136,7 @@ def capture(
                 f"event {pending.event_id} was already captured (ledger entry {stored.ledger_seq})",
             )
         work.apply(pending, refs)
+        work.declared_on_arrival(pending)
         lot_totals.append(_lot_totals(work, pending))
     work.check_declared_lots(pendings)
     effects = _effects(work, pendings, lot_totals)
@@ -309,6 +310,7 @@ def _write(
                 "capture_id": capture_id,
                 "cooperative_id": pending.cooperative_id,
                 "household_id": pending.household_id,
+                "declaration": event.error_declaration is not None,
                 "declares_pk": pending.declares.id if pending.declares else None,
             }
         )
@@ -322,6 +324,13 @@ def _write(
             store.mark_declared(
                 session=session, target_pk=pending.declares.id, declaration_pk=pk, when=work.now
             )
+        if pending.declared_by is not None:
+            declaration = pending.declared_by.id
+            lineage.void_event(session=session, event_pk=pk)
+            store.mark_declared(
+                session=session, target_pk=pk, declaration_pk=declaration, when=work.now
+            )
+            store.resolve_declaration(session=session, declaration_pk=declaration, target_pk=pk)
     session.flush()
     return CaptureResult(
         capture_id=capture_id,
@@ -451,6 +460,17 @@ def _write_lineage(
             {"event_pk": pk, "dkbm": dkbm, "event_time": pending.event_time}
             for dkbm in dict.fromkeys(pending.parcels)
         ]
+        declaration = pending.declared_by
+        if declaration is not None:
+            # The waiting declaration now names what its event named, as one stored after it.
+            event_lots += [
+                {"event_pk": declaration.id, "lot_id": lot_ids[key], "role": "declared"}
+                for key in dict.fromkeys(key for key, _ in pending.lot_roles)
+            ]
+            event_parcels += [
+                {"event_pk": declaration.id, "dkbm": dkbm, "event_time": declaration.event_time}
+                for dkbm in dict.fromkeys(pending.parcels)
+            ]
         containments += [
             {"parent_epc": parent, "unit_id": unit_ids[key], "event_pk": pk}
             for parent, key in pending.containment

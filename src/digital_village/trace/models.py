@@ -2,7 +2,8 @@
 
 Events are keyed by a surrogate id: an errorDeclaration has the same eventID as the event it
 declares erroneous (the CBV 2.0 hash leaves the declaration out), so ``event_id`` is indexed,
-not unique, and a declaration row points at the event it declares with ``declares_pk``.
+not unique, and a declaration row (``declaration``) points at the event it declares with
+``declares_pk`` — once that event is here: a declaration may arrive first.
 
 The event's EPCIS JSON is not copied here: it lives in the ledger entry (``ledger_seq``), the
 exact bytes that were hashed into the tree. The columns below are what queries filter on.
@@ -29,6 +30,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -146,7 +148,9 @@ class Event(Base):
     household_id: Mapped[int | None] = mapped_column(
         ForeignKey("household.id"), index=True, default=None
     )
-    # For an errorDeclaration: the event it declares erroneous.
+    # An errorDeclaration, and the event it declares erroneous: None while that event has not
+    # arrived (a partner may correct an event it never sent us; it applies when it comes).
+    declaration: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     declares_pk: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("trace_event.id"), index=True, default=None
     )

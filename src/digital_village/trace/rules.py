@@ -143,6 +143,8 @@ class Pending:
     new_units: list[tuple[UnitKey, LotKey]] = field(default_factory=list)
     containment: list[tuple[str, UnitKey]] = field(default_factory=list)
     declares: Event | None = None
+    # A declaration stored before this event arrived: the event is recorded as erroneous.
+    declared_by: Event | None = None
     produced: list[LotKey] = field(default_factory=list)
     # (pointer, DKBM) of the parcels it names, found before the checks begin
     parcel_refs: list[tuple[str, str]] | None = None
@@ -247,6 +249,8 @@ class CaptureState:
         self.lots: dict[LotKey, LotState] = {}
         self.units: dict[UnitKey, UnitState] = {}
         self.stored: dict[str, Event] = {}
+        # Declarations stored before the events they declare, by eventID.
+        self.waiting: dict[str, Event] = {}
         self.seen_ids: dict[str, int] = {}  # eventIDs of this capture's events (not declarations)
         self.parcel_cache: dict[str, ParcelFacts] = {}
         self.holder_cache: dict[tuple[str, dt.date], Holding] = {}
@@ -286,9 +290,9 @@ class CaptureState:
         for key, unit in units.items():
             lot_row = by_id[unit.lot_id]
             self.units[key] = UnitState(key, (lot_row.gtin, lot_row.lot), unit, unit.status)
-        self.stored = store.events_by_event_id(
-            session=self.session, event_ids=[event_id for event_id, _, _ in events]
-        )
+        event_ids = [event_id for event_id, _, _ in events]
+        self.stored = store.events_by_event_id(session=self.session, event_ids=event_ids)
+        self.waiting = store.waiting_declarations(session=self.session, event_ids=event_ids)
 
     def _unit_state(self, unit: Unit) -> UnitState:
         key = (unit.gtin, unit.serial)
@@ -866,12 +870,8 @@ class CaptureState:
                     where,
                     "declares an event of the same capture; capture only the corrected event",
                 )
-            fail(
-                Invalid,
-                where,
-                f"no captured event has eventID {pending.event_id}; an errorDeclaration repeats "
-                "the erroneous event as it was captured, with the declaration added",
-            )
+            self._declare_ahead(pending, where)
+            return
         if target.erroneous_since is not None:
             fail(
                 Conflict,
@@ -918,6 +918,52 @@ class CaptureState:
         pending.parcels.extend(
             dkbm for _, dkbm in self._parcels_of(pending) if dkbm not in pending.parcels
         )
+
+    def _declare_ahead(self, pending: Pending, where: str) -> None:
+        """A declaration of an event not (yet) received: stored, applied when it arrives."""
+        waiting = self.waiting.get(pending.event_id)
+        if waiting is not None:
+            fail(
+                Conflict,
+                where,
+                f"event {pending.event_id} was already declared erroneous (ledger entry "
+                f"{waiting.ledger_seq}); it has not been received yet",
+            )
+        actor = self.actor
+        pending.cooperative_id = actor.cooperative_id
+        pending.household_id = actor.household_id if actor.role is Role.FARMER else None
+        if actor.role is Role.FARMER and actor.household_id is not None:
+            pending.cooperative_id = self._household_coop(actor.household_id)
+
+    def declared_on_arrival(self, pending: Pending) -> None:
+        """The event was declared erroneous before it arrived: its effects leave the lineage
+        at once, as if the declaration came after it."""
+        declaration = self.waiting.get(pending.event_id)
+        if declaration is None or pending.event.error_declaration is not None:
+            return
+        allowed = declaration.cooperative_id is None or (
+            declaration.cooperative_id == pending.cooperative_id
+            and (
+                declaration.household_id is None or declaration.household_id == pending.household_id
+            )
+        )
+        if not allowed:
+            return  # not a declaration its author could have made of this event: left waiting
+        pending.declared_by = declaration
+        made = {key for key, _ in pending.new_units}
+        for key, kind, amount in pending.flows:
+            state = self.lots[key]
+            if kind == "produce":
+                state.produced -= amount
+            else:
+                state.consumed -= amount
+            state.changed = True
+            self.declared_lots.add(key)
+        for unit in self.units.values():
+            if unit.key in made and unit.made_by == pending.index:
+                unit.status, unit.status_by, unit.touched = "voided", pending.index, True
+            elif unit.status_by == pending.index:
+                unit.status, unit.status_by, unit.touched = "active", None, True
 
     def _owners(self, pending: Pending, checked: list[tuple[str, Holding, float | None]]) -> None:
         actor = self.actor

@@ -84,10 +84,29 @@ def events_by_event_id(*, session: Session, event_ids: Iterable[str]) -> dict[st
         # every row, yet SQLite without statistics would walk its index instead of the
         # eventID one, a scan of the whole table per capture (capture slowed as the log grew).
         query = select(Event).where(Event.event_id.in_(wanted[start : start + 500]))
+        found.update({row.event_id: row for row in session.scalars(query) if not row.declaration})
+    return found
+
+
+def waiting_declarations(*, session: Session, event_ids: Iterable[str]) -> dict[str, Event]:
+    """Stored errorDeclarations of events not yet received, by the eventID they declare."""
+    wanted = sorted(set(event_ids))
+    found: dict[str, Event] = {}
+    for start in range(0, len(wanted), 500):
+        query = select(Event).where(Event.event_id.in_(wanted[start : start + 500]))
         found.update(
-            {row.event_id: row for row in session.scalars(query) if row.declares_pk is None}
+            {
+                row.event_id: row
+                for row in session.scalars(query)
+                if row.declaration and row.declares_pk is None
+            }
         )
     return found
+
+
+def resolve_declaration(*, session: Session, declaration_pk: int, target_pk: int) -> None:
+    """A declaration stored before its event: the event has arrived, point at it."""
+    session.execute(update(Event).where(Event.id == declaration_pk).values(declares_pk=target_pk))
 
 
 def events_by_pk(*, session: Session, pks: Iterable[int]) -> dict[int, Event]:
