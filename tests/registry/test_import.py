@@ -203,3 +203,18 @@ def test_a_new_shape_under_the_same_dkbm_is_refused_by_name(
     assert "the shape of parcel" in report.rejected[-1].reason or any(
         "a resurvey under the same DKBM" in r.reason for r in report.rejected
     )
+
+
+def test_an_imported_parcel_has_its_page_with_the_household_masked(
+    county: Database, ledger: Ledger, package: Generated, tmp_path: Path, client: TestClient
+) -> None:
+    run(county, ledger, write(package, tmp_path / "pkg"))
+    first = package.dk[0]
+    page = client.get(f"/p/{first['DKBM']}", headers={"Accept": "text/html"})
+    assert page.status_code == 200, page.text[:300]
+    household = package.tables["CBF"][0]
+    assert first["DKBM"] in page.text
+    for secret in (household["CBFMC"], household["CBFZJHM"], household["LXDH"], first["ZJRXM"]):
+        assert secret not in page.text
+    svg = client.get(f"/api/v1/maps/{first['DKBM'][:12]}.svg")
+    assert svg.status_code == 200 and first["DKBM"][-5:] in svg.text

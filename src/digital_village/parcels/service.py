@@ -6,15 +6,26 @@ Other capabilities use ``get_parcel``, ``get_active_parcel``, ``parcel_geometry`
     from digital_village.parcels import service as parcels
     parcel = parcels.get_active_parcel(session=session, dkbm=dkbm)
 
-The work is done in ``store`` (reads and queries), ``registry`` (registration) and
-``changes`` (holders, land use, crops, split, merge). Every write appends its ledger entries
-in the caller's transaction; nothing here commits or raises HTTP errors.
+The work is done in ``store`` (reads and queries), ``periods`` (holders, crops and history
+on a date), ``registry`` (registration), ``changes`` (holders, land use, crops) and
+``reshape`` (split, merge). Every write appends its ledger entries in the caller's
+transaction; nothing here commits or raises HTTP errors.
 """
 
 from __future__ import annotations
 
 from digital_village.errors import Conflict, Invalid, NotFound
-from digital_village.parcels.changes import ParcelChange, change, merge, split
+from digital_village.parcels.changes import ParcelChange, change
+from digital_village.parcels.periods import (
+    crop_on,
+    crops_on,
+    find_import,
+    history,
+    holder_at,
+    holdings_on,
+    record_import,
+    verify_geometry,
+)
 from digital_village.parcels.registry import (
     OVERLAP_TOLERANCE_M2,
     Contractor,
@@ -28,20 +39,15 @@ from digital_village.parcels.registry import (
     register_many,
     require_region_scope,
 )
+from digital_village.parcels.reshape import merge, split
 from digital_village.parcels.store import (
     CHINA_TIME,
     Holding,
     Page,
     ParcelFacts,
     SourceCrs,
-    crop_on,
-    crops_on,
-    find_import,
     get_active_parcel,
     get_parcel,
-    history,
-    holder_at,
-    holdings_on,
     lineage,
     list_all_active,
     list_parcels,
@@ -52,12 +58,10 @@ from digital_village.parcels.store import (
     parcel_geometry,
     parcels_of_region,
     parse_source_crs,
-    record_import,
     region_filter,
     successors_of,
     to_lonlat_point,
     today,
-    verify_geometry,
 )
 
 __all__ = [

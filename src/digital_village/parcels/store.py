@@ -6,9 +6,6 @@ Imported through ``parcels.service``; see there for the functions other capabili
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,18 +14,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import shapely
 from shapely.geometry import Point
-from sqlalchemy import Integer, column, func, or_, select, text
+from sqlalchemy import Integer, column, func, select, text
 from sqlalchemy.orm import Session
 
 from digital_village.db import utcnow
 from digital_village.errors import Invalid, NotFound
-from digital_village.ledger.models import LedgerEntry
 from digital_village.parcels import codes, geometry
 from digital_village.parcels.models import (
     Parcel,
-    ParcelAttribute,
-    ParcelHolding,
-    ParcelImport,
     ParcelLineage,
     ParcelStatus,
 )
@@ -182,24 +175,6 @@ def parcel_containing_point(*, session: Session, lon: float, lat: float) -> Parc
     """The active parcel that holds a lon/lat point, or None."""
     parcel_id = locate_id(session=session, lon=lon, lat=lat)
     return None if parcel_id is None else session.get(Parcel, parcel_id)
-
-
-def holder_at(*, session: Session, dkbm: str, on: dt.date) -> Holding:
-    """The contractor and operator of a parcel on a date (both None when nobody held it)."""
-    parcel = get_parcel(session=session, dkbm=dkbm)
-    row = session.scalars(
-        select(ParcelHolding)
-        .where(
-            ParcelHolding.parcel_id == parcel.id,
-            ParcelHolding.valid_from <= on,
-            or_(ParcelHolding.valid_to.is_(None), ParcelHolding.valid_to > on),
-        )
-        .order_by(ParcelHolding.valid_from.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return Holding(None, None)
-    return Holding(row.contractor_household_id, row.operator_cooperative_id)
 
 
 @dataclass(frozen=True)
@@ -397,172 +372,8 @@ def neighbours(*, session: Session, dkbm: str, within_m: float = 2.0) -> list[tu
     return sorted(found, key=lambda pair: (pair[1], pair[0].dkbm))
 
 
-def crop_on(*, session: Session, dkbm: str, on: dt.date) -> str | None:
-    """The crop recorded for a parcel on a date, or None."""
-    parcel = get_parcel(session=session, dkbm=dkbm)
-    return crops_on(session=session, parcel_ids=[parcel.id], on=on).get(parcel.id)
-
-
-def crops_on(*, session: Session, parcel_ids: Sequence[int], on: dt.date) -> dict[int, str]:
-    """Parcel id → crop on a date, for the parcels that have one."""
-    found: dict[int, str] = {}
-    for chunk in chunked(list(parcel_ids)):
-        rows = session.execute(
-            select(ParcelAttribute.parcel_id, ParcelAttribute.value).where(
-                ParcelAttribute.parcel_id.in_(chunk),
-                ParcelAttribute.name == "crop",
-                ParcelAttribute.superseded_at.is_(None),
-                ParcelAttribute.valid_from <= on,
-                or_(ParcelAttribute.valid_to.is_(None), ParcelAttribute.valid_to > on),
-            )
-        )
-        found.update((row[0], row[1]) for row in rows)
-    return found
-
-
-def holdings_on(*, session: Session, parcel_ids: Sequence[int], on: dt.date) -> dict[int, Holding]:
-    """Parcel id → holders on a date."""
-    found: dict[int, Holding] = {}
-    for chunk in chunked(list(parcel_ids)):
-        rows = session.execute(
-            select(
-                ParcelHolding.parcel_id,
-                ParcelHolding.contractor_household_id,
-                ParcelHolding.operator_cooperative_id,
-            ).where(
-                ParcelHolding.parcel_id.in_(chunk),
-                ParcelHolding.valid_from <= on,
-                or_(ParcelHolding.valid_to.is_(None), ParcelHolding.valid_to > on),
-            )
-        )
-        for parcel_id, contractor, operator in rows:
-            found[parcel_id] = Holding(contractor, operator)
-    return found
-
-
-def history(*, session: Session, dkbm: str) -> dict[str, Any]:
-    """Every recorded period of a parcel's holders, land use and crops, oldest first."""
-    parcel = get_parcel(session=session, dkbm=dkbm)
-    holdings = session.scalars(
-        select(ParcelHolding)
-        .where(ParcelHolding.parcel_id == parcel.id)
-        .order_by(ParcelHolding.valid_from, ParcelHolding.id)
-    ).all()
-    attributes = session.scalars(
-        select(ParcelAttribute)
-        .where(ParcelAttribute.parcel_id == parcel.id)
-        .order_by(ParcelAttribute.valid_from, ParcelAttribute.id)
-    ).all()
-
-    def period(row: ParcelHolding | ParcelAttribute) -> dict[str, Any]:
-        return {
-            "valid_from": row.valid_from.isoformat(),
-            "valid_to": row.valid_to.isoformat() if row.valid_to else None,
-            "ledger_seq": row.ledger_seq,
-        }
-
-    households = household_codes(
-        session, {h.contractor_household_id for h in holdings if h.contractor_household_id}
-    )
-    cooperatives = cooperative_codes(
-        session, {h.operator_cooperative_id for h in holdings if h.operator_cooperative_id}
-    )
-    return {
-        "holdings": [
-            {
-                "contractor_household_id": h.contractor_household_id,
-                "contractor_cbfbm": households.get(h.contractor_household_id or 0),
-                "operator_cooperative_id": h.operator_cooperative_id,
-                "operator_uscc": cooperatives.get(h.operator_cooperative_id or 0),
-                **period(h),
-            }
-            for h in holdings
-        ],
-        "land_use": [{"value": a.value, **period(a)} for a in attributes if a.name == "land_use"],
-        "bdcdyh": [{"value": a.value, **period(a)} for a in attributes if a.name == "bdcdyh"],
-        "crops": [
-            {
-                "season": a.season,
-                "value": a.value,
-                "superseded": a.superseded_at is not None,
-                **period(a),
-            }
-            for a in attributes
-            if a.name == "crop"
-        ],
-    }
-
-
-def verify_geometry(*, session: Session, dkbm: str) -> str | None:
-    """None when the stored geometry hashes to what its registration entry recorded.
-
-    Otherwise a message saying what does not match: an edit of the stored bytes after
-    registration, or an entry that is missing.
-    """
-    parcel = get_parcel(session=session, dkbm=dkbm)
-    body = session.scalar(
-        select(LedgerEntry.body)
-        .where(
-            LedgerEntry.chain_key == f"parcel:{parcel.dkbm}",
-            LedgerEntry.kind == "parcel.registered",
-        )
-        .order_by(LedgerEntry.seq)
-        .limit(1)
-    )
-    if body is None:
-        return f"parcel {parcel.dkbm} has no registration entry in the ledger"
-    recorded = json.loads(body)["data"]["geometry_sha256"]
-    stored = hashlib.sha256(parcel.geometry_wkb).hexdigest()
-    if not hmac.compare_digest(recorded, stored):
-        return (
-            f"stored geometry of {parcel.dkbm} (sha256 {stored[:16]}…) does not match the "
-            f"ledger's registration entry (sha256 {recorded[:16]}…)"
-        )
-    return None
-
-
 def list_all_active(*, session: Session) -> Sequence[Parcel]:
     """Every active parcel, by DKBM."""
     return session.scalars(
         select(Parcel).where(Parcel.status == ParcelStatus.ACTIVE).order_by(Parcel.dkbm)
     ).all()
-
-
-def find_import(*, session: Session, file_sha256: str) -> dict[str, Any] | None:
-    """The earlier import of a file with these bytes, if any."""
-    row = session.scalars(
-        select(ParcelImport)
-        .where(ParcelImport.file_sha256 == file_sha256)
-        .order_by(ParcelImport.id)
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
-    return {
-        "import_id": row.id,
-        "filename": row.filename,
-        "at": row.created_at.isoformat(),
-        "created": row.created,
-    }
-
-
-def record_import(
-    *,
-    session: Session,
-    file_sha256: str,
-    filename: str,
-    fbfbm: str,
-    created: int,
-    rejected: int,
-) -> None:
-    """Remember an imported file by its content hash."""
-    session.add(
-        ParcelImport(
-            file_sha256=file_sha256,
-            filename=filename[:255],
-            fbfbm=fbfbm,
-            created=created,
-            rejected=rejected,
-        )
-    )
-    session.flush()
