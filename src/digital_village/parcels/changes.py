@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -213,10 +213,10 @@ def change(
         _require_open_history([parcel], start, last_event, change.correction)
     if change.correction is not None:
         data["correction"] = change.correction
-    closing: list[Any] = []
-    new_rows: list[Any] = []
+    edit = _Edit(parcel, change, start, data)
     for step in (_holding_change, _land_use_change, _crop_change, _bdcdyh_change):
-        step(session, parcel, change, start, data, closing, new_rows)
+        step(session, edit)
+    closing, new_rows = edit.closing, edit.new_rows
     entry = ledger.append(
         session, kind="parcel.changed", data=data, chain_key=f"parcel:{parcel.dkbm}"
     )
@@ -230,19 +230,23 @@ def change(
     return parcel
 
 
-_Rows = list[Any]
+@dataclass
+class _Edit:
+    """One change being assembled: what the ledger entry records, which periods close and
+    which rows open once the entry has its seq."""
+
+    parcel: Parcel
+    change: ParcelChange
+    start: dt.date
+    data: dict[str, Any]
+    closing: list[Any] = field(default_factory=list)
+    new_rows: list[Any] = field(default_factory=list)
 
 
-def _holding_change(
-    session: Session,
-    parcel: Parcel,
-    change: ParcelChange,
-    start: dt.date,
-    data: dict[str, Any],
-    closing: _Rows,
-    new_rows: _Rows,
-) -> None:
+def _holding_change(session: Session, edit: _Edit) -> None:
     """New holders from ``start``: the open holding closes there."""
+    parcel, change, start, data = edit.parcel, edit.change, edit.start, edit.data
+    closing, new_rows = edit.closing, edit.new_rows
     if change.holding is None:
         return
     contractor = change.holding.contractor_household_id
@@ -276,15 +280,9 @@ def _holding_change(
     )
 
 
-def _land_use_change(
-    session: Session,
-    parcel: Parcel,
-    change: ParcelChange,
-    start: dt.date,
-    data: dict[str, Any],
-    closing: _Rows,
-    new_rows: _Rows,
-) -> None:
+def _land_use_change(session: Session, edit: _Edit) -> None:
+    parcel, change, start, data = edit.parcel, edit.change, edit.start, edit.data
+    closing, new_rows = edit.closing, edit.new_rows
     if change.land_use is None:
         return
     if change.land_use not in landuse.LAND_USE:
@@ -298,16 +296,9 @@ def _land_use_change(
     parcel.land_use = data["land_use"] = change.land_use
 
 
-def _crop_change(
-    session: Session,
-    parcel: Parcel,
-    change: ParcelChange,
-    start: dt.date,
-    data: dict[str, Any],
-    closing: _Rows,
-    new_rows: _Rows,
-) -> None:
+def _crop_change(session: Session, edit: _Edit) -> None:
     """A season's crop: an earlier record of the same season is kept, marked superseded."""
+    parcel, change, data, new_rows = edit.parcel, edit.change, edit.data, edit.new_rows
     if change.crop is None:
         return
     season, crop = change.crop
@@ -340,15 +331,9 @@ def _crop_change(
     data["crop"] = {"season": season, "crop": crop}
 
 
-def _bdcdyh_change(
-    session: Session,
-    parcel: Parcel,
-    change: ParcelChange,
-    start: dt.date,
-    data: dict[str, Any],
-    closing: _Rows,
-    new_rows: _Rows,
-) -> None:
+def _bdcdyh_change(session: Session, edit: _Edit) -> None:
+    parcel, change, start, data = edit.parcel, edit.change, edit.start, edit.data
+    closing, new_rows = edit.closing, edit.new_rows
     if change.bdcdyh is None:
         return
     try:

@@ -52,9 +52,11 @@ from digital_village.parcels.store import (
 )
 
 
-def _retire(
+def retire_rows(
     session: Session, parcels_: Sequence[Parcel], on: dt.date, seqs: dict[int, int]
 ) -> None:
+    """Retire parcels from ``on``: open holdings and land-use periods close, each parcel
+    points at its retiring ledger entry (``seqs``: parcel id → entry)."""
     ids = [p.id for p in parcels_]
     for holding in session.scalars(
         select(ParcelHolding).where(
@@ -280,7 +282,7 @@ def _replace(
     ]
     appended = ledger.append_many(session, entries)
     seqs = {parent.id: entry.seq for parent, entry in zip(parents, appended, strict=True)}
-    _retire(session, parents, start, seqs)
+    retire_rows(session, parents, start, seqs)
     for parent in parents:
         for child_id in child_ids:
             session.add(

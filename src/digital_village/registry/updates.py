@@ -12,14 +12,13 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from digital_village.db import utcnow
 from digital_village.ledger.log import EntryIn, Ledger
 from digital_village.parcels.models import (
     Parcel,
     ParcelAttribute,
     ParcelHolding,
-    ParcelStatus,
 )
+from digital_village.parcels.reshape import retire_rows
 from digital_village.parcels.storing import area_note
 from digital_village.registry.models import RegistryParcel
 from digital_village.registry.validate import ParcelRecordIn
@@ -145,26 +144,9 @@ def retire(session: Session, ledger: Ledger, dkbms: list[str], start: dt.date) -
         for p in parcels
     ]
     appended = ledger.append_many(session, entries)
-    ids = [p.id for p in parcels]
-    for holding in session.scalars(
-        select(ParcelHolding).where(
-            ParcelHolding.parcel_id.in_(ids), ParcelHolding.valid_to.is_(None)
-        )
-    ):
-        holding.valid_to = max(start, holding.valid_from)
-    for attribute in session.scalars(
-        select(ParcelAttribute).where(
-            ParcelAttribute.parcel_id.in_(ids),
-            ParcelAttribute.name.in_(("land_use", "bdcdyh")),
-            ParcelAttribute.valid_to.is_(None),
-        )
-    ):
-        attribute.valid_to = max(start, attribute.valid_from)
-    now = utcnow()
-    for parcel, entry in zip(parcels, appended, strict=True):
-        parcel.status = ParcelStatus.RETIRED
-        parcel.retired_at = now
-        parcel.last_seq = entry.seq
+    retire_rows(
+        session, parcels, start, {p.id: e.seq for p, e in zip(parcels, appended, strict=True)}
+    )
     session.execute(
         update(RegistryParcel).where(RegistryParcel.dkbm.in_(dkbms)).values(retired_on=start)
     )
