@@ -434,6 +434,19 @@ MATRIX: dict[tuple[str, str], list[Case]] = {
             lambda w, c: ("/api/v1/alert-rules", _rule_body(w, c, w.coop_b)),
             _deny_all_but({"admin": 201}),
         ),
+        Case(
+            "threshold on a parcel another cooperative's member contracts",
+            lambda w, c: (
+                "/api/v1/alert-rules",
+                {
+                    "parcel": _neighbours_parcel(c, w),
+                    "metric": "soil_moisture",
+                    "below": 15,
+                    "cooperative": str(w.coop_a),
+                },
+            ),
+            _deny_all_but({"admin": 201}),
+        ),
     ],
     ("DELETE", "/api/v1/alert-rules/{rule_id}"): [
         Case(

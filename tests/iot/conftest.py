@@ -41,6 +41,8 @@ class Farm:
     token: str
     generic_id: int
     generic_token: str
+    # Reads of raw readings: the manager of cooperative A, whose devices these are.
+    reader: dict[str, str]
 
     def auth(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.token}"}
@@ -103,6 +105,7 @@ def farm(db: Database, world: World, ledger: Ledger) -> Farm:
             token=probe.token,
             generic_id=generic.device.id,
             generic_token=generic.token,
+            reader=world.auth("manager"),
         )
 
 

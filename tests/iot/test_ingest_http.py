@@ -80,7 +80,9 @@ def test_thingsboard_object_array_and_flat_shapes(
     flat = client.post(URL, json={"soil_moisture": 29.0}, headers=farm.auth())
     assert flat.json()["accepted"] == 1
     assert stored(db, farm.device_id) == 9
-    latest = client.get(f"/api/v1/devices/{farm.device_id}/latest").json()["latest"]
+    latest = client.get(f"/api/v1/devices/{farm.device_id}/latest", headers=farm.reader).json()[
+        "latest"
+    ]
     assert latest["soil_moisture"]["value"] == 29.0  # the flat one, stamped with server time
 
 
@@ -91,6 +93,7 @@ def test_integer_millisecond_times_in_bulk_json(client: TestClient, farm: Farm) 
     got = client.get(
         f"/api/v1/devices/{farm.device_id}/readings",
         params={"metric": "soil_moisture", "from": ts, "to": ts + 1},
+        headers=farm.reader,
     ).json()
     assert got["readings"] == [
         {
@@ -188,7 +191,9 @@ def test_out_of_range_is_rejected_or_flagged_per_metric(
     assert rejection["metric"] == "soil_moisture"
     assert "above the plausible range" in rejection["reason"]
     flagged = client.get(
-        f"/api/v1/devices/{farm.device_id}/readings", params={"metric": "soil_temperature"}
+        f"/api/v1/devices/{farm.device_id}/readings",
+        params={"metric": "soil_temperature"},
+        headers=farm.reader,
     ).json()["readings"]
     assert flagged == [{"time": at.replace("Z", ".000Z"), "value": 95.0, "flagged": True}]
     assert stored(db, farm.device_id) == 2

@@ -173,8 +173,12 @@ def ttn_uplink(
     }
 
 
-def readings_of(client: TestClient, device_id: int, metric: str) -> list[dict[str, Any]]:
-    body = client.get(f"/api/v1/devices/{device_id}/readings", params={"metric": metric}).json()
+def readings_of(
+    client: TestClient, device_id: int, metric: str, reader: dict[str, str]
+) -> list[dict[str, Any]]:
+    body = client.get(
+        f"/api/v1/devices/{device_id}/readings", params={"metric": metric}, headers=reader
+    ).json()
     return list(body["readings"])
 
 
@@ -191,11 +195,16 @@ def test_chirpstack_raw_frame_decoded_with_the_device_model_and_deduplicated(
     assert "below the plausible range" in body["rejections"][0]["reason"]
     again = client.post(CHIRPSTACK, params={"event": "up"}, json=event, headers=lorawan.chirpstack)
     assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 3)
-    temperature = readings_of(client, lorawan.farm.device_id, "soil_temperature")
+    temperature = readings_of(
+        client, lorawan.farm.device_id, "soil_temperature", lorawan.farm.reader
+    )
     assert len(temperature) == 1
     assert temperature[0]["value"] == pytest.approx(22.5)  # (625 - 400) / 10
     assert temperature[0]["time"] == event["time"].replace("Z", ".000Z")
-    assert readings_of(client, lorawan.farm.device_id, "battery")[0]["value"] == 3.168
+    assert (
+        readings_of(client, lorawan.farm.device_id, "battery", lorawan.farm.reader)[0]["value"]
+        == 3.168
+    )
 
 
 def test_chirpstack_decoded_object_is_used_when_it_names_catalogue_metrics(
@@ -208,7 +217,9 @@ def test_chirpstack_decoded_object_is_used_when_it_names_catalogue_metrics(
     ).json()
     assert body["accepted"] == 2
     assert body["ignored"] == ["rssi"]
-    assert readings_of(client, lorawan.em500, "soil_moisture")[0]["value"] == 41.5
+    assert (
+        readings_of(client, lorawan.em500, "soil_moisture", lorawan.farm.reader)[0]["value"] == 41.5
+    )
 
 
 def test_chirpstack_vendor_codec_output_falls_back_to_our_decoder(
@@ -221,7 +232,9 @@ def test_chirpstack_vendor_codec_output_falls_back_to_our_decoder(
         CHIRPSTACK, params={"event": "up"}, json=event, headers=lorawan.chirpstack
     ).json()
     assert body["accepted"] == 3
-    assert readings_of(client, lorawan.em500, "soil_ec")[0]["value"] == pytest.approx(0.24)
+    assert readings_of(client, lorawan.em500, "soil_ec", lorawan.farm.reader)[0][
+        "value"
+    ] == pytest.approx(0.24)
 
 
 def test_chirpstack_other_events_are_acknowledged_and_ignored(
@@ -382,7 +395,7 @@ def test_ttn_raw_frame_decoded_when_no_payload_formatter(
     body = client.post(TTN, json=uplink, headers=lorawan.ttn).json()
     assert body["accepted"] == 4
     assert body["flagged"] == 1  # 28.2 mS/cm: saline beyond the plausible 20, kept for review
-    moisture = readings_of(client, lorawan.lse01, "soil_moisture")
+    moisture = readings_of(client, lorawan.lse01, "soil_moisture", lorawan.farm.reader)
     assert moisture[0]["value"] == pytest.approx(19.57)  # 0x07A5 / 100, the vendor example
     assert moisture[0]["time"].startswith(uplink["received_at"][:19])
 

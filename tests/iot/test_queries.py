@@ -53,6 +53,7 @@ def test_raw_range_is_half_open_and_ordered(
             "from": start.isoformat(),
             "to": (start + dt.timedelta(hours=1)).isoformat(),
         },
+        headers=farm.reader,
     ).json()
     assert body["unit"] == "%"
     times = [point["time"] for point in body["readings"]]
@@ -64,6 +65,7 @@ def test_raw_range_is_half_open_and_ordered(
     limited = client.get(
         f"/api/v1/devices/{farm.device_id}/readings",
         params={"metric": "soil_moisture", "from": start.isoformat(), "limit": 3},
+        headers=farm.reader,
     ).json()
     assert len(limited["readings"]) == 3 and limited["truncated"] is True
 
@@ -74,7 +76,9 @@ def test_hour_and_day_buckets(client: TestClient, farm: Farm, two_days: dt.date)
         "from": china(two_days, 0).isoformat(),
         "to": china(two_days + dt.timedelta(days=2), 0).isoformat(),
     }
-    hourly = client.get(url, params={"metric": "soil_temperature", "bucket": "1h", **window}).json()
+    hourly = client.get(
+        url, params={"metric": "soil_temperature", "bucket": "1h", **window}, headers=farm.reader
+    ).json()
     assert len(hourly["buckets"]) == 48
     assert hourly["buckets"][13] == {
         "start": china(two_days, 13).astimezone(dt.UTC).isoformat().replace("+00:00", ".000Z"),
@@ -83,7 +87,9 @@ def test_hour_and_day_buckets(client: TestClient, farm: Farm, two_days: dt.date)
         "max": 24.5,
         "mean": 24.5,
     }
-    daily = client.get(url, params={"metric": "soil_moisture", "bucket": "1d", **window}).json()
+    daily = client.get(
+        url, params={"metric": "soil_moisture", "bucket": "1d", **window}, headers=farm.reader
+    ).json()
     # Day buckets start at China midnight.
     assert [b["count"] for b in daily["buckets"]] == [96, 96]
     assert daily["buckets"][0]["start"].endswith("T16:00:00.000Z")
@@ -107,18 +113,22 @@ def test_query_parameters_are_checked(client: TestClient, farm: Farm) -> None:
         ({"metric": "soil_moisture", "from": "last tuesday"}, "from:"),
     ]
     for params, message in cases:
-        response = client.get(url, params=params)
+        response = client.get(url, params=params, headers=farm.reader)
         assert response.status_code == 422, response.text
         assert message in response.json()["detail"]
-    assert client.get(url).status_code == 422  # metric is required
+    assert client.get(url, headers=farm.reader).status_code == 422  # metric is required
     assert (
-        client.get("/api/v1/devices/999999/readings", params={"metric": "battery"}).status_code
+        client.get(
+            "/api/v1/devices/999999/readings", params={"metric": "battery"}, headers=farm.reader
+        ).status_code
         == 404
     )
 
 
 def test_latest_values_per_metric(client: TestClient, farm: Farm, two_days: dt.date) -> None:
-    latest = client.get(f"/api/v1/devices/{farm.device_id}/latest").json()["latest"]
+    latest = client.get(f"/api/v1/devices/{farm.device_id}/latest", headers=farm.reader).json()[
+        "latest"
+    ]
     assert set(latest) == {"soil_moisture", "soil_temperature"}
     last = china(two_days + dt.timedelta(days=1), 23, 45)
     assert latest["soil_temperature"]["value"] == 18.0 + 23 / 2
@@ -159,6 +169,7 @@ def test_parcel_readings_merge_the_devices_installed_there(
             "to": china(two_days, 2).isoformat(),
             "bucket": "1h",
         },
+        headers=farm.reader,
     ).json()
     assert [b["count"] for b in body["buckets"]] == [4, 4]
     raw = client.get(
@@ -168,6 +179,7 @@ def test_parcel_readings_merge_the_devices_installed_there(
             "from": china(two_days, 0).isoformat(),
             "to": china(two_days, 1).isoformat(),
         },
+        headers=farm.reader,
     ).json()
     assert {point["device_id"] for point in raw["readings"]} == {farm.device_id}
 

@@ -138,6 +138,7 @@ def test_a_reading_proof_verifies_offline_and_catches_tampering(
     response = client.get(
         f"/api/v1/devices/{farm.device_id}/readings/proof",
         params={"metric": "soil_temperature", "time": at(day, 9)},
+        headers=farm.reader,
     )
     assert response.status_code == 200, response.text
     proof = response.json()
@@ -181,6 +182,7 @@ def test_a_changed_stored_reading_no_longer_matches_its_seal(
     proof = client.get(
         f"/api/v1/devices/{farm.device_id}/readings/proof",
         params={"metric": "soil_moisture", "time": at(day, 0)},
+        headers=farm.reader,
     )
     assert proof.status_code == 409
     assert "changed after sealing" in proof.json()["detail"]
@@ -191,12 +193,14 @@ def test_unsealed_and_missing_readings_have_no_proof(client: TestClient, farm: F
     unsealed = client.get(
         f"/api/v1/devices/{farm.device_id}/readings/proof",
         params={"metric": "soil_moisture", "time": at(day_ago(1), 8)},
+        headers=farm.reader,
     )
     assert unsealed.status_code == 404
     assert "not sealed yet" in unsealed.json()["detail"]
     missing = client.get(
         f"/api/v1/devices/{farm.device_id}/readings/proof",
         params={"metric": "soil_moisture", "time": at(day_ago(1), 9)},
+        headers=farm.reader,
     )
     assert missing.status_code == 404
 

@@ -135,6 +135,10 @@ def _fill(template: str, engine: Engine) -> list[str]:
         ],
         "/api/v1/ledger/checkpoints/{size}": [f"/api/v1/ledger/checkpoints/{size}"],
         "/api/v1/ledger/consistency": [f"/api/v1/ledger/consistency?first=3&second={size}"],
+        "/api/v1/ledger/proofs": [
+            f"/api/v1/ledger/proofs?indexes={start}-{min(start + 2000, size) - 1}"
+            for start in range(0, size, 2000)
+        ],
         "/api/v1/maps/{name}": [f"/api/v1/maps/{v}.svg" for v in villages],
         "/api/v1/parcels/locate": [],  # filled below from a parcel's bounds
         "/api/v1/regions": ["/api/v1/regions", *(f"/api/v1/regions?parent={v}" for v in villages)],

@@ -176,6 +176,10 @@ FILL: dict[str, Fill] = {
         lambda p, c: [f"/api/v1/ledger/entries/{seq}/proof" for seq in range(0, _size(c), 7)],
         variants=False,
     ),
+    "/api/v1/ledger/proofs": Fill(
+        lambda p, c: [f"/api/v1/ledger/proofs?indexes=0-{min(_size(c), 2000) - 1}"],
+        variants=False,
+    ),
     "/api/v1/ledger/consistency": Fill(
         lambda p, c: [f"/api/v1/ledger/consistency?first=3&second={_size(c)}"]
     ),

@@ -223,11 +223,12 @@ def _print_net(summary: DemoSummary, base: str) -> None:
     console.print(f"[bold green]Field sensors[/] ({state}):")
     for device_id, model, dkbm in net.devices:
         console.print(f"  {model:<10} on {dkbm}", highlight=False)
+        # Raw readings are the cooperative's: the manager token above reads them.
         url = f"{base}/api/v1/devices/{device_id}/readings?metric=soil_moisture&bucket=1d"
-        console.print(f"             {url}", highlight=False)
+        console.print(f"             {url} (manager token)", highlight=False)
     if net.devices:
         conditions = f"{base}/api/v1/parcels/{net.devices[0][2]}/conditions"
-        console.print(f"  conditions {conditions}", highlight=False)
+        console.print(f"  conditions {conditions} (public)", highlight=False)
     console.print()
 
 

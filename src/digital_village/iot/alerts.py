@@ -1,5 +1,9 @@
 """Threshold rules per parcel and metric, and the alerts readings raise. Every query of both.
 
+A rule is a cooperative's, on a parcel it or one of its members holds (any parcel for a rule an
+admin makes), and only that cooperative's own devices raise its alerts: an alert carries a
+reading's value, and another cooperative's probe on the same parcel is not the rule's to see.
+
 Ingest calls ``raise_alerts`` with the rows it stored; with no rule on the devices' parcels that
 costs one small query per batch. An alert is raised once per rule and reading (a unique key),
 so a repeated reading never raises it twice.
@@ -33,6 +37,11 @@ _ACTIVE_RULES_ON = select(AlertRule).where(
 
 class Stationed(Protocol):
     """Where a device stood over time, as ingest knows it (``ingest.DeviceContext``)."""
+
+    @property
+    def cooperative_id(self) -> int:
+        """The cooperative the device belongs to."""
+        ...
 
     @property
     def periods(self) -> tuple[tuple[int, int | None, str], ...]:
@@ -72,6 +81,9 @@ def add_rule(
     else:
         raise Invalid("name the cooperative the alerts go to (cooperative / --coop)")
     actor.require_cooperative(cooperative_id)
+    # A manager watches parcels its cooperative or its members hold; alerts carry only its own
+    # devices' readings whoever made the rule (raise_alerts).
+    parcels.require_own_parcel(session=session, actor=actor, dkbm=parcel.dkbm)
     rule = AlertRule(
         cooperative_id=cooperative_id,
         parcel_dkbm=parcel.dkbm,
@@ -140,8 +152,11 @@ def raise_alerts(
     for device_id, metric_id, time_ms, value, _flagged in rows:
         if metric_id not in watched:
             continue
-        dkbm = contexts[device_id].parcel_at(time_ms)
+        context = contexts[device_id]
+        dkbm = context.parcel_at(time_ms)
         for rule in by_key.get((dkbm or "", metric_id), ()):
+            if rule.cooperative_id != context.cooperative_id:
+                continue  # another cooperative's device on the parcel: not this rule's to see
             if (rule.below is not None and value < rule.below) or (
                 rule.above is not None and value > rule.above
             ):

@@ -15,8 +15,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from digital_village.errors import Invalid
+from digital_village.auth.actor import Actor
+from digital_village.auth.models import Role
+from digital_village.errors import Forbidden, Invalid
 from digital_village.iot import devices, ingest, metrics, readings, seal, shapes
+from digital_village.iot.models import Device
 
 DEFAULT_SPAN_MS = 7 * readings.DAY_MS
 MAX_RAW_POINTS = 100_000
@@ -87,9 +90,28 @@ def _bucket(item: readings.Bucket) -> dict[str, Any]:
     }
 
 
+def readable_device(*, session: Session, actor: Actor, device_id: int) -> Device:
+    """The device, if ``actor`` may read its readings: an admin, the manager of the device's
+    cooperative, or the device itself. Consumers get the parcels' per-day summaries instead
+    (``parcel_daily``), which is what the pages show."""
+    device = devices.get_device(session=session, device_id=device_id)
+    if (
+        actor.is_admin
+        or (actor.role is Role.MANAGER and actor.cooperative_id == device.cooperative_id)
+        or (actor.role is Role.DEVICE and actor.device_id == device.id)
+    ):
+        return device
+    raise Forbidden(
+        f"a {actor.role.value} token may not read the readings of device {device_id}; they are "
+        "its cooperative's (the parcels' daily conditions are public)",
+        role=actor.role.value,
+    )
+
+
 def device_readings(
     *,
     session: Session,
+    actor: Actor,
     device_id: int,
     metric: str,
     start: str | None,
@@ -98,7 +120,7 @@ def device_readings(
     limit: int = 10_000,
 ) -> dict[str, Any]:
     """One metric of one device over a time range, raw or in buckets."""
-    device = devices.get_device(session=session, device_id=device_id)
+    device = readable_device(session=session, actor=actor, device_id=device_id)
     metric_id = parse_metric(metric)
     start_ms, end_ms = time_window(start, end)
     bucket_ms = parse_bucket(bucket)
@@ -139,9 +161,9 @@ def device_readings(
     return body
 
 
-def latest_values(*, session: Session, device_id: int) -> dict[str, Any]:
+def latest_values(*, session: Session, actor: Actor, device_id: int) -> dict[str, Any]:
     """The newest reading of each metric of a device."""
-    device = devices.get_device(session=session, device_id=device_id)
+    device = readable_device(session=session, actor=actor, device_id=device_id)
     rows = readings.latest(session, device_id=device.id, metric_ids=list(shapes.METRIC_NAMES))
     return {
         "device_id": device.id,
@@ -170,13 +192,19 @@ class _Agg:
 
 
 def _parcel_periods(
-    session: Session, dkbm: str, start_ms: int, end_ms: int
+    session: Session, dkbm: str, start_ms: int, end_ms: int, cooperative_id: int | None = None
 ) -> list[tuple[int, int, int]]:
-    """(device, from ms, to ms) of every installation on the parcel, clipped to the range."""
+    """(device, from ms, to ms) of every installation on the parcel, clipped to the range (of
+    one cooperative's devices only, when ``cooperative_id`` is given)."""
     found: list[tuple[int, int, int]] = []
     start = shapes.EPOCH + dt.timedelta(milliseconds=start_ms)
     end = shapes.EPOCH + dt.timedelta(milliseconds=end_ms)
     for row in devices.installations_on(session=session, dkbm=dkbm, start=start, end=end):
+        if cooperative_id is not None and (
+            devices.get_device(session=session, device_id=row.device_id).cooperative_id
+            != cooperative_id
+        ):
+            continue
         begin = max(start_ms, shapes.datetime_to_ms(row.installed_at))
         finish = (
             end_ms if row.removed_at is None else min(end_ms, shapes.datetime_to_ms(row.removed_at))
@@ -193,9 +221,12 @@ def _parcel_buckets(
     start_ms: int,
     end_ms: int,
     bucket_ms: int,
+    cooperative_id: int | None = None,
 ) -> dict[tuple[int, int], _Agg]:
     merged: dict[tuple[int, int], _Agg] = {}
-    for device_id, begin, finish in _parcel_periods(session, dkbm, start_ms, end_ms):
+    for device_id, begin, finish in _parcel_periods(
+        session, dkbm, start_ms, end_ms, cooperative_id
+    ):
         for item in readings.buckets(
             session,
             device_id=device_id,
@@ -212,6 +243,7 @@ def _parcel_buckets(
 def parcel_readings(
     *,
     session: Session,
+    actor: Actor,
     dkbm: str,
     metric: str,
     start: str | None,
@@ -219,7 +251,15 @@ def parcel_readings(
     bucket: str | None,
     limit: int = 10_000,
 ) -> dict[str, Any]:
-    """One metric on one parcel (all devices installed there), raw or in buckets."""
+    """One metric on one parcel, raw or in buckets: from every device installed there for an
+    admin, from its own cooperative's devices for a manager."""
+    if not actor.is_admin and actor.role is not Role.MANAGER:
+        raise Forbidden(
+            f"a {actor.role.value} token may not read a parcel's readings; they are the "
+            "cooperatives' whose devices stand there (the parcel's daily conditions are public)",
+            role=actor.role.value,
+        )
+    only = None if actor.is_admin else actor.cooperative_id
     metric_id = parse_metric(metric)
     start_ms, end_ms = time_window(start, end)
     bucket_ms = parse_bucket(bucket)
@@ -235,7 +275,7 @@ def parcel_readings(
     if bucket_ms is None:
         limit = max(1, min(limit, MAX_RAW_POINTS))
         points: list[tuple[int, int, dict[str, Any]]] = []
-        for device_id, begin, finish in _parcel_periods(session, dkbm, start_ms, end_ms):
+        for device_id, begin, finish in _parcel_periods(session, dkbm, start_ms, end_ms, only):
             for row in readings.series(
                 session,
                 device_id=device_id,
@@ -249,7 +289,7 @@ def parcel_readings(
         body["truncated"] = len(points) > limit
         body["readings"] = [point for _, _, point in points[:limit]]
         return body
-    merged = _parcel_buckets(session, dkbm, [metric_id], start_ms, end_ms, bucket_ms)
+    merged = _parcel_buckets(session, dkbm, [metric_id], start_ms, end_ms, bucket_ms, only)
     body["buckets"] = [
         {
             "start": shapes.ms_to_rfc3339(start_at),

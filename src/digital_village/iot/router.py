@@ -160,6 +160,7 @@ def list_metrics(session: SessionDep) -> list[MetricOut]:
 def device_readings(
     device_id: int,
     session: SessionDep,
+    actor: ActorDep,
     metric: Annotated[str, Query(description="a catalogue metric, e.g. soil_moisture")],
     start: Annotated[str | None, Query(alias="from", description="RFC 3339 or epoch ms")] = None,
     end: Annotated[str | None, Query(alias="to", description="RFC 3339 or epoch ms")] = None,
@@ -168,10 +169,12 @@ def device_readings(
 ) -> dict[str, Any]:
     """A device's readings of one metric in [from, to), raw or per bucket (min/max/mean/count).
 
-    Day buckets are China Standard Time days.
+    Day buckets are China Standard Time days. For an admin, the manager of the device's
+    cooperative or the device itself; consumers get the parcels' daily conditions.
     """
     return queries.device_readings(
         session=session,
+        actor=actor,
         device_id=device_id,
         metric=metric,
         start=start,
@@ -182,22 +185,25 @@ def device_readings(
 
 
 @router.get("/devices/{device_id}/latest")
-def latest_values(device_id: int, session: SessionDep) -> dict[str, Any]:
-    """The newest reading of each metric of a device."""
-    return queries.latest_values(session=session, device_id=device_id)
+def latest_values(device_id: int, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    """The newest reading of each metric of a device (its cooperative, an admin, itself)."""
+    return queries.latest_values(session=session, actor=actor, device_id=device_id)
 
 
 @router.get("/devices/{device_id}/readings/proof")
 def reading_proof(
     device_id: int,
     session: SessionDep,
+    actor: ActorDep,
     metric: str,
     time: Annotated[str, Query(description="the reading's time, RFC 3339 or epoch ms")],
 ) -> dict[str, Any]:
     """Proof that a sealed reading is in its day's Merkle root, and that root in the ledger.
 
-    Check it offline with `dv iot verify-reading FILE --vkey KEY`.
+    Check it offline with `dv iot verify-reading FILE --vkey KEY`. It shows the raw reading, so
+    it is for the device's cooperative, an admin or the device itself.
     """
+    queries.readable_device(session=session, actor=actor, device_id=device_id)
     instant = queries.parse_instant(time, "time")
     if instant is None:
         raise Invalid("time: give the reading's time, RFC 3339 or epoch milliseconds")
@@ -208,15 +214,24 @@ def reading_proof(
 def parcel_readings(
     dkbm: str,
     session: SessionDep,
+    actor: ActorDep,
     metric: str,
     start: Annotated[str | None, Query(alias="from")] = None,
     end: Annotated[str | None, Query(alias="to")] = None,
     bucket: str | None = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_RAW_POINTS)] = 10_000,
 ) -> dict[str, Any]:
-    """One metric on a parcel, from every device installed there while it was there."""
+    """One metric on a parcel, from the devices installed there while they were: every one for
+    an admin, its own cooperative's for a manager (the daily conditions are public)."""
     return queries.parcel_readings(
-        session=session, dkbm=dkbm, metric=metric, start=start, end=end, bucket=bucket, limit=limit
+        session=session,
+        actor=actor,
+        dkbm=dkbm,
+        metric=metric,
+        start=start,
+        end=end,
+        bucket=bucket,
+        limit=limit,
     )
 
 

@@ -64,6 +64,19 @@ def _cooperative_of(session: Session, household_id: int | None) -> int | None:
     return household.cooperative_id if household is not None else None
 
 
+def require_own_parcel(*, session: Session, actor: Actor, dkbm: str) -> None:
+    """Admin, or a manager of the cooperative that (or whose member) holds the active parcel
+    now, or of its village when nobody holds it; Forbidden otherwise."""
+    parcel = get_active_parcel(session=session, dkbm=dkbm)
+    if actor.is_admin:
+        return
+    if actor.role is not Role.MANAGER:
+        raise Forbidden(
+            f"a {actor.role.value} token may not act for parcel {dkbm}", role=actor.role.value
+        )
+    _require_own_parcel(session, actor, parcel)
+
+
 def _require_own_parcel(session: Session, actor: Actor, parcel: Parcel) -> ParcelHolding | None:
     """A manager may change a parcel its cooperative or one of its members holds now, or one
     of its village (or township) that nobody holds; a parcel another household or cooperative

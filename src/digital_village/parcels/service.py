@@ -15,7 +15,7 @@ transaction; nothing here commits or raises HTTP errors.
 from __future__ import annotations
 
 from digital_village.errors import Conflict, Invalid, NotFound
-from digital_village.parcels.changes import ParcelChange, change
+from digital_village.parcels.changes import ParcelChange, change, require_own_parcel
 from digital_village.parcels.periods import (
     crop_on,
     crops_on,
@@ -106,6 +106,7 @@ __all__ = [
     "region_filter",
     "register",
     "register_many",
+    "require_own_parcel",
     "require_region_scope",
     "split",
     "successors_of",
