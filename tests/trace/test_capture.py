@@ -10,11 +10,15 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from shapely.geometry import box
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from digital_village.auth.actor import Actor
 from digital_village.config import Settings
 from digital_village.ledger.models import LedgerEntry
+from digital_village.parcels import service as parcels
+from digital_village.parcels.geometry import to_lonlat
 from digital_village.trace import builders, event_hash
 from digital_village.trace.models import Event, Lot, LotParcel, Unit
 from tests.conftest import World
@@ -494,3 +498,31 @@ def test_splits_and_merges_keep_the_lineage(
         "RS-1B",
         "RS-M",
     }
+
+
+def test_work_after_a_split_is_refused_naming_the_parcels_that_replaced_it(
+    client: TestClient, world: World, chain: Chain, session: Session
+) -> None:
+    x, y = 430_000.0, 3_459_000.0  # the household's first parcel, 60 m square (EPSG:4544)
+    halves = [
+        to_lonlat(box(x, y, x + 30, y + 60), 4544),
+        to_lonlat(box(x + 30, y, x + 60, y + 60), 4544),
+    ]
+    children = parcels.split(
+        session=session,
+        ledger=chain.ledger,
+        dkbm=chain.own[0],
+        parts=halves,
+        actor=Actor.operator(),
+        last_event=None,
+    )
+    before = (ledger_size(session), event_count(session))
+    # Recorded as done a little after the split (event times are kept to the second).
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    response = post_event(client, world, "farmer", harvest(chain, when=later))
+    names = ", ".join(child.dkbm for child in children)
+    body = assert_refused(response, 422, f"parcel {chain.own[0]} was retired on ", session, before)
+    assert body["detail"].endswith(f"; record work on {names}")
+    # Work done before the split is still recorded on the parcel it was done on.
+    early = post_event(client, world, "farmer", harvest(chain, lot="RS-0", when=at(4, 20)))
+    assert early.status_code == 201, early.text

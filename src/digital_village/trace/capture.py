@@ -1,10 +1,14 @@
 """Capture: check EPCIS events by the chain's rules, then record them, all or nothing.
 
-In the caller's transaction: every event of a capture is checked in order against the state
-the earlier ones left (a harvest may create a lot that the next event presses; see
+In the caller's transaction: what the document's events name is loaded in bulk
+(:mod:`digital_village.trace.snapshot`), every event is checked in order against the state the
+earlier ones left (a harvest may create a lot that the next event presses; see
 :mod:`digital_village.trace.rules`), then all are appended to the ledger with one checkpoint,
 stored, and linked into the lineage. Any problem raises one domain error whose ``errors``
 name the event by a JSON pointer, and nothing is written.
+
+The capture interface's bookkeeping (reading a received document, recording the capture job
+whatever its outcome) is :mod:`digital_village.trace.jobs`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from sqlalchemy.orm import Session
 
@@ -22,23 +26,25 @@ from digital_village.db import utcnow
 from digital_village.errors import Conflict, Forbidden, Invalid, PayloadTooLarge
 from digital_village.ledger.log import EntryIn, Ledger
 from digital_village.regions import service as regions
-from digital_village.trace import event_hash, lineage, products, recorded, store
+from digital_village.trace import event_hash, lineage, products, recorded, snapshot, store
 from digital_village.trace.epcis import (
     EventModel,
     default_context,
     dump_epcis,
 )
 from digital_village.trace.identifiers import lot_uri
-from digital_village.trace.rules import (
-    CaptureState,
+from digital_village.trace.pending import (
     LotKey,
     Pending,
     Ref,
     UnitKey,
     collect_refs,
     fail,
+    parcel_refs,
     rfc3339,
 )
+from digital_village.trace.rules import CaptureState
+from digital_village.trace.stock import Stock, UsedUpBefore, used_up
 from digital_village.trace.vocab import DV_PREFIX, PLANTING
 
 _DEFAULT_CONTEXT: Final = default_context()
@@ -103,47 +109,67 @@ def capture(
     now = utcnow()
     record_time = rfc3339(now)
     context = context if context is not None else default_context()
-    work = CaptureState(session=session, actor=actor, base_url=base_url, context=context, now=now)
-    prepared: list[tuple[str, EventModel, list[Ref]]] = []
-    lot_totals: list[dict[str, dict[str, Any]]] = []
+    seen_ids: dict[str, int] = {}  # eventIDs of this capture's events (not declarations)
+    prepared: list[tuple[str, list[Ref]]] = []
     pendings: list[Pending] = []
     computed: dict[int, str] = {}  # index -> our hash, where the declared eventID differs
+    lot_totals: list[dict[str, dict[str, Any]]] = []
     for index, event in enumerate(events):
         where = "" if pointer is None else f"{pointer}/{index}"
         pending = _prepare(event, where, index, context, now, record_time, strict_hash, computed)
         if event.error_declaration is None:
-            if pending.event_id in work.seen_ids:
+            if pending.event_id in seen_ids:
                 fail(
                     Invalid,
                     where,
                     f"the same event appears twice in this capture (first at index "
-                    f"{work.seen_ids[pending.event_id]})",
+                    f"{seen_ids[pending.event_id]})",
                 )
-            work.seen_ids[pending.event_id] = index
-        refs = collect_refs(event, where)
-        prepared.append((pending.event_id, event, refs))
+            seen_ids[pending.event_id] = index
+        prepared.append((pending.event_id, collect_refs(event, where)))
         pendings.append(pending)
+    for pending in pendings:
+        pending.parcel_refs = parcel_refs(pending.event, pending.pointer, base_url=base_url)
     # From here to the commit no other capture runs: what the checks read stays true.
     ledger.lock(session)
-    work.load(prepared)
-    work.prefetch_parcels(pendings)
-    for pending, (_, event, refs) in zip(pendings, prepared, strict=True):
-        if event.error_declaration is None and pending.event_id in work.stored:
-            stored = work.stored[pending.event_id]
+    loaded = snapshot.load(session=session, actor=actor, prepared=prepared, pendings=pendings)
+    work = CaptureState(snapshot=loaded, actor=actor, base_url=base_url, seen_ids=seen_ids)
+    for pending, (_, refs) in zip(pendings, prepared, strict=True):
+        if pending.event.error_declaration is None and pending.event_id in loaded.stored:
+            stored = loaded.stored[pending.event_id]
             fail(
                 Conflict,
                 pending.pointer,
                 f"event {pending.event_id} was already captured (ledger entry {stored.ledger_seq})",
             )
-        work.apply(pending, refs)
+        try:
+            work.apply(pending, refs)
+        except UsedUpBefore as used:
+            _refuse_used_up(session, used)
         work.declared_on_arrival(pending)
-        lot_totals.append(_lot_totals(work, pending))
-    work.check_declared_lots(pendings)
-    effects = _effects(work, pendings, lot_totals)
-    return _write(work, pendings, effects, ledger=ledger, capture_id=capture_id, computed=computed)
+        lot_totals.append(_lot_totals(work.stock, pending))
+    work.stock.check_declared_lots(pendings)
+    effects = _effects(session, pendings, lot_totals)
+    return _write(
+        session,
+        work,
+        pendings,
+        effects,
+        ledger=ledger,
+        now=now,
+        capture_id=capture_id,
+        computed=computed,
+    )
 
 
-def _lot_totals(work: CaptureState, pending: Pending) -> dict[str, dict[str, Any]]:
+def _refuse_used_up(session: Session, used: UsedUpBefore) -> NoReturn:
+    """Name the stored event that took the last of a lot, and refuse the document."""
+    pk = lineage.last_consumer(session=session, lot_id=used.lot_id)
+    by = store.events_by_pk(session=session, pks=[pk])[pk].event_id if pk is not None else None
+    used_up(used.label, used.pointer, by)
+
+
+def _lot_totals(stock: Stock, pending: Pending) -> dict[str, dict[str, Any]]:
     """The totals of every lot the event changed, as they stand after it (what the lot rows
     will say unless a later event changes them); when it made the lot, how and when."""
     roles: dict[LotKey, set[str]] = {}
@@ -152,7 +178,7 @@ def _lot_totals(work: CaptureState, pending: Pending) -> dict[str, dict[str, Any
             roles.setdefault(key, set()).add(role)
     totals: dict[str, dict[str, Any]] = {}
     for key, kinds in roles.items():
-        state = work.lots[key]
+        state = stock.lots[key]
         record: dict[str, Any] = {
             "produced": max(0.0, state.produced),
             "consumed": max(0.0, state.consumed),
@@ -165,11 +191,10 @@ def _lot_totals(work: CaptureState, pending: Pending) -> dict[str, dict[str, Any
 
 
 def _effects(
-    work: CaptureState, pendings: Sequence[Pending], lot_totals: Sequence[dict[str, Any]]
+    session: Session, pendings: Sequence[Pending], lot_totals: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """What each event's entry records of the rows it makes: lot totals, harvested parcels
     with their holders by code (see trace/recorded.py)."""
-    session = work.session
     holders = [holding for p in pendings for _, _, holding, _ in p.lot_parcels]
     households = {
         household_id: regions.get_household(session=session, household_id=household_id).cbfbm
@@ -261,15 +286,16 @@ def _prepare(
 
 
 def _write(
+    session: Session,
     work: CaptureState,
     pendings: list[Pending],
     effects: list[dict[str, Any]],
     *,
     ledger: Ledger,
+    now: dt.datetime,
     capture_id: str | None,
     computed: dict[int, str],
 ) -> CaptureResult:
-    session = work.session
     if capture_id is not None:
         store.add_capture(
             session=session,
@@ -277,7 +303,7 @@ def _write(
             success=True,
             event_count=len(pendings),
             actor=work.actor,
-            started_at=work.now,
+            started_at=now,
         )
     entries = [
         EntryIn(
@@ -305,7 +331,7 @@ def _write(
                 "read_point": event.read_point.id if event.read_point else None,
                 "biz_location": event.biz_location.id if event.biz_location else None,
                 "event_time": pending.event_time,
-                "record_time": work.now,
+                "record_time": now,
                 "ledger_seq": entry.seq,
                 "capture_id": capture_id,
                 "cooperative_id": pending.cooperative_id,
@@ -315,21 +341,19 @@ def _write(
             }
         )
     pks = store.insert_events(session=session, rows=rows)
-    lot_ids = _write_lots(work)
-    unit_ids = _write_units(work, pks, lot_ids)
-    _write_lineage(work, pendings, pks, lot_ids, unit_ids)
+    lot_ids = _write_lots(session, work.stock, now)
+    unit_ids = _write_units(session, work.stock, pks, lot_ids)
+    _write_lineage(session, pendings, pks, lot_ids, unit_ids)
     for pending, pk in zip(pendings, pks, strict=True):
         if pending.declares is not None:
             lineage.void_event(session=session, event_pk=pending.declares.id)
             store.mark_declared(
-                session=session, target_pk=pending.declares.id, declaration_pk=pk, when=work.now
+                session=session, target_pk=pending.declares.id, declaration_pk=pk, when=now
             )
         if pending.declared_by is not None:
             declaration = pending.declared_by.id
             lineage.void_event(session=session, event_pk=pk)
-            store.mark_declared(
-                session=session, target_pk=pk, declaration_pk=declaration, when=work.now
-            )
+            store.mark_declared(session=session, target_pk=pk, declaration_pk=declaration, when=now)
             store.resolve_declaration(session=session, declaration_pk=declaration, target_pk=pk)
     session.flush()
     return CaptureResult(
@@ -348,10 +372,10 @@ def _write(
     )
 
 
-def _write_lots(work: CaptureState) -> dict[LotKey, int]:
+def _write_lots(session: Session, stock: Stock, now: dt.datetime) -> dict[LotKey, int]:
     """New lots get their rows, changed lots their totals; returns every lot's id."""
     fresh: list[dict[str, Any]] = []
-    for state in work.lots.values():
+    for state in stock.lots.values():
         if not state.changed:
             continue
         if state.row is None:
@@ -367,7 +391,7 @@ def _write_lots(work: CaptureState) -> dict[LotKey, int]:
                     "consumed": max(0.0, state.consumed),
                     "produced_at": state.produced_at,
                     "cooperative_id": product.cooperative_id,
-                    "created_at": work.now,
+                    "created_at": now,
                 }
             )
             continue
@@ -376,19 +400,19 @@ def _write_lots(work: CaptureState) -> dict[LotKey, int]:
             state.row.produced_at = state.produced_at
         state.row.produced = max(0.0, state.produced)
         state.row.consumed = max(0.0, state.consumed)
-    work.session.flush()
-    ids = {key: state.row.id for key, state in work.lots.items() if state.row is not None}
-    ids.update(products.insert_lots(session=work.session, rows=fresh))
+    session.flush()
+    ids = {key: state.row.id for key, state in stock.lots.items() if state.row is not None}
+    ids.update(products.insert_lots(session=session, rows=fresh))
     return ids
 
 
 def _write_units(
-    work: CaptureState, pks: list[int], lot_ids: dict[LotKey, int]
+    session: Session, stock: Stock, pks: list[int], lot_ids: dict[LotKey, int]
 ) -> dict[UnitKey, int]:
     """Insert new serialised items, update changed ones; returns every item's id."""
     fresh: list[dict[str, Any]] = []
     fresh_keys: list[UnitKey] = []
-    for state in work.units.values():
+    for state in stock.units.values():
         if not state.touched:
             continue
         status_event = pks[state.status_by] if state.status_by is not None else None
@@ -411,14 +435,14 @@ def _write_units(
             state.row.event_pk = pks[state.made_by]
         state.row.status = state.status
         state.row.status_event_pk = status_event
-    work.session.flush()
-    ids = {key: state.row.id for key, state in work.units.items() if state.row is not None}
-    ids.update(zip(fresh_keys, lineage.insert_units(session=work.session, rows=fresh), strict=True))
+    session.flush()
+    ids = {key: state.row.id for key, state in stock.units.items() if state.row is not None}
+    ids.update(zip(fresh_keys, lineage.insert_units(session=session, rows=fresh), strict=True))
     return ids
 
 
 def _write_lineage(
-    work: CaptureState,
+    session: Session,
     pendings: list[Pending],
     pks: list[int],
     lot_ids: dict[LotKey, int],
@@ -477,7 +501,7 @@ def _write_lineage(
         ]
         epcs += [{"event_pk": pk, "epc": epc, "field": name} for epc, name in pending.epcs]
     lineage.record(
-        session=work.session,
+        session=session,
         flows=flows,
         edges=edges,
         lot_parcels=lot_parcels,
@@ -485,4 +509,4 @@ def _write_lineage(
         event_parcels=event_parcels,
         containments=containments,
     )
-    store.insert_epcs(session=work.session, rows=epcs)
+    store.insert_epcs(session=session, rows=epcs)

@@ -77,16 +77,33 @@ def last_consumer(*, session: Session, lot_id: int) -> int | None:
     return session.scalar(query)
 
 
-def flows_of_event(*, session: Session, event_pk: int) -> Sequence[LotFlow]:
-    """The quantities an event added to or took from lots (voided ones too)."""
-    return session.scalars(select(LotFlow).where(LotFlow.event_pk == event_pk)).all()
+def flows_by_event(*, session: Session, event_pks: Sequence[int]) -> dict[int, list[LotFlow]]:
+    """The live quantities each event added to or took from lots, in the order recorded."""
+    found: dict[int, list[LotFlow]] = {}
+    for flow in sorted(flows_of_events(session=session, event_pks=event_pks), key=_by_id):
+        found.setdefault(flow.event_pk, []).append(flow)
+    return found
 
 
-def units_touched_by(*, session: Session, event_pk: int) -> tuple[list[Unit], list[Unit]]:
-    """Units an event made, and units whose status it changed."""
-    made = session.scalars(select(Unit).where(Unit.event_pk == event_pk)).all()
-    changed = session.scalars(select(Unit).where(Unit.status_event_pk == event_pk)).all()
-    return list(made), list(changed)
+def units_by_event(
+    *, session: Session, event_pks: Sequence[int]
+) -> dict[int, tuple[list[Unit], list[Unit]]]:
+    """For each event, the units it made and the units whose status it set (by id)."""
+    found: dict[int, tuple[list[Unit], list[Unit]]] = {pk: ([], []) for pk in event_pks}
+    for chunk in _chunks(sorted(set(event_pks))):
+        for unit in session.scalars(select(Unit).where(Unit.event_pk.in_(chunk))):
+            found[unit.event_pk][0].append(unit)
+        for unit in session.scalars(select(Unit).where(Unit.status_event_pk.in_(chunk))):
+            assert unit.status_event_pk is not None
+            found[unit.status_event_pk][1].append(unit)
+    for made, changed in found.values():
+        made.sort(key=_by_id)
+        changed.sort(key=_by_id)
+    return found
+
+
+def _by_id(row: LotFlow | Unit) -> int:
+    return row.id
 
 
 def void_event(*, session: Session, event_pk: int) -> None:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import uuid
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BeforeValidator
@@ -18,16 +16,14 @@ from digital_village.api.deps import JSON_BODY, SessionDep, SettingsDep, require
 from digital_village.api.problems import problem
 from digital_village.auth.dependencies import ActorDep
 from digital_village.db import utcnow
-from digital_village.errors import DomainError, Invalid, UnsupportedMediaType
+from digital_village.errors import Invalid, UnsupportedMediaType
 from digital_village.labels import qr
 from digital_village.ledger.dependencies import LedgerDep
-from digital_village.trace import capture as capturing
-from digital_village.trace import epcis_xml, products, store, tracing
+from digital_village.trace import capture, epcis_xml, jobs, products, store, tracing
 from digital_village.trace.epcis import (
     EPCISParseError,
     EventModel,
     default_context,
-    parse_document,
     parse_event,
 )
 from digital_village.trace.identifiers import lot_uri
@@ -73,16 +69,9 @@ TraceDirection = Annotated[
 def _capture_headers(max_body_bytes: int) -> dict[str, str]:
     return {
         **EPCIS_HEADERS,
-        "GS1-CAPTURE-limit": str(capturing.CAPTURE_EVENT_LIMIT),
+        "GS1-CAPTURE-limit": str(capture.CAPTURE_EVENT_LIMIT),
         "GS1-CAPTURE-file-size-limit": str(max_body_bytes),
     }
-
-
-def _parse_errors(error: EPCISParseError) -> Invalid:
-    problems = [{"pointer": p.pointer, "message": p.message} for p in error.problems]
-    first = error.problems[0] if error.problems else None
-    detail = f"{first.pointer or '/'}: {first.message}" if first else "not an EPCIS document"
-    return Invalid(f"not a valid EPCIS 2.0 document: {detail}", errors=problems)
 
 
 # --- products ---------------------------------------------------------------------------------
@@ -169,8 +158,8 @@ def record_event(
     try:
         model: EventModel = parse_event(event)
     except EPCISParseError as error:
-        raise _parse_errors(error) from None
-    result = capturing.capture(
+        raise jobs.parse_errors(error) from None
+    result = capture.capture(
         session=session,
         ledger=ledger,
         actor=actor,
@@ -197,44 +186,6 @@ async def _raw_body(request: Request) -> tuple[str, bytes]:
     return request.headers.get("content-type", ""), await request.body()
 
 
-def _read_capture(media_type: str, body: bytes) -> tuple[list[Any], Any, Any]:
-    """The events and @context of a captured body: EPCIS JSON-LD, or EPCIS 2.0/1.2 XML."""
-    if epcis_xml.is_xml(media_type):
-        try:
-            read = epcis_xml.read_document(body)
-        except epcis_xml.XMLInputError as error:
-            where = f"line {error.line}" if error.line else "the document"
-            raise DomainError(
-                f"{where}: {error}", errors=[{"pointer": where, "message": str(error)}]
-            ) from None
-        except EPCISParseError as error:
-            raise _parse_errors(error) from None
-        count = len(read.document["epcisBody"]["eventList"])
-        if count > capturing.CAPTURE_EVENT_LIMIT:
-            capturing.check_limit(count)
-        try:
-            parsed = parse_document(read.document)
-        except EPCISParseError as error:
-            raise _parse_errors(read.locate(error)) from None
-        return parsed.epcis_body.event_list, parsed.context, read
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise DomainError(
-            f"not valid JSON: {error}", errors=[{"pointer": "", "message": str(error)}]
-        ) from None
-    event_list = (document.get("epcisBody") or {}).get("eventList") if isinstance(
-        document, dict
-    ) else None  # fmt: skip
-    if isinstance(event_list, list) and len(event_list) > capturing.CAPTURE_EVENT_LIMIT:
-        capturing.check_limit(len(event_list))
-    try:
-        parsed = parse_document(document)
-    except EPCISParseError as error:
-        raise _parse_errors(error) from None
-    return parsed.epcis_body.event_list, parsed.context, None
-
-
 @epcis_router.post(
     "/capture",
     status_code=202,
@@ -258,37 +209,20 @@ def capture_document(
     Location; a refused document gets a problem naming each fault by JSON pointer (XML: by
     line and element), and its job records the same errors.
     """
-    capture_id = uuid.uuid4().hex
-    started = utcnow()
+    job = jobs.capture_document(
+        session=session,
+        ledger=ledger,
+        actor=actor,
+        media_type=raw[0],
+        body=raw[1],
+        base_url=settings.public_base_url,
+        strict_hash=settings.epcis_strict_hash,
+    )
     headers = _capture_headers(settings.max_body_bytes)
-    location = f"/api/v1/epcis/capture/{capture_id}"
-    count = 0
-    try:
-        events, context, _ = _read_capture(*raw)
-        count = len(events)
-        result = capturing.capture(
-            session=session,
-            ledger=ledger,
-            actor=actor,
-            events=events,
-            base_url=settings.public_base_url,
-            context=context,
-            capture_id=capture_id,
-            strict_hash=settings.epcis_strict_hash,
-        )
-    except DomainError as error:
-        session.rollback()
-        errors = error.extra.get("errors") or [{"pointer": "", "message": error.detail}]
-        store.add_capture(
-            session=session,
-            capture_id=capture_id,
-            success=False,
-            event_count=count,
-            actor=actor,
-            started_at=started,
-            errors=errors,
-        )
-        extra = {**error.extra, "errors": errors, "captureID": capture_id}
+    location = f"/api/v1/epcis/capture/{job.capture_id}"
+    if job.error is not None:
+        error = job.error
+        extra = {**error.extra, "errors": list(job.errors), "captureID": job.capture_id}
         return problem(
             error.status,
             error.detail,
@@ -296,12 +230,13 @@ def capture_document(
             headers={**headers, "Location": location},
             **extra,
         )
+    assert job.result is not None
     response.headers.update({**headers, "Location": location})
     return CaptureAccepted(
-        capture_id=capture_id,
+        capture_id=job.capture_id,
         location=location,
-        event_count=len(result.events),
-        events=[CapturedEventOut.of(event) for event in result.events],
+        event_count=len(job.result.events),
+        events=[CapturedEventOut.of(event) for event in job.result.events],
     )
 
 

@@ -1,21 +1,20 @@
 """The rules a capture checks events by, against the chain's lots, serial items and parcels.
 
-:class:`CaptureState` holds what a capture has seen so far (lots, items, parcels) and applies
-one event at a time: a harvest may create a lot that the next event of the same capture
-presses. Every refusal names the event's field by a JSON pointer.
+:class:`CaptureState` applies one event at a time to what the capture has seen so far: a
+harvest may create a lot that the next event of the same capture presses. It reads only the
+:class:`~digital_village.trace.snapshot.Snapshot` loaded for the document and keeps lots and
+items in a :class:`~digital_village.trace.stock.Stock`; it never touches the database. Every
+refusal names the event's field by a JSON pointer.
 
 Rules for identifiers the project owns (a GTIN registered as a product, a parcel URI on the
 project's host or a ``dv:parcel`` value; everything else is stored as given):
 
-* a lot is made by an ADD ObjectEvent (a harvest or a commissioning) or a TransformationEvent
-  output, once; later events may only name it while it exists;
-* inputs of a transformation (and DELETE quantities) consume from their lot: never more than
-  is left, so a lot cannot be used twice over;
-* serialised items (AI 21) are commissioned into a lot named in their URI (…/10/<lot>/21/…),
-  consumed once, and packed (AggregationEvent) while active;
+* lots and serialised items follow the state machine of :mod:`digital_village.trace.stock`;
 * field work (planting, fertilizing, spraying, irrigating, harvesting) names its parcels, which
   must exist, not be retired, and be held on that day by the farmer's household or the
-  cooperative (``parcels.holder_at``);
+  cooperative (``parcels.holder_at``); a harvest's product belongs to that cooperative;
+* a token records only what its role and scope allow (a farmer: field work on its household's
+  parcels; a manager: its cooperative's products and parcels);
 * an errorDeclaration names a stored event by its eventID and takes that event's effects out
   of the lineage; a corrective event may then make the same lot again.
 """
@@ -23,40 +22,25 @@ project's host or a ``dv:parcel`` value; everything else is stored as given):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Final, NoReturn
-
-from sqlalchemy.orm import Session
+from typing import Final
 
 from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
-from digital_village.errors import Conflict, DomainError, Forbidden, Invalid
-from digital_village.parcels import service as parcels
+from digital_village.errors import Conflict, Forbidden, Invalid
 from digital_village.parcels.service import Holding, ParcelFacts
-from digital_village.regions import service as regions
-from digital_village.trace import lineage, products, store
-from digital_village.trace.epcis import (
-    AggregationEvent,
-    EventModel,
-    ObjectEvent,
-    QuantityElement,
-    TransformationEvent,
+from digital_village.trace.epcis import AggregationEvent, ObjectEvent, TransformationEvent
+from digital_village.trace.identifiers import COUNT_UNITS, canonical_epc, convert
+from digital_village.trace.models import Product
+from digital_village.trace.pending import (
+    LotKey,
+    Pending,
+    Ref,
+    fail,
+    local_date,
+    rfc3339,
 )
-from digital_village.trace.identifiers import (
-    COUNT_UNITS,
-    PARCEL_EXTENSIONS,
-    GtinItem,
-    IdentifierError,
-    canonical_epc,
-    convert,
-    parcel_of_extension,
-    parcel_of_uri,
-    parse_gtin_identifier,
-)
-from digital_village.trace.models import Event, Lot, Product, Unit
-from digital_village.trace.products import QUANTITY_EPSILON
+from digital_village.trace.snapshot import Snapshot
+from digital_village.trace.stock import Stock
 from digital_village.trace.vocab import (
     DV_PREFIX,
     FERTILIZING,
@@ -71,269 +55,30 @@ FIELD_STEPS: Final = frozenset(
 )
 MASS_UNITS: Final = frozenset({"KGM", "TNE", "GRM"})
 
-LotKey = tuple[str, str]
-UnitKey = tuple[str, str]
-
-
-def fail(error: type[DomainError], pointer: str, message: str) -> NoReturn:
-    raise error(f"{pointer}: {message}", errors=[{"pointer": pointer, "message": message}])
-
-
-@dataclass
-class LotState:
-    """A lot as the capture sees it: its row (if stored) and its totals so far."""
-
-    key: LotKey
-    product: Product
-    row: Lot | None
-    produced: float
-    consumed: float
-    origin: str = ""
-    produced_at: dt.datetime | None = None
-    made_by: str | None = None  # eventID that produced it (for messages)
-    used_up_by: str | None = None  # eventID that took the last of it
-    changed: bool = False
-
-    @property
-    def live(self) -> bool:
-        return self.produced > QUANTITY_EPSILON
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self.produced - self.consumed)
-
-    @property
-    def label(self) -> str:
-        return f"lot {self.key[1]!r} of {self.product.name} ({self.key[0]})"
-
-
-@dataclass
-class UnitState:
-    """A serialised item as the capture sees it; ``status_by`` is the index of the event
-    that last changed its status in this capture (None: restored or unchanged)."""
-
-    key: UnitKey
-    lot_key: LotKey
-    row: Unit | None
-    status: str
-    touched: bool = False
-    status_by: int | None = None
-    made_by: int | None = None
-
-
-@dataclass
-class Pending:
-    """One checked event and everything it will write."""
-
-    index: int
-    pointer: str
-    event: EventModel
-    event_id: str
-    json: dict[str, Any]
-    event_time: dt.datetime
-    biz_step: str | None
-    cooperative_id: int | None = None
-    household_id: int | None = None
-    epcs: list[tuple[str, str]] = field(default_factory=list)
-    lot_roles: list[tuple[LotKey, str]] = field(default_factory=list)
-    flows: list[tuple[LotKey, str, float]] = field(default_factory=list)
-    edges: list[tuple[LotKey, LotKey]] = field(default_factory=list)
-    parcels: list[str] = field(default_factory=list)
-    lot_parcels: list[tuple[LotKey, str, Holding, float | None]] = field(default_factory=list)
-    new_units: list[tuple[UnitKey, LotKey]] = field(default_factory=list)
-    containment: list[tuple[str, UnitKey]] = field(default_factory=list)
-    declares: Event | None = None
-    # A declaration stored before this event arrived: the event is recorded as erroneous.
-    declared_by: Event | None = None
-    produced: list[LotKey] = field(default_factory=list)
-    # (pointer, DKBM) of the parcels it names, found before the checks begin
-    parcel_refs: list[tuple[str, str]] | None = None
-
-    @property
-    def chain_key(self) -> str | None:
-        """The lot chain this event extends: the lot it made, else used, else named."""
-        for role in ("produced", "consumed", "observed", "declared"):
-            for key, lot_role in self.lot_roles:
-                if lot_role == role:
-                    return f"lot:{key[0]}/{key[1]}"
-        return None
-
-
-@dataclass
-class Ref:
-    """One identifier an event names, where, and what it is."""
-
-    field: str
-    pointer: str
-    uri: str
-    item: GtinItem | None
-    quantity: QuantityElement | None = None
-
-
-def _field(event: EventModel, name: str) -> Any:
-    # vars(): a field the event type lacks is None here, without pydantic's slow __getattr__.
-    return vars(event).get(name)
-
-
-def _event_fields(event: EventModel) -> list[tuple[str, list[str] | None]]:
-    return [
-        ("epcList", _field(event, "epc_list")),
-        ("childEPCs", _field(event, "child_epcs")),
-        ("inputEPCList", _field(event, "input_epc_list")),
-        ("outputEPCList", _field(event, "output_epc_list")),
-    ]
-
-
-def _quantity_fields(event: EventModel) -> list[tuple[str, list[QuantityElement] | None]]:
-    return [
-        ("quantityList", _field(event, "quantity_list")),
-        ("childQuantityList", _field(event, "child_quantity_list")),
-        ("inputQuantityList", _field(event, "input_quantity_list")),
-        ("outputQuantityList", _field(event, "output_quantity_list")),
-    ]
-
-
-def _item(uri: str, pointer: str) -> GtinItem | None:
-    try:
-        return parse_gtin_identifier(uri)
-    except IdentifierError as error:
-        fail(Invalid, pointer, str(error))
-
-
-def collect_refs(event: EventModel, pointer: str) -> list[Ref]:
-    refs: list[Ref] = []
-    for name, values in _event_fields(event):
-        for i, uri in enumerate(values or []):
-            where = f"{pointer}/{name}/{i}"
-            refs.append(Ref(name, where, uri, _item(uri, where)))
-    parent = _field(event, "parent_id")
-    if parent is not None:
-        where = f"{pointer}/parentID"
-        refs.append(Ref("parentID", where, parent, _item(parent, where)))
-    for name, elements in _quantity_fields(event):
-        for i, element in enumerate(elements or []):
-            where = f"{pointer}/{name}/{i}/epcClass"
-            refs.append(
-                Ref(name, where, element.epc_class, _item(element.epc_class, where), element)
-            )
-    return refs
-
-
-@lru_cache(maxsize=64)
-def _zone(offset: str) -> dt.timezone:
-    sign = -1 if offset.startswith("-") else 1
-    hours, minutes = offset[1:].split(":")
-    return dt.timezone(sign * dt.timedelta(hours=int(hours), minutes=int(minutes)))
-
-
-def _local_date(event: EventModel) -> dt.date:
-    return event.event_time.astimezone(_zone(event.event_time_zone_offset)).date()
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+Checked = list[tuple[str, Holding, float | None]]  # (DKBM, its holders that day, area in 亩)
 
 
 class CaptureState:
     """The state of one capture while its events are checked."""
 
     def __init__(
-        self, *, session: Session, actor: Actor, base_url: str, context: object, now: dt.datetime
+        self, *, snapshot: Snapshot, actor: Actor, base_url: str, seen_ids: dict[str, int]
     ) -> None:
-        self.session = session
+        self.snapshot = snapshot
         self.actor = actor
         self.base_url = base_url
-        self.context = context
-        self.now = now
-        self.products: dict[str, Product] = {}
-        self.lots: dict[LotKey, LotState] = {}
-        self.units: dict[UnitKey, UnitState] = {}
-        self.stored: dict[str, Event] = {}
-        # Declarations stored before the events they declare, by eventID.
-        self.waiting: dict[str, Event] = {}
-        self.seen_ids: dict[str, int] = {}  # eventIDs of this capture's events (not declarations)
-        self.parcel_cache: dict[str, ParcelFacts] = {}
-        self.holder_cache: dict[tuple[str, dt.date], Holding] = {}
-        self.household_coops: dict[int, int | None] = {}
-        self.declared_lots: set[LotKey] = set()
-
-    # --- loading --------------------------------------------------------------------------
-
-    def load(self, events: Sequence[tuple[str, EventModel, list[Ref]]]) -> None:
-        gtins = {ref.item.gtin for _, _, refs in events for ref in refs if ref.item}
-        self.products = products.products_by_gtin(session=self.session, gtins=gtins)
-        lot_keys: set[LotKey] = set()
-        unit_keys: set[UnitKey] = set()
-        for _, _, refs in events:
-            for ref in refs:
-                item = ref.item
-                if item is None or item.gtin not in self.products:
-                    continue
-                if item.serial is not None:
-                    unit_keys.add((item.gtin, item.serial))
-                    if item.lot is not None:
-                        lot_keys.add((item.gtin, item.lot))
-                elif item.lot is not None:
-                    lot_keys.add((item.gtin, item.lot))
-        units = products.units_by_key(session=self.session, keys=unit_keys)
-        extra_lot_ids = {unit.lot_id for unit in units.values()}
-        rows = products.lots_by_key(session=self.session, keys=lot_keys, for_update=True)
-        by_id = {row.id: row for row in rows.values()}
-        missing = extra_lot_ids - set(by_id)
-        if missing:
-            by_id.update(products.lots_by_id(session=self.session, ids=missing, for_update=True))
-        product_ids = {row.product_id for row in by_id.values()}
-        known = {p.id: p for p in self.products.values()}
-        known.update(products.products_by_id(session=self.session, ids=product_ids - set(known)))
-        for row in by_id.values():
-            self._lot_state(row, known[row.product_id])
-        for key, unit in units.items():
-            lot_row = by_id[unit.lot_id]
-            self.units[key] = UnitState(key, (lot_row.gtin, lot_row.lot), unit, unit.status)
-        event_ids = [event_id for event_id, _, _ in events]
-        self.stored = store.events_by_event_id(session=self.session, event_ids=event_ids)
-        self.waiting = store.waiting_declarations(session=self.session, event_ids=event_ids)
-
-    def _unit_state(self, unit: Unit) -> UnitState:
-        key = (unit.gtin, unit.serial)
-        state = self.units.get(key)
-        if state is None:
-            lot_row = products.lots_by_id(session=self.session, ids=[unit.lot_id], for_update=True)[
-                unit.lot_id
-            ]
-            if (lot_row.gtin, lot_row.lot) not in self.lots:
-                product = products.products_by_id(session=self.session, ids=[lot_row.product_id])
-                self._lot_state(lot_row, product[lot_row.product_id])
-            state = UnitState(key, (lot_row.gtin, lot_row.lot), unit, unit.status)
-            self.units[key] = state
-        return state
-
-    def _lot_state(self, row: Lot, product: Product) -> LotState:
-        state = LotState(
-            (row.gtin, row.lot),
-            product,
-            row,
-            row.produced,
-            row.consumed,
-            origin=row.origin,
-            produced_at=row.produced_at,
-        )
-        self.lots[state.key] = state
-        return state
+        self.products = snapshot.products
+        self.stock = Stock(snapshot)
+        self.seen_ids = seen_ids  # eventID → index, of this capture's events (not declarations)
 
     # --- parcels --------------------------------------------------------------------------
 
     def _parcel(self, dkbm: str, pointer: str, when: dt.datetime) -> ParcelFacts:
-        parcel = self.parcel_cache.get(dkbm)
+        parcel = self.snapshot.parcels.get(dkbm)
         if parcel is None:
-            found = parcels.parcel_facts(session=self.session, dkbms=[dkbm]).get(dkbm)
-            if found is None:
-                fail(Invalid, pointer, f"no parcel with DKBM {dkbm} is registered")
-            parcel = self.parcel_cache[dkbm] = found
+            fail(Invalid, pointer, f"no parcel with DKBM {dkbm} is registered")
         if parcel.retired_at is not None and when >= parcel.retired_at:
-            successors = [
-                p.dkbm for p in parcels.successors_of(session=self.session, parcel=parcel)
-            ]
+            successors = self.snapshot.successors.get(dkbm, [])
             after = f"; record work on {', '.join(successors)}" if successors else ""
             fail(
                 Invalid,
@@ -342,44 +87,8 @@ class CaptureState:
             )
         return parcel
 
-    def _holder(self, dkbm: str, on: dt.date) -> Holding:
-        key = (dkbm, on)
-        if key not in self.holder_cache:
-            self.holder_cache[key] = parcels.holder_at(session=self.session, dkbm=dkbm, on=on)
-        return self.holder_cache[key]
-
-    def prefetch_parcels(self, pendings: Sequence[Pending]) -> None:
-        """Look up every parcel of a capture once, and their holders per day in bulk.
-
-        Nothing is refused here: unknown parcels stay unknown and ``apply`` names them at
-        the event that uses them.
-        """
-        wanted: dict[dt.date, set[str]] = {}
-        for pending in pendings:
-            pending.parcel_refs = self._parcels_of(pending)
-            day = _local_date(pending.event)
-            wanted.setdefault(day, set()).update(dkbm for _, dkbm in pending.parcel_refs)
-        needed = set().union(*wanted.values()) - set(self.parcel_cache)
-        self.parcel_cache.update(parcels.parcel_facts(session=self.session, dkbms=needed))
-        for day, dkbms in wanted.items():
-            known = {self.parcel_cache[d].id: d for d in dkbms if d in self.parcel_cache}
-            holdings = parcels.holdings_on(session=self.session, parcel_ids=list(known), on=day)
-            for parcel_id, dkbm in known.items():
-                self.holder_cache[(dkbm, day)] = holdings.get(parcel_id, Holding(None, None))
-        members = {
-            holding.contractor_household_id
-            for holding in self.holder_cache.values()
-            if holding.contractor_household_id is not None
-        } - set(self.household_coops)
-        self.household_coops.update(
-            regions.household_cooperatives(session=self.session, household_ids=list(members))
-        )
-
     def _household_coop(self, household_id: int) -> int | None:
-        if household_id not in self.household_coops:
-            household = regions.get_household(session=self.session, household_id=household_id)
-            self.household_coops[household_id] = household.cooperative_id
-        return self.household_coops[household_id]
+        return self.snapshot.household_coops.get(household_id)
 
     def _holder_coops(self, holding: Holding) -> set[int]:
         coops: set[int] = set()
@@ -391,56 +100,12 @@ class CaptureState:
                 coops.add(coop)
         return coops
 
-    def _parcels_of(self, pending: Pending) -> list[tuple[str, str]]:
-        """(pointer, DKBM) of every parcel the event names."""
-        event = pending.event
-        found: list[tuple[str, str]] = []
-
-        def by_uri(uri: str | None, where: str) -> None:
-            if uri is None:
-                return
-            try:
-                dkbm = parcel_of_uri(uri, base_url=self.base_url)
-            except IdentifierError as error:
-                fail(Invalid, where, str(error))
-            if dkbm is not None:
-                found.append((where, dkbm))
-
-        def by_extension(container: dict[str, Any], where: str) -> None:
-            for key in PARCEL_EXTENSIONS:
-                value = container.get(key)
-                if value is None:
-                    continue
-                values = value if isinstance(value, list) else [value]
-                for i, item in enumerate(values):
-                    at = f"{where}/{key}" + (f"/{i}" if isinstance(value, list) else "")
-                    try:
-                        found.append((at, parcel_of_extension(item)))
-                    except IdentifierError as error:
-                        fail(Invalid, at, str(error))
-
-        by_uri(event.read_point.id if event.read_point else None, f"{pending.pointer}/readPoint/id")
-        by_uri(
-            event.biz_location.id if event.biz_location else None,
-            f"{pending.pointer}/bizLocation/id",
-        )
-        by_uri(_field(event, "parent_id"), f"{pending.pointer}/parentID")
-        by_extension(event.extensions, pending.pointer)
-        ilmd = _field(event, "ilmd")
-        if ilmd:
-            by_extension(ilmd, f"{pending.pointer}/ilmd")
-        unique: dict[str, str] = {}
-        for where, dkbm in found:
-            unique.setdefault(dkbm, where)
-        return [(where, dkbm) for dkbm, where in unique.items()]
-
-    def _check_parcels(self, pending: Pending) -> list[tuple[str, Holding, float | None]]:
-        on = _local_date(pending.event)
-        checked: list[tuple[str, Holding, float | None]] = []
-        refs = pending.parcel_refs if pending.parcel_refs is not None else self._parcels_of(pending)
-        for where, dkbm in refs:
+    def _check_parcels(self, pending: Pending) -> Checked:
+        on = local_date(pending.event)
+        checked: Checked = []
+        for where, dkbm in pending.parcel_refs:
             parcel = self._parcel(dkbm, where, pending.event_time)
-            holding = self._holder(dkbm, on)
+            holding = self.snapshot.holdings[(dkbm, on)]
             self._authorize_parcel(dkbm, holding, where, on)
             checked.append((dkbm, holding, parcel.area_mu))
             pending.parcels.append(dkbm)
@@ -504,160 +169,6 @@ class CaptureState:
             )
         return amount
 
-    def _lot(self, key: LotKey, product: Product) -> LotState:
-        state = self.lots.get(key)
-        if state is None:
-            state = LotState(key, product, None, 0.0, 0.0)
-            self.lots[key] = state
-        return state
-
-    def _need_live(self, state: LotState, pointer: str) -> None:
-        if state.live:
-            return
-        if state.row is not None or state.made_by is not None:
-            fail(
-                Invalid,
-                pointer,
-                f"{state.label} was declared erroneous and has not been recorded again",
-            )
-        fail(
-            Invalid,
-            pointer,
-            f"{state.label} is not known; a lot is made by a harvest, a commissioning (ADD) "
-            "or as the output of a transformation",
-        )
-
-    def _produce(
-        self,
-        pending: Pending,
-        key: LotKey,
-        product: Product,
-        amount: float,
-        origin: str,
-        pointer: str,
-    ) -> LotState:
-        state = self._lot(key, product)
-        if state.live and key not in pending.produced:
-            made = f" by event {state.made_by}" if state.made_by else ""
-            fail(
-                Conflict,
-                pointer,
-                f"{state.label} already exists{made}; give new output a new lot number",
-            )
-        if key not in pending.produced:
-            state.origin = origin
-            state.produced_at = pending.event_time
-            state.made_by = pending.event_id
-            pending.produced.append(key)
-            pending.lot_roles.append((key, "produced"))
-        state.produced += amount
-        state.changed = True
-        pending.flows.append((key, "produce", amount))
-        return state
-
-    def _consume(self, pending: Pending, state: LotState, amount: float, pointer: str) -> None:
-        self._need_live(state, pointer)
-        unit = state.product.unit
-        if amount > state.remaining * (1 + QUANTITY_EPSILON) + QUANTITY_EPSILON:
-            if state.remaining <= QUANTITY_EPSILON:
-                used_up_by = state.used_up_by or self._last_consumer(state)
-                by = f" by event {used_up_by}" if used_up_by else ""
-                fail(
-                    Conflict,
-                    pointer,
-                    f"{state.label} was already used up{by}; a lot cannot be consumed twice",
-                )
-            fail(
-                Conflict,
-                pointer,
-                f"{state.label} holds {state.remaining:g} {unit}; "
-                f"this event consumes {amount:g} {unit}",
-            )
-        state.consumed += min(amount, state.remaining)
-        state.changed = True
-        if state.remaining <= QUANTITY_EPSILON:
-            state.used_up_by = pending.event_id
-        pending.flows.append((state.key, "consume", amount))
-        if (state.key, "consumed") not in pending.lot_roles:
-            pending.lot_roles.append((state.key, "consumed"))
-
-    def _last_consumer(self, state: LotState) -> str | None:
-        if state.row is None:
-            return None
-        pk = lineage.last_consumer(session=self.session, lot_id=state.row.id)
-        if pk is None:
-            return None
-        return store.events_by_pk(session=self.session, pks=[pk])[pk].event_id
-
-    def _observe(self, pending: Pending, state: LotState, pointer: str) -> None:
-        self._need_live(state, pointer)
-        if not any(key == state.key for key, _ in pending.lot_roles):
-            pending.lot_roles.append((state.key, "observed"))
-
-    def _unit(self, ref: Ref, pointer: str) -> UnitState:
-        assert ref.item is not None and ref.item.serial is not None
-        key = (ref.item.gtin, ref.item.serial)
-        state = self.units.get(key)
-        if state is None or state.status == "voided":
-            fail(
-                Invalid,
-                pointer,
-                f"serialised item {ref.item.serial!r} of {ref.item.gtin} is not known; "
-                "commission it first (an ADD event or a transformation output)",
-            )
-        return state
-
-    def _new_unit(self, pending: Pending, ref: Ref, product: Product) -> LotKey:
-        item = ref.item
-        assert item is not None and item.serial is not None
-        if product.unit not in COUNT_UNITS:
-            fail(
-                Invalid,
-                ref.pointer,
-                f"{product.name} is counted in {product.unit}; serialised items need a product "
-                "counted in pieces (H87)",
-            )
-        if item.lot is None:
-            fail(
-                Invalid,
-                ref.pointer,
-                "a new serialised item names its lot: …/01/<GTIN>/10/<lot>/21/<serial>",
-            )
-        key = (item.gtin, item.serial)
-        existing = self.units.get(key)
-        if existing is not None and existing.status != "voided":
-            fail(Conflict, ref.pointer, f"serialised item {item.serial!r} of {item.gtin} exists")
-        lot_key = (item.gtin, item.lot)
-        origin = (
-            "transformation" if isinstance(pending.event, TransformationEvent) else "commissioning"
-        )
-        self._produce(pending, lot_key, product, 1.0, origin, ref.pointer)
-        # A serial whose commissioning was declared erroneous keeps its row and is reused.
-        row = existing.row if existing is not None else None
-        self.units[key] = UnitState(
-            key, lot_key, row, "active", touched=True, made_by=pending.index
-        )
-        pending.new_units.append((key, lot_key))
-        return lot_key
-
-    def _retire_unit(self, pending: Pending, state: UnitState, status: str, pointer: str) -> None:
-        if state.status != "active":
-            fail(
-                Conflict,
-                pointer,
-                f"serialised item {state.key[1]!r} of {state.key[0]} is {state.status}; "
-                "it cannot be used again",
-            )
-        state.status = status
-        state.touched = True
-        state.status_by = pending.index
-        lot_state = self.lots[state.lot_key]
-        lot_state.consumed += 1.0
-        lot_state.changed = True
-        pending.flows.append((state.lot_key, "consume", 1.0))
-        if (state.lot_key, "consumed") not in pending.lot_roles:
-            pending.lot_roles.append((state.lot_key, "consumed"))
-
     # --- one event ------------------------------------------------------------------------
 
     def apply(self, pending: Pending, refs: list[Ref]) -> None:
@@ -714,16 +225,16 @@ class CaptureState:
         assert item is not None
         product = self.products[item.gtin]
         if item.serial is not None:
-            unit = self._unit(ref, ref.pointer)
-            self._observe(pending, self.lots[unit.lot_key], ref.pointer)
+            unit = self.stock.unit(ref, ref.pointer)
+            self.stock.observe(pending, self.stock.lots[unit.lot_key], ref.pointer)
         elif item.lot is not None:
-            self._observe(pending, self._lot((item.gtin, item.lot), product), ref.pointer)
+            self.stock.observe(pending, self.stock.lot((item.gtin, item.lot), product), ref.pointer)
 
     def _object_event(
         self,
         pending: Pending,
         own: list[Ref],
-        checked: list[tuple[str, Holding, float | None]],
+        checked: Checked,
         harvest: bool,
     ) -> None:
         event = pending.event
@@ -745,18 +256,18 @@ class CaptureState:
                     amount = self._quantity(ref, product, required=True)
                     assert amount is not None
                     key = (item.gtin, item.lot)
-                    self._produce(pending, key, product, amount, "commissioning", ref.pointer)
+                    self.stock.produce(pending, key, product, amount, "commissioning", ref.pointer)
             elif event.action == "ADD" and item.serial is not None:
-                self._new_unit(pending, ref, product)
+                self.stock.new_unit(pending, ref, product)
             elif event.action == "DELETE" and item.serial is not None:
-                self._retire_unit(
-                    pending, self._unit(ref, ref.pointer), "decommissioned", ref.pointer
+                self.stock.retire_unit(
+                    pending, self.stock.unit(ref, ref.pointer), "decommissioned", ref.pointer
                 )
             elif event.action == "DELETE" and item.lot is not None and ref.quantity is not None:
-                state = self._lot((item.gtin, item.lot), product)
-                self._need_live(state, ref.pointer)
+                state = self.stock.lot((item.gtin, item.lot), product)
+                self.stock.need_live(state, ref.pointer)
                 amount = self._quantity(ref, product, required=False)
-                self._consume(
+                self.stock.consume(
                     pending, state, state.remaining if amount is None else amount, ref.pointer
                 )
             else:
@@ -767,7 +278,7 @@ class CaptureState:
         pending: Pending,
         ref: Ref,
         product: Product,
-        checked: list[tuple[str, Holding, float | None]],
+        checked: Checked,
     ) -> None:
         element = ref.quantity
         where = ref.pointer.removesuffix("/epcClass")
@@ -777,7 +288,7 @@ class CaptureState:
                 f"{where}/uom",
                 f"a harvest is weighed: give the quantity of {product.name} in KGM",
             )
-        on = _local_date(pending.event)
+        on = local_date(pending.event)
         for dkbm, holding, _area in checked:
             if holding.contractor_household_id is None and holding.operator_cooperative_id is None:
                 fail(Invalid, pending.pointer, f"parcel {dkbm} had no holder on {on}")
@@ -793,7 +304,7 @@ class CaptureState:
         assert amount is not None
         assert ref.item is not None and ref.item.lot is not None
         key = (product.gtin, ref.item.lot)
-        state = self._produce(pending, key, product, amount, "harvest", ref.pointer)
+        state = self.stock.produce(pending, key, product, amount, "harvest", ref.pointer)
         for dkbm, holding, area in checked:
             pending.lot_parcels.append((state.key, dkbm, holding, area))
 
@@ -805,24 +316,24 @@ class CaptureState:
             assert item is not None
             product = self.products[item.gtin]
             if ref.field == "inputQuantityList" and item.lot is not None:
-                state = self._lot((item.gtin, item.lot), product)
-                self._need_live(state, ref.pointer)
+                state = self.stock.lot((item.gtin, item.lot), product)
+                self.stock.need_live(state, ref.pointer)
                 amount = self._quantity(ref, product, required=True)
                 assert amount is not None
-                self._consume(pending, state, amount, ref.pointer)
+                self.stock.consume(pending, state, amount, ref.pointer)
                 inputs.append(state.key)
             elif ref.field == "inputEPCList" and item.serial is not None:
-                unit = self._unit(ref, ref.pointer)
-                self._retire_unit(pending, unit, "consumed", ref.pointer)
+                unit = self.stock.unit(ref, ref.pointer)
+                self.stock.retire_unit(pending, unit, "consumed", ref.pointer)
                 inputs.append(unit.lot_key)
             elif ref.field == "outputQuantityList" and item.lot is not None:
                 amount = self._quantity(ref, product, required=True)
                 assert amount is not None
                 key = (item.gtin, item.lot)
-                self._produce(pending, key, product, amount, "transformation", ref.pointer)
+                self.stock.produce(pending, key, product, amount, "transformation", ref.pointer)
                 outputs.append(key)
             elif ref.field == "outputEPCList" and item.serial is not None:
-                outputs.append(self._new_unit(pending, ref, product))
+                outputs.append(self.stock.new_unit(pending, ref, product))
             elif ref.field in ("outputQuantityList", "outputEPCList"):
                 fail(
                     Invalid,
@@ -844,7 +355,7 @@ class CaptureState:
             item = ref.item
             assert item is not None
             if ref.field == "childEPCs" and item.serial is not None:
-                unit = self._unit(ref, ref.pointer)
+                unit = self.stock.unit(ref, ref.pointer)
                 if event.action == "ADD":
                     if unit.status != "active":
                         fail(
@@ -855,14 +366,14 @@ class CaptureState:
                         )
                     if parent is not None:
                         pending.containment.append((parent, unit.key))
-                self._observe(pending, self.lots[unit.lot_key], ref.pointer)
+                self.stock.observe(pending, self.stock.lots[unit.lot_key], ref.pointer)
             else:
                 self._observe_ref(pending, ref)
 
     def _declare(self, pending: Pending, refs: list[Ref]) -> None:
         """An errorDeclaration: take the declared event's effects out of the lineage."""
         where = f"{pending.pointer}/errorDeclaration"
-        target = self.stored.get(pending.event_id)
+        target = self.snapshot.stored.get(pending.event_id)
         if target is None:
             if pending.event_id in self.seen_ids:
                 fail(
@@ -890,38 +401,22 @@ class CaptureState:
         pending.declares = target
         pending.cooperative_id = target.cooperative_id
         pending.household_id = target.household_id
-        for flow in lineage.flows_of_event(session=self.session, event_pk=target.id):
-            if flow.voided:
-                continue
-            rows = products.lots_by_id(session=self.session, ids=[flow.lot_id], for_update=True)
-            row = rows[flow.lot_id]
-            state = self.lots.get((row.gtin, row.lot))
-            if state is None:
-                product = products.products_by_id(session=self.session, ids=[row.product_id])
-                state = self._lot_state(row, product[row.product_id])
-            if flow.kind == "produce":
-                state.produced -= flow.quantity
-            else:
-                state.consumed -= flow.quantity
-            state.changed = True
-            self.declared_lots.add(state.key)
-            if (state.key, "declared") not in pending.lot_roles:
-                pending.lot_roles.append((state.key, "declared"))
-        made, changed = lineage.units_touched_by(session=self.session, event_pk=target.id)
-        for unit, status in [(u, "voided") for u in made] + [
-            (u, "active") for u in changed if u.event_pk != target.id
-        ]:
-            unit_state = self._unit_state(unit)
-            unit_state.status = status
-            unit_state.touched = True
-            unit_state.status_by = pending.index if status == "voided" else None
+        effects = self.snapshot.declared[target.id]
+        for flow in effects.flows:
+            row = self.snapshot.lots[flow.lot_id]
+            self.stock.take_back(pending, (row.gtin, row.lot), flow.kind, flow.quantity)
+        for unit in effects.made:
+            self.stock.restore_unit((unit.gtin, unit.serial), "voided", pending.index)
+        for unit in effects.changed:
+            if unit.event_pk != target.id:
+                self.stock.restore_unit((unit.gtin, unit.serial), "active", None)
         pending.parcels.extend(
-            dkbm for _, dkbm in self._parcels_of(pending) if dkbm not in pending.parcels
+            dkbm for _, dkbm in pending.parcel_refs if dkbm not in pending.parcels
         )
 
     def _declare_ahead(self, pending: Pending, where: str) -> None:
         """A declaration of an event not (yet) received: stored, applied when it arrives."""
-        waiting = self.waiting.get(pending.event_id)
+        waiting = self.snapshot.waiting.get(pending.event_id)
         if waiting is not None:
             fail(
                 Conflict,
@@ -938,7 +433,7 @@ class CaptureState:
     def declared_on_arrival(self, pending: Pending) -> None:
         """The event was declared erroneous before it arrived: its effects leave the lineage
         at once, as if the declaration came after it."""
-        declaration = self.waiting.get(pending.event_id)
+        declaration = self.snapshot.waiting.get(pending.event_id)
         if declaration is None or pending.event.error_declaration is not None:
             return
         allowed = declaration.cooperative_id is None or (
@@ -950,26 +445,13 @@ class CaptureState:
         if not allowed:
             return  # not a declaration its author could have made of this event: left waiting
         pending.declared_by = declaration
-        made = {key for key, _ in pending.new_units}
-        for key, kind, amount in pending.flows:
-            state = self.lots[key]
-            if kind == "produce":
-                state.produced -= amount
-            else:
-                state.consumed -= amount
-            state.changed = True
-            self.declared_lots.add(key)
-        for unit in self.units.values():
-            if unit.key in made and unit.made_by == pending.index:
-                unit.status, unit.status_by, unit.touched = "voided", pending.index, True
-            elif unit.status_by == pending.index:
-                unit.status, unit.status_by, unit.touched = "active", None, True
+        self.stock.void_arrival(pending)
 
-    def _owners(self, pending: Pending, checked: list[tuple[str, Holding, float | None]]) -> None:
+    def _owners(self, pending: Pending, checked: Checked) -> None:
         actor = self.actor
         coop: int | None = None
         for key, _ in pending.lot_roles:
-            coop = self.lots[key].product.cooperative_id
+            coop = self.stock.lots[key].product.cooperative_id
             break
         household: int | None = actor.household_id if actor.role is Role.FARMER else None
         for _dkbm, holding, _area in checked:
@@ -989,20 +471,3 @@ class CaptureState:
             coop = self._household_coop(actor.household_id)
         pending.cooperative_id = coop
         pending.household_id = household
-
-    def check_declared_lots(self, pendings: Sequence[Pending]) -> None:
-        """After declarations, no lot may have given more than it still holds."""
-        for key in sorted(self.declared_lots):
-            state = self.lots[key]
-            if state.consumed > state.produced * (1 + QUANTITY_EPSILON) + QUANTITY_EPSILON:
-                declaring = next(
-                    (p for p in pendings if (key, "declared") in p.lot_roles), pendings[0]
-                )
-                fail(
-                    Conflict,
-                    f"{declaring.pointer}/errorDeclaration",
-                    f"declaring this event erroneous leaves {state.label} with "
-                    f"{state.consumed:g} {state.product.unit} used but only "
-                    f"{state.produced:g} made; declare the events that used it erroneous "
-                    "first, or capture the corrected event in the same capture",
-                )
