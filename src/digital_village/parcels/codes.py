@@ -84,6 +84,8 @@ class CodeError(ValueError):
 
 
 def _check_digits(part: str, *, what: str, length: int, code: str, offset: int = 0) -> None:
+    if len(part) == length and part.isascii() and part.isdigit():
+        return  # the usual case, checked in C; the loop below only explains a bad code
     if len(part) != length:
         raise CodeError(f"{what} must be {length} digits, got {len(part)}: {part!r}", value=code)
     for index, char in enumerate(part):

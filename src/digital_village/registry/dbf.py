@@ -33,7 +33,7 @@ class Field:
 
 @dataclass(frozen=True)
 class RawTable:
-    """A table's columns and its rows as raw field bytes (spaces stripped), in file order."""
+    """A table's columns and its rows as raw field bytes (padding kept), in file order."""
 
     path: Path
     fields: tuple[Field, ...]
@@ -56,20 +56,13 @@ def read_raw(path: Path) -> RawTable:
         offset += 32
     if sum(f.width for f in fields) + 1 != record_size:
         raise DbfError(f"{path.name}: the header's record size does not match its fields")
-    slices: list[slice] = []
-    start = 1
-    for column in fields:
-        slices.append(slice(start, start + column.width))
-        start += column.width
-    rows: list[tuple[bytes, ...]] = []
-    for number in range(count):
-        at = header_size + number * record_size
-        record = data[at : at + record_size]
-        if len(record) < record_size:
-            raise DbfError(f"{path.name}: row {number + 1} is cut short (the file is truncated)")
-        if record[0:1] == b"*":
-            continue  # deleted
-        rows.append(tuple(record[part].strip(b" \0") for part in slices))
+    layout = struct.Struct("1s" + "".join(f"{column.width}s" for column in fields))
+    body = data[header_size : header_size + count * record_size]
+    if len(body) < count * record_size:
+        cut = len(body) // record_size + 1
+        raise DbfError(f"{path.name}: row {cut} is cut short (the file is truncated)")
+    # The deletion flag comes first: '*' marks a deleted row.
+    rows = [record[1:] for record in layout.iter_unpack(body) if record[0] != b"*"]
     return RawTable(path, tuple(fields), rows)
 
 

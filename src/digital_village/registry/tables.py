@@ -67,28 +67,40 @@ def _choose(values: list[bytes], declared: str | None) -> str:
     return "utf-8"
 
 
+def _decodes(value: bytes, encoding: str) -> bool:
+    try:
+        value.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def read_dbf(path: Path, name: str) -> Table:
     """A .dbf table decoded by the rule above."""
     try:
         raw = dbf.read_raw(path)
     except dbf.DbfError as error:
         raise TableError(str(error)) from None
-    text_columns = [i for i, f in enumerate(raw.fields) if f.kind in "CM"]
-    non_ascii = [row[i] for row in raw.rows for i in text_columns if not row[i].isascii()]
-    encoding = _choose(non_ascii, _declared(path))
     columns = tuple(f.name.upper() for f in raw.fields)
-    rows: list[dict[str, str]] = []
-    for number, row in enumerate(raw.rows, start=1):
-        record: dict[str, str] = {}
-        for column, value in zip(columns, row, strict=True):
-            try:
-                record[column] = value.decode(encoding).strip()
-            except UnicodeDecodeError:
-                raise TableError(
-                    f"{path.name} row {number} field {column}: the bytes {value[:12].hex(' ')} "
-                    f"are not {encoding} text; save the table as GBK or UTF-8 (with a .cpg)"
-                ) from None
-        rows.append(record)
+    if not raw.rows:
+        return Table(name, path.name, columns, [])
+    stripped = [[v.strip(b" \0") for v in column] for column in zip(*raw.rows, strict=True)]
+    text = [i for i, f in enumerate(raw.fields) if f.kind in "CM"]
+    non_ascii = [v for i in text for v in stripped[i] if not v.isascii()]
+    encoding = _choose(non_ascii, _declared(path))
+    decoded: list[list[str]] = []
+    for column, values in zip(columns, stripped, strict=True):
+        try:
+            decoded.append([value.decode(encoding) for value in values])
+        except UnicodeDecodeError:
+            number, value = next(
+                (n, v) for n, v in enumerate(values, start=1) if not _decodes(v, encoding)
+            )
+            raise TableError(
+                f"{path.name} row {number} field {column}: the bytes {value[:12].hex(' ')} "
+                f"are not {encoding} text; save the table as GBK or UTF-8 (with a .cpg)"
+            ) from None
+    rows = [dict(zip(columns, values, strict=True)) for values in zip(*decoded, strict=True)]
     return Table(name, path.name, columns, rows)
 
 
