@@ -63,6 +63,22 @@ class Settings(BaseSettings):
     rate_limit_failed_auth_per_minute: int = Field(
         default=30, gt=0, description="Failed authentications a minute before a client is refused."
     )
+    import_max_features: int = Field(
+        default=100_000,
+        gt=0,
+        description="Features one parcel import may hold (a file or a request); more are refused "
+        "whole (413; the CLI exits 2).",
+    )
+    import_max_vertices: int = Field(
+        default=5_000_000,
+        gt=0,
+        description="Vertices one parcel import may hold in all; more are refused whole (413).",
+    )
+    parcel_max_vertices: int = Field(
+        default=20_000,
+        gt=0,
+        description="Vertices one parcel may have; a feature with more is rejected, by name.",
+    )
     scan_wait_ms: int = Field(
         default=50,
         ge=0,

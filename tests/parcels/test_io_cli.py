@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from digital_village.auth.actor import Actor
 from digital_village.cli.main import app
+from digital_village.db import Database
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import io as parcel_io
 from digital_village.parcels import service as parcels
@@ -44,7 +45,7 @@ def _collection(*shapes: Polygon, **props: str) -> dict[str, object]:
 
 
 def test_thousands_of_features_every_bad_one_named(
-    session: Session, ledger: Ledger, world: World, backend: str
+    session: Session, db: Database, ledger: Ledger, world: World, backend: str
 ) -> None:
     # 2,500 features on SQLite and 900 on PostgreSQL keep the suite quick (every new ledger
     # chain costs a query); scripts/bench_parcels.py imports 10,000 and 100,000.
@@ -83,7 +84,7 @@ def test_thousands_of_features_every_bad_one_named(
     for index, (geometry, _) in bad.items():
         features[index]["geometry"] = geometry
     report = parcel_io.import_features(
-        session=session,
+        database=db,
         ledger=ledger,
         source=parcel_io.read_geojson(document),
         options=parcel_io.ImportOptions(fbfbm=GROUP),
@@ -97,7 +98,7 @@ def test_thousands_of_features_every_bad_one_named(
 
 
 def test_shapefile_zip_in_gauss_kruger_and_geopackage(
-    tmp_path: Path, session: Session, ledger: Ledger, world: World
+    tmp_path: Path, session: Session, db: Database, ledger: Ledger, world: World
 ) -> None:
     frame = gpd.GeoDataFrame(
         {"DLBM": ["0101", "0103"], "DKMC": ["大田", "坡地"]},
@@ -114,7 +115,7 @@ def test_shapefile_zip_in_gauss_kruger_and_geopackage(
     read = parcel_io.read_file(archive)
     assert read.crs is not None and "4544" in read.crs
     report = parcel_io.import_features(
-        session=session,
+        database=db,
         ledger=ledger,
         source=read,
         options=parcel_io.ImportOptions(fbfbm=GROUP),
@@ -125,7 +126,7 @@ def test_shapefile_zip_in_gauss_kruger_and_geopackage(
     assert (first.land_use, first.name) == ("0101", "大田")
     # The same file again: recognised, nothing stored twice.
     again = parcel_io.import_features(
-        session=session,
+        database=db,
         ledger=ledger,
         source=parcel_io.read_file(archive),
         options=parcel_io.ImportOptions(fbfbm=GROUP),
@@ -135,7 +136,7 @@ def test_shapefile_zip_in_gauss_kruger_and_geopackage(
     gpkg = tmp_path / "more.gpkg"
     frame.set_geometry([to_gk(field(2, 0), 4544), to_gk(field(3, 0), 4544)]).to_file(gpkg)
     more = parcel_io.import_features(
-        session=session,
+        database=db,
         ledger=ledger,
         source=parcel_io.read_file(gpkg),
         options=parcel_io.ImportOptions(fbfbm=GROUP),
@@ -148,7 +149,7 @@ def test_shapefile_zip_in_gauss_kruger_and_geopackage(
 
 
 def test_gcj02_input_lands_where_the_wgs84_field_is(
-    session: Session, ledger: Ledger, world: World
+    session: Session, db: Database, ledger: Ledger, world: World
 ) -> None:
     true_field = field(0, 0)
     shifted = shapely.transform(
@@ -156,7 +157,7 @@ def test_gcj02_input_lands_where_the_wgs84_field_is(
         lambda xy: shapely.get_coordinates(shapely.points([wgs84_to_gcj02(x, y) for x, y in xy])),
     )
     report = parcel_io.import_features(
-        session=session,
+        database=db,
         ledger=ledger,
         source=parcel_io.read_geojson(_collection(shifted)),
         options=parcel_io.ImportOptions(fbfbm=GROUP, source=parcels.parse_source_crs("gcj02")),
@@ -219,18 +220,17 @@ def test_dv_parcels_import_locate_export_map(cli_env: Path, tmp_path: Path) -> N
     assert code == 2 and ".svg or .png" in output
 
 
-def test_reasons_name_features_of_earlier_chunks_not_codes(
-    session: Session, ledger: Ledger, world: World, monkeypatch: pytest.MonkeyPatch
+def test_reasons_name_features_of_the_input_not_codes(
+    session: Session, db: Database, ledger: Ledger, world: World
 ) -> None:
-    # Chunks of two: features 3 and 4 meet features 0 and 1 only across a chunk boundary.
-    monkeypatch.setattr(parcel_io, "CHUNK", 2)
+    # Features 3 and 4 meet features 0 and 1, which an all-or-nothing import never stores.
     document = _collection(
         field(0, 0), field(1, 0), field(2, 0), field(0, 0), gk_box(60, 10, 80, 30)
     )
 
     def run(all_or_nothing: bool) -> parcels.RegisterReport:
         return parcel_io.import_features(
-            session=session,
+            database=db,
             ledger=ledger,
             source=parcel_io.read_geojson(document),
             options=parcel_io.ImportOptions(fbfbm=GROUP, all_or_nothing=all_or_nothing),
@@ -358,7 +358,7 @@ def _coded(*pairs: tuple[Polygon, str | None]) -> dict[str, Any]:
 
 
 def test_a_files_own_dkbm_is_kept_and_checked(
-    session: Session, ledger: Ledger, world: World
+    session: Session, db: Database, ledger: Ledger, world: World
 ) -> None:
     other_group = GROUP[:12] + "99"
     document = _coded(
@@ -370,7 +370,7 @@ def test_a_files_own_dkbm_is_kept_and_checked(
         (gk_box(150, 0, 170, 20), f"{GROUP}00007"),
     )
     report = parcel_io.import_features(
-        session=session,
+        database=db,
         ledger=ledger,
         source=parcel_io.read_geojson(document),
         options=parcel_io.ImportOptions(fbfbm=GROUP),
@@ -383,7 +383,7 @@ def test_a_files_own_dkbm_is_kept_and_checked(
     assert reasons[3] == f"DKBM {other_group}00001 does not start with its FBFBM {GROUP}"
     assert reasons[4] == f"DKBM {GROUP}00120 is also the code of feature 0"
     again = parcel_io.import_features(
-        session=session,
+        database=db,
         ledger=ledger,
         source=parcel_io.read_geojson(_coded((gk_box(0, 40, 20, 60), f"{GROUP}00007"))),
         options=parcel_io.ImportOptions(fbfbm=GROUP),
@@ -391,7 +391,7 @@ def test_a_files_own_dkbm_is_kept_and_checked(
     )
     assert [r.reason for r in again.rejected] == [f"DKBM {GROUP}00007 is already registered"]
     assigned = parcel_io.import_features(
-        session=session,
+        database=db,
         ledger=ledger,
         source=parcel_io.read_geojson(_coded((gk_box(0, 40, 20, 60), f"{GROUP}00007"))),
         options=parcel_io.ImportOptions(fbfbm=GROUP, keep_codes=False),

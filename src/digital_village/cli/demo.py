@@ -13,8 +13,9 @@ from sqlalchemy import select
 from digital_village.auth import service as auth
 from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
-from digital_village.cli.common import console, transaction
+from digital_village.cli.common import console, require_migrated, transaction
 from digital_village.config import Settings
+from digital_village.db import Database
 from digital_village.regions import service as regions
 from digital_village.regions.models import Cooperative, Region
 
@@ -162,11 +163,14 @@ def _load_sample_parcels(
         return
     document = json.loads(path.read_text(encoding="utf-8"))
     ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
-    with transaction(settings) as session:
+    engine = require_migrated(settings)
+    database = Database(engine)
+    try:
         for village in data["villages"]:
             code = village["code"]
-            if parcels.parcels_of_region(session=session, code=code):
-                continue  # loaded by an earlier run
+            with database.transaction(write=False) as session:
+                if parcels.parcels_of_region(session=session, code=code):
+                    continue  # loaded by an earlier run
             subset = {
                 "type": "FeatureCollection",
                 "features": [
@@ -174,7 +178,7 @@ def _load_sample_parcels(
                 ],
             }
             report = parcel_io.import_features(
-                session=session,
+                database=database,
                 ledger=ledger,
                 source=parcel_io.read_geojson(subset, filename=f"{path.name} ({code})"),
                 options=parcel_io.ImportOptions(fbfbm=code + "00", valid_from=SAMPLE_HOLDINGS_FROM),
@@ -183,7 +187,10 @@ def _load_sample_parcels(
             if report.rejected:
                 raise ValueError(f"sample parcels rejected: {report.rejected[:3]}")
             summary.parcels_added += len(report.created)
-        summary.parcels = len(parcels.list_all_active(session=session))
+        with database.transaction(write=False) as session:
+            summary.parcels = len(parcels.list_all_active(session=session))
+    finally:
+        engine.dispose()
 
 
 def print_summary(summary: DemoSummary, settings: Settings, *, host: str, port: int) -> None:

@@ -9,8 +9,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from digital_village.auth.actor import Actor
-from digital_village.cli.common import console, fail, load_settings, print_json, transaction
+from digital_village.cli.common import (
+    console,
+    fail,
+    load_settings,
+    print_json,
+    require_migrated,
+    transaction,
+)
 from digital_village.config import Settings
+from digital_village.db import Database
 from digital_village.errors import DomainError
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import geometry
@@ -44,10 +52,6 @@ def _write(out: Path, data: bytes) -> None:
         out.write_bytes(data)
     except OSError as error:
         fail(f"cannot write {out}: {error.strerror or error}", code=2)
-
-
-class _Discard(Exception):
-    """Raised inside a transaction to roll it back after an all-or-nothing import failed."""
 
 
 def _source(crs: str | None, datum: str | None) -> parcels.SourceCrs:
@@ -130,45 +134,36 @@ def import_(
 def _store_features(
     settings: Settings, read: parcel_io.SourceFile, options: parcel_io.ImportOptions, *, quiet: bool
 ) -> parcels.RegisterReport:
-    """Import the features read in one transaction, with a progress bar unless ``quiet``.
-
-    Nothing is stored when no feature was (or the import as a whole was refused: exit 2).
-    """
+    """Import the features read, with a progress bar unless ``quiet``: all checked first,
+    then stored in short transactions (exit 2 when the import as a whole was refused)."""
     ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
+    engine = require_migrated(settings)
     report: parcels.RegisterReport | None = None
-    refused: DomainError | None = None  # the import as a whole: its FBFBM, scope, CRS
     try:
-        with (
-            transaction(settings) as session,
-            Progress(
-                TextColumn("[bold]importing[/] {task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                disable=quiet or not console.is_terminal,
-                transient=True,
-            ) as progress,
-        ):
-            task = progress.add_task(read.filename, total=len(read.geometries))
-            try:
-                report = parcel_io.import_features(
-                    session=session,
-                    ledger=ledger,
-                    source=read,
-                    options=options,
-                    actor=Actor.operator(),
-                    progress=lambda n: progress.advance(task, n),
-                )
-            except DomainError as error:
-                refused = error
-                raise _Discard from None
-            if not report.stored:
-                raise _Discard
-    except _Discard:
-        pass
-    if refused is not None:
-        fail(f"nothing imported: {refused.detail}", code=2)
+        with Progress(
+            TextColumn("[bold]importing[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet or not console.is_terminal,
+            transient=True,
+        ) as progress:
+            # Each feature is checked, then stored (or rejected).
+            task = progress.add_task(read.filename, total=2 * len(read.geometries))
+            report = parcel_io.import_features(
+                database=Database(engine),
+                ledger=ledger,
+                source=read,
+                options=options,
+                actor=Actor.operator(),
+                limits=parcel_io.ImportLimits.of(settings),
+                progress=lambda n: progress.advance(task, n),
+            )
+    except DomainError as error:  # the import as a whole: its size, FBFBM, scope, CRS
+        fail(f"nothing imported: {error.detail}", code=2)
+    finally:
+        engine.dispose()
     assert report is not None
     return report
 

@@ -2,8 +2,9 @@
 
 geopandas and pyogrio are imported only when a file is read, so the API and the rest of the
 CLI start without them. Reading turns a file into ``ParcelIn`` items (geometry + attributes
-named as in NY/T 2539 or plainly); ``import_features`` hands them to the registry in chunks
-so a progress bar can follow, and stores all good features, or none with ``all_or_nothing``.
+named as in NY/T 2539 or plainly); ``import_features`` checks them all without locking
+anything, then stores the good ones in short write transactions (or all in one, or none, with
+``all_or_nothing``).
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
-from digital_village.errors import Invalid
+from digital_village.config import Settings
+from digital_village.db import Database, write_in_chunks
+from digital_village.errors import Invalid, PayloadTooLarge
 from digital_village.ledger.log import Ledger
-from digital_village.parcels import geometry, landuse
+from digital_village.parcels import geometry, landuse, registry
 from digital_village.parcels import service as parcels
 from digital_village.parcels.models import Parcel
 from digital_village.regions.models import Cooperative, Household, Region
 
 SUPPORTED = (".geojson", ".json", ".gpkg", ".shp", ".zip")
-CHUNK = 2000
 DUE_DILIGENCE_POLYGON_HA = 4.0
 
 # Attribute names: our own first, then the NY/T 2539 field names of 承包地块 layers.
@@ -229,70 +231,155 @@ def _source_crs(source: SourceFile, given: parcels.SourceCrs) -> parcels.SourceC
     return parcels.SourceCrs(crs=own.crs, datum=given.datum)
 
 
+@dataclass(frozen=True)
+class ImportLimits:
+    """How much one import may ask for (``DV_IMPORT_MAX_FEATURES``, ``DV_IMPORT_MAX_VERTICES``,
+    ``DV_PARCEL_MAX_VERTICES``): beyond the first two the import is refused whole (413), a
+    feature beyond the third is rejected alone."""
+
+    features: int = 100_000
+    vertices: int = 5_000_000
+    vertices_per_parcel: int = 20_000
+
+    @classmethod
+    def of(cls, settings: Settings) -> ImportLimits:
+        return cls(
+            settings.import_max_features,
+            settings.import_max_vertices,
+            settings.parcel_max_vertices,
+        )
+
+
+def _vertex_reasons(source: SourceFile, limits: ImportLimits) -> dict[int, str]:
+    """Refuse an import too big to check in one go; name each feature with too many vertices."""
+    if len(source.geometries) > limits.features:
+        raise PayloadTooLarge(
+            f"{source.filename} holds {len(source.geometries)} features; one import takes at "
+            f"most {limits.features} (split the file)",
+            limit=limits.features,
+        )
+    readable = [
+        index
+        for index, geom in enumerate(source.geometries)
+        if geom is not None and not isinstance(geom, _Unreadable)
+    ]
+    counts = shapely.get_num_coordinates(
+        np.asarray([source.geometries[i] for i in readable], dtype=object)
+    )
+    total = int(counts.sum()) if len(readable) else 0
+    if total > limits.vertices:
+        raise PayloadTooLarge(
+            f"{source.filename} holds {total} vertices; one import takes at most "
+            f"{limits.vertices} (split the file)",
+            limit=limits.vertices,
+        )
+    return {
+        index: f"{int(count)} vertices; a parcel has at most {limits.vertices_per_parcel}"
+        for index, count in zip(readable, counts, strict=True)
+        if count > limits.vertices_per_parcel
+    }
+
+
 def import_features(
     *,
-    session: Session,
+    database: Database,
     ledger: Ledger,
     source: SourceFile,
     options: ImportOptions,
     actor: Actor,
+    limits: ImportLimits | None = None,
     progress: Callable[[int], None] | None = None,
+    writes: list[float] | None = None,
 ) -> parcels.RegisterReport:
-    """Register a file's features in chunks; report every created parcel and rejected feature.
+    """Register a file's features; report every created parcel and rejected feature.
 
-    With ``all_or_nothing`` the report lists every problem and ``stored`` is False when there
-    was one: the caller must then roll the transaction back (the CLI and API do).
+    A long job, so it manages its own transactions: every feature is read and checked in one
+    read transaction, which locks nothing; then the good ones are stored in chunks of one short
+    write transaction each (``db.write_in_chunks``; ``writes`` gets how long each held the
+    writer), each first refusing what overlaps a parcel registered meanwhile. With
+    ``all_or_nothing`` nothing is written unless every feature passed, and then all are stored
+    in one write transaction (``stored`` is False, and nothing kept, if a parcel registered
+    meanwhile got in the way). ``progress`` counts features checked, then features stored.
     """
-    base = parcels.check_fbfbm(session=session, fbfbm=options.fbfbm)
-    parcels.require_region_scope(session=session, actor=actor, fbfbm=base.fbfbm)
-    source_crs = _source_crs(source, options.source)
-    previous = parcels.find_import(session=session, file_sha256=source.sha256)
-    items, reasons = _items(session, source, options)
-    report = parcels.RegisterReport()
-    if previous is not None:
-        report.already_imported = previous
-    report.rejected.extend(parcels.Rejected(i, reason) for i, reason in reasons.items())
-    indexes = [i for i, item in enumerate(items) if item is not None]
-    if reasons and progress:
-        progress(len(reasons))
-    # Where the village's land lies, before this file: a file read in the wrong CRS cannot
-    # vouch for itself by its own first chunk.
-    home = parcels.home_of(session, base)
-    feature_of: dict[str, int] = {}  # DKBM → feature, so reasons name earlier chunks by feature
-    for start in range(0, len(indexes), CHUNK):
-        chunk = indexes[start : start + CHUNK]
-        part = parcels.register_many(
+    limits = limits or ImportLimits()
+    too_big = _vertex_reasons(source, limits)
+    with database.transaction(write=False) as session:
+        base = parcels.check_fbfbm(session=session, fbfbm=options.fbfbm)
+        parcels.require_region_scope(session=session, actor=actor, fbfbm=base.fbfbm)
+        source_crs = _source_crs(source, options.source)
+        previous = parcels.find_import(session=session, file_sha256=source.sha256)
+        items, reasons = _items(session, source, options)
+        for index, reason in too_big.items():
+            if items[index] is not None:
+                items[index] = None
+                reasons[index] = reason
+        indexes = [i for i, item in enumerate(items) if item is not None]
+        checked = registry.check_many(
             session=session,
-            ledger=ledger,
             fbfbm=options.fbfbm,
-            items=[item for i in chunk if (item := items[i]) is not None],
+            items=[item for i in indexes if (item := items[i]) is not None],
             actor=actor,
             source=source_crs,
             allow_repair=options.allow_repair,
-            valid_from=options.valid_from,
-            feature_numbers=chunk,
-            earlier_features=feature_of,
-            home=home,
+            feature_numbers=indexes,
         )
-        feature_of.update((created.dkbm, created.feature) for created in part.created)
-        report.created.extend(part.created)
-        report.rejected.extend(part.rejected)
-        if progress:
-            progress(len(chunk))
+    report = checked.report
+    report.already_imported = previous
+    report.rejected.extend(parcels.Rejected(i, reason) for i, reason in reasons.items())
     report.rejected.sort(key=lambda r: r.feature)
+    if progress:
+        progress(len(items) + len(items) - len(checked.candidates))
     if options.all_or_nothing and report.rejected:
         report.stored = False
-        report.created = []
         return report
-    parcels.record_import(
-        session=session,
-        file_sha256=source.sha256,
-        filename=source.filename,
-        fbfbm=options.fbfbm,
-        created=len(report.created),
-        rejected=len(report.rejected),
-    )
+    start = options.valid_from or parcels.today()
+
+    def store(session: Session, chunk: Sequence[registry.Candidate]) -> None:
+        registry.store_checked(session, ledger, checked, chunk, start=start)
+        if progress:
+            progress(len(chunk))
+
+    if options.all_or_nothing:
+        try:
+            write_in_chunks(
+                database,
+                checked.candidates,
+                _all_or_nothing(store, report),
+                first=len(checked.candidates),
+                durations=writes,
+            )
+        except _Refused:
+            report.stored = False
+            report.created = []
+            return report
+    else:
+        write_in_chunks(database, checked.candidates, store, durations=writes)
+    with database.transaction(write=True) as session:
+        parcels.record_import(
+            session=session,
+            file_sha256=source.sha256,
+            filename=source.filename,
+            fbfbm=options.fbfbm,
+            created=len(report.created),
+            rejected=len(report.rejected),
+        )
     return report
+
+
+class _Refused(Exception):
+    """Rolls back an all-or-nothing store that a parcel registered meanwhile got in the way of."""
+
+
+def _all_or_nothing(
+    store: Callable[[Session, Sequence[registry.Candidate]], None], report: parcels.RegisterReport
+) -> Callable[[Session, Sequence[registry.Candidate]], None]:
+    def store_all(session: Session, chunk: Sequence[registry.Candidate]) -> None:
+        rejected = len(report.rejected)
+        store(session, chunk)
+        if len(report.rejected) > rejected:
+            raise _Refused
+
+    return store_all
 
 
 # --- out -----------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ __all__ = [
     "FAR_FROM_HOME_KM",
     "OVERLAP_TOLERANCE_M2",
     "Candidate",
+    "Checked",
     "Contractor",
     "Created",
     "Home",
@@ -60,12 +61,14 @@ __all__ = [
     "Rejected",
     "check_attributes",
     "check_fbfbm",
+    "check_many",
     "cooperative_region",
     "home_of",
     "overlap_reasons",
     "register",
     "register_many",
     "require_region_scope",
+    "store_checked",
     "store_parcels",
 ]
 
@@ -240,34 +243,38 @@ def _candidates(
     return candidates
 
 
-def register_many(
+@dataclass
+class Checked:
+    """Items checked against the registry as it stood: the candidates to store, and the report
+    with every rejection so far (and, once stored, every parcel created)."""
+
+    candidates: list[Candidate]
+    report: RegisterReport
+    households: dict[int, str]
+    cooperatives: dict[int, str]
+
+
+def check_many(
     *,
     session: Session,
-    ledger: Ledger,
     fbfbm: str,
     items: Sequence[ParcelIn],
     actor: Actor,
     source: SourceCrs | None = None,
     allow_repair: bool = False,
-    all_or_nothing: bool = False,
-    valid_from: dt.date | None = None,
-    kind: str = "parcel.registered",
-    extra: dict[str, Any] | None = None,
     feature_numbers: Sequence[int] | None = None,
     earlier_features: Mapping[str, int] | None = None,
     home: Home | Literal["look up"] | None = "look up",
-) -> RegisterReport:
-    """Check every parcel, store the good ones (or none, ``all_or_nothing``), report the rest.
+) -> Checked:
+    """Check every parcel (reads only): the candidates that passed, the rest in the report.
 
     Each feature is checked for its FBFBM (known region, under ``fbfbm``), attributes
     (GB/T 21010 land use, 不动产单元代码, crop seasons, holders), the DKBM it carries (see
     ``dkbm_reasons``), geometry (prepare_parcel), a shape already registered, and overlaps
-    over 1 m² with active parcels or earlier features. Stored parcels keep their own DKBM or
-    get the next of their FBFBM, and one ledger entry each. ``feature_numbers`` names the
-    items in reports (default: their index in ``items``); ``earlier_features`` maps DKBMs
-    stored from earlier chunks of the same input to theirs. A parcel over 30 km from the
-    other parcels of its village (``home``, looked up unless given) is refused as read in
-    the wrong CRS.
+    over 1 m² with active parcels or earlier features. ``feature_numbers`` names the items in
+    reports (default: their index in ``items``); ``earlier_features`` maps DKBMs stored from
+    earlier chunks of the same input to theirs. A parcel over 30 km from the other parcels of
+    its village (``home``, looked up unless given) is refused as read in the wrong CRS.
     """
     numbers = list(feature_numbers) if feature_numbers is not None else list(range(len(items)))
     source = source or SourceCrs()
@@ -299,16 +306,83 @@ def register_many(
         report.rejected.append(Rejected(candidates[position].feature, reason))
     report.rejected.sort(key=lambda r: r.feature)
     accepted = [c for position, c in enumerate(candidates) if position not in reasons]
-    if not accepted or (all_or_nothing and report.rejected):
+    return Checked(accepted, report, lookups.households, lookups.cooperatives)
+
+
+def store_checked(
+    session: Session,
+    ledger: Ledger,
+    checked: Checked,
+    candidates: Sequence[Candidate],
+    *,
+    start: dt.date,
+) -> None:
+    """Store candidates that were checked in an earlier transaction: those that now overlap
+    a parcel registered since are refused (into the report), the others stored."""
+    candidates = list(candidates)
+    report = checked.report
+    late = overlap_reasons(session, candidates)
+    for position, reason in late.items():
+        report.rejected.append(Rejected(candidates[position].feature, reason))
+    if late:
+        report.rejected.sort(key=lambda r: r.feature)
+    stored = [c for position, c in enumerate(candidates) if position not in late]
+    if stored:
+        store_parcels(
+            session,
+            ledger,
+            stored,
+            start=start,
+            households=checked.households,
+            cooperatives=checked.cooperatives,
+            kind="parcel.registered",
+            extra={},
+            report=report,
+        )
+
+
+def register_many(
+    *,
+    session: Session,
+    ledger: Ledger,
+    fbfbm: str,
+    items: Sequence[ParcelIn],
+    actor: Actor,
+    source: SourceCrs | None = None,
+    allow_repair: bool = False,
+    all_or_nothing: bool = False,
+    valid_from: dt.date | None = None,
+    kind: str = "parcel.registered",
+    extra: dict[str, Any] | None = None,
+    feature_numbers: Sequence[int] | None = None,
+    earlier_features: Mapping[str, int] | None = None,
+    home: Home | Literal["look up"] | None = "look up",
+) -> RegisterReport:
+    """Check every parcel (``check_many``), store the good ones in the session's transaction
+    (or none, ``all_or_nothing``), report the rest. Stored parcels keep their own DKBM or get
+    the next of their FBFBM, and one ledger entry each."""
+    checked = check_many(
+        session=session,
+        fbfbm=fbfbm,
+        items=items,
+        actor=actor,
+        source=source,
+        allow_repair=allow_repair,
+        feature_numbers=feature_numbers,
+        earlier_features=earlier_features,
+        home=home,
+    )
+    report = checked.report
+    if not checked.candidates or (all_or_nothing and report.rejected):
         report.stored = not report.rejected
         return report
     store_parcels(
         session,
         ledger,
-        accepted,
+        checked.candidates,
         start=valid_from or today(),
-        households=lookups.households,
-        cooperatives=lookups.cooperatives,
+        households=checked.households,
+        cooperatives=checked.cooperatives,
         kind=kind,
         extra=extra or {},
         report=report,

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from shapely.geometry import shape as shape_from_geojson
 from sqlalchemy.orm import Session
 
-from digital_village.api.deps import JSON_BODY, SessionDep, SettingsDep
+from digital_village.api.deps import JSON_BODY, DatabaseDep, SessionDep, SettingsDep
 from digital_village.auth.dependencies import ActorDep
 from digital_village.errors import Invalid, NotFound
 from digital_village.ledger.dependencies import LedgerDep
@@ -269,7 +269,8 @@ def register(
 
 @router.post("/parcels/import", response_model=ImportReportOut)
 def import_features(
-    session: SessionDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
     actor: ActorDep,
     ledger: LedgerDep,
     document: Annotated[dict[str, Any], Body(description="a GeoJSON FeatureCollection")],
@@ -279,9 +280,14 @@ def import_features(
     all_or_nothing: bool = False,
     land_use: Annotated[str | None, Query(description="for features without one")] = None,
 ) -> ImportReportOut:
-    """Register every good feature; name every bad one. With all_or_nothing, 422 stores none."""
+    """Register every good feature; name every bad one. With all_or_nothing, 422 stores none.
+
+    Every feature is checked before anything is written; the good ones are then stored in
+    short write transactions, so an import never holds up other writes for long. A file
+    beyond DV_IMPORT_MAX_FEATURES features or DV_IMPORT_MAX_VERTICES vertices gets 413.
+    """
     report = parcel_io.import_features(
-        session=session,
+        database=database,
         ledger=ledger,
         source=parcel_io.read_geojson(document),
         options=parcel_io.ImportOptions(
@@ -292,10 +298,10 @@ def import_features(
             land_use=land_use,
         ),
         actor=actor,
+        limits=parcel_io.ImportLimits.of(settings),
     )
     result = report.as_dict()
-    if not report.stored:
-        # Raising rolls the request's transaction back: nothing of this import is kept.
+    if not report.stored:  # nothing of it was written
         raise Invalid(
             f"{len(report.rejected)} features rejected; nothing stored (all_or_nothing)",
             rejected=result["rejected"],

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import shapely
@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
-from digital_village.db import Database
+from digital_village.db import Database, write_in_chunks
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import batch
 from digital_village.parcels.checks import overlap_reasons
@@ -49,11 +49,6 @@ from digital_village.registry.validate import (
     check_package,
     seal,
 )
-
-T = TypeVar("T")
-# A write transaction may hold the writer for < 100 ms. Chunks are sized on the CPU time the
-# last one took (wall time on a busy machine measures the other processes too), aiming at 70 ms.
-CHUNK_TARGET_S = 0.07
 
 
 @dataclass
@@ -261,31 +256,6 @@ def plan(
     return result
 
 
-def in_chunks(
-    database: Database,
-    items: Sequence[T],
-    write: Callable[[Session, Sequence[T]], None],
-    *,
-    first: int = 50,
-    durations: list[float] | None = None,
-) -> None:
-    """``write`` over ``items`` in chunks, one write transaction each, sized so that each
-    takes about CHUNK_TARGET_S of CPU (measured as it goes); ``durations`` gets the wall
-    time each transaction held the writer."""
-    size, start = first, 0
-    while start < len(items):
-        chunk = items[start : start + size]
-        began, cpu = time.perf_counter(), time.thread_time()
-        with database.transaction(write=True) as session:
-            write(session, chunk)
-        took, used = time.perf_counter() - began, time.thread_time() - cpu
-        if durations is not None:
-            durations.append(took)
-        start += len(chunk)
-        rate = len(chunk) / max(used, 1e-4)
-        size = max(10, min(5_000, int(rate * CHUNK_TARGET_S)))
-
-
 def check_and_plan(
     database: Database, package: Package, report: ImportReport
 ) -> tuple[Checked, Plan, State]:
@@ -338,7 +308,7 @@ def _store(
     report: ImportReport,
 ) -> None:
     """Step 4: every chunk its own write transaction, in the order records depend on."""
-    in_chunks(
+    write_in_chunks(
         database,
         plan_.collectives,
         lambda session, chunk: store.store_collectives(
@@ -351,14 +321,14 @@ def _store(
     def households(session: Session, chunk: Sequence[HouseholdIn]) -> None:
         ids.update(store.store_households(session, ledger, chunk, plan_.known_households, start))
 
-    in_chunks(database, plan_.households, households, durations=report.writes)
-    in_chunks(
+    write_in_chunks(database, plan_.households, households, durations=report.writes)
+    write_in_chunks(
         database,
         plan_.new_parcels,
         lambda session, chunk: store.store_new_parcels(session, ledger, chunk, ids, start),
         durations=report.writes,
     )
-    in_chunks(
+    write_in_chunks(
         database,
         plan_.contracts,
         lambda session, chunk: store.store_contracts(
@@ -366,7 +336,7 @@ def _store(
         ),
         durations=report.writes,
     )
-    in_chunks(
+    write_in_chunks(
         database,
         list(plan_.retired_contracts.items()),
         lambda session, chunk: store.retire_contracts(session, ledger, dict(chunk), start),
@@ -379,13 +349,13 @@ def _store(
     def apply(session: Session, chunk: Sequence[updates.ParcelUpdate]) -> None:
         changed.append(updates.apply_updates(session, ledger, list(chunk), cbfbm_of, start))
 
-    in_chunks(database, list(plan_.parcel_updates.values()), apply, durations=report.writes)
+    write_in_chunks(database, list(plan_.parcel_updates.values()), apply, durations=report.writes)
     counts = report.counts["parcels"]
     counts["unchanged"] -= sum(changed) - len(
         [u for u in plan_.parcel_updates.values() if u.record]
     )
     counts["changed"] = sum(changed)
-    in_chunks(
+    write_in_chunks(
         database,
         plan_.retired_parcels,
         lambda session, chunk: updates.retire(session, ledger, list(chunk), start),
