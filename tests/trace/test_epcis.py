@@ -164,7 +164,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
      "childEPCs or childQuantityList"),
     ("association without parent", _without(farm_chain.probe_on_parcel(), "parentID"),
      "/parentID", "Field required"),
-    ("unknown type", {**farm_chain.shipping(), "type": "ShippingEvent"}, "/type", "tag"),
+    ("unknown type", {**farm_chain.shipping(), "type": "ShippingEvent"}, "/type", "a URI naming"),
     ("empty persistentDisposition", {**farm_chain.shipping(), "persistentDisposition": {}},
      "/persistentDisposition/set", "'set' or 'unset'"),
     ("sensor report without type", {**farm_chain.soil_moisture(), "sensorElementList": [

@@ -243,3 +243,37 @@ def test_a_partners_declaration_of_an_event_never_sent_round_trips(
     (back,) = events
     assert _meaning(back, back["@context"]) == _meaning(given, sent["@context"])
     assert back["errorDeclaration"] == given["errorDeclaration"]
+
+
+def test_an_extension_event_type_is_captured_and_answered(
+    client: TestClient, world: World, chain: Chain, official_schema: dict[str, Any]
+) -> None:
+    # GS1's schema lets an event be of a type named by a URI (its Extended-Event): the fields
+    # every event has, and any others as sent.
+    kind = f"{partner_documents.PARTNER_NS}TemperatureLogEvent"
+    event = {
+        "type": kind,
+        "eventTime": "2025-06-02T15:00:00+02:00",
+        "eventTimeZoneOffset": "+02:00",
+        "readPoint": {"id": "urn:epc:id:sgln:4012345.00011.0"},
+        "logger": "urn:epc:id:giai:4000001.111",
+        "partner:readings": [{"partner:celsius": 4.5}, {"partner:celsius": 5.0}],
+    }
+    document = partner_documents.document()
+    document["epcisBody"]["eventList"] = [event]
+    document["id"] = "https://partner.example.org/documents/77"  # a URI, for the strict check
+    validator = Draft7Validator(official_schema, format_checker=FORMATS)
+    assert [e.message for e in validator.iter_errors(document)] == []
+    answer = _capture(client, world, document)
+    assert answer["events"][0]["eventID"] == event_hash.event_hash_id(
+        event, context=document["@context"]
+    )
+    found = client.get(
+        "/api/v1/epcis/events", params={"eventType": kind}, headers=world.auth("admin")
+    ).json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert [{k: v for k, v in e.items() if k in event} for e in found] == [event]
+    not_a_type = {**event, "type": "TemperatureLogEvent"}
+    document["epcisBody"]["eventList"] = [not_a_type]
+    refused = client.post("/api/v1/epcis/capture", json=document, headers=world.auth("manager"))
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["pointer"] == "/epcisBody/eventList/0/type"

@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self, TypeVar, cast
+from typing import Annotated, Any, Final, Literal, Self, TypeVar, cast
 
 import orjson
 from pydantic import (
+    Discriminator,
     Field,
     JsonValue,
     StringConstraints,
+    Tag,
     TypeAdapter,
     ValidationError,
     model_validator,
@@ -48,6 +50,7 @@ from digital_village.trace.epcis_fields import (
     TimeZoneOffset,
     Uom,
     Uri,
+    check_extension_values,
     check_farm_step,
     field_error,
 )
@@ -307,10 +310,6 @@ class TransformationEvent(_EventBase):
         )
 
 
-EventModel = (
-    ObjectEvent | AggregationEvent | AssociationEvent | TransactionEvent | TransformationEvent
-)
-Event = Annotated[EventModel, Field(discriminator="type")]
 EVENT_TYPES: frozenset[str] = frozenset(
     (
         "ObjectEvent",
@@ -320,6 +319,55 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "TransformationEvent",
     )
 )
+_EXTENDED: Final = "ExtendedEvent"
+
+
+class ExtendedEvent(_EventBase):
+    """An event of a type EPCIS leaves open to extension (GS1's schema: ``Extended-Event``).
+
+    Its ``type`` is a URI other than the five standard names; it has the fields every event
+    has, and any others as sent (the schema constrains no other key of such an event).
+    """
+
+    type: Uri
+
+    @model_validator(mode="after")
+    def _namespaced_extensions(self) -> Self:
+        check_extension_values(self.model_extra or {})
+        return self
+
+
+def _event_tag(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, Mapping) else getattr(value, "type", None)
+    if kind in EVENT_TYPES:
+        return str(kind)
+    if isinstance(kind, str) and ":" in kind:
+        return _EXTENDED
+    return None
+
+
+EventModel = (
+    ObjectEvent
+    | AggregationEvent
+    | AssociationEvent
+    | TransactionEvent
+    | TransformationEvent
+    | ExtendedEvent
+)
+Event = Annotated[
+    Annotated[ObjectEvent, Tag("ObjectEvent")]
+    | Annotated[AggregationEvent, Tag("AggregationEvent")]
+    | Annotated[AssociationEvent, Tag("AssociationEvent")]
+    | Annotated[TransactionEvent, Tag("TransactionEvent")]
+    | Annotated[TransformationEvent, Tag("TransformationEvent")]
+    | Annotated[ExtendedEvent, Tag(_EXTENDED)],
+    Discriminator(
+        _event_tag,
+        custom_error_type="epcis_event_type",
+        custom_error_message="type must be ObjectEvent, AggregationEvent, AssociationEvent, "
+        "TransactionEvent, TransformationEvent, or a URI naming an extension event type",
+    ),
+]
 
 
 def default_context() -> list[str | dict[str, Any]]:
@@ -384,14 +432,17 @@ def problems_from(error: ValidationError) -> list[Problem]:
         path = [
             step
             for index, step in enumerate(loc)
-            if not (step in EVENT_TYPES and (index == 0 or isinstance(loc[index - 1], int)))
+            if not (
+                (step in EVENT_TYPES or step == _EXTENDED)
+                and (index == 0 or isinstance(loc[index - 1], int))
+            )
         ]
         message = detail["msg"]
         context = detail.get("ctx") or {}
         if detail["type"] == "epcis_rule":
             path.append(context["field"])
             message = context["message"]
-        elif detail["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+        elif detail["type"] in {"union_tag_invalid", "union_tag_not_found", "epcis_event_type"}:
             path.append("type")
         pointer = "".join(f"/{_escape(step)}" for step in path)
         problems.append(Problem(pointer, message))

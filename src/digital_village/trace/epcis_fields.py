@@ -206,6 +206,17 @@ def check_extension_keys(keys: Sequence[str]) -> None:
             )
 
 
+def check_extension_values(extra: Mapping[str, Any]) -> None:
+    """Every extension value is JSON data (a model's extra keys may hold anything)."""
+    for key, value in extra.items():
+        if type(value) in _JSON_SCALARS:
+            continue
+        try:
+            _JSON_VALUE.validate_python(value)
+        except ValidationError:
+            raise field_error(key, "an extension value must be JSON data") from None
+
+
 def _ilmd_keys(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
     check_extension_keys(list(value))
     return value
@@ -311,13 +322,7 @@ class ExtensibleObject(BaseModel):
     def _namespaced_extensions(self) -> Self:
         extra = self.model_extra or {}
         check_extension_keys(list(extra))
-        for key, value in extra.items():
-            if type(value) in _JSON_SCALARS:
-                continue
-            try:
-                _JSON_VALUE.validate_python(value)
-            except ValidationError:
-                raise field_error(key, "an extension value must be JSON data") from None
+        check_extension_values(extra)
         return self
 
     @model_serializer(mode="wrap")

@@ -130,7 +130,8 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(300), index=True)
-    event_type: Mapped[str] = mapped_column(String(24))
+    # One of the five EPCIS event types, or the URI of an extension event type.
+    event_type: Mapped[str] = mapped_column(String(300))
     action: Mapped[str | None] = mapped_column(String(8), default=None)
     biz_step: Mapped[str | None] = mapped_column(String(300), default=None)
     disposition: Mapped[str | None] = mapped_column(String(300), default=None)

@@ -264,10 +264,12 @@ def query_events(
         raise Forbidden("a device token may not read events")
     if not 1 <= query.per_page <= MAX_PER_PAGE:
         raise Invalid(f"perPage must be 1..{MAX_PER_PAGE}, got {query.per_page}", field="perPage")
-    unknown = [name for name in query.event_types if name not in _EVENT_TYPES]
+    unknown = [name for name in query.event_types if name not in _EVENT_TYPES and ":" not in name]
     if unknown:
         raise Invalid(
-            f"eventType {unknown[0]!r} is not one of {', '.join(_EVENT_TYPES)}", field="eventType"
+            f"eventType {unknown[0]!r} is not one of {', '.join(_EVENT_TYPES)} "
+            "nor the URI of an extension event type",
+            field="eventType",
         )
     statement = select(Event)
     if not actor.is_admin:
