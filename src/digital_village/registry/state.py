@@ -85,7 +85,9 @@ def read_state(
         state.parcels[row[0]] = Known(row[1], None, row[2] == ParcelStatus.ACTIVE)
     for fbfbm in sorted(fbfbms):  # every parcel earlier packages stored under these 发包方
         query = select(RegistryParcel.dkbm, RegistryParcel.source_sha256, RegistryParcel.retired_on)
-        for row in session.execute(query.where(RegistryParcel.dkbm.startswith(fbfbm))):
+        # A range on the primary key, not LIKE: SQLite's LIKE cannot use the index.
+        under = (RegistryParcel.dkbm > fbfbm) & (RegistryParcel.dkbm < fbfbm + ":")
+        for row in session.execute(query.where(under)):
             state.registry_parcels[row[0]] = Known(0, row[1], row[2] is None)
         contracts = select(
             LandContract.cbhtbm, LandContract.id, LandContract.source_sha256, LandContract.active
