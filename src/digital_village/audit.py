@@ -17,6 +17,7 @@ from digital_village.iot.audit import SealChecker
 from digital_village.ledger import audit as ledger_audit
 from digital_village.ledger.audit import Problem, RecordChecker
 from digital_village.parcels.audit import ParcelChecker
+from digital_village.trace.audit import TraceChecker
 
 __all__ = ["AuditReport", "Problem", "audit", "record_checkers"]
 
@@ -39,7 +40,7 @@ class AuditReport(ledger_audit.AuditReport):
 
 def record_checkers() -> list[RecordChecker]:
     """A fresh checker for each kind of record the ledger vouches for, in report order."""
-    return [SealChecker(), ParcelChecker()]
+    return [SealChecker(), ParcelChecker(), TraceChecker()]
 
 
 def audit(

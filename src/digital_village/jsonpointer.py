@@ -8,6 +8,16 @@ from typing import Any
 _ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
 
 
+class _Missing:
+    """What a document holds where it holds nothing."""
+
+    def __repr__(self) -> str:
+        return "nothing"
+
+
+MISSING = _Missing()
+
+
 def pointer(*tokens: str) -> str:
     """The pointer to ``tokens`` (``~`` and ``/`` inside a token escaped)."""
     return "".join("/" + token.replace("~", "~0").replace("/", "~1") for token in tokens)

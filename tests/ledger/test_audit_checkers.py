@@ -79,6 +79,20 @@ def test_the_whole_audit_reports_each_packages_counts(session: Session, ledger: 
     ledger.append_many(session, [EntryIn("test.other", {"n": 1})])
     report = audit.audit(session, origin=ledger.origin)
     assert report.ok, report.problems
-    assert list(report.records) == ["seals", "sealed_readings", "parcels"]
+    assert list(report.records) == [
+        "seals",
+        "sealed_readings",
+        "parcels",
+        "parcel_holdings",
+        "parcel_attributes",
+        "crops_recorded_before",
+        "products",
+        "lots",
+        "certificates",
+        "harvested_parcels",
+        "trace_events",
+        "recorded_before_effects",
+    ]
     assert (report.seals, report.readings, report.parcels) == (0, 0, 0)
+    assert not any(report.records.values())
     assert not audit.audit(session, origin=ledger.origin, records=False).records

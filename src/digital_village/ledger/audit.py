@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
@@ -236,9 +237,11 @@ def _walk(
     size = 0
     newest_signed = 0
     for row in entries:
-        if row.seq != size:
-            found(size, f"entry missing: the next stored entry has index {row.seq}")
+        if not isinstance(row.seq, int) or row.seq != size:
+            found(size, f"entry missing: the next stored entry has index {row.seq!r}")
             break
+        if not _stored_as_written(row):
+            row = _readable(row, found)
         _check_entry(row, expected_prev, found)
         for handler in handlers.get(row.kind, ()):
             handler(row.seq, row.kind, row.body)
@@ -295,6 +298,63 @@ def _check_newest_checkpoint(
         )
 
 
+_HASH_COLUMNS = ("leaf_hash", "prev_hash", "chain_prev_leaf")
+
+
+def _stored_as_written(row: Any) -> bool:
+    """Whether every column the walk reads holds the type the log wrote (the usual case)."""
+    return (
+        type(row.body) is bytes
+        and type(row.leaf_hash) is bytes
+        and len(row.leaf_hash) == merkle.HASH_SIZE
+        and (row.prev_hash is None or type(row.prev_hash) is bytes)
+        and (row.chain_prev_leaf is None or type(row.chain_prev_leaf) is bytes)
+        and type(row.kind) is str
+        and (row.chain_key is None or type(row.chain_key) is str)
+    )
+
+
+def _readable(row: Any, found: Found) -> Any:
+    """A row whose columns were given another type or encoding (text for bytes, a number for
+    text, …): named as a finding at its index, then read as the bytes its values stand for, so
+    the walk goes on and the entry's own checks report whatever else differs."""
+    values = dict(row._mapping)
+    seq = row.seq
+
+    def changed(column: str, value: Any) -> None:
+        found(
+            seq,
+            f"the entry's {column} is stored as {type(value).__name__}, not as the log wrote "
+            "it: the column's type or encoding was changed",
+        )
+
+    body = values["body"]
+    if type(body) is not bytes:
+        changed("bytes (body)", body)
+        values["body"] = _bytes_of(body)
+    for column in _HASH_COLUMNS:
+        value = values[column]
+        if value is not None and type(value) is not bytes:
+            changed(column, value)
+            values[column] = _bytes_of(value)
+    if len(values["leaf_hash"]) != merkle.HASH_SIZE:
+        found(seq, f"the stored leaf hash has {len(values['leaf_hash'])} bytes, not 32")
+        # The tree is recomputed from the entry's bytes: stored tree hashes then show the rest.
+        values["leaf_hash"] = merkle.hash_leaf(values["body"])
+    for column in ("kind", "chain_key"):
+        value = values[column]
+        if value is not None and type(value) is not str:
+            changed(column, value)
+            values[column] = str(value)
+    return SimpleNamespace(**values)
+
+
+def _bytes_of(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogatepass")
+
+
 def _check_entry(row: Any, expected_prev: bytes | None, found: Found) -> None:
     seq = row.seq
     if merkle.hash_leaf(row.body) != row.leaf_hash:
@@ -325,6 +385,11 @@ def _check_entry(row: Any, expected_prev: bytes | None, found: Found) -> None:
     if row.chain_prev_seq is None:
         if chain.get("prev") is not None:
             found(seq, "the entry names a previous chain entry that is not stored")
+        return
+    if row.chain_prev_leaf is None:
+        found(
+            seq, f"the previous entry of chain '{row.chain_key}' ({row.chain_prev_seq!r}) is gone"
+        )
         return
     if row.chain_prev_key != row.chain_key or chain.get("prev") != row.chain_prev_leaf.hex():
         found(seq, f"the chain '{row.chain_key}' is broken at this entry")

@@ -1,118 +1,362 @@
-"""The map's records against the ledger: every parcel's geometry is the one it registered.
+"""The map's records against the ledger: every parcel as its chain of entries records it.
 
-A ``RecordChecker`` for the log audit (``digital_village.audit`` composes it). An edit is
-named by the parcel (``parcel:<dkbm>``) and its registration entry: the geometry bytes, their
-hash column, the PostGIS column, the bounding box, the area.
+A ``RecordChecker`` for the log audit (``digital_village.audit`` composes it), and
+``check_parcel`` for one parcel (``/api/v1/parcels/{dkbm}/verify``). Parcels are read in
+batches with their chains (``parcel:<dkbm>``, folded by ``parcels.recorded``), holdings and
+attributes; an edit is named by the parcel (``parcel:<dkbm>``) and the entry that records the
+value: the geometry bytes, their hash column, the PostGIS column and the bounding box against
+the registration's SHA-256; the code, 发包方, area (m², 亩, ha) against the registration; the
+land use against the last entry that set it; every holding period (承包方 and operating
+cooperative by code, from when) and every land use, crop and 不动产单元代码 period against the
+entry it names. Crops of parcels registered before registrations recorded them are counted,
+not passed. Stored values are read raw (``ledger.stored``): a value of another type is a
+finding, never a traceback.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
 
 import shapely
-from sqlalchemy import and_, literal, literal_column, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select, literal, literal_column, select
+from sqlalchemy.orm import Session
 
-from digital_village.ledger.audit import Found, RecordChecker, entry_data, keyset
-from digital_village.ledger.models import LedgerEntry
-from digital_village.parcels.models import Parcel
+from digital_village.errors import NotFound
+from digital_village.jsonpointer import MISSING
+from digital_village.ledger import reads
+from digital_village.ledger.audit import BATCH, Found, Problem, RecordChecker, keyset
+from digital_village.ledger.stored import UNREADABLE, as_bytes, as_date, as_number, raw
+from digital_village.parcels import recorded
+from digital_village.parcels.models import Parcel, ParcelAttribute, ParcelHolding
+from digital_village.regions.models import Cooperative, Household
+
+# Areas are recorded rounded: m² to the centimetre², 亩 to 4 decimals.
+AREA_M2_DIGITS: Final = 2
+AREA_MU_DIGITS: Final = 4
+
+
+def _parcel_rows(session: Session) -> Select[Any]:
+    # On PostgreSQL spatial queries use the PostGIS column, kept from the WKB by a trigger:
+    # an edit of that column alone would move the parcel on every map and search.
+    geom_matches = (
+        literal_column(
+            "ST_OrderingEquals(parcel.geom, ST_SetSRID(ST_GeomFromWKB(parcel.geometry_wkb), 4490))"
+        )
+        if session.get_bind().dialect.name == "postgresql"
+        else literal(True)
+    )
+    return select(
+        raw(Parcel.id),
+        raw(Parcel.dkbm),
+        raw(Parcel.fbfbm),
+        raw(Parcel.land_use),
+        raw(Parcel.area_m2),
+        raw(Parcel.area_mu),
+        raw(Parcel.area_ha),
+        raw(Parcel.geometry_wkb),
+        raw(Parcel.geometry_sha256),
+        raw(Parcel.min_lon),
+        raw(Parcel.min_lat),
+        raw(Parcel.max_lon),
+        raw(Parcel.max_lat),
+        raw(Parcel.last_seq),
+        geom_matches.label("geom_matches"),
+    )
+
+
+def _batches(rows: Iterator[Any]) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Batch:
+    """A batch of parcels with their chains, holdings and attributes, read in a few queries."""
+
+    def __init__(self, session: Session, rows: list[Any]) -> None:
+        self.rows = rows
+        dkbms = [str(row.dkbm) for row in rows]
+        ids = [row.id for row in rows if isinstance(row.id, int)]
+        chains = reads.chain_entries(session, [recorded.chain_key(d) for d in dkbms])
+        self.records = {
+            dkbm: recorded.fold(
+                dkbm,
+                (
+                    (seq, kind, reads.data_of(body))
+                    for seq, kind, body in chains.get(recorded.chain_key(dkbm), [])
+                ),
+            )
+            for dkbm in dkbms
+        }
+        self.holdings: dict[Any, list[Any]] = {}
+        self.attributes: dict[Any, list[Any]] = {}
+        for start in range(0, len(ids), reads.CHUNK):
+            chunk = ids[start : start + reads.CHUNK]
+            for holding in session.execute(
+                select(
+                    raw(ParcelHolding.id),
+                    raw(ParcelHolding.parcel_id),
+                    raw(ParcelHolding.valid_from),
+                    raw(ParcelHolding.ledger_seq),
+                    Household.cbfbm.label("contractor"),
+                    Cooperative.uscc.label("operator"),
+                    raw(ParcelHolding.contractor_household_id),
+                    raw(ParcelHolding.operator_cooperative_id),
+                )
+                .outerjoin(Household, Household.id == ParcelHolding.contractor_household_id)
+                .outerjoin(Cooperative, Cooperative.id == ParcelHolding.operator_cooperative_id)
+                .where(ParcelHolding.parcel_id.in_(chunk))
+                .order_by(ParcelHolding.id)
+            ):
+                self.holdings.setdefault(holding.parcel_id, []).append(holding)
+            for attribute in session.execute(
+                select(
+                    raw(ParcelAttribute.id),
+                    raw(ParcelAttribute.parcel_id),
+                    raw(ParcelAttribute.name),
+                    raw(ParcelAttribute.value),
+                    raw(ParcelAttribute.season),
+                    raw(ParcelAttribute.valid_from),
+                    raw(ParcelAttribute.ledger_seq),
+                )
+                .where(ParcelAttribute.parcel_id.in_(chunk))
+                .order_by(ParcelAttribute.id)
+            ):
+                self.attributes.setdefault(attribute.parcel_id, []).append(attribute)
 
 
 class ParcelChecker(RecordChecker):
-    """Each parcel's stored geometry must be the one its registration entry hashed."""
+    """Each parcel's rows against its chain of entries."""
 
-    def finish(self, session: Session, found: Found) -> dict[str, int]:
-        """Check every parcel; count them."""
-        registration = aliased(LedgerEntry)
-        postgis = session.get_bind().dialect.name == "postgresql"
-        # On PostgreSQL spatial queries use the PostGIS column, kept from the WKB by a trigger:
-        # an edit of that column alone would move the parcel on every map and search.
-        geom_matches = (
-            literal_column(
-                "ST_OrderingEquals(parcel.geom, "
-                "ST_SetSRID(ST_GeomFromWKB(parcel.geometry_wkb), 4490))"
-            )
-            if postgis
-            else literal(True)
+    def finish(self, session: Session, found: Found) -> Mapping[str, int]:
+        """Check every parcel; count them, their periods, and crops the ledger did not carry."""
+        counts = dict.fromkeys(
+            ("parcels", "parcel_holdings", "parcel_attributes", "crops_recorded_before"), 0
         )
-        rows = keyset(
-            session,
-            select(
-                Parcel.id,
-                Parcel.dkbm,
-                Parcel.geometry_wkb,
-                Parcel.geometry_sha256,
-                Parcel.area_m2,
-                Parcel.min_lon,
-                Parcel.min_lat,
-                Parcel.max_lon,
-                Parcel.max_lat,
-                Parcel.last_seq,
-                geom_matches.label("geom_matches"),
-                registration.seq.label("registered_seq"),
-                registration.body.label("registered_body"),
-            ).outerjoin(
-                registration,
-                and_(
-                    registration.chain_key == literal("parcel:") + Parcel.dkbm,
-                    registration.chain_prev_seq.is_(None),
-                ),
-            ),
-            Parcel.id,
-        )
-        count = 0
-        for row in rows:
-            count += 1
-            _check_parcel(row, found)
-        return {"parcels": count}
+        for rows in _batches(keyset(session, _parcel_rows(session), Parcel.id)):
+            batch = _Batch(session, rows)
+            for row in rows:
+                counts["parcels"] += 1
+                counts["parcel_holdings"] += len(batch.holdings.get(row.id, []))
+                counts["parcel_attributes"] += len(batch.attributes.get(row.id, []))
+                for problem in _check(row, batch, counts):
+                    found(problem.index, problem.what, problem.subject)
+        return counts
 
 
-def _check_parcel(row: Any, found: Found) -> None:
+def check_parcel(*, session: Session, dkbm: str) -> list[Problem]:
+    """One parcel's rows against its chain of entries, first problem first."""
+    rows = session.execute(_parcel_rows(session).where(Parcel.dkbm == dkbm)).all()
+    if not rows:
+        raise NotFound(f"no parcel {dkbm}")
+    return sorted(
+        _check(rows[0], _Batch(session, list(rows)), {}), key=lambda problem: problem.index
+    )
+
+
+def _check(row: Any, batch: _Batch, counts: dict[str, int]) -> list[Problem]:
     name = f"parcel:{row.dkbm}"
-    data = entry_data(row.registered_body)
-    if data is None or "geometry_sha256" not in data:
-        found(
-            row.last_seq if row.last_seq is not None else -1,
-            f"parcel {row.dkbm} has no registration entry in the ledger",
-            name,
-        )
+    found: list[Problem] = []
+
+    def problem(index: int, what: str) -> None:
+        found.append(Problem(index, what, name))
+
+    record = batch.records[str(row.dkbm)]
+    if record.registered_seq is None or "geometry_sha256" not in record.registration:
+        last = row.last_seq if isinstance(row.last_seq, int) else -1
+        problem(last, f"parcel {row.dkbm} has no registration entry in the ledger")
+        return found
+    _check_registration(row, record, problem)
+    _check_periods(
+        row,
+        record,
+        batch.holdings.get(row.id, []),
+        batch.attributes.get(row.id, []),
+        problem,
+        counts,
+    )
+    return found
+
+
+def _check_registration(row: Any, record: recorded.ParcelRecord, problem: Any) -> None:
+    seq = record.registered_seq
+    data = record.registration
+    wkb = as_bytes(row.geometry_wkb)
+    if wkb is UNREADABLE:
+        problem(seq, f"parcel {row.dkbm}: the stored geometry is not bytes (column type changed)")
         return
-    seq = row.registered_seq
-    digest = hashlib.sha256(row.geometry_wkb).hexdigest()
+    assert isinstance(wkb, bytes)
+    digest = hashlib.sha256(wkb).hexdigest()
     if digest != data["geometry_sha256"]:
-        found(
+        problem(
             seq,
             f"parcel {row.dkbm}: the stored geometry (sha256 {digest[:16]}…) is not the one "
             f"registered in ledger entry {seq} (sha256 {str(data['geometry_sha256'])[:16]}…): "
             "geometry edited",
-            name,
         )
     elif row.geometry_sha256 != digest:
-        found(seq, f"parcel {row.dkbm}: the stored geometry hash column was edited", name)
+        problem(seq, f"parcel {row.dkbm}: the stored geometry hash column was edited")
     if not row.geom_matches:
-        found(
+        problem(
             seq,
             f"parcel {row.dkbm}: the PostGIS geometry (parcel.geom) differs from the registered "
             "geometry bytes: geom edited, so maps and spatial searches show another shape",
-            name,
         )
     try:
-        bounds = tuple(shapely.from_wkb(row.geometry_wkb).bounds)
-    except shapely.errors.GEOSException:
-        found(seq, f"parcel {row.dkbm}: the stored geometry bytes are not WKB", name)
-        return
-    if bounds != (row.min_lon, row.min_lat, row.max_lon, row.max_lat):
-        found(
+        bounds: tuple[Any, ...] = tuple(shapely.from_wkb(wkb).bounds)
+    except (shapely.errors.GEOSException, ValueError):
+        problem(seq, f"parcel {row.dkbm}: the stored geometry bytes are not WKB")
+        bounds = ()
+    if bounds and bounds != (row.min_lon, row.min_lat, row.max_lon, row.max_lat):
+        problem(
             seq,
             f"parcel {row.dkbm}: the stored bounding box differs from its geometry (edited: "
             "spatial searches would find the parcel elsewhere)",
-            name,
         )
-    if "area_m2" in data and round(row.area_m2, 2) != data["area_m2"]:
-        found(
-            seq,
-            f"parcel {row.dkbm}: stored area {row.area_m2:.2f} m² differs from the "
-            f"{data['area_m2']} m² registered in ledger entry {seq}",
-            name,
+    for column, key, value in (
+        ("code", "dkbm", row.dkbm),
+        ("发包方编码", "fbfbm", row.fbfbm),
+        ("area (m²)", "area_m2", _rounded(row.area_m2, AREA_M2_DIGITS)),
+        ("area (亩)", "area_mu", _rounded(row.area_mu, AREA_MU_DIGITS)),
+    ):
+        if key in data and value != data[key]:
+            problem(
+                seq,
+                f"parcel {row.dkbm}: stored {column} {_shown(value)} differs from the "
+                f"{data[key]} registered in ledger entry {seq}",
+            )
+    m2, ha = as_number(row.area_m2), as_number(row.area_ha)
+    if isinstance(m2, float) and (not isinstance(ha, float) or abs(ha * 10_000 - m2) > 0.01):
+        problem(seq, f"parcel {row.dkbm}: stored area (ha) {_shown(ha)} is not its area in m²")
+    land_use = record.land_use
+    if land_use is not None and row.land_use != land_use.value:
+        problem(
+            land_use.seq,
+            f"parcel {row.dkbm}: stored land use {_shown(row.land_use)} differs from the "
+            f"{land_use.value} recorded in ledger entry {land_use.seq}",
         )
+
+
+def _rounded(value: Any, digits: int) -> Any:
+    number = as_number(value)
+    return round(number, digits) if isinstance(number, float) else number
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) or value is UNREADABLE else f"{value:g}"
+
+
+def _entry_holdings(record: recorded.ParcelRecord) -> dict[int, recorded.RecordedHolding]:
+    return {holding.seq: holding for holding in record.holdings}
+
+
+def _check_periods(
+    row: Any,
+    record: recorded.ParcelRecord,
+    holdings: Sequence[Any],
+    attributes: Sequence[Any],
+    problem: Any,
+    counts: dict[str, int],
+) -> None:
+    """Every holding and attribute period against the entry it names (and entries' holdings
+    against the rows: a period removed behind the log)."""
+    recorded_holdings = _entry_holdings(record)
+    named: set[Any] = set()
+    for holding in holdings:
+        seq = holding.ledger_seq
+        named.add(seq)
+        entry = recorded_holdings.get(seq) if isinstance(seq, int) else None
+        if entry is None:
+            problem(
+                seq if isinstance(seq, int) else -1,
+                f"parcel {row.dkbm}: holding {holding.id} names ledger entry {seq!r}, which "
+                "records no holders of it (row added or edited behind the log)",
+            )
+            continue
+        shown = {
+            "承包方": holding.contractor,
+            "operator": holding.operator,
+            "valid_from": _iso(holding.valid_from),
+        }
+        entered = {
+            "承包方": entry.contractor,
+            "operator": entry.operator,
+            "valid_from": entry.valid_from,
+        }
+        _first_difference(row.dkbm, f"holding {holding.id}", seq, shown, entered, problem)
+    for seq, holding in recorded_holdings.items():
+        if seq not in named and (holding.contractor or holding.operator):
+            problem(
+                seq,
+                f"parcel {row.dkbm}: the holders recorded in ledger entry {seq} have no holding "
+                "row (row removed)",
+            )
+    for attribute in attributes:
+        _check_attribute(row, record, attribute, problem, counts)
+
+
+def _check_attribute(
+    row: Any, record: recorded.ParcelRecord, attribute: Any, problem: Any, counts: dict[str, int]
+) -> None:
+    seq = attribute.ledger_seq
+    what = f"{attribute.name} period {attribute.id}"
+    data = record.entries.get(seq) if isinstance(seq, int) else None
+    if data is None:
+        problem(
+            seq if isinstance(seq, int) else -1,
+            f"parcel {row.dkbm}: {what} names ledger entry {seq!r}, which is not in its chain "
+            "(row added or edited behind the log)",
+        )
+        return
+    kind, values = data
+    recorded_value: Any = values.get(attribute.name, MISSING)
+    if attribute.name == "crop":
+        if kind == recorded.REGISTERED:
+            if "crops" not in values:
+                counts["crops_recorded_before"] = counts.get("crops_recorded_before", 0) + 1
+                return
+            crops = values["crops"]
+            crops = crops if isinstance(crops, dict) else {}
+            recorded_value = crops.get(attribute.season, MISSING)
+        else:
+            crop = values.get("crop")
+            crop = crop if isinstance(crop, dict) else {}
+            same_season = crop.get("season") == attribute.season
+            recorded_value = crop.get("crop") if same_season else MISSING
+    shown = {"value": attribute.value}
+    entered = {"value": recorded_value}
+    if attribute.name != "crop":
+        # Crop periods are a season's; the others start when their entry says.
+        shown["valid_from"] = _iso(attribute.valid_from)
+        entered["valid_from"] = values.get("valid_from")
+    _first_difference(row.dkbm, what, seq, shown, entered, problem)
+
+
+def _first_difference(
+    dkbm: Any,
+    what: str,
+    seq: int,
+    shown: Mapping[str, Any],
+    entered: Mapping[str, Any],
+    problem: Any,
+) -> None:
+    for key, value in shown.items():
+        if value != entered[key]:
+            problem(
+                seq,
+                f"parcel {dkbm}: {what}'s {key} is {value!r} in its row but "
+                f"{entered[key]!r} in ledger entry {seq}: row edited",
+            )
+            return
+
+
+def _iso(value: Any) -> Any:
+    day = as_date(value)
+    return day.isoformat() if day is not UNREADABLE else UNREADABLE  # type: ignore[union-attr]

@@ -7,16 +7,13 @@ Imported through ``parcels.service``.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from digital_village.ledger.models import LedgerEntry
+from digital_village.parcels import audit
 from digital_village.parcels.models import (
     ParcelAttribute,
     ParcelHolding,
@@ -146,31 +143,11 @@ def history(*, session: Session, dkbm: str) -> dict[str, Any]:
 
 
 def verify_geometry(*, session: Session, dkbm: str) -> str | None:
-    """None when the stored geometry hashes to what its registration entry recorded.
-
-    Otherwise a message saying what does not match: an edit of the stored bytes after
-    registration, or an entry that is missing.
-    """
+    """None when the parcel's rows agree with its chain of ledger entries (geometry, code,
+    area, land use, holders, crops: ``parcels.audit``); otherwise the first difference."""
     parcel = get_parcel(session=session, dkbm=dkbm)
-    body = session.scalar(
-        select(LedgerEntry.body)
-        .where(
-            LedgerEntry.chain_key == f"parcel:{parcel.dkbm}",
-            LedgerEntry.kind == "parcel.registered",
-        )
-        .order_by(LedgerEntry.seq)
-        .limit(1)
-    )
-    if body is None:
-        return f"parcel {parcel.dkbm} has no registration entry in the ledger"
-    recorded = json.loads(body)["data"]["geometry_sha256"]
-    stored = hashlib.sha256(parcel.geometry_wkb).hexdigest()
-    if not hmac.compare_digest(recorded, stored):
-        return (
-            f"stored geometry of {parcel.dkbm} (sha256 {stored[:16]}…) does not match the "
-            f"ledger's registration entry (sha256 {recorded[:16]}…)"
-        )
-    return None
+    problems = audit.check_parcel(session=session, dkbm=parcel.dkbm)
+    return problems[0].what if problems else None
 
 
 def find_import(*, session: Session, file_sha256: str) -> dict[str, Any] | None:

@@ -62,6 +62,8 @@ class ParcelRecord:
     retired_seq: int | None = None
     # Crops are in registration entries from the version that records them.
     registration_records_crops: bool = False
+    # Every entry of the chain: index → (kind, data).
+    entries: dict[int, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
 
     def registered(self, name: str) -> Recorded | None:
         """A field of the registration entry (``area_mu``, ``geometry_sha256``, …)."""
@@ -85,6 +87,7 @@ def fold(dkbm: str, entries: Iterable[tuple[int, str, Mapping[str, Any]]]) -> Pa
     """The record of a parcel from its chain's (index, kind, data), in index order."""
     record = ParcelRecord(dkbm)
     for seq, kind, data in entries:
+        record.entries[seq] = (kind, data)
         if kind == REGISTERED and record.registered_seq is None:
             record.registered_seq = seq
             record.registration = data

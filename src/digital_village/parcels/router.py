@@ -13,6 +13,7 @@ from digital_village.api.deps import JSON_BODY, DatabaseDep, SessionDep, Setting
 from digital_village.auth.dependencies import ActorDep
 from digital_village.errors import Invalid, NotFound
 from digital_village.ledger.dependencies import LedgerDep
+from digital_village.parcels import audit as parcel_audit
 from digital_village.parcels import io as parcel_io
 from digital_village.parcels import service as parcels
 from digital_village.parcels.dependencies import LastEventDep
@@ -191,9 +192,18 @@ def neighbours(
 
 @router.get("/parcels/{dkbm}/verify")
 def verify(dkbm: str, session: SessionDep) -> dict[str, Any]:
-    """Whether the stored geometry still hashes to what the ledger recorded at registration."""
-    problem = parcels.verify_geometry(session=session, dkbm=dkbm)
-    return {"dkbm": dkbm, "ok": problem is None, "problem": problem}
+    """Whether the parcel's rows agree with its chain of ledger entries: geometry, code, area,
+    land use, every holding and attribute period (``problems`` names each difference by the
+    entry's index; ``problem`` is the first)."""
+    found = parcel_audit.check_parcel(
+        session=session, dkbm=parcels.get_parcel(session=session, dkbm=dkbm).dkbm
+    )
+    return {
+        "dkbm": dkbm,
+        "ok": not found,
+        "problem": found[0].what if found else None,
+        "problems": [{"index": p.index, "what": p.what, "subject": p.subject} for p in found],
+    }
 
 
 @router.get(

@@ -31,7 +31,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from digital_village.jsonpointer import pointer, resolve
+from digital_village.jsonpointer import MISSING, pointer, resolve
+from digital_village.ledger.stored import UNREADABLE, Unreadable
 
 EVENT_KIND: Final = "trace.epcis_event"
 PRODUCT_KIND: Final = "trace.product.registered"
@@ -56,27 +57,28 @@ def claims(bindings: Sequence[Binding], row: Any) -> dict[str, Any]:
     return {path: value_of(row) for path, value_of in bindings}
 
 
-def differences(bindings: Sequence[Binding], row: Any, entry: Mapping[str, Any]) -> list[str]:
-    """The pointers at which ``row`` and its parsed entry disagree, in binding order."""
-    found: list[str] = []
+def differences(
+    bindings: Sequence[Binding], row: Any, entry: Mapping[str, Any]
+) -> list[tuple[str, Any, Any]]:
+    """(pointer, the row's value, the entry's) wherever ``row`` and its parsed entry disagree,
+    in binding order; a value the entry lacks is reported as ``MISSING``."""
+    found: list[tuple[str, Any, Any]] = []
     for path, value_of in bindings:
         present, recorded = resolve(entry, path)
         try:
             shown = value_of(row)
         except (TypeError, ValueError, AttributeError):
-            shown = _Unreadable()
-        if not present or not _same(recorded, shown):
-            found.append(path)
+            shown = UNREADABLE
+        if not present:
+            found.append((path, shown, MISSING))
+        elif not _same(recorded, shown):
+            found.append((path, shown, recorded))
     return found
-
-
-class _Unreadable:
-    """A row value that could not even be read as its column's type."""
 
 
 def _same(recorded: Any, shown: Any) -> bool:
     """JSON equality: what a browser comparing the two parsed values would conclude."""
-    if isinstance(shown, _Unreadable):
+    if isinstance(shown, Unreadable):
         return False
     if isinstance(recorded, bool) or isinstance(shown, bool):
         return recorded is shown

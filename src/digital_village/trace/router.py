@@ -19,6 +19,7 @@ from digital_village.db import utcnow
 from digital_village.errors import Invalid, UnsupportedMediaType
 from digital_village.labels import qr
 from digital_village.ledger.dependencies import LedgerDep
+from digital_village.trace import audit as trace_audit
 from digital_village.trace import capture, epcis_xml, jobs, products, store, tracing
 from digital_village.trace.epcis import (
     EPCISParseError,
@@ -417,6 +418,20 @@ def get_lot(gtin: str, lot: str, session: SessionDep, settings: SettingsDep) -> 
     )
 
 
+@router.get("/lots/{gtin}/{lot}/verify")
+def verify_lot(gtin: str, lot: str, session: SessionDep) -> dict[str, Any]:
+    """Whether what the pages show of a lot agrees with the ledger: its product, its totals,
+    its events, harvests and certificates, each row against the entry that records it
+    (``problems`` names each difference by the entry's index, first first)."""
+    found = trace_audit.check_lot(session=session, gtin=gtin, lot=lot)
+    return {
+        "gtin": products.normalise_gtin(gtin),
+        "lot": lot,
+        "ok": not found,
+        "problems": trace_audit.problems_json(found),
+    }
+
+
 @router.get("/lots/{gtin}/{lot}/epcis")
 def export_lot(gtin: str, lot: str, session: SessionDep, settings: SettingsDep) -> JSONResponse:
     """The lot's history as an EPCIS 2.0 EPCISDocument: every event of its backward trace,
@@ -476,6 +491,13 @@ def get_certificate(number: str, session: SessionDep, settings: SettingsDep) -> 
         base_url=settings.public_base_url,
         lot_uri=lot_uri(settings.public_base_url, row.gtin, row.lot),
     )
+
+
+@router.get("/certificates/{number}/verify")
+def verify_certificate(number: str, session: SessionDep) -> dict[str, Any]:
+    """Whether the certificate as stored is the one its issue entry records."""
+    found = trace_audit.check_certificate(session=session, number=number)
+    return {"number": number, "ok": not found, "problems": trace_audit.problems_json(found)}
 
 
 @router.get(
