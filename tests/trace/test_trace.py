@@ -184,17 +184,23 @@ def test_a_wrong_harvest_is_corrected_and_trace_shows_the_corrected_history(
     declaration_result, corrected_result = fixed.json()["events"]
     # The declaration carries the eventID of the event it declares erroneous.
     assert declaration_result["eventID"] == wrong_id
+    assert_harvest_corrected(client, wrong_id, corrected_result["eventID"])
+
+
+def assert_harvest_corrected(client: TestClient, wrong_id: str, corrected_id: str) -> None:
+    """The season's harvest was declared erroneous and recorded again with 1,805 kg: the lot
+    counts the corrected harvest, and the bottle's trace shows both and runs through the
+    corrected one only."""
     lot = client.get(f"/api/v1/lots/{RAPESEED}/RS-2025-001").json()
     assert (lot["quantity"], lot["remaining"]) == (1805.0, 805.0)
     body = graph(client, f"/api/v1/trace/{BOTTLE}/B-2025-007")
     nodes = {node["id"]: node for node in body["nodes"]}
     assert nodes[wrong_id]["declared_erroneous"] is True
     assert nodes[f"{wrong_id}#errorDeclaration"]["error_declaration"] is True
-    assert nodes[corrected_result["eventID"]]["declared_erroneous"] is False
+    assert nodes[corrected_id]["declared_erroneous"] is False
     assert (f"{wrong_id}#errorDeclaration", wrong_id) in edges(body, "declares_erroneous")
-    # The lineage runs through the corrected harvest only.
     harvests = {edge["event"] for edge in body["edges"] if edge["type"] == "harvested_into"}
-    assert harvests == {corrected_result["eventID"]}
+    assert harvests == {corrected_id}
 
 
 def test_a_correction_may_not_leave_a_lot_used_beyond_what_it_made(
@@ -242,15 +248,7 @@ def test_a_declaration_may_come_before_its_event(
     arrived = capture_doc(client, world, "manager", [*events[:5], corrected, *events[5:]])
     assert arrived.status_code == 202, arrived.text
     assert arrived.json()["events"][4]["eventID"] == wrong_id
-    lot = client.get(f"/api/v1/lots/{RAPESEED}/RS-2025-001").json()
-    assert (lot["quantity"], lot["remaining"]) == (1805.0, 805.0)
-    body = graph(client, f"/api/v1/trace/{BOTTLE}/B-2025-007")
-    nodes = {node["id"]: node for node in body["nodes"]}
-    assert nodes[wrong_id]["declared_erroneous"] is True
-    assert nodes[f"{wrong_id}#errorDeclaration"]["error_declaration"] is True
-    assert (f"{wrong_id}#errorDeclaration", wrong_id) in edges(body, "declares_erroneous")
-    harvests = {edge["event"] for edge in body["edges"] if edge["type"] == "harvested_into"}
-    assert harvests == {arrived.json()["events"][5]["eventID"]}
+    assert_harvest_corrected(client, wrong_id, arrived.json()["events"][5]["eventID"])
     # Declared once: declaring it again is refused as for any declared event.
     twice = capture_doc(client, world, "manager", [declaration(wrong)])
     assert twice.status_code == 409 and "already declared erroneous" in twice.text
