@@ -19,6 +19,7 @@ from digital_village.ledger.models import LedgerEntry
 from digital_village.parcels import service as parcels
 from digital_village.regions import service as regions
 from digital_village.regions.models import Household, HouseholdMember
+from digital_village.registry import store
 from digital_village.registry.importer import ImportReport, import_package
 from digital_village.registry.models import ContractParcel, LandContract
 from digital_village.registry.package import read_package
@@ -218,3 +219,34 @@ def test_an_imported_parcel_has_its_page_with_the_household_masked(
         assert secret not in page.text
     svg = client.get(f"/api/v1/maps/{first['DKBM'][:12]}.svg")
     assert svg.status_code == 200 and first["DKBM"][-5:] in svg.text
+
+
+def test_an_import_interrupted_while_storing_is_completed_by_running_it_again(
+    county: Database,
+    ledger: Ledger,
+    package: Generated,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = write(package, tmp_path / "pkg")
+    real = store.store_contracts
+
+    def power_cut(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(store, "store_contracts", power_cut)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(county, ledger, folder)
+    with county.transaction(write=False) as session:
+        assert session.scalar(select(func.count()).select_from(LandContract)) == 0
+        assert session.scalar(select(func.count()).select_from(Household)) == 20
+    monkeypatch.setattr(store, "store_contracts", real)
+    again = run(county, ledger, folder).as_dict()
+    assert again["parcels"]["created"] == 0 and again["parcels"]["unchanged"] == 60
+    assert again["households"]["unchanged"] == 20
+    assert again["contracts"]["created"] == 20
+    with county.transaction(write=False) as session:
+        assert session.scalar(select(func.count()).select_from(ContractParcel)) == 60
+        holder = parcels.holder_at(session=session, dkbm=package.dk[0]["DKBM"], on=DAY_ONE)
+        assert holder.contractor_household_id is not None
+    assert run(county, ledger, folder).as_dict()["contracts"]["unchanged"] == 20
