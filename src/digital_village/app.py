@@ -36,7 +36,7 @@ from digital_village.trace import lineage
 from digital_village.trace.router import epcis_router
 from digital_village.trace.router import router as trace_router
 from digital_village.web import STATIC_DIR
-from digital_village.web.resolver import ResolverState
+from digital_village.web.resolver_state import ResolverState
 from digital_village.web.routes import router as web_router
 
 log = logging.getLogger("digital_village.app")
