@@ -19,6 +19,7 @@ from digital_village.api import docs, openapi, problems
 from digital_village.api.jsonguard import JsonGuardMiddleware
 from digital_village.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from digital_village.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from digital_village.api.paths import EncodedSlashMiddleware
 from digital_village.api.ratelimit import RateLimitMiddleware
 from digital_village.api.security import SecurityHeadersMiddleware
 from digital_village.auth.router import router as auth_router
@@ -128,6 +129,7 @@ def _add_middleware(app: FastAPI, settings: Settings, resolver: ResolverState) -
     """The middleware stack, and the metrics it records."""
     # Outermost last: access log → security headers → rate limit → body size → JSON guard
     # → routes.
+    app.add_middleware(EncodedSlashMiddleware)
     app.add_middleware(JsonGuardMiddleware, max_depth=settings.max_json_depth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     metrics = Metrics()

@@ -166,6 +166,14 @@ MATRIX: dict[tuple[str, str], list[Case]] = {
             _deny_all_but({"admin": 201}),
         ),
         Case(
+            "household of the manager's cooperative in another village",
+            lambda w, c: (
+                "/api/v1/households",
+                {"region_code": OTHER_VILLAGE, "name": "赵玉兰", "cooperative_id": w.coop_a},
+            ),
+            _deny_all_but({"admin": 201}),
+        ),
+        Case(
             "household in no cooperative",
             lambda w, c: ("/api/v1/households", {"region_code": GROUP, "name": "赵玉兰"}),
             _deny_all_but({"admin": 201}),

@@ -230,12 +230,14 @@ def test_a_manager_downloads_a_label_sheet(phone: Any, live_pages: LivePages) ->
     page.get_by_role("button", name="登录").click()
     page.wait_for_selector('[data-labels-form][data-state="signed-in"]', timeout=15_000)
     page.select_option('select[name="gtin"]', seasons.BOTTLE)
-    page.fill('input[name="lot"]', "B2027-01")
+    page.fill('input[name="lot"]', pages.season.bottle_lot)
     page.fill('input[name="serials"]', "0001-0030")
     with page.expect_download() as download:
         page.get_by_role("button", name="下载标签 PDF").click()
     saved = download.value.path()
-    assert download.value.suggested_filename == f"labels-{seasons.BOTTLE}-B2027-01.pdf"
+    assert download.value.suggested_filename == (
+        f"labels-{seasons.BOTTLE}-{pages.season.bottle_lot}.pdf"
+    )
     assert len(PdfReader(saved).pages) == 2
     assert "已生成 30 张标签" in page.locator("[data-result]").inner_text()
     keep(page, "labels-downloaded-zh-CN")

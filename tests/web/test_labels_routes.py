@@ -82,19 +82,22 @@ def test_a_label_sheet_is_for_the_products_cooperative(
     assert len(PdfReader(io.BytesIO(recorded.content)).pages) == 1
     text = PdfReader(io.BytesIO(recorded.content)).pages[0].extract_text()
     assert "天府菜油 5 L" in text and "采收 2026-05-18" in text and "序号 0006" in text
-    # New serials for a lot not bottled yet: labels are printed first.
-    fresh = pages_client.get(
+    # Serials not commissioned yet, for a recorded lot: labels are printed first.
+    fresh = pages_client.get(path + "?serials=0001-0030", headers=world.auth("admin"))
+    assert fresh.status_code == 200 and fresh.headers["x-label-count"] == "30"
+    assert len(PdfReader(io.BytesIO(fresh.content)).pages) == 2
+    # A lot nobody recorded has no sheet.
+    unknown = pages_client.get(
         f"/api/v1/labels/{seasons.BOTTLE}/B2027-01/sheet.pdf?serials=0001-0030",
         headers=world.auth("admin"),
     )
-    assert fresh.status_code == 200 and fresh.headers["x-label-count"] == "30"
-    assert len(PdfReader(io.BytesIO(fresh.content)).pages) == 2
+    assert unknown.status_code == 404 and "is recorded" in unknown.json()["detail"]
     bad = pages_client.get(path + "?serials=0010-0001", headers=world.auth("manager"))
     assert bad.status_code == 422 and "ends before it starts" in bad.json()["detail"]
     unnamed = pages_client.get(
         f"/api/v1/labels/{seasons.BOTTLE}/B2027-02/sheet.pdf", headers=world.auth("manager")
     )
-    assert unnamed.status_code == 404 and "name its serials" in unnamed.json()["detail"]
+    assert unnamed.status_code == 404 and "B2027-02" in unnamed.json()["detail"]
 
 
 def test_dv_labels_prints_sheets_and_codes(

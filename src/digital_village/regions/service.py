@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
-from digital_village.errors import Conflict, Invalid, NotFound
+from digital_village.errors import Conflict, Forbidden, Invalid, NotFound
 from digital_village.regions.models import CODE_LENGTHS, Cooperative, Household, Region, RegionLevel
 from digital_village.regions.uscc import USCCError, validate_uscc
 
@@ -186,11 +187,23 @@ def register_household(
         actor.require_admin()
     else:
         actor.require_cooperative(cooperative_id)
-        get_cooperative(session=session, cooperative_id=cooperative_id)
+        cooperative = get_cooperative(session=session, cooperative_id=cooperative_id)
+        # A manager registers households of its own village (or township) only.
+        if not actor.is_admin and not region_code.startswith(cooperative.region_code):
+            raise Forbidden(
+                f"a manager registers households in its cooperative's region "
+                f"{cooperative.region_code} only, not in {region_code}",
+                role=actor.role.value,
+            )
     region = get_region(session=session, code=region_code)
     fbfbm = fbfbm_of_region(region)
     if not name.strip():
-        raise Invalid("household name must not be empty")
+        raise Invalid("household name must not be empty", field="name")
+    if len(name.strip()) > 100 or any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        raise Invalid(
+            "household name must be 1 to 100 characters without control characters (NUL, …)",
+            field="name",
+        )
     last = session.scalar(
         select(func.max(Household.cbfbm)).where(Household.cbfbm.startswith(fbfbm))
     )

@@ -7,11 +7,13 @@ import datetime as dt
 import json
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BeforeValidator
 
+from digital_village.api import paths  # noqa: F401  (routes use {lot:part})
 from digital_village.api.deps import JSON_BODY, SessionDep, SettingsDep, require_json
 from digital_village.api.problems import problem
 from digital_village.auth.dependencies import ActorDep
@@ -393,7 +395,7 @@ def _rfc3339(moment: dt.datetime) -> str:
 # --- lots, certificates -----------------------------------------------------------------------
 
 
-@router.get("/lots/{gtin}/{lot}", response_model=LotOut)
+@router.get("/lots/{gtin}/{lot:part}", response_model=LotOut)
 def get_lot(gtin: str, lot: str, session: SessionDep, settings: SettingsDep) -> LotOut:
     """A lot: what was made, what is left, its items and certificates (public)."""
     row = products.get_lot(session=session, gtin=gtin, lot=lot)
@@ -413,12 +415,12 @@ def get_lot(gtin: str, lot: str, session: SessionDep, settings: SettingsDep) -> 
         cooperative_id=row.cooperative_id,
         items=products.count_units(session=session, lot_id=row.id),
         certificates=[c.number for c in certificates],
-        trace=f"/api/v1/trace/{row.gtin}/{row.lot}",
-        epcis=f"/api/v1/lots/{row.gtin}/{row.lot}/epcis",
+        trace=f"/api/v1/trace/{row.gtin}/{quote(row.lot, safe='')}",
+        epcis=f"/api/v1/lots/{row.gtin}/{quote(row.lot, safe='')}/epcis",
     )
 
 
-@router.get("/lots/{gtin}/{lot}/verify")
+@router.get("/lots/{gtin}/{lot:part}/verify")
 def verify_lot(gtin: str, lot: str, session: SessionDep) -> dict[str, Any]:
     """Whether what the pages show of a lot agrees with the ledger: its product, its totals,
     its events, harvests and certificates, each row against the entry that records it
@@ -432,7 +434,7 @@ def verify_lot(gtin: str, lot: str, session: SessionDep) -> dict[str, Any]:
     }
 
 
-@router.get("/lots/{gtin}/{lot}/epcis")
+@router.get("/lots/{gtin}/{lot:part}/epcis")
 def export_lot(gtin: str, lot: str, session: SessionDep, settings: SettingsDep) -> JSONResponse:
     """The lot's history as an EPCIS 2.0 EPCISDocument: every event of its backward trace,
     corrections included (public)."""
@@ -443,7 +445,7 @@ def export_lot(gtin: str, lot: str, session: SessionDep, settings: SettingsDep) 
 
 
 @router.post(
-    "/lots/{gtin}/{lot}/certificates", response_model=IssuedCertificateOut, status_code=201
+    "/lots/{gtin}/{lot:part}/certificates", response_model=IssuedCertificateOut, status_code=201
 )
 def issue_certificate(
     gtin: str,
@@ -527,7 +529,7 @@ def trace_parcel(dkbm: str, session: SessionDep, settings: SettingsDep) -> dict[
     return tracing.trace_parcel(session=session, dkbm=dkbm, base_url=settings.public_base_url)
 
 
-@router.get("/trace/{gtin}/{lot}")
+@router.get("/trace/{gtin}/{lot:part}")
 def trace_lot(
     gtin: str,
     lot: str,
@@ -542,7 +544,7 @@ def trace_lot(
     )
 
 
-@router.get("/trace/{gtin}/{lot}/{serial}")
+@router.get("/trace/{gtin}/{lot:part}/{serial:part}")
 def trace_item(
     gtin: str,
     lot: str,

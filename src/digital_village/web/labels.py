@@ -24,6 +24,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from digital_village.api import paths  # noqa: F401  (routes use {lot:part})
 from digital_village.api.deps import SessionDep, SettingsDep
 from digital_village.auth.actor import Actor
 from digital_village.auth.dependencies import ActorDep
@@ -142,7 +143,10 @@ def product_code(
 
 
 @router.get(
-    "/{gtin}/{lot}.{fmt}", summary="QR code of a lot", response_class=Response, responses=IMAGES
+    "/{gtin}/{lot:part}.{fmt}",
+    summary="QR code of a lot",
+    response_class=Response,
+    responses=IMAGES,
 )
 def lot_code(
     gtin: str,
@@ -159,7 +163,7 @@ def lot_code(
 
 
 @router.get(
-    "/{gtin}/{lot}/sheet.pdf",
+    "/{gtin}/{lot:part}/sheet.pdf",
     summary="Label sheet for serials of a lot",
     response_class=Response,
     responses={200: {"description": "The labels", "content": {"application/pdf": {}}}},
@@ -202,7 +206,7 @@ def label_sheet(
 
 
 @router.get(
-    "/{gtin}/{lot}/{serial}.{fmt}",
+    "/{gtin}/{lot:part}/{serial:part}.{fmt}",
     summary="QR code of a serialised item",
     response_class=Response,
     responses=IMAGES,
@@ -278,14 +282,19 @@ def make_sheet(
 ) -> Sheet:
     """Labels for serials of a lot of a product of the actor's cooperative.
 
-    The lot need not be recorded yet (labels are printed before bottling): then ``serials``
-    must name them. Without ``serials``, the lot's recorded serials.
+    The lot must be recorded (a sheet for a lot nobody recorded is a 404); ``serials`` may name
+    serials not commissioned yet. Without ``serials``, the lot's recorded serials.
     """
     product = products.get_product(session=session, gtin=gtin)
     actor.require_cooperative(product.cooperative_id)
     found = products.lots_by_key(session=session, keys=[(product.gtin, lot)]).get(
         (product.gtin, lot)
     )
+    if found is None:
+        raise NotFound(
+            f"no lot {lot!r} of GTIN {product.gtin} is recorded; its labels are printed once "
+            "its harvest or processing event is"
+        )
     try:
         if serials is not None:
             chosen: Sequence[str] = sheet.expand_serials(serials, limit=MAX_SHEET_LABELS)

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -50,7 +50,10 @@ def other_language_url(request: Request, language: str) -> str:
     other = "zh-CN" if language == "en" else "en"
     params = [(k, v) for k, v in request.query_params.multi_items() if k in _CARRIED or k.isdigit()]
     params.append(("lang", other))
-    return f"{request.url.path}?{urlencode(params)}"
+    # The path as sent, still percent-encoded: a lot such as RS/01 is RS%2F01 in it.
+    raw = request.scope.get("raw_path")
+    path = raw.decode("ascii", "replace") if raw else quote(request.url.path)
+    return f"{path}?{urlencode(params)}"
 
 
 def render(name: str, **context: Any) -> str:
