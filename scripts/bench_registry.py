@@ -174,6 +174,7 @@ def main() -> None:
             "generate_and_write_s": round(time.perf_counter() - began, 1),
         }
         print(json.dumps(result["package"]), flush=True)
+        del generated, update  # the rows live on in the files; the import reads them back
         drop = None
         if args.postgres:
             url, drop = _postgres_database(args.postgres)
