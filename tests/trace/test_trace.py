@@ -7,7 +7,10 @@ import copy
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
+from digital_village import audit
+from digital_village.config import Settings
 from digital_village.trace import builders
 from digital_village.trace.identifiers import canonical_epc
 from tests.conftest import World
@@ -227,7 +230,7 @@ def test_a_declared_transformation_gives_its_input_back(
 
 
 def test_a_declaration_may_come_before_its_event(
-    client: TestClient, world: World, chain: Chain
+    client: TestClient, world: World, chain: Chain, session: Session, settings: Settings
 ) -> None:
     events = season(chain)
     wrong = events[4]  # the harvest
@@ -241,6 +244,8 @@ def test_a_declaration_may_come_before_its_event(
     assert [e["errorDeclaration"]["reason"] for e in found] == ["incorrect_data"]
     again = capture_doc(client, world, "manager", [declaration(wrong)])
     assert again.status_code == 409 and "has not been received yet" in again.text
+    # The audit binds the waiting declaration's row to its entry, before and after.
+    assert audit.audit(session, origin=settings.ledger_origin).problems == []
     # The event arrives (with its correction): it is stored as already declared erroneous,
     # with the effect on lineage and trace a declaration after it has.
     corrected = copy.deepcopy(wrong)
@@ -249,6 +254,7 @@ def test_a_declaration_may_come_before_its_event(
     assert arrived.status_code == 202, arrived.text
     assert arrived.json()["events"][4]["eventID"] == wrong_id
     assert_harvest_corrected(client, wrong_id, arrived.json()["events"][5]["eventID"])
+    assert audit.audit(session, origin=settings.ledger_origin).problems == []
     # Declared once: declaring it again is refused as for any declared event.
     twice = capture_doc(client, world, "manager", [declaration(wrong)])
     assert twice.status_code == 409 and "already declared erroneous" in twice.text

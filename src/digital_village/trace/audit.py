@@ -154,7 +154,7 @@ def _event_rows() -> Select[Any]:
         raw(Event.biz_location),
         raw(Event.event_time),
         raw(Event.ledger_seq),
-        raw(Event.declares_pk),
+        raw(Event.declaration),
         LedgerEntry.kind.label("entry_kind"),
         LedgerEntry.body.label("entry_body"),
     ).outerjoin(LedgerEntry, LedgerEntry.seq == Event.ledger_seq)
@@ -244,7 +244,8 @@ def event_issues(row: Any) -> list[Issue]:
             when,
             recorded_time if recorded_time is None else recorded_time.astimezone(dt.UTC),
         ),
-        "errorDeclaration": (row.declares_pk is not None, "errorDeclaration" in event),
+        # A declaration may wait for its event (declares_pk still None): the row says which.
+        "errorDeclaration": (bool(row.declaration), "errorDeclaration" in event),
     }
     for name, (shown, entry) in expected.items():
         if shown is UNREADABLE or shown != entry:
