@@ -1,4 +1,4 @@
-"""Bulk inserts through the driver (db.insert_rows) store what an ORM insert would."""
+"""Bulk inserts through the driver (bulk.insert_rows) store what an ORM insert would."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from sqlalchemy import Connection, String, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from digital_village.bulk import _sqlite_utc_text, insert_rows
 from digital_village.db import (
     _CHECKPOINTERS,
     Database,
     UTCDateTime,
     WalCheckpointer,
-    _sqlite_utc_text,
-    insert_rows,
     make_engine,
     make_single_use_engine,
     utcnow,

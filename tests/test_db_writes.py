@@ -14,7 +14,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from digital_village import db
-from digital_village.db import Database, Failure, failure_of, make_engine, write_in_chunks
+from digital_village.bulk import write_in_chunks
+from digital_village.db import Database, Failure, failure_of, make_engine
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ Two kinds of problems, kept apart on purpose:
 - a well-formed reading the catalogue refuses as implausible (out of range under the "reject"
   policy) is *rejected* on its own, with its reason, while the rest are stored.
 
-This module is longer than most (~580 lines) on purpose: every accepted shape feeds the one
+This module is longer than most (~600 lines) on purpose: every accepted shape feeds the one
 ``Collector`` and its private checks, and keeping the shapes beside them keeps "what is a valid
 payload" in one place to read; the shapes themselves are short functions.
 """

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from digital_village.db import insert_rows, utcnow
+from digital_village.bulk import insert_rows
+from digital_village.db import utcnow
 from digital_village.errors import DomainError, Invalid, NotFound, NotReady
 from digital_village.ledger import canonical, keys, merkle, note
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerHash, LedgerKey

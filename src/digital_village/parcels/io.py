@@ -25,8 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
+from digital_village.bulk import write_in_chunks
 from digital_village.config import Settings
-from digital_village.db import Database, write_in_chunks
+from digital_village.db import Database
 from digital_village.errors import Invalid, PayloadTooLarge
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import geometry, landuse, registry
@@ -295,7 +296,7 @@ def import_features(
 
     A long job, so it manages its own transactions: every feature is read and checked in one
     read transaction, which locks nothing; then the good ones are stored in chunks of one short
-    write transaction each (``db.write_in_chunks``; ``writes`` gets how long each held the
+    write transaction each (``bulk.write_in_chunks``; ``writes`` gets how long each held the
     writer), each first refusing what overlaps a parcel registered meanwhile. With
     ``all_or_nothing`` nothing is written unless every feature passed, and then all are stored
     in one write transaction (``stored`` is False, and nothing kept, if a parcel registered

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from digital_village.db import insert_rows, utcnow
+from digital_village.bulk import insert_rows
+from digital_village.db import utcnow
 from digital_village.errors import Conflict
 from digital_village.ledger.log import AppendedEntry, EntryIn, Ledger
 from digital_village.parcels import codes, geometry

@@ -27,7 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
-from digital_village.db import Database, write_in_chunks
+from digital_village.bulk import write_in_chunks
+from digital_village.db import Database
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import batch
 from digital_village.parcels.checks import overlap_reasons

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from digital_village.db import insert_rows, utcnow
+from digital_village.bulk import insert_rows
+from digital_village.db import utcnow
 from digital_village.ledger.log import EntryIn, Ledger
 from digital_village.parcels import codes
 from digital_village.parcels.geometry import ParcelShape

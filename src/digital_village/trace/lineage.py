@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from digital_village.db import insert_rows
+from digital_village.bulk import insert_rows
 from digital_village.trace.models import (
     Containment,
     Event,

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
-from digital_village.db import insert_rows
+from digital_village.bulk import insert_rows
 from digital_village.errors import Conflict, Invalid, NotFound
 from digital_village.gs1.keys import DigitalLinkError, validate_gtin
 from digital_village.ledger.log import Ledger

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
-from digital_village.db import insert_rows
+from digital_village.bulk import insert_rows
 from digital_village.errors import Forbidden, Invalid, NotFound
 from digital_village.ledger.models import LedgerEntry
 from digital_village.trace import vocab
