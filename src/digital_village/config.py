@@ -79,6 +79,18 @@ class Settings(BaseSettings):
         gt=0,
         description="Vertices one parcel may have; a feature with more is rejected, by name.",
     )
+    max_quantity: float = Field(
+        default=10_000_000,
+        gt=0,
+        description="Largest quantity one EPCIS quantity element may give, in the unit sent "
+        "(10,000 t in KGM, 10,000 m³ in LTR, ten million items); more is refused (422).",
+    )
+    max_days_ahead: int = Field(
+        default=366,
+        ge=0,
+        description="How far in the future a parcel change, split, merge or registration may "
+        "start (valid_from); later dates are refused (422), as are dates before 1950.",
+    )
     scan_wait_ms: int = Field(
         default=50,
         ge=0,

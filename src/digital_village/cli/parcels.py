@@ -109,7 +109,7 @@ def import_(
     if codes not in ("keep", "assign"):
         fail(f"--codes must be keep or assign, not {codes!r}", code=2)
     try:
-        read = parcel_io.read_file(file, layer=layer)
+        read = parcel_io.read_file(file, layer=layer, max_features=settings.import_max_features)
     except DomainError as error:
         fail(error.detail, code=2)
     if not read.geometries:

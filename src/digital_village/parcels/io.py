@@ -70,8 +70,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_file(path: Path, *, layer: str | None = None) -> SourceFile:
-    """Read a GeoJSON, GeoPackage or Shapefile (.shp with siblings, or a .zip)."""
+def read_file(
+    path: Path, *, layer: str | None = None, max_features: int | None = None
+) -> SourceFile:
+    """Read a GeoJSON, GeoPackage or Shapefile (.shp with siblings, or a .zip).
+
+    With ``max_features`` a file holding more is refused (PayloadTooLarge) from its layer's
+    feature count, before any geometry is read into memory.
+    """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         raise Invalid(f"{path.name}: unsupported file type {suffix!r}; use {', '.join(SUPPORTED)}")
@@ -85,6 +91,17 @@ def read_file(path: Path, *, layer: str | None = None) -> SourceFile:
             )
     import pyogrio
 
+    if max_features is not None:
+        try:
+            count = int(pyogrio.read_info(path, layer=layer).get("features", -1))
+        except Exception as error:  # the same errors as reading it: one message
+            raise Invalid(f"cannot read {path.name}: {error}") from error
+        if count > max_features:
+            raise PayloadTooLarge(
+                f"{path.name} holds {count} features; one import takes at most {max_features} "
+                "(split the file)",
+                limit=max_features,
+            )
     try:
         frame = pyogrio.read_dataframe(path, layer=layer, on_invalid="ignore")
     except Exception as error:  # pyogrio raises several DataSource/Field errors: one message

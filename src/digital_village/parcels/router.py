@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from digital_village.api.deps import JSON_BODY, DatabaseDep, SessionDep, SettingsDep
 from digital_village.auth.dependencies import ActorDep
+from digital_village.config import Settings
 from digital_village.errors import Invalid, NotFound
 from digital_village.ledger.dependencies import LedgerDep
 from digital_village.parcels import audit as parcel_audit
@@ -24,6 +26,8 @@ from digital_village.regions.models import Cooperative, Household
 
 router = APIRouter(prefix="/api/v1", tags=["parcels"], dependencies=JSON_BODY)
 GEOJSON = "application/geo+json"
+# Land contracts in this registry start after the reforms; an earlier first day is a typo.
+EARLIEST_VALID_FROM = dt.date(1950, 1, 1)
 
 
 class GeoJSONResponse(JSONResponse):
@@ -71,6 +75,25 @@ def _public_feature(session: Session, parcel: Parcel) -> dict[str, Any]:
             else None,
         },
     )
+
+
+def _valid_from(value: dt.date | None, settings: Settings) -> dt.date | None:
+    """A change's first day, within reason: from 1950 to ``DV_MAX_DAYS_AHEAD`` days ahead."""
+    if value is None:
+        return None
+    latest = parcels.today() + dt.timedelta(days=settings.max_days_ahead)
+    if value > latest:
+        raise Invalid(
+            f"valid_from {value.isoformat()} is too far ahead: a change may start at the latest "
+            f"on {latest.isoformat()} ({settings.max_days_ahead} days from today)",
+            field="valid_from",
+        )
+    if value < EARLIEST_VALID_FROM:
+        raise Invalid(
+            f"valid_from {value.isoformat()} is before {EARLIEST_VALID_FROM.isoformat()}",
+            field="valid_from",
+        )
+    return value
 
 
 def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
@@ -251,7 +274,7 @@ def region_map(
 
 @router.post("/parcels", status_code=201, response_class=GeoJSONResponse)
 def register(
-    body: ParcelIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
+    body: ParcelIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep, settings: SettingsDep
 ) -> JSONResponse:
     """Register a parcel (admin, or a manager of a cooperative in its village)."""
     parcel, warnings = parcels.register(
@@ -270,7 +293,7 @@ def register(
         actor=actor,
         source=parcels.parse_source_crs(body.crs),
         allow_repair=body.repair,
-        valid_from=body.valid_from,
+        valid_from=_valid_from(body.valid_from, settings),
     )
     document = _public_feature(session, parcel)
     document["properties"]["warnings"] = list(warnings)
@@ -326,6 +349,7 @@ def merge(
     actor: ActorDep,
     ledger: LedgerDep,
     last_event_on: LastEventDep,
+    settings: SettingsDep,
 ) -> JSONResponse:
     """Merge adjacent parcels of one FBFBM under a new DKBM; the old codes are retired."""
     parcel = parcels.merge(
@@ -334,7 +358,7 @@ def merge(
         dkbms=body.dkbms,
         actor=actor,
         last_event=last_event_on(session=session, dkbms=body.dkbms),
-        valid_from=body.valid_from,
+        valid_from=_valid_from(body.valid_from, settings),
         correction=body.correction,
     )
     return _geojson(_public_feature(session, parcel), status_code=201)
@@ -348,6 +372,7 @@ def change(
     actor: ActorDep,
     ledger: LedgerDep,
     last_event_on: LastEventDep,
+    settings: SettingsDep,
 ) -> JSONResponse:
     """Change holders (流转), land use, a season's crop or the 不动产单元代码, keeping history."""
     given = body.model_fields_set
@@ -367,7 +392,7 @@ def change(
         ledger=ledger,
         dkbm=dkbm,
         change=parcels.ParcelChange(
-            valid_from=body.valid_from,
+            valid_from=_valid_from(body.valid_from, settings),
             holding=holding,
             land_use=body.land_use,
             crop=(body.crop.season, body.crop.crop) if body.crop else None,
@@ -388,6 +413,7 @@ def split(
     actor: ActorDep,
     ledger: LedgerDep,
     last_event_on: LastEventDep,
+    settings: SettingsDep,
 ) -> JSONResponse:
     """Split a parcel into parts that cover it; the parts get new DKBMs, the old is retired."""
     children = parcels.split(
@@ -398,7 +424,7 @@ def split(
         actor=actor,
         last_event=last_event_on(session=session, dkbms=[dkbm]),
         source=parcels.parse_source_crs(body.crs),
-        valid_from=body.valid_from,
+        valid_from=_valid_from(body.valid_from, settings),
         correction=body.correction,
     )
     return _geojson(

@@ -43,7 +43,7 @@ from digital_village.trace.pending import (
     parcel_refs,
     rfc3339,
 )
-from digital_village.trace.rules import CaptureState
+from digital_village.trace.rules import DEFAULT_MAX_QUANTITY, CaptureState
 from digital_village.trace.stock import Stock, UsedUpBefore, used_up
 from digital_village.trace.vocab import DV_PREFIX, PLANTING
 
@@ -92,6 +92,7 @@ def capture(
     capture_id: str | None = None,
     pointer: str | None = "/epcisBody/eventList",
     strict_hash: bool = False,
+    max_quantity: float = DEFAULT_MAX_QUANTITY,
 ) -> CaptureResult:
     """Check and record events, all or nothing, in the session's transaction.
 
@@ -133,7 +134,13 @@ def capture(
     # From here to the commit no other capture runs: what the checks read stays true.
     ledger.lock(session)
     loaded = snapshot.load(session=session, actor=actor, prepared=prepared, pendings=pendings)
-    work = CaptureState(snapshot=loaded, actor=actor, base_url=base_url, seen_ids=seen_ids)
+    work = CaptureState(
+        snapshot=loaded,
+        actor=actor,
+        base_url=base_url,
+        seen_ids=seen_ids,
+        max_quantity=max_quantity,
+    )
     for pending, (_, refs) in zip(pendings, prepared, strict=True):
         if pending.event.error_declaration is None and pending.event_id in loaded.stored:
             stored = loaded.stored[pending.event_id]

@@ -21,6 +21,7 @@ from digital_village.errors import DomainError, Invalid
 from digital_village.ledger.log import Ledger
 from digital_village.trace import capture, epcis_xml, store
 from digital_village.trace.epcis import EPCISParseError, parse_document
+from digital_village.trace.rules import DEFAULT_MAX_QUANTITY
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def capture_document(
     body: bytes,
     base_url: str,
     strict_hash: bool = False,
+    max_quantity: float = DEFAULT_MAX_QUANTITY,
 ) -> CaptureJob:
     """Capture a received document as a capture job: every event is stored, or none.
 
@@ -110,6 +112,7 @@ def capture_document(
             context=context,
             capture_id=capture_id,
             strict_hash=strict_hash,
+            max_quantity=max_quantity,
         )
     except DomainError as error:
         session.rollback()

@@ -171,6 +171,7 @@ def record_event(
         context=model.context or default_context(),
         pointer=None,
         strict_hash=settings.epcis_strict_hash,
+        max_quantity=settings.max_quantity,
     )
     return CapturedEventOut.of(result.events[0])
 
@@ -220,6 +221,7 @@ def capture_document(
         body=raw[1],
         base_url=settings.public_base_url,
         strict_hash=settings.epcis_strict_hash,
+        max_quantity=settings.max_quantity,
     )
     headers = _capture_headers(settings.max_body_bytes)
     location = f"/api/v1/epcis/capture/{job.capture_id}"

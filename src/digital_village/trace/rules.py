@@ -58,12 +58,23 @@ MASS_UNITS: Final = frozenset({"KGM", "TNE", "GRM"})
 Checked = list[tuple[str, Holding, float | None]]  # (DKBM, its holders that day, area in 亩)
 
 
+# One quantity element's largest amount, in the unit sent (Settings.max_quantity).
+DEFAULT_MAX_QUANTITY: Final = 10_000_000.0
+
+
 class CaptureState:
     """The state of one capture while its events are checked."""
 
     def __init__(
-        self, *, snapshot: Snapshot, actor: Actor, base_url: str, seen_ids: dict[str, int]
+        self,
+        *,
+        snapshot: Snapshot,
+        actor: Actor,
+        base_url: str,
+        seen_ids: dict[str, int],
+        max_quantity: float = DEFAULT_MAX_QUANTITY,
     ) -> None:
+        self.max_quantity = max_quantity
         self.snapshot = snapshot
         self.actor = actor
         self.base_url = base_url
@@ -157,6 +168,13 @@ class CaptureState:
             return None
         if element.quantity <= 0:
             fail(Invalid, f"{where}/quantity", "must be greater than 0")
+        if element.quantity > self.max_quantity:
+            fail(
+                Invalid,
+                f"{where}/quantity",
+                f"{element.quantity:g} is past the limit: one quantity is at most "
+                f"{self.max_quantity:.0f} (DV_MAX_QUANTITY)",
+            )
         unit = element.uom or (product.unit if product.unit in COUNT_UNITS else None)
         if unit is None:
             fail(Invalid, f"{where}/uom", f"needed: {product.name} is counted in {product.unit}")

@@ -1,0 +1,64 @@
+"""Bounds on what one request may claim: quantities (a harvest of 1e300 KGM), dates of parcel
+changes (a land-use change in 2099), and the features of a GIS file, refused before reading it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from shapely.geometry import mapping
+
+from digital_village.errors import PayloadTooLarge
+from digital_village.parcels import io as parcel_io
+from digital_village.trace import builders
+from tests.conftest import World
+from tests.trace.conftest import BASE, RAPESEED, Chain, at, post_event
+
+
+@pytest.mark.parametrize(("kilograms", "status"), [(1e300, 422), (1e7 + 1, 422), (5000.0, 201)])
+def test_a_harvest_quantity_past_the_limit_is_refused(
+    client: TestClient, world: World, chain: Chain, kilograms: float, status: int
+) -> None:
+    event = builders.harvest(
+        gtin=RAPESEED,
+        lot="RS-BIG",
+        kilograms=kilograms,
+        dkbms=[chain.own[0]],
+        when=at(5, 20),
+        base_url=BASE,
+    )
+    answer = post_event(client, world, "manager", event)
+    assert answer.status_code == status, answer.text
+    if status == 422:
+        assert "at most 10000000" in answer.text
+
+
+def test_parcel_changes_may_not_start_in_the_far_future(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    path = f"/api/v1/parcels/{chain.own[0]}/changes"
+    far = client.post(
+        path, json={"valid_from": "2099-01-01", "land_use": "0103"}, headers=world.auth("admin")
+    )
+    assert far.status_code == 422, far.text
+    assert "2099-01-01" in far.json()["detail"]
+    old = client.post(
+        path, json={"valid_from": "1900-01-01", "land_use": "0103"}, headers=world.auth("admin")
+    )
+    assert old.status_code == 422, old.text
+
+
+def test_a_file_with_too_many_features_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from tests.parcels.conftest import field
+
+    features = [
+        {"type": "Feature", "properties": {}, "geometry": mapping(field(col % 10, col // 10))}
+        for col in range(120)
+    ]
+    path = tmp_path / "many.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    with pytest.raises(PayloadTooLarge, match="120 features; one import takes at most 100"):
+        parcel_io.read_file(path, max_features=100)
+    assert len(parcel_io.read_file(path, max_features=120).geometries) == 120
