@@ -34,7 +34,7 @@ from digital_village.parcels.router import router as parcels_router
 from digital_village.regions.router import router as regions_router
 from digital_village.tokens.router import router as tokens_router
 from digital_village.trace import lineage
-from digital_village.trace.router import epcis_router
+from digital_village.trace.epcis_routes import epcis_router
 from digital_village.trace.router import router as trace_router
 from digital_village.web import STATIC_DIR
 from digital_village.web.resolver_state import ResolverState

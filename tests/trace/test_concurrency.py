@@ -20,7 +20,7 @@ from digital_village.errors import Conflict
 from digital_village.ledger import keys
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
-from digital_village.trace import builders, capture, products
+from digital_village.trace import builders, capture, products, writing
 from digital_village.trace.epcis import parse_event
 from digital_village.trace.models import Event, Lot
 from tests.factories import GROUP, build_world
@@ -142,14 +142,14 @@ def test_concurrent_captures_never_make_a_lot_or_an_event_twice(
     # Hold each capture between its checks and its writes for a moment, so that both have
     # checked before either writes unless the first one keeps the second out meanwhile.
     both_checked = threading.Barrier(2)
-    write = capture._write
+    write = writing.write
 
     def slow_write(*args: Any, **kwargs: Any) -> Any:
         with contextlib.suppress(threading.BrokenBarrierError):
             both_checked.wait(timeout=2)
         return write(*args, **kwargs)
 
-    monkeypatch.setattr(capture, "_write", slow_write)
+    monkeypatch.setattr(writing, "write", slow_write)
     start = threading.Barrier(2)
     outcomes: list[str] = []
 

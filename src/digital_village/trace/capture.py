@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
 
 from sqlalchemy.orm import Session
@@ -24,9 +24,8 @@ from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
 from digital_village.db import utcnow
 from digital_village.errors import Conflict, Forbidden, Invalid, PayloadTooLarge
-from digital_village.ledger.log import EntryIn, Ledger
-from digital_village.regions import service as regions
-from digital_village.trace import event_hash, lineage, products, recorded, snapshot, store
+from digital_village.ledger.log import Ledger
+from digital_village.trace import event_hash, lineage, snapshot, store, writing
 from digital_village.trace.epcis import (
     EventModel,
     default_context,
@@ -34,17 +33,15 @@ from digital_village.trace.epcis import (
 )
 from digital_village.trace.identifiers import lot_uri
 from digital_village.trace.pending import (
-    LotKey,
     Pending,
     Ref,
-    UnitKey,
     collect_refs,
     fail,
     parcel_refs,
     rfc3339,
 )
 from digital_village.trace.rules import DEFAULT_MAX_QUANTITY, CaptureState
-from digital_village.trace.stock import Stock, UsedUpBefore, used_up
+from digital_village.trace.stock import UsedUpBefore, used_up
 from digital_village.trace.vocab import DV_PREFIX, PLANTING
 
 _DEFAULT_CONTEXT: Final = default_context()
@@ -108,40 +105,23 @@ def capture(
         raise Invalid(f"{pointer or '/'}: there are no events to capture", errors=[])
     check_limit(len(events))
     now = utcnow()
-    record_time = rfc3339(now)
     context = context if context is not None else default_context()
-    seen_ids: dict[str, int] = {}  # eventIDs of this capture's events (not declarations)
-    prepared: list[tuple[str, list[Ref]]] = []
-    pendings: list[Pending] = []
-    computed: dict[int, str] = {}  # index -> our hash, where the declared eventID differs
-    lot_totals: list[dict[str, dict[str, Any]]] = []
-    for index, event in enumerate(events):
-        where = "" if pointer is None else f"{pointer}/{index}"
-        pending = _prepare(event, where, index, context, now, record_time, strict_hash, computed)
-        if event.error_declaration is None:
-            if pending.event_id in seen_ids:
-                fail(
-                    Invalid,
-                    where,
-                    f"the same event appears twice in this capture (first at index "
-                    f"{seen_ids[pending.event_id]})",
-                )
-            seen_ids[pending.event_id] = index
-        prepared.append((pending.event_id, collect_refs(event, where)))
-        pendings.append(pending)
-    for pending in pendings:
+    batch = _prepare_all(events, pointer, context, now, strict_hash)
+    for pending in batch.pendings:
         pending.parcel_refs = parcel_refs(pending.event, pending.pointer, base_url=base_url)
     # From here to the commit no other capture runs: what the checks read stays true.
     ledger.lock(session)
-    loaded = snapshot.load(session=session, actor=actor, prepared=prepared, pendings=pendings)
+    pendings = batch.pendings
+    loaded = snapshot.load(session=session, actor=actor, prepared=batch.refs, pendings=pendings)
     work = CaptureState(
         snapshot=loaded,
         actor=actor,
         base_url=base_url,
-        seen_ids=seen_ids,
+        seen_ids=batch.seen_ids,
         max_quantity=max_quantity,
     )
-    for pending, (_, refs) in zip(pendings, prepared, strict=True):
+    lot_totals: list[dict[str, dict[str, Any]]] = []
+    for pending, (_, refs) in zip(pendings, batch.refs, strict=True):
         if pending.event.error_declaration is None and pending.event_id in loaded.stored:
             stored = loaded.stored[pending.event_id]
             fail(
@@ -154,19 +134,72 @@ def capture(
         except UsedUpBefore as used:
             _refuse_used_up(session, used)
         work.declared_on_arrival(pending)
-        lot_totals.append(_lot_totals(work.stock, pending))
+        lot_totals.append(writing.lot_totals(work.stock, pending))
     work.stock.check_declared_lots(pendings)
-    effects = _effects(session, pendings, lot_totals)
-    return _write(
+    computed = batch.computed
+    appended = writing.write(
         session,
         work,
         pendings,
-        effects,
+        lot_totals,
         ledger=ledger,
         now=now,
         capture_id=capture_id,
         computed=computed,
     )
+    return CaptureResult(
+        capture_id=capture_id,
+        events=tuple(
+            CapturedEvent(
+                event_id=pending.event_id,
+                event_type=pending.event.type,
+                biz_step=pending.biz_step,
+                ledger_seq=entry.seq,
+                lots=tuple(lot_uri(base_url, key[0], key[1]) for key in pending.produced),
+                computed_event_id=computed.get(pending.index),
+            )
+            for pending, entry in zip(pendings, appended, strict=True)
+        ),
+    )
+
+
+@dataclass
+class _Batch:
+    """A document's events made ready for the rules, in order."""
+
+    pendings: list[Pending] = field(default_factory=list)
+    refs: list[tuple[str, list[Ref]]] = field(default_factory=list)  # eventID, what it names
+    seen_ids: dict[str, int] = field(default_factory=dict)  # eventID → index (not declarations)
+    computed: dict[int, str] = field(default_factory=dict)  # index → our hash, where it differs
+
+
+def _prepare_all(
+    events: Sequence[EventModel],
+    pointer: str | None,
+    context: object,
+    now: dt.datetime,
+    strict_hash: bool,
+) -> _Batch:
+    """Hash, dump and read every event; the same event twice in one capture is refused."""
+    record_time = rfc3339(now)
+    batch = _Batch()
+    for index, event in enumerate(events):
+        where = "" if pointer is None else f"{pointer}/{index}"
+        pending = _prepare(
+            event, where, index, context, now, record_time, strict_hash, batch.computed
+        )
+        if event.error_declaration is None:
+            if pending.event_id in batch.seen_ids:
+                fail(
+                    Invalid,
+                    where,
+                    f"the same event appears twice in this capture (first at index "
+                    f"{batch.seen_ids[pending.event_id]})",
+                )
+            batch.seen_ids[pending.event_id] = index
+        batch.refs.append((pending.event_id, collect_refs(event, where)))
+        batch.pendings.append(pending)
+    return batch
 
 
 def _refuse_used_up(session: Session, used: UsedUpBefore) -> NoReturn:
@@ -174,63 +207,6 @@ def _refuse_used_up(session: Session, used: UsedUpBefore) -> NoReturn:
     pk = lineage.last_consumer(session=session, lot_id=used.lot_id)
     by = store.events_by_pk(session=session, pks=[pk])[pk].event_id if pk is not None else None
     used_up(used.label, used.pointer, by)
-
-
-def _lot_totals(stock: Stock, pending: Pending) -> dict[str, dict[str, Any]]:
-    """The totals of every lot the event changed, as they stand after it (what the lot rows
-    will say unless a later event changes them); when it made the lot, how and when."""
-    roles: dict[LotKey, set[str]] = {}
-    for key, role in pending.lot_roles:
-        if role != "observed":
-            roles.setdefault(key, set()).add(role)
-    totals: dict[str, dict[str, Any]] = {}
-    for key, kinds in roles.items():
-        state = stock.lots[key]
-        record: dict[str, Any] = {
-            "produced": max(0.0, state.produced),
-            "consumed": max(0.0, state.consumed),
-        }
-        if "produced" in kinds and state.produced_at is not None:
-            record["origin"] = state.origin
-            record["producedAt"] = recorded.utc_text(state.produced_at)
-        totals[recorded.lot_key(*key)] = record
-    return totals
-
-
-def _effects(
-    session: Session, pendings: Sequence[Pending], lot_totals: Sequence[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """What each event's entry records of the rows it makes: lot totals, harvested parcels
-    with their holders by code (see trace/recorded.py)."""
-    holders = [holding for p in pendings for _, _, holding, _ in p.lot_parcels]
-    households = {
-        household_id: regions.get_household(session=session, household_id=household_id).cbfbm
-        for household_id in {h.contractor_household_id for h in holders}
-        if household_id is not None
-    }
-    cooperatives = {
-        cooperative_id: regions.get_cooperative(session=session, cooperative_id=cooperative_id).uscc
-        for cooperative_id in {h.operator_cooperative_id for h in holders}
-        if cooperative_id is not None
-    }
-    found: list[dict[str, Any]] = []
-    for pending, lots in zip(pendings, lot_totals, strict=True):
-        effects: dict[str, Any] = {}
-        if lots:
-            effects["lots"] = lots
-        harvested = {
-            dkbm: {
-                "lot": recorded.lot_key(*key),
-                "contractor": households.get(holding.contractor_household_id or 0),
-                "operator": cooperatives.get(holding.operator_cooperative_id or 0),
-                "area_mu": area,
-            }
-            for key, dkbm, holding, area in pending.lot_parcels
-        }
-        if harvested:
-            effects["parcels"] = harvested
-        found.append(effects)
-    return found
 
 
 def _prepare(
@@ -290,230 +266,3 @@ def _prepare(
         event_time=event.event_time,
         biz_step=biz_step,
     )
-
-
-def _write(
-    session: Session,
-    work: CaptureState,
-    pendings: list[Pending],
-    effects: list[dict[str, Any]],
-    *,
-    ledger: Ledger,
-    now: dt.datetime,
-    capture_id: str | None,
-    computed: dict[int, str],
-) -> CaptureResult:
-    if capture_id is not None:
-        store.add_capture(
-            session=session,
-            capture_id=capture_id,
-            success=True,
-            event_count=len(pendings),
-            actor=work.actor,
-            started_at=now,
-        )
-    entries = [
-        EntryIn(
-            store.EVENT_KIND,
-            {"captureID": capture_id, "event": pending.json, "effects": effect}
-            | ({"computedEventID": computed[pending.index]} if pending.index in computed else {}),
-            pending.chain_key,
-        )
-        for pending, effect in zip(pendings, effects, strict=True)
-    ]
-    appended = ledger.append_many(session, entries)
-    rows = []
-    for pending, entry in zip(pendings, appended, strict=True):
-        event = pending.event
-        rows.append(
-            {
-                "event_id": pending.event_id,
-                "event_type": event.type,
-                "action": vars(event).get("action"),
-                # Stored as EQ_bizStep compares: a CBV step as its bare word, however written.
-                "biz_step": store.normalise_biz_step(pending.biz_step)
-                if pending.biz_step is not None
-                else None,
-                "disposition": event.disposition,
-                "read_point": event.read_point.id if event.read_point else None,
-                "biz_location": event.biz_location.id if event.biz_location else None,
-                "event_time": pending.event_time,
-                "record_time": now,
-                "ledger_seq": entry.seq,
-                "capture_id": capture_id,
-                "cooperative_id": pending.cooperative_id,
-                "household_id": pending.household_id,
-                "declaration": event.error_declaration is not None,
-                "declares_pk": pending.declares.id if pending.declares else None,
-            }
-        )
-    pks = store.insert_events(session=session, rows=rows)
-    lot_ids = _write_lots(session, work.stock, now)
-    unit_ids = _write_units(session, work.stock, pks, lot_ids)
-    _write_lineage(session, pendings, pks, lot_ids, unit_ids)
-    for pending, pk in zip(pendings, pks, strict=True):
-        if pending.declares is not None:
-            lineage.void_event(session=session, event_pk=pending.declares.id)
-            store.mark_declared(
-                session=session, target_pk=pending.declares.id, declaration_pk=pk, when=now
-            )
-        if pending.declared_by is not None:
-            declaration = pending.declared_by.id
-            lineage.void_event(session=session, event_pk=pk)
-            store.mark_declared(session=session, target_pk=pk, declaration_pk=declaration, when=now)
-            store.resolve_declaration(session=session, declaration_pk=declaration, target_pk=pk)
-    session.flush()
-    return CaptureResult(
-        capture_id=capture_id,
-        events=tuple(
-            CapturedEvent(
-                event_id=pending.event_id,
-                event_type=pending.event.type,
-                biz_step=pending.biz_step,
-                ledger_seq=entry.seq,
-                lots=tuple(lot_uri(work.base_url, key[0], key[1]) for key in pending.produced),
-                computed_event_id=computed.get(pending.index),
-            )
-            for pending, entry in zip(pendings, appended, strict=True)
-        ),
-    )
-
-
-def _write_lots(session: Session, stock: Stock, now: dt.datetime) -> dict[LotKey, int]:
-    """New lots get their rows, changed lots their totals; returns every lot's id."""
-    fresh: list[dict[str, Any]] = []
-    for state in stock.lots.values():
-        if not state.changed:
-            continue
-        if state.row is None:
-            assert state.produced_at is not None
-            product = state.product
-            fresh.append(
-                {
-                    "product_id": product.id,
-                    "gtin": product.gtin,
-                    "lot": state.key[1],
-                    "origin": state.origin,
-                    "produced": max(0.0, state.produced),
-                    "consumed": max(0.0, state.consumed),
-                    "produced_at": state.produced_at,
-                    "cooperative_id": product.cooperative_id,
-                    "created_at": now,
-                }
-            )
-            continue
-        if state.made_by is not None and state.produced_at is not None:
-            state.row.origin = state.origin
-            state.row.produced_at = state.produced_at
-        state.row.produced = max(0.0, state.produced)
-        state.row.consumed = max(0.0, state.consumed)
-    session.flush()
-    ids = {key: state.row.id for key, state in stock.lots.items() if state.row is not None}
-    ids.update(products.insert_lots(session=session, rows=fresh))
-    return ids
-
-
-def _write_units(
-    session: Session, stock: Stock, pks: list[int], lot_ids: dict[LotKey, int]
-) -> dict[UnitKey, int]:
-    """Insert new serialised items, update changed ones; returns every item's id."""
-    fresh: list[dict[str, Any]] = []
-    fresh_keys: list[UnitKey] = []
-    for state in stock.units.values():
-        if not state.touched:
-            continue
-        status_event = pks[state.status_by] if state.status_by is not None else None
-        if state.row is None:
-            assert state.made_by is not None
-            fresh.append(
-                {
-                    "gtin": state.key[0],
-                    "serial": state.key[1],
-                    "lot_id": lot_ids[state.lot_key],
-                    "status": state.status,
-                    "event_pk": pks[state.made_by],
-                    "status_event_pk": status_event,
-                }
-            )
-            fresh_keys.append(state.key)
-            continue
-        if state.made_by is not None:
-            state.row.lot_id = lot_ids[state.lot_key]
-            state.row.event_pk = pks[state.made_by]
-        state.row.status = state.status
-        state.row.status_event_pk = status_event
-    session.flush()
-    ids = {key: state.row.id for key, state in stock.units.items() if state.row is not None}
-    ids.update(zip(fresh_keys, lineage.insert_units(session=session, rows=fresh), strict=True))
-    return ids
-
-
-def _write_lineage(
-    session: Session,
-    pendings: list[Pending],
-    pks: list[int],
-    lot_ids: dict[LotKey, int],
-    unit_ids: dict[UnitKey, int],
-) -> None:
-    flows: list[dict[str, Any]] = []
-    edges: list[dict[str, Any]] = []
-    lot_parcels: list[dict[str, Any]] = []
-    event_lots: list[dict[str, Any]] = []
-    event_parcels: list[dict[str, Any]] = []
-    containments: list[dict[str, Any]] = []
-    epcs: list[dict[str, Any]] = []
-    for pending, pk in zip(pendings, pks, strict=True):
-        flows += [
-            {"lot_id": lot_ids[key], "event_pk": pk, "kind": kind, "quantity": amount}
-            for key, kind, amount in pending.flows
-        ]
-        edges += [
-            {"input_lot_id": lot_ids[a], "output_lot_id": lot_ids[b], "event_pk": pk}
-            for a, b in pending.edges
-        ]
-        lot_parcels += [
-            {
-                "lot_id": lot_ids[key],
-                "dkbm": dkbm,
-                "harvested_at": pending.event_time,
-                "household_id": holding.contractor_household_id,
-                "operator_cooperative_id": holding.operator_cooperative_id,
-                "area_mu": area,
-                "event_pk": pk,
-            }
-            for key, dkbm, holding, area in pending.lot_parcels
-        ]
-        event_lots += [
-            {"event_pk": pk, "lot_id": lot_ids[key], "role": role}
-            for key, role in dict.fromkeys(pending.lot_roles)
-        ]
-        event_parcels += [
-            {"event_pk": pk, "dkbm": dkbm, "event_time": pending.event_time}
-            for dkbm in dict.fromkeys(pending.parcels)
-        ]
-        declaration = pending.declared_by
-        if declaration is not None:
-            # The waiting declaration now names what its event named, as one stored after it.
-            event_lots += [
-                {"event_pk": declaration.id, "lot_id": lot_ids[key], "role": "declared"}
-                for key in dict.fromkeys(key for key, _ in pending.lot_roles)
-            ]
-            event_parcels += [
-                {"event_pk": declaration.id, "dkbm": dkbm, "event_time": declaration.event_time}
-                for dkbm in dict.fromkeys(pending.parcels)
-            ]
-        containments += [
-            {"parent_epc": parent, "unit_id": unit_ids[key], "event_pk": pk}
-            for parent, key in pending.containment
-        ]
-        epcs += [{"event_pk": pk, "epc": epc, "field": name} for epc, name in pending.epcs]
-    lineage.record(
-        session=session,
-        flows=flows,
-        edges=edges,
-        lot_parcels=lot_parcels,
-        event_lots=event_lots,
-        event_parcels=event_parcels,
-        containments=containments,
-    )
-    store.insert_epcs(session=session, rows=epcs)

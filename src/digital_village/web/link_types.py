@@ -20,12 +20,11 @@ from fastapi.responses import Response
 from digital_village.config import Settings
 from digital_village.gs1.digital_link import DigitalLink
 from digital_village.trace import tracing
+from digital_village.trace.epcis_routes import EPCIS_HEADERS
 from digital_village.web import linkset, pages, resolver_page, views
 from digital_village.web.items import Facts, certificates, item_headers, json_answer
 from digital_village.web.linkset import LinkContext, Target
 from digital_village.web.resolver_state import Reads, Unfinished
-
-EPCIS_HEADERS: Final = {"GS1-EPCIS-Version": "2.0", "GS1-CBV-Version": "2.0"}
 
 
 @dataclass(frozen=True)
