@@ -10,6 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import mapping
 
+from digital_village.app import create_app
+from digital_village.config import Settings
+from digital_village.db import Database
 from digital_village.errors import PayloadTooLarge
 from digital_village.parcels import io as parcel_io
 from digital_village.trace import builders
@@ -62,3 +65,34 @@ def test_a_file_with_too_many_features_is_refused_before_it_is_read(tmp_path: Pa
     with pytest.raises(PayloadTooLarge, match="120 features; one import takes at most 100"):
         parcel_io.read_file(path, max_features=100)
     assert len(parcel_io.read_file(path, max_features=120).geometries) == 120
+
+
+def test_a_parcel_with_too_many_vertices_is_refused(
+    settings: Settings, db: Database, world: World
+) -> None:
+    import math
+
+    from shapely.geometry import Polygon
+
+    from tests.factories import GROUP
+    from tests.parcels.conftest import field
+
+    roomy = create_app(settings.model_copy(update={"max_body_bytes": 16 << 20}), database=db)
+    centre = field(5, 5).centroid
+    angles = [2 * math.pi * k / 100_000 for k in range(100_000)]
+    ring = Polygon(
+        [(centre.x + 0.0003 * math.cos(a), centre.y + 0.0003 * math.sin(a)) for a in angles]
+    )
+    vertices = len(ring.exterior.coords)
+    assert vertices > 100_000
+    body = {"fbfbm": GROUP, "geometry": mapping(ring), "land_use": "0101"}
+    with TestClient(roomy, raise_server_exceptions=False) as client:
+        refused = client.post("/api/v1/parcels", json=body, headers=world.auth("admin"))
+        assert refused.status_code == 422, refused.text[:300]
+        assert f"{vertices} vertices" in refused.json()["detail"]
+        split = client.post(
+            f"/api/v1/parcels/{GROUP}00001/split",
+            json={"parts": [mapping(ring), mapping(field(5, 6))]},
+            headers=world.auth("admin"),
+        )
+        assert split.status_code in (404, 422), split.text[:300]

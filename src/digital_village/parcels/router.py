@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
+import shapely
 from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
 from shapely.geometry import shape as shape_from_geojson
@@ -40,11 +41,21 @@ def _geojson(document: dict[str, Any], status_code: int = 200) -> JSONResponse:
     return JSONResponse(document, status_code=status_code, media_type=GEOJSON)
 
 
-def _geometry(value: dict[str, Any], what: str) -> Any:
+def _geometry(value: dict[str, Any], what: str, settings: Settings) -> Any:
+    """A GeoJSON geometry of a request, with at most ``DV_PARCEL_MAX_VERTICES`` vertices
+    (checked before any of the work a parcel's shape costs)."""
     try:
-        return shape_from_geojson(value)
+        geometry = shape_from_geojson(value)
     except Exception as error:  # shapely raises several kinds for malformed GeoJSON
         raise Invalid(f"{what} is not a GeoJSON geometry: {error}") from error
+    vertices = int(shapely.get_num_coordinates(geometry))
+    if vertices > settings.parcel_max_vertices:
+        raise Invalid(
+            f"{what} has {vertices} vertices; a parcel has at most "
+            f"{settings.parcel_max_vertices} (DV_PARCEL_MAX_VERTICES)",
+            limit=settings.parcel_max_vertices,
+        )
+    return geometry
 
 
 def _public_feature(session: Session, parcel: Parcel) -> dict[str, Any]:
@@ -282,7 +293,7 @@ def register(
         ledger=ledger,
         fbfbm=body.fbfbm,
         parcel_in=parcels.ParcelIn(
-            geometry=_geometry(body.geometry, "geometry"),
+            geometry=_geometry(body.geometry, "geometry", settings),
             land_use=body.land_use,
             name=body.name,
             bdcdyh=body.bdcdyh,
@@ -420,7 +431,7 @@ def split(
         session=session,
         ledger=ledger,
         dkbm=dkbm,
-        parts=[_geometry(part, f"part {i}") for i, part in enumerate(body.parts)],
+        parts=[_geometry(part, f"part {i}", settings) for i, part in enumerate(body.parts)],
         actor=actor,
         last_event=last_event_on(session=session, dkbms=[dkbm]),
         source=parcels.parse_source_crs(body.crs),
