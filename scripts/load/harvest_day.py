@@ -64,6 +64,7 @@ WRITE_CONNECTIONS = 5
 WRITE_PAUSE_MS = 200
 IMPORT_FEATURES = 5000
 IMPORT_AFTER_S = 5.0
+WARMUP_S = 5
 # The harvest day's bars (docs/BENCHMARKS.md): scans/s by backend, scan p99, sensor readings/s,
 # managers' events/s, and the slowest other request while an import runs.
 SCANS_PER_S = {"sqlite": 500.0, "postgresql": 300.0}
@@ -208,6 +209,49 @@ def run_import(
     found["seconds"] = round(time.monotonic() - started, 2)
 
 
+# What each worker's /metrics says about the resolver's views and the scan writer.
+WORKER_METRICS = ("dv_views_total", "dv_scans_total", "dv_scan_batches_total",
+                  "dv_scan_store_seconds_total", "dv_view_feed_looks_total")  # fmt: skip
+
+
+def scrape_workers(deployment: Deployment, workers: int) -> dict[str, dict[str, float]]:
+    """Each worker's view and scan counters, by pid: /metrics asked on new connections until
+    every worker has answered (each scrape reports the worker that took the connection)."""
+    found: dict[str, dict[str, float]] = {}
+    for _ in range(20 * workers):
+        try:
+            text_ = httpx.get(f"{deployment.base}/metrics", timeout=10).text
+        except httpx.HTTPError:
+            continue
+        pid = ""
+        values: dict[str, float] = {}
+        for line in text_.splitlines():
+            if line.startswith("dv_worker{"):
+                pid = line.split('pid="', 1)[1].split('"', 1)[0]
+            elif line.startswith(WORKER_METRICS):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        if pid:
+            found.setdefault(pid, values)
+        if len(found) >= workers:
+            break
+    return found
+
+
+def worker_counts(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, float]:
+    """What the workers counted during the run, summed over the workers seen both times."""
+    totals: dict[str, float] = {}
+    for pid, values in after.items():
+        earlier = before.get(pid)
+        if earlier is None:
+            continue
+        for name, value in values.items():
+            totals[name] = round(totals.get(name, 0.0) + value - earlier.get(name, 0.0), 3)
+    return dict(sorted(totals.items()))
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -252,6 +296,51 @@ def route_costs(log: Path, offset: int) -> dict[str, dict[str, Any]]:
             "write_hold_max_ms": round(max(holds), 2),
         }
     return costs
+
+
+def start_profiles(
+    deployment: Deployment, folder: Path, seconds: int
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling each worker for the run, as collapsed stacks: only the thread holding
+    the GIL, so what it shows is where the worker's Python CPU went."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    folder.mkdir(parents=True, exist_ok=True)
+    profilers = []
+    for pid in sorted(deployment.worker_pids()):
+        command = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate",
+                   "250", "--gil", "--format", "raw", "--nonblocking", "--output",
+                   str(folder / f"worker-{pid}.txt")]  # fmt: skip
+        profilers.append(
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+    return profilers
+
+
+def summarise_profile(path: Path, top: int = 25) -> dict[str, Any]:
+    """Where a worker's CPU went: the functions most often on top of the stack (self) and
+    anywhere in it (inclusive), as shares of its samples."""
+    self_counts: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].split(":")[0]
+                  for frame in stack.split(";")]  # fmt: skip
+        self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+
+    def shares(counts: dict[str, int]) -> list[tuple[str, float]]:
+        ranked = sorted(counts.items(), key=lambda item: -item[1])[:top]
+        return [(name, round(100 * count / max(total, 1), 1)) for name, count in ranked]
+
+    return {"samples": total, "self_pct": shares(self_counts), "inclusive_pct": shares(inclusive)}
 
 
 def wrk(
@@ -319,6 +408,8 @@ def run(
     write_pause_ms: int = WRITE_PAUSE_MS,
     import_features: int = IMPORT_FEATURES,
     import_after: float = IMPORT_AFTER_S,
+    profile: Path | None = None,
+    warmup: int = WARMUP_S,
 ) -> dict[str, Any]:
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown or not kinds:
@@ -334,6 +425,12 @@ def run(
     # The access log of every request: what each route cost (route_costs).
     deployment.env["DV_LOG_LEVEL"] = "INFO"
     deployment.start(workers=workers)
+    if warmup and "scan" in kinds:
+        # Each worker builds its pages on first request: a server that has been up a while
+        # has them; the measured run should too.
+        wrk("scans.lua", deployment, threads=2, connections=scan_connections, seconds=warmup,
+            args=[str(folder / "scans.txt")]).communicate(timeout=warmup + 60)  # fmt: skip
+    counted_before = scrape_workers(deployment, workers)
     log = deployment.data_dir / "serve.log"
     log_offset = log.stat().st_size
     before = _counts(deployment)
@@ -353,6 +450,7 @@ def run(
             [str(folder / "events.txt"), deployment.manager_token, str(write_pause_ms)],
         ),
     }  # fmt: skip
+    profilers = start_profiles(deployment, profile, seconds) if profile else []
     processes = {
         kind: wrk(
             plans[kind][0],
@@ -376,9 +474,12 @@ def run(
     }
     if importer is not None:
         importer.join()
+    for profiler in profilers:
+        profiler.wait(timeout=60)
     elapsed = time.monotonic() - started
     load_after = os.getloadavg()
     cpu_used = server_cpu(deployment) - cpu_before
+    counted = worker_counts(counted_before, scrape_workers(deployment, workers))
     deployment.stop()
     costs = route_costs(log, log_offset)
     after = _counts(deployment)
@@ -435,7 +536,13 @@ def run(
         "loadavg_after": [round(x, 2) for x in load_after],
         "cpus": os.cpu_count(),
         "routes": costs,
+        # Views kept, built and dropped, and scans stored, late and dropped, by the workers.
+        "workers_counted": counted,
     }
+    if profile:
+        result["profiles"] = {
+            path.stem: summarise_profile(path) for path in sorted(profile.glob("worker-*.txt"))
+        }
     # wrk counts the requests answered before the end; those still in flight then (at most
     # one a connection) may have been stored too.
     readings_in_flight = len(tokens) * READINGS_PER_BATCH
@@ -527,6 +634,17 @@ def main() -> None:
         help="seconds into the load when the import is posted",
     )
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=WARMUP_S,
+        help="seconds of scans before the measured run, so each worker has built its pages",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample each worker with py-spy into this folder and print where its CPU went",
+    )
+    parser.add_argument(
         "--kinds",
         default=",".join(KINDS),
         help="which kinds of traffic to run (comma-separated; default all: scan,ingest,write)",
@@ -546,6 +664,8 @@ def main() -> None:
             write_pause_ms=args.write_pause_ms,
             import_features=args.import_features,
             import_after=args.import_after,
+            profile=args.profile,
+            warmup=args.warmup,
         )
     finally:
         deployment.destroy()
@@ -570,6 +690,9 @@ def report(figures: dict[str, Any]) -> None:
             f"{cost['write_wait_p99_ms']}/{cost['write_wait_max_ms']}  "
             f"{cost['write_hold_p50_ms']}/{cost['write_hold_p99_ms']}/{cost['write_hold_max_ms']}"
         )
+    print("\nworkers counted during the run (/metrics, summed):")
+    for name, value in figures["workers_counted"].items():
+        print(f"  {name}: {value}")
     print()
     for key in ("backend", "workers", "scans_per_s", "readings_per_s", "events_per_s",
                 "requests_per_s", "error_rate", "readings_sent", "readings_stored",
@@ -577,6 +700,13 @@ def report(figures: dict[str, Any]) -> None:
                 "server_cpu_seconds", "server_cpu_ms_per_request", "loadavg_before",
                 "loadavg_after", "cpus", "held"):  # fmt: skip
         print(f"{key:>28}: {figures[key]}")
+    for worker, found in figures.get("profiles", {}).items():
+        print(f"\n{worker}: {found['samples']} samples; % of them on top of the stack (self):")
+        for name, share in found["self_pct"]:
+            print(f"  {share:>5}  {name}")
+        print("  … anywhere in the stack (inclusive):")
+        for name, share in found["inclusive_pct"]:
+            print(f"  {share:>5}  {name}")
     print("\nbars:")
     for name, bar in figures["bars"].items():
         print(f"  {name:>26}: {bar['value']} ({bar['bar']}) {'met' if bar['met'] else 'MISSED'}")

@@ -8,6 +8,7 @@ anything else raises :class:`Offload`, and the request is answered in the thread
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Hashable, Iterator
@@ -119,6 +120,14 @@ class ResolverState:
     def collect(self) -> Iterator[Metric]:
         """Prometheus metrics of the scan writer and the view stores (read at each scrape)."""
         writer = self.scans
+        worker = GaugeMetricFamily(
+            "dv_worker",
+            "The worker process that answered this scrape (its id): with several workers on one "
+            "port, each scrape reports one worker's figures.",
+            labels=["pid"],
+        )
+        worker.add_metric([str(os.getpid())], 1)
+        yield worker
         scanned = CounterMetricFamily(
             "dv_scans",
             "Scans of items' pages by outcome: stored; late (the page was served before its "

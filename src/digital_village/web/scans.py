@@ -42,6 +42,7 @@ threads fighting for the write lock (whose busy-wait sleeps made the tail latenc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import logging
@@ -85,6 +86,11 @@ MAX_BATCH: Final = 256
 MAX_WAITING: Final = 10_000
 # The item summaries last seen, kept for pages served before their own scan was stored.
 SUMMARIES_KEPT: Final = 4096
+# How often the writer looks for scans while they keep coming (a few ms of a page's time for
+# fewer transactions, and no thread woken per scan), and after how many empty looks it
+# blocks until the next one instead (about a second).
+GATHER_S: Final = 0.004
+IDLE_LOOKS: Final = 250
 
 
 class BadGeo(DomainError):
@@ -382,7 +388,15 @@ def store(session: Session, scan: ScanIn) -> ScanSummary:
     return found
 
 
-_Item = tuple[ScanIn, "Future[ScanSummary]"]
+@dataclass(frozen=True)
+class _Waiter:
+    """A page's request waiting on its event loop for its scan's summary."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[ScanSummary]
+
+
+_Item = tuple[ScanIn, "Future[ScanSummary] | _Waiter"]
 
 
 class ScanWriter:
@@ -396,6 +410,10 @@ class ScanWriter:
     per transaction, so one bad scan fails only itself; a scan that cannot be stored is dropped
     and counted. The thread starts on the first scan; ``stop`` stores every scan handed over
     before it and ends the thread (the app calls it at shutdown; a later scan starts a new one).
+
+    Waking a thread costs a page more than storing its scan: while scans keep coming the thread
+    looks for them every ``GATHER_S`` instead of waiting to be woken, and it tells each event
+    loop about all of its pages of a batch at once.
     """
 
     def __init__(
@@ -423,17 +441,20 @@ class ScanWriter:
         """Hand a scan over: a future of the item's summary once the scan is committed, or None
         when too many scans wait already (the scan is dropped and counted)."""
         future: Future[ScanSummary] = Future()
+        return future if self._hand_over(scan, future) else None
+
+    def _hand_over(self, scan: ScanIn, settle: Future[ScanSummary] | _Waiter) -> bool:
         with self._lock:
             if self._queue.qsize() >= self._max_waiting:
                 self.dropped += 1
-                return None
+                return False
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="dv-scan-writer", daemon=True
                 )
                 self._thread.start()
-            self._queue.put((scan, future))
-        return future
+            self._queue.put((scan, settle))
+        return True
 
     def last_summary(self, gtin: str, serial: str) -> ScanSummary | None:
         """The item's summary as this process last stored a scan of it, if it did lately."""
@@ -443,10 +464,10 @@ class ScanWriter:
     async def record(self, scan: ScanIn, *, wait: float) -> ScanSummary | None:
         """Store a scan from the event loop: the item's summary once it is committed, or None
         when that takes longer than ``wait`` seconds (it is stored later) or it is dropped."""
-        future = self.submit(scan)
-        if future is None:
+        loop = asyncio.get_running_loop()
+        stored: asyncio.Future[ScanSummary] = loop.create_future()
+        if not self._hand_over(scan, _Waiter(loop, stored)):
             return None
-        stored = asyncio.wrap_future(future)
         done, _ = await asyncio.wait((stored,), timeout=wait)
         if not done:
             # Served before its scan was stored: the writer stores it later (or drops and
@@ -471,8 +492,23 @@ class ScanWriter:
             log.error("the scan writer did not finish within %s s", timeout)
 
     def _run(self) -> None:
+        idle = 0  # consecutive looks that found nothing
         while True:
-            first = self._queue.get()
+            if idle >= IDLE_LOOKS:
+                # Quiet: block until a scan comes (a hand-over then wakes this thread).
+                first = self._queue.get()
+                time.sleep(GATHER_S)
+            else:
+                # Busy: look every GATHER_S. A hand-over to a thread that is not blocked on the
+                # queue costs the page nothing but an append; waking one cost it a system call
+                # made while holding the GIL.
+                time.sleep(GATHER_S)
+                try:
+                    first = self._queue.get_nowait()
+                except queue.Empty:
+                    idle += 1
+                    continue
+            idle = 0
             if first is None:
                 return
             batch = [first]
@@ -506,8 +542,7 @@ class ScanWriter:
             log.exception("%d scan(s) could not be stored and were dropped", len(batch))
             with self._lock:
                 self.dropped += len(batch)
-            for _, future in batch:
-                _settle(future, error=error)
+            _settle_all([(settle, None, error) for _, settle in batch])
             return
         self.store_seconds += time.monotonic() - started
         with self._lock:
@@ -519,8 +554,39 @@ class ScanWriter:
                 self._last.move_to_end(key)
             while len(self._last) > SUMMARIES_KEPT:
                 self._last.popitem(last=False)
-        for (_, future), result in zip(batch, found, strict=True):
-            _settle(future, result=result)
+        _settle_all(
+            [(settle, result, None) for (_, settle), result in zip(batch, found, strict=True)]
+        )
+
+
+_Outcome = tuple["Future[ScanSummary] | _Waiter", ScanSummary | None, BaseException | None]
+
+
+def _settle_all(outcomes: list[_Outcome]) -> None:
+    """Give each waiting request its outcome: a thread's future at once, and each event
+    loop's requests all together (one wake-up of the loop, not one per page)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        settle = outcome[0]
+        if isinstance(settle, _Waiter):
+            by_loop.setdefault(settle.loop, []).append(outcome)
+        else:
+            _settle(settle, result=outcome[1], error=outcome[2])
+    for loop, waiting in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_settle_waiters, waiting)
+
+
+def _settle_waiters(outcomes: list[_Outcome]) -> None:
+    for settle, result, error in outcomes:
+        assert isinstance(settle, _Waiter)
+        if settle.future.done():
+            continue  # the request went away (cancelled); the scan counts all the same
+        if error is not None:
+            settle.future.set_exception(error)
+        else:
+            assert result is not None
+            settle.future.set_result(result)
 
 
 def _outcome_seen(stored: asyncio.Future[ScanSummary]) -> None:
