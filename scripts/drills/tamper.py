@@ -8,10 +8,16 @@ soil readings), behind the application's back with plain SQL:
 - parcel_geometry: the parcel a sealed EPCIS event names as its bizLocation is moved 30 m,
   with its hash column and bounding box rewritten to match;
 - parcel_geom (PostgreSQL): only the PostGIS column of another such parcel is moved;
+- certificate_origin, product_name, lot_quantity: what a bottle's page shows of its
+  承诺达标合格证, product and lot, edited in their rows;
+- parcel_land_use, parcel_area: another such parcel's land use and area in 亩;
+- entry_column_type (SQLite): an entry's bytes stored as text instead of a blob;
 
 then `dv ledger verify` must name each (the entry's index, the parcel and day of the seal, the
-parcel). Then the newest checkpoints are deleted, so the server serves an old signed checkpoint
-as current:
+parcel, the certificate, product or lot and the field) without a traceback, and on the running
+server the per-record checks (/api/v1/certificates/{number}/verify, /lots/{gtin}/{lot}/verify,
+/parcels/{dkbm}/verify) must answer "not ok" for the edited records. Then the newest
+checkpoints are deleted, so the server serves an old signed checkpoint as current:
 
 - checkpoint_replay_audit: `dv ledger verify` names it;
 - checkpoint_replay_monitor: `dv ledger monitor` that had seen the newest checkpoint alerts;
@@ -166,6 +172,96 @@ def move_postgis_geom(connection: Connection, dkbm: str) -> Case:
     )
 
 
+def _names(subject: str, said: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda report: any(
+        p.get("subject") == subject and said in p["what"] for p in _problems(report)
+    )
+
+
+@dataclass(frozen=True)
+class Record:
+    """An edited record and the route that checks it on its own."""
+
+    case: str
+    route: str
+
+
+def edit_bound_rows(connection: Connection, dkbm: str) -> tuple[list[Case], list[Record]]:
+    """Rows of what a bottle's page shows, edited: its certificate's origin, a product's name,
+    a lot's size, a parcel's land use and area."""
+    number, gtin, lot = connection.execute(
+        text(
+            "SELECT c.number, l.gtin, l.lot FROM trace_certificate c"
+            " JOIN trace_lot l ON l.id = c.lot_id ORDER BY c.id LIMIT 1"
+        )
+    ).one()
+    connection.execute(
+        text("UPDATE trace_certificate SET origin = '黑龙江五常' WHERE number = :n"), {"n": number}
+    )
+    connection.execute(
+        text("UPDATE trace_product SET name = '五常大米' WHERE gtin = :g"), {"g": gtin}
+    )
+    connection.execute(
+        text("UPDATE trace_lot SET produced = produced * 10 WHERE gtin = :g AND lot = :l"),
+        {"g": gtin, "l": lot},
+    )
+    connection.execute(
+        text(
+            "UPDATE parcel SET area_mu = area_mu + 1,"
+            " land_use = CASE land_use WHEN '0101' THEN '0103' ELSE '0101' END WHERE dkbm = :d"
+        ),
+        {"d": dkbm},
+    )
+    cases = [
+        Case(
+            "certificate_origin",
+            f"certificate {number}'s origin set to 黑龙江五常",
+            _names(f"certificate:{number}", "origin is '黑龙江五常' in its row"),
+        ),
+        Case(
+            "product_name",
+            f"product {gtin}'s name set to 五常大米",
+            _names(f"product:{gtin}", "name is '五常大米' in its row"),
+        ),
+        Case(
+            "lot_quantity",
+            f"lot {gtin}/{lot}'s produced quantity multiplied by 10",
+            _names(f"lot:{gtin}/{lot}", "produced is"),
+        ),
+        Case(
+            "parcel_land_use",
+            f"parcel {dkbm}'s land use changed",
+            _names(f"parcel:{dkbm}", "stored land use"),
+        ),
+        Case(
+            "parcel_area",
+            f"parcel {dkbm}'s area in 亩 raised by 1",
+            _names(f"parcel:{dkbm}", "stored area (亩)"),
+        ),
+    ]
+    records = [
+        Record("certificate_check_route", f"/api/v1/certificates/{number}/verify"),
+        Record("lot_check_route", f"/api/v1/lots/{gtin}/{lot}/verify"),
+        Record("parcel_check_route", f"/api/v1/parcels/{dkbm}/verify"),
+    ]
+    return cases, records
+
+
+def text_entry(connection: Connection) -> Case:
+    """SQLite: an entry's bytes stored as text (the column's type changed for one value)."""
+    seq = connection.scalar(text("SELECT max(seq) / 2 FROM ledger_entry"))
+    connection.execute(
+        text("UPDATE ledger_entry SET body = CAST(body AS TEXT) WHERE seq = :s"), {"s": seq}
+    )
+    return Case(
+        "entry_column_type",
+        f"entry {seq}'s bytes stored as text",
+        lambda report: any(
+            p["index"] == seq and "stored as str" in p["what"] for p in _problems(report)
+        ),
+    )
+
+
 def monitor(deployment: Deployment, state: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*DV, "ledger", "monitor", deployment.base, "--state", str(state), "--once", *extra],
@@ -196,13 +292,27 @@ def run(deployment: Deployment) -> dict[str, Any]:
         cases.append(move_parcel(connection, parcels[0]))
         if postgres:
             cases.append(move_postgis_geom(connection, parcels[1]))
+        bound, records = edit_bound_rows(connection, parcels[-1])
+        cases += bound
+        if not postgres:
+            cases.append(text_entry(connection))
     report = deployment.audit()
     for case in cases:
         named = [p["what"] for p in _problems(report) if case.named({"problems": [p]})]
         record(case.name, case.what, case.named(report), named[0] if named else "not named")
 
-    # The newest checkpoints deleted: the server now serves an older one as current.
     deployment.start(workers=1)
+    for checked in records:
+        answer = deployment.get(checked.route)
+        said = answer.text
+        record(
+            checked.case,
+            f"GET {checked.route}",
+            answer.status_code == 200 and answer.json().get("ok") is False,
+            said,
+        )
+
+    # The newest checkpoints deleted: the server now serves an older one as current.
     vkey = deployment.dv("ledger", "key", "show").strip()
     state = deployment.data_dir / "monitor-state"
     before = monitor(deployment, state, "--vkey", vkey)

@@ -1,8 +1,9 @@
 """The tamper drill (scripts/drills/tamper.py) against a real deployment and `dv serve`.
 
 It runs once, on PostgreSQL when the suite has it (where the PostGIS column is one more case),
-else on SQLite: rows edited in the database are named by `dv ledger verify`, and an old
-checkpoint served as current is caught by the audit and by `dv ledger monitor`.
+else on SQLite (where an entry's bytes stored as text is one more): rows edited in the database
+are named by `dv ledger verify` and by the records' own check routes, and an old checkpoint
+served as current is caught by the audit and by `dv ledger monitor`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,18 @@ def test_every_tamper_case_is_detected() -> None:
         "checkpoint_replay_audit",
         "checkpoint_replay_monitor",
         "checkpoint_replay_first_look",
+        "certificate_origin",
+        "product_name",
+        "lot_quantity",
+        "parcel_land_use",
+        "parcel_area",
+        "certificate_check_route",
+        "lot_check_route",
+        "parcel_check_route",
     }
     if POSTGRES_URL:
         expected.add("parcel_geom")
+    else:
+        expected.add("entry_column_type")
     assert detected == expected
     assert f"detected {len(expected)} of {len(expected)}" in result.stdout

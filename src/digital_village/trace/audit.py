@@ -43,11 +43,13 @@ def _differ(subject: str, seq: int, diffs: list[tuple[str, Any, Any]]) -> list[I
         return []
     path, shown, entry = diffs[0]
     more = f" (and {len(diffs) - 1} more fields)" if len(diffs) > 1 else ""
+    # A field of an event's effects is named by its last token (the subject names the lot).
+    field = path.rsplit("/", 1)[-1] if path.startswith("/data/effects/") else path[6:]
     return [
         (
             seq,
-            f"{subject}: {path.removeprefix('/data/')} is {shown!r} in its row but {entry!r} in "
-            f"ledger entry {seq}{more}: row edited",
+            f"{subject}: {field} is {shown!r} in its row but {entry!r} in ledger entry "
+            f"{seq}{more}: row edited",
         )
     ]
 
