@@ -154,3 +154,17 @@ def test_a_checkpoint_signed_by_another_key_fails(
     other = note.Signer.parse(note.generate_signer_key(ledger.origin)).verifier()
     with pytest.raises(batch.BatchError, match="malformed batch proof"):
         batch.check_batch(document, [other])
+
+
+def test_a_large_answer_is_gzipped_when_the_client_accepts_it(
+    client: TestClient, db: Database, ledger: Ledger
+) -> None:
+    append(db, ledger, 40)
+    plain = client.get(
+        "/api/v1/ledger/proofs?indexes=0-39", headers={"Accept-Encoding": "identity"}
+    )
+    zipped = client.get("/api/v1/ledger/proofs?indexes=0-39", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert int(zipped.headers["content-length"]) < len(plain.content)
+    assert zipped.json() == plain.json()

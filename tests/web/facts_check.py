@@ -22,6 +22,7 @@ from digital_village.ledger import batch, note
 @dataclass
 class PageFact:
     index: int | None
+    more: list[int]
     claims: dict[str, Any]
     unrecorded: bool
     text: str
@@ -40,9 +41,10 @@ class _Facts(HTMLParser):
         attributes = dict(attrs)
         fact = None
         if "data-fact" in attributes:
-            text = attributes["data-fact"] or ""
+            indexes = [int(each) for each in (attributes["data-fact"] or "").split()]
             fact = PageFact(
-                index=int(text) if text else None,
+                index=indexes[0] if indexes else None,
+                more=indexes[1:],
                 claims=json.loads(attributes.get("data-fact-claims") or "{}"),
                 unrecorded="data-fact-unrecorded" in attributes,
                 text="",
@@ -74,7 +76,10 @@ def page_facts(html: str) -> list[PageFact]:
 def check_page(client: TestClient, html: str, vkey: str) -> list[PageFact]:
     """Every fact of the page with its state (verified, failed, unbound) and reason."""
     found = page_facts(html)
-    indexes = sorted({fact.index for fact in found if fact.index is not None})
+    indexes = sorted(
+        {fact.index for fact in found if fact.index is not None}
+        | {index for fact in found for index in fact.more}
+    )
     document = client.get(
         "/api/v1/ledger/proofs", params={"indexes": ",".join(map(str, indexes))}
     ).json()
@@ -87,6 +92,9 @@ def check_page(client: TestClient, html: str, vkey: str) -> list[PageFact]:
 def _judge(fact: PageFact, checked: batch.CheckedBatch) -> tuple[str, str]:
     if fact.index is None:
         return "unbound", "no entry"
+    for index in fact.more:
+        if index not in checked.entries:
+            return "failed", checked.failures.get(index, f"entry {index} not proven")
     if fact.index in checked.failures:
         return "failed", checked.failures[fact.index]
     if fact.index in checked.missing:

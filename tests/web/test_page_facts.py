@@ -181,3 +181,22 @@ def test_facts_are_marked_with_their_entry_and_claims(
         html,
     )
     assert "data-verify-facts" in html
+
+
+def test_the_charts_rest_on_the_seal_entries_they_are_drawn_from(
+    pages_client: TestClient, pages_db: Pages, pages_connection: Connection
+) -> None:
+    html = html_of(pages_client, pages_db.bottle)
+    sealed = [fact for fact in page_facts(html) if "data-sealed" in fact.attributes]
+    assert len(sealed) == 2 and all(len(fact.more) > 200 for fact in sealed)
+    one = sealed[0].more[100]
+    body = pages_connection.execute(
+        text("SELECT body FROM ledger_entry WHERE seq = :s"), {"s": one}
+    ).scalar_one()
+    forged = bytes(body).replace(b'"maxValue":', b'"maxValue":1', 1)
+    pages_connection.execute(
+        text("UPDATE ledger_entry SET body = :b WHERE seq = :s"), {"b": forged, "s": one}
+    )
+    broken = failed(check_page(pages_client, html, vkey(pages_db)))
+    assert [fact.attributes.get("data-sealed", "?") for fact in broken] == [None]
+    assert f"entry {one}" in broken[0].reason

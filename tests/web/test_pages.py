@@ -211,8 +211,8 @@ def test_growing_conditions_are_charted_per_parcel_from_sealed_readings(
     assert len(re.findall(r'<svg class="chart"', html)) == 4
     text = text_of(html)
     assert re.search(
-        r"Parcel 00001: 2025-10-08 to 2026-05-18, soil sensor readings on 22\d days, "
-        r"22\d of them sealed into the ledger day by day",
+        r"Parcel 00001: 2025-10-08 to 2026-05-18, soil sensor readings of 22\d days sealed "
+        r"into the ledger day by day; the charts are drawn from those seals",
         text,
     )
     for month in ("Nov", "Jan", "May"):

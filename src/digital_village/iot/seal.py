@@ -66,6 +66,11 @@ def leaf_bytes(device_id: int, metric_id: int, time_ms: int, value: float) -> by
     )
 
 
+def chain_key(dkbm: str) -> str:
+    """The ledger chain of a parcel's sealed days: ``parcel-readings:<DKBM>``."""
+    return f"parcel-readings:{dkbm}"
+
+
 def _leaves(rows: Sequence[readings.StoredReading]) -> list[bytes]:
     return [leaf_bytes(r.device_id, r.metric_id, r.time_ms, r.value) for r in rows]
 
@@ -216,7 +221,7 @@ def seal_days(
                         "devices": sorted({row.device_id for row in rows}),
                         "sensorElementList": _sensor_elements(rows, seal_day),
                     },
-                    f"parcel-readings:{dkbm}",
+                    chain_key(dkbm),
                 )
             )
         appended = ledger.append_many(session, entries)

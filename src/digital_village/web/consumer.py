@@ -37,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.errors import DomainError
+from digital_village.iot import metrics, seal
 from digital_village.iot import queries as readings
 from digital_village.jsonpointer import pointer
 from digital_village.ledger import log as ledger_log
@@ -182,9 +183,9 @@ class Conditions:
     label: str
     first: dt.date
     last: dt.date
-    days: int
     sealed_days: int
     charts: tuple[Chart, ...]
+    fact: Fact = UNBOUND  # the seal entries the charts are drawn from
 
 
 @dataclass(frozen=True)
@@ -804,39 +805,84 @@ def merge_steps(steps: Sequence[Step]) -> list[Step]:
     return merged
 
 
+@dataclass
+class _Day:
+    """One metric on one day, from the day's seals (several parts: late readings)."""
+
+    low: float
+    high: float
+    total: float  # mean × count, summed over the parts
+    count: int
+
+    def add(self, low: float, high: float, mean: float, count: int) -> None:
+        self.low, self.high = min(self.low, low), max(self.high, high)
+        self.total += mean * count
+        self.count += count
+
+
+def sealed_days(
+    entries: Iterable[tuple[int, str, bytes]], first: dt.date, last: dt.date
+) -> tuple[dict[str, dict[dt.date, _Day]], list[int]]:
+    """Per metric and China day, the readings' range and mean as the seal entries of a parcel
+    record them (the parts of a day combined); and the indexes of those entries."""
+    found: dict[str, dict[dt.date, _Day]] = defaultdict(dict)
+    seqs: list[int] = []
+    for seq, kind, body in entries:
+        if kind != seal.SEAL_KIND:
+            continue
+        data = reads.data_of(body)
+        try:
+            day = dt.date.fromisoformat(str(data.get("day")))
+        except ValueError:
+            seqs.append(seq)  # unreadable: its entry is still checked, and fails
+            continue
+        if not first <= day <= last:
+            continue
+        seqs.append(seq)
+        for element in data.get("sensorElementList") or []:
+            for report in (element or {}).get("sensorReport") or []:
+                try:
+                    metric = str(report["dv:metric"])
+                    low, high = float(report["minValue"]), float(report["maxValue"])
+                    mean, count = float(report["meanValue"]), int(report["dv:count"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if day in found[metric]:
+                    found[metric][day].add(low, high, mean, count)
+                else:
+                    found[metric][day] = _Day(low, high, mean * count, count)
+    return found, seqs
+
+
 def _conditions(
     session: Session, view: ConsumerView, harvests: Mapping[str, dt.datetime], language: str
 ) -> None:
+    """Soil conditions per parcel and day up to its harvest, drawn from the seal entries of its
+    readings (what the ledger records, not the readings table)."""
     sown: dict[str, dt.date] = {}
     labels = {p.dkbm: p.label for p in view.parcels}
     for step in view.timeline:
         if step.step == "step_planting":
             for dkbm in (d for d in labels if d[-5:] in step.parcels):
                 sown.setdefault(dkbm, step.when.date())
-    for dkbm in sorted(harvests)[:MAX_CHARTED_PARCELS]:
+    charted = sorted(harvests)[:MAX_CHARTED_PARCELS]
+    chains = reads.chain_entries(session, [seal.chain_key(dkbm) for dkbm in charted])
+    for dkbm in charted:
         last = _local(harvests[dkbm]).date()
         first = sown.get(dkbm, last - dt.timedelta(days=DEFAULT_SEASON_DAYS))
         if first > last or (last - first).days > 400:
             first = last - dt.timedelta(days=DEFAULT_SEASON_DAYS)
-        try:
-            daily = readings.parcel_daily(session=session, dkbm=dkbm, first=first, last=last)
-        except DomainError:
-            continue
-        days = daily["days"]
+        days, seqs = sealed_days(chains.get(seal.chain_key(dkbm), []), first, last)
         charts: list[Chart] = []
-        for metric, unit in daily["metrics"].items():
+        for metric in readings.SUMMARY_METRICS:
             values = [
-                drawing.DayValue(
-                    dt.date.fromisoformat(day["day"]),
-                    day[metric]["min"],
-                    day[metric]["mean"],
-                    day[metric]["max"],
-                )
-                for day in days
-                if metric in day
+                drawing.DayValue(day, d.low, round(d.total / d.count, 3), d.high)
+                for day, d in sorted(days.get(metric, {}).items())
+                if d.count
             ]
             if not values:
                 continue
+            unit = metrics.CATALOGUE[metric].unit
             svg = drawing.daily_chart(
                 values,
                 first=first,
@@ -853,9 +899,9 @@ def _conditions(
                     label=labels.get(dkbm, dkbm[-5:]),
                     first=first,
                     last=last,
-                    days=sum(1 for day in days if any(m in day for m in daily["metrics"])),
-                    sealed_days=sum(1 for day in days if day.get("seals")),
+                    sealed_days=len({day for per_day in days.values() for day in per_day}),
                     charts=tuple(charts),
+                    fact=facts.of_entries(seqs),
                 )
             )
 

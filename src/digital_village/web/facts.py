@@ -22,7 +22,7 @@ until a chain it shows gets a new entry.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,8 @@ class Fact:
     claims: Mapping[str, Any] = field(default_factory=dict)
     # False: the entry was made before the ledger recorded this kind of fact.
     recorded: bool = True
+    # More entries the fact rests on (a chart drawn from many seals): each must be proven.
+    more: tuple[int, ...] = ()
 
 
 UNBOUND = Fact(None, recorded=False)
@@ -45,6 +47,13 @@ UNBOUND = Fact(None, recorded=False)
 def of(seq: int | None, claims: Mapping[str, Any] | None = None) -> Fact:
     """A fact of entry ``seq`` with the given claims (None: no entry records it)."""
     return Fact(seq, dict(claims or {}), recorded=seq is not None)
+
+
+def of_entries(seqs: Sequence[int]) -> Fact:
+    """A fact drawn from several entries (no claims: the page shows what they record)."""
+    if not seqs:
+        return UNBOUND
+    return Fact(seqs[0], more=tuple(seqs[1:]))
 
 
 def unrecorded(seq: int | None) -> Fact:
@@ -56,7 +65,7 @@ def attrs(fact: Fact | None) -> Markup:
     """The attributes that mark an element as showing ``fact`` (nothing for None)."""
     if fact is None:
         return Markup("")
-    index = "" if fact.seq is None else str(fact.seq)
+    index = "" if fact.seq is None else " ".join(map(str, (fact.seq, *fact.more)))
     marked = Markup(' data-fact="{}"').format(index)
     if not fact.recorded:
         marked += Markup(" data-fact-unrecorded")

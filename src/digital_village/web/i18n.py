@@ -176,8 +176,8 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "reason_unknown": "未说明原因",
         "conditions_title": "生长环境",
         "conditions_note": (
-            "地块 {label}：{first} 至 {last}，{days} 天有土壤传感器读数，"
-            "其中 {sealed} 天的读数已按日封存进账本。"
+            "地块 {label}：{first} 至 {last}，{sealed} 天的土壤传感器读数已按日封存进账本，"
+            "图表按账本中的封存记录绘制。"
         ),
         "conditions_none": "这些地块没有安装土壤传感器。",
         "chart_legend": "线：日平均值；色带：当日最低至最高",
@@ -430,8 +430,8 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "reason_unknown": "no reason given",
         "conditions_title": "Growing conditions",
         "conditions_note": (
-            "Parcel {label}: {first} to {last}, soil sensor readings on {days} days, {sealed} of "
-            "them sealed into the ledger day by day."
+            "Parcel {label}: {first} to {last}, soil sensor readings of {sealed} days sealed "
+            "into the ledger day by day; the charts are drawn from those seals."
         ),
         "conditions_none": "No soil sensors were installed on these parcels.",
         "chart_legend": "line: daily mean; band: daily lowest to highest",

@@ -65,7 +65,9 @@ export async function mountVerifyPanel(panel) {
 export function collectFacts(root) {
   return Array.from(root.querySelectorAll('[data-fact]'), (element) => {
     const text = element.dataset.fact;
-    const index = text === '' ? null : Number(text);
+    // A fact may rest on several entries (a chart drawn from many seals): all must pass.
+    const indexes = text === '' ? [] : text.split(' ').map(Number);
+    const index = indexes.length ? indexes[0] : null;
     let claims = {};
     let malformed = null;
     try {
@@ -74,10 +76,10 @@ export function collectFacts(root) {
     } catch {
       malformed = 'the page marks this fact with claims that are not a JSON object';
     }
-    if (index !== null && !(Number.isSafeInteger(index) && index >= 0)) {
+    if (!indexes.every((each) => Number.isSafeInteger(each) && each >= 0)) {
       malformed = `the page names entry ${JSON.stringify(text)}, not an index`;
     }
-    return { element, index, claims, malformed, unrecorded: element.hasAttribute('data-fact-unrecorded') };
+    return { element, index, indexes, claims, malformed, unrecorded: element.hasAttribute('data-fact-unrecorded') };
   });
 }
 
@@ -111,7 +113,18 @@ export function sameJson(a, b) {
   return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && sameJson(a[key], b[key]));
 }
 
-/** The outcome of one fact given its entry's result: {state, reason}. */
+/** The outcome of one fact given its entries' results (a Map index → result). */
+export function judgeFactOf(fact, results) {
+  for (const index of (fact.indexes ?? []).slice(1)) {
+    const result = results.get(index);
+    if (!result?.ok) {
+      return { state: result?.pending ? 'pending' : 'failed', reason: result?.reason ?? `entry ${index} was not checked` };
+    }
+  }
+  return judgeFact(fact, results.get(fact.index));
+}
+
+/** The outcome of one fact given its (first) entry's result: {state, reason}. */
 export function judgeFact(fact, result) {
   const unbound = { state: 'unbound', reason: 'recorded before the ledger carried such facts' };
   if (fact.malformed) return { state: 'failed', reason: fact.malformed };
@@ -184,7 +197,7 @@ export async function mountFactsPanel(panel, root = document) {
   const messages = JSON.parse(panel.querySelector('[data-verify-messages]').textContent);
   show(panel, 'checking', messages.checking);
   const facts = collectFacts(root);
-  const indexes = [...new Set(facts.map((fact) => fact.index).filter((index) => Number.isSafeInteger(index) && index >= 0))];
+  const indexes = [...new Set(facts.flatMap((fact) => fact.indexes).filter((index) => Number.isSafeInteger(index) && index >= 0))];
   const base = panel.dataset.baseUrl ?? '';
   const storageKey = SEEN_KEY + (base || globalThis.location?.origin || '');
   const options = panel.dataset.vkey ? { vkey: panel.dataset.vkey } : {};
@@ -195,7 +208,7 @@ export async function mountFactsPanel(panel, root = document) {
       outcome = indexes.length
         ? await verifyEntries(base, indexes, { ...options, seen: remembered(storageKey) })
         : { ok: true, results: new Map(), treeSize: null };
-      judged = facts.map((fact) => judgeFact(fact, outcome.results.get(fact.index)));
+      judged = facts.map((fact) => judgeFactOf(fact, outcome.results));
       const waiting = outcome.ok && (judged.some((verdict) => verdict.state === 'pending') || stale(outcome));
       if (!waiting || attempt >= PENDING_RETRIES) break;
       show(panel, 'checking', messages.waiting);
