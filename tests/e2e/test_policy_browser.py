@@ -49,11 +49,17 @@ def test_swagger_ui_and_redoc_render_from_this_site(browser: Any, live: Live) ->
     assert all("cdn.redoc.ly" in text for text in refused), refused
 
 
-def test_a_script_slipped_into_a_page_does_not_run(browser: Any, live: Live) -> None:
+def _listened(browser: Any) -> tuple[Any, Any, list[str]]:
+    """A fresh context and page, and every console message the page logs."""
     context = browser.new_context()
     page = context.new_page()
-    refused: list[str] = []
-    page.on("console", lambda message: refused.append(message.text))
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    return context, page, messages
+
+
+def test_a_script_slipped_into_a_page_does_not_run(browser: Any, live: Live) -> None:
+    context, page, refused = _listened(browser)
     page.goto(live.url + "/labels")
     ran = page.evaluate(
         """() => {
@@ -72,10 +78,7 @@ def test_a_script_slipped_into_a_page_does_not_run(browser: Any, live: Live) -> 
 
 
 def test_another_site_cannot_frame_a_page(browser: Any, live: Live) -> None:
-    context = browser.new_context()
-    page = context.new_page()
-    refused: list[str] = []
-    page.on("console", lambda message: refused.append(message.text))
+    context, page, refused = _listened(browser)
     # A page of another origin (a data: URL is opaque) framing the label page.
     page.set_content(f'<iframe src="{live.url}/labels" width="300" height="300"></iframe>')
     page.wait_for_timeout(800)

@@ -180,14 +180,7 @@ def test_travel_that_is_possible_is_not_flagged(session: Session) -> None:
     start = dt.datetime(2026, 7, 1, 9, tzinfo=dt.UTC)
 
     def scan(hours: float, geo: tuple[float, float], serial: str) -> None:
-        scans.record_scan(
-            session=session,
-            gtin=seasons.BOTTLE,
-            serial=serial,
-            network=f"10.0.{int(hours * 10)}.0/24",
-            geo=geo,
-            now=start + dt.timedelta(hours=hours),
-        )
+        _scan_from(session, serial, int(hours * 10), start + dt.timedelta(hours=hours), geo)
 
     # Deyang to Chengdu (~60 km) in two hours, then to Chongqing (~270 km) by the evening.
     for hours, geo in ((0, (31.1, 104.4)), (2, (30.7, 104.1)), (9, (29.6, 106.5))):
