@@ -19,10 +19,12 @@ from typing import Any
 
 import pytest
 
+from digital_village import web
 from digital_village.app import create_app
 from digital_village.db import Database, make_engine
 from digital_village.demo import oil_season as seasons
-from tests.e2e.conftest import ARTIFACTS, LiveServer
+from digital_village.web import i18n
+from tests.e2e.conftest import ARTIFACTS, Live, LiveServer
 from tests.web.conftest import Pages, make_pages
 
 pytestmark = pytest.mark.browser
@@ -214,3 +216,59 @@ def test_entries_a_checkpoint_covers_a_moment_later_are_verified(
         )
     page.wait_for_selector('[data-verify-panel]:not([data-state="checking"])', timeout=30_000)
     assert page.locator("[data-verify-panel]").get_attribute("data-state") == "verified"
+
+
+def facts_page(live: Live, page: Any, facts_html: str) -> dict[str, Any]:
+    """A page of the live server's origin showing ``facts_html`` and the facts panel."""
+    panel = web.templates().get_template("_verify_panel.html")
+    html = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"></head><body>'
+        f"{facts_html}{panel.render(t=i18n.messages('en'), lang='en')}</body></html>"
+    )
+    page.route(
+        f"{live.url}/test-facts",
+        lambda route: route.fulfill(body=html, content_type="text/html; charset=utf-8"),
+    )
+    return checked(page, f"{live.url}/test-facts")
+
+
+def test_claims_are_compared_with_the_proven_entries(phone: Callable[[], Any], live: Live) -> None:
+    good = facts_page(
+        live,
+        phone(),
+        '<p><span data-fact="1" data-fact-claims=\'{"/data/n":1,"/data/lot":"RS2026-001"}\'>'
+        'one</span> <span data-fact="2 3 4">three</span></p>',
+    )
+    assert good["state"] == "verified", good
+    assert good["status"].startswith("verified — all 2 facts on this page come from 4 ledger")
+    bad = facts_page(
+        live, phone(), '<p><span data-fact="3" data-fact-claims=\'{"/data/n":99}\'>n</span></p>'
+    )
+    assert bad["state"] == "failed" and bad["failed"] == ["n"]
+    assert "the page shows 99 but entry 3 records 3 at /data/n" in bad["reason"]
+    assert bad["marks"] == ["not verified"]
+
+
+def test_a_fact_the_ledger_did_not_carry_makes_the_page_partly_verified(
+    phone: Callable[[], Any], live: Live
+) -> None:
+    result = facts_page(
+        live,
+        phone(),
+        '<span data-fact="1">one</span> <span data-fact="2" data-fact-unrecorded>old</span>',
+    )
+    assert result["state"] == "partial", result
+    assert result["status"] == (
+        "partly verified: 1 facts verified; 1 were recorded before the ledger carried such "
+        "facts and cannot be checked (marked on the page)"
+    )
+    assert result["marks"] == ["cannot be checked"] and result["failed"] == []
+
+
+def test_a_fact_resting_on_an_entry_never_covered_fails_after_waiting(
+    phone: Callable[[], Any], live: Live
+) -> None:
+    result = facts_page(live, phone(), '<span data-fact="1 999">chart</span>')
+    assert result["state"] == "failed", result
+    assert "no checkpoint covers entry 999 yet" in result["reason"]
+    assert result["failed"] == ["chart"]

@@ -325,6 +325,16 @@ async function fetchBody(fetchImpl, url, what) {
   return body;
 }
 
+/** The fetch to use, the server's base URL, and the verifier key: pinned, or fetched. */
+function requests(baseUrl, options) {
+  const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const base = String(baseUrl ?? '').replace(/\/+$/, '');
+  const keyRequest = options.vkey !== undefined
+    ? Promise.resolve(options.vkey)
+    : fetchBody(fetchImpl, `${base}/api/v1/ledger/key`, 'verifier key').then(keyLine);
+  return { fetchImpl, base, keyRequest };
+}
+
 function keyLine(body) {
   let text;
   try {
@@ -347,11 +357,7 @@ export async function verifyEntry(baseUrl, index, options = {}) {
   try {
     if (!Number.isSafeInteger(index) || index < 0) fail(`entry index ${JSON.stringify(index)} is not a non-negative integer`);
     if (!globalThis.crypto?.subtle) fail('this page has no WebCrypto (it needs https://); verify the downloaded proof with dv verify');
-    const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
-    const base = String(baseUrl ?? '').replace(/\/+$/, '');
-    const keyRequest = options.vkey !== undefined
-      ? Promise.resolve(options.vkey)
-      : fetchBody(fetchImpl, `${base}/api/v1/ledger/key`, 'verifier key').then(keyLine);
+    const { fetchImpl, base, keyRequest } = requests(baseUrl, options);
     const [vkey, proofBytes] = await Promise.all([
       keyRequest,
       fetchBody(fetchImpl, `${base}/api/v1/ledger/entries/${index}/proof`, 'proof'),
@@ -488,11 +494,7 @@ export async function verifyEntries(baseUrl, indexes, options = {}) {
       if (!Number.isSafeInteger(index) || index < 0) fail(`entry index ${JSON.stringify(index)} is not a non-negative integer`);
     }
     if (!globalThis.crypto?.subtle) fail('this page has no WebCrypto (it needs https://); verify the downloaded proofs with dv verify');
-    const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
-    const base = String(baseUrl ?? '').replace(/\/+$/, '');
-    const keyRequest = options.vkey !== undefined
-      ? Promise.resolve(options.vkey)
-      : fetchBody(fetchImpl, `${base}/api/v1/ledger/key`, 'verifier key').then(keyLine);
+    const { fetchImpl, base, keyRequest } = requests(baseUrl, options);
     const [vkey, body] = await Promise.all([
       keyRequest,
       fetchBody(fetchImpl, `${base}/api/v1/ledger/proofs?indexes=${indexRanges(wanted)}`, 'proofs'),
