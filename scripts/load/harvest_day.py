@@ -5,9 +5,9 @@ Three kinds of traffic at once, each a wrk process with its own Lua profile:
 - scan (scans.lua): consumers scanning bottle labels — the consumer page in Chinese or English,
   or the GS1 linkset as JSON — as fast as the server answers;
 - ingest (ingest.lua): field sensors, one device per wrk thread, posting batches of soil
-  readings with a pause between batches;
+  readings at a paced rate (batches a second per device);
 - write (writes.lua): the cooperative's managers capturing EPCIS events (irrigating,
-  fertilizing, harvests) one a request, with a pause between events;
+  fertilizing, harvests) one a request, at a paced rate;
 
 and, unless ``--import-features 0``, a manager's parcel import of that many features posted
 while they run (``POST /api/v1/parcels/import``).
@@ -59,9 +59,13 @@ SENTINEL = dt.datetime(2001, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
 LOT_SENTINEL = "LDNNNNNN"
 KINDS = ("scan", "ingest", "write")
 READINGS_PER_BATCH = 250
-INGEST_PAUSE_MS = 250
-WRITE_CONNECTIONS = 5
-WRITE_PAUSE_MS = 200
+# Offered load, paced (scripts/load/_report.lua): each device posts this many batches a second
+# over two connections, the managers this many events a second over WRITE_CONNECTIONS; slow
+# answers do not lower the rate until every connection waits for one.
+BATCHES_PER_S = 3.0
+CONNECTIONS_PER_DEVICE = 2
+WRITE_CONNECTIONS = 8
+EVENTS_PER_S = 25.0
 IMPORT_FEATURES = 5000
 IMPORT_AFTER_S = 5.0
 WARMUP_S = 5
@@ -405,7 +409,7 @@ def run(
     scan_connections: int,
     kinds: list[str],
     write_connections: int = WRITE_CONNECTIONS,
-    write_pause_ms: int = WRITE_PAUSE_MS,
+    events_per_s: float = EVENTS_PER_S,
     import_features: int = IMPORT_FEATURES,
     import_after: float = IMPORT_AFTER_S,
     profile: Path | None = None,
@@ -441,13 +445,13 @@ def run(
     plans: dict[str, tuple[str, int, int, list[str]]] = {
         "scan": ("scans.lua", 2, scan_connections, [str(folder / "scans.txt")]),
         "ingest": (
-            "ingest.lua", len(tokens), len(tokens),
+            "ingest.lua", len(tokens), CONNECTIONS_PER_DEVICE * len(tokens),
             [str(folder / "tokens.txt"), str(int(installed.timestamp() * 1000) + 1000),
-             str(READINGS_PER_BATCH), str(INGEST_PAUSE_MS)],
+             str(READINGS_PER_BATCH), str(BATCHES_PER_S)],
         ),
         "write": (
             "writes.lua", 1, write_connections,
-            [str(folder / "events.txt"), deployment.manager_token, str(write_pause_ms)],
+            [str(folder / "events.txt"), deployment.manager_token, str(events_per_s)],
         ),
     }  # fmt: skip
     profilers = start_profiles(deployment, profile, seconds) if profile else []
@@ -545,7 +549,7 @@ def run(
         }
     # wrk counts the requests answered before the end; those still in flight then (at most
     # one a connection) may have been stored too.
-    readings_in_flight = len(tokens) * READINGS_PER_BATCH
+    readings_in_flight = CONNECTIONS_PER_DEVICE * len(tokens) * READINGS_PER_BATCH
     result["held"] = (
         total_errors == 0
         and result["ledger_audit_ok"]
@@ -616,10 +620,10 @@ def main() -> None:
         help="managers capturing events at once",
     )
     parser.add_argument(
-        "--write-pause-ms",
-        type=int,
-        default=WRITE_PAUSE_MS,
-        help="each manager's pause between events",
+        "--events-per-s",
+        type=float,
+        default=EVENTS_PER_S,
+        help="events the managers send a second in all (paced)",
     )
     parser.add_argument(
         "--import-features",
@@ -661,7 +665,7 @@ def main() -> None:
             scan_connections=args.scan_connections,
             kinds=[kind.strip() for kind in args.kinds.split(",") if kind.strip()],
             write_connections=args.write_connections,
-            write_pause_ms=args.write_pause_ms,
+            events_per_s=args.events_per_s,
             import_features=args.import_features,
             import_after=args.import_after,
             profile=args.profile,

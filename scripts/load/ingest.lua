@@ -1,7 +1,8 @@
 -- Field sensors posting batches of readings, one device per wrk thread (tokens one a line in
 -- the file named by the first argument). Each reading has a time of its own (1 ms apart from
 -- the second argument, the epoch milliseconds of the devices' installation, per thread a
--- stretch of its own), so every one is new. Arguments 3 and 4: readings per batch, pause ms.
+-- stretch of its own), so every one is new. Arguments 3 and 4: readings per batch, batches a
+-- second per device.
 dofile(os.getenv("DV_LOAD_DIR") .. "/_report.lua")
 
 local threads = {}
@@ -12,7 +13,7 @@ function setup(thread)
   threads[#threads + 1] = thread
 end
 
-local token, base_ms, per_batch, pause, sent
+local token, base_ms, per_batch, sent
 
 function init(args)
   local tokens = {}
@@ -22,7 +23,7 @@ function init(args)
   token = tokens[number % #tokens + 1]
   base_ms = tonumber(args[2]) + number * 1000000
   per_batch = tonumber(args[3])
-  pause = tonumber(args[4])
+  delay = paced(tonumber(args[4]))
   sent = 0
 end
 
@@ -37,10 +38,6 @@ function request()
   end
   local body = '{"readings":[' .. table.concat(readings, ",") .. ']}'
   return post_json("/api/v1/telemetry", token, body)
-end
-
-function delay()
-  return pause
 end
 
 done = report("ingest")

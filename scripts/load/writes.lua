@@ -2,7 +2,7 @@
 -- fertilizing) and harvests, captured one event a request. Templates come one a line from the
 -- file named by the first argument, with @TIME@ (an RFC 3339 time) and @N@ (a number of this
 -- request's own, for lot codes) to fill: each event is distinct, so none is a duplicate.
--- Argument 2: the manager's token; 3: pause ms between a connection's requests.
+-- Argument 2: the manager's token; 3: events a second (all connections of the thread).
 dofile(os.getenv("DV_LOAD_DIR") .. "/_report.lua")
 
 local threads = {}
@@ -12,7 +12,7 @@ function setup(thread)
   threads[#threads + 1] = thread
 end
 
-local templates, token, pause, sent, start
+local templates, token, sent, start
 
 function init(args)
   templates = {}
@@ -20,7 +20,7 @@ function init(args)
     if #line > 0 then templates[#templates + 1] = line end
   end
   token = args[2]
-  pause = tonumber(args[3])
+  delay = paced(tonumber(args[3]))
   sent = 0
   start = os.time()
 end
@@ -32,10 +32,6 @@ function request()
   local n = string.format("%d%06d", number, sent)
   local body = templates[sent % #templates + 1]:gsub("@TIME@", when):gsub("@N@", n)
   return post_json("/api/v1/events", token, body)
-end
-
-function delay()
-  return pause
 end
 
 done = report("write")

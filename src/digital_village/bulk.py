@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from digital_village.db import Base, Database, UTCDateTime, naive_utc
+from digital_village.db import Base, Database, UTCDateTime, current_cost, naive_utc, track_cost
 
 # A parameter that needs converting: its index, the converter, and whether rows often share
 # its value (a timestamp), so that insert_rows wraps the converter in a _Repeating.
@@ -134,8 +134,7 @@ def insert_rows(
 
 
 T = TypeVar("T")
-# A write transaction may hold the writer for < 100 ms. Chunks are sized on the CPU time the
-# last one took (wall time on a busy machine measures the other processes too), aiming at 70 ms.
+# A write transaction may hold the writer for < 100 ms: chunks aim at 70 ms.
 CHUNK_TARGET_S = 0.07
 # The pause between chunks: as long as the last one held the writer, within these bounds.
 CHUNK_PAUSE_MIN_S = 0.01
@@ -151,25 +150,28 @@ def write_in_chunks(
     durations: list[float] | None = None,
 ) -> None:
     """``write`` over ``items`` in chunks, one write transaction each, sized so that each
-    takes about CHUNK_TARGET_S of CPU (measured as it goes); ``durations`` gets the wall
-    time each transaction held the writer.
+    holds the database's writer for about CHUNK_TARGET_S (measured as it goes); ``durations``
+    gets how long each held it.
 
     For long jobs that check everything first and then only store: a job holding the
-    database's one writer for seconds would make every other write wait that long.
+    database's one writer for seconds would make every other write wait that long. Chunks are
+    sized on the time they hold the writer, not on their CPU time: on a busy machine a chunk's
+    CPU time stretches into a longer hold, and the hold is what other writers wait for.
     """
+    cost = current_cost() or track_cost()
     size, start = first, 0
     while start < len(items):
         chunk = items[start : start + size]
-        began, cpu = time.perf_counter(), time.thread_time()
+        before = cost.write_hold
         with database.transaction(write=True) as session:
             write(session, chunk)
-        took, used = time.perf_counter() - began, time.thread_time() - cpu
+        held = cost.write_hold - before
         if durations is not None:
-            durations.append(took)
+            durations.append(held)
         start += len(chunk)
-        rate = len(chunk) / max(used, 1e-4)
+        rate = len(chunk) / max(held, 1e-4)
         size = max(10, min(5_000, int(rate * CHUNK_TARGET_S)))
         if start < len(items):
             # Let writers that waited meanwhile go first: taking the lock back at once, the
             # job would win it from them every time.
-            time.sleep(min(max(took, CHUNK_PAUSE_MIN_S), CHUNK_PAUSE_MAX_S))
+            time.sleep(min(max(held, CHUNK_PAUSE_MIN_S), CHUNK_PAUSE_MAX_S))

@@ -182,6 +182,11 @@ _COST: ContextVar[RequestCost | None] = ContextVar("dv_request_cost", default=No
 _WRITE_BEGAN = "dv_write_began"
 
 
+def current_cost() -> RequestCost | None:
+    """The RequestCost this context's database work is counted in, if any."""
+    return _COST.get()
+
+
 def track_cost() -> RequestCost:
     """Count this context's database work (the caller's request) in a new RequestCost."""
     cost = RequestCost()
@@ -340,8 +345,11 @@ def make_single_use_engine(url: str) -> Engine:
             _private_sqlite_file(database)
         engine = create_engine(url, poolclass=NullPool)
         _install_sqlite_pragmas(engine)
-        return engine
-    return create_engine(url, poolclass=NullPool)
+    else:
+        engine = create_engine(url, poolclass=NullPool)
+    # A command's long jobs size their chunks on how long they held the writer.
+    _install_cost_tracking(engine)
+    return engine
 
 
 class Failure(enum.Enum):
