@@ -232,3 +232,18 @@ def test_facts_recorded_before_entries_carried_them_are_marked_so() -> None:
     shown = consumer.parcel_facts(parcel, new, crop="油菜", on=dt.date(2026, 3, 1))
     assert shown["crop_fact"].claims == {"/data/crops/2025-winter": "油菜"}
     assert "data-fact-unrecorded" in facts.attrs(Fact(3, recorded=False))
+
+
+def test_the_product_page_claims_its_facts_and_fails_an_edited_name(
+    pages_client: TestClient, pages_db: Pages, pages_connection: Connection
+) -> None:
+    path = f"/01/{seasons.BOTTLE}"
+    facts = facts_of(pages_client, pages_db, path)
+    assert failed(facts) == [] and len(facts) >= 5
+    claimed = {path for fact in facts for path in fact.claims}
+    assert {"/data/name", "/data/category", "/data/cooperative", "/data/gtin"} <= claimed
+    assert any(path.endswith("/producedAt") for path in claimed)
+    pages_connection.execute(
+        text("UPDATE trace_product SET name = '五常大米' WHERE gtin = :g"), {"g": seasons.BOTTLE}
+    )
+    assert [fact.text for fact in failed(facts_of(pages_client, pages_db, path))] == ["五常大米"]

@@ -415,6 +415,60 @@ def lots_of_product(*, session: Session, product: Product, limit: int = 20) -> S
     return session.scalars(query).all()
 
 
+@dataclass(frozen=True)
+class ProductLot:
+    lot: str
+    produced_at: dt.datetime  # China time
+    fact: Fact  # when it was made, in the entry of the event that made it
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """A product's page (a GTIN without a lot): what it is, who makes it, its recent lots."""
+
+    product: Product
+    cooperative: str
+    lots: list[ProductLot]
+    name_fact: Fact
+    gtin_fact: Fact
+    category_fact: Fact
+    producer_fact: Fact
+
+
+def product_view(*, session: Session, product: Product) -> ProductView:
+    """The product page's facts, each claimed against the entry that records it."""
+    cooperative = regions.get_cooperative(session=session, cooperative_id=product.cooperative_id)
+    rows = lots_of_product(session=session, product=product)
+    made = {
+        lot_id: seqs[1]
+        for lot_id, seqs in lineage.lot_entries(
+            session=session, lot_ids=[row.id for row in rows]
+        ).items()
+    }
+    entries = reads.entries_by_seq(session, [seq for seq in made.values() if seq is not None])
+    lots = []
+    for row in rows:
+        seq = made.get(row.id)
+        found = entries.get(seq) if seq is not None else None
+        if seq is None:
+            fact = UNBOUND
+        elif found is not None and not recorded.records_effects(reads.data_of(found[1])):
+            fact = facts.unrecorded(seq)
+        else:
+            path = pointer("data", "effects", "lots", recorded.lot_key(row.gtin, row.lot))
+            fact = facts.of(seq, {f"{path}/producedAt": recorded.utc_text(row.produced_at)})
+        lots.append(ProductLot(row.lot, _local(row.produced_at), fact))
+    return ProductView(
+        product=product,
+        cooperative=cooperative.name,
+        lots=lots,
+        name_fact=_product_fact(product, recorded.PRODUCT_NAME[0], product.name),
+        gtin_fact=_product_fact(product, recorded.PRODUCT_GTIN[0], product.gtin),
+        category_fact=_product_fact(product, "/data/category", product.category),
+        producer_fact=_product_fact(product, recorded.PRODUCT_COOPERATIVE[0], cooperative.uscc),
+    )
+
+
 @dataclass
 class _Chain:
     """The trace graph of the lot and what the ledger records of it, read once per view."""

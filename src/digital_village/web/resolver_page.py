@@ -20,7 +20,6 @@ from digital_village.config import Settings
 from digital_village.db import utcnow
 from digital_village.errors import DomainError
 from digital_village.gs1.digital_link import DigitalLink
-from digital_village.regions import service as regions
 from digital_village.trace import products
 from digital_village.web import consumer, i18n, linkset, pages, scans, views
 from digital_village.web.items import CORS, Facts
@@ -126,25 +125,17 @@ def _product_page(
     """A product's page: its cooperative and its lots, each linking to its own page."""
     session = reads.session
     product = products.get_product(session=session, gtin=facts.gtin)
-    cooperative = regions.get_cooperative(session=session, cooperative_id=facts.cooperative_id)
+    view = consumer.product_view(session=session, product=product)
     suffix = "?lang=en" if language == "en" else ""
-    lots = [
-        {
-            "lot": row.lot,
-            "produced_at": row.produced_at.astimezone(consumer.CHINA),
-            "href": DigitalLink(product.gtin, lot=row.lot).path + suffix,
-        }
-        for row in consumer.lots_of_product(session=session, product=product)
-    ]
+    hrefs = {lot.lot: DigitalLink(product.gtin, lot=lot.lot).path + suffix for lot in view.lots}
     anchor = DigitalLink(product.gtin).uri(settings.public_base_url)
     return pages.page(
         request,
         "product.html",
         language=language,
         headers=headers,
-        product=product,
-        cooperative=cooperative.name,
-        lots=lots,
+        view=view,
+        hrefs=hrefs,
         links={"linkset": linkset.linkset_uri(anchor)},
     )
 
