@@ -215,9 +215,28 @@ def record_season(
     )
     work = field_events(parcels=parcels, year=year, base_url=base_url)
     _capture(session, ledger, base_url, work)
+    _record_harvest(session, ledger, base_url, season, kilograms)
+    _record_processing(session, ledger, base_url, season, kilograms, bottles)
+    season.readings = _record_readings(
+        session=session,
+        device_ids=season.devices,
+        start=_at(year - 1, 10, 8, 0),
+        end=_at(year, 5, 19, 0),
+        every_hours=readings_every_hours,
+        rng=rng,
+    )
+    if seal_readings:
+        season.seals = len(seal.seal_days(session=session, ledger=ledger))
+    return season
+
+
+def _record_harvest(
+    session: Session, ledger: Ledger, base_url: str, season: Season, kilograms: float
+) -> None:
+    """The harvest, first keyed in with a slipped decimal point, then corrected the same
+    evening: the declaration and the corrective event are captured together."""
+    year, parcels = season.year, season.parcels
     harvest_time = _at(year, 5, 18, 10)
-    # The harvest is first keyed in with a slipped decimal point, then corrected the same
-    # evening: the declaration and the corrective event are captured together.
     wrong = builders.harvest(
         gtin=RAPESEED,
         lot=season.rapeseed_lot,
@@ -242,6 +261,18 @@ def record_season(
         base_url,
         [_declaration(wrong, _at(year, 5, 18, 19), right_id), right],
     )
+
+
+def _record_processing(
+    session: Session,
+    ledger: Ledger,
+    base_url: str,
+    season: Season,
+    kilograms: float,
+    bottles: int,
+) -> None:
+    """Pressing, bottling, a residue inspection and the bottles' 承诺达标合格证."""
+    year = season.year
     oil_litres = round(kilograms * 0.38, 1)
     bottled_litres = 5.0 * bottles
     processing = [
@@ -281,17 +312,6 @@ def record_season(
         issued_on=dt.date(year, 6, 6),
     )
     season.certificate = certificate.number
-    season.readings = _record_readings(
-        session=session,
-        device_ids=season.devices,
-        start=_at(year - 1, 10, 8, 0),
-        end=_at(year, 5, 19, 0),
-        every_hours=readings_every_hours,
-        rng=rng,
-    )
-    if seal_readings:
-        season.seals = len(seal.seal_days(session=session, ledger=ledger))
-    return season
 
 
 def inspection(*, gtin: str, lot: str, when: dt.datetime, base_url: str) -> dict[str, Any]:

@@ -100,9 +100,8 @@ def _by_household(rows: list[tuple[str, int, float]]) -> list[list[Field]]:
     return list(groups.values())
 
 
-def _rapeseed(
-    year: int, fields: list[list[Field]], base: str
-) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str]]]:
+def _rapeseed_field_work(year: int, fields: list[list[Field]], base: str) -> list[dict[str, Any]]:
+    """Sowing in October to spraying in March, on every field."""
     events: list[dict[str, Any]] = []
     for group in fields:
         for n, (dkbm, _) in enumerate(group):
@@ -139,6 +138,13 @@ def _rapeseed(
                     interval_days=14,
                 ),
             ]
+    return events
+
+
+def _rapeseed(
+    year: int, fields: list[list[Field]], base: str
+) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str]]]:
+    events = _rapeseed_field_work(year, fields, base)
     lots: dict[str, tuple[str, str]] = {}
     harvested: list[tuple[str, float]] = []
     for number, group in enumerate(fields, start=1):

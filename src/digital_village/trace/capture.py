@@ -150,16 +150,20 @@ def capture(
     return CaptureResult(
         capture_id=capture_id,
         events=tuple(
-            CapturedEvent(
-                event_id=pending.event_id,
-                event_type=pending.event.type,
-                biz_step=pending.biz_step,
-                ledger_seq=entry.seq,
-                lots=tuple(lot_uri(base_url, key[0], key[1]) for key in pending.produced),
-                computed_event_id=computed.get(pending.index),
-            )
+            _captured(pending, entry.seq, base_url, computed.get(pending.index))
             for pending, entry in zip(pendings, appended, strict=True)
         ),
+    )
+
+
+def _captured(pending: Pending, seq: int, base_url: str, ours: str | None) -> CapturedEvent:
+    return CapturedEvent(
+        event_id=pending.event_id,
+        event_type=pending.event.type,
+        biz_step=pending.biz_step,
+        ledger_seq=seq,
+        lots=tuple(lot_uri(base_url, key[0], key[1]) for key in pending.produced),
+        computed_event_id=ours,
     )
 
 

@@ -335,20 +335,7 @@ def issue_certificate(
     if not is_live(row):
         raise Conflict(f"lot {lot} of {row.gtin} was declared erroneous; it has nothing to certify")
     product = session.get_one(Product, row.product_id)
-    unknown = [code for code in basis if code not in BASIS]
-    if unknown or not basis:
-        raise Invalid(
-            f"basis must name one or more of {', '.join(BASIS)}; got {list(basis)}", field="basis"
-        )
-    amount = remaining(row) if quantity is None else quantity
-    if amount <= 0:
-        raise Invalid("quantity must be positive (the lot has nothing left)", field="quantity")
-    if amount > row.produced * (1 + QUANTITY_EPSILON):
-        raise Invalid(
-            f"quantity {amount:g} {product.unit} is more than lot {lot} ever held "
-            f"({row.produced:g} {product.unit})",
-            field="quantity",
-        )
+    amount = _certified_amount(row, product, basis, quantity)
     contact = contact.strip()
     if not contact:
         raise Invalid("contact (a phone number of the issuer) must not be empty", field="contact")
@@ -400,6 +387,27 @@ def issue_certificate(
     session.add(certificate)
     session.flush()
     return certificate
+
+
+def _certified_amount(
+    row: Lot, product: Product, basis: Sequence[str], quantity: float | None
+) -> float:
+    """How much a certificate covers (the rest of the lot unless given), its basis checked."""
+    unknown = [code for code in basis if code not in BASIS]
+    if unknown or not basis:
+        raise Invalid(
+            f"basis must name one or more of {', '.join(BASIS)}; got {list(basis)}", field="basis"
+        )
+    amount = remaining(row) if quantity is None else quantity
+    if amount <= 0:
+        raise Invalid("quantity must be positive (the lot has nothing left)", field="quantity")
+    if amount > row.produced * (1 + QUANTITY_EPSILON):
+        raise Invalid(
+            f"quantity {amount:g} {product.unit} is more than lot {row.lot} ever held "
+            f"({row.produced:g} {product.unit})",
+            field="quantity",
+        )
+    return amount
 
 
 def certificate_uri(base_url: str, number: str) -> str:

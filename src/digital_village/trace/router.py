@@ -17,7 +17,7 @@ from digital_village.errors import Invalid
 from digital_village.labels import qr
 from digital_village.ledger.dependencies import LedgerDep
 from digital_village.trace import audit as trace_audit
-from digital_village.trace import capture, jobs, products, tracing
+from digital_village.trace import capture, graph, jobs, products, tracing
 from digital_village.trace.epcis import (
     EPCISParseError,
     EventModel,
@@ -43,7 +43,7 @@ router = APIRouter(prefix="/api/v1", tags=["trace"], dependencies=JSON_BODY)
 # A certificate never changes once issued, nor does its code.
 QR_HEADERS = {"Cache-Control": "public, max-age=86400"}
 TraceDirection = Annotated[
-    tracing.Direction, Query(description="backward to the fields, or forward (recall)")
+    graph.Direction, Query(description="backward to the fields, or forward (recall)")
 ]
 
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session
@@ -26,67 +25,20 @@ from digital_village.errors import DomainError, Invalid
 from digital_village.parcels import service as parcels
 from digital_village.parcels.codes import CodeError, parse_dkbm
 from digital_village.regions import service as regions
-from digital_village.trace import lineage, plausibility, products, store
+from digital_village.trace import lineage, products, store
 from digital_village.trace.epcis import default_context
-from digital_village.trace.identifiers import convert, parcel_uri, serial_uri
+from digital_village.trace.graph import Direction, Graph, lot_node_id, time_text, unit_node_id
+from digital_village.trace.identifiers import parcel_uri, serial_uri
 from digital_village.trace.models import Event, Lot, LotParcel, Product, Unit
-from digital_village.trace.vocab import SPRAYING
+from digital_village.trace.trace_flags import PlausibilityChecks
 
-Direction = Literal["backward", "forward"]
 # A field's season: from the previous harvest on it, at most this long before the harvest.
 SEASON_LIMIT: Final = dt.timedelta(days=400)
 # Serialised items listed in one graph; lots, parcels and events are never cut.
 MAX_UNITS: Final = 5000
 
 
-def lot_node_id(gtin: str, lot: str) -> str:
-    return f"01/{gtin}/10/{lot}"
-
-
-def unit_node_id(gtin: str, serial: str) -> str:
-    return f"01/{gtin}/21/{serial}"
-
-
-def _time(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-@dataclass
-class Graph:
-    """Nodes by id, edges without duplicates, and plausibility flags."""
-
-    base_url: str
-    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    edges: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    flags: list[dict[str, Any]] = field(default_factory=list)
-    truncated: dict[str, int] | None = None
-
-    def node(self, kind: str, node_id: str, **attributes: Any) -> str:
-        if node_id not in self.nodes:
-            self.nodes[node_id] = {"type": kind, "id": node_id, **attributes}
-        return node_id
-
-    def edge(self, source: str, target: str, kind: str, **attributes: Any) -> None:
-        self.edges.setdefault(
-            (source, target, kind), {"from": source, "to": target, "type": kind, **attributes}
-        )
-
-    def to_json(self, *, root: str, direction: Direction) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "root": root,
-            "direction": direction,
-            "nodes": list(self.nodes.values()),
-            "edges": list(self.edges.values()),
-            "flags": self.flags,
-        }
-        if self.truncated:
-            # A recall of thousands of bottles lists their lots in full; items are listed up
-            # to MAX_UNITS, and the lot pages and EPCIS query page through the rest.
-            body["truncated"] = self.truncated
-        return body
-
-
-class _Tracer:
+class _Tracer(PlausibilityChecks):
     """One trace: loads rows in a few indexed queries and turns them into a graph."""
 
     def __init__(self, session: Session, base_url: str) -> None:
@@ -128,7 +80,7 @@ class _Tracer:
             quantity=lot.produced,
             remaining=products.remaining(lot),
             uom=product.unit,
-            produced_at=_time(lot.produced_at),
+            produced_at=time_text(lot.produced_at),
         )
         return node_id
 
@@ -150,7 +102,7 @@ class _Tracer:
             "event_type": event.event_type,
             "biz_step": event.biz_step,
             "action": event.action,
-            "event_time": _time(event.event_time),
+            "event_time": time_text(event.event_time),
             "ledger_seq": event.ledger_seq,
             "proof": f"/api/v1/ledger/entries/{event.ledger_seq}/proof",
         }
@@ -161,7 +113,7 @@ class _Tracer:
             node_id = event.event_id
             attributes["declared_erroneous"] = event.erroneous_since is not None
             if event.erroneous_since is not None:
-                attributes["declared_at"] = _time(event.erroneous_since)
+                attributes["declared_at"] = time_text(event.erroneous_since)
         return self.graph.node("event", node_id, **attributes)
 
     def load_events(self, pks: Iterable[int]) -> None:
@@ -310,139 +262,6 @@ class _Tracer:
         for parent, unit_id in lineage.containers_of(session=self.session, unit_ids=list(by_id)):
             self.graph.edge(by_id[unit_id], self.graph.node("container", parent), "packed_into")
 
-    # --- flags ------------------------------------------------------------------------------
-
-    def _flags(self, lot_ids: set[int], harvests: Iterable[LotParcel]) -> None:
-        flags: list[plausibility.Flag | None] = []
-        areas: dict[int, float] = defaultdict(float)
-        harvest_rows = list(harvests)
-        for row in harvest_rows:
-            if row.area_mu:
-                areas[row.lot_id] += row.area_mu
-        for lot_id, area in areas.items():
-            lot = self.lots[lot_id]
-            product = self.products[lot.product_id]
-            flags.append(
-                plausibility.yield_flag(
-                    subject=lot_node_id(lot.gtin, lot.lot),
-                    product=product.name,
-                    kilograms=lot.produced,
-                    area_mu=area,
-                    low=product.yield_min_per_mu,
-                    high=product.yield_max_per_mu,
-                )
-            )
-        flags += self._mass_balance(lot_ids)
-        flags += self._pre_harvest_intervals(harvest_rows)
-        self.graph.flags.extend(flag.to_json() for flag in flags if flag is not None)
-
-    def _mass_balance(self, lot_ids: set[int]) -> list[plausibility.Flag | None]:
-        """Each product a transformation made, against everything it used up.
-
-        Products are weighed separately: pressing gives oil and cake, and only the oil is
-        measured against the product's oil-per-seed ratio (a product without a ratio is
-        not checked).
-        """
-        makers = {
-            flow.event_pk
-            for flow in lineage.flows_of_lots(session=self.session, lot_ids=sorted(lot_ids))
-            if flow.kind == "produce"
-        }
-        # Every flow of those events, also of lots outside the graph: a pressing of several
-        # harvest lots is weighed against all of them, not only the one a recall started from.
-        by_event: dict[int, list[tuple[int, str, float]]] = defaultdict(list)
-        for flow in lineage.flows_of_events(session=self.session, event_pks=sorted(makers)):
-            by_event[flow.event_pk].append((flow.lot_id, flow.kind, flow.quantity))
-        self.load_lots({lot_id for flows in by_event.values() for lot_id, _, _ in flows})
-        found: list[plausibility.Flag | None] = []
-        for pk, flows in by_event.items():
-            inputs = [(lot_id, q) for lot_id, kind, q in flows if kind == "consume"]
-            if not inputs:  # a harvest or a commissioning: nothing to weigh against
-                continue
-            made: dict[int, float] = defaultdict(float)  # product id → quantity made
-            for lot_id, kind, quantity in flows:
-                if kind == "produce":
-                    made[self.lots[lot_id].product_id] += quantity
-            for product_id, out_total in made.items():
-                product = self.products[product_id]
-                if product.ratio_min is None and product.ratio_max is None:
-                    continue
-                out_unit = product.unit
-                if product.net_quantity is not None and product.net_unit is not None:
-                    out_total *= product.net_quantity
-                    out_unit = in_unit = product.net_unit
-                else:
-                    in_unit = self.products[self.lots[inputs[0][0]].product_id].unit
-                in_total = self._total(inputs, in_unit)
-                if in_total is None:
-                    continue
-                self.load_events([pk])
-                found.append(
-                    plausibility.mass_balance_flag(
-                        subject=self.events[pk].event_id,
-                        product=product.name,
-                        output=out_total,
-                        input_=in_total,
-                        unit_out=out_unit,
-                        unit_in=in_unit,
-                        low=product.ratio_min,
-                        high=product.ratio_max,
-                    )
-                )
-        return found
-
-    def _total(self, flows: list[tuple[int, float]], unit: str) -> float | None:
-        """The sum of quantities of lots in one unit; None when one cannot be converted."""
-        total = 0.0
-        for lot_id, quantity in flows:
-            converted = convert(quantity, self.products[self.lots[lot_id].product_id].unit, unit)
-            if converted is None:
-                return None
-            total += converted
-        return total
-
-    def _pre_harvest_intervals(self, harvests: list[LotParcel]) -> list[plausibility.Flag | None]:
-        """Spraying on a harvested parcel too soon before the harvest."""
-        sprays = [
-            event
-            for event in self.events.values()
-            if event.biz_step == SPRAYING.uri
-            and event.erroneous_since is None
-            and event.declares_pk is None
-        ]
-        if not sprays or not harvests:
-            return []
-        bodies = dict(
-            zip(
-                (e.id for e in sprays),
-                store.event_json(session=self.session, events=sprays),
-                strict=True,
-            )
-        )
-        by_node = {event.event_id: event for event in sprays}
-        on_parcel: dict[str, list[Event]] = defaultdict(list)
-        for edge in self.graph.edges.values():
-            if edge["type"] == "on" and edge["from"] in by_node:
-                on_parcel[edge["to"]].append(by_node[edge["from"]])
-        found: list[plausibility.Flag | None] = []
-        for row in harvests:
-            lot = self.lots[row.lot_id]
-            for event in on_parcel.get(row.dkbm, []):
-                body = bodies[event.id]
-                days = body.get("dv:preHarvestIntervalDays")
-                if not isinstance(days, int) or event.event_time > row.harvested_at:
-                    continue
-                found.append(
-                    plausibility.pre_harvest_interval_flag(
-                        subject=lot_node_id(lot.gtin, lot.lot),
-                        pesticide=str(body.get("dv:pesticideName", "a pesticide")),
-                        sprayed=event.event_time,
-                        harvested=row.harvested_at,
-                        interval_days=days,
-                    )
-                )
-        return found
-
 
 def trace_lot(
     *, session: Session, gtin: str, lot: str, direction: Direction, base_url: str
@@ -529,7 +348,7 @@ def lot_document(*, session: Session, gtin: str, lot: str, base_url: str) -> dic
         "@context": default_context(),
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
-        "creationDate": _time(dt.datetime.now(dt.UTC)),
+        "creationDate": time_text(dt.datetime.now(dt.UTC)),
         "epcisBody": {"eventList": store.event_json(session=session, events=ordered)},
     }
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -149,6 +149,26 @@ def _ticks(low: float, high: float, count: int = 3) -> list[float]:
     return ticks or [low]
 
 
+def _months(first: dt.date, last: dt.date) -> Iterator[dt.date]:
+    """The first of each month within ``first`` … ``last`` (where the chart ticks)."""
+    month = dt.date(first.year, first.month, 1)
+    while month <= last:
+        if month >= first:
+            yield month
+        month = dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def _runs(days: Sequence[DayValue]) -> list[list[DayValue]]:
+    """Runs of consecutive days: a missing day breaks the band and the line."""
+    runs: list[list[DayValue]] = []
+    for item in sorted(days, key=lambda d: d.day):
+        if runs and (item.day - runs[-1][-1].day).days == 1:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
 def daily_chart(
     days: Sequence[DayValue],
     *,
@@ -196,17 +216,13 @@ def daily_chart(
         f'<text x="{_fmt(left - 3)}" y="{_fmt(CHART_HEIGHT - 4)}" text-anchor="end">'
         f"{escape(unit)}</text>"
     )
-    # Month ticks at each first of the month.
-    month = dt.date(first.year, first.month, 1)
-    while month <= last:
-        if month >= first:
-            x = _fmt(x_of(month))
-            parts.append(
-                f'<path d="M{x} {_fmt(top + height)}v3" stroke="#999" stroke-width="0.6"/>'
-                f'<text x="{x}" y="{_fmt(CHART_HEIGHT - 4)}" text-anchor="middle">'
-                f"{escape(month_label(month))}</text>"
-            )
-        month = dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    for month in _months(first, last):
+        x = _fmt(x_of(month))
+        parts.append(
+            f'<path d="M{x} {_fmt(top + height)}v3" stroke="#999" stroke-width="0.6"/>'
+            f'<text x="{x}" y="{_fmt(CHART_HEIGHT - 4)}" text-anchor="middle">'
+            f"{escape(month_label(month))}</text>"
+        )
     for day, label in marks:
         if first <= day <= last:
             x = _fmt(x_of(day))
@@ -216,14 +232,7 @@ def daily_chart(
                 f'<text x="{x}" y="{_fmt(top + 6)}" text-anchor="middle" fill="#6d4c41">'
                 f"{escape(label)}</text>"
             )
-    # Runs of consecutive days; a missing day breaks the band and the line.
-    runs: list[list[DayValue]] = []
-    for item in sorted(days, key=lambda d: d.day):
-        if runs and (item.day - runs[-1][-1].day).days == 1:
-            runs[-1].append(item)
-        else:
-            runs.append([item])
-    for run in runs:
+    for run in _runs(days):
         upper = " L".join(f"{_fmt(x_of(d.day))} {_fmt(y_of(d.high))}" for d in run)
         lower = " L".join(f"{_fmt(x_of(d.day))} {_fmt(y_of(d.low))}" for d in reversed(run))
         line = " L".join(f"{_fmt(x_of(d.day))} {_fmt(y_of(d.mean))}" for d in run)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 from typing import Final
 
 import jinja2
@@ -73,33 +74,7 @@ def page(
             view = consumer.for_unit(
                 view, serial=canonical.serial, status=facts.unit_status or "active", uri=uri
             )
-        anchor = view.uri
-        links = {
-            "linkset": linkset.linkset_uri(anchor),
-            "traceability": linkset.with_query(anchor, linkType=linkset.TRACEABILITY),
-            "epcis": linkset.with_query(anchor, linkType=linkset.EPCIS),
-            "certification": linkset.with_query(anchor, linkType=linkset.CERTIFICATION_INFO),
-        }
-        html = pages.render(
-            "consumer.html",
-            t=t,
-            lang=language,
-            other_lang_url=other_url,
-            view=view,
-            links=links,
-            flags_block=_FLAGS_MARK,
-            scans_block=_SCANS_MARK,
-        )
-        head, rest = html.split(_FLAGS_MARK)
-        middle, tail = rest.split(_SCANS_MARK)
-        rendered = Rendered(
-            view,
-            (
-                pages.Deflated.of(head.encode()),
-                pages.Deflated.of(middle.encode()),
-                pages.Deflated.of(tail.encode()),
-            ),
-        )
+        rendered = _render(view, t, language, other_url)
         return rendered, views.merged(lot_scope, facts.scope)
 
     key = (facts.gtin, lot, canonical.serial, language, other_url)
@@ -112,6 +87,39 @@ def page(
         return Response(headers=headers, media_type="text/html; charset=utf-8")
     scan = (facts.gtin, canonical.serial) if canonical.serial is not None else None
     return Unfinished(rendered, flags, scan, language, headers)
+
+
+def _render(
+    view: consumer.ConsumerView, t: Mapping[str, str], language: str, other_url: str
+) -> Rendered:
+    """The consumer page's HTML in three parts around its two per-request blocks."""
+    anchor = view.uri
+    links = {
+        "linkset": linkset.linkset_uri(anchor),
+        "traceability": linkset.with_query(anchor, linkType=linkset.TRACEABILITY),
+        "epcis": linkset.with_query(anchor, linkType=linkset.EPCIS),
+        "certification": linkset.with_query(anchor, linkType=linkset.CERTIFICATION_INFO),
+    }
+    html = pages.render(
+        "consumer.html",
+        t=t,
+        lang=language,
+        other_lang_url=other_url,
+        view=view,
+        links=links,
+        flags_block=_FLAGS_MARK,
+        scans_block=_SCANS_MARK,
+    )
+    head, rest = html.split(_FLAGS_MARK)
+    middle, tail = rest.split(_SCANS_MARK)
+    return Rendered(
+        view,
+        (
+            pages.Deflated.of(head.encode()),
+            pages.Deflated.of(middle.encode()),
+            pages.Deflated.of(tail.encode()),
+        ),
+    )
 
 
 def _product_page(
