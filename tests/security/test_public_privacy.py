@@ -244,6 +244,12 @@ FILL: dict[str, Fill] = {
     "/api/v1/certificates/{number}": Fill(
         lambda p, c: [f"/api/v1/certificates/{p.season.certificate}"]
     ),
+    "/api/v1/certificates/{number}/verify": Fill(
+        lambda p, c: [f"/api/v1/certificates/{p.season.certificate}/verify"]
+    ),
+    "/api/v1/lots/{gtin}/{lot}/verify": Fill(
+        lambda p, c: [f"/api/v1/lots/{g}/{lot}/verify" for g, lot in _lots(p)]
+    ),
     "/api/v1/certificates/{number}/qr.{fmt}": Fill(
         lambda p, c: [f"/api/v1/certificates/{p.season.certificate}/qr.{f}" for f in ("png", "svg")]
     ),
@@ -274,7 +280,8 @@ def get_routes(app: FastAPI) -> dict[str, bool]:
     }
     found: dict[str, bool] = {}
     for route in iter_route_contexts(app.routes):
-        path = re.sub(r"\{(\w+):path\}", r"{\1}", route.path or "")
+        # Convertors ({rest:path}, {lot:part}) are not part of the OpenAPI template.
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path or "")
         if route.methods is None:  # a mount: its files are GETs
             found[path] = False
         elif "GET" in route.methods:
