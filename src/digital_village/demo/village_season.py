@@ -141,27 +141,52 @@ def _rapeseed_field_work(year: int, fields: list[list[Field]], base: str) -> lis
     return events
 
 
+def _harvests(
+    events: list[dict[str, Any]],
+    fields: list[list[Field]],
+    gtin: str,
+    prefix: str,
+    kilograms_per_mu: float,
+    when: dt.datetime,
+    base: str,
+    ilmd: dict[str, Any] | None = None,
+) -> list[tuple[str, float]]:
+    """A harvest lot per household's fields (``<prefix>-001``, ...), added to ``events``;
+    returns each lot with its kilograms."""
+    harvested: list[tuple[str, float]] = []
+    for number, group in enumerate(fields, start=1):
+        lot = f"{prefix}-{number:03d}"
+        kilograms = round(kilograms_per_mu * sum(area for _, area in group), 1)
+        harvested.append((lot, kilograms))
+        events.append(
+            builders.harvest(
+                gtin=gtin,
+                lot=lot,
+                kilograms=kilograms,
+                dkbms=[dkbm for dkbm, _ in group],
+                when=when,
+                base_url=base,
+                ilmd=ilmd,
+            )
+        )
+    return harvested
+
+
 def _rapeseed(
     year: int, fields: list[list[Field]], base: str
 ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str]]]:
     events = _rapeseed_field_work(year, fields, base)
     lots: dict[str, tuple[str, str]] = {}
-    harvested: list[tuple[str, float]] = []
-    for number, group in enumerate(fields, start=1):
-        lot = f"RS{year}-{number:03d}"
-        kilograms = round(175.0 * sum(area for _, area in group), 1)
-        harvested.append((lot, kilograms))
-        events.append(
-            builders.harvest(
-                gtin=RAPESEED,
-                lot=lot,
-                kilograms=kilograms,
-                dkbms=[dkbm for dkbm, _ in group],
-                when=_at(year, 5, 18),
-                base_url=base,
-                ilmd={"dv:variety": "中双11号"},
-            )
-        )
+    harvested = _harvests(
+        events,
+        fields,
+        RAPESEED,
+        f"RS{year}",
+        175.0,
+        _at(year, 5, 18),
+        base,
+        {"dv:variety": "中双11号"},
+    )
     lots["rapeseed"] = (RAPESEED, harvested[0][0])
     half = len(harvested) // 2 or 1
     for index, batch in enumerate((harvested[:half], harvested[half:]), start=1):
@@ -224,21 +249,7 @@ def _rice(
                 builders.field_work("irrigating", dkbm=dkbm, when=_at(year, 7, 10), base_url=base),
                 builders.field_work("fertilizing", dkbm=dkbm, when=_at(year, 7, 20), base_url=base),
             ]
-    harvested = []
-    for number, group in enumerate(fields, start=1):
-        lot = f"DG{year}-{number:03d}"
-        kilograms = round(560.0 * sum(area for _, area in group), 1)
-        harvested.append((lot, kilograms))
-        events.append(
-            builders.harvest(
-                gtin=PADDY,
-                lot=lot,
-                kilograms=kilograms,
-                dkbms=[dkbm for dkbm, _ in group],
-                when=_at(year, 9, 22),
-                base_url=base,
-            )
-        )
+    harvested = _harvests(events, fields, PADDY, f"DG{year}", 560.0, _at(year, 9, 22), base)
     total = sum(kg for _, kg in harvested)
     rice_lot = f"DM{year}-01"
     events.append(

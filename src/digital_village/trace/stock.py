@@ -269,8 +269,8 @@ class Stock:
         if (state.lot_key, "consumed") not in pending.lot_roles:
             pending.lot_roles.append((state.lot_key, "consumed"))
 
-    def take_back(self, pending: Pending, key: LotKey, kind: str, quantity: float) -> None:
-        """Undo what a declared event did to a lot (``kind``: produce or consume)."""
+    def _undo(self, key: LotKey, kind: str, quantity: float) -> None:
+        """Take a declared event's quantity back out of a lot (``kind``: produce or consume)."""
         state = self.lots[key]
         if kind == "produce":
             state.produced -= quantity
@@ -278,6 +278,10 @@ class Stock:
             state.consumed -= quantity
         state.changed = True
         self.declared_lots.add(key)
+
+    def take_back(self, pending: Pending, key: LotKey, kind: str, quantity: float) -> None:
+        """Undo what the event ``pending`` declares erroneous did to a lot."""
+        self._undo(key, kind, quantity)
         if (key, "declared") not in pending.lot_roles:
             pending.lot_roles.append((key, "declared"))
 
@@ -285,13 +289,7 @@ class Stock:
         """Take back what ``pending`` itself did: it arrived already declared erroneous."""
         made = {key for key, _ in pending.new_units}
         for key, kind, amount in pending.flows:
-            state = self.lots[key]
-            if kind == "produce":
-                state.produced -= amount
-            else:
-                state.consumed -= amount
-            state.changed = True
-            self.declared_lots.add(key)
+            self._undo(key, kind, amount)
         for unit in self.units.values():
             if unit.key in made and unit.made_by == pending.index:
                 unit.status, unit.status_by, unit.touched = "voided", pending.index, True
