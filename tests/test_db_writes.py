@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from digital_village import db
-from digital_village.bulk import write_in_chunks
+from digital_village.bulk import next_chunk_size, write_in_chunks
 from digital_village.db import Database, Failure, failure_of, make_engine
 
 
@@ -109,3 +109,16 @@ def test_a_writer_kept_out_past_the_busy_timeout_is_told_the_database_is_unavail
     with database.transaction() as session:
         session.execute(text("INSERT INTO t VALUES (2)"))
         assert session.execute(text("PRAGMA busy_timeout")).scalar_one() == 200
+
+
+def test_chunks_are_sized_on_the_hold_a_chunk_pays_whatever_its_size() -> None:
+    # 1 ms an item and no fixed cost: 70 items make the 70 ms target.
+    assert next_chunk_size([(50, 0.05), (60, 0.06)]) == 70
+    # 20 ms every chunk pays plus 1 ms an item: what is left of the target, 50 items.
+    assert next_chunk_size([(20, 0.04), (40, 0.06)]) == 50
+    # 150 ms every chunk pays (a busy server's round trips): as many items again as that,
+    # not ever fewer items for the same overhead.
+    assert next_chunk_size([(10, 0.16), (20, 0.17)]) == 150
+    # One chunk, or chunks of one size: its cost spread over its items.
+    assert next_chunk_size([(100, 0.14)]) == 50
+    assert next_chunk_size([(10, 5.0)]) == 10  # never below the smallest chunk

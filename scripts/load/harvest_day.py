@@ -476,13 +476,13 @@ def run(
     outputs = {
         kind: process.communicate(timeout=seconds + 120)[0] for kind, process in processes.items()
     }
-    if importer is not None:
-        importer.join()
-    for profiler in profilers:
-        profiler.wait(timeout=60)
     elapsed = time.monotonic() - started
     load_after = os.getloadavg()
     cpu_used = server_cpu(deployment) - cpu_before
+    if importer is not None:
+        importer.join()  # an import that outlasts the load is waited for, not measured
+    for profiler in profilers:
+        profiler.wait(timeout=60)
     counted = worker_counts(counted_before, scrape_workers(deployment, workers))
     deployment.stop()
     costs = route_costs(log, log_offset)

@@ -136,9 +136,46 @@ def insert_rows(
 T = TypeVar("T")
 # A write transaction may hold the writer for < 100 ms: chunks aim at 70 ms.
 CHUNK_TARGET_S = 0.07
+CHUNK_MIN, CHUNK_MAX = 10, 5_000
+# Chunks remembered to fit the hold of a chunk as fixed cost + cost per item.
+CHUNK_HISTORY = 8
 # The pause between chunks: as long as the last one held the writer, within these bounds.
 CHUNK_PAUSE_MIN_S = 0.01
 CHUNK_PAUSE_MAX_S = 0.05
+
+
+def next_chunk_size(history: Sequence[tuple[int, float]], target: float = CHUNK_TARGET_S) -> int:
+    """The size of the next chunk from (size, hold) of the last ones.
+
+    A chunk's hold is about fixed + size × per_item: the statements every chunk runs (a
+    checkpoint, look-ups, round trips to a busy server) and the rows. Sized on the items' share
+    alone, a chunk's fixed cost would make every chunk look too long, each smaller than the
+    last, until the fixed cost was paid for every ten items. So the two are fitted (least
+    squares) and the chunk takes what is left of the target after the fixed cost, or, once the
+    fixed cost alone is half the target, as many items as make the chunk hold twice the fixed
+    cost (the items then cost no more than the overhead every chunk pays anyway).
+    """
+    sizes = [float(size) for size, _ in history]
+    holds = [hold for _, hold in history]
+    mean_size, mean_hold = sum(sizes) / len(sizes), sum(holds) / len(holds)
+    spread = sum((size - mean_size) ** 2 for size in sizes)
+    if spread > 0:
+        per_item = (
+            sum(
+                (size - mean_size) * (hold - mean_hold)
+                for size, hold in zip(sizes, holds, strict=True)
+            )
+            / spread
+        )
+        fixed = mean_hold - per_item * mean_size
+    else:
+        per_item, fixed = 0.0, 0.0
+    if per_item <= 0 or fixed < 0:
+        # Too few or too noisy to tell apart: the average cost per item.
+        per_item, fixed = max(mean_hold, 1e-6) / max(mean_size, 1.0), 0.0
+    # Hold about the target, or twice the fixed cost when that alone takes half the target.
+    wanted = max(target - fixed, fixed) / per_item
+    return max(CHUNK_MIN, min(CHUNK_MAX, round(wanted)))
 
 
 def write_in_chunks(
@@ -150,8 +187,8 @@ def write_in_chunks(
     durations: list[float] | None = None,
 ) -> None:
     """``write`` over ``items`` in chunks, one write transaction each, sized so that each
-    holds the database's writer for about CHUNK_TARGET_S (measured as it goes); ``durations``
-    gets how long each held it.
+    holds the database's writer for about CHUNK_TARGET_S (``next_chunk_size``, measured as it
+    goes); ``durations`` gets how long each held it.
 
     For long jobs that check everything first and then only store: a job holding the
     database's one writer for seconds would make every other write wait that long. Chunks are
@@ -159,6 +196,7 @@ def write_in_chunks(
     CPU time stretches into a longer hold, and the hold is what other writers wait for.
     """
     cost = current_cost() or track_cost()
+    history: list[tuple[int, float]] = []
     size, start = first, 0
     while start < len(items):
         chunk = items[start : start + size]
@@ -169,8 +207,10 @@ def write_in_chunks(
         if durations is not None:
             durations.append(held)
         start += len(chunk)
-        rate = len(chunk) / max(held, 1e-4)
-        size = max(10, min(5_000, int(rate * CHUNK_TARGET_S)))
+        history = [*history[1 - CHUNK_HISTORY :], (len(chunk), held)]
+        size = next_chunk_size(history)
+        if len(history) == 1 and size == len(chunk):
+            size += CHUNK_MIN  # a second size, so that fixed and per-item costs can be told apart
         if start < len(items):
             # Let writers that waited meanwhile go first: taking the lock back at once, the
             # job would win it from them every time.
