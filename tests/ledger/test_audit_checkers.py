@@ -88,6 +88,7 @@ def test_the_whole_audit_reports_each_packages_counts(session: Session, ledger: 
         "crops_recorded_before",
         "products",
         "lots",
+        "items",
         "certificates",
         "harvested_parcels",
         "trace_events",

@@ -48,6 +48,7 @@ def test_an_honest_season_binds_every_row(recorded: Recorded, api: TestClient) -
     assert report.ok, report.problems
     counts = report.as_dict()
     assert counts["products"] == 3 and counts["lots"] == 3 and counts["certificates"] == 1
+    assert counts["items"] == 2
     assert counts["harvested_parcels"] == 2 and counts["trace_events"] >= 12
     assert counts["recorded_before_effects"] == 0
     assert counts["parcel_holdings"] == 2 and counts["parcel_attributes"] >= 2
@@ -242,3 +243,18 @@ def test_the_record_checks_answer_404_for_unknown_records(api: TestClient) -> No
     assert api.get(f"/api/v1/lots/{seasons.BOTTLE}/NOPE/verify").status_code == 404
     assert api.get("/api/v1/certificates/NOPE/verify").status_code == 404
     assert api.get("/api/v1/parcels/5106031012010199999/verify").status_code == 404
+
+
+def test_an_item_moved_to_another_lot_is_named(recorded: Recorded, api: TestClient) -> None:  # noqa: F811
+    season = recorded.season
+    with recorded.db.session() as session:
+        other = session.execute(
+            text("SELECT id FROM trace_lot WHERE gtin = :g"), {"g": seasons.RAPESEED}
+        ).scalar_one()
+    serial = season.serials[0]
+    sql(recorded.db, "UPDATE trace_unit SET lot_id = :l WHERE serial = :s", l=other, s=serial)
+    (problem,) = recorded.audit().problems
+    assert problem.subject == f"item:{seasons.BOTTLE}/{serial}"
+    assert f"but '{seasons.BOTTLE}/{season.bottle_lot}' in ledger entry" in problem.what
+    lot = api.get(f"/api/v1/lots/{seasons.RAPESEED}/{season.rapeseed_lot}/verify").json()
+    assert lot["problems"][0]["subject"] == problem.subject

@@ -5,6 +5,7 @@ behind the application's back shows as a fact that fails — as a reader's brows
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from types import SimpleNamespace
 
@@ -13,8 +14,10 @@ import shapely
 from fastapi.testclient import TestClient
 from shapely import affinity
 from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
 from digital_village.demo import oil_season as seasons
+from digital_village.jsonpointer import resolve
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import recorded as parcel_records
 from digital_village.web import consumer, facts
@@ -247,3 +250,24 @@ def test_the_product_page_claims_its_facts_and_fails_an_edited_name(
         text("UPDATE trace_product SET name = '五常大米' WHERE gtin = :g"), {"g": seasons.BOTTLE}
     )
     assert [fact.text for fact in failed(facts_of(pages_client, pages_db, path))] == ["五常大米"]
+
+
+def test_a_bottles_serial_is_claimed_against_the_event_that_commissioned_it(
+    pages_client: TestClient, pages_db: Pages, pages_connection: Connection
+) -> None:
+    honest = facts_of(pages_client, pages_db, pages_db.bottle)
+    (serial,) = [fact for fact in honest if "data-serial" in fact.attributes]
+    assert serial.state == "verified"
+    first, lot = pages_db.season.serials[0], pages_db.season.bottle_lot
+    key = f"/data/effects/units/{seasons.BOTTLE}~1{first}"
+    assert serial.claims == {key: f"{seasons.BOTTLE}/{lot}"}
+    # Shown in another lot (its row moved), the claim is no longer what the entry records.
+    with Session(pages_connection) as session:
+        moved = consumer.unit_fact(
+            session=session, seq=serial.index, gtin=seasons.BOTTLE, serial=first, lot="B2026-99"
+        )
+    body = pages_connection.execute(
+        text("SELECT body FROM ledger_entry WHERE seq = :s"), {"s": serial.index}
+    ).scalar_one()
+    assert resolve(json.loads(bytes(body)), key) == (True, f"{seasons.BOTTLE}/{lot}")
+    assert moved.claims == {key: f"{seasons.BOTTLE}/B2026-99"}

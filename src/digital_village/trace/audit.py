@@ -32,7 +32,15 @@ from digital_village.ledger.models import LedgerEntry
 from digital_village.ledger.stored import UNREADABLE, as_date, as_number, as_time, raw
 from digital_village.regions.models import Cooperative, Household
 from digital_village.trace import lineage, products, recorded, store
-from digital_village.trace.models import Certificate, Event, EventLot, Lot, LotParcel, Product
+from digital_village.trace.models import (
+    Certificate,
+    Event,
+    EventLot,
+    Lot,
+    LotParcel,
+    Product,
+    Unit,
+)
 
 Issue = tuple[int, str]
 """(entry index, what differs)."""
@@ -145,6 +153,21 @@ def _harvest_rows() -> Select[Any]:
     )
 
 
+def _unit_rows() -> Select[Any]:
+    return (
+        select(
+            raw(Unit.id),
+            raw(Unit.gtin),
+            raw(Unit.serial),
+            Lot.gtin.label("lot_gtin"),
+            Lot.lot.label("lot"),
+            Event.ledger_seq.label("seq"),
+        )
+        .outerjoin(Lot, Lot.id == Unit.lot_id)
+        .outerjoin(Event, Event.id == Unit.event_pk)
+    )
+
+
 def _event_rows() -> Select[Any]:
     return select(
         raw(Event.id),
@@ -214,6 +237,34 @@ def harvest_issues(row: Any, parcels: Mapping[str, Any] | None) -> list[Issue]:
     wrapped = _envelope({"effects": {"parcels": parcels}})
     diffs = recorded.differences(recorded.harvest_bindings(str(row.dkbm)), shown, wrapped)
     return _differ(subject, seq, diffs)
+
+
+def unit_issues(row: Any, units: Mapping[str, Any] | None) -> list[Issue]:
+    """A serialised item's lot against the entry of the event that commissioned it."""
+    seq = row.seq if isinstance(row.seq, int) else -1
+    key = recorded.unit_key(str(row.gtin), str(row.serial))
+    subject = f"item {key}"
+    if units is None:
+        return [(seq, f"{subject}: ledger entry {row.seq!r} records no commissioned items")]
+    shown = None if row.lot_gtin is None else recorded.lot_key(row.lot_gtin, row.lot)
+    entered = units.get(key)
+    if shown != entered:
+        return [
+            (
+                seq,
+                f"{subject}: its lot is {shown!r} in its row but {entered!r} in ledger entry "
+                f"{seq}: row edited",
+            )
+        ]
+    return []
+
+
+def _units_of(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The items an event entry records as commissioned; None when it records no effects."""
+    if data is None or not recorded.records_effects(data):
+        return None
+    units = (data.get("effects") or {}).get("units")
+    return units if isinstance(units, dict) else {}
 
 
 def event_issues(row: Any) -> list[Issue]:
@@ -318,7 +369,7 @@ class TraceChecker(RecordChecker):
 
     def finish(self, session: Session, found: Found) -> Mapping[str, int]:
         counts = dict.fromkeys(
-            ("products", "lots", "certificates", "harvested_parcels", "trace_events"), 0
+            ("products", "lots", "items", "certificates", "harvested_parcels", "trace_events"), 0
         )
         unrecorded = 0
 
@@ -371,6 +422,22 @@ class TraceChecker(RecordChecker):
                 found(
                     seq, f"lot {key} recorded in entry {seq} has no row (row removed)", f"lot:{key}"
                 )
+        # Items are many and were commissioned in few events: each event's entry is read once.
+        commissioned: dict[Any, dict[str, Any] | None] = {}
+        for row in keyset(session, _unit_rows(), Unit.id):
+            counts["items"] += 1
+            if row.seq not in commissioned:
+                if len(commissioned) > 16:
+                    commissioned.clear()
+                bodies = _entries(session, [row.seq])
+                commissioned[row.seq] = _units_of(
+                    entry_data(bodies[row.seq][1]) if row.seq in bodies else None
+                )
+            units = commissioned[row.seq]
+            if units is None and self._before_effects(row.seq):
+                unrecorded += 1
+                continue
+            report(f"item:{row.gtin}/{row.serial}", unit_issues(row, units))
         for row in keyset(session, _harvest_rows(), LotParcel.id):
             counts["harvested_parcels"] += 1
             if row.seq not in self.harvests and self._before_effects(row.seq):
@@ -497,6 +564,13 @@ def check_lot(*, session: Session, gtin: str, lot: str) -> list[Problem]:
         if data is not None and recorded.records_effects(data):
             parcels = (data.get("effects") or {}).get("parcels")
             add(subject, harvest_issues(harvest, parcels if isinstance(parcels, dict) else None))
+    units = session.execute(_unit_rows().where(Unit.lot_id == row.id)).all()
+    unit_entries = _entries(session, {unit.seq for unit in units})
+    for unit in units:
+        subject = f"item:{unit.gtin}/{unit.serial}"
+        data = _checked(unit_entries, unit.seq, recorded.EVENT_KIND, problems, subject)
+        if data is not None and recorded.records_effects(data):
+            add(subject, unit_issues(unit, _units_of(data)))
     for certificate in certificates:
         subject = f"certificate:{certificate.number}"
         data = _checked(

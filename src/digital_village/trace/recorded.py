@@ -15,11 +15,13 @@ Entries of each kind, from the version that records them:
   quantity, unit, origin, issuedOn, issuer, contact, basis, commitments;
 - ``trace.epcis_event``: ``data.event`` the EPCIS event; ``data.effects.lots["<gtin>/<lot>"]``
   the totals of every lot the event changed as they stand after it (``produced``,
-  ``consumed``; ``origin`` and ``producedAt`` when the event made the lot), and
+  ``consumed``; ``origin`` and ``producedAt`` when the event made the lot);
   ``data.effects.parcels[<dkbm>]`` for a harvest: the lot, the holders by code (承包方编码,
-  cooperative 统一社会信用代码) and the 亩 counted (``effects`` is ``{}`` for an event that changes
-  no lot). Events captured before ``effects`` was recorded carry none: their lots' totals and
-  harvests cannot be checked against the ledger.
+  cooperative 统一社会信用代码) and the 亩 counted; ``data.effects.units["<gtin>/<serial>"]``
+  the lot of each serialised item the event commissioned (``effects`` is ``{}`` for an event
+  that changes no row). An item's later status (consumed, decommissioned, voided) is not
+  recorded. Events captured before ``effects`` was recorded carry none: their lots' totals,
+  harvests and items cannot be checked against the ledger.
 
 Pure: no database, no web.
 """
@@ -45,6 +47,16 @@ Binding = tuple[str, Callable[[Any], Any]]
 def lot_key(gtin: str, lot: str) -> str:
     """How entries name a lot: ``<GTIN-14>/<lot>`` (as in its chain key ``lot:…``)."""
     return f"{gtin}/{lot}"
+
+
+def unit_key(gtin: str, serial: str) -> str:
+    """How entries name a serialised item: ``<GTIN-14>/<serial>``."""
+    return f"{gtin}/{serial}"
+
+
+def unit_lot(gtin: str, serial: str) -> str:
+    """Where the entry of the event that commissioned an item records its lot."""
+    return pointer("data", "effects", "units", unit_key(gtin, serial))
 
 
 def utc_text(moment: dt.datetime) -> str:

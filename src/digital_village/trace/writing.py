@@ -47,7 +47,7 @@ def _effects(
     session: Session, pendings: Sequence[Pending], lot_totals: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """What each event's entry records of the rows it makes: lot totals, harvested parcels
-    with their holders by code (see trace/recorded.py)."""
+    with their holders by code, serialised items with their lot (see trace/recorded.py)."""
     holders = [holding for p in pendings for _, _, holding, _ in p.lot_parcels]
     households = {
         household_id: regions.get_household(session=session, household_id=household_id).cbfbm
@@ -75,6 +75,9 @@ def _effects(
         }
         if harvested:
             effects["parcels"] = harvested
+        made = {recorded.unit_key(*unit): recorded.lot_key(*lot) for unit, lot in pending.new_units}
+        if made:
+            effects["units"] = made
         found.append(effects)
     return found
 

@@ -244,6 +244,8 @@ class ConsumerView:
     producer_fact: Fact = UNBOUND
     # The lot's size, in the last event that changed it.
     quantity_fact: Fact = UNBOUND
+    # A serialised item's lot, in the event that commissioned it.
+    serial_fact: Fact = UNBOUND
     harvests: list[tuple[dt.date, Fact]] = field(default_factory=list)
     places: list[tuple[str, Fact]] = field(default_factory=list)
     parcels: list[ParcelInfo] = field(default_factory=list)
@@ -590,15 +592,34 @@ def _chain_lots(session: Session, view: ConsumerView, chain: _Chain, pieces: str
         )
 
 
-def for_unit(view: ConsumerView, *, serial: str, status: str, uri: str) -> ConsumerView:
+def for_unit(
+    view: ConsumerView, *, serial: str, status: str, uri: str, serial_fact: Fact = UNBOUND
+) -> ConsumerView:
     """The page of one serialised item of the lot: the lot's view with its serial and status
-    (an item withdrawn, voided or used up is flagged first)."""
+    (an item withdrawn, voided or used up is flagged first); ``serial_fact`` (:func:`unit_fact`)
+    claims the item's lot against the event that commissioned it."""
     flags = list(view.flags)
     if status in ("decommissioned", "voided", "consumed"):
         flags.insert(0, Flag(f"flag_unit_{status}", {}))
     return dataclasses.replace(
-        view, level="serial", serial=serial, unit_status=status, uri=uri, flags=flags
+        view,
+        level="serial",
+        serial=serial,
+        unit_status=status,
+        uri=uri,
+        flags=flags,
+        serial_fact=serial_fact,
     )
+
+
+def unit_fact(*, session: Session, seq: int | None, gtin: str, serial: str, lot: str) -> Fact:
+    """A serialised item's lot, claimed against the entry of the event that commissioned it."""
+    if seq is None:
+        return UNBOUND
+    found = reads.entries_by_seq(session, [seq]).get(seq)
+    if found is not None and not recorded.records_effects(reads.data_of(found[1])):
+        return facts.unrecorded(seq)
+    return facts.of(seq, {recorded.unit_lot(gtin, serial): recorded.lot_key(gtin, lot)})
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from digital_village.errors import NotFound
 from digital_village.gs1.digital_link import DigitalLink
-from digital_village.trace import lineage, products
+from digital_village.trace import lineage, products, store
 from digital_village.trace.models import Lot
 from digital_village.web import linkset, views
 
@@ -36,6 +36,8 @@ class Facts:
     lot_id: int | None
     live: bool
     unit_status: str | None
+    # The ledger entry of the event that commissioned the item (it records the item's lot).
+    unit_seq: int | None = None
 
     @property
     def scope(self) -> dict[str, dt.datetime | None]:
@@ -51,10 +53,14 @@ def lookup(session: Session, link: DigitalLink) -> Facts:
     product = products.get_product(session=session, gtin=link.gtin)
     lot_row: Lot | None = None
     status = None
+    unit_seq = None
     if link.serial is not None:
         unit = products.get_unit(session=session, gtin=link.gtin, serial=link.serial)
         lot_row = products.lots_by_id(session=session, ids=[unit.lot_id])[unit.lot_id]
         status = unit.status
+        unit_seq = store.events_by_pk(session=session, pks=[unit.event_pk])[
+            unit.event_pk
+        ].ledger_seq
         if link.lot is not None and link.lot != lot_row.lot:
             raise NotFound(
                 f"serial {link.serial!r} of GTIN {link.gtin} is not in lot {link.lot!r}; "
@@ -71,6 +77,7 @@ def lookup(session: Session, link: DigitalLink) -> Facts:
         lot_id=lot_row.id if lot_row else None,
         live=products.is_live(lot_row) if lot_row else True,
         unit_status=status,
+        unit_seq=unit_seq,
     )
 
 

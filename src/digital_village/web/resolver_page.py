@@ -71,8 +71,19 @@ def page(
         view, lot_scope = reads.cached("consumer_lot_views", (facts.gtin, lot, language), build_lot)
         if canonical.serial is not None:
             uri = DigitalLink(facts.gtin, lot=lot, serial=canonical.serial).uri(base)
+            serial_fact = consumer.unit_fact(
+                session=reads.session,
+                seq=facts.unit_seq,
+                gtin=facts.gtin,
+                serial=canonical.serial,
+                lot=lot,
+            )
             view = consumer.for_unit(
-                view, serial=canonical.serial, status=facts.unit_status or "active", uri=uri
+                view,
+                serial=canonical.serial,
+                status=facts.unit_status or "active",
+                uri=uri,
+                serial_fact=serial_fact,
             )
         rendered = _render(view, t, language, other_url)
         return rendered, views.merged(lot_scope, facts.scope)
