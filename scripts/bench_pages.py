@@ -17,7 +17,9 @@ reporting every hour for seven months, sealed day by day). Then:
 * a label sheet of 1,000 serials of the bottles' lot (``web.labels.make_sheet``, the PDF);
 * over HTTP: uvicorn serving the app (``--workers``) on 127.0.0.1, each bottle's page and
   linkset requested once to warm the caches, then ``--clients`` keep-alive connections asking
-  for random bottles' pages (each request also records its scan, a write) and for linksets:
+  for random bottles' pages (``/page/01/…``: each request also records its scan, a write), for
+  their labels' Digital Links (``resolve``: the 307 to the page a phone gets first) and for
+  linksets:
 
   - "closed": each connection sends its next request as soon as it has the answer, for
     ``--seconds``. By Little's law the throughput is connections / latency, so 32 connections
@@ -28,7 +30,8 @@ reporting every hour for seven months, sealed day by day). Then:
     the latency of a server that is not saturated. When the server cannot keep up, the rate
     achieved falls short of the one asked for, and the output says so.
 
-  Each run gives requests/s, p50, p90 and p99 latency, answers that were not 2xx, socket
+  Each run gives requests/s, p50, p90 and p99 latency, answers that were errors (``non_2xx``:
+  neither 2xx nor a redirect), socket
   errors, and the server's own CPU time per request (from /proc: what a core can serve,
   whatever else runs on the machine).
 
@@ -178,7 +181,13 @@ def build(folder: Path, url: str, bottles: int) -> tuple[Settings, seasons.Seaso
 
 
 def bottle_path(season: seasons.Season, serial: str) -> str:
+    """A bottle's Digital Link, as its label carries it (the resolver answers 307 to the page)."""
     return f"/01/{seasons.BOTTLE}/10/{season.bottle_lot}/21/{serial}"
+
+
+def page_path(season: seasons.Season, serial: str) -> str:
+    """A bottle's consumer page, where the resolver sends a browser."""
+    return "/page" + bottle_path(season, serial)
 
 
 def bench_in_process(settings: Settings, season: seasons.Season, samples: int) -> dict[str, Any]:
@@ -211,15 +220,22 @@ def bench_in_process(settings: Settings, season: seasons.Season, samples: int) -
         sheet_cpu = time.process_time() - cpu
     app = create_app(settings, database=database)
     warm: list[float] = []
+    redirect: list[float] = []
     with TestClient(app, base_url=BASE, client=("198.51.100.7", 5000)) as client:
-        path = bottle_path(season, season.serials[0])
+        path = page_path(season, season.serials[0])
+        label = bottle_path(season, season.serials[0])
         for index in range(samples + 20):
             started = time.perf_counter()
             response = client.get(path, headers=BROWSER)
             elapsed = (time.perf_counter() - started) * 1000
             assert response.status_code == 200, response.text[:300]
+            started = time.perf_counter()
+            moved = client.get(label, headers=BROWSER, follow_redirects=False)
+            redirected = (time.perf_counter() - started) * 1000
+            assert moved.status_code == 307, moved.text[:300]
             if index >= 20:
                 warm.append(elapsed)
+                redirect.append(redirected)
         raw = client.get(path, headers={**BROWSER, "Accept-Encoding": "identity"}).content
         zipped = int(client.get(path, headers=BROWSER).headers["content-length"])
     database.dispose()
@@ -232,6 +248,8 @@ def bench_in_process(settings: Settings, season: seasons.Season, samples: int) -
         "view_cold_p95_ms": round(percentile(cold, 0.95), 1),
         "page_warm_p50_ms": round(statistics.median(warm), 2),
         "page_warm_p95_ms": round(percentile(warm, 0.95), 2),
+        "redirect_warm_p50_ms": round(statistics.median(redirect), 2),
+        "redirect_warm_p95_ms": round(percentile(redirect, 0.95), 2),
         "html_bytes": len(raw),
         "html_gzip_bytes": zipped,
         "static_bytes": sum(len(data) for data in assets.values()),
@@ -269,7 +287,7 @@ async def _load_python(
                 started = time.perf_counter()
                 response = await client.get(path, headers=headers)
                 latencies.append((time.perf_counter() - started) * 1000)
-                if not 200 <= response.status_code < 300:
+                if not 200 <= response.status_code < 400:  # a 307 is the resolver's answer
                     non_2xx += 1
 
         started = time.perf_counter()
@@ -337,7 +355,8 @@ function request()
 end
 
 function response(status, headers, body)
-  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+  -- An error: a redirect is the resolver's answer to a scanned label, not a failure.
+  if status < 200 or status > 399 then non2xx = non2xx + 1 end
 end
 
 function done(summary, latency, requests)
@@ -455,9 +474,12 @@ def bench_http(
     )
     base = f"http://127.0.0.1:{port}"
     bottles = [bottle_path(season, serial) for serial in season.serials]
+    bottle_pages = [page_path(season, serial) for serial in season.serials]
     folder = Path(settings.data_dir)
-    paths_file = folder / "bench_paths.txt"
-    paths_file.write_text("\n".join(bottles) + "\n")
+    paths_files = {}
+    for name, paths in (("labels", bottles), ("pages", bottle_pages)):
+        paths_files[name] = folder / f"bench_{name}.txt"
+        paths_files[name].write_text("\n".join(paths) + "\n")
     script = folder / "bench_pages.lua"
     script.write_text(WRK_SCRIPT)
     try:
@@ -474,22 +496,30 @@ def bench_http(
             # Steady state, as a server is after its first minutes: every bottle's page and
             # linkset seen once (with several workers, each warms its own cache in turn).
             for _ in range(workers):
-                for path in bottles:
+                for path, page in zip(bottles, bottle_pages, strict=True):
                     client.get(path, headers=BROWSER)
+                    client.get(page, headers=BROWSER)
                     client.get(path, headers=LINKSET)
         runs = [("closed", 0.0)] + ([("paced", rate)] if rate and wrk else [])
         results: dict[str, Any] = {}
-        for name, headers in (("page", BROWSER), ("linkset", LINKSET)):
+        # A scanned label: the resolver's 307 ("resolve"), then the page it sends to ("page");
+        # an app asking for the linkset.
+        for name, paths, headers in (
+            ("page", "pages", BROWSER),
+            ("resolve", "labels", BROWSER),
+            ("linkset", "labels", LINKSET),
+        ):
             for mode, asked in runs:
                 load_average = round(os.getloadavg()[0], 2)
                 cpu = _cpu_seconds(server.pid)
                 if wrk is None:
-                    result = asyncio.run(_load_python(base, bottles, headers, clients, seconds))
+                    listed = paths_files[paths].read_text().split()
+                    result = asyncio.run(_load_python(base, listed, headers, clients, seconds))
                 else:
                     result = _load_wrk(
                         wrk,
                         base,
-                        paths_file,
+                        paths_files[paths],
                         script,
                         headers,
                         clients=clients,

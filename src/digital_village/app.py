@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from digital_village import logs, migrate
 from digital_village.api import docs, openapi, problems
+from digital_village.api.cors import PublicCorsMiddleware
 from digital_village.api.jsonguard import JsonGuardMiddleware
 from digital_village.api.metrics import CONTENT_TYPE_LATEST, Metrics
 from digital_village.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
@@ -37,6 +38,7 @@ from digital_village.trace import lineage
 from digital_village.trace.epcis_routes import epcis_router
 from digital_village.trace.router import router as trace_router
 from digital_village.web import STATIC_DIR
+from digital_village.web import resolver as resolver_routes
 from digital_village.web.resolver_state import ResolverState
 from digital_village.web.routes import router as web_router
 
@@ -132,6 +134,7 @@ def _add_middleware(app: FastAPI, settings: Settings, resolver: ResolverState) -
     app.add_middleware(EncodedSlashMiddleware)
     app.add_middleware(JsonGuardMiddleware, max_depth=settings.max_json_depth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(PublicCorsMiddleware, public=is_public_read, head_as_get=_head_as_get)
     metrics = Metrics()
     metrics.registry.register(resolver)  # scans and views, read at each scrape
     app.state.metrics = metrics
@@ -145,6 +148,27 @@ def _add_middleware(app: FastAPI, settings: Settings, resolver: ResolverState) -
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
     return metrics
+
+
+# Public reads that apps and other sites fetch: the ledger (checkpoints, entries, proofs), the
+# trace, lot and certificate answers the resolver's links point to. The resolver's own paths
+# come from web.resolver.
+_PUBLIC_READ_PREFIXES: Final = (
+    "/api/v1/ledger",
+    "/api/v1/trace/",
+    "/api/v1/lots/",
+    "/api/v1/certificates/",
+)
+
+
+def is_public_read(path: str) -> bool:
+    """Whether a path is answered to any origin (CORS, OPTIONS): see api/cors.py."""
+    return path.startswith(_PUBLIC_READ_PREFIXES) or resolver_routes.is_public_path(path)
+
+
+def _head_as_get(path: str) -> bool:
+    # The resolver's routes answer HEAD themselves (without recording a scan).
+    return path.startswith(_PUBLIC_READ_PREFIXES) or path == resolver_routes.DESCRIPTION_PATH
 
 
 def _add_operations_routes(

@@ -249,11 +249,15 @@ def test_equality_ignores_base_url_and_extra_params() -> None:
         ),
         (
             "https://id.gs1.org/01/614141123452/15/20250324",
-            "AI 15 is not a key qualifier of 01 (expected 10 or 21)",
+            "AI 15 (best before date) is not a key qualifier of 01 (expected 22, 10, 21 or 235)",
         ),
         (
             "https://id.gs1.org/01/614141123452/10/ABC123/22/123456789",
-            "AI 22 (consumer product variant) is not supported as a qualifier of 01",
+            "AI 22 (consumer product variant) must come before AI 10 (lot)",
+        ),
+        (
+            "https://id.gs1.org/01/614141123452/10/ABC123/235/TPX1",
+            "the qualifiers 10, 235 of 01 are not one allowed sequence (22, 10, 21 or 235)",
         ),
         (
             "https://id.gs1.org/01/01234567890128/21/12345XYZ/10/ABC123",
@@ -261,6 +265,10 @@ def test_equality_ignores_base_url_and_extra_params() -> None:
         ),
         (
             "https://id.gs1.org/00/106141412345678908/10/ABC123",
+            "AI 10 (lot) is not a key qualifier of 00 (expected none)",
+        ),
+        (
+            "https://id.gs1.org/00/106141412345678908",
             "primary key AI 00 (SSCC) is not supported; only AI 01 (GTIN)",
         ),
         # digital-link.js: "badurl", a missing identifier, and a trailing non-digit.
@@ -302,12 +310,22 @@ def test_equality_ignores_base_url_and_extra_params() -> None:
         ("https://h.example/01/00614141123452?422=CHN", "AI 422 (country of origin) must be 3"),
         ("https://h.example/01/00614141123452?11=240101&11=240102", "appears twice in the query"),
         ("https://h.example/01/00614141123452?10=ABC", "belongs in the path after 01"),
-        # digital-link.js: best-before (15) is a real GS1 AI this project does not put on labels.
+        # Any AI GS1 defines is a valid attribute, but its value must have the AI's format.
         (
-            "https://gs1.evrythng.com/01/9780345418913/10/38737643/21/58943?15=230911"
-            "&thngId=U5mQKGDpnymBwQwRakyBqeYh",
-            "AI 15 is not supported as a query attribute (supported: 11, 17, 422, 7007)",
+            "https://h.example/01/00614141123452?15=230931",
+            "AI 15 (best before date) has invalid day",
         ),
+        (
+            "https://h.example/01/00614141123452?3103=12345",
+            "AI 3103 (trade measure (metric)) must be 6",
+        ),
+        (
+            "https://h.example/01/00614141123452?12345=1",
+            "AI 12345 is not a GS1 Application Identifier",
+        ),
+        ("https://h.example/01/00614141123452?3106=000100", "AI 3106 is not a GS1 Application"),
+        ("https://h.example/01/00614141123452?99=" + "X" * 91, "at most 90 characters"),
+        ("https://h.example/01/00614141123452?253=9506000134375", "AI 253 (GDTI) check digit"),
     ],
 )
 def test_parse_errors(uri: str, message: str) -> None:
@@ -511,3 +529,71 @@ def test_non_canonical_spellings_canonicalise_to_the_built_uri(
     messy = f"{messy_base}{path}?{'&'.join(pairs)}"
     assert canonicalize_digital_link(messy) == link.uri(base_url)
     assert parse_digital_link(messy) == link
+
+
+# --- every query-string AI and key qualifier (GS1 Digital Link 1.4) --------------------------
+
+
+def test_any_gs1_ai_is_a_query_attribute_checked_against_its_format() -> None:
+    link = parse_digital_link(
+        "https://h.example/01/09506000134352?99=A%2FB&3103=000500&15=261231&17=270100"
+    )
+    assert dict(link.attributes) == {"15": "261231", "17": "270100", "3103": "000500", "99": "A/B"}
+    # Canonical: sorted by AI, values percent-encoded.
+    assert link.uri() == (
+        "https://h.example/01/09506000134352?15=261231&17=270100&3103=000500&99=A%2FB"
+    )
+
+
+def test_a_cpv_and_a_third_party_serial_are_key_qualifiers_of_a_gtin() -> None:
+    link = parse_digital_link("https://h.example/01/09506000134352/22/2A/10/L1/21/S1")
+    assert (link.cpv, link.lot, link.serial, link.tpx) == ("2A", "L1", "S1", None)
+    assert link.path == "/01/09506000134352/22/2A/10/L1/21/S1"
+    tpx = parse_digital_link("https://h.example/01/09506000134352/235/TPX-123")
+    assert tpx.tpx == "TPX-123" and tpx.path == "/01/09506000134352/235/TPX-123"
+    assert parse_digital_link("https://h.example/gtin/09506000134352/cpv/2A").cpv == "2A"
+
+
+def _with_check(digits: str) -> str:
+    from digital_village.gs1.keys import check_digit
+
+    return digits + check_digit(digits)
+
+
+def test_other_primary_keys_and_their_qualifiers() -> None:
+    from digital_village.gs1.digital_link import KeyLink, parse_link
+
+    sscc = _with_check("10614141234567890")
+    gln = _with_check("950600013437")
+    gsrn = _with_check("95060001343761234")
+    cases = {
+        f"https://h.example/00/{sscc}": ("00", sscc, ()),
+        f"https://h.example/sscc/{sscc}": ("00", sscc, ()),
+        f"https://h.example/414/{gln}/254/32a%2Fb": ("414", gln, (("254", "32a/b"),)),
+        f"https://h.example/gln/{gln}": ("414", gln, ()),
+        f"https://h.example/417/{gln}": ("417", gln, ()),
+        "https://h.example/8004/9506000ASSET/7040/1ABC": (
+            "8004",
+            "9506000ASSET",
+            (("7040", "1ABC"),),
+        ),
+        "https://h.example/8010/9506000ABC-1/8011/42": ("8010", "9506000ABC-1", (("8011", "42"),)),
+        f"https://h.example/8017/{gsrn}/8019/7": ("8017", gsrn, (("8019", "7"),)),
+        f"https://h.example/8006/{_with_check('0950600013435')}0102/10/L1": (
+            "8006",
+            _with_check("0950600013435") + "0102",
+            (("10", "L1"),),
+        ),
+    }
+    for uri, (key, value, qualifiers) in cases.items():
+        link = parse_link(uri)
+        assert isinstance(link, KeyLink), uri
+        assert (link.key, link.value, link.qualifiers) == (key, value, qualifiers), uri
+        assert parse_link(link.uri()) == link
+    with pytest.raises(DigitalLinkError, match="check digit"):
+        parse_link(f"https://h.example/414/{gln[:-1]}{(int(gln[-1]) + 1) % 10}")
+    itip = _with_check("0950600013435") + "0102"
+    with pytest.raises(DigitalLinkError, match=r"AI 10 \(lot\) must come before AI 21"):
+        parse_link(f"https://h.example/8006/{itip}/21/S/10/L")
+    with pytest.raises(DigitalLinkError, match="not one allowed sequence"):
+        parse_link(f"https://h.example/414/{gln}/254/X/7040/1ABC")

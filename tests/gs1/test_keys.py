@@ -59,7 +59,7 @@ def test_a_gmn_or_pay_to_link_is_a_digital_link_this_resolver_does_not_serve(
     ai: str, value: str
 ) -> None:
     assert ai in PRIMARY_KEYS
-    with pytest.raises(DigitalLinkError, match=f"primary key AI {ai} is not supported"):
+    with pytest.raises(DigitalLinkError, match=f"primary key AI {ai} .*is not supported"):
         parse_digital_link(f"https://id.example.org/{ai}/{value}")
 
 

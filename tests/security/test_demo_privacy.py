@@ -129,6 +129,7 @@ def _fill(template: str, engine: Engine) -> list[str]:
         "/docs-assets": [f"/docs-assets/{f.name}" for f in sorted(docs.ASSETS_DIR.iterdir())],
         "/01/{rest}": resolver("/01"),
         "/gtin/{rest}": resolver("/gtin"),
+        "/page/01/{rest}": [u for u in resolver("/page/01") if "linkType" not in u],
         "/api/v1/ledger/entries/{seq}": [f"/api/v1/ledger/entries/{n}" for n in range(size)],
         "/api/v1/ledger/entries/{seq}/proof": [
             f"/api/v1/ledger/entries/{n}/proof" for n in range(0, size, 50)
@@ -198,7 +199,7 @@ def _fill(template: str, engine: Engine) -> list[str]:
     return paths
 
 
-PAGES = ("/01/{rest}", "/gtin/{rest}", "/p/{dkbm}", "/labels")
+PAGES = ("/01/{rest}", "/gtin/{rest}", "/page/01/{rest}", "/p/{dkbm}", "/labels")
 
 
 def test_no_public_answer_carries_the_demos_personal_data(demo_app: Demo) -> None:

@@ -141,6 +141,9 @@ FILL: dict[str, Fill] = {
     "/.well-known/gs1resolver": Fill(lambda p, c: ["/.well-known/gs1resolver"]),
     "/01/{rest}": Fill(lambda p, c: _resolver(p, "/01")),
     "/gtin/{rest}": Fill(lambda p, c: _resolver(p, "/gtin")),
+    "/page/01/{rest}": Fill(
+        lambda p, c: [u for u in _resolver(p, "/page/01") if "linkType" not in u]
+    ),
     "/p/{dkbm}": Fill(lambda p, c: [f"/p/{d}" for d in _parcels(p)]),
     "/api/v1/labels/parcels/{dkbm}.{fmt}": Fill(
         lambda p, c: [f"/api/v1/labels/parcels/{p.parcels[0]}.{f}" for f in ("png", "svg")]
@@ -237,6 +240,9 @@ FILL: dict[str, Fill] = {
     ),
     "/api/v1/lots/{gtin}/{lot}": Fill(
         lambda p, c: [f"/api/v1/lots/{g}/{lot}" for g, lot in _lots(p)]
+    ),
+    "/api/v1/lots/{gtin}/{lot}/certificates": Fill(
+        lambda p, c: [f"/api/v1/lots/{g}/{lot}/certificates" for g, lot in _lots(p)]
     ),
     "/api/v1/lots/{gtin}/{lot}/epcis": Fill(
         lambda p, c: [f"/api/v1/lots/{g}/{lot}/epcis" for g, lot in _lots(p)]

@@ -33,7 +33,7 @@ DKBM = "5106031012010100001"
         ("urn:epc:class:lgtin:6901234.050001.RS-1", GtinItem("06901234500011", "RS-1")),
         ("urn:epc:id:sgtin:6901234.050003.0001", GtinItem("06901234500035", None, "0001")),
         # A consumer product variant (AI 22) does not change which lot is meant.
-        ("https://dv.test/01/06901234500011/22/A/10/RS-1", GtinItem("06901234500011")),
+        ("https://dv.test/01/06901234500011/22/A/10/RS-1", GtinItem("06901234500011", "RS-1")),
     ],
 )
 def test_gtin_identifiers_are_read_on_any_host(uri: str, expected: GtinItem) -> None:

@@ -51,7 +51,7 @@ def test_every_route_finds_a_lot_with_a_slash(
     # The consumer page of the lot links to itself in English with the lot still encoded.
     page = client.get(f"/01/{RAPESEED}/10/{ENCODED}", headers={"Accept": "text/html"})
     assert page.status_code == 200, page.text[:300]
-    assert f'href="/01/{RAPESEED}/10/{ENCODED}?lang=en"' in page.text
+    assert f'href="/page/01/{RAPESEED}/10/{ENCODED}?lang=en"' in page.text
 
 
 def test_a_label_sheet_for_a_lot_that_does_not_exist_is_404(

@@ -145,9 +145,9 @@ def test_english_on_request_by_parameter_or_browser_language(
             assert words in text, words
         assert "种植与加工记录" not in text
     # The page links to itself in the other language, keeping only what names the page.
-    assert f'href="{pages_db.bottle}?lang=zh-CN"' in by_parameter
+    assert f'href="/page{pages_db.bottle}?lang=zh-CN"' in by_parameter
     other = html_of(pages_client, pages_db.bottle_lot + "?lang=en&linkType=gs1:pip&x=1&geo=1,2")
-    assert f'href="{pages_db.bottle_lot}?linkType=gs1%3Apip&amp;lang=zh-CN"' in other
+    assert f'href="/page{pages_db.bottle_lot}?linkType=gs1%3Apip&amp;lang=zh-CN"' in other
 
 
 def test_origin_with_parcel_codes_area_and_a_map_drawn_from_the_geometry(

@@ -179,7 +179,7 @@ def test_a_scan_acknowledged_by_the_page_is_stored_and_survives_shutdown(
 
 def test_pages_answered_at_once_each_count_their_own_scan(committed: Pages) -> None:
     app = create_app(committed.settings, database=Database(committed.engine))
-    bottle = committed.bottle.replace("/21/0001", "/21/0006")
+    bottle = "/page" + committed.bottle.replace("/21/0001", "/21/0006")
 
     async def scan_from(network: int) -> int:
         transport = httpx.ASGITransport(app=app, client=(f"10.{network}.9.1", 40000))

@@ -1,40 +1,42 @@
-"""GS1 Digital Link URIs of trade items: parse, validate and build (docs/DESIGN.md §7).
+"""GS1 Digital Link URIs: parse, validate and build (docs/DESIGN.md §7).
 
 A label's QR code carries ``https://<resolver>/01/<GTIN-14>[/10/<lot>][/21/<serial>]`` with
-optional query attributes: 11 production date, 17 expiry date, 7007 harvest date (or range) and
-422 country of origin. The syntax follows the GS1 Digital Link URI grammar
-(gs1/digital-link.js, ``grammar/GS1_Digital_Link_Grammar_1_2.abnf``); the value format of each
-AI follows the GS1 Barcode Syntax Dictionary (gs1/gs1-syntax-dictionary).
+optional query attributes (11 production date, 17 expiry date, 7007 harvest date, 422 country
+of origin, ...). The syntax follows the GS1 Digital Link URI grammar (GS1 Digital Link: URI
+Syntax 1.4, gs1/digital-link.js ``grammar/``); the value format of each AI follows the GS1
+Barcode Syntax Dictionary (``gs1/ais.py``).
 
-Decisions, so that one product has one spelling:
-
-* Only GTIN (AI 01) is a primary key here, and only lot (10) and serial (21) its qualifiers, in
-  that order; 21 without 10 is allowed. Other GS1 keys and qualifiers (SSCC, CPV 22, ...) are
-  refused with a message rather than half-supported.
+* :class:`DigitalLink` is a GTIN link — the key and its qualifiers 22 (consumer product
+  variant), 10 (lot) and 21 (serial) in that order, or 235 (third-party serial) alone.
+  :class:`KeyLink` is a link of any other primary key (SSCC 00, GLN 414 with 254 or 7040, party
+  GLN 417, GRAI 8003, GIAI 8004, ITIP 8006 with 22/10/21, CPID 8010 with 8011, GSRN 8017/8018
+  with 8019, GDTI 253, GCN 255, GINC 401, GSIN 402, GMN 8013, pay-to GLN 415 with 8020).
+  :func:`parse_link` reads either; :func:`parse_digital_link` only a GTIN link.
+* Every query-string key of digits is read as a GS1 AI and its value checked against the AI's
+  format: any AI GS1 defines is accepted (the resolver passes on the ones it does not use); a
+  number that is no AI, a malformed value, or a key qualifier in the query is an error.
 * The numeric form is canonical. The convenience alphas of Digital Link 1.0/1.1 (``gtin``,
-  ``lot``, ``ser`` in the path and ``exp`` in the query) are accepted when parsing, because labels
-  printed by other tools carry them, and never emitted.
-* Canonical form: GTIN-14, path in the order 01/10/21, GS1 query attributes sorted by AI,
-  percent-encoding re-done (everything but ``A-Z a-z 0-9 - . _`` encoded, upper-case hex), the
-  scheme and host lower-cased, non-GS1 query parameters dropped.
+  ``lot``, ``ser``, ``sscc``, ``gln``, ... in the path and ``exp`` in the query) are accepted
+  when parsing, because labels printed by other tools carry them, and never emitted.
+* Canonical form: GTIN-14, path in the order of the key's qualifiers, GS1 query attributes
+  sorted by AI, percent-encoding re-done (everything but ``A-Z a-z 0-9 - . _`` encoded,
+  upper-case hex), the scheme and host lower-cased, non-GS1 query parameters dropped.
 * Non-GS1 query parameters (``linkType``, ``context``, ...) are kept in ``extra_params`` for the
   resolver but are not part of the link's identity, and neither is the resolver base URL: two
   links naming the same item on different hosts compare equal.
-* Every all-digit query key is read as a GS1 AI; one this module does not support is an error,
-  not a silently dropped attribute.
 """
 
 from __future__ import annotations
 
-import calendar
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import quote, unquote, urlsplit
 
+from digital_village.gs1 import ais
 from digital_village.gs1.keys import (
-    GS1_SET_82,
     PRIMARY_KEYS,
     SHORT_NAMES,
     DigitalLinkError,
@@ -46,8 +48,10 @@ __all__ = [
     "ATTRIBUTE_AIS",
     "DigitalLink",
     "DigitalLinkError",
+    "KeyLink",
     "canonicalize_digital_link",
     "parse_digital_link",
+    "parse_link",
 ]
 
 
@@ -56,94 +60,39 @@ QUALIFIER_MAX_LENGTH = 20
 # Query attributes this project puts on labels, in canonical (lexical) order.
 ATTRIBUTE_AIS = ("11", "17", "422", "7007")
 
-_AI_NAMES = {
-    "00": "SSCC",
-    "01": "GTIN",
-    "10": "lot",
-    "11": "production date",
-    "17": "expiry date",
-    "21": "serial",
-    "22": "consumer product variant",
-    "235": "third-party serial",
-    "422": "country of origin",
-    "7007": "harvest date",
-}
-
-# Every Digital Link primary key is recognised, if only to be refused with a clear message.
 _PRIMARY_KEYS = frozenset(PRIMARY_KEYS)
-_GTIN_QUALIFIERS = ("10", "21")
-_UNSUPPORTED_GTIN_QUALIFIERS = frozenset({"22", "235"})
-# Only the short names of a GTIN's path are read as AIs; another key's short name (``gln``,
-# ``sscc``, ...) is left to the resolver's path prefix, as it always was here.
-_PATH_ALIASES = {
-    name: ai for name, ai in SHORT_NAMES.items() if ai in ("01", *_GTIN_QUALIFIERS, "22")
-}
+# A GTIN's qualifiers: 22, 10, 21 in that order, or 235 alone.
+_GTIN_QUALIFIERS = ("22", "10", "21")
+_GTIN_ALTERNATIVE = "235"
+_PATH_ALIASES = dict(SHORT_NAMES)
 _QUERY_ALIASES = {"exp": "17"}
-
-# ISO 3166-1 num-3 country codes, as listed by the syntax dictionary's iso3166 linter.
-_ISO_3166_NUMERIC_TEXT = (
-    "004 008 010 012 016 020 024 028 031 032 036 040 044 048 050 051 052 056 060 064 068 070 "
-    "072 074 076 084 086 090 092 096 100 104 108 112 116 120 124 132 136 140 144 148 152 156 "
-    "158 162 166 170 174 175 178 180 184 188 191 192 196 203 204 208 212 214 218 222 226 231 "
-    "232 233 234 238 239 242 246 248 250 254 258 260 262 266 268 270 275 276 288 292 296 300 "
-    "304 308 312 316 320 324 328 332 334 336 340 344 348 352 356 360 364 368 372 376 380 384 "
-    "388 392 398 400 404 408 410 414 417 418 422 426 428 430 434 438 440 442 446 450 454 458 "
-    "462 466 470 474 478 480 484 492 496 498 499 500 504 508 512 516 520 524 528 531 533 534 "
-    "535 540 548 554 558 562 566 570 574 578 580 581 583 584 585 586 591 598 600 604 608 612 "
-    "616 620 624 626 630 634 638 642 643 646 652 654 659 660 662 663 666 670 674 678 682 686 "
-    "688 690 694 702 703 704 705 706 710 716 724 728 729 732 740 744 748 752 756 760 762 764 "
-    "768 772 776 780 784 788 792 795 796 798 800 804 807 818 826 831 832 833 834 840 850 854 "
-    "858 860 862 876 882 887 894"
-)
-_ISO_3166_NUMERIC = frozenset(_ISO_3166_NUMERIC_TEXT.split())
 
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _HARVEST_RANGE = re.compile(r"([0-9]{6})-([0-9]{6})")
 
 
 def _ai_label(ai: str) -> str:
-    name = _AI_NAMES.get(ai)
-    return f"AI {ai} ({name})" if name else f"AI {ai}"
+    return ais.ai_label(ai)
 
 
 def _check_qualifier(ai: str, value: str) -> str:
     label = _ai_label(ai)
-    if not 1 <= len(value) <= QUALIFIER_MAX_LENGTH:
+    if ai in ("10", "21") and not 1 <= len(value) <= QUALIFIER_MAX_LENGTH:
         raise DigitalLinkError(
             f"{label} must be 1 to {QUALIFIER_MAX_LENGTH} characters, got {len(value)}"
         )
-    for char in value:
-        if char not in GS1_SET_82:
-            raise DigitalLinkError(f"{label} has a character outside GS1 set 82: {char!r}")
-    return value
+    return ais.validate_value(ai, value)
 
 
-def _check_date(ai: str, value: str, *, zero_day_allowed: bool) -> None:
-    label = _ai_label(ai)
-    if len(value) != 6 or not is_digits(value):
-        raise DigitalLinkError(f"{label} must be a YYMMDD date, got {value!r}")
-    year, month, day = int(value[:2]), int(value[2:4]), int(value[4:])
-    if not 1 <= month <= 12:
-        raise DigitalLinkError(f"{label} has invalid month {value[2:4]} in {value!r}")
-    if day == 0:
-        if not zero_day_allowed:
-            raise DigitalLinkError(f"{label} does not allow day 00 in {value!r}")
-        return
-    # The GS1 sliding century window (General Specifications §7.12) only matters for leap
-    # years at 2100 and 1900; every year 2000-2099 is a leap year iff YY % 4 == 0.
-    days_in_month = calendar.monthrange(2000 + year, month)[1]
-    if day > days_in_month:
-        raise DigitalLinkError(f"{label} has invalid day {value[4:]} in {value!r}")
+def _qualifiers_of(key: str) -> frozenset[str]:
+    found = ais.lookup(key)
+    return found.qualifiers if found else frozenset()
 
 
 def _normalise_attribute(ai: str, value: str) -> str:
-    if ai in ("11", "17"):
-        # Syntax dictionary: 11 and 17 are "N6,yymmd0" - DD 00 means "end of the month".
-        _check_date(ai, value, zero_day_allowed=True)
-        return value
     if ai == "7007":
-        # Syntax dictionary: "N6,yymmdd [N6],yymmdd", a date or a start and end date written
-        # back to back; the hyphenated form is accepted as input only.
+        # "N6,yymmdd [N6],yymmdd": a date or a start and end date written back to back; the
+        # hyphenated form is accepted as input only.
         hyphenated = _HARVEST_RANGE.fullmatch(value)
         if hyphenated:
             value = hyphenated.group(1) + hyphenated.group(2)
@@ -151,29 +100,18 @@ def _normalise_attribute(ai: str, value: str) -> str:
             raise DigitalLinkError(
                 f"{_ai_label(ai)} must be YYMMDD or YYMMDD-YYMMDD, got {value!r}"
             )
-        _check_date(ai, value[:6], zero_day_allowed=False)
-        if len(value) == 12:
-            _check_date(ai, value[6:], zero_day_allowed=False)
-            # Same-century comparison; a range across 1999/2000 is not a harvest we label.
-            if value[6:] < value[:6]:
-                raise DigitalLinkError(
-                    f"{_ai_label(ai)} range ends before it starts: {value[:6]}-{value[6:]}"
-                )
-        return value
-    if ai == "422":
-        if len(value) != 3 or not is_digits(value):
-            raise DigitalLinkError(f"{_ai_label(ai)} must be 3 digits, got {value!r}")
-        if value not in _ISO_3166_NUMERIC:
+        ais.validate_value(ai, value)
+        # Same-century comparison; a range across 1999/2000 is not a harvest we label.
+        if len(value) == 12 and value[6:] < value[:6]:
             raise DigitalLinkError(
-                f"{_ai_label(ai)} {value!r} is not an ISO 3166-1 numeric country code"
+                f"{_ai_label(ai)} range ends before it starts: {value[:6]}-{value[6:]}"
             )
         return value
-    if ai in _GTIN_QUALIFIERS or ai in _UNSUPPORTED_GTIN_QUALIFIERS:
+    if ai in _GTIN_QUALIFIERS or ai == _GTIN_ALTERNATIVE:
         raise DigitalLinkError(f"{_ai_label(ai)} belongs in the path after 01, not the query")
-    raise DigitalLinkError(
-        f"{_ai_label(ai)} is not supported as a query attribute "
-        f"(supported: {', '.join(ATTRIBUTE_AIS)})"
-    )
+    if not ais.known(ai):
+        raise DigitalLinkError(f"AI {ai} is not a GS1 Application Identifier")
+    return ais.validate_value(ai, value)
 
 
 def _normalise_base_url(base_url: str) -> str:
@@ -202,13 +140,35 @@ def _decode(value: str, where: str) -> str:
         raise DigitalLinkError(f"percent-encoding in {where} is not UTF-8: {value!r}") from None
 
 
+def _encode_query(params: Mapping[str, str]) -> str:
+    return "&".join(f"{ai}={_encode(value)}" for ai, value in params.items())
+
+
+def _base_and_extra(
+    base_url: str | None, extra_params: tuple[tuple[str, str], ...]
+) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    base = _normalise_base_url(base_url) if base_url is not None else None
+    extra = tuple((str(key), str(value)) for key, value in extra_params)
+    for key, _ in extra:
+        if is_digits(key) or key in _QUERY_ALIASES:
+            raise DigitalLinkError(f"extra parameter {key!r} is a GS1 AI; use attributes")
+    return base, extra
+
+
+def _attributes(attributes: Mapping[str, str]) -> Mapping[str, str]:
+    normalised = {ai: _normalise_attribute(ai, value) for ai, value in attributes.items()}
+    return MappingProxyType(dict(sorted(normalised.items())))
+
+
 @dataclass(frozen=True)
 class DigitalLink:
-    """A GTIN with optional lot, serial and query attributes, as carried in a Digital Link.
+    """A GTIN with optional qualifiers and query attributes, as carried in a Digital Link.
 
-    Construction validates and normalises: ``gtin`` becomes a GTIN-14 and ``attributes`` a
-    read-only mapping sorted by AI. ``base_url`` (``scheme://host[/prefix]``) and
-    ``extra_params`` (non-GS1 query parameters) are carried along but excluded from equality.
+    Qualifiers: ``cpv`` (22), ``lot`` (10) and ``serial`` (21), or ``tpx`` (235, a
+    third-party serial) alone. Construction validates and normalises: ``gtin`` becomes a
+    GTIN-14 and ``attributes`` a read-only mapping sorted by AI. ``base_url``
+    (``scheme://host[/prefix]``) and ``extra_params`` (non-GS1 query parameters) are carried
+    along but excluded from equality.
     """
 
     gtin: str
@@ -217,41 +177,48 @@ class DigitalLink:
     attributes: Mapping[str, str] = field(default_factory=dict)
     base_url: str | None = field(default=None, compare=False)
     extra_params: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    cpv: str | None = None
+    tpx: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gtin", validate_gtin(self.gtin))
-        if self.lot is not None:
-            _check_qualifier("10", self.lot)
-        if self.serial is not None:
-            _check_qualifier("21", self.serial)
-        normalised = {ai: _normalise_attribute(ai, value) for ai, value in self.attributes.items()}
-        object.__setattr__(self, "attributes", MappingProxyType(dict(sorted(normalised.items()))))
-        if self.base_url is not None:
-            object.__setattr__(self, "base_url", _normalise_base_url(self.base_url))
-        extra = tuple((str(key), str(value)) for key, value in self.extra_params)
-        for key, _ in extra:
-            if is_digits(key) or key in _QUERY_ALIASES:
-                raise DigitalLinkError(f"extra parameter {key!r} is a GS1 AI; use attributes")
+        for ai, value in (("22", self.cpv), ("10", self.lot), ("21", self.serial)):
+            if value is not None:
+                _check_qualifier(ai, value)
+        if self.tpx is not None:
+            if self.cpv is not None or self.lot is not None or self.serial is not None:
+                raise DigitalLinkError(
+                    "AI 235 (third-party serial) stands alone after 01: no 22, 10 or 21 with it"
+                )
+            _check_qualifier("235", self.tpx)
+        object.__setattr__(self, "attributes", _attributes(self.attributes))
+        base, extra = _base_and_extra(self.base_url, self.extra_params)
+        object.__setattr__(self, "base_url", base)
         object.__setattr__(self, "extra_params", extra)
 
     def __hash__(self) -> int:
-        return hash((self.gtin, self.lot, self.serial, tuple(self.attributes.items())))
+        return hash(
+            (self.gtin, self.cpv, self.lot, self.serial, self.tpx, tuple(self.attributes.items()))
+        )
 
     @property
     def path(self) -> str:
-        """The canonical path: ``/01/<GTIN-14>[/10/<lot>][/21/<serial>]``."""
+        """The canonical path: ``/01/<GTIN-14>[/22/<cpv>][/10/<lot>][/21/<serial>]``."""
         path = f"/01/{self.gtin}"
-        if self.lot is not None:
-            path += f"/10/{_encode(self.lot)}"
-        if self.serial is not None:
-            path += f"/21/{_encode(self.serial)}"
+        for ai, value in (
+            ("22", self.cpv),
+            ("10", self.lot),
+            ("21", self.serial),
+            ("235", self.tpx),
+        ):
+            if value is not None:
+                path += f"/{ai}/{_encode(value)}"
         return path
 
     @property
     def query(self) -> str:
         """The canonical query string without ``?``: GS1 attributes sorted by AI, or ``""``."""
-        # Attribute values are digits only, so they never need percent-encoding.
-        return "&".join(f"{ai}={value}" for ai, value in self.attributes.items())
+        return _encode_query(self.attributes)
 
     def uri(self, base_url: str | None = None) -> str:
         """Return the canonical URI on ``base_url``, or on the base URL the link was parsed from."""
@@ -260,6 +227,88 @@ class DigitalLink:
             raise DigitalLinkError("no base URL: pass base_url, e.g. 'https://id.example.org'")
         query = self.query
         return f"{base}{self.path}?{query}" if query else f"{base}{self.path}"
+
+
+@dataclass(frozen=True)
+class KeyLink:
+    """A Digital Link of a primary key other than the GTIN, with its qualifiers in order."""
+
+    key: str
+    value: str
+    qualifiers: tuple[tuple[str, str], ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    base_url: str | None = field(default=None, compare=False)
+    extra_params: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        found = ais.lookup(self.key)
+        if found is None or not found.primary_key or self.key == "01":
+            raise DigitalLinkError(f"{_ai_label(self.key)} is not a primary key for KeyLink")
+        ais.validate_value(self.key, self.value)
+        _check_sequence(self.key, [ai for ai, _ in self.qualifiers])
+        for ai, value in self.qualifiers:
+            ais.validate_value(ai, value)
+        object.__setattr__(self, "attributes", _attributes(self.attributes))
+        base, extra = _base_and_extra(self.base_url, self.extra_params)
+        object.__setattr__(self, "base_url", base)
+        object.__setattr__(self, "extra_params", extra)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.value, self.qualifiers, tuple(self.attributes.items())))
+
+    @property
+    def path(self) -> str:
+        path = f"/{self.key}/{_encode(self.value)}"
+        for ai, value in self.qualifiers:
+            path += f"/{ai}/{_encode(value)}"
+        return path
+
+    @property
+    def query(self) -> str:
+        return _encode_query(self.attributes)
+
+    def uri(self, base_url: str | None = None) -> str:
+        base = _normalise_base_url(base_url) if base_url is not None else self.base_url
+        if base is None:
+            raise DigitalLinkError("no base URL: pass base_url, e.g. 'https://id.example.org'")
+        query = self.query
+        return f"{base}{self.path}?{query}" if query else f"{base}{self.path}"
+
+
+def _check_sequence(key: str, qualifiers: list[str]) -> None:
+    """The qualifiers of ``key`` in one of its allowed orders (dlpkey=22,10,21|235)."""
+    found = ais.lookup(key)
+    sequences = found.qualifier_sequences if found else ()
+    seen: set[str] = set()
+    for ai in qualifiers:
+        if ai in seen:
+            raise DigitalLinkError(f"{_ai_label(ai)} appears twice in the path")
+        seen.add(ai)
+    for sequence in sequences:
+        if set(qualifiers) <= set(sequence):
+            positions = [sequence.index(ai) for ai in qualifiers]
+            if positions != sorted(positions):
+                earlier, later = next(
+                    (a, b)
+                    for a, b in itertools.pairwise(qualifiers)
+                    if sequence.index(a) > sequence.index(b)
+                )
+                raise DigitalLinkError(f"{_ai_label(later)} must come before {_ai_label(earlier)}")
+            return
+    if not qualifiers:
+        return
+    allowed = " or ".join(", ".join(sequence) for sequence in sequences) or "none"
+    stray = next(
+        (ai for ai in qualifiers if not any(ai in sequence for sequence in sequences)),
+        None,
+    )
+    if stray is not None:
+        raise DigitalLinkError(
+            f"{_ai_label(stray)} is not a key qualifier of {key} (expected {allowed})"
+        )
+    raise DigitalLinkError(
+        f"the qualifiers {', '.join(qualifiers)} of {key} are not one allowed sequence ({allowed})"
+    )
 
 
 def _find_primary_key(segments: list[str], path: str) -> int:
@@ -283,32 +332,21 @@ def _find_primary_key(segments: list[str], path: str) -> int:
     raise DigitalLinkError(f"unknown primary key {found!r} in path {path!r}: expected /01/<GTIN>")
 
 
-def _parse_path(segments: list[str], path: str) -> tuple[str, str | None, str | None]:
+def _parse_path(segments: list[str], path: str) -> tuple[str, str, list[tuple[str, str]]]:
     pairs = list(zip(segments[0::2], segments[1::2], strict=True))
-    key, gtin_value = pairs[0]
-    primary = _PATH_ALIASES.get(key, key)
-    if primary != "01":
-        raise DigitalLinkError(
-            f"primary key {_ai_label(primary)} is not supported; only AI 01 (GTIN)"
-        )
-    gtin = validate_gtin(gtin_value)
-    values: dict[str, str] = {}
+    key_code, key_value = pairs[0]
+    key = _PATH_ALIASES.get(key_code, key_code)
+    value = _decode(key_value, _ai_label(key))
+    qualifiers: list[tuple[str, str]] = []
     for code, raw_value in pairs[1:]:
         ai = _PATH_ALIASES.get(code, code)
         if ai in _PRIMARY_KEYS:
             raise DigitalLinkError(f"a Digital Link has one primary key; found {_ai_label(ai)} too")
-        if ai in _UNSUPPORTED_GTIN_QUALIFIERS:
-            raise DigitalLinkError(f"{_ai_label(ai)} is not supported as a qualifier of 01")
-        if ai not in _GTIN_QUALIFIERS:
-            raise DigitalLinkError(
-                f"{_ai_label(ai)} is not a key qualifier of 01 (expected 10 or 21) in {path!r}"
-            )
-        if ai in values:
+        if any(ai == seen for seen, _ in qualifiers):
             raise DigitalLinkError(f"{_ai_label(ai)} appears twice in {path!r}")
-        if ai == "10" and "21" in values:
-            raise DigitalLinkError(f"AI 10 (lot) must come before AI 21 (serial) in {path!r}")
-        values[ai] = _check_qualifier(ai, _decode(raw_value, _ai_label(ai)))
-    return gtin, values.get("10"), values.get("21")
+        qualifiers.append((ai, _decode(raw_value, _ai_label(ai))))
+    _check_sequence(key, [ai for ai, _ in qualifiers])
+    return key, value, qualifiers
 
 
 def _parse_query(query: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -334,8 +372,9 @@ def _parse_query(query: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
 _UNENCODED = re.compile(r"[^\x21-\x7e]")
 
 
-def parse_digital_link(uri: str) -> DigitalLink:
-    """Parse a GS1 Digital Link URI for a GTIN; raise DigitalLinkError naming what is wrong."""
+def parse_link(uri: str) -> DigitalLink | KeyLink:
+    """Parse a GS1 Digital Link URI of any primary key; raise DigitalLinkError naming what is
+    wrong."""
     # urlsplit silently drops tabs and newlines and strips spaces, which would change a lot.
     unencoded = _UNENCODED.search(uri)
     if unencoded is not None:
@@ -364,30 +403,53 @@ def parse_digital_link(uri: str) -> DigitalLink:
     if start >= 2:
         # A GS1 key or qualifier just before the key means a malformed GS1 path, not a prefix.
         before = _PATH_ALIASES.get(segments[start - 2], segments[start - 2])
-        if before in _GTIN_QUALIFIERS:
-            raise DigitalLinkError(
-                f"{_ai_label(before)} must follow the primary key 01 in {parts.path!r}"
-            )
         if before in _PRIMARY_KEYS:
             raise DigitalLinkError(
                 f"a Digital Link has one primary key; found {_ai_label(before)} before "
                 f"{_ai_label(_PATH_ALIASES.get(segments[start], segments[start]))} "
                 f"in {parts.path!r}"
             )
-    gtin, lot, serial = _parse_path(segments[start:], parts.path)
+        key = _PATH_ALIASES.get(segments[start], segments[start])
+        if before in _qualifiers_of(key) or before in ("10", "21"):
+            raise DigitalLinkError(
+                f"{_ai_label(before)} must follow the primary key {key} in {parts.path!r}"
+            )
+    key, value, qualifiers = _parse_path(segments[start:], parts.path)
     attributes, extra = _parse_query(parts.query)
     prefix = "/".join(segments[:start])
     base_url = f"{parts.scheme}://{parts.netloc}" + (f"/{prefix}" if prefix else "")
+    if key != "01":
+        return KeyLink(
+            key,
+            value,
+            tuple(qualifiers),
+            attributes=attributes,
+            base_url=base_url,
+            extra_params=tuple(extra),
+        )
+    named = dict(qualifiers)
     return DigitalLink(
-        gtin=gtin,
-        lot=lot,
-        serial=serial,
+        gtin=validate_gtin(value),
+        lot=named.get("10"),
+        serial=named.get("21"),
         attributes=attributes,
         base_url=base_url,
         extra_params=tuple(extra),
+        cpv=named.get("22"),
+        tpx=named.get("235"),
     )
+
+
+def parse_digital_link(uri: str) -> DigitalLink:
+    """Parse a GS1 Digital Link URI of a GTIN; raise DigitalLinkError naming what is wrong."""
+    link = parse_link(uri)
+    if not isinstance(link, DigitalLink):
+        raise DigitalLinkError(
+            f"primary key {_ai_label(link.key)} is not supported; only AI 01 (GTIN)"
+        )
+    return link
 
 
 def canonicalize_digital_link(uri: str) -> str:
     """Return the canonical form of a Digital Link URI, on the same resolver base URL."""
-    return parse_digital_link(uri).uri()
+    return parse_link(uri).uri()

@@ -9,10 +9,14 @@ module spells it the way the GS1-Conformant Resolver standard and RFC 9264 want 
 * A linkset (``application/linkset+json``) holds one link context object per identification
   level of the request, finest first — serial, lot, product — because the standard wants the
   links of every level up to the primary key. Each object has its ``anchor`` (the canonical
-  Digital Link URI of that level), a ``description``, and per link type a list of targets with
-  ``href``, ``title``, ``type`` and ``hreflang``. ``gs1:defaultLink`` names the consumer page.
+  Digital Link URI of that level), an ``itemDescription`` (the member GS1's linkset schema
+  names), and per link type a list of targets with ``href``, ``title``, ``type`` and
+  ``hreflang``. ``gs1:defaultLink`` names the page a plain request is sent to, with only an
+  ``href`` and a ``title`` as the standard asks.
 * Every answer carries ``Link: <…?linkType=linkset>; rel="linkset"`` so a client that got a page
-  can find the machine-readable links.
+  or a redirect can find the machine-readable links.
+* :func:`choose` picks one of several targets of a link type by the language (``lang`` in the
+  query, then Accept-Language) and media type (``mediaType`` in the query, then Accept) asked.
 """
 
 from __future__ import annotations
@@ -32,14 +36,6 @@ EPCIS: Final = "gs1:epcis"
 CERTIFICATION_INFO: Final = "gs1:certificationInfo"
 DEFAULT_LINK: Final = "gs1:defaultLink"
 LINKSET: Final = "linkset"
-
-# The link types this resolver can serve, with the media type of each.
-MEDIA_TYPES: Final[Mapping[str, str]] = {
-    PIP: "text/html",
-    TRACEABILITY: "application/json",
-    EPCIS: "application/ld+json",
-    CERTIFICATION_INFO: "application/json",
-}
 
 Representation = Literal["html", "linkset", "json"]
 
@@ -80,14 +76,20 @@ class Target:
 
     href: str
     title: str
-    media_type: str
+    media_type: str | None = None
     hreflang: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"href": self.href, "title": self.title, "type": self.media_type}
+        body: dict[str, Any] = {"href": self.href, "title": self.title}
+        if self.media_type is not None:
+            body["type"] = self.media_type
         if self.hreflang:
             body["hreflang"] = list(self.hreflang)
         return body
+
+    def plain(self) -> Target:
+        """The same target without its optional attributes (what ``gs1:defaultLink`` lists)."""
+        return Target(self.href, self.title)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ class LinkContext:
     links: Mapping[str, Sequence[Target]]  # link type name → targets
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"anchor": self.anchor, "description": self.description}
+        body: dict[str, Any] = {"anchor": self.anchor, "itemDescription": self.description}
         for name, targets in self.links.items():
             body[link_type_uri(name)] = [target.to_json() for target in targets]
         return body
@@ -114,6 +116,13 @@ def with_query(uri: str, **params: str) -> str:
 def linkset_uri(anchor: str) -> str:
     """Where the linkset of an item is: its Digital Link URI with ``linkType=linkset``."""
     return with_query(anchor, linkType=LINKSET)
+
+
+def with_query_string(uri: str, query: str) -> str:
+    """``uri`` with a raw query string appended as sent (how a redirect passes it on)."""
+    if not query:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}{query}"
 
 
 def linkset_document(contexts: Sequence[LinkContext]) -> dict[str, Any]:
@@ -174,11 +183,12 @@ def _quality(ranked: list[tuple[str, float, int]], media_type: str) -> tuple[flo
 
 
 def negotiate(accept: str | None) -> Representation | None:
-    """What a request without ``linkType`` gets: the page, the linkset, or nothing acceptable.
+    """What a request without ``linkType`` gets: the default link, or the linkset.
 
-    A browser (``text/html`` first) and a client that does not say (no Accept, ``*/*``) get
-    the consumer page, the default link. ``application/linkset+json`` or ``application/json``
-    preferred to HTML gets the linkset. None: the client accepts none of these (406).
+    A browser (``text/html`` first) and a client that does not say (no Accept, ``*/*``) are
+    sent to the default link, the consumer page. ``application/linkset+json`` or
+    ``application/json`` preferred to HTML gets the linkset. None: the client accepts neither
+    (the resolver still redirects to the default link, as the standard asks).
     """
     if not accept or not accept.strip():
         return "html"
@@ -201,6 +211,55 @@ def linkset_media_type(accept: str | None) -> str:
     if _quality(ranked, "application/json")[1] == 2:
         return "application/json"
     return LINKSET_MEDIA_TYPE
+
+
+def _language_matches(wanted: str, offered: Sequence[str]) -> bool:
+    wanted = wanted.lower()
+    for language in offered:
+        language = language.lower()
+        if language == wanted or language.split("-")[0] == wanted.split("-")[0]:
+            return True
+    return False
+
+
+def _languages(accept_language: str | None) -> list[str]:
+    """Accept-Language's ranges, most wanted first (q=0 left out)."""
+    if not accept_language:
+        return []
+    ranked = [
+        (media, quality, position)
+        for media, quality, position in _accepted(accept_language)
+        if quality > 0 and media != "*"
+    ]
+    return [media for media, _, _ in sorted(ranked, key=lambda r: (-r[1], r[2]))]
+
+
+def choose(
+    targets: Sequence[Target],
+    *,
+    lang: str | None = None,
+    accept_language: str | None = None,
+    media_type: str | None = None,
+    accept: str | None = None,
+) -> Target:
+    """The target that best matches what the request asked, else the first.
+
+    Media type first (``mediaType`` in the query, or an Accept naming one exactly), then
+    language (``lang`` in the query, then the Accept-Language ranges in order).
+    """
+    candidates = list(targets)
+    wanted_media = media_type or None
+    if wanted_media is None and accept:
+        exact = [m for m, q, _ in _accepted(accept) if q > 0 and "*" not in m]
+        wanted_media = next((m for m in exact if any(t.media_type == m for t in candidates)), None)
+    if wanted_media is not None:
+        same = [t for t in candidates if t.media_type == wanted_media.lower()]
+        candidates = same or candidates
+    for language in ([lang] if lang else []) + _languages(accept_language):
+        matching = [t for t in candidates if _language_matches(language, t.hreflang)]
+        if matching:
+            return matching[0]
+    return candidates[0]
 
 
 def prefers_html(accept: str | None) -> bool:
