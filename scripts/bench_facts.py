@@ -6,7 +6,7 @@
    gzipped (level 1, as served) and the number of distinct path hashes against the sum of the
    paths' lengths (what sharing saves). The same batches are also checked as a browser does
    (``check_batch``: signature, every inclusion).
-2. The season's consumer page (web/season's whole recorded season): the view built from scratch
+2. The season's consumer page (demo/oil_season's whole recorded season): the view built from scratch
    (what a new entry on one of its chains costs), the number of facts and entries it names, and
    its batch proof as a reader's browser asks for it.
 
