@@ -20,7 +20,7 @@ from digital_village.demo import oil_season as seasons
 from digital_village.jsonpointer import resolve
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import recorded as parcel_records
-from digital_village.web import consumer, facts
+from digital_village.web import consumer, facts, history, origin
 from digital_village.web.facts import Fact
 from tests.web.conftest import Pages, html_of
 from tests.web.facts_check import PageFact, check_page, failed, page_facts
@@ -214,9 +214,9 @@ def test_facts_recorded_before_entries_carried_them_are_marked_so() -> None:
     """Entries made by an older version lack effects and crops: the page says the fact cannot
     be checked (still naming the entry, whose own proof is checked), never that it is verified."""
     lot = SimpleNamespace(id=7, gtin="06901234001037", lot="B1", produced=6.0)
-    older = consumer._Chain({}, [], {40: {"captureID": None, "event": {}}}, {}, {7: (40, 40)})
+    older = history.Chain({}, [], {40: {"captureID": None, "event": {}}}, {}, {7: (40, 40)})
     assert older.lot_fact(lot) == Fact(40, recorded=False)
-    newer = consumer._Chain({}, [], {41: {"event": {}, "effects": {"lots": {}}}}, {}, {7: (41, 41)})
+    newer = history.Chain({}, [], {41: {"event": {}, "effects": {"lots": {}}}}, {}, {7: (41, 41)})
     assert newer.lot_fact(lot).claims == {"/data/effects/lots/06901234001037~1B1/produced": 6.0}
     parcel = SimpleNamespace(
         dkbm="5106031012010100001",
@@ -227,12 +227,12 @@ def test_facts_recorded_before_entries_carried_them_are_marked_so() -> None:
     )
     registered = {"dkbm": parcel.dkbm, "land_use": "0103", "area_mu": 5.88}
     old = parcel_records.fold(parcel.dkbm, [(3, "parcel.registered", registered)])
-    shown = consumer.parcel_facts(parcel, old, crop="油菜", on=dt.date(2026, 3, 1))
+    shown = origin.parcel_facts(parcel, old, crop="油菜", on=dt.date(2026, 3, 1))
     assert shown["crop_fact"] == Fact(3, recorded=False)
     new = parcel_records.fold(
         parcel.dkbm, [(3, "parcel.registered", {**registered, "crops": {"2025-winter": "油菜"}})]
     )
-    shown = consumer.parcel_facts(parcel, new, crop="油菜", on=dt.date(2026, 3, 1))
+    shown = origin.parcel_facts(parcel, new, crop="油菜", on=dt.date(2026, 3, 1))
     assert shown["crop_fact"].claims == {"/data/crops/2025-winter": "油菜"}
     assert "data-fact-unrecorded" in facts.attrs(Fact(3, recorded=False))
 

@@ -40,7 +40,7 @@ from digital_village.regions import service as regions
 from digital_village.trace import products, store
 from digital_village.trace.models import EventParcel, Product
 from digital_village.trace.vocab import DV_BIZSTEP
-from digital_village.web import consumer, drawing, linkset, pages
+from digital_village.web import drawing, history, linkset, origin, pages
 from digital_village.web.facts import UNBOUND, Fact
 
 router = APIRouter(tags=["pages"])
@@ -69,7 +69,7 @@ class FarmerView:
     active: bool
     successors: list[str]
     map_svg: str
-    recent: list[consumer.Step] = field(default_factory=list)
+    recent: list[history.Step] = field(default_factory=list)
     products: list[Product] = field(default_factory=list)
     code_fact: Fact = UNBOUND
     area_fact: Fact = UNBOUND
@@ -94,7 +94,7 @@ def parcels_held_by(*, session: Session, household_id: int) -> list[str]:
     return list(session.scalars(query))
 
 
-def _recent(session: Session, dkbm: str) -> list[consumer.Step]:
+def _recent(session: Session, dkbm: str) -> list[history.Step]:
     """The latest field work on the parcel, newest first, corrections applied."""
     pks = session.scalars(
         select(EventParcel.event_pk)
@@ -117,12 +117,12 @@ def _recent(session: Session, dkbm: str) -> list[consumer.Step]:
         found = entries.get(row.ledger_seq)
         event = reads.data_of(found[1]).get("event") if found else None
         body = event if isinstance(event, dict) else {}
-        key = consumer.step_key(body.get("bizStep", row.biz_step))
+        key = history.step_key(body.get("bizStep", row.biz_step))
         steps.append(
-            consumer.Step(
-                when=_recorded_time(body, row.event_time).astimezone(consumer.CHINA),
+            history.Step(
+                when=_recorded_time(body, row.event_time).astimezone(history.CHINA),
                 step=key,
-                details=consumer.describe(body, key, {}, None),
+                details=history.describe(body, key, {}, None),
                 parcels=(),
                 ledger_seqs=(row.ledger_seq,),
             )
@@ -168,7 +168,7 @@ def farmer_view(*, session: Session, parcel: Parcel) -> FarmerView:
     )
     shapes = [
         shape
-        for shape in [consumer.map_shape(parcel, parcel.dkbm[-5:], epsg=parcel.epsg)]
+        for shape in [origin.map_shape(parcel, parcel.dkbm[-5:], epsg=parcel.epsg)]
         if shape is not None
     ]
     active = parcel.status is ParcelStatus.ACTIVE
@@ -184,7 +184,7 @@ def farmer_view(*, session: Session, parcel: Parcel) -> FarmerView:
     if active:
         found = parcels.neighbours(session=session, dkbm=parcel.dkbm, within_m=NEIGHBOURS_WITHIN_M)
         for other, _ in found[:MAX_NEIGHBOURS]:
-            shape = consumer.map_shape(other, other.dkbm[-5:], epsg=parcel.epsg, highlighted=False)
+            shape = origin.map_shape(other, other.dkbm[-5:], epsg=parcel.epsg, highlighted=False)
             if shape is not None:
                 shapes.append(shape)
     else:
@@ -202,10 +202,10 @@ def farmer_view(*, session: Session, parcel: Parcel) -> FarmerView:
         crop_en=landuse.CROPS_EN.get(crop, crop) if crop else None,
         active=active,
         successors=successors,
-        map_svg=drawing.parcel_map(shapes, scale_label=consumer.scale_label),
+        map_svg=drawing.parcel_map(shapes, scale_label=origin.scale_label),
         recent=_recent(session, parcel.dkbm),
         products=_harvest_products(session, parcel) if active else [],
-        **consumer.parcel_facts(parcel, record, crop=crop, on=parcels.today()),
+        **origin.parcel_facts(parcel, record, crop=crop, on=parcels.today()),
     )
 
 

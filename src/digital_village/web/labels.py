@@ -35,7 +35,7 @@ from digital_village.parcels import service as parcels
 from digital_village.parcels.codes import CodeError, parse_dkbm
 from digital_village.trace import lineage, products
 from digital_village.web import pages
-from digital_village.web.consumer import CHINA
+from digital_village.web.history import CHINA
 
 router = APIRouter(prefix="/api/v1/labels", tags=["labels"])
 page_router = APIRouter(tags=["pages"])

@@ -22,7 +22,7 @@ from digital_village.db import utcnow
 from digital_village.errors import DomainError
 from digital_village.gs1.digital_link import DigitalLink
 from digital_village.trace import products
-from digital_village.web import consumer, i18n, linkset, pages, scans, views
+from digital_village.web import consumer, history, i18n, linkset, pages, scans, views
 from digital_village.web.items import CORS, Facts
 from digital_village.web.resolver_state import Reads, Rendered, ResolverState, Unfinished
 
@@ -182,7 +182,7 @@ async def finish(request: Request, state: ResolverState, page: Unfinished) -> Re
         if stored is None:
             stored = state.scans.last_summary(scan.gtin, scan.serial)
         if stored is not None:
-            summary = dataclasses.replace(stored, first=stored.first.astimezone(consumer.CHINA))
+            summary = dataclasses.replace(stored, first=stored.first.astimezone(history.CHINA))
             flags = [*flags, *(consumer.Flag(key, params) for key, params in summary.flags())]
     head, middle, tail = page.rendered.parts
     flags_html = _block("_consumer_flags.html").render(t=t, flags=flags).encode()
