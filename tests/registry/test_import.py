@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from shapely.affinity import translate
 from sqlalchemy import func, select
 
 from digital_village.auth.actor import Actor
@@ -189,21 +188,6 @@ def test_an_imported_parcel_shows_its_household_and_registered_area(
     assert difference < -0.04
     text = client.get(f"/api/v1/parcels/{first['DKBM']}").text
     assert household["CBFZJHM"] not in text and first["ZJRXM"] not in text
-
-
-def test_a_new_shape_under_the_same_dkbm_is_refused_by_name(
-    county: Database, ledger: Ledger, package: Generated, tmp_path: Path
-) -> None:
-    run(county, ledger, write(package, tmp_path / "v1"))
-    moved = copy.deepcopy(package)
-    moved.shapes[0] = translate(moved.shapes[0], 0.5)  # resurveyed half a metre east
-    report = run(county, ledger, write(moved, tmp_path / "v2"), on=DAY_TWO)
-    dkbm = package.dk[0]["DKBM"]
-    assert not report.stored
-    assert [(r.table, r.key) for r in report.rejected if r.table == "DK"] == [("DK", dkbm)]
-    assert "the shape of parcel" in report.rejected[-1].reason or any(
-        "a resurvey under the same DKBM" in r.reason for r in report.rejected
-    )
 
 
 def test_an_imported_parcel_has_its_page_with_the_household_masked(

@@ -4,13 +4,15 @@ A ``RecordChecker`` for the log audit (``digital_village.audit`` composes it), a
 ``check_parcel`` for one parcel (``/api/v1/parcels/{dkbm}/verify``). Parcels are read in
 batches with their chains (``parcel:<dkbm>``, folded by ``parcels.recorded``), holdings and
 attributes; an edit is named by the parcel (``parcel:<dkbm>``) and the entry that records the
-value: the geometry bytes, their hash column, the PostGIS column and the bounding box against
-the registration's SHA-256; the code, 发包方, area (m², 亩, ha) against the registration; the
-land use against the last entry that set it; every holding period (承包方 and operating
-cooperative by code, from when) and every land use, crop and 不动产单元代码 period against the
-entry it names. Crops of parcels registered before registrations recorded them are counted,
-not passed. Stored values are read raw (``ledger.stored``): a value of another type is a
-finding, never a traceback.
+value: the geometry bytes, their hash column, the PostGIS column, the bounding box and the area
+(m², 亩, ha) against the SHA-256 and areas of the newest entry recording a shape (the
+registration, or a resurvey under the same DKBM); every shape kept in history against the
+entry that recorded it, and every such entry but the newest against its kept shape; the code
+and 发包方 against the registration; the land use against the last entry that set it; every
+holding period (承包方 and operating cooperative by code, from when) and every land use, crop
+and 不动产单元代码 period against the entry it names. Crops of parcels registered before
+registrations recorded them are counted, not passed. Stored values are read raw
+(``ledger.stored``): a value of another type is a finding, never a traceback.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from digital_village.ledger import reads
 from digital_village.ledger.audit import BATCH, Found, Problem, RecordChecker, keyset
 from digital_village.ledger.stored import UNREADABLE, as_bytes, as_date, as_number, raw
 from digital_village.parcels import recorded
-from digital_village.parcels.models import Parcel, ParcelAttribute, ParcelHolding
+from digital_village.parcels.models import (
+    Parcel,
+    ParcelAttribute,
+    ParcelGeometry,
+    ParcelHolding,
+)
 from digital_village.regions.models import Cooperative, Household
 
 # Areas are recorded rounded: m² to the centimetre², 亩 to 4 decimals.
@@ -97,6 +104,7 @@ class _Batch:
         }
         self.holdings: dict[Any, list[Any]] = {}
         self.attributes: dict[Any, list[Any]] = {}
+        self.shapes: dict[Any, list[Any]] = {}
         for start in range(0, len(ids), reads.CHUNK):
             chunk = ids[start : start + reads.CHUNK]
             for holding in session.execute(
@@ -130,6 +138,22 @@ class _Batch:
                 .order_by(ParcelAttribute.id)
             ):
                 self.attributes.setdefault(attribute.parcel_id, []).append(attribute)
+            for shape in session.execute(
+                select(
+                    raw(ParcelGeometry.id),
+                    raw(ParcelGeometry.parcel_id),
+                    raw(ParcelGeometry.geometry_wkb),
+                    raw(ParcelGeometry.geometry_sha256),
+                    raw(ParcelGeometry.area_m2),
+                    raw(ParcelGeometry.area_mu),
+                    raw(ParcelGeometry.valid_from),
+                    raw(ParcelGeometry.valid_to),
+                    raw(ParcelGeometry.ledger_seq),
+                )
+                .where(ParcelGeometry.parcel_id.in_(chunk))
+                .order_by(ParcelGeometry.id)
+            ):
+                self.shapes.setdefault(shape.parcel_id, []).append(shape)
 
 
 class ParcelChecker(RecordChecker):
@@ -138,7 +162,14 @@ class ParcelChecker(RecordChecker):
     def finish(self, session: Session, found: Found) -> Mapping[str, int]:
         """Check every parcel; count them, their periods, and crops the ledger did not carry."""
         counts = dict.fromkeys(
-            ("parcels", "parcel_holdings", "parcel_attributes", "crops_recorded_before"), 0
+            (
+                "parcels",
+                "parcel_holdings",
+                "parcel_attributes",
+                "parcel_shapes_kept",
+                "crops_recorded_before",
+            ),
+            0,
         )
         for rows in _batches(keyset(session, _parcel_rows(session), Parcel.id)):
             batch = _Batch(session, rows)
@@ -146,6 +177,7 @@ class ParcelChecker(RecordChecker):
                 counts["parcels"] += 1
                 counts["parcel_holdings"] += len(batch.holdings.get(row.id, []))
                 counts["parcel_attributes"] += len(batch.attributes.get(row.id, []))
+                counts["parcel_shapes_kept"] += len(batch.shapes.get(row.id, []))
                 for problem in _check(row, batch, counts):
                     found(problem.index, problem.what, problem.subject)
         return counts
@@ -174,6 +206,7 @@ def _check(row: Any, batch: _Batch, counts: dict[str, int]) -> list[Problem]:
         problem(last, f"parcel {row.dkbm} has no registration entry in the ledger")
         return found
     _check_registration(row, record, problem)
+    _check_kept_shapes(row, record, batch.shapes.get(row.id, []), problem)
     _check_periods(
         row,
         record,
@@ -186,8 +219,28 @@ def _check(row: Any, batch: _Batch, counts: dict[str, int]) -> list[Problem]:
 
 
 def _check_registration(row: Any, record: recorded.ParcelRecord, problem: Any) -> None:
-    seq = record.registered_seq
-    data = record.registration
+    registered = record.registered_seq
+    for column, key, value in (("code", "dkbm", row.dkbm), ("发包方编码", "fbfbm", row.fbfbm)):
+        if key in record.registration and value != record.registration[key]:
+            problem(
+                registered,
+                f"parcel {row.dkbm}: stored {column} {_shown(value)} differs from the "
+                f"{record.registration[key]} registered in ledger entry {registered}",
+            )
+    _check_shape(row, record, problem)
+    land_use = record.land_use
+    if land_use is not None and row.land_use != land_use.value:
+        problem(
+            land_use.seq,
+            f"parcel {row.dkbm}: stored land use {_shown(row.land_use)} differs from the "
+            f"{land_use.value} recorded in ledger entry {land_use.seq}",
+        )
+
+
+def _check_shape(row: Any, record: recorded.ParcelRecord, problem: Any) -> None:
+    """The parcel's geometry, its copies and its areas against the newest shape entry."""
+    seq, data = record.shapes[-1]
+    recorded_as = "registered" if seq == record.registered_seq else "recorded by the resurvey"
     wkb = as_bytes(row.geometry_wkb)
     if wkb is UNREADABLE:
         problem(seq, f"parcel {row.dkbm}: the stored geometry is not bytes (column type changed)")
@@ -198,7 +251,7 @@ def _check_registration(row: Any, record: recorded.ParcelRecord, problem: Any) -
         problem(
             seq,
             f"parcel {row.dkbm}: the stored geometry (sha256 {digest[:16]}…) is not the one "
-            f"registered in ledger entry {seq} (sha256 {str(data['geometry_sha256'])[:16]}…): "
+            f"{recorded_as} in ledger entry {seq} (sha256 {str(data['geometry_sha256'])[:16]}…): "
             "geometry edited",
         )
     elif row.geometry_sha256 != digest:
@@ -221,8 +274,6 @@ def _check_registration(row: Any, record: recorded.ParcelRecord, problem: Any) -
             "spatial searches would find the parcel elsewhere)",
         )
     for column, key, value in (
-        ("code", "dkbm", row.dkbm),
-        ("发包方编码", "fbfbm", row.fbfbm),
         ("area (m²)", "area_m2", _rounded(row.area_m2, AREA_M2_DIGITS)),
         ("area (亩)", "area_mu", _rounded(row.area_mu, AREA_MU_DIGITS)),
     ):
@@ -230,18 +281,62 @@ def _check_registration(row: Any, record: recorded.ParcelRecord, problem: Any) -
             problem(
                 seq,
                 f"parcel {row.dkbm}: stored {column} {_shown(value)} differs from the "
-                f"{data[key]} registered in ledger entry {seq}",
+                f"{data[key]} {recorded_as} in ledger entry {seq}",
             )
     m2, ha = as_number(row.area_m2), as_number(row.area_ha)
     if isinstance(m2, float) and (not isinstance(ha, float) or abs(ha * 10_000 - m2) > 0.01):
         problem(seq, f"parcel {row.dkbm}: stored area (ha) {_shown(ha)} is not its area in m²")
-    land_use = record.land_use
-    if land_use is not None and row.land_use != land_use.value:
-        problem(
-            land_use.seq,
-            f"parcel {row.dkbm}: stored land use {_shown(row.land_use)} differs from the "
-            f"{land_use.value} recorded in ledger entry {land_use.seq}",
-        )
+
+
+def _check_kept_shapes(
+    row: Any, record: recorded.ParcelRecord, kept: Sequence[Any], problem: Any
+) -> None:
+    """Each shape kept in history against the entry that recorded it, and the period it held
+    against the entries' dates; every replaced shape's entry must have its kept shape."""
+    entries = record.shapes
+    position = {seq: index for index, (seq, _) in enumerate(entries)}
+    named: set[Any] = set()
+    for shape in kept:
+        seq = shape.ledger_seq
+        named.add(seq)
+        index = position.get(seq) if isinstance(seq, int) else None
+        what = f"kept shape {shape.id}"
+        if index is None or index == len(entries) - 1:
+            problem(
+                seq if isinstance(seq, int) else -1,
+                f"parcel {row.dkbm}: {what} names ledger entry {seq!r}, which records no shape "
+                "it replaced (row added or edited behind the log)",
+            )
+            continue
+        data = entries[index][1]
+        wkb = as_bytes(shape.geometry_wkb)
+        digest = hashlib.sha256(wkb).hexdigest() if isinstance(wkb, bytes) else None
+        began = str(data.get("valid_from"))
+        ended = str(entries[index + 1][1].get("valid_from"))
+        shown = {
+            "geometry's sha256": digest,
+            "geometry_sha256": shape.geometry_sha256,
+            "area_m2": _rounded(shape.area_m2, AREA_M2_DIGITS),
+            "area_mu": _rounded(shape.area_mu, AREA_MU_DIGITS),
+            "valid_from": _iso(shape.valid_from),
+            "valid_to": _iso(shape.valid_to),
+        }
+        entered = {
+            "geometry's sha256": data.get("geometry_sha256"),
+            "geometry_sha256": data.get("geometry_sha256"),
+            "area_m2": data.get("area_m2"),
+            "area_mu": data.get("area_mu"),
+            "valid_from": began,
+            "valid_to": max(began, ended),
+        }
+        _first_difference(row.dkbm, what, seq, shown, entered, problem)
+    for seq, _ in entries[:-1]:
+        if seq not in named:
+            problem(
+                seq,
+                f"parcel {row.dkbm}: the shape recorded in ledger entry {seq} was replaced by a "
+                "resurvey but is not kept in history (row removed)",
+            )
 
 
 def _rounded(value: Any, digits: int) -> Any:

@@ -1,7 +1,8 @@
 """Tables of the map: parcels, their code sequences, attribute history, lineage and imports.
 
-Nothing here is ever deleted. A parcel's geometry never changes under its DKBM: a resurvey, a
-split or a merge retires the code and registers new ones, linked by ``parcel_lineage``.
+Nothing here is ever deleted. A split or a merge retires the code and registers new ones,
+linked by ``parcel_lineage``. A resurvey the county's registry records under the same DKBM
+replaces the parcel's shape from a date: the shape it replaces is kept in ``parcel_geometry``.
 Attributes that change over time (contractor, operator, land use, crop) are rows with a valid
 period ``[valid_from, valid_to)``; a closed period keeps its row.
 
@@ -122,6 +123,27 @@ class ParcelAttribute(Base):
     valid_to: Mapped[dt.date | None] = mapped_column(Date, default=None)  # exclusive
     # A correction of the same season keeps the old row, marked superseded.
     superseded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    ledger_seq: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("ledger_entry.seq"), default=None
+    )
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ParcelGeometry(Base):
+    """A shape a parcel had before a resurvey under the same DKBM, over ``[valid_from,
+    valid_to)``, with the ledger entry that recorded it (its registration or an earlier
+    resurvey). The parcel row holds the current shape."""
+
+    __tablename__ = "parcel_geometry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parcel_id: Mapped[int] = mapped_column(ForeignKey("parcel.id"), index=True)
+    geometry_wkb: Mapped[bytes] = mapped_column(LargeBinary)
+    geometry_sha256: Mapped[str] = mapped_column(String(64))
+    area_m2: Mapped[float] = mapped_column(Double)
+    area_mu: Mapped[float] = mapped_column(Double)
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    valid_to: Mapped[dt.date] = mapped_column(Date)  # exclusive: the resurvey's date
     ledger_seq: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("ledger_entry.seq"), default=None
     )

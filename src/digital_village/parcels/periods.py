@@ -10,12 +10,16 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+import shapely
+from shapely.geometry import mapping
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from digital_village.parcels import audit
+from digital_village.parcels import audit, resurvey
 from digital_village.parcels.models import (
+    Parcel,
     ParcelAttribute,
+    ParcelGeometry,
     ParcelHolding,
     ParcelImport,
 )
@@ -89,8 +93,44 @@ def holdings_on(*, session: Session, parcel_ids: Sequence[int], on: dt.date) -> 
     return found
 
 
+def _shapes(session: Session, parcel: Parcel) -> list[dict[str, Any]]:
+    """The shapes a parcel had (kept when a resurvey replaced them) and the one it has, each
+    with its period and the ledger entry that recorded it, oldest first."""
+    kept = session.scalars(
+        select(ParcelGeometry)
+        .where(ParcelGeometry.parcel_id == parcel.id)
+        .order_by(ParcelGeometry.valid_from, ParcelGeometry.id)
+    ).all()
+    record = resurvey.records_of(session, [parcel.dkbm])[parcel.dkbm]
+    began = record.shaped("valid_from")
+    shapes = [
+        {
+            "geometry": mapping(shapely.from_wkb(row.geometry_wkb)),
+            "geometry_sha256": row.geometry_sha256,
+            "area_m2": round(row.area_m2, 2),
+            "area_mu": round(row.area_mu, 4),
+            "valid_from": row.valid_from.isoformat(),
+            "valid_to": row.valid_to.isoformat(),
+            "ledger_seq": row.ledger_seq,
+        }
+        for row in kept
+    ]
+    shapes.append(
+        {
+            "geometry_sha256": parcel.geometry_sha256,
+            "area_m2": round(parcel.area_m2, 2),
+            "area_mu": round(parcel.area_mu, 4),
+            "valid_from": began.value if began else None,
+            "valid_to": parcel.retired_at.date().isoformat() if parcel.retired_at else None,
+            "ledger_seq": record.shape_seq,
+        }
+    )
+    return shapes
+
+
 def history(*, session: Session, dkbm: str) -> dict[str, Any]:
-    """Every recorded period of a parcel's holders, land use and crops, oldest first."""
+    """Every recorded period of a parcel's shape (earlier ones with their geometry), holders,
+    land use and crops, oldest first."""
     parcel = get_parcel(session=session, dkbm=dkbm)
     holdings = session.scalars(
         select(ParcelHolding)
@@ -117,6 +157,7 @@ def history(*, session: Session, dkbm: str) -> dict[str, Any]:
         session, {h.operator_cooperative_id for h in holdings if h.operator_cooperative_id}
     )
     return {
+        "shapes": _shapes(session, parcel),
         "holdings": [
             {
                 "contractor_household_id": h.contractor_household_id,

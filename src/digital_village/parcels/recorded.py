@@ -4,9 +4,13 @@
 geometry's SHA-256, the holders by code (承包方编码, the operating cooperative's 统一社会信用代码)
 and, from the version that records them, the season crops (``crops``: season → crop);
 ``parcel.changed`` records new holders, land use, a season's crop or the 不动产单元代码 from
-``valid_from``; ``parcel.split`` / ``parcel.merged`` retire it. :func:`fold` reads a chain into a
-:class:`ParcelRecord`, so a page can name, for each fact it shows, the entry (and the JSON
-pointer in it) that records it, and the audit can compare the parcel's rows with it.
+``valid_from``, or a resurveyed shape under the same code (``geometry_sha256`` with the code,
+the 发包方编码 and the area, as a registration records them); ``parcel.split`` /
+``parcel.merged`` retire it. The newest entry that records a shape is the one the parcel's
+current shape and area are checked against; older ones vouch for the shapes kept in history.
+:func:`fold` reads a chain into a :class:`ParcelRecord`, so a page can name, for each fact it
+shows, the entry (and the JSON pointer in it) that records it, and the audit can compare the
+parcel's rows with it.
 
 Pure: no database, no web.
 """
@@ -64,12 +68,27 @@ class ParcelRecord:
     registration_records_crops: bool = False
     # Every entry of the chain: index → (kind, data).
     entries: dict[int, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
+    # The entries that record a shape (the registration, then resurveys): index order.
+    shapes: list[tuple[int, Mapping[str, Any]]] = field(default_factory=list)
 
     def registered(self, name: str) -> Recorded | None:
         """A field of the registration entry (``area_mu``, ``geometry_sha256``, …)."""
         if self.registered_seq is None or name not in self.registration:
             return None
         return Recorded(self.registration[name], self.registered_seq, f"/data/{name}")
+
+    @property
+    def shape_seq(self) -> int | None:
+        """The entry recording the current shape: the newest resurvey, else the registration."""
+        return self.shapes[-1][0] if self.shapes else self.registered_seq
+
+    def shaped(self, name: str) -> Recorded | None:
+        """A field of the entry recording the current shape (``geometry_sha256``, ``area_mu``,
+        ``dkbm``, ``fbfbm``, …)."""
+        if self.shapes:
+            seq, data = self.shapes[-1]
+            return Recorded(data[name], seq, f"/data/{name}") if name in data else None
+        return self.registered(name)
 
     def crop_on(self, season_of: Any, on: dt.date) -> Recorded | None:
         """The crop recorded for the season holding ``on`` (``season_of(label)`` → period)."""
@@ -91,6 +110,8 @@ def fold(dkbm: str, entries: Iterable[tuple[int, str, Mapping[str, Any]]]) -> Pa
         if kind == REGISTERED and record.registered_seq is None:
             record.registered_seq = seq
             record.registration = data
+            if "geometry_sha256" in data:
+                record.shapes.append((seq, data))
             record.registration_records_crops = "crops" in data
             crops = data.get("crops")
             if isinstance(crops, dict):
@@ -100,6 +121,8 @@ def fold(dkbm: str, entries: Iterable[tuple[int, str, Mapping[str, Any]]]) -> Pa
             if kind in RETIRED:
                 record.retired_seq = seq
             continue
+        if kind == CHANGED and "geometry_sha256" in data:
+            record.shapes.append((seq, data))
         if "land_use" in data:
             record.land_use = Recorded(data["land_use"], seq, "/data/land_use")
         crop = data.get("crop")

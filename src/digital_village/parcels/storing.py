@@ -73,7 +73,7 @@ def assign_codes(session: Session, accepted: list[Candidate]) -> dict[int, str]:
     return dkbms
 
 
-def _geometry_wkb(shape: geometry.Polygonal) -> bytes:
+def geometry_wkb(shape: geometry.Polygonal) -> bytes:
     wkb: bytes = shapely.to_wkb(shape, output_dimension=2, byte_order=1)
     return wkb
 
@@ -228,7 +228,7 @@ def store_parcels(
 ) -> list[int]:
     """Give codes, append the ledger entries, insert the rows. Returns the new parcel ids."""
     dkbms = assign_codes(session, accepted)
-    wkbs = [_geometry_wkb(c.shape.geometry) for c in accepted]
+    wkbs = [geometry_wkb(c.shape.geometry) for c in accepted]
     hashes = [hashlib.sha256(wkb).hexdigest() for wkb in wkbs]
     entries = [
         EntryIn(

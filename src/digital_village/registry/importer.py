@@ -117,8 +117,11 @@ def _diff(report: ImportReport, kind: str, code: str, sha: str, known: dict[str,
 
 def _plan_parcels(
     session: Session, checked: Checked, state: State, package: Package, report: ImportReport
-) -> tuple[list[tuple[ParcelRecordIn, ParcelShape]], list[ParcelRecordIn]]:
-    """New parcels with their prepared shapes, and stored ones whose DK record changed."""
+) -> tuple[
+    list[tuple[ParcelRecordIn, ParcelShape]], list[tuple[ParcelRecordIn, ParcelShape | None]]
+]:
+    """New parcels with their prepared shapes, and stored ones whose DK record changed (with
+    their new shape when the county resurveyed them under the same DKBM)."""
     fresh: list[ParcelRecordIn] = []
     changed: list[ParcelRecordIn] = []
     for code, record in list(checked.parcels.items()):
@@ -135,43 +138,58 @@ def _plan_parcels(
         if reason:
             report.rejected.append(Rejection("DK", record.row, code, "DKBM", reason))
             del checked.parcels[code]
+    prepared = _prepared(fresh, package, checked, report)
+    updated = _resurveyed(session, changed, package, checked, report)
+    reshaped = [(record, shape) for record, shape in updated if shape is not None]
+    candidates = [
+        Candidate(r.row, ParcelIn(s.geometry, r.land_use), store._contractor(r.fbfbm), s, [])
+        for r, s in prepared + reshaped
+    ]
+    # A resurveyed parcel's old shape is no obstacle; its new one is checked like a new parcel.
+    overlaps = overlap_reasons(
+        session, candidates, ignore=frozenset(record.dkbm for record, _ in reshaped)
+    )
+    records = [record for record, _ in prepared + reshaped]
+    for position in sorted(overlaps):
+        record = records[position]
+        reason = overlaps[position].replace("feature ", "row ")
+        report.rejected.append(Rejection("DK", record.row, record.dkbm, None, reason))
+        del checked.parcels[record.dkbm]
+    rejected = {records[position].dkbm for position in overlaps}
+    prepared = [(r, s) for r, s in prepared if r.dkbm not in rejected]
+    updated = [(r, s) for r, s in updated if r.dkbm not in rejected]
+    return prepared, updated
+
+
+def _prepared(
+    records: list[ParcelRecordIn], package: Package, checked: Checked, report: ImportReport
+) -> list[tuple[ParcelRecordIn, ParcelShape]]:
+    """The records' shapes prepared for storing; a shape that cannot be is rejected."""
     shapes = batch.prepare_many(
-        list(shapely.from_wkb(np.asarray([r.wkb for r in fresh], dtype=object))),
+        list(shapely.from_wkb(np.asarray([r.wkb for r in records], dtype=object))),
         source_crs=package.crs,
     )
     prepared: list[tuple[ParcelRecordIn, ParcelShape]] = []
-    for record, shape in zip(fresh, shapes, strict=True):
+    for record, shape in zip(records, shapes, strict=True):
         if isinstance(shape, GeometryError):
             report.rejected.append(Rejection("DK", record.row, record.dkbm, None, str(shape)))
             del checked.parcels[record.dkbm]
         else:
             prepared.append((record, shape))
-    changed = _same_shapes(session, changed, package, checked, report)
-    candidates = [
-        Candidate(r.row, ParcelIn(s.geometry, r.land_use), store._contractor(r.fbfbm), s, [])
-        for r, s in prepared
-    ]
-    overlaps = overlap_reasons(session, candidates)
-    for position in sorted(overlaps, reverse=True):
-        record = prepared[position][0]
-        reason = overlaps[position].replace("feature ", "row ")
-        report.rejected.append(Rejection("DK", record.row, record.dkbm, None, reason))
-        del checked.parcels[record.dkbm]
-        del prepared[position]
-    return prepared, changed
+    return prepared
 
 
-def _same_shapes(
+def _resurveyed(
     session: Session,
     changed: list[ParcelRecordIn],
     package: Package,
     checked: Checked,
     report: ImportReport,
-) -> list[ParcelRecordIn]:
-    """Changed DK records whose shape is still the stored one. A new shape under the same DKBM
-    (a resurvey) is not applied by an import: it is rejected, saying so."""
+) -> list[tuple[ParcelRecordIn, ParcelShape | None]]:
+    """Changed DK records, each with its new shape when it is not the stored one (a resurvey
+    under the same DKBM, applied as a dated change) or None when the shape stayed."""
     if not changed:
-        return changed
+        return []
     stored = dict(
         session.execute(
             select(Parcel.dkbm, Parcel.fingerprint).where(
@@ -179,24 +197,10 @@ def _same_shapes(
             )
         ).all()
     )
-    shapes = batch.prepare_many(
-        list(shapely.from_wkb(np.asarray([r.wkb for r in changed], dtype=object))),
-        source_crs=package.crs,
-    )
-    kept = []
-    for record, shape in zip(changed, shapes, strict=True):
-        if isinstance(shape, ParcelShape) and shape.fingerprint == stored.get(record.dkbm):
-            kept.append(record)
-            continue
-        reason = (
-            str(shape)
-            if isinstance(shape, GeometryError)
-            else f"the shape of parcel {record.dkbm} changed: a resurvey under the same DKBM is "
-            "not applied by an import (register the new shape under a new code, or split/merge)"
-        )
-        report.rejected.append(Rejection("DK", record.row, record.dkbm, None, reason))
-        del checked.parcels[record.dkbm]
-    return kept
+    return [
+        (record, None if shape.fingerprint == stored.get(record.dkbm) else shape)
+        for record, shape in _prepared(changed, package, checked, report)
+    ]
 
 
 def _drop_links_of_rejected(checked: Checked, report: ImportReport) -> None:
@@ -232,8 +236,8 @@ def plan(
     _drop_links_of_rejected(checked, report)
     result.new_parcels = fresh
     report.counts["parcels"]["created"] = len(fresh)
-    for record in changed:
-        result.parcel_updates[record.dkbm] = updates.ParcelUpdate(record.dkbm, record, None)
+    for record, shape in changed:
+        result.parcel_updates[record.dkbm] = updates.ParcelUpdate(record.dkbm, record, None, shape)
     for code, contract in checked.contracts.items():
         seal(contract)
         if _diff(report, "contracts", code, contract.sha256, state.contracts) != "same":
@@ -296,7 +300,8 @@ def _holder_updates(plan_: Plan, checked: Checked, state: State, ids: dict[str, 
             household = state.households[cbfbm].id
         earlier = plan_.parcel_updates.get(dkbm)
         record = earlier.record if earlier else None
-        plan_.parcel_updates[dkbm] = updates.ParcelUpdate(dkbm, record, household)
+        shape = earlier.shape if earlier else None
+        plan_.parcel_updates[dkbm] = updates.ParcelUpdate(dkbm, record, household, shape)
 
 
 def _store(

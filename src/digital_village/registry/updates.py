@@ -1,6 +1,7 @@
 """Dated changes to parcels already registered from an earlier package: new holders (a
-CBDKXX row moved to another 承包方), land use, name and registered area; and parcels the
-county retired. Each changed parcel gets one ``parcel.changed`` (or ``parcel.retired``) entry.
+CBDKXX row moved to another 承包方), a resurveyed shape under the same DKBM, land use, name and
+registered area; and parcels the county retired. Each changed parcel gets one
+``parcel.changed`` (or ``parcel.retired``) entry.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from digital_village.ledger.log import EntryIn, Ledger
+from digital_village.parcels import recorded, resurvey
+from digital_village.parcels.geometry import ParcelShape
 from digital_village.parcels.models import (
     Parcel,
     ParcelAttribute,
@@ -26,11 +29,13 @@ from digital_village.registry.validate import ParcelRecordIn
 
 @dataclass(frozen=True)
 class ParcelUpdate:
-    """What a re-import asks of one stored parcel: its new DK record and/or its holder."""
+    """What a re-import asks of one stored parcel: its new DK record and/or its holder, and
+    its new shape when the county resurveyed it."""
 
     dkbm: str
     record: ParcelRecordIn | None  # None: only the holder may have changed
     household_id: int | None  # the 承包方 CBDKXX names now (None: none)
+    shape: ParcelShape | None = None
 
 
 def _period(session: Session, parcel_id: int, start: dt.date) -> ParcelHolding | None:
@@ -44,11 +49,19 @@ def _period(session: Session, parcel_id: int, start: dt.date) -> ParcelHolding |
 
 
 def _changes(
-    session: Session, parcel: Parcel, want: ParcelUpdate, start: dt.date
+    session: Session,
+    parcel: Parcel,
+    want: ParcelUpdate,
+    start: dt.date,
+    record_of: dict[str, recorded.ParcelRecord],
 ) -> tuple[dict[str, Any], list[Any]]:
     """The ledger data of what changes, and the rows to add once the entry has its seq."""
     data: dict[str, Any] = {}
     added: list[Any] = []
+    if want.shape is not None:
+        data.update(
+            resurvey.resurvey_rows(session, parcel, want.shape, start, record_of[parcel.dkbm])
+        )
     holding = _period(session, parcel.id, start)
     current = holding.contractor_household_id if holding else None
     if current != want.household_id:
@@ -105,10 +118,11 @@ def apply_updates(
         p.dkbm: p
         for p in session.scalars(select(Parcel).where(Parcel.dkbm.in_([u.dkbm for u in updates])))
     }
+    record_of = resurvey.records_of(session, [u.dkbm for u in updates if u.shape is not None])
     pending: list[tuple[Parcel, dict[str, Any], list[Any]]] = []
     for want in updates:
         parcel = parcels[want.dkbm]
-        data, added = _changes(session, parcel, want, start)
+        data, added = _changes(session, parcel, want, start, record_of)
         if data:
             pending.append((parcel, data, added))
         if want.record is not None:

@@ -197,20 +197,23 @@ def parcel_facts(
     parcel: Any, record: parcel_records.ParcelRecord, *, crop: str | None, on: dt.date | None
 ) -> dict[str, Fact]:
     """The facts of a parcel's code, shape, area, land use and crop (``crop`` as shown, for
-    the season holding ``on``), each claimed against the entry of its chain that records it."""
+    the season holding ``on``), each claimed against the entry of its chain that records it:
+    the code, shape and area against the newest entry recording its shape (the registration,
+    or a resurvey under the same code, which records the code and 发包方 again)."""
     registered = record.registered_seq
     if registered is None:
         return {}
+    shaped = record.shape_seq
     found = {
         "code_fact": facts.of(
-            registered,
+            shaped,
             {
                 "/data/dkbm": parcel.dkbm,
                 "/data/fbfbm": parcel.fbfbm,
                 "/data/geometry_sha256": hashlib.sha256(parcel.geometry_wkb).hexdigest(),
             },
         ),
-        "area_fact": facts.of(registered, {"/data/area_mu": round(parcel.area_mu, 4)}),
+        "area_fact": facts.of(shaped, {"/data/area_mu": round(parcel.area_mu, 4)}),
     }
     land_use = record.land_use
     found["land_use_fact"] = (
