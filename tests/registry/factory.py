@@ -245,6 +245,37 @@ def write(
         cpg=cpg,
         prj=prj,
     )
+    if tables == "xlsx":
+        write_workbook(generated, folder / "确权成果.xlsx")
+        return folder
     for name, rows in generated.tables.items():
         writer.write_table(folder / f"{name}.{tables}", name, rows, encoding=encoding, cpg=cpg)
     return folder
+
+
+def write_workbook(generated: Generated, path: Path, *, names: tuple[str, ...] = ()) -> None:
+    """The ownership tables as one Excel workbook, a sheet per table, cells typed as a clerk's
+    spreadsheet has them: dates as dates, areas as numbers, codes as text."""
+    from openpyxl import Workbook
+
+    from digital_village.registry import nyt2539
+
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    for name, rows in generated.tables.items():
+        if names and name not in names:
+            continue
+        sheet = workbook.create_sheet(name)
+        fields = nyt2539.TABLE_FIELDS[name]
+        sheet.append([f.name for f in fields])
+        for row in rows:
+            values: list[Any] = []
+            for column in fields:
+                value = row.get(column.name)
+                if column.kind == "D" and value:
+                    value = nyt2539.parse_date(str(value))
+                elif column.kind in "NF" and value not in (None, ""):
+                    value = float(value)
+                values.append(None if value == "" else value)
+            sheet.append(values)
+    workbook.save(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,47 @@ def test_dv_registry_import_json_contract(
     assert [r["table"] for r in rejected if r not in dk] == ["CBDKXX"]  # its link goes too
     result = runner.invoke(app, ["registry", "import", str(tmp_path / "nothing-here")])
     assert result.exit_code == 2 and "no package at" in result.output
+
+
+def test_a_parcel_far_from_its_village_is_refused_as_read_in_the_wrong_place(
+    county: Database, ledger: Ledger, package: Generated, tmp_path: Path
+) -> None:
+    stray = copy.deepcopy(package)
+    stray.shapes[5] = translate(stray.shapes[5], 40_000)  # a typo in the easting: 40 km east
+    report = run(county, ledger, write(stray, tmp_path / "stray"))
+    assert not report.stored and parcel_count(county) == 0
+    (far,) = [r for r in report.rejected if r.table == "DK"]
+    assert (far.record, far.key) == (6, package.dk[5]["DKBM"])
+    assert re.search(
+        r"lies (39|40) km from the other parcels of village 510603101201 in this "
+        r"package",
+        far.reason,
+    )
+    assert "really in EPSG:4544" in far.reason
+    assert run(county, ledger, write(package, tmp_path / "good")).stored
+    # A later package adds a parcel to the village; the registry now knows where it lies.
+    later = copy.deepcopy(package)
+    later.dk.append({**later.dk[0], "DKBM": later.dk[0]["DKBM"][:14] + "00900", "BSM": 900})
+    later.shapes.append(translate(later.shapes[0], 0, -35_000))
+    later.tables["CBDKXX"].append({**later.tables["CBDKXX"][0], "DKBM": later.dk[-1]["DKBM"]})
+    report = run(county, ledger, write(later, tmp_path / "later"), partial=True)
+    (far,) = [r for r in report.rejected if r.table == "DK"]
+    assert far.key == later.dk[-1]["DKBM"]
+    assert re.search(r"lies 3\d km from the other parcels of village 510603101201:", far.reason)
+    assert parcel_count(county) == 12
+
+
+def test_cbdkxx_rows_naming_unknown_households_or_contracts_are_named(
+    county: Database, ledger: Ledger, package: Generated, tmp_path: Path
+) -> None:
+    bad = copy.deepcopy(package)
+    links = bad.tables["CBDKXX"]
+    links[0]["CBFBM"] = links[0]["CBFBM"][:14] + "0999"  # no such 承包方
+    links[1]["CBHTBM"] = links[1]["CBHTBM"][:-1] + "X"  # no such contract
+    report = run(county, ledger, write(bad, tmp_path / "bad"))
+    assert not report.stored and parcel_count(county) == 0
+    named = {(r.table, r.record, r.field): r.reason for r in report.rejected}
+    assert named[("CBDKXX", 1, "CBFBM")] == (
+        f"CBFBM {links[0]['CBFBM']} names no household of CBF (or one rejected)"
+    )
+    assert "names no contract of CBHT" in named[("CBDKXX", 2, "CBHTBM")]

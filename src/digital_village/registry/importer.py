@@ -31,7 +31,7 @@ from digital_village.bulk import write_in_chunks
 from digital_village.db import Database
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import batch
-from digital_village.parcels.checks import overlap_reasons
+from digital_village.parcels.checks import Home, far_reasons, home_of, overlap_reasons
 from digital_village.parcels.geometry import GeometryError, ParcelShape
 from digital_village.parcels.models import Parcel
 from digital_village.parcels.records import Candidate, ParcelIn
@@ -140,6 +140,12 @@ def _plan_parcels(
             del checked.parcels[code]
     prepared = _prepared(fresh, package, checked, report)
     updated = _resurveyed(session, changed, package, checked, report)
+    far = _far(session, prepared + [(r, s) for r, s in updated if s is not None], package.crs)
+    for code, reason in far.items():
+        report.rejected.append(Rejection("DK", checked.parcels[code].row, code, None, reason))
+        del checked.parcels[code]
+    prepared = [(r, s) for r, s in prepared if r.dkbm not in far]
+    updated = [(r, s) for r, s in updated if r.dkbm not in far]
     reshaped = [(record, shape) for record, shape in updated if shape is not None]
     candidates = [
         Candidate(r.row, ParcelIn(s.geometry, r.land_use), store._contractor(r.fbfbm), s, [])
@@ -177,6 +183,28 @@ def _prepared(
         else:
             prepared.append((record, shape))
     return prepared
+
+
+def _far(
+    session: Session, shaped: list[tuple[ParcelRecordIn, ParcelShape]], crs: str
+) -> dict[str, str]:
+    """DKBMs of shapes over 30 km from the other parcels of their village (or township) in the
+    registry, or, where it has none yet, from the middle of their village in the package: a
+    typo in a coordinate, or a layer read in another zone than the one it was surveyed in."""
+    by_village: dict[str, list[tuple[ParcelRecordIn, ParcelShape]]] = {}
+    for record, shape in shaped:
+        by_village.setdefault(record.fbfbm[:12], []).append((record, shape))
+    found: dict[str, str] = {}
+    for village, members in by_village.items():
+        home = home_of(session, store._contractor(members[0][0].fbfbm))
+        if home is None:
+            centres = shapely.centroid(np.asarray([s.geometry for _, s in members], dtype=object))
+            lon = float(np.median(shapely.get_x(centres)))
+            lat = float(np.median(shapely.get_y(centres)))
+            home = Home(f"village {village} in this package", (lon, lat, lon, lat))
+        reasons = far_reasons(home, [shape for _, shape in members], crs)
+        found.update({members[index][0].dkbm: reason for index, reason in reasons.items()})
+    return found
 
 
 def _resurveyed(

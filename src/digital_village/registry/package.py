@@ -25,7 +25,14 @@ import shapely
 from digital_village.errors import Invalid
 from digital_village.parcels import geometry
 from digital_village.registry import nyt2539
-from digital_village.registry.tables import Table, TableError, read_csv, read_dbf, read_mdb
+from digital_village.registry.tables import (
+    Table,
+    TableError,
+    read_csv,
+    read_dbf,
+    read_mdb,
+    read_xlsx,
+)
 
 _DK_NAME = re.compile(r"^DK(\d.*)?$", re.IGNORECASE)
 _SIX_DEGREE = range(4491, 4513)  # CGCS2000 / Gauss-Kruger zone 13..23 and CM 75E..135E
@@ -113,11 +120,15 @@ def _read_tables(files: list[Path]) -> dict[str, Table]:
         if stem in nyt2539.TABLES and suffix in (".dbf", ".csv") and stem not in tables:
             reader = read_dbf if suffix == ".dbf" else read_csv
             tables[stem] = reader(path, stem)
+    # Workbooks and databases fill in the tables no .dbf or .csv gave; "~$" names are the lock
+    # files Excel leaves beside an open workbook.
     for path in files:
-        if path.suffix.lower() == ".mdb":
-            missing = [name for name in nyt2539.TABLES if name not in tables]
-            if missing:
-                tables.update(read_mdb(path, missing))
+        missing = [name for name in nyt2539.TABLES if name not in tables]
+        suffix = path.suffix.lower()
+        if missing and suffix == ".xlsx" and not path.name.startswith("~$"):
+            tables.update(read_xlsx(path, missing))
+        elif missing and suffix in (".mdb", ".accdb"):
+            tables.update(read_mdb(path, missing))
     return tables
 
 
