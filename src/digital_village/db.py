@@ -209,6 +209,8 @@ def _install_cost_tracking(engine: Engine) -> None:
                 conn.info[_WRITE_BEGAN] = time.perf_counter()
 
     def _on_end(conn: Connection) -> None:
+        if conn.invalidated:  # the database went away mid-transaction: nothing left to time,
+            return  # and touching conn.info would try to reconnect inside the rollback
         began = conn.info.pop(_WRITE_BEGAN, None)
         cost = _COST.get()
         if began is not None and cost is not None:

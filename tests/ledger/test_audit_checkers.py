@@ -85,6 +85,7 @@ def test_the_whole_audit_reports_each_packages_counts(session: Session, ledger: 
         "parcels",
         "parcel_holdings",
         "parcel_attributes",
+        "parcel_shapes_kept",
         "crops_recorded_before",
         "products",
         "lots",
