@@ -30,6 +30,7 @@ from digital_village.errors import NotReady
 from digital_village.iot.ingest_router import router as ingest_router
 from digital_village.iot.router import router as iot_router
 from digital_village.iot.sealer import BackgroundSealer
+from digital_village.ledger import tile_router
 from digital_village.ledger.router import router as ledger_router
 from digital_village.parcels.router import router as parcels_router
 from digital_village.regions.router import router as regions_router
@@ -155,6 +156,7 @@ def _add_middleware(app: FastAPI, settings: Settings, resolver: ResolverState) -
 # come from web.resolver.
 _PUBLIC_READ_PREFIXES: Final = (
     "/api/v1/ledger",
+    "/ledger/",
     "/api/v1/trace/",
     "/api/v1/lots/",
     "/api/v1/certificates/",
@@ -213,6 +215,8 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(tokens_router)
     app.include_router(regions_router)
     app.include_router(ledger_router)
+    # The log as tlog-tiles (/ledger/…), with the fast path for cached full tiles outermost.
+    tile_router.install(app)
     app.include_router(parcels_router)
     app.include_router(ingest_router)
     app.include_router(iot_router)

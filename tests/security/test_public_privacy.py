@@ -33,6 +33,7 @@ from digital_village.api import docs
 from digital_village.demo import oil_season as seasons
 from digital_village.iot import shapes
 from digital_village.iot.models import Reading
+from digital_village.ledger import tiles
 from digital_village.ledger.models import LedgerEntry
 from digital_village.parcels.models import Parcel
 from digital_village.web import STATIC_DIR
@@ -185,6 +186,15 @@ FILL: dict[str, Fill] = {
     ),
     "/api/v1/ledger/consistency": Fill(
         lambda p, c: [f"/api/v1/ledger/consistency?first=3&second={_size(c)}"]
+    ),
+    "/ledger/checkpoint": Fill(lambda p, c: ["/ledger/checkpoint"]),
+    "/ledger/tile/{tile_path}": Fill(
+        lambda p, c: [
+            f"/ledger/{tile.path}"
+            for level in (None, 0, 1)
+            for tile in tiles.tiles_for_size(_size(c), level=level)
+        ],
+        variants=False,
     ),
     "/api/v1/parcels": Fill(lambda p, c: ["/api/v1/parcels", f"/api/v1/parcels?region={GROUP}"]),
     "/api/v1/parcels/locate": Fill(lambda p, c: [f"/api/v1/parcels/locate?{_centre(p, c)}"]),
