@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from digital_village.app import create_app
 from digital_village.db import Database
 from digital_village.demo import oil_season as seasons
-from digital_village.web import scans
+from digital_village.web import scan_writer, scans
 from digital_village.web.models import Scan
 from tests.web.conftest import BASE, Pages, client_at
 
@@ -30,7 +30,7 @@ HTML = {"Accept": "text/html"}
 AT = dt.datetime(2026, 7, 1, 9, tzinfo=dt.UTC)
 
 
-def submit(writer: scans.ScanWriter, item: scans.ScanIn) -> Future[scans.ScanSummary]:
+def submit(writer: scan_writer.ScanWriter, item: scans.ScanIn) -> Future[scans.ScanSummary]:
     future = writer.submit(item)
     assert future is not None, "the writer dropped a scan"
     return future
@@ -72,7 +72,7 @@ def write_lock_held(engine: Engine) -> Iterator[None]:
 
 
 def test_waiting_scans_share_one_transaction_and_count_in_order(engine: Engine) -> None:
-    writer = scans.ScanWriter(Database(engine))
+    writer = scan_writer.ScanWriter(Database(engine))
     try:
         with write_lock_held(engine):
             futures = [submit(writer, scan("W1", network)) for network in range(40)]
@@ -88,7 +88,7 @@ def test_waiting_scans_share_one_transaction_and_count_in_order(engine: Engine) 
 
 
 def test_a_repeat_from_the_same_network_counts_once_in_a_batch(engine: Engine) -> None:
-    writer = scans.ScanWriter(Database(engine))
+    writer = scan_writer.ScanWriter(Database(engine))
     try:
         with write_lock_held(engine):
             futures = [submit(writer, scan("W2", 7, minutes=i)) for i in range(5)]
@@ -100,7 +100,7 @@ def test_a_repeat_from_the_same_network_counts_once_in_a_batch(engine: Engine) -
 
 
 def test_stop_stores_every_scan_handed_over_and_the_writer_starts_again(engine: Engine) -> None:
-    writer = scans.ScanWriter(Database(engine))
+    writer = scan_writer.ScanWriter(Database(engine))
     futures = [submit(writer, scan("W3", network)) for network in range(25)]
     writer.stop()
     assert all(future.done() for future in futures)
@@ -111,7 +111,7 @@ def test_stop_stores_every_scan_handed_over_and_the_writer_starts_again(engine: 
 
 
 def test_a_scan_that_cannot_be_stored_fails_alone(engine: Engine) -> None:
-    writer = scans.ScanWriter(Database(engine))
+    writer = scan_writer.ScanWriter(Database(engine))
     naive = scans.ScanIn(seasons.BOTTLE, "W4", "10.1.0.0/24", None, dt.datetime(2026, 7, 1, 9))
     try:
         with write_lock_held(engine):
@@ -138,7 +138,7 @@ def test_when_the_database_is_away_a_batch_fails_at_once(
         raise OperationalError("INSERT INTO web_scan ...", {}, busy)
 
     monkeypatch.setattr(scans, "store", unavailable)
-    writer = scans.ScanWriter(Database(engine))
+    writer = scan_writer.ScanWriter(Database(engine))
     try:
         with write_lock_held(engine):
             futures = [submit(writer, scan("W5", network)) for network in range(10)]
@@ -246,7 +246,7 @@ def test_a_scan_that_fails_to_store_is_dropped_and_counted_and_the_page_served(
 
 
 def test_beyond_the_waiting_limit_scans_are_dropped_not_queued(engine: Engine) -> None:
-    writer = scans.ScanWriter(Database(engine), max_waiting=5)
+    writer = scan_writer.ScanWriter(Database(engine), max_waiting=5)
     try:
         with write_lock_held(engine):
             futures = [writer.submit(scan("W6", network)) for network in range(3)]

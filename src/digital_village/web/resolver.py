@@ -38,7 +38,7 @@ one of them is appended. On SQLite, knowing whether anything was appended is one
 on a connection kept for it (microseconds); on PostgreSQL a network round trip, so there every
 request runs its reads in the thread pool. Anything else — an answer to build, a lookup that
 may be a 404, taking in new entries — runs the same code in the thread pool with a read
-session. A bottle's scan goes to the app's ``scans.ScanWriter``; the page waits for its commit
+session. A bottle's scan goes to the app's ``scan_writer.ScanWriter``; the page waits for its commit
 at most ``DV_SCAN_WAIT_MS`` and is served without it otherwise.
 """
 

@@ -23,7 +23,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from digital_village.db import Database
 from digital_village.ledger import log as ledger_log
-from digital_village.web import consumer, pages, scans, views
+from digital_village.web import consumer, pages, scan_writer, views
 
 V = TypeVar("V")
 
@@ -73,7 +73,7 @@ class ResolverState:
 
     def __init__(self, database: Database, *, scan_wait: float = 0.05) -> None:
         self.database = database
-        self.scans = scans.ScanWriter(database)
+        self.scans = scan_writer.ScanWriter(database)
         self.scan_wait = scan_wait
         self.stores: dict[str, views.ViewStore[Any]] = {
             name: views.ViewStore(name) for name in _STORES
