@@ -60,10 +60,20 @@ def _registered(client: TestClient, world: World, *cols: int, **extra: Any) -> l
     return [response.json()["properties"]["dkbm"] for response in made]
 
 
-def _import_body(col: int) -> dict[str, Any]:
+def _import_body(col: int, **properties: Any) -> dict[str, Any]:
     body = _parcel_body(col)
-    feature = {"type": "Feature", "properties": {"land_use": "0101"}, "geometry": body["geometry"]}
+    feature = {
+        "type": "Feature",
+        "properties": {"land_use": "0101", **properties},
+        "geometry": body["geometry"],
+    }
     return {"type": "FeatureCollection", "features": [feature]}
+
+
+def _cbfbm_of(client: TestClient, world: World, household_id: int) -> str:
+    found = client.get(f"/api/v1/households/{household_id}", headers=world.auth("admin"))
+    cbfbm: str = found.json()["cbfbm"]
+    return cbfbm
 
 
 def _split_case(
@@ -226,6 +236,29 @@ MATRIX: dict[tuple[str, str], list[Case]] = {
             lambda w, c: ("/api/v1/parcels", _parcel_body(0, fbfbm=OTHER_FBFBM)),
             _deny_all_but({"admin": 201}),
         ),
+        Case(
+            "parcel for a member household, operated by the manager's cooperative",
+            lambda w, c: (
+                "/api/v1/parcels",
+                _parcel_body(
+                    0, contractor_household_id=w.household_a, operator_cooperative_id=w.coop_a
+                ),
+            ),
+            _deny_all_but({"admin": 201, "manager": 201}),
+        ),
+        Case(
+            "parcel in the manager's village for another cooperative's member household",
+            lambda w, c: (
+                "/api/v1/parcels",
+                _parcel_body(0, contractor_household_id=_neighbour(c, w)),
+            ),
+            _deny_all_but({"admin": 201}),
+        ),
+        Case(
+            "parcel in the manager's village operated by another cooperative",
+            lambda w, c: ("/api/v1/parcels", _parcel_body(0, operator_cooperative_id=w.coop_b)),
+            _deny_all_but({"admin": 201}),
+        ),
     ],
     ("POST", "/api/v1/parcels/import"): [
         Case(
@@ -236,6 +269,14 @@ MATRIX: dict[tuple[str, str], list[Case]] = {
         Case(
             "import into another village",
             lambda w, c: (f"/api/v1/parcels/import?fbfbm={OTHER_FBFBM}", _import_body(0)),
+            _deny_all_but({"admin": 200}),
+        ),
+        Case(
+            "import of a parcel naming another cooperative's member as its 承包方",
+            lambda w, c: (
+                f"/api/v1/parcels/import?fbfbm={GROUP}",
+                _import_body(0, CBFBM=_cbfbm_of(c, w, _neighbour(c, w))),
+            ),
             _deny_all_but({"admin": 200}),
         ),
     ],

@@ -252,3 +252,46 @@ def test_due_diligence_export_points_under_four_hectares_polygons_from_four(
     assert areas == [1.0, 4.0]
     point = document["features"][0]["geometry"]["coordinates"]
     assert all(len(str(c).split(".")[1]) <= 6 for c in point)
+
+
+def test_import_keeps_the_dkbm_features_carry_unless_asked_to_assign(
+    client: TestClient, world: World
+) -> None:
+    def document(*cells: tuple[int, str]) -> dict[str, Any]:
+        return {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {"land_use": "0101", "DKBM": f"{GROUP}{number}"},
+                    "geometry": mapping(field(column, 0)),
+                }
+                for column, number in cells
+            ],
+        }
+
+    kept = client.post(
+        "/api/v1/parcels/import",
+        params={"fbfbm": GROUP},
+        json=document((0, "00417")),
+        headers=world.auth("admin"),
+    )
+    assert kept.status_code == 200, kept.text
+    assert [c["dkbm"] for c in kept.json()["created"]] == [f"{GROUP}00417"]
+    assigned = client.post(
+        "/api/v1/parcels/import",
+        params={"fbfbm": GROUP, "codes": "assign"},
+        json=document((1, "00417"), (2, "00555")),  # codes already taken or not: both ignored
+        headers=world.auth("admin"),
+    )
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["rejected"] == []
+    assert [c["dkbm"] for c in assigned.json()["created"]] == [f"{GROUP}00418", f"{GROUP}00419"]
+    unknown = client.post(
+        "/api/v1/parcels/import",
+        params={"fbfbm": GROUP, "codes": "renumber"},
+        json=document((3, "00600")),
+        headers=world.auth("admin"),
+    )
+    assert unknown.status_code == 422
+    assert client.get("/api/v1/parcels", params={"region": GROUP}).json()["numberMatched"] == 3

@@ -43,6 +43,7 @@ from digital_village.parcels.store import (
     cooperative_codes,
     get_parcel,
     household_codes,
+    household_cooperatives,
     today,
 )
 from digital_village.parcels.storing import store_parcels
@@ -128,6 +129,33 @@ def _require_region(session: Session, actor: Actor, fbfbm: str) -> None:
         "it needs an admin token or a manager of a cooperative in that village or township",
         role=actor.role.value,
     )
+
+
+def _require_own_holders(session: Session, actor: Actor, items: Sequence[ParcelIn]) -> None:
+    """A manager registers parcels only for its own cooperative and its member households
+    (or for nobody); another cooperative's land is registered by an admin."""
+    if actor.is_admin:
+        return
+    wanted = {i.contractor_household_id for i in items if i.contractor_household_id}
+    members = household_cooperatives(session, wanted)
+    foreign = sorted(h for h in wanted if h in members and members[h] != actor.cooperative_id)
+    operators = sorted(
+        {i.operator_cooperative_id for i in items if i.operator_cooperative_id}
+        - {actor.cooperative_id}
+    )
+    if foreign:
+        raise Forbidden(
+            f"a manager registers parcels only for its own cooperative's member households; "
+            f"household {', '.join(map(str, foreign))} is not a member of cooperative "
+            f"{actor.cooperative_id}",
+            role=actor.role.value,
+        )
+    if operators:
+        raise Forbidden(
+            f"a manager registers parcels operated by its own cooperative only, not by "
+            f"cooperative {', '.join(map(str, operators))}",
+            role=actor.role.value,
+        )
 
 
 def check_attributes(
@@ -280,6 +308,7 @@ def check_many(
     source = source or SourceCrs()
     base = check_fbfbm(session=session, fbfbm=fbfbm)
     _require_region(session, actor, base.fbfbm)
+    _require_own_holders(session, actor, items)
     report = RegisterReport()
     lookups = _Lookups(
         base,

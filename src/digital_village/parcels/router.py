@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import shapely
 from fastapi import APIRouter, Body, Query, Response
@@ -323,6 +323,13 @@ def import_features(
     repair: bool = False,
     all_or_nothing: bool = False,
     land_use: Annotated[str | None, Query(description="for features without one")] = None,
+    codes: Annotated[
+        Literal["keep", "assign"],
+        Query(
+            description="keep: a feature's own DKBM (a dkbm or DKBM property) is kept, checked; "
+            "assign: every feature gets the next free code of its 发包方"
+        ),
+    ] = "keep",
 ) -> ImportReportOut:
     """Register every good feature; name every bad one. With all_or_nothing, 422 stores none.
 
@@ -340,6 +347,7 @@ def import_features(
             allow_repair=repair,
             all_or_nothing=all_or_nothing,
             land_use=land_use,
+            keep_codes=codes == "keep",
         ),
         actor=actor,
         limits=parcel_io.ImportLimits.of(settings),

@@ -235,6 +235,18 @@ def household_codes(session: Session, ids: set[int]) -> dict[int, str]:
     return found
 
 
+def household_cooperatives(session: Session, ids: set[int]) -> dict[int, int | None]:
+    """The cooperative each household is a member of (None: of none)."""
+    found: dict[int, int | None] = {}
+    for chunk in chunked(sorted(ids)):
+        found.update(
+            session.execute(
+                select(Household.id, Household.cooperative_id).where(Household.id.in_(chunk))
+            ).all()
+        )
+    return found
+
+
 def cooperative_codes(session: Session, ids: set[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     for chunk in chunked(sorted(ids)):
