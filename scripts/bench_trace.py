@@ -52,7 +52,7 @@ from digital_village.ledger.models import LedgerEntry
 from digital_village.parcels import service as parcels
 from digital_village.parcels.geometry import to_lonlat
 from digital_village.regions import service as regions
-from digital_village.trace import builders, capture, epcis_xml, products, tracing
+from digital_village.trace import builders, capture, epcis_answers, epcis_xml, products, tracing
 from digital_village.trace.epcis import EPCISDocument, parse_document
 from digital_village.trace.models import Event, Lot, Unit
 
@@ -388,7 +388,7 @@ def partner_load(
             body = (
                 orjson.dumps(document)
                 if syntax == "json"
-                else epcis_xml.event_document(
+                else epcis_answers.event_document(
                     events, creation_date=created, context=PARTNER_CONTEXT
                 )
             )

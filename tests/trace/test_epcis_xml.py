@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
 
-from digital_village.trace import epcis_xml, event_hash
+from digital_village.trace import epcis_answers, epcis_xml, event_hash
 from tests.conftest import World
 from tests.trace import partner_documents
 from tests.trace.conftest import Chain
@@ -31,7 +31,7 @@ def _xml_ready_document() -> dict[str, Any]:
 
 
 def _as_xml(document: dict[str, Any]) -> bytes:
-    return epcis_xml.event_document(
+    return epcis_answers.event_document(
         document["epcisBody"]["eventList"],
         creation_date=document["creationDate"],
         context=document["@context"],

@@ -18,7 +18,7 @@ from digital_village.auth.dependencies import ActorDep
 from digital_village.db import utcnow
 from digital_village.errors import Invalid, UnsupportedMediaType
 from digital_village.ledger.dependencies import LedgerDep
-from digital_village.trace import capture, epcis_xml, jobs, store
+from digital_village.trace import capture, epcis_answers, epcis_xml, jobs, store
 from digital_village.trace.epcis import default_context
 from digital_village.trace.schemas import CaptureAccepted, CapturedEventOut, CaptureJobOut
 
@@ -226,7 +226,7 @@ def query_events(
         headers["Link"] = f'<{next_url}>; rel="next"'
     created = _rfc3339(utcnow())
     if _wants_xml(request.headers.get("accept", "")):
-        xml = epcis_xml.query_document(
+        xml = epcis_answers.query_document(
             events, creation_date=created, context=default_context(), query_name="SimpleEventQuery"
         )
         return Response(xml, media_type="application/xml", headers=headers)

@@ -1,4 +1,6 @@
-"""EPCIS XML: capture of EPCIS 2.0 and 1.2 XML documents, and query answers in EPCIS 2.0 XML.
+"""EPCIS XML capture: EPCIS 2.0 and 1.2 XML documents read into the JSON-LD model.
+
+Query answers in EPCIS 2.0 XML are written by :mod:`digital_village.trace.epcis_answers`.
 
 An XML document is checked against the project's XML Schema (``xsd/epcis.xsd``, written from
 the standard's XML binding), then turned into the EPCIS 2.0 JSON-LD model that JSON capture
@@ -24,7 +26,6 @@ from functools import cache
 from importlib import resources
 from typing import Any, Final
 
-import orjson
 from lxml import etree
 
 from digital_village.trace import vocab
@@ -44,8 +45,8 @@ EVENT_TYPES: Final = (
     "TransformationEvent",
     "AssociationEvent",
 )
-_EPC_LISTS: Final = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
-_QUANTITY_LISTS: Final = (
+EPC_LISTS: Final = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
+QUANTITY_LISTS: Final = (
     "quantityList",
     "childQuantityList",
     "inputQuantityList",
@@ -60,14 +61,14 @@ _WRAPPERS: Final = frozenset({"extension", "baseExtension"})
 # Prefixes never used for a JSON-LD key: ours, and URI schemes (a key "https:x" reads as a URI).
 _RESERVED_PREFIXES: Final = frozenset({"epcis", "xsi", "http", "https", "urn", "ni", "geo"})
 # field -> (CBV URN prefix, bare words) for standard vocabulary written as URNs in XML
-_URNS: Final[Mapping[str, tuple[str, frozenset[str]]]] = {
+URNS: Final[Mapping[str, tuple[str, frozenset[str]]]] = {
     "bizStep": ("urn:epcglobal:cbv:bizstep:", vocab.CBV_BIZSTEPS),
     "disposition": ("urn:epcglobal:cbv:disp:", vocab.CBV_DISPOSITIONS),
     "bizTransactionType": ("urn:epcglobal:cbv:btt:", vocab.CBV_BIZ_TRANSACTION_TYPES),
     "sourceDestType": ("urn:epcglobal:cbv:sdt:", vocab.CBV_SOURCE_DEST_TYPES),
     "reason": ("urn:epcglobal:cbv:er:", vocab.CBV_ERROR_REASONS),
 }
-_CBV_WEB: Final[Mapping[str, str]] = {
+CBV_WEB: Final[Mapping[str, str]] = {
     "bizStep": "https://ref.gs1.org/cbv/BizStep-",
     "disposition": "https://ref.gs1.org/cbv/Disp-",
     "bizTransactionType": "https://ref.gs1.org/cbv/BTT-",
@@ -75,7 +76,7 @@ _CBV_WEB: Final[Mapping[str, str]] = {
     "reason": "https://ref.gs1.org/cbv/ER-",
     "component": "https://ref.gs1.org/cbv/Comp-",
 }
-_GS1_WORDS: Final[Mapping[str, frozenset[str]]] = {
+GS1_WORDS: Final[Mapping[str, frozenset[str]]] = {
     "type": vocab.GS1_MEASUREMENT_TYPES,
     "exception": vocab.CBV_SENSOR_ALERT_TYPES,
 }
@@ -202,11 +203,11 @@ class _Reader:
                 event[local] = _vocabulary(local, _text(child))
             elif local == "certificationInfo":
                 event.setdefault(local, []).append(_text(child))
-            elif local in _EPC_LISTS:
+            elif local in EPC_LISTS:
                 epcs = [_text(epc) for epc in child if _is(epc, "epc")]
                 if epcs:
                     event[local] = epcs
-            elif local in _QUANTITY_LISTS:
+            elif local in QUANTITY_LISTS:
                 quantities = [self.quantity(q, f"{here}/{i}") for i, q in enumerate(_items(child))]
                 if quantities:
                     event[local] = quantities
@@ -310,10 +311,10 @@ class _Reader:
                 out[local] = _number(raw)
             elif local == "booleanValue":
                 out[local] = raw.strip() in {"true", "1"}
-            elif local in _GS1_WORDS:
+            elif local in GS1_WORDS:
                 out[local] = _gs1_word(local, raw.strip())
             elif local == "component":
-                out[local] = _bare(raw.strip(), _CBV_WEB["component"], vocab.CBV_COMPONENTS)
+                out[local] = _bare(raw.strip(), CBV_WEB["component"], vocab.CBV_COMPONENTS)
             else:
                 out[local] = raw.strip()
         return out
@@ -403,17 +404,17 @@ def _bare(value: str, web_prefix: str, words: frozenset[str]) -> str:
 
 
 def _vocabulary(kind: str, value: str) -> str:
-    urn, words = _URNS[kind]
+    urn, words = URNS[kind]
     if value.startswith(urn):
         return value[len(urn) :]
     if value.startswith("cbv:"):  # a CURIE on the CBV namespace, as some partners write it
         value = "https://ref.gs1.org/cbv/" + value[len("cbv:") :]
-    return _bare(value, _CBV_WEB[kind], words)
+    return _bare(value, CBV_WEB[kind], words)
 
 
 def _gs1_word(kind: str, value: str) -> str:
     for prefix in _GS1_VOC_PREFIXES:
-        if value.startswith(prefix) and value[len(prefix) :] in _GS1_WORDS[kind]:
+        if value.startswith(prefix) and value[len(prefix) :] in GS1_WORDS[kind]:
             return value[len(prefix) :]
     return value
 
@@ -518,212 +519,3 @@ def _event_elements(event_list: etree._Element) -> Iterable[etree._Element]:
             yield child
         elif local == "extension":
             yield from _event_elements(child)
-
-
-# --- writing EPCIS 2.0 XML -------------------------------------------------------------------
-
-# EPCIS 2.0 XML order of an event's fields (the base fields, then the event type's own).
-_ORDER: Final = (
-    "eventTime", "recordTime", "eventTimeZoneOffset", "eventID", "certificationInfo",
-    "errorDeclaration", "bizTransactionList@TransactionEvent", "parentID", "epcList",
-    "childEPCs", "childQuantityList@AssociationEvent", "inputEPCList", "inputQuantityList",
-    "outputEPCList", "outputQuantityList", "transformationID", "action", "bizStep",
-    "disposition", "readPoint", "bizLocation", "bizTransactionList", "quantityList",
-    "childQuantityList", "sourceList", "destinationList", "sensorElementList",
-    "persistentDisposition", "ilmd",
-)  # fmt: skip
-_STANDARD_KEYS: Final = frozenset(k.split("@")[0] for k in _ORDER) | {"type", "@context"}
-
-
-@dataclass
-class _Writer:
-    """Writes EPCIS 2.0 XML elements for event dicts, declaring namespaces as it goes."""
-
-    namespaces: dict[str, str]  # prefix -> namespace, from the events' JSON-LD contexts
-    used: dict[str, str] = field(default_factory=dict)
-
-    def qname(self, key: str) -> str:
-        prefix, colon, local = key.partition(":")
-        if colon and prefix in self.namespaces:
-            self.used[prefix] = self.namespaces[prefix]
-            return f"{{{self.namespaces[prefix]}}}{local}"
-        if colon and "/" in key:  # a full URI used as a key
-            cut = max(key.rfind("/"), key.rfind("#")) + 1
-            return f"{{{key[:cut]}}}{key[cut:]}"
-        return key
-
-    def extension(self, parent: etree._Element, key: str, value: Any) -> None:
-        for item in value if isinstance(value, list) else [value]:
-            element = etree.SubElement(parent, self.qname(key))
-            if item is None:
-                element.set(f"{{{XSI}}}nil", "true")
-            elif isinstance(item, dict):
-                for name, inner in item.items():
-                    if name == "#text":
-                        element.text = _xml_text(inner)
-                    elif not isinstance(inner, dict | list) and name.count(":") == 0:
-                        element.set(name, _xml_text(inner))
-                    else:
-                        self.extension(element, name, inner)
-            else:
-                element.text = _xml_text(item)
-                if isinstance(item, bool):
-                    element.set(f"{{{XSI}}}type", "xsd:boolean")
-                elif isinstance(item, int):
-                    element.set(f"{{{XSI}}}type", "xsd:integer")
-                elif isinstance(item, float):
-                    element.set(f"{{{XSI}}}type", "xsd:double")
-
-    def extensions(
-        self, parent: etree._Element, data: Mapping[str, Any], skip: Iterable[str]
-    ) -> None:
-        for key, value in data.items():
-            if key not in skip:
-                self.extension(parent, key, value)
-
-    def event(self, parent: etree._Element, event: Mapping[str, Any]) -> None:
-        kind = event["type"]
-        element = etree.SubElement(parent, kind)
-        done: set[str] = set()
-        for entry in _ORDER:
-            key, _, only = entry.partition("@")
-            if key in done or key not in event or (only and only != kind):
-                continue
-            done.add(key)
-            self.field(element, key, event[key])
-        self.extensions(element, event, _STANDARD_KEYS)
-
-    def field(self, element: etree._Element, key: str, value: Any) -> None:
-        if key == "certificationInfo":
-            for info in value if isinstance(value, list) else [value]:
-                etree.SubElement(element, key).text = info
-            return
-        sub = etree.SubElement(element, key)
-        if key in _EPC_LISTS:
-            for epc in value:
-                etree.SubElement(sub, "epc").text = epc
-        elif key in _QUANTITY_LISTS:
-            for quantity in value:
-                item = etree.SubElement(sub, "quantityElement")
-                for name in ("epcClass", "quantity", "uom"):
-                    if name in quantity:
-                        etree.SubElement(item, name).text = _xml_text(quantity[name])
-        elif key in ("bizStep", "disposition"):
-            sub.text = _urn(key, value)
-        elif key == "persistentDisposition":
-            for name in ("set", "unset"):
-                for word in value.get(name, []):
-                    etree.SubElement(sub, name).text = _urn("disposition", word)
-        elif key in ("readPoint", "bizLocation"):
-            etree.SubElement(sub, "id").text = value["id"]
-            self.extensions(sub, value, {"id"})
-        elif key in ("bizTransactionList", "sourceList", "destinationList"):
-            role = "bizTransaction" if key == "bizTransactionList" else key.removesuffix("List")
-            kind = "bizTransactionType" if role == "bizTransaction" else "sourceDestType"
-            for entry in value:
-                item = etree.SubElement(sub, role)
-                item.text = entry[role]
-                if "type" in entry:
-                    item.set("type", _urn(kind, entry["type"]))
-        elif key == "sensorElementList":
-            for sensor in value:
-                self.sensor_element(etree.SubElement(sub, "sensorElement"), sensor)
-        elif key == "ilmd":
-            self.extensions(sub, value, ())
-        elif key == "errorDeclaration":
-            etree.SubElement(sub, "declarationTime").text = value["declarationTime"]
-            if "reason" in value:
-                etree.SubElement(sub, "reason").text = _urn("reason", value["reason"])
-            if "correctiveEventIDs" in value:
-                ids = etree.SubElement(sub, "correctiveEventIDs")
-                for event_id in value["correctiveEventIDs"]:
-                    etree.SubElement(ids, "correctiveEventID").text = event_id
-            self.extensions(sub, value, {"declarationTime", "reason", "correctiveEventIDs"})
-        else:
-            sub.text = _xml_text(value)
-
-    def sensor_element(self, element: etree._Element, sensor: Mapping[str, Any]) -> None:
-        if "sensorMetadata" in sensor:
-            self.attributes(etree.SubElement(element, "sensorMetadata"), sensor["sensorMetadata"])
-        for report in sensor.get("sensorReport", []):
-            self.attributes(etree.SubElement(element, "sensorReport"), report)
-        self.extensions(element, sensor, {"sensorMetadata", "sensorReport"})
-
-    def attributes(self, element: etree._Element, values: Mapping[str, Any]) -> None:
-        # Sensor metadata and reports are attribute-only elements in EPCIS XML: a structured
-        # extension value there goes out as its JSON text (XML has no place for its structure).
-        for key, value in values.items():
-            if isinstance(value, dict | list) or value is None:
-                element.set(self.qname(key), orjson.dumps(value).decode())
-                continue
-            text = _xml_text(value)
-            if key in _GS1_WORDS and value in _GS1_WORDS[key]:
-                text = f"{GS1_VOC}{value}"
-            elif key == "component" and value in vocab.CBV_COMPONENTS:
-                text = f"{_CBV_WEB['component']}{value}"
-            element.set(self.qname(key), text)
-
-
-def _xml_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _urn(kind: str, word: str) -> str:
-    urn, words = _URNS[kind]
-    return f"{urn}{word}" if word in words else word
-
-
-def _namespaces(events: Iterable[Mapping[str, Any]], context: object) -> dict[str, str]:
-    found: dict[str, str] = {}
-    contexts = [context, *(event.get("@context") for event in events)]
-    for entry in contexts:
-        for item in entry if isinstance(entry, list) else [entry]:
-            if isinstance(item, Mapping):
-                found.update({k: v for k, v in item.items() if isinstance(v, str)})
-    found.setdefault("cbvmda", "urn:epcglobal:cbv:mda")
-    return found
-
-
-def query_document(
-    events: list[dict[str, Any]], *, creation_date: str, context: object, query_name: str
-) -> bytes:
-    """An EPCIS 2.0 XML EPCISQueryDocument holding the events (JSON dicts of the 2.0 model)."""
-    writer = _Writer(namespaces=_namespaces(events, context))
-    body = etree.Element("EPCISBody")
-    results = etree.SubElement(body, f"{{{QUERY_2}}}QueryResults")
-    etree.SubElement(results, "queryName").text = query_name
-    event_list = etree.SubElement(etree.SubElement(results, "resultsBody"), "EventList")
-    for event in events:
-        writer.event(event_list, event)
-    nsmap = {"epcisq": QUERY_2, "epcis": EPCIS_2, "xsi": XSI, "gs1": GS1_VOC, **writer.used}
-    root = etree.Element(
-        f"{{{QUERY_2}}}EPCISQueryDocument",
-        nsmap={k: v for k, v in nsmap.items() if k},
-        attrib={"schemaVersion": "2.0", "creationDate": creation_date},
-    )
-    root.append(body)
-    # Namespaces used only below (full-URI keys) are declared where they appear.
-    etree.cleanup_namespaces(root, top_nsmap={k: v for k, v in nsmap.items() if k})
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
-
-
-def event_document(events: list[dict[str, Any]], *, creation_date: str, context: object) -> bytes:
-    """An EPCIS 2.0 XML EPCISDocument holding the events, as a capture would send them."""
-    writer = _Writer(namespaces=_namespaces(events, context))
-    body = etree.Element("EPCISBody")
-    event_list = etree.SubElement(body, "EventList")
-    for event in events:
-        writer.event(event_list, event)
-    nsmap = {"epcis": EPCIS_2, "xsi": XSI, "gs1": GS1_VOC, **writer.used}
-    root = etree.Element(
-        f"{{{EPCIS_2}}}EPCISDocument",
-        nsmap=nsmap,
-        attrib={"schemaVersion": "2.0", "creationDate": creation_date},
-    )
-    root.append(body)
-    etree.cleanup_namespaces(root, top_nsmap=nsmap)
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
