@@ -304,7 +304,7 @@ def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
         )
         return _listed(name, texts)
 
-    disposition = event.get("persistentDisposition") or {}
+    disposition = event.get("persistentDisposition")
     sensors = event.get("sensorElementList")
     sensor_parts = [_sensor_element(canon, e) for e in sensors] if sensors else []
     standard = [
@@ -324,15 +324,7 @@ def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
         canon.pair("transformationID", event.get("transformationID")),
         canon.pair("bizStep", event.get("bizStep")),
         canon.pair("disposition", event.get("disposition")),
-        _listed(
-            "persistentDisposition",
-            [
-                "".join(sorted(canon.pair("set", v) for v in disposition.get("set") or [])),
-                "".join(sorted(canon.pair("unset", v) for v in disposition.get("unset") or [])),
-            ],
-        )
-        if disposition
-        else "",
+        _persistent_disposition(canon, disposition) if disposition else "",
         *(
             _listed(name, [canon.pair("id", (event.get(name) or {}).get("id"))])
             for name in ("readPoint", "bizLocation")
@@ -342,9 +334,25 @@ def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
         typed("destinationList", "destination", "sourceDestType"),
         "".join(sorted(part for part, _ in sensor_parts if part)),
     ]
-    # After the standard fields, in this order (the reference's CBV 2.0 output): the ILMD,
-    # the extensions of readPoint, bizLocation and the sensor elements, then the event's own
-    # extensions, sorted.
+    return "".join(standard) + "".join(_after_standard(canon, event, sensor_parts))
+
+
+def _persistent_disposition(canon: _Canon, disposition: Mapping[str, Any]) -> str:
+    return _listed(
+        "persistentDisposition",
+        [
+            "".join(sorted(canon.pair("set", v) for v in disposition.get("set") or [])),
+            "".join(sorted(canon.pair("unset", v) for v in disposition.get("unset") or [])),
+        ],
+    )
+
+
+def _after_standard(
+    canon: _Canon, event: Mapping[str, Any], sensor_parts: list[tuple[str, str]]
+) -> list[str]:
+    """What follows the standard fields, in this order (the reference's CBV 2.0 output): the
+    ILMD, the extensions of readPoint, bizLocation and the sensor elements, then the event's
+    own extensions, sorted."""
     remainder = []
     if "ilmd" in event:
         remainder.append("ilmd" + "".join(sorted(canon.extensions(event["ilmd"] or {}))))
@@ -357,7 +365,7 @@ def prehash_string(event: Mapping[str, Any], *, context: object = None) -> str:
             remainder.append(name + "".join(sorted(located)))
     remainder += sorted(rest for _, rest in sensor_parts if rest)
     remainder += sorted(canon.extensions(event, _SKIP_EVENT))
-    return "".join(standard) + "".join(remainder)
+    return remainder
 
 
 def event_hash_id(event: Mapping[str, Any], *, context: object = None) -> str:
