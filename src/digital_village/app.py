@@ -31,6 +31,7 @@ from digital_village.iot.ingest_router import router as ingest_router
 from digital_village.iot.router import router as iot_router
 from digital_village.iot.sealer import BackgroundSealer
 from digital_village.ledger import tile_router
+from digital_village.ledger.cosigner import BackgroundCosigner
 from digital_village.ledger.router import router as ledger_router
 from digital_village.parcels.router import router as parcels_router
 from digital_village.regions.router import router as regions_router
@@ -95,6 +96,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         # Seal finished days of sensor readings in the background (tests hand in their own
         # database and seal explicitly).
         sealer = BackgroundSealer(db, settings).start() if owns_database else None
+        # Ask the configured witnesses to cosign each new checkpoint (tests run their own).
+        cosigner = (
+            BackgroundCosigner(db, timeout=settings.witness_timeout_s).start()
+            if owns_database
+            else None
+        )
+        app.state.cosigner = cosigner
         if owns_database:
             _tune_for_serving()
         yield
@@ -102,6 +110,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         resolver.close()
         if sealer is not None:
             sealer.stop()
+        if cosigner is not None:
+            cosigner.stop()
         if owns_database:
             db.dispose()
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PageWitness(BaseModel):
+    """A witness the browser verifier trusts: the name readers see and its cosigning key."""
+
+    name: str = Field(min_length=1, max_length=100)
+    vkey: str = Field(min_length=1, max_length=300)
 
 
 class Settings(BaseSettings):
@@ -97,6 +104,27 @@ class Settings(BaseSettings):
         le=10_000,
         description="How long an item's page waits for its scan to be stored; past it the page "
         "is served with the count as last seen and the scan is stored later.",
+    )
+    witness_quorum: int = Field(
+        default=1,
+        ge=0,
+        description="How many of the witnesses configured with `dv ledger witnesses add` must "
+        "cosign a checkpoint for the log to mark it witnessed (verifiers apply their own policy).",
+    )
+    witness_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="How long the log waits for a witness's answer."
+    )
+    page_witnesses: list[PageWitness] = Field(
+        default_factory=list,
+        description="Witnesses the browser verifier trusts, as JSON: "
+        '[{"name": "德阳市农业农村局", "vkey": "<name>+<keyid>+<base64>"}]. Set from the '
+        "witnesses' own publications, never from the log's witness table.",
+    )
+    page_witness_quorum: int = Field(
+        default=1,
+        ge=1,
+        description="How many of page_witnesses must cosign a checkpoint for the browser to "
+        "call it witnessed.",
     )
     log_format: Literal["json", "text"] = Field(default="json")
     log_level: str = Field(default="INFO")

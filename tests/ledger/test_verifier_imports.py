@@ -37,6 +37,7 @@ def test_verifier_loads_no_other_project_module() -> None:
     assert set(json.loads(result.stdout)) <= {
         "digital_village",
         "digital_village.ledger",
+        "digital_village.ledger.cosignature",
         "digital_village.ledger.merkle",
         "digital_village.ledger.note",
         "digital_village.ledger.proof",

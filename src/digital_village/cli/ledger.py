@@ -22,12 +22,17 @@ from digital_village.cli.common import (
     load_settings,
     print_json,
     require_migrated,
+    transaction,
 )
 from digital_village.config import Settings
+from digital_village.db import Database
 from digital_village.errors import DomainError
 from digital_village.ledger import audit as ledger_audit
-from digital_village.ledger import keys
+from digital_village.ledger import cosignature, cosigner, keys, note
+from digital_village.ledger import log as ledger_log
 from digital_village.ledger import monitor as ledger_monitor
+from digital_village.ledger import witnesses as ledger_witnesses
+from digital_village.ledger.cosignature import WitnessCheck
 from digital_village.ledger.verify import VerificationError, verify_proof
 
 app = typer.Typer(help="Audit the ledger, watch a server's checkpoints, manage the key.")
@@ -67,8 +72,20 @@ def verify_command(
     consistency: Annotated[
         Path | None, typer.Option(help="Consistency proof from --previous to the proof's size.")
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="A witness's verifier key line (or a file holding it) you trust; repeatable.",
+        ),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(help="How many --witness keys must have cosigned (default: all).", min=0),
+    ] = None,
 ) -> None:
-    """Verify a proof offline: signature, inclusion and, given --previous, consistency."""
+    """Verify a proof offline: signature, inclusion and, given --previous, consistency; given
+    --witness keys, that a quorum of those witnesses cosigned the checkpoint."""
     proof_bytes = _read_file(proof_file, "proof")
     assert proof_bytes is not None
     try:
@@ -78,6 +95,8 @@ def verify_command(
             entry=_read_file(entry, "entry"),
             previous_checkpoint=_read_file(previous, "previous checkpoint"),
             consistency_proof=_read_file(consistency, "consistency proof"),
+            witnesses=[_read_vkey(key) for key in witness or []],
+            quorum=quorum,
         )
     except (VerificationError, ValueError) as error:
         fail(f"verification FAILED: {error}")
@@ -89,6 +108,22 @@ def verify_command(
         console.print(
             f"and that tree is consistent with the earlier one of size {verified.previous.size}"
         )
+    if verified.witnesses is not None:
+        console.print(_witnessed_text(verified.witnesses), highlight=False)
+
+
+def _witnessed_text(check: WitnessCheck) -> str:
+    names = ", ".join(
+        f"{name} (at {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(when))})"
+        for name, when in check.cosigned
+    )
+    text = (
+        f"witnessed: {len(check.cosigned)} of {len(check.trusted)} trusted witnesses cosigned "
+        f"(quorum {check.quorum}): {names or 'none'}"
+    )
+    if check.missing:
+        text += f"; not cosigned by {', '.join(check.missing)}"
+    return text
 
 
 @contextmanager
@@ -174,10 +209,19 @@ def monitor(
     ] = None,
     interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 60.0,
     once: Annotated[bool, typer.Option("--once", help="Check once and exit.")] = False,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option("--witness", help="A witness's verifier key you trust; repeatable."),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(help="How many of the --witness keys must cosign (default: all).", min=0),
+    ] = None,
 ) -> None:
     """Watch a log: each checkpoint served must be signed, current, and extend the newest seen.
 
-    Exits 1 with an ALERT on a replayed old checkpoint, a split view or a rewritten history.
+    Exits 1 with an ALERT on a replayed old checkpoint, a split view or a rewritten history,
+    and, given --witness keys, on a checkpoint that a quorum of them has not cosigned.
     """
     base = url.rstrip("/")
     kept = ledger_monitor.State(
@@ -189,13 +233,23 @@ def monitor(
     if not kept.key_file.is_file():
         fail("first run: give --vkey (from the log operator, not from the server itself)", code=2)
     verifier = kept.key_file.read_text(encoding="utf-8").strip()
+    witness_keys = [_read_vkey(key) for key in witness or []]
+    if quorum is not None and quorum > len(witness_keys):
+        fail(f"a quorum of {quorum} needs that many --witness keys", code=2)
+    try:
+        cosignature.parse_witness_keys(witness_keys)
+    except note.NoteError as error:
+        fail(f"bad --witness key: {error}", code=2)
+    policy = ledger_monitor.WitnessPolicy(
+        witness_keys, len(witness_keys) if quorum is None else quorum
+    )
 
     def fetch(path: str) -> bytes | None:
         return _fetch(base + path, missing_ok=True)
 
     while True:
         try:
-            seen = ledger_monitor.look(fetch, verifier, kept.seen())
+            seen = ledger_monitor.look(fetch, verifier, kept.seen(), policy)
         except ledger_monitor.MonitorAlert as alert:
             fail(f"ALERT: {alert}")
         kept.keep(seen.signed)
@@ -231,3 +285,106 @@ def key_rotate() -> None:
     console.print(f"old key {old.key_id.hex()} moved to {retired}")
     console.print(f"new verifier key: {keys.verifier_key(path)}", highlight=False)
     console.print("restart the servers; the new key signs from the next append on")
+
+
+witnesses_app = typer.Typer(
+    help="The witnesses this log asks to cosign its checkpoints (C2SP tlog-witness).",
+    no_args_is_help=True,
+)
+app.add_typer(witnesses_app, name="witnesses")
+
+
+@witnesses_app.command("add")
+def witnesses_add(
+    name: Annotated[str, typer.Argument(help="Your name for the witness, e.g. deyang-nyj.")],
+    vkey: Annotated[str, typer.Argument(help="The witness's verifier key line (from it).")],
+    url: Annotated[str, typer.Argument(help="The witness's URL prefix (before /add-checkpoint).")],
+) -> None:
+    """Ask a witness to cosign every checkpoint from now on (the running servers pick it up)."""
+    settings = load_settings()
+    try:
+        with transaction(settings) as session:
+            witness = ledger_witnesses.add(
+                session=session, name=name, vkey=_read_vkey(vkey), url=url
+            )
+            line = f"witness {witness.name} added: {witness.vkey} at {witness.url}"
+    except DomainError as error:
+        fail(error.detail)
+    console.print(line, highlight=False)
+
+
+@witnesses_app.command("remove")
+def witnesses_remove(name: Annotated[str, typer.Argument(help="The witness's name.")]) -> None:
+    """Stop asking a witness; the cosignatures it gave stay on their checkpoints."""
+    try:
+        with transaction(load_settings()) as session:
+            ledger_witnesses.remove(session=session, name=name)
+    except DomainError as error:
+        fail(error.detail)
+    console.print(f"witness {name} removed")
+
+
+@witnesses_app.command("list")
+def witnesses_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """The witnesses, what each last cosigned, and whether the newest checkpoint is witnessed."""
+    settings = load_settings()
+    with _snapshot(settings) as session:
+        rows = ledger_witnesses.configured(session)
+        newest = ledger_log.latest_checkpoint(session)
+        latest = newest.size if newest else 0
+        status = ledger_witnesses.status(session, latest, settings.witness_quorum)
+        listed = [
+            {
+                "name": w.name,
+                "vkey": w.vkey,
+                "url": w.url,
+                "known_size": w.known_size,
+                "last_error": w.last_error,
+                "last_contact": ledger_witnesses.since(w.last_contact),
+            }
+            for w in rows
+        ]
+    if as_json:
+        print_json(
+            {
+                "witnesses": listed,
+                "size": latest,
+                "quorum": status.quorum,
+                "cosigned_by": list(status.cosigned_by),
+                "witnessed": status.witnessed,
+            }
+        )
+        return
+    for row in listed:
+        console.print(
+            f"{row['name']}  {row['url']}  cosigned size {row['known_size']}  "
+            f"last answer {row['last_contact']}"
+            + (f"  [red]{row['last_error']}[/]" if row["last_error"] else ""),
+            highlight=False,
+        )
+        console.print(f"  {row['vkey']}", highlight=False)
+    state = "witnessed" if status.witnessed else "NOT witnessed"
+    console.print(
+        f"newest checkpoint (size {latest}) {state}: {len(status.cosigned_by)} of "
+        f"{status.configured} cosigned, quorum {status.quorum} (DV_WITNESS_QUORUM)"
+    )
+
+
+@witnesses_app.command("ask")
+def witnesses_ask() -> None:
+    """Ask every witness that has not cosigned the newest checkpoint now, and say what each did."""
+    settings = load_settings()
+    engine = require_migrated(settings)
+    database = Database(engine)
+    try:
+        with cosigner.make_client(settings.witness_timeout_s) as client:
+            answers = cosigner.cosign_newest(database, client)
+    finally:
+        engine.dispose()
+    for answer in answers:
+        mark = "[green]cosigned[/]" if answer.cosigned else "[red]not cosigned[/]"
+        console.print(f"{answer.witness}: {mark} size {answer.size}: {answer.detail}")
+    if any(not answer.cosigned for answer in answers):
+        raise typer.Exit(1)

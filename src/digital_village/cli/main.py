@@ -21,6 +21,7 @@ from digital_village.cli import regions as regions_cli
 from digital_village.cli import registry as registry_cli
 from digital_village.cli import tokens as tokens_cli
 from digital_village.cli import trace as trace_cli
+from digital_village.cli import witness as witness_cli
 from digital_village.cli.common import (
     console,
     fail,
@@ -49,6 +50,7 @@ app.add_typer(integrations_cli.app, name="integrations")
 app.add_typer(iot_cli.app, name="iot")
 app.add_typer(trace_cli.app, name="trace")
 app.add_typer(farmers_cli.app, name="farmers")
+app.add_typer(witness_cli.app, name="witness")
 app.command("labels")(labels_cli.labels_command)
 app.command("verify")(ledger_cli.verify_command)
 app.command("backup")(ops_cli.backup)

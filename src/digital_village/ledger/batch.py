@@ -36,7 +36,7 @@ from typing import Any, Final
 from sqlalchemy.orm import Session
 
 from digital_village.errors import Invalid, NotFound
-from digital_village.ledger import log, merkle, note, reads
+from digital_village.ledger import log, merkle, note, reads, witnesses
 
 FORMAT: Final = "digital-village/batch-proof@v1"
 MAX_INDEXES: Final = 2000
@@ -136,7 +136,7 @@ def batch_proof(
         entries.append(item)
     return {
         "format": FORMAT,
-        "checkpoint": checkpoint.note.decode("utf-8"),
+        "checkpoint": witnesses.served_note(session, checkpoint).decode("utf-8"),
         "size": tree_size,
         "hashes": [base64.b64encode(node).decode() for node in position],
         "entries": entries,

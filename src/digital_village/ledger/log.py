@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from digital_village.bulk import insert_rows
 from digital_village.db import utcnow
 from digital_village.errors import DomainError, Invalid, NotFound, NotReady
-from digital_village.ledger import canonical, keys, merkle, note
+from digital_village.ledger import canonical, keys, merkle, note, witnesses
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerHash, LedgerKey
 from digital_village.ledger.proof import ConsistencyProof, TlogProof
 
@@ -260,7 +260,10 @@ def inclusion_proof_file(session: Session, seq: int, size: int | None = None) ->
         raise NotFound(f"no checkpoint covers entry {seq} yet")
     path = merkle.inclusion_proof(seq, checkpoint.size, read_hashes_from(session))
     return TlogProof(
-        index=seq, inclusion_proof=tuple(path), checkpoint=checkpoint.note, extra=entry.body
+        index=seq,
+        inclusion_proof=tuple(path),
+        checkpoint=witnesses.served_note(session, checkpoint),
+        extra=entry.body,
     ).to_text()
 
 

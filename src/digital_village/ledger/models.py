@@ -60,3 +60,36 @@ class LedgerKey(Base):
     vkey: Mapped[str] = mapped_column(String(300))
     first_size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerWitness(Base):
+    """A witness the log asks to cosign its checkpoints (C2SP tlog-witness).
+
+    Verifiers do not take their witness keys from here: they hold their own policy.
+    """
+
+    __tablename__ = "ledger_witness"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    vkey: Mapped[str] = mapped_column(String(300))
+    url: Mapped[str] = mapped_column(String(500))
+    # The size this witness last cosigned (or told us it knows): the next request's old size.
+    known_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    last_contact: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerCosignature(Base):
+    """A witness's cosignature line on the checkpoint of one tree size."""
+
+    __tablename__ = "ledger_cosignature"
+
+    # The checkpoint's tree size (no foreign key: checkpoints are kept for ever anyway).
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(8))
+    # ``— <name> base64(key ID ‖ timestamp ‖ signature)``, without its newline.
+    line: Mapped[str] = mapped_column(String(300))
+    signed_at: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

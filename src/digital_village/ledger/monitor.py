@@ -21,16 +21,19 @@ Standard library plus the ledger's note, merkle and proof modules (``cryptograph
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from digital_village.ledger import merkle, note
+from digital_village.ledger import cosignature, merkle, note
 from digital_village.ledger.proof import ConsistencyProof, ProofFormatError
 
 CHECKPOINT_PATH = "/api/v1/ledger/checkpoint"
 # How many times a look re-reads the checkpoint while the log grows under it.
 FRESH_LOOKS = 5
+# How long a look waits for the witnesses to cosign a new checkpoint, in steps.
+WITNESS_WAITS = (0.25, 0.5, 1.0, 1.0, 2.0)
 
 # Fetch a path of the server: its body, or None when the server answers 404.
 Fetch = Callable[[str], bytes | None]
@@ -47,15 +50,31 @@ class Look:
     checkpoint: note.Checkpoint
     signed: bytes
     previous_size: int | None
+    cosigned_by: tuple[str, ...] = field(default=())
 
     @property
     def summary(self) -> str:
         size = self.checkpoint.size
+        witnessed = f"; witnessed by {', '.join(self.cosigned_by)}" if self.cosigned_by else ""
         if self.previous_size is None:
-            return f"first checkpoint: size {size}"
+            return f"first checkpoint: size {size}{witnessed}"
         if self.previous_size == size:
-            return f"unchanged at size {size}"
-        return f"consistent: size {self.previous_size} -> {size}"
+            return f"unchanged at size {size}{witnessed}"
+        return f"consistent: size {self.previous_size} -> {size}{witnessed}"
+
+
+@dataclass(frozen=True)
+class WitnessPolicy:
+    """The witnesses a monitor trusts and how many of them must cosign."""
+
+    keys: Sequence[str] = ()
+    quorum: int = 0
+    wait: Callable[[float], None] = time.sleep
+
+    def check(self, signed: bytes) -> cosignature.WitnessCheck | None:
+        if not self.keys or self.quorum <= 0:
+            return None
+        return cosignature.check_cosignatures(signed, self.keys, self.quorum)
 
 
 def _open(signed: bytes, verifier: str, what: str) -> note.Checkpoint:
@@ -72,9 +91,28 @@ def _required(fetch: Fetch, path: str) -> bytes:
     return body
 
 
-def _served(fetch: Fetch, verifier: str) -> tuple[note.Checkpoint, bytes]:
+def _served(
+    fetch: Fetch, verifier: str, policy: WitnessPolicy = WitnessPolicy()
+) -> tuple[note.Checkpoint, bytes]:
     signed = _required(fetch, CHECKPOINT_PATH)
-    return _open(signed, verifier, "the server's checkpoint"), signed
+    checkpoint = _open(signed, verifier, "the server's checkpoint")
+    check = policy.check(signed)
+    for pause in WITNESS_WAITS if check is not None else ():
+        if check is None or check.met:
+            break
+        # A new checkpoint is cosigned a round trip after it is published.
+        policy.wait(pause)
+        signed = _required(fetch, CHECKPOINT_PATH)
+        checkpoint = _open(signed, verifier, "the server's checkpoint")
+        check = policy.check(signed)
+    if check is not None and not check.met:
+        invalid = f"; invalid cosignature from {', '.join(check.invalid)}" if check.invalid else ""
+        raise MonitorAlert(
+            f"the checkpoint of size {checkpoint.size} is not witnessed: "
+            f"{len(check.cosigned)} of the {check.quorum} required witnesses cosigned it "
+            f"(missing: {', '.join(check.missing)}{invalid})"
+        )
+    return checkpoint, signed
 
 
 def _not_older(current: note.Checkpoint, kept: note.Checkpoint | None) -> None:
@@ -90,13 +128,13 @@ def _not_older(current: note.Checkpoint, kept: note.Checkpoint | None) -> None:
 
 
 def _fresh(
-    fetch: Fetch, verifier: str, current: note.Checkpoint, signed: bytes
+    fetch: Fetch, verifier: str, current: note.Checkpoint, signed: bytes, policy: WitnessPolicy
 ) -> tuple[note.Checkpoint, bytes]:
     """Re-read the checkpoint while the server shows entries it does not cover."""
     for _ in range(FRESH_LOOKS):
         if fetch(f"/api/v1/ledger/entries/{current.size}") is None:
             return current, signed
-        newer, again = _served(fetch, verifier)
+        newer, again = _served(fetch, verifier, policy)
         if newer.size <= current.size:
             raise MonitorAlert(
                 f"the server serves entry {current.size} but a checkpoint of size "
@@ -107,19 +145,23 @@ def _fresh(
     return current, signed
 
 
-def look(fetch: Fetch, verifier: str, seen: bytes | None) -> Look:
+def look(
+    fetch: Fetch, verifier: str, seen: bytes | None, policy: WitnessPolicy = WitnessPolicy()
+) -> Look:
     """Check the server's current checkpoint against the newest one seen (None: first look)."""
     kept = None if seen is None else _open(seen, verifier, "the kept checkpoint")
-    current, signed = _served(fetch, verifier)
+    current, signed = _served(fetch, verifier, policy)
     _not_older(current, kept)
-    current, signed = _fresh(fetch, verifier, current, signed)
+    current, signed = _fresh(fetch, verifier, current, signed, policy)
     _not_older(current, kept)
+    check = policy.check(signed)
+    cosigned_by = tuple(name for name, _ in check.cosigned) if check else ()
     if kept is None:
-        return Look(current, signed, None)
+        return Look(current, signed, None, cosigned_by)
     if current.size == kept.size:
         if current.root_hash != kept.root_hash:
             raise MonitorAlert(f"two different trees of size {current.size} (split view)")
-        return Look(current, signed, kept.size)
+        return Look(current, signed, kept.size, cosigned_by)
     proof_text = _required(
         fetch, f"/api/v1/ledger/consistency?first={kept.size}&second={current.size}"
     )
@@ -134,7 +176,7 @@ def look(fetch: Fetch, verifier: str, seen: bytes | None) -> Look:
         raise MonitorAlert(
             f"size {current.size} is not consistent with size {kept.size}: {error}"
         ) from None
-    return Look(current, signed, kept.size)
+    return Look(current, signed, kept.size, cosigned_by)
 
 
 class State:

@@ -56,8 +56,8 @@ class InvalidKeyError(NoteError):
     """A signer or verifier key string is malformed or inconsistent."""
 
 
-def _key_id(name: str, public_key: bytes) -> bytes:
-    material = name.encode() + b"\n" + bytes([ED25519]) + public_key
+def _key_id(name: str, public_key: bytes, algorithm: int = ED25519) -> bytes:
+    material = name.encode() + b"\n" + bytes([algorithm]) + public_key
     return hashlib.sha256(material).digest()[:4]
 
 
@@ -83,7 +83,9 @@ def _split_key(key: str, parts: int) -> list[str]:
     return fields
 
 
-def _decode_key_material(name: str, hex_id: str, b64: str, kind: str) -> bytes:
+def _decode_key_material(
+    name: str, hex_id: str, b64: str, kind: str, algorithm: int = ED25519
+) -> bytes:
     if not _valid_name(name):
         raise InvalidKeyError(f"malformed {kind} key: invalid name {name!r}")
     if not _HEX_KEY_ID.fullmatch(hex_id):
@@ -94,7 +96,7 @@ def _decode_key_material(name: str, hex_id: str, b64: str, kind: str) -> bytes:
         raise InvalidKeyError(f"malformed {kind} key: {error}") from None
     if not material:
         raise InvalidKeyError(f"malformed {kind} key: empty key data")
-    if material[0] != ED25519:
+    if material[0] != algorithm:
         raise InvalidKeyError(f"unknown signature algorithm 0x{material[0]:02x} in {kind} key")
     if len(material) != 33:
         raise InvalidKeyError(f"malformed {kind} key: Ed25519 key data must be 32 bytes")

@@ -5,16 +5,19 @@ Everything here is public by design: anyone may check the log. The private key i
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
-from digital_village.api.deps import SessionDep
+from digital_village.api.deps import SessionDep, SettingsDep
+from digital_village.config import Settings
 from digital_village.errors import NotFound
-from digital_village.ledger import batch, log
+from digital_village.ledger import batch, log, witnesses
 from digital_village.ledger.dependencies import LedgerDep
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
@@ -24,6 +27,13 @@ Index = Annotated[int, Path(ge=0, le=MAX_INDEX, description="a leaf index of the
 Size = Annotated[int, Path(ge=1, le=MAX_INDEX, description="a tree size of the log")]
 
 
+class WitnessInfo(BaseModel):
+    quorum: int
+    configured: int
+    cosigned_by: list[str]
+    witnessed: bool
+
+
 class LedgerInfo(BaseModel):
     origin: str
     size: int
@@ -31,11 +41,40 @@ class LedgerInfo(BaseModel):
     verifier_key: str
     verifier_keys: list[str]
     checkpoint_url: str
+    witnesses: WitnessInfo
+
+
+class WitnessRow(BaseModel):
+    name: str
+    vkey: str
+    url: str
+    known_size: int
+    last_error: str | None
+    last_contact: dt.datetime | None
+
+
+def _witness_info(session: Session, settings: Settings, size: int) -> WitnessInfo:
+    status = witnesses.status(session, size, settings.witness_quorum)
+    return WitnessInfo(
+        quorum=status.quorum,
+        configured=status.configured,
+        cosigned_by=list(status.cosigned_by),
+        witnessed=status.witnessed,
+    )
+
+
+def _witness_headers(info: WitnessInfo) -> dict[str, str]:
+    # What the log itself counts; a verifier checks the lines against its own witness keys.
+    return {
+        "DV-Witnessed": "yes" if info.witnessed else "no",
+        "DV-Cosignatures": str(len(info.cosigned_by)),
+    }
 
 
 @router.get("", response_model=LedgerInfo)
-def info(session: SessionDep, ledger: LedgerDep) -> LedgerInfo:
-    """The log's origin, size, root and the verifier key that signs its checkpoints."""
+def info(session: SessionDep, settings: SettingsDep, ledger: LedgerDep) -> LedgerInfo:
+    """The log's origin, size, root, the verifier key that signs its checkpoints, and how far
+    its newest checkpoint is witnessed."""
     latest = log.latest_checkpoint(session)
     return LedgerInfo(
         origin=ledger.origin,
@@ -44,25 +83,53 @@ def info(session: SessionDep, ledger: LedgerDep) -> LedgerInfo:
         verifier_key=ledger.vkey,
         verifier_keys=log.verifier_keys(session) or [ledger.vkey],
         checkpoint_url="/api/v1/ledger/checkpoint",
+        witnesses=_witness_info(session, settings, latest.size if latest else 0),
     )
 
 
 @router.get("/checkpoint", response_class=Response, responses={200: {"content": {TEXT: {}}}})
-def checkpoint(session: SessionDep) -> Response:
-    """The newest signed checkpoint (C2SP tlog-checkpoint in a signed note)."""
+def checkpoint(session: SessionDep, settings: SettingsDep) -> Response:
+    """The newest signed checkpoint (C2SP tlog-checkpoint in a signed note), with the
+    cosignature lines of the witnesses that have cosigned it so far (``DV-Witnessed`` says
+    whether the log's quorum is met)."""
     latest = log.latest_checkpoint(session)
     if latest is None:
         raise NotFound("the log is empty: no checkpoint has been signed yet")
-    return Response(latest.note, media_type=TEXT, headers={"Cache-Control": "no-cache"})
+    headers = {"Cache-Control": "no-cache"}
+    headers.update(_witness_headers(_witness_info(session, settings, latest.size)))
+    return Response(witnesses.served_note(session, latest), media_type=TEXT, headers=headers)
 
 
 @router.get(
     "/checkpoints/{size}", response_class=Response, responses={200: {"content": {TEXT: {}}}}
 )
-def checkpoint_at(size: Size, session: SessionDep) -> Response:
-    """The checkpoint signed at exactly this tree size (every one is kept)."""
+def checkpoint_at(size: Size, session: SessionDep, settings: SettingsDep) -> Response:
+    """The checkpoint signed at exactly this tree size (every one is kept), with its
+    cosignatures."""
     signed = log.checkpoint_at(session, size)
-    return Response(signed.note, media_type=TEXT, headers={"Cache-Control": "max-age=31536000"})
+    info = _witness_info(session, settings, size)
+    # Cosignatures may still come while some configured witness has not given one.
+    complete = len(info.cosigned_by) >= info.configured
+    headers = {"Cache-Control": "max-age=31536000" if complete else "max-age=10"}
+    headers.update(_witness_headers(info))
+    return Response(witnesses.served_note(session, signed), media_type=TEXT, headers=headers)
+
+
+@router.get("/witnesses", response_model=list[WitnessRow])
+def witness_list(session: SessionDep) -> list[WitnessRow]:
+    """The witnesses this log asks to cosign, and what each last answered. Verifiers take
+    witness keys from the witnesses themselves, not from here."""
+    return [
+        WitnessRow(
+            name=w.name,
+            vkey=w.vkey,
+            url=w.url,
+            known_size=w.known_size,
+            last_error=w.last_error,
+            last_contact=w.last_contact,
+        )
+        for w in witnesses.configured(session)
+    ]
 
 
 @router.get("/key", response_class=Response, responses={200: {"content": {TEXT: {}}}})

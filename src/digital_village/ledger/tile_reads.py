@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_village.errors import NotFound
-from digital_village.ledger import log, merkle, reads, tiles
+from digital_village.ledger import log, merkle, reads, tiles, witnesses
 from digital_village.ledger.log import LedgerIntegrityError
 from digital_village.ledger.models import LedgerEntry
 
@@ -29,11 +29,12 @@ GZIP_LEVEL: Final = 1
 
 def served_checkpoint(session: Session) -> bytes:
     """The signed note served at ``/ledger/checkpoint``: the latest checkpoint with its
-    signature lines (the one place that decides what the log shows as its current tree)."""
+    signature lines, the log's and its witnesses' cosignatures (the one place that decides
+    what the log shows as its current tree)."""
     latest = log.latest_checkpoint(session)
     if latest is None:
         raise NotFound("the log is empty: no checkpoint has been signed yet")
-    return bytes(latest.note)
+    return bytes(witnesses.served_note(session, latest))
 
 
 def _covered(session: Session, tile: tiles.Tile) -> None:

@@ -13,7 +13,10 @@ in this order, and stops at the first failure:
    same origin, and is consistent with the proof's checkpoint. Equal sizes need
    equal roots; different sizes need a consistency proof (a
    ``digital-village/consistency-proof@v1`` file), since tlog-proof has no
-   place for one.
+   place for one;
+5. if witness keys are given: at least ``quorum`` of those witnesses cosigned
+   the checkpoint (c2sp.org/tlog-cosignature, see ``cosignature.py``). The
+   verifier, not the log, chooses the witnesses and the quorum.
 
 Every failure raises VerificationError with a message naming the failed step.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from digital_village.ledger.cosignature import WitnessCheck, check_cosignatures
 from digital_village.ledger.merkle import (
     ProofError,
     hash_leaf,
@@ -47,6 +51,7 @@ class VerifiedProof:
     leaf_hash: bytes
     entry: bytes | None
     previous: Checkpoint | None = None
+    witnesses: WitnessCheck | None = None
 
     @property
     def origin(self) -> str:
@@ -68,6 +73,8 @@ def verify_proof(
     previous_checkpoint: bytes | None = None,
     consistency_proof: bytes | ConsistencyProof | None = None,
     origin: str | None = None,
+    witnesses: Sequence[str] = (),
+    quorum: int | None = None,
 ) -> VerifiedProof:
     """Verify a tlog-proof file offline; return what it proves or raise VerificationError.
 
@@ -77,6 +84,8 @@ def verify_proof(
     the file. ``previous_checkpoint`` is a signed checkpoint seen earlier (older
     or newer); ``consistency_proof`` is the consistency proof file between the
     two sizes, needed unless they are equal. ``origin`` pins the log's origin.
+    ``witnesses`` are witness verifier keys (cosignature/v1) and ``quorum`` how many
+    of them must have cosigned the checkpoint (default: all of them).
     """
     if entry is not None and leaf_hash is not None:
         raise ValueError("pass entry or leaf_hash, not both")
@@ -115,6 +124,9 @@ def verify_proof(
     previous = None
     if previous_checkpoint is not None:
         previous = _check_previous(checkpoint, previous_checkpoint, consistency_proof, verifiers)
+    witnessed = None
+    if witnesses or quorum:
+        witnessed = check_witnesses(proof.checkpoint, witnesses, quorum)
     return VerifiedProof(
         checkpoint=checkpoint,
         signers=signers,
@@ -122,7 +134,29 @@ def verify_proof(
         leaf_hash=leaf,
         entry=entry,
         previous=previous,
+        witnesses=witnessed,
     )
+
+
+def check_witnesses(signed: bytes, witnesses: Sequence[str], quorum: int | None) -> WitnessCheck:
+    """Check that ``quorum`` of the witnesses cosigned the (already opened) checkpoint note."""
+    needed = len(witnesses) if quorum is None else quorum
+    if needed > len(witnesses):
+        raise VerificationError(
+            f"a quorum of {needed} needs at least {needed} witness keys, {len(witnesses)} given"
+        )
+    try:
+        result = check_cosignatures(signed, witnesses, needed)
+    except (NoteError, ValueError) as error:
+        raise VerificationError(f"witness keys or cosignatures: {error}") from None
+    if not result.met:
+        names = ", ".join(name for name, _ in result.cosigned) or "none"
+        bad = f"; invalid cosignature from {', '.join(result.invalid)}" if result.invalid else ""
+        raise VerificationError(
+            f"checkpoint is not witnessed: {len(result.cosigned)} of the {needed} required "
+            f"witnesses cosigned it (cosigned by: {names}{bad})"
+        )
+    return result
 
 
 def _parse_vkeys(vkey: str | Sequence[str]) -> list[Verifier]:
