@@ -95,6 +95,8 @@ def test_both_witnesses_cosign_and_the_checkpoint_carries_their_lines(
     note_text, witnessed = served(client)
     assert witnessed == "yes"
     assert note_text.count("\n— ".encode()) == 3  # the log's signature and two cosignatures
+    # The tlog-tiles checkpoint is the same note, with the witnesses' lines.
+    assert client.get("/ledger/checkpoint").content == note_text
     # The proof file carries them too: `dv verify --witness` checks them offline.
     proof = client.get("/api/v1/ledger/entries/2/proof").content
     keys = [server.vkey for server in configured]
