@@ -38,13 +38,13 @@ class LiveLog:
         """The log's tlog-tiles prefix."""
         return f"{self.url}/ledger/"
 
-    def append(self, start: int, stop: int, *, batch: int = 50) -> None:
+    def append(self, start: int, stop: int, *, batch: int = 50, kind: str = "test.tile") -> None:
         for first in range(start, stop, batch):
             with self.db.transaction() as session:
                 self.ledger.append_many(
                     session,
                     [
-                        EntryIn("test.tile", {"n": n, "lot": f"RS2026-{n:04d}"})
+                        EntryIn(kind, {"n": n, "lot": f"RS2026-{n:04d}"})
                         for n in range(first, min(stop, first + batch))
                     ],
                 )

@@ -1,4 +1,5 @@
-"""``dv verify`` and ``dv ledger``: check proofs offline, audit the log, watch a server, keys."""
+"""``dv verify`` and ``dv ledger``: check proofs offline, audit the log, watch or mirror a server,
+keys."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from digital_village.errors import DomainError
 from digital_village.ledger import audit as ledger_audit
 from digital_village.ledger import cosignature, cosigner, keys, note
 from digital_village.ledger import log as ledger_log
+from digital_village.ledger import mirror as ledger_mirror
 from digital_village.ledger import monitor as ledger_monitor
 from digital_village.ledger import witnesses as ledger_witnesses
 from digital_village.ledger.cosignature import WitnessCheck
@@ -259,6 +261,49 @@ def monitor(
         if once:
             return
         time.sleep(interval)
+
+
+@app.command("mirror")
+def mirror_command(
+    url: Annotated[
+        str, typer.Argument(help="The log's tile prefix, e.g. https://dv.example.cn/ledger/")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The folder holding the copy.")],
+    vkey: Annotated[
+        list[str],
+        typer.Option(help="Verifier key of the log (repeat for a rotated key), or a file."),
+    ],
+    connections: Annotated[int, typer.Option(help="Parallel requests.", min=1, max=64)] = 8,
+) -> None:
+    """Copy what the log added since the last run, checked against its signed checkpoint.
+
+    The new checkpoint must be signed by --vkey and extend the copy: on a fork (a rollback, a
+    second root for one size, a rewritten history) it stops with exit 1 and leaves the last
+    consistent copy; other failures exit 2. Serve the folder with any static HTTP server.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    with Progress(
+        TextColumn("copying tiles"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("tiles", total=None)
+        try:
+            copied = ledger_mirror.mirror(
+                ledger_mirror.http_fetch(url),
+                out,
+                [_read_vkey(key) for key in vkey],
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+                connections=connections,
+            )
+        except ledger_mirror.Fork as fork:
+            fail(f"{fork}; the copy in {out} is left as it was")
+        except ledger_mirror.MirrorError as error:
+            fail(f"{error}; the copy in {out} is left as it was", code=2)
+    console.print(copied.summary, highlight=False)
 
 
 @key_app.command("show")
