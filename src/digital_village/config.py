@@ -89,8 +89,9 @@ class Settings(BaseSettings):
     max_quantity: float = Field(
         default=10_000_000,
         gt=0,
-        description="Largest quantity one EPCIS quantity element may give, in the unit sent "
-        "(10,000 t in KGM, 10,000 m³ in LTR, ten million items); more is refused (422).",
+        description="Largest quantity one EPCIS quantity element may give, in its kind's base "
+        "unit whatever unit is sent: KGM (10,000 t), LTR (10,000 m³) or items (ten million); "
+        "more is refused (422).",
     )
     max_days_ahead: int = Field(
         default=366,

@@ -3,6 +3,7 @@ changes (a land-use change in 2099), and the features of a GIS file, refused bef
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from digital_village.errors import PayloadTooLarge
 from digital_village.parcels import io as parcel_io
 from digital_village.trace import builders
 from tests.conftest import World
-from tests.trace.conftest import BASE, RAPESEED, Chain, at, post_event
+from tests.trace.conftest import BASE, RAPESEED, Chain, at, capture_doc, post_event
 
 
 @pytest.mark.parametrize(("kilograms", "status"), [(1e300, 422), (1e7 + 1, 422), (5000.0, 201)])
@@ -36,6 +37,53 @@ def test_a_harvest_quantity_past_the_limit_is_refused(
     assert answer.status_code == status, answer.text
     if status == 422:
         assert "at most 10000000" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("quantity", "uom", "status"), [(20_000.0, "TNE", 422), (5.0, "TNE", 201), (9e9, "GRM", 201)]
+)
+def test_the_quantity_limit_holds_in_the_base_unit_whatever_unit_is_sent(
+    client: TestClient, world: World, chain: Chain, quantity: float, uom: str, status: int
+) -> None:
+    event = builders.harvest(
+        gtin=RAPESEED,
+        lot="RS-T",
+        kilograms=quantity,
+        dkbms=[chain.own[0]],
+        when=at(5, 20),
+        base_url=BASE,
+    )
+    event["quantityList"][0]["uom"] = uom  # 20,000 t is 2e7 kg: past 10,000 t
+    answer = post_event(client, world, "manager", event)
+    assert answer.status_code == status, answer.text
+    if status == 422:
+        assert "20000 TNE (2e+07 KGM) is past the limit" in answer.text
+        assert "at most 10000000 KGM (DV_MAX_QUANTITY)" in answer.text
+        assert answer.json()["errors"][0]["pointer"] == "/quantityList/0/quantity"
+
+
+@pytest.mark.parametrize(
+    ("when", "status"),
+    [
+        (dt.datetime(1949, 12, 31, 23, 0, tzinfo=dt.UTC), 422),
+        (dt.datetime(1, 1, 1, tzinfo=dt.UTC), 422),
+        (dt.datetime(3000, 1, 1, tzinfo=dt.UTC), 422),
+    ],
+)
+def test_an_event_time_far_in_the_past_or_future_is_refused(
+    client: TestClient, world: World, chain: Chain, when: dt.datetime, status: int
+) -> None:
+    event = builders.harvest(
+        gtin=RAPESEED, lot="RS-OLD", kilograms=10, dkbms=[chain.own[0]], when=when, base_url=BASE
+    )
+    expected = "is in the future" if when.year > 2000 else "is before 1950-01-01"
+    for answer in (
+        post_event(client, world, "admin", event),
+        capture_doc(client, world, "admin", [event]),
+    ):
+        assert answer.status_code == status, answer.text
+        assert expected in answer.text
+        assert answer.json()["errors"][0]["pointer"].endswith("/eventTime")
 
 
 def test_parcel_changes_may_not_start_in_the_far_future(

@@ -47,6 +47,9 @@ from digital_village.trace.vocab import DV_PREFIX, PLANTING
 _DEFAULT_CONTEXT: Final = default_context()
 # Clocks of phones in the field drift; an event a few minutes ahead is not "in the future".
 FUTURE_TOLERANCE: Final = dt.timedelta(minutes=5)
+# No farm event of this registry is older than the land reforms: an earlier date is a typo
+# (as for parcel changes, which may not start before 1950 either).
+EARLIEST_EVENT_TIME: Final = dt.datetime(1950, 1, 1, tzinfo=dt.UTC)
 CAPTURE_EVENT_LIMIT: Final = 10_000
 
 
@@ -225,6 +228,12 @@ def _prepare(
 ) -> Pending:
     if event.event_time > now + FUTURE_TOLERANCE:
         fail(Invalid, f"{where}/eventTime", f"{rfc3339(event.event_time)} is in the future")
+    if event.event_time < EARLIEST_EVENT_TIME:
+        fail(
+            Invalid,
+            f"{where}/eventTime",
+            f"{rfc3339(event.event_time)} is before {EARLIEST_EVENT_TIME.date().isoformat()}",
+        )
     declaration = event.error_declaration
     if declaration is not None and declaration.declaration_time > now + FUTURE_TOLERANCE:
         fail(

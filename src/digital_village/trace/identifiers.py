@@ -145,6 +145,19 @@ def _parcel_of_text(text: str) -> str:
     return _checked_dkbm(code, f"parcel {text!r}")
 
 
+# The unit each kind of quantity is bounded in (Settings.max_quantity).
+BASE_UNITS: Final[dict[str, str]] = {"mass": "KGM", "volume": "LTR", "count": "H87"}
+
+
+def in_base_unit(quantity: float, unit: str) -> tuple[float, str]:
+    """A quantity in its kind's base unit (KGM, LTR, H87); a unit the chain does not convert
+    between stays as it is."""
+    kind = _UNITS.get(unit)
+    if kind is None:
+        return quantity, unit
+    return quantity * kind[1], BASE_UNITS[kind[0]]
+
+
 def convert(quantity: float, unit: str, target: str) -> float | None:
     """A quantity in another unit of the same kind (kg ↔ t, L ↔ mL); None when not convertible."""
     source_kind = _UNITS.get(unit)

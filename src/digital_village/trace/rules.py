@@ -29,7 +29,7 @@ from digital_village.auth.models import Role
 from digital_village.errors import Conflict, Forbidden, Invalid
 from digital_village.parcels.service import Holding, ParcelFacts
 from digital_village.trace.epcis import AggregationEvent, ObjectEvent, TransformationEvent
-from digital_village.trace.identifiers import COUNT_UNITS, canonical_epc, convert
+from digital_village.trace.identifiers import COUNT_UNITS, canonical_epc, convert, in_base_unit
 from digital_village.trace.models import Product
 from digital_village.trace.pending import (
     LotKey,
@@ -58,7 +58,8 @@ MASS_UNITS: Final = frozenset({"KGM", "TNE", "GRM"})
 Checked = list[tuple[str, Holding, float | None]]  # (DKBM, its holders that day, area in 亩)
 
 
-# One quantity element's largest amount, in the unit sent (Settings.max_quantity).
+# One quantity element's largest amount, in its kind's base unit: KGM, LTR or H87
+# (Settings.max_quantity).
 DEFAULT_MAX_QUANTITY: Final = 10_000_000.0
 
 
@@ -168,14 +169,18 @@ class CaptureState:
             return None
         if element.quantity <= 0:
             fail(Invalid, f"{where}/quantity", "must be greater than 0")
-        if element.quantity > self.max_quantity:
+        unit = element.uom or (product.unit if product.unit in COUNT_UNITS else None)
+        # The limit holds in the kind's base unit, so 20,000 TNE is as far past it as 2e7 KGM.
+        amount_in_base, base = in_base_unit(float(element.quantity), unit or product.unit)
+        if amount_in_base > self.max_quantity:
+            sent = f"{element.quantity:g} {unit or ''}".strip()
+            as_base = "" if sent.endswith(base) else f" ({amount_in_base:g} {base})"
             fail(
                 Invalid,
                 f"{where}/quantity",
-                f"{element.quantity:g} is past the limit: one quantity is at most "
-                f"{self.max_quantity:.0f} (DV_MAX_QUANTITY)",
+                f"{sent}{as_base} is past the limit: one quantity is at most "
+                f"{self.max_quantity:.0f} {base} (DV_MAX_QUANTITY)",
             )
-        unit = element.uom or (product.unit if product.unit in COUNT_UNITS else None)
         if unit is None:
             fail(Invalid, f"{where}/uom", f"needed: {product.name} is counted in {product.unit}")
         amount = convert(float(element.quantity), unit, product.unit)
