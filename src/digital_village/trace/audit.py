@@ -17,7 +17,7 @@ of another type is a finding.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,12 +101,26 @@ class TraceChecker(RecordChecker):
         counts = dict.fromkeys(
             ("products", "lots", "items", "certificates", "harvested_parcels", "trace_events"), 0
         )
-        unrecorded = 0
 
         def report(subject: str, issues: Iterable[checks.Issue]) -> None:
             for index, what in issues:
                 found(index, what, subject)
 
+        self._finish_registered(session, found, counts, report)
+        unrecorded = self._finish_lots(session, found, counts, report)
+        for row in keyset(session, checks.event_rows(), Event.id):
+            counts["trace_events"] += 1
+            report(f"event:{row.ledger_seq}", checks.event_issues(row))
+        return {**counts, "recorded_before_effects": unrecorded}
+
+    def _finish_registered(
+        self,
+        session: Session,
+        found: Found,
+        counts: dict[str, int],
+        report: Callable[[str, Iterable[checks.Issue]], None],
+    ) -> None:
+        """Product and certificate rows against their entries, and entries without a row."""
         seen: set[int] = set()
         for row in keyset(session, checks.product_rows(), Product.id):
             counts["products"] += 1
@@ -140,6 +154,17 @@ class TraceChecker(RecordChecker):
                     "(row removed)",
                     f"certificate:{data.get('number')}",
                 )
+
+    def _finish_lots(
+        self,
+        session: Session,
+        found: Found,
+        counts: dict[str, int],
+        report: Callable[[str, Iterable[checks.Issue]], None],
+    ) -> int:
+        """Lot, item and harvest rows against the entries of the events that last changed
+        them; the rows recorded before entries carried effects are counted, not checked."""
+        unrecorded = 0
         keys: set[str] = set()
         for row in keyset(session, checks.lot_rows(), Lot.id):
             counts["lots"] += 1
@@ -181,10 +206,7 @@ class TraceChecker(RecordChecker):
                 f"harvest:{row.gtin}/{row.lot}/{row.dkbm}",
                 checks.harvest_issues(row, self.harvests.get(row.seq)),
             )
-        for row in keyset(session, checks.event_rows(), Event.id):
-            counts["trace_events"] += 1
-            report(f"event:{row.ledger_seq}", checks.event_issues(row))
-        return {**counts, "recorded_before_effects": unrecorded}
+        return unrecorded
 
     def _recorded_before(self, session: Session, lot_id: Any) -> bool:
         """Whether a lot without totals on the ledger was changed only by older events."""
@@ -265,33 +287,7 @@ def check_lot(*, session: Session, gtin: str, lot: str) -> list[Problem]:
     data = _checked(entries, product.ledger_seq, recorded.PRODUCT_KIND, problems, subject)
     if data is not None:
         add(subject, checks.product_issues(product, data))
-    subject = f"lot:{key}"
-    if changes is None:
-        add(subject, checks.lot_issues(lot_row, None, None))
-    else:
-        last, made_seq = changes
-        data = _checked(entries, last, recorded.EVENT_KIND, problems, subject)
-        if data is not None and recorded.records_effects(data):
-            latest = _lot_record(data, key, last)
-            made = None
-            if made_seq is not None:
-                made_data = (
-                    data
-                    if made_seq == last
-                    else _checked(entries, made_seq, recorded.EVENT_KIND, problems, subject)
-                )
-                made = _lot_record(made_data or {}, key, made_seq)
-            if latest is None:
-                problems.append(
-                    Problem(
-                        last,
-                        f"lot {key}: ledger entry {last}, the last event that changed it, "
-                        "records no totals for it",
-                        subject,
-                    )
-                )
-            else:
-                add(subject, checks.lot_issues(lot_row, latest, made))
+    _check_lot_totals(entries, changes, key, lot_row, problems)
     for event in events:
         add(f"event:{event.ledger_seq}", checks.event_issues(event))
     for harvest in harvests:
@@ -320,6 +316,48 @@ def check_lot(*, session: Session, gtin: str, lot: str) -> list[Problem]:
             checks.certificate_issues(checks.certificate(certificate), data) if data else [],
         )
     return sorted(problems, key=lambda problem: problem.index)
+
+
+def _check_lot_totals(
+    entries: Mapping[int, Any],
+    changes: tuple[int, int | None] | None,
+    key: str,
+    lot_row: Any,
+    problems: list[Problem],
+) -> None:
+    """A lot's row against the entries of the last event that changed it and the one that
+    made it (``changes``, from the lineage)."""
+    subject = f"lot:{key}"
+
+    def add(issues: Iterable[checks.Issue]) -> None:
+        problems.extend(Problem(index, what, subject) for index, what in issues)
+
+    if changes is None:
+        add(checks.lot_issues(lot_row, None, None))
+    else:
+        last, made_seq = changes
+        data = _checked(entries, last, recorded.EVENT_KIND, problems, subject)
+        if data is not None and recorded.records_effects(data):
+            latest = _lot_record(data, key, last)
+            made = None
+            if made_seq is not None:
+                made_data = (
+                    data
+                    if made_seq == last
+                    else _checked(entries, made_seq, recorded.EVENT_KIND, problems, subject)
+                )
+                made = _lot_record(made_data or {}, key, made_seq)
+            if latest is None:
+                problems.append(
+                    Problem(
+                        last,
+                        f"lot {key}: ledger entry {last}, the last event that changed it, "
+                        "records no totals for it",
+                        subject,
+                    )
+                )
+            else:
+                add(checks.lot_issues(lot_row, latest, made))
 
 
 def check_certificate(*, session: Session, number: str) -> list[Problem]:
