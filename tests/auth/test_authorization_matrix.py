@@ -716,6 +716,132 @@ TRACE_MATRIX: dict[tuple[str, str], list[Case]] = {
 MATRIX.update(TRACE_MATRIX)
 
 
+# --- the managers' console (web/manage.py): forms sent as JSON, answered with the panel ---------
+
+
+def _bag(client: TestClient, world: World) -> str:
+    """A packed product of cooperative A: 5 kg bags of rapeseed."""
+    from digital_village.gs1.keys import gtin_check_digit
+
+    gtin = "0690123450003" + gtin_check_digit("0690123450003")
+    body = {
+        "gtin": gtin,
+        "name": "菜籽 5 千克袋",
+        "category": "packaged",
+        "cooperative_id": world.coop_a,
+        "net_quantity": 5,
+        "net_unit": "KGM",
+    }
+    client.post("/api/v1/products", json=body, headers=world.auth("admin"))
+    return gtin
+
+
+def _console_harvest(world: World, client: TestClient) -> tuple[str, Any]:
+    _product(client, world, RAPESEED_GTIN, "rapeseed", world.coop_a)
+    (dkbm,) = _registered(client, world, 0, contractor_household_id=world.household_a)
+    body = {"gtin": RAPESEED_GTIN, "parcel": [dkbm], "kg": "900", "lot": "RS-9"}
+    return "/manage/harvest", body
+
+
+def _console_pressing(world: World, client: TestClient) -> tuple[str, Any]:
+    lot = _harvested(client, world)
+    _product(client, world, OIL_GTIN, "rapeseed_oil", world.coop_a)
+    body = {
+        "step": "pressing",
+        "in_lot_1": f"{RAPESEED_GTIN} {lot}",
+        "in_amount_1": "500",
+        "out_gtin": OIL_GTIN,
+        "out_amount": "190",
+        "lot": "OIL-1",
+    }
+    return "/manage/processing", body
+
+
+def _console_packing(world: World, client: TestClient) -> tuple[str, Any]:
+    lot = _harvested(client, world)
+    body = {
+        "source": f"{RAPESEED_GTIN} {lot}",
+        "gtin": _bag(client, world),
+        "count": "10",
+        "first_serial": "0001",
+        "case_size": "5",
+        "lot": "BAG-1",
+    }
+    return "/manage/packing", body
+
+
+CONSOLE_ONLY = _deny_all_but({"admin": 403, "manager": 200})
+CONSOLE_MATRIX: dict[tuple[str, str], list[Case]] = {
+    ("POST", "/manage/products"): [
+        Case(
+            "a product of the manager's cooperative",
+            lambda w, c: (
+                "/manage/products",
+                {"gtin": OIL_GTIN, "name": "天府菜油", "category": "rapeseed_oil"},
+            ),
+            CONSOLE_ONLY,
+        )
+    ],
+    ("POST", "/manage/products/ranges"): [
+        Case(
+            "plausible yields of the cooperative's product",
+            lambda w, c: (
+                "/manage/products/ranges",
+                {
+                    "gtin": _product(c, w, RAPESEED_GTIN, "rapeseed", w.coop_a),
+                    "low": "100",
+                    "high": "260",
+                },
+            ),
+            CONSOLE_ONLY,
+        ),
+        Case(
+            "plausible yields of another cooperative's product",
+            lambda w, c: (
+                "/manage/products/ranges",
+                {
+                    "gtin": _product(c, w, RAPESEED_GTIN, "rapeseed", w.coop_b),
+                    "low": "100",
+                    "high": "260",
+                },
+            ),
+            _deny_all_but({}),
+        ),
+    ],
+    ("POST", "/manage/harvest"): [
+        Case("a harvest of a member's parcel", _console_harvest, CONSOLE_ONLY)
+    ],
+    ("POST", "/manage/processing"): [
+        Case("pressing the cooperative's rapeseed", _console_pressing, CONSOLE_ONLY)
+    ],
+    ("POST", "/manage/packing"): [
+        Case("bagging the cooperative's rapeseed", _console_packing, CONSOLE_ONLY)
+    ],
+    ("POST", "/manage/certificates"): [
+        Case(
+            "合格证 for the cooperative's lot",
+            lambda w, c: (
+                "/manage/certificates",
+                {
+                    "lot": f"{RAPESEED_GTIN} {_harvested(c, w)}",
+                    "contact": "0838-6200000",
+                    "basis": ["self_testing"],
+                },
+            ),
+            CONSOLE_ONLY,
+        )
+    ],
+    ("POST", "/manage/invitations"): [
+        Case(
+            "a member of the manager's cooperative",
+            lambda w, c: ("/manage/invitations", {"household": str(w.household_a)}),
+            CONSOLE_ONLY,
+        )
+    ],
+}
+MATRIX.update(CONSOLE_MATRIX)
+
+
 def _uscc(serial: int) -> str:
     from tests.factories import make_uscc
 

@@ -26,7 +26,7 @@ from digital_village.cli import demo
 from digital_village.cli.main import initialise
 from digital_village.config import Settings
 from digital_village.db import Database, make_engine
-from digital_village.web import STATIC_DIR
+from digital_village.web import STATIC_DIR, manage
 from tests.security.test_public_privacy import get_routes, readable
 
 BASE = "https://dv.test"
@@ -142,6 +142,7 @@ def _fill(template: str, engine: Engine) -> list[str]:
         ],
         "/api/v1/maps/{name}": [f"/api/v1/maps/{v}.svg" for v in villages],
         "/api/v1/parcels/locate": [],  # filled below from a parcel's bounds
+        "/manage/{section}": [f"/manage/{section}" for section in manage.SECTIONS],
         "/api/v1/regions": ["/api/v1/regions", *(f"/api/v1/regions?parent={v}" for v in villages)],
         "/api/v1/parcels": ["/api/v1/parcels?limit=1000"],
         "/api/v1/parcels/export": [f"/api/v1/parcels/export?region={v}" for v in villages],

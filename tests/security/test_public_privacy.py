@@ -36,7 +36,7 @@ from digital_village.iot.models import Reading
 from digital_village.ledger import tiles
 from digital_village.ledger.models import LedgerEntry
 from digital_village.parcels.models import Parcel
-from digital_village.web import STATIC_DIR
+from digital_village.web import STATIC_DIR, manage
 from tests.factories import GROUP, OTHER_VILLAGE, VILLAGE
 from tests.web.conftest import Pages
 
@@ -139,6 +139,9 @@ FILL: dict[str, Fill] = {
         lambda p, c: [f"/static/{f.name}" for f in sorted(STATIC_DIR.iterdir())], variants=False
     ),
     "/labels": Fill(lambda p, c: ["/labels"]),
+    # The managers' console frame; its panels need a manager's token.
+    "/manage": Fill(lambda p, c: ["/manage"]),
+    "/manage/{section}": Fill(lambda p, c: [f"/manage/{s}" for s in manage.SECTIONS]),
     "/.well-known/gs1resolver": Fill(lambda p, c: ["/.well-known/gs1resolver"]),
     "/01/{rest}": Fill(lambda p, c: _resolver(p, "/01")),
     "/gtin/{rest}": Fill(lambda p, c: _resolver(p, "/gtin")),

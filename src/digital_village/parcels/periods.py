@@ -12,7 +12,7 @@ from typing import Any
 
 import shapely
 from shapely.geometry import mapping
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from digital_village.parcels import audit, resurvey
@@ -22,6 +22,7 @@ from digital_village.parcels.models import (
     ParcelGeometry,
     ParcelHolding,
     ParcelImport,
+    ParcelStatus,
 )
 from digital_village.parcels.store import (
     Holding,
@@ -91,6 +92,30 @@ def holdings_on(*, session: Session, parcel_ids: Sequence[int], on: dt.date) -> 
         for parcel_id, contractor, operator in rows:
             found[parcel_id] = Holding(contractor, operator)
     return found
+
+
+def held_on(
+    *, session: Session, household_ids: Sequence[int], cooperative_id: int | None, on: dt.date
+) -> list[tuple[Parcel, Holding]]:
+    """Active parcels contracted by these households or run by the cooperative on a date, by
+    DKBM, with their holders that day (a cooperative's harvest may come from any of them)."""
+    held: ColumnElement[bool] = ParcelHolding.contractor_household_id.in_(
+        sorted(set(household_ids))
+    )
+    if cooperative_id is not None:
+        held = or_(held, ParcelHolding.operator_cooperative_id == cooperative_id)
+    rows = session.execute(
+        select(Parcel, ParcelHolding.contractor_household_id, ParcelHolding.operator_cooperative_id)
+        .join(ParcelHolding, ParcelHolding.parcel_id == Parcel.id)
+        .where(
+            held,
+            ParcelHolding.valid_from <= on,
+            or_(ParcelHolding.valid_to.is_(None), ParcelHolding.valid_to > on),
+            Parcel.status == ParcelStatus.ACTIVE,
+        )
+        .order_by(Parcel.dkbm)
+    ).all()
+    return [(parcel, Holding(contractor, operator)) for parcel, contractor, operator in rows]
 
 
 def _shapes(session: Session, parcel: Parcel) -> list[dict[str, Any]]:

@@ -243,6 +243,19 @@ def lots_by_id(*, session: Session, ids: Iterable[int], for_update: bool = False
     return found
 
 
+def lots_of_cooperative(
+    *, session: Session, cooperative_id: int, limit: int = 200
+) -> Sequence[Lot]:
+    """A cooperative's lots that exist (not declared erroneous), newest first."""
+    query = (
+        select(Lot)
+        .where(Lot.cooperative_id == cooperative_id, Lot.produced > QUANTITY_EPSILON)
+        .order_by(Lot.produced_at.desc(), Lot.id.desc())
+        .limit(limit)
+    )
+    return session.scalars(query).all()
+
+
 def insert_lots(
     *, session: Session, rows: Sequence[Mapping[str, Any]]
 ) -> dict[tuple[str, str], int]:

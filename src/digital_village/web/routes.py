@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from digital_village.web import farmer, labels, resolver
+from digital_village.web import farmer, labels, manage, resolver
 
 router = APIRouter()
 router.include_router(labels.router)
 router.include_router(labels.page_router)
 router.include_router(resolver.router)
 router.include_router(farmer.router)
+router.include_router(manage.router)
