@@ -19,7 +19,9 @@ write transactions, for
 Wall and CPU seconds of this process are both given (PostgreSQL's own CPU is not counted), with
 the load average: on a shared machine the CPU figure is the steadier one. Also the longest
 write transaction, which bounds how long a page or a sensor can wait behind an import. The
-last line printed is one JSON object with every figure.
+last line printed is one JSON object with every figure. ``peak_rss_mb`` is the most memory the
+process had held by the end of each step (generating the packages comes first and holds both in
+memory, so it sets the floor).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import argparse
 import copy
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -122,11 +125,17 @@ def _timed(database: Database, ledger: Ledger, folder: Path, on: str) -> dict[st
         "wall_s": round(time.perf_counter() - wall, 2),
         "cpu_s": round(time.process_time() - cpu, 2),
         "read_s": round(read_s, 2),
+        "peak_rss_mb": _peak_rss_mb(),
         "stored": summary["stored"],
         "rejected": len(rejected),
         "first_rejections": rejected[:3],
         **{k: summary[k] for k in ("parcels", "households", "contracts", "timings")},
     }
+
+
+def _peak_rss_mb() -> int:
+    """The most memory this process has held so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def _postgres_database(admin_url: str) -> tuple[str, Any]:
@@ -172,6 +181,7 @@ def main() -> None:
             "collectives": len(generated.tables["FBF"]),
             "changed_in_update": changed,
             "generate_and_write_s": round(time.perf_counter() - began, 1),
+            "peak_rss_mb": _peak_rss_mb(),
         }
         print(json.dumps(result["package"]), flush=True)
         del generated, update  # the rows live on in the files; the import reads them back

@@ -40,12 +40,14 @@ from digital_village.web import STATIC_DIR, manage
 from tests.factories import GROUP, OTHER_VILLAGE, VILLAGE
 from tests.web.conftest import Pages
 
-# The households' names and phone numbers (tests.factories.build_world), every way written.
-# The certificate's contact number (0838-6200000, the cooperative's) is not among them: a
-# 承诺达标合格证 carries its issuer's contact by law, so its ledger entry records it; the
-# certificate API, the consumer pages and the linkset leave it out (tests/trace/test_products.py,
-# tests/web/test_pages.py). The demo's own households: tests/security/test_demo_privacy.py.
+# The households' names and phone numbers (tests.factories.build_world), every way written,
+# and the certificate's contact number (0838-6200000): a 承诺达标合格证 carries its issuer's
+# contact on paper, but its public ledger entry records it only salted and hashed, and the
+# certificate API, the consumer pages and the linkset leave it out
+# (tests/trace/test_certificate_entry.py). The demo's own households:
+# tests/security/test_demo_privacy.py.
 HOUSEHOLDS = (("王建国", "13808380001"), ("李秀英", "13808380002"))
+CERTIFICATE_CONTACT = "0838-6200000"
 SECRETS = tuple(
     sorted(
         {
@@ -53,6 +55,8 @@ SECRETS = tuple(
             *(phone for _, phone in HOUSEHOLDS),
             *(f"{p[:3]}-{p[3:7]}-{p[7:]}" for _, p in HOUSEHOLDS),
             *(f"{p[:3]} {p[3:7]} {p[7:]}" for _, p in HOUSEHOLDS),
+            CERTIFICATE_CONTACT,
+            CERTIFICATE_CONTACT.replace("-", ""),
         }
     )
 )
@@ -175,6 +179,7 @@ FILL: dict[str, Fill] = {
         lambda p, c: [f"/api/v1/ledger/checkpoints/{_size(c)}"]
     ),
     "/api/v1/ledger/key": Fill(lambda p, c: ["/api/v1/ledger/key"]),
+    "/api/v1/ledger/witnesses": Fill(lambda p, c: ["/api/v1/ledger/witnesses"]),
     # Every entry the log holds: the bytes anyone may download and keep forever.
     "/api/v1/ledger/entries/{seq}": Fill(
         lambda p, c: [f"/api/v1/ledger/entries/{seq}" for seq in range(_size(c))], variants=False

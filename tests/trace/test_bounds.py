@@ -144,3 +144,22 @@ def test_a_parcel_with_too_many_vertices_is_refused(
             headers=world.auth("admin"),
         )
         assert split.status_code in (404, 422), split.text[:300]
+
+
+def test_a_shapefile_is_read_in_batches_and_refused_once_past_the_vertex_limit(
+    tmp_path: Path,
+) -> None:
+    import geopandas as gpd
+
+    from tests.parcels.conftest import field
+
+    shapes = [field(col % 10, col // 10) for col in range(30)]  # 5 vertices each
+    path = tmp_path / "fields.shp"
+    frame = gpd.GeoDataFrame({"n": list(range(30))}, geometry=shapes, crs="EPSG:4490")
+    frame.to_file(path)
+    whole = parcel_io.read_file(path)
+    batched = parcel_io.read_file(path, batch_size=7, max_vertices=150)
+    assert [p["n"] for p in batched.properties] == list(range(30))
+    assert [g.wkb for g in batched.geometries] == [g.wkb for g in whole.geometries]
+    with pytest.raises(PayloadTooLarge, match=r"more than 60 vertices \(70 in its first 14 "):
+        parcel_io.read_file(path, batch_size=7, max_vertices=60)

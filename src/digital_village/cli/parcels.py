@@ -109,7 +109,12 @@ def import_(
     if codes not in ("keep", "assign"):
         fail(f"--codes must be keep or assign, not {codes!r}", code=2)
     try:
-        read = parcel_io.read_file(file, layer=layer, max_features=settings.import_max_features)
+        read = parcel_io.read_file(
+            file,
+            layer=layer,
+            max_features=settings.import_max_features,
+            max_vertices=settings.import_max_vertices,
+        )
     except DomainError as error:
         fail(error.detail, code=2)
     if not read.geometries:

@@ -70,13 +70,26 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Shapefiles and GeoPackages are read this many features at a time (GDAL seeks to a feature
+# there), so a file's vertices are counted as it is read and a file past the limit is refused
+# before the rest of it is in memory. GeoJSON is read whole: GDAL parses it again for every batch.
+READ_BATCH = 10_000
+_SEEKABLE = (".shp", ".zip", ".gpkg")
+
+
 def read_file(
-    path: Path, *, layer: str | None = None, max_features: int | None = None
+    path: Path,
+    *,
+    layer: str | None = None,
+    max_features: int | None = None,
+    max_vertices: int | None = None,
+    batch_size: int = READ_BATCH,
 ) -> SourceFile:
     """Read a GeoJSON, GeoPackage or Shapefile (.shp with siblings, or a .zip).
 
     With ``max_features`` a file holding more is refused (PayloadTooLarge) from its layer's
-    feature count, before any geometry is read into memory.
+    feature count, before any geometry is read into memory; with ``max_vertices`` a file
+    holding more vertices is refused as soon as a batch read takes it past the limit.
     """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
@@ -91,25 +104,46 @@ def read_file(
             )
     import pyogrio
 
-    if max_features is not None:
-        try:
-            count = int(pyogrio.read_info(path, layer=layer).get("features", -1))
-        except Exception as error:  # the same errors as reading it: one message
-            raise Invalid(f"cannot read {path.name}: {error}") from error
-        if count > max_features:
-            raise PayloadTooLarge(
-                f"{path.name} holds {count} features; one import takes at most {max_features} "
-                "(split the file)",
-                limit=max_features,
-            )
     try:
-        frame = pyogrio.read_dataframe(path, layer=layer, on_invalid="ignore")
-    except Exception as error:  # pyogrio raises several DataSource/Field errors: one message
+        count = int(pyogrio.read_info(path, layer=layer).get("features", -1))
+    except Exception as error:  # the same errors as reading it: one message
         raise Invalid(f"cannot read {path.name}: {error}") from error
-    crs = frame.crs.to_string() if frame.crs is not None else None
-    geoms = list(frame.geometry.values)
-    props = frame.drop(columns=frame.geometry.name).to_dict(orient="records")
-    return SourceFile(path.name, file_sha256(path), crs, geoms, [_plain(p) for p in props])
+    if max_features is not None and count > max_features:
+        raise PayloadTooLarge(
+            f"{path.name} holds {count} features; one import takes at most {max_features} "
+            "(split the file)",
+            limit=max_features,
+        )
+    batch = batch_size if suffix in _SEEKABLE and count > batch_size else None
+    geoms: list[Any] = []
+    props: list[dict[str, Any]] = []
+    crs: str | None = None
+    vertices = 0
+    while True:
+        try:
+            frame = pyogrio.read_dataframe(
+                path, layer=layer, on_invalid="ignore", skip_features=len(geoms), max_features=batch
+            )
+        except Exception as error:  # pyogrio raises several DataSource/Field errors: one message
+            raise Invalid(f"cannot read {path.name}: {error}") from error
+        crs = frame.crs.to_string() if frame.crs is not None else None
+        chunk = list(frame.geometry.values)
+        present = np.asarray([g for g in chunk if g is not None], dtype=object)
+        vertices += int(shapely.get_num_coordinates(present).sum()) if len(present) else 0
+        if max_vertices is not None and vertices > max_vertices:
+            raise PayloadTooLarge(
+                f"{path.name} holds more than {max_vertices} vertices ({vertices} in its first "
+                f"{len(geoms) + len(chunk)} features); one import takes at most {max_vertices} "
+                "(split the file)",
+                limit=max_vertices,
+            )
+        geoms.extend(chunk)
+        table = frame.drop(columns=frame.geometry.name).to_dict(orient="records")
+        props.extend(_plain(p) for p in table)
+        del frame, table
+        if batch is None or len(chunk) < batch or len(geoms) >= count:
+            break
+    return SourceFile(path.name, file_sha256(path), crs, geoms, props)
 
 
 def read_geojson(document: Mapping[str, Any], *, filename: str = "request") -> SourceFile:

@@ -98,6 +98,7 @@ def certificate_rows() -> Select[Any]:
         raw(Certificate.issued_on),
         raw(Certificate.issuer),
         raw(Certificate.contact),
+        raw(Certificate.contact_salt),
         raw(Certificate.basis),
         raw(Certificate.commitments),
         raw(Certificate.ledger_seq),
@@ -181,7 +182,8 @@ def certificate_issues(row: Any, data: Mapping[str, Any] | None) -> list[Issue]:
     seq = row.ledger_seq if isinstance(row.ledger_seq, int) else -1
     if data is None:
         return [(seq, f"{subject}: ledger entry {row.ledger_seq!r} is not its issue")]
-    return _differ(subject, seq, recorded.differences(recorded.CERTIFICATE, row, envelope(data)))
+    bindings = recorded.certificate_bindings(row)
+    return _differ(subject, seq, recorded.differences(bindings, row, envelope(data)))
 
 
 def lot_issues(

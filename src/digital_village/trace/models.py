@@ -278,6 +278,10 @@ class Certificate(Base):
     issued_on: Mapped[dt.date] = mapped_column(Date)
     issuer: Mapped[str] = mapped_column(String(200))
     contact: Mapped[str] = mapped_column(String(40))
+    # The issue entry is public: it records SHA-256(salt, contact), never the phone number; the
+    # salt (hex) stays here, so the audit binds the row's contact to its entry. None: issued
+    # before that, when the entry recorded the contact itself.
+    contact_salt: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # JSON lists of codes (see trace.certificates): the basis and the commitments made.
     basis: Mapped[str] = mapped_column(Text)
     commitments: Mapped[str] = mapped_column(Text)

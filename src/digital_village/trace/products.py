@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,6 +22,7 @@ from digital_village.errors import Conflict, Invalid, NotFound
 from digital_village.gs1.keys import DigitalLinkError, validate_gtin
 from digital_village.ledger.log import Ledger
 from digital_village.regions import service as regions
+from digital_village.trace import recorded
 from digital_village.trace.identifiers import COUNT_UNITS
 from digital_village.trace.models import Certificate, Lot, Product, Unit
 
@@ -362,6 +364,7 @@ def issue_certificate(
         .where(Certificate.cooperative_id == row.cooperative_id, Certificate.issued_on == issued_on)
     )
     number = f"{cooperative.uscc[-8:-1]}-{issued_on:%Y%m%d}-{(same_day or 0) + 1:04d}"
+    salt = secrets.token_hex(16)  # the public entry records the contact only salted and hashed
     data = {
         "number": number,
         "gtin": row.gtin,
@@ -372,7 +375,7 @@ def issue_certificate(
         "origin": origin.strip(),
         "issuedOn": issued_on.isoformat(),
         "issuer": issued_by,
-        "contact": contact,
+        "contactCommitment": recorded.contact_commitment(salt, contact),
         "basis": sorted(set(basis)),
         "commitments": list(COMMITMENTS),
     }
@@ -392,6 +395,7 @@ def issue_certificate(
         issued_on=issued_on,
         issuer=issued_by,
         contact=contact,
+        contact_salt=salt,
         basis=json.dumps(sorted(set(basis))),
         commitments=json.dumps(list(COMMITMENTS)),
         cooperative_id=row.cooperative_id,

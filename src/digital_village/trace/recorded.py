@@ -12,7 +12,9 @@ Entries of each kind, from the version that records them:
 - ``trace.product.registered`` (``product.ledger_seq``): gtin, name, category, unit,
   netContent, cooperative (统一社会信用代码);
 - ``trace.certificate.issued`` (``certificate.ledger_seq``): number, gtin, lot, product,
-  quantity, unit, origin, issuedOn, issuer, contact, basis, commitments;
+  quantity, unit, origin, issuedOn, issuer, contactCommitment (``contact_commitment``: the
+  issuer's phone number salted and hashed, so the public entry holds no phone number; entries
+  issued before record ``contact`` itself), basis, commitments;
 - ``trace.epcis_event``: ``data.event`` the EPCIS event; ``data.effects.lots["<gtin>/<lot>"]``
   the totals of every lot the event changed as they stand after it (``produced``,
   ``consumed``; ``origin`` and ``producedAt`` when the event made the lot);
@@ -29,6 +31,7 @@ Pure: no database, no web.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
@@ -138,8 +141,22 @@ PRODUCT: Final[tuple[Binding, ...]] = (
 
 # --- certificates -----------------------------------------------------------------------------
 
+
+def contact_commitment(salt: str, contact: str) -> str:
+    """What a certificate's public entry records of its contact: SHA-256 over the row's random
+    salt and the phone number. Without the salt (kept in the row, never published) the entry
+    cannot be matched against a list of phone numbers."""
+    return hashlib.sha256(f"{salt}\n{contact}".encode()).hexdigest()
+
+
+def _commitment(c: Any) -> str:
+    if not isinstance(c.contact_salt, str) or not isinstance(c.contact, str):
+        raise ValueError("the certificate row has no contact salt")
+    return contact_commitment(c.contact_salt, c.contact)
+
+
 # A certificate row with its lot's ``gtin`` and ``lot``.
-CERTIFICATE: Final[tuple[Binding, ...]] = (
+_CERTIFICATE_FIELDS: Final[tuple[Binding, ...]] = (
     ("/data/number", lambda c: c.number),
     ("/data/gtin", lambda c: c.gtin),
     ("/data/lot", lambda c: c.lot),
@@ -149,14 +166,25 @@ CERTIFICATE: Final[tuple[Binding, ...]] = (
     ("/data/origin", lambda c: c.origin),
     ("/data/issuedOn", lambda c: c.issued_on.isoformat()),
     ("/data/issuer", lambda c: c.issuer),
-    ("/data/contact", lambda c: c.contact),
     ("/data/basis", lambda c: _codes(c.basis)),
     ("/data/commitments", lambda c: _codes(c.commitments)),
 )
+CERTIFICATE: Final[tuple[Binding, ...]] = (
+    *_CERTIFICATE_FIELDS,
+    ("/data/contactCommitment", _commitment),
+)
+# Certificates issued while the entry recorded the contact itself (their row has no salt).
+CERTIFICATE_WITH_CONTACT: Final[tuple[Binding, ...]] = (
+    *_CERTIFICATE_FIELDS,
+    ("/data/contact", lambda c: c.contact),
+)
 # What the certificate on a page shows (no contact: a phone number stays off public pages).
-CERTIFICATE_SHOWN: Final = {
-    path: binding for path, binding in CERTIFICATE if path != "/data/contact"
-}
+CERTIFICATE_SHOWN: Final = dict(_CERTIFICATE_FIELDS)
+
+
+def certificate_bindings(row: Any) -> tuple[Binding, ...]:
+    """The bindings of a certificate row: by commitment, or (issued earlier) by contact."""
+    return CERTIFICATE_WITH_CONTACT if row.contact_salt is None else CERTIFICATE
 
 
 # --- lots ---------------------------------------------------------------------------------------
