@@ -156,7 +156,7 @@ def _add_middleware(app: FastAPI, settings: Settings, resolver: ResolverState) -
         failed_auth_per_minute=settings.rate_limit_failed_auth_per_minute,
         metrics=metrics,
     )
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, connect_origin=settings.ledger_mirror_origin)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
     return metrics
 

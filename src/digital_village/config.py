@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,12 @@ class Settings(BaseSettings):
     ledger_key_path: Path | None = Field(
         default=None,
         description="Path of the Ed25519 signing key; default: data_dir/ledger.key (mode 0600).",
+    )
+    ledger_mirror_url: str | None = Field(
+        default=None,
+        description="The tile prefix of a mirror of this log (dv ledger mirror), e.g. "
+        "https://mirror.example.cn/dv/: the pages' verifier takes its proofs from it. It must "
+        "answer with Access-Control-Allow-Origin: *.",
     )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,
@@ -129,6 +136,24 @@ class Settings(BaseSettings):
     )
     log_format: Literal["json", "text"] = Field(default="json")
     log_level: str = Field(default="INFO")
+
+    @field_validator("ledger_mirror_url")
+    @classmethod
+    def _mirror_is_a_web_prefix(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("the mirror's URL must start with https:// (or http://)")
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def ledger_mirror_origin(self) -> str | None:
+        """The mirror's origin (scheme, host, port): what the pages may fetch from."""
+        if self.ledger_mirror_url is None:
+            return None
+        parts = urlsplit(self.ledger_mirror_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @field_validator("public_base_url")
     @classmethod

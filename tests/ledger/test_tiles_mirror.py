@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from digital_village.cli.main import app as dv_app
+from digital_village.config import Settings
 from digital_village.ledger import merkle, mirror, note, tiles
 from tests.ledger.tile_server import LiveLog, live_log, run_checker, tile_checker
 
@@ -191,3 +192,12 @@ def test_tile_paths_a_copy_needs() -> None:
         tiles.Tile(0, 2, 88),
         tiles.Tile(1, 0, 2),
     ]
+
+
+def test_the_pages_mirror_setting_is_a_web_prefix(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, ledger_mirror_url="https://mirror.example.cn:8443/dv")
+    assert settings.ledger_mirror_url == "https://mirror.example.cn:8443/dv/"
+    assert settings.ledger_mirror_origin == "https://mirror.example.cn:8443"
+    assert Settings(data_dir=tmp_path, ledger_mirror_url="").ledger_mirror_url is None
+    with pytest.raises(ValueError, match="must start with https://"):
+        Settings(data_dir=tmp_path, ledger_mirror_url="mirror.example.cn/dv/")

@@ -85,10 +85,14 @@ def page_policy() -> str:
 
 
 class SecurityHeadersMiddleware:
-    """Adds the security headers to every HTTP answer (a header already set is kept)."""
+    """Adds the security headers to every HTTP answer (a header already set is kept).
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``connect_origin``: one more origin the pages' scripts may fetch from (the ledger's mirror).
+    """
+
+    def __init__(self, app: ASGIApp, connect_origin: str | None = None) -> None:
         self.app = app
+        self.connect = f"connect-src 'self' {connect_origin}" if connect_origin else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,18 +101,21 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                _add_headers(MutableHeaders(scope=message))
+                _add_headers(MutableHeaders(scope=message), self.connect)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
-def _add_headers(headers: MutableHeaders) -> None:
+def _add_headers(headers: MutableHeaders, connect: str | None = None) -> None:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", REFERRER_POLICY)
     media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "text/html":
-        headers.setdefault("Content-Security-Policy", _STYLES.page_policy)
+        policy = _STYLES.page_policy
+        if connect is not None:
+            policy = policy.replace("connect-src 'self'", connect)
+        headers.setdefault("Content-Security-Policy", policy)
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     elif media == "image/svg+xml":

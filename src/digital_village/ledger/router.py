@@ -41,6 +41,8 @@ class LedgerInfo(BaseModel):
     verifier_key: str
     verifier_keys: list[str]
     checkpoint_url: str
+    # The tile prefix of a mirror the pages take their proofs from (DV_LEDGER_MIRROR_URL).
+    mirror_url: str | None = None
     witnesses: WitnessInfo
 
 
@@ -83,6 +85,7 @@ def info(session: SessionDep, settings: SettingsDep, ledger: LedgerDep) -> Ledge
         verifier_key=ledger.vkey,
         verifier_keys=log.verifier_keys(session) or [ledger.vkey],
         checkpoint_url="/api/v1/ledger/checkpoint",
+        mirror_url=settings.ledger_mirror_url,
         witnesses=_witness_info(session, settings, latest.size if latest else 0),
     )
 

@@ -16,6 +16,7 @@
 // checked) or "failed", and a "dv-verify" event carrying the result bubbles from it.
 
 import { verifyEntries, verifyEntry } from './verify.js';
+import { viaMirror } from './verify-tiles.js';
 
 // Entries appended a moment ago are covered by the log's next checkpoint (published within
 // about a second): ask again this many times, this far apart, before calling them unproven.
@@ -206,7 +207,7 @@ export async function mountFactsPanel(panel, root = document) {
   try {
     for (let attempt = 0; ; attempt++) {
       outcome = indexes.length
-        ? await verifyEntries(base, indexes, { ...options, seen: remembered(storageKey) })
+        ? await verifyEntries(base, indexes, { ...options, ...(await viaMirror(base)), seen: remembered(storageKey) })
         : { ok: true, results: new Map(), treeSize: null };
       judged = facts.map((fact) => judgeFactOf(fact, outcome.results));
       const waiting = outcome.ok && (judged.some((verdict) => verdict.state === 'pending') || stale(outcome));
