@@ -15,6 +15,11 @@ reporting every hour for seven months, sealed day by day). Then:
   app (TestClient) with the view cached as a server keeps it — median and p95;
 * the page's weight: the HTML as sent (gzip) and unzipped, and the static files it loads;
 * a label sheet of 1,000 serials of the bottles' lot (``web.labels.make_sheet``, the PDF);
+* the managers' console over the demo's data (``dv demo``: 40 households, 320 parcels, a
+  season and three probes, in a database of its own): each section's panel (``/manage/panel/…``
+  with the demo manager's token) and the harvest form's check, median and p95; and once, a
+  harvest-to-labels run through the console's forms: a harvest of member parcels, pressing,
+  240 serialised pieces in cases of 12, the 合格证 and the label sheet of the 240 (wall time);
 * over HTTP: uvicorn serving the app (``--workers``) on 127.0.0.1, each bottle's page and
   linkset requested once to warm the caches, then ``--clients`` keep-alive connections asking
   for random bottles' pages (``/page/01/…``: each request also records its scan, a write), for
@@ -50,6 +55,7 @@ import gzip
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -77,7 +83,7 @@ from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
 from digital_village.parcels.geometry import to_lonlat
 from digital_village.regions import service as regions
-from digital_village.web import STATIC_DIR, consumer, labels
+from digital_village.web import STATIC_DIR, consumer, labels, manage
 
 BASE = "https://bench.dv.example"
 ORIGIN = "bench.digital-village.example/ledger"
@@ -258,6 +264,133 @@ def bench_in_process(settings: Settings, season: seasons.Season, samples: int) -
         "label_sheet_1000_cpu_s": round(sheet_cpu, 2),
         "label_sheet_1000_bytes": len(sheet.pdf),
     }
+
+
+def _demo_settings(folder: Path) -> Settings:
+    """The demo (``dv demo``'s sample village, season and net) in a SQLite file of its own."""
+    from digital_village.cli import demo
+    from digital_village.cli.main import initialise
+
+    settings = Settings(
+        data_dir=folder / "demo",
+        ledger_origin=ORIGIN,
+        public_base_url=BASE,
+        log_format="text",
+        log_level="WARNING",
+        rate_limit_public_per_minute=100_000_000,
+        rate_limit_token_per_minute=100_000_000,
+    )
+    initialise(settings)
+    summary = demo.load_sample_village(settings, demo.default_fixture_dir())
+    settings.data_dir.joinpath("manager-token").write_text(summary.tokens["manager"])
+    return settings
+
+
+def _timed(client: Any, method: str, path: str, token: str, **options: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    response = client.request(method, path, headers={"Authorization": f"Bearer {token}"}, **options)
+    elapsed = (time.perf_counter() - started) * 1000
+    assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    return elapsed, response
+
+
+def _harvest_to_labels(client: Any, token: str, serials: int) -> dict[str, Any]:
+    """One season's worth of console forms, from harvest to the label sheet; seconds each."""
+    from digital_village.demo import village_season as demo_season
+    from digital_village.gs1.keys import gtin_check_digit
+
+    litre = "0692345600014" + gtin_check_digit("0692345600014")
+    steps: dict[str, float] = {}
+    body = {"gtin": litre, "name": "天府菜油 1 L", "category": "packaged"}
+    _timed(
+        client,
+        "POST",
+        "/manage/products",
+        token,
+        json={**body, "net_quantity": "1", "net_unit": "LTR"},
+    )
+    started = time.perf_counter()
+    panel = _timed(client, "GET", "/manage/panel/harvest", token)[1].text
+    dkbms = re.findall(r'data-parcel="(\d{19})"', panel)
+    areas = [float(a) for a in re.findall(r"<br>([\d.]+) 亩", panel)]
+    chosen, area = [], 0.0
+    for dkbm, mu in zip(dkbms, areas, strict=True):
+        chosen.append(dkbm)
+        area += mu
+        if area * 165 * 0.38 > serials * 1.2:
+            break
+    kilograms = round(area * 165)
+    harvest = {
+        "gtin": demo_season.RAPESEED,
+        "parcel": chosen,
+        "kg": str(kilograms),
+        "lot": "BENCH-RS",
+    }
+    steps["harvest_s"] = _timed(client, "POST", "/manage/harvest", token, json=harvest)[0] / 1000
+    pressing = {
+        "step": "pressing",
+        "in_lot_1": f"{demo_season.RAPESEED} BENCH-RS",
+        "in_amount_1": str(kilograms),
+        "out_gtin": demo_season.OIL,
+        "out_amount": str(round(kilograms * 0.38)),
+        "lot": "BENCH-OIL",
+    }
+    steps["pressing_s"] = (
+        _timed(client, "POST", "/manage/processing", token, json=pressing)[0] / 1000
+    )
+    packing = {
+        "source": f"{demo_season.OIL} BENCH-OIL",
+        "gtin": litre,
+        "count": str(serials),
+        "first_serial": "0001",
+        "case_size": "12",
+        "lot": "BENCH-L",
+    }
+    steps["packing_s"] = _timed(client, "POST", "/manage/packing", token, json=packing)[0] / 1000
+    certificate = {"lot": f"{litre} BENCH-L", "contact": "0838-6200000", "basis": ["self_testing"]}
+    steps["certificate_s"] = (
+        _timed(client, "POST", "/manage/certificates", token, json=certificate)[0] / 1000
+    )
+    elapsed, sheet = _timed(client, "GET", f"/api/v1/labels/{litre}/BENCH-L/sheet.pdf", token)
+    assert sheet.headers["X-Label-Count"] == str(serials)
+    steps["label_sheet_s"] = elapsed / 1000
+    total = time.perf_counter() - started
+    return {
+        "serials": serials,
+        "parcels": len(chosen),
+        "total_s": round(total, 2),
+        **{k: round(v, 2) for k, v in steps.items()},
+    }
+
+
+def bench_console(folder: Path, samples: int) -> dict[str, Any]:
+    """The console's panels over the demo's data, and one harvest-to-labels run of 240 serials."""
+    from fastapi.testclient import TestClient
+
+    started = time.perf_counter()
+    settings = _demo_settings(folder)
+    token = settings.data_dir.joinpath("manager-token").read_text()
+    figures: dict[str, Any] = {"demo_setup_s": round(time.perf_counter() - started, 1)}
+    database = Database(make_engine(settings.effective_database_url))
+    app = create_app(settings, database=database)
+    with TestClient(app, base_url=BASE) as client:
+        harvest = re.findall(
+            r'data-parcel="(\d{19})"', _timed(client, "GET", "/manage/panel/harvest", token)[1].text
+        )
+        paths = {section: f"/manage/panel/{section}" for section in manage.SECTIONS}
+        paths["harvest_check"] = (
+            f"/manage/panel/harvest?parcel={harvest[0]}&parcel={harvest[1]}&kg=900&gtin="
+        )
+        paths["frame"] = "/manage/harvest"
+        for name, path in paths.items():
+            times = [_timed(client, "GET", path, token)[0] for _ in range(samples + 5)][5:]
+            figures[name] = {
+                "p50_ms": round(statistics.median(times), 1),
+                "p95_ms": round(percentile(times, 0.95), 1),
+            }
+        figures["harvest_to_labels"] = _harvest_to_labels(client, token, serials=240)
+    database.dispose()
+    return figures
 
 
 def _free_port() -> int:
@@ -602,6 +735,8 @@ def main() -> None:
         print(f"season recorded in {figures['setup_s']} s: {figures['season']}", flush=True)
         figures["in_process"] = bench_in_process(settings, season, args.samples)
         print(f"in-process: {figures['in_process']}", flush=True)
+        figures["console"] = bench_console(Path(scratch), args.samples)
+        print(f"console: {figures['console']}", flush=True)
         figures["http"] = bench_http(
             settings,
             season,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import shapely
@@ -94,18 +95,34 @@ def holdings_on(*, session: Session, parcel_ids: Sequence[int], on: dt.date) -> 
     return found
 
 
+@dataclass(frozen=True)
+class HeldParcel:
+    """An active parcel and who held it on a date (what a harvest form lists)."""
+
+    parcel_id: int
+    dkbm: str
+    area_mu: float
+    holding: Holding
+
+
 def held_on(
     *, session: Session, household_ids: Sequence[int], cooperative_id: int | None, on: dt.date
-) -> list[tuple[Parcel, Holding]]:
+) -> list[HeldParcel]:
     """Active parcels contracted by these households or run by the cooperative on a date, by
-    DKBM, with their holders that day (a cooperative's harvest may come from any of them)."""
+    DKBM (a cooperative's harvest may come from any of them); no shapes are read."""
     held: ColumnElement[bool] = ParcelHolding.contractor_household_id.in_(
         sorted(set(household_ids))
     )
     if cooperative_id is not None:
         held = or_(held, ParcelHolding.operator_cooperative_id == cooperative_id)
     rows = session.execute(
-        select(Parcel, ParcelHolding.contractor_household_id, ParcelHolding.operator_cooperative_id)
+        select(
+            Parcel.id,
+            Parcel.dkbm,
+            Parcel.area_mu,
+            ParcelHolding.contractor_household_id,
+            ParcelHolding.operator_cooperative_id,
+        )
         .join(ParcelHolding, ParcelHolding.parcel_id == Parcel.id)
         .where(
             held,
@@ -115,7 +132,10 @@ def held_on(
         )
         .order_by(Parcel.dkbm)
     ).all()
-    return [(parcel, Holding(contractor, operator)) for parcel, contractor, operator in rows]
+    return [
+        HeldParcel(parcel_id, dkbm, area_mu, Holding(contractor, operator))
+        for parcel_id, dkbm, area_mu, contractor, operator in rows
+    ]
 
 
 def _shapes(session: Session, parcel: Parcel) -> list[dict[str, Any]]:

@@ -50,10 +50,10 @@ def _members(console: Console) -> list[Member]:
         cooperative_id=None,
         on=parcels.today(),
     )
-    for parcel, holding in held:
-        member = found.get(holding.contractor_household_id or 0)
+    for row in held:
+        member = found.get(row.holding.contractor_household_id or 0)
         if member is not None:
-            member.parcels.append((parcel.dkbm, parcel.area_mu))
+            member.parcels.append((row.dkbm, row.area_mu))
     return list(found.values())
 
 

@@ -18,8 +18,6 @@ from urllib.parse import quote
 
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
-from digital_village.parcels.models import Parcel
-from digital_village.parcels.store import Holding
 from digital_village.regions import service as regions
 from digital_village.trace import builders, plausibility, products, tracing
 from digital_village.trace.identifiers import COUNT_UNITS, convert
@@ -47,21 +45,23 @@ def _held(console: Console, on: dt.date) -> dict[str, HeldParcel]:
     """DKBM → the parcels members hold or the cooperative runs on the day."""
     members = regions.list_households(session=console.session, actor=console.actor)
     names = {member.id: regions.mask_name(member.name) for member in members}
-    rows: list[tuple[Parcel, Holding]] = parcels.held_on(
+    rows = parcels.held_on(
         session=console.session,
         household_ids=list(names),
         cooperative_id=console.cooperative_id,
         on=on,
     )
-    crops = parcels.crops_on(session=console.session, parcel_ids=[p.id for p, _ in rows], on=on)
+    crops = parcels.crops_on(
+        session=console.session, parcel_ids=[row.parcel_id for row in rows], on=on
+    )
     return {
-        parcel.dkbm: HeldParcel(
-            dkbm=parcel.dkbm,
-            area_mu=parcel.area_mu,
-            holder=names.get(holding.contractor_household_id or 0, ""),
-            crop=crops.get(parcel.id),
+        row.dkbm: HeldParcel(
+            dkbm=row.dkbm,
+            area_mu=row.area_mu,
+            holder=names.get(row.holding.contractor_household_id or 0, ""),
+            crop=crops.get(row.parcel_id),
         )
-        for parcel, holding in rows
+        for row in rows
     }
 
 
