@@ -62,6 +62,10 @@ def test_the_panel_speaks_english_with_placeholders_for_the_script() -> None:
         "facts_stale",
         "fact_failed",
         "fact_unbound",
+        "witness_ok",
+        "witness_missing",
+        "witness_none",
+        "unwitnessed",
     }
     assert "{reason}" in messages["reason"]
     assert messages["facts_verified"] == (

@@ -106,6 +106,7 @@ def test_the_result_object_carries_the_proven_entry(page: Any, live: Live) -> No
         "keyId": vkey(live).split("+")[1],
         "entry": result["entry"],
         "reason": None,
+        "witnesses": None,  # no witness policy was given
     }
     assert result["entry"]["data"] == {"n": 3, "product": "天府菜油", "lot": "RS2026-001"}
     assert result["entry"]["kind"] == "test.event"

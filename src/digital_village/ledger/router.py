@@ -118,6 +118,27 @@ def checkpoint_at(size: Size, session: SessionDep, settings: SettingsDep) -> Res
     return Response(witnesses.served_note(session, signed), media_type=TEXT, headers=headers)
 
 
+class PolicyWitness(BaseModel):
+    name: str
+    vkey: str
+
+
+class WitnessPolicy(BaseModel):
+    quorum: int
+    witnesses: list[PolicyWitness]
+
+
+@router.get("/witness-policy", response_model=WitnessPolicy)
+def witness_policy(settings: SettingsDep) -> WitnessPolicy:
+    """The witnesses the site's pages trust and how many must cosign (``DV_PAGE_WITNESSES``,
+    ``DV_PAGE_WITNESS_QUORUM``): the operator's configuration, set from what each witness
+    publishes, never read from the log's own witness table."""
+    return WitnessPolicy(
+        quorum=settings.page_witness_quorum,
+        witnesses=[PolicyWitness(name=w.name, vkey=w.vkey) for w in settings.page_witnesses],
+    )
+
+
 @router.get("/witnesses", response_model=list[WitnessRow])
 def witness_list(session: SessionDep) -> list[WitnessRow]:
     """The witnesses this log asks to cosign, and what each last answered. Verifiers take

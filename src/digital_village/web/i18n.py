@@ -66,6 +66,10 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
             "验证失败：服务器提供的检查点不是最新的：账本已有 {entries} 条记录，"
             "检查点只包含其中 {size} 条，之后的记录可能被隐藏"
         ),
+        "verify_witness_ok": "已见证：{names}（需 {quorum} 个）",
+        "verify_witness_missing": "未见证：需 {quorum} 个，仅 {count} 个（{names}）；缺：{missing}",
+        "verify_witness_none": "未配置见证方，仅核验账本签名",
+        "verify_unwitnessed": "未验证：检查点未经见证",
         "verify_facts_explain": (
             "此结果由您的浏览器独立计算：它一次下载本页信息所在的全部账本记录、它们的包含证明"
             "和账本公钥，自行检查 Ed25519 签名和 RFC 9162 默克尔证明，并逐项比对页面所示内容"
@@ -301,6 +305,15 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
             "verification FAILED: the server serves an old checkpoint: the log holds {entries} "
             "entries but the checkpoint covers only {size}, so later entries may be hidden"
         ),
+        "verify_witness_ok": (
+            "witnessed by {names} ({quorum} required; keys from this site's settings)"
+        ),
+        "verify_witness_missing": (
+            "NOT witnessed: {count} of the {quorum} required witnesses cosigned ({names}); "
+            "not cosigned by {missing}"
+        ),
+        "verify_witness_none": "no witnesses configured: only the log's own signature was checked",
+        "verify_unwitnessed": "NOT verified: the checkpoint lacks its witnesses' cosignatures",
         "verify_facts_explain": (
             "Your browser computed this itself: it fetched, in one request, every ledger entry "
             "this page's facts come from with their inclusion proofs, and the log's public key; "

@@ -11,9 +11,17 @@
 // checked: an edited one fails). "Verified" appears only when every fact on the page passed; every
 // other outcome, including an error in this script, shows the failure state.
 //
+// Witnesses: the checkpoint's cosignatures are checked against the witnesses the operator
+// configured (GET /api/v1/ledger/witness-policy, from the settings, never from the log's own
+// witness table; or a policy pinned on the panel as data-witness-policy). The panel names who
+// cosigned and says plainly when the quorum is not met; such a checkpoint is shown as "not
+// witnessed" (data-state "unwitnessed"), never as verified. With no witness configured the panel
+// says that only the log's own signature was checked.
+//
 // Messages come as JSON from the page's language (digital_village.web). When the check ends,
 // the panel's data-state becomes "verified", "partial" (nothing failed, some facts cannot be
-// checked) or "failed", and a "dv-verify" event carrying the result bubbles from it.
+// checked), "unwitnessed" or "failed", its data-witnessed "yes", "no" or "none", and a
+// "dv-verify" event carrying the result bubbles from it.
 
 import { verifyEntries, verifyEntry } from './verify.js';
 import { viaMirror } from './verify-tiles.js';
@@ -23,6 +31,7 @@ import { viaMirror } from './verify-tiles.js';
 const PENDING_RETRIES = 5;
 const PENDING_WAIT_MS = 1200;
 const SEEN_KEY = 'dv-ledger-checkpoint:';
+const POLICY_PATH = '/api/v1/ledger/witness-policy';
 
 function format(template, values) {
   return template.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
@@ -36,6 +45,83 @@ function show(panel, state, status, reason) {
   reasonLine.hidden = !reason;
 }
 
+// ---- witnesses ------------------------------------------------------------------------------
+
+function policyOf(value) {
+  if (value === null || typeof value !== 'object' || !Array.isArray(value.witnesses)) {
+    return { error: 'the witness policy is not {"quorum", "witnesses": [...]}' };
+  }
+  const witnesses = value.witnesses
+    .filter((witness) => witness && typeof witness === 'object')
+    .map((witness) => ({ name: String(witness.name ?? ''), vkey: String(witness.vkey ?? '') }));
+  const quorum = Number.isSafeInteger(value.quorum) && value.quorum > 0 ? value.quorum : witnesses.length;
+  return { witnesses, quorum };
+}
+
+/** The witness policy: pinned on the panel, or the operator's configuration from the site. */
+export async function witnessPolicy(panel, base) {
+  if (panel.dataset.witnessPolicy) {
+    try {
+      return policyOf(JSON.parse(panel.dataset.witnessPolicy));
+    } catch {
+      return { error: 'the page pins a witness policy that is not JSON' };
+    }
+  }
+  try {
+    const response = await fetch(`${base}${POLICY_PATH}`, { credentials: 'same-origin', cache: 'no-store' });
+    if (!response.ok) return { error: `HTTP ${response.status}` };
+    return policyOf(await response.json());
+  } catch (error) {
+    return { error: String(error?.message ?? error) };
+  }
+}
+
+function policyOptions(policy) {
+  return policy.witnesses?.length ? { witnesses: policy.witnesses, quorum: policy.quorum } : {};
+}
+
+/** Whether to wait for cosignatures: checked, configured, and the quorum not met yet. */
+function awaitingWitnesses(policy, check) {
+  return Boolean(policy.witnesses?.length && check && !check.met);
+}
+
+/** Show who witnessed the checkpoint; returns "yes", "no" or "none" (none configured). */
+export function showWitnesses(panel, messages, policy, check) {
+  let line = panel.querySelector('[data-verify-witnesses]');
+  if (!line) {
+    // Made here rather than in the template: every page carries the panel, few bytes to spare.
+    line = document.createElement('p');
+    line.className = 'dv-verify__witnesses';
+    line.dataset.verifyWitnesses = '';
+    panel.querySelector('[data-verify-reason]').after(line);
+  }
+  let witnessed;
+  let text;
+  if (policy.error) {
+    witnessed = 'no';
+    text = format(messages.reason, { reason: `the witness settings could not be read (${policy.error})` });
+  } else if (!policy.witnesses.length) {
+    witnessed = 'none';
+    text = messages.witness_none;
+  } else if (check?.met) {
+    witnessed = 'yes';
+    text = format(messages.witness_ok, { names: check.cosigned.map((w) => w.name).join(', '), quorum: check.quorum });
+  } else {
+    witnessed = 'no';
+    const cosigned = check?.cosigned ?? [];
+    const missing = check?.missing ?? policy.witnesses.map((w) => w.name);
+    text = format(messages.witness_missing, {
+      quorum: check?.quorum ?? policy.quorum,
+      count: cosigned.length,
+      names: cosigned.map((w) => w.name).join(', ') || '-',
+      missing: missing.join(', ') || '-',
+    });
+  }
+  panel.dataset.witnessed = witnessed;
+  line.textContent = text;
+  return witnessed;
+}
+
 // ---- one entry ------------------------------------------------------------------------------
 
 /** Check the entry named by one panel and show the result; resolves to the result object. */
@@ -43,14 +129,27 @@ export async function mountVerifyPanel(panel) {
   const messages = JSON.parse(panel.querySelector('[data-verify-messages]').textContent);
   show(panel, 'checking', messages.checking);
   const index = Number(panel.dataset.index);
-  const options = panel.dataset.vkey ? { vkey: panel.dataset.vkey } : {};
+  const base = panel.dataset.baseUrl ?? '';
+  const policy = await witnessPolicy(panel, base);
+  const options = { ...(panel.dataset.vkey ? { vkey: panel.dataset.vkey } : {}), ...policyOptions(policy) };
   let result;
   try {
-    result = await verifyEntry(panel.dataset.baseUrl ?? '', index, options);
+    for (let attempt = 0; ; attempt++) {
+      result = await verifyEntry(base, index, options);
+      // A new checkpoint is cosigned a round trip after it is published.
+      if (!(result.ok && awaitingWitnesses(policy, result.witnesses)) || attempt >= PENDING_RETRIES) break;
+      show(panel, 'checking', messages.waiting);
+      await sleep(PENDING_WAIT_MS);
+    }
   } catch (error) {
     result = { ok: false, index, reason: `unexpected error: ${error}` };
   }
-  if (result.ok === true) {
+  const witnessed = showWitnesses(panel, messages, policy, result.witnesses);
+  result.witnessed = witnessed;
+  if (result.ok === true && witnessed === 'no') {
+    result.ok = false;
+    show(panel, 'unwitnessed', messages.unwitnessed);
+  } else if (result.ok === true) {
     const key = `${result.keyName} (${result.keyId})`;
     show(panel, 'verified', format(messages.verified, { index: result.index, size: result.treeSize, key }));
   } else {
@@ -201,7 +300,8 @@ export async function mountFactsPanel(panel, root = document) {
   const indexes = [...new Set(facts.flatMap((fact) => fact.indexes).filter((index) => Number.isSafeInteger(index) && index >= 0))];
   const base = panel.dataset.baseUrl ?? '';
   const storageKey = SEEN_KEY + (base || globalThis.location?.origin || '');
-  const options = panel.dataset.vkey ? { vkey: panel.dataset.vkey } : {};
+  const policy = await witnessPolicy(panel, base);
+  const options = { ...(panel.dataset.vkey ? { vkey: panel.dataset.vkey } : {}), ...policyOptions(policy) };
   let outcome = null;
   let judged = [];
   try {
@@ -210,7 +310,7 @@ export async function mountFactsPanel(panel, root = document) {
         ? await verifyEntries(base, indexes, { ...options, ...(await viaMirror(base)), seen: remembered(storageKey) })
         : { ok: true, results: new Map(), treeSize: null };
       judged = facts.map((fact) => judgeFactOf(fact, outcome.results));
-      const waiting = outcome.ok && (judged.some((verdict) => verdict.state === 'pending') || stale(outcome));
+      const waiting = outcome.ok && (judged.some((verdict) => verdict.state === 'pending') || stale(outcome) || awaitingWitnesses(policy, outcome.witnesses));
       if (!waiting || attempt >= PENDING_RETRIES) break;
       show(panel, 'checking', messages.waiting);
       await sleep(PENDING_WAIT_MS);
@@ -237,6 +337,7 @@ export async function mountFactsPanel(panel, root = document) {
     size: outcome?.treeSize ?? '?',
     key: outcome?.keyName ? `${outcome.keyName} (${outcome.keyId})` : '',
   };
+  const witnessed = showWitnesses(panel, messages, policy, outcome?.witnesses);
   let state;
   if (outcome?.ok && stale(outcome)) {
     // Every fact may be proven, yet in a tree older than the log: whatever came after it (a
@@ -248,6 +349,10 @@ export async function mountFactsPanel(panel, root = document) {
     state = 'failed';
     const reason = failed[0]?.reason ?? outcome?.reason ?? 'the page names no facts to check';
     show(panel, state, format(messages.facts_failed, counts), format(messages.reason, { reason }));
+  } else if (witnessed === 'no') {
+    // Every fact matches the log's own signature, but nobody else vouches for that log.
+    state = 'unwitnessed';
+    show(panel, state, messages.unwitnessed);
   } else if (unbound) {
     state = 'partial';
     show(panel, state, format(messages.facts_partial, counts));
@@ -255,7 +360,7 @@ export async function mountFactsPanel(panel, root = document) {
     state = 'verified';
     show(panel, state, format(messages.facts_verified, counts));
   }
-  const result = { state, ok: state === 'verified', ...counts, outcome, reasons: failed.map((verdict) => verdict.reason) };
+  const result = { state, ok: state === 'verified', witnessed, ...counts, outcome, reasons: failed.map((verdict) => verdict.reason) };
   panel.dispatchEvent(new CustomEvent('dv-verify', { detail: result, bubbles: true }));
   return result;
 }

@@ -17,11 +17,18 @@
 // The key fetched from the same server proves that the server's log and its published key
 // agree; pass `vkey` (a key published elsewhere) to pin it.
 //
+// Witnesses (c2sp.org/tlog-cosignature): given `witnesses` ([{name, vkey}], the display name
+// and a cosignature/v1 key, type 0x04) and `quorum`, the checkpoint's extra signature lines are
+// checked too: a line counts when it is that witness's valid timestamped Ed25519 signature of
+// "cosignature/v1\ntime <t>\n" followed by the checkpoint text. The keys come from the caller
+// (the operator's configuration), never from the log's own list of witnesses.
+//
 // No libraries, no network beyond the two same-origin requests.
 
 const TLOG_PROOF_HEADER = 'c2sp.org/tlog-proof@v1';
 const SIGNATURE_PREFIX = '\u2014 '; // "— ": an em dash and a space start each signature line
 const ED25519 = 0x01;
+const COSIGNATURE_V1 = 0x04;
 const HASH_SIZE = 32;
 const MAX_PROOF_HASHES = 64; // a tree of up to 2**64 leaves needs at most 64
 const MAX_SIGNATURES = 100;
@@ -110,21 +117,30 @@ export function hashChildren(left, right) {
 // ---- verifier key: <name>+<hex key ID>+base64(0x01 ‖ public key) --------------------------
 
 /** Parse a verifier key and check that its key ID matches its name and public key. */
-export async function parseVerifierKey(vkey) {
+export function parseVerifierKey(vkey) {
+  return parseKey(vkey, ED25519, 'verifier key');
+}
+
+/** Parse a witness's cosignature/v1 key: <name>+<hex key ID>+base64(0x04 ‖ public key). */
+export function parseWitnessKey(vkey) {
+  return parseKey(vkey, COSIGNATURE_V1, 'witness key');
+}
+
+async function parseKey(vkey, algorithm, what) {
   const first = vkey.indexOf('+');
   const second = first < 0 ? -1 : vkey.indexOf('+', first + 1);
-  if (second < 0) fail('malformed verifier key: expected <name>+<key ID>+<key>');
+  if (second < 0) fail(`malformed ${what}: expected <name>+<key ID>+<key>`);
   const name = vkey.slice(0, first);
   const hexId = vkey.slice(first + 1, second);
-  if (!validName(name)) fail(`malformed verifier key: invalid name ${JSON.stringify(name)}`);
-  if (!HEX_KEY_ID.test(hexId)) fail(`malformed verifier key: key ID ${JSON.stringify(hexId)} is not 8 hex digits`);
-  const material = decodeBase64(vkey.slice(second + 1), 'verifier key data');
-  if (material.length === 0) fail('malformed verifier key: empty key data');
-  if (material[0] !== ED25519) fail(`unknown signature algorithm 0x${material[0].toString(16).padStart(2, '0')} in verifier key`);
-  if (material.length !== 33) fail('malformed verifier key: Ed25519 key data must be 32 bytes');
+  if (!validName(name)) fail(`malformed ${what}: invalid name ${JSON.stringify(name)}`);
+  if (!HEX_KEY_ID.test(hexId)) fail(`malformed ${what}: key ID ${JSON.stringify(hexId)} is not 8 hex digits`);
+  const material = decodeBase64(vkey.slice(second + 1), `${what} data`);
+  if (material.length === 0) fail(`malformed ${what}: empty key data`);
+  if (material[0] !== algorithm) fail(`unknown signature algorithm 0x${material[0].toString(16).padStart(2, '0')} in ${what}`);
+  if (material.length !== 33) fail(`malformed ${what}: Ed25519 key data must be 32 bytes`);
   const publicKey = material.slice(1);
   const keyId = (await sha256(concat(encoder.encode(name + '\n'), material))).slice(0, 4);
-  if (toHex(keyId) !== hexId.toLowerCase()) fail(`verifier key ID ${hexId} does not match its name and key`);
+  if (toHex(keyId) !== hexId.toLowerCase()) fail(`${what} ID ${hexId} does not match its name and key`);
   return { name, keyId, publicKey };
 }
 
@@ -186,6 +202,70 @@ export async function openNote(noteBytes, key) {
     if (!valid) fail(`checkpoint signature: invalid signature for key ${label}`);
   }
   return note.text;
+}
+
+// ---- witnesses: cosignature/v1 lines (c2sp.org/tlog-cosignature) ----------------------------
+
+async function validCosignature(key, text, signature) {
+  // key ID ‖ u64 big-endian timestamp ‖ Ed25519 signature; the key ID was split off already.
+  if (signature.length !== 8 + 64) return null;
+  const timestamp = new DataView(signature.buffer, signature.byteOffset, 8).getBigUint64(0);
+  if (timestamp >= 2n ** 63n) return null;
+  const message = encoder.encode(`cosignature/v1\ntime ${timestamp}\n${text}`);
+  let publicKey;
+  try {
+    publicKey = await crypto.subtle.importKey('raw', key.publicKey, { name: 'Ed25519' }, false, ['verify']);
+  } catch (error) {
+    fail(`this browser cannot check Ed25519 signatures (${error.name}); verify the downloaded proof with dv verify`);
+  }
+  try {
+    return (await crypto.subtle.verify({ name: 'Ed25519' }, publicKey, signature.slice(8), message)) ? timestamp : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Which of the trusted witnesses cosigned the note: `witnesses` is [{name, vkey}] (name: what
+ * the reader is shown; vkey: the witness's cosignature/v1 key), `quorum` how many must have.
+ * Lines from other keys (the log's own, unknown witnesses) are ignored; a malformed witness key
+ * counts as a witness that did not cosign. Throws VerifyError for a malformed note; otherwise
+ * resolves to {met, quorum, cosigned: [{name, keyName, time}], missing: [name], invalid: [name]}.
+ */
+export async function checkCosignatures(noteBytes, witnesses, quorum) {
+  const note = parseNote(noteBytes);
+  const cosigned = [];
+  const missing = [];
+  const invalid = [];
+  for (const witness of witnesses) {
+    let key;
+    try {
+      key = await parseWitnessKey(String(witness?.vkey));
+    } catch (error) {
+      if (!(error instanceof VerifyError)) throw error;
+      // A key the configuration got wrong vouches for nothing.
+      missing.push(String(witness?.name ?? '?'));
+      invalid.push(String(witness?.name ?? '?'));
+      continue;
+    }
+    const label = String(witness.name || key.name);
+    let valid = null;
+    let claimed = false;
+    for (const line of note.signatures) {
+      if (line.name !== key.name || !equalBytes(line.keyId, key.keyId)) continue;
+      claimed = true;
+      valid = await validCosignature(key, note.text, line.signature);
+      if (valid !== null) break;
+    }
+    if (valid !== null) {
+      cosigned.push({ name: label, keyName: key.name, time: new Date(Number(valid) * 1000).toISOString() });
+    } else {
+      missing.push(label);
+      if (claimed) invalid.push(label);
+    }
+  }
+  const needed = Number.isSafeInteger(quorum) && quorum >= 0 ? quorum : witnesses.length;
+  return { met: needed > 0 && cosigned.length >= needed, quorum: needed, cosigned, missing, invalid };
 }
 
 // ---- checkpoint: origin, tree size, base64 root hash, extension lines ----------------------
@@ -272,7 +352,7 @@ export async function verifyInclusion(leafHash, index, treeSize, proof, rootHash
  * Verify a tlog-proof file (bytes) against a verifier key string, offline.
  * `expectedIndex` (a number) pins the entry the caller asked for. Throws VerifyError.
  */
-export async function verifyProof(proofBytes, vkey, { expectedIndex } = {}) {
+export async function verifyProof(proofBytes, vkey, { expectedIndex, witnesses, quorum } = {}) {
   const key = await parseVerifierKey(vkey);
   const proof = parseTlogProof(proofBytes);
   if (expectedIndex !== undefined && proof.index !== BigInt(expectedIndex)) {
@@ -295,6 +375,7 @@ export async function verifyProof(proofBytes, vkey, { expectedIndex } = {}) {
   }
   if (checkpoint.treeSize > BigInt(Number.MAX_SAFE_INTEGER)) fail('tree size is too large to show');
   return {
+    witnesses: witnesses?.length ? await checkCosignatures(proof.checkpoint, witnesses, quorum) : null,
     index: Number(proof.index),
     treeSize: Number(checkpoint.treeSize),
     origin: checkpoint.origin,
@@ -350,10 +431,11 @@ function keyLine(body) {
  * Fetch and verify ledger entry `index` from the server at `baseUrl` ('' for this site).
  * Never throws: resolves to {ok, index, treeSize, origin, keyName, keyId, entry, reason}, where
  * everything but ok, index and reason is null unless ok is true.
- * Options: vkey (pin a verifier key instead of fetching it), fetch (for tests).
+ * Options: vkey (pin a verifier key instead of fetching it), witnesses and quorum (the
+ * witness policy, see checkCosignatures; result.witnesses then says who cosigned), fetch.
  */
 export async function verifyEntry(baseUrl, index, options = {}) {
-  const result = { ok: false, index, treeSize: null, origin: null, keyName: null, keyId: null, entry: null, reason: null };
+  const result = { ok: false, index, treeSize: null, origin: null, keyName: null, keyId: null, entry: null, reason: null, witnesses: null };
   try {
     if (!Number.isSafeInteger(index) || index < 0) fail(`entry index ${JSON.stringify(index)} is not a non-negative integer`);
     if (!globalThis.crypto?.subtle) fail('this page has no WebCrypto (it needs https://); verify the downloaded proof with dv verify');
@@ -362,8 +444,9 @@ export async function verifyEntry(baseUrl, index, options = {}) {
       keyRequest,
       fetchBody(fetchImpl, `${base}/api/v1/ledger/entries/${index}/proof`, 'proof'),
     ]);
-    const verified = await verifyProof(proofBytes, vkey, { expectedIndex: index });
+    const verified = await verifyProof(proofBytes, vkey, { expectedIndex: index, witnesses: options.witnesses, quorum: options.quorum });
     Object.assign(result, {
+      witnesses: verified.witnesses,
       ok: true,
       treeSize: verified.treeSize,
       origin: verified.origin,
@@ -406,7 +489,7 @@ function entryBytes(item) {
  * stand. `seen` ({size, root} of a checkpoint this reader verified earlier) catches an old
  * checkpoint served as current, and two roots for one size.
  */
-export async function verifyBatch(document, vkey, { seen } = {}) {
+export async function verifyBatch(document, vkey, { seen, witnesses, quorum } = {}) {
   const key = await parseVerifierKey(vkey);
   if (document === null || typeof document !== 'object') fail('malformed batch proof: not a JSON object');
   if (document.format !== 'digital-village/batch-proof@v1') fail(`malformed batch proof: unknown format ${JSON.stringify(document.format)}`);
@@ -476,7 +559,8 @@ export async function verifyBatch(document, vkey, { seen } = {}) {
   // How many entries the server says it stores: more than the checkpoint covers, for longer
   // than a new checkpoint takes to appear, means an old checkpoint is served as current.
   const logSize = Number.isSafeInteger(document.log_size) ? document.log_size : null;
-  return { treeSize, root, logSize, origin: checkpoint.origin, keyName: key.name, keyId: toHex(key.keyId), results };
+  const witnessed = witnesses?.length ? await checkCosignatures(encoder.encode(document.checkpoint), witnesses, quorum) : null;
+  return { treeSize, root, logSize, origin: checkpoint.origin, keyName: key.name, keyId: toHex(key.keyId), results, witnesses: witnessed };
 }
 
 /**
@@ -484,10 +568,11 @@ export async function verifyBatch(document, vkey, { seen } = {}) {
  * verify it. Never throws: resolves to {ok, treeSize, root, logSize, origin, keyName, keyId,
  * reason, results}, where results maps every asked index to {ok, entry, reason, pending}; ok is true
  * when the checkpoint verified (each entry still has its own outcome).
- * Options: vkey (pin a verifier key), seen ({size, root}, see verifyBatch), fetch (tests).
+ * Options: vkey (pin a verifier key), seen ({size, root}, see verifyBatch), witnesses and
+ * quorum (outcome.witnesses, see checkCosignatures), fetch (tests).
  */
 export async function verifyEntries(baseUrl, indexes, options = {}) {
-  const outcome = { ok: false, treeSize: null, root: null, logSize: null, origin: null, keyName: null, keyId: null, reason: null, results: new Map() };
+  const outcome = { ok: false, treeSize: null, root: null, logSize: null, origin: null, keyName: null, keyId: null, reason: null, results: new Map(), witnesses: null };
   const wanted = [...new Set(indexes)];
   try {
     for (const index of wanted) {
@@ -505,7 +590,7 @@ export async function verifyEntries(baseUrl, indexes, options = {}) {
     } catch {
       fail('malformed batch proof: not JSON');
     }
-    const verified = await verifyBatch(document, vkey, { seen: options.seen });
+    const verified = await verifyBatch(document, vkey, { seen: options.seen, witnesses: options.witnesses, quorum: options.quorum });
     Object.assign(outcome, verified, { ok: true });
     for (const index of wanted) {
       if (!outcome.results.has(index)) {
