@@ -39,6 +39,7 @@ from digital_village.tokens.router import router as tokens_router
 from digital_village.trace import lineage
 from digital_village.trace.epcis_routes import epcis_router
 from digital_village.trace.router import router as trace_router
+from digital_village.trace.subscriptions.delivery import DeliveryWorker
 from digital_village.web import STATIC_DIR
 from digital_village.web import resolver as resolver_routes
 from digital_village.web.resolver_state import ResolverState
@@ -103,11 +104,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             else None
         )
         app.state.cosigner = cosigner
+        # Send the EPCIS subscriptions' journaled webhook deliveries, those left by a stop too.
+        deliveries = (
+            DeliveryWorker(db, timeout=settings.epcis_webhook_timeout_seconds).start()
+            if owns_database
+            else None
+        )
         if owns_database:
             _tune_for_serving()
         yield
         # Store the scans handed to the writer before the database goes.
         resolver.close()
+        if deliveries is not None:
+            deliveries.stop()
         if sealer is not None:
             sealer.stop()
         if cosigner is not None:

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         description="Refuse an event whose declared hash-style eventID (ni:///…) differs from "
         "its CBV 2.0 event hash, instead of keeping it as sent and flagging it.",
     )
+    epcis_webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long an EPCIS subscription's webhook may take to answer a delivery; "
+        "a delivery claimed by a process that stopped is sent again this long + 5 s later.",
+    )
     max_json_depth: int = Field(
         default=64, gt=0, description="Deepest JSON nesting accepted in a request body."
     )

@@ -8,6 +8,7 @@ from digital_village.parcels import models as parcels_models
 from digital_village.regions import models as regions_models
 from digital_village.registry import models as registry_models
 from digital_village.trace import models as trace_models
+from digital_village.trace.subscriptions import models as subscriptions_models
 from digital_village.web import models as web_models
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "parcels_models",
     "regions_models",
     "registry_models",
+    "subscriptions_models",
     "trace_models",
     "web_models",
 ]

@@ -1,33 +1,77 @@
-"""HTTP routes of the EPCIS 2.0 interface: capture (JSON-LD or XML) and its jobs, and the
-event query. Parse → service → schema; the request commits once."""
+"""HTTP routes of the EPCIS 2.0 interface (GS1's REST binding, rooted at ``/api/v1/epcis``):
+capture (JSON-LD or XML) and its jobs, the event query with every standard parameter, the
+top-level resources, named queries with webhook and WebSocket subscriptions, and OPTIONS
+discovery. Parse → service → schema; the request commits once."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
-import re
-from typing import Annotated
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
-from pydantic import BeforeValidator
+from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
-from digital_village.api.deps import SessionDep, SettingsDep, require_json
+from digital_village.api.deps import SessionDep, SettingsDep, get_settings, require_json
 from digital_village.api.problems import problem
+from digital_village.auth import service as auth
+from digital_village.auth.actor import Actor
 from digital_village.auth.dependencies import ActorDep
-from digital_village.db import utcnow
-from digital_village.errors import Invalid, UnsupportedMediaType
+from digital_village.db import Database, utcnow
+from digital_village.errors import (
+    DomainError,
+    Invalid,
+    NotFound,
+    NotReady,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from digital_village.ledger.dependencies import LedgerDep
-from digital_village.trace import capture, epcis_answers, epcis_xml, jobs, store
+from digital_village.trace import (
+    capture,
+    epcis_answers,
+    epcis_query,
+    epcis_query_run,
+    epcis_xml,
+    jobs,
+    store,
+)
 from digital_village.trace.epcis import default_context
+from digital_village.trace.epcis_query import SimpleEventQuery
 from digital_village.trace.schemas import CaptureAccepted, CapturedEventOut, CaptureJobOut
+from digital_village.trace.subscriptions import delivery
+from digital_village.trace.subscriptions import schedule as schedules
+from digital_village.trace.subscriptions import service as subscriptions
+from digital_village.trace.subscriptions.schemas import (
+    NamedQueryIn,
+    NamedQueryOut,
+    SubscriptionIn,
+    SubscriptionOut,
+)
+from digital_village.trace.vocab import DV_PREFIX, DV_VOCAB
 
-# The versions every EPCIS answer says it speaks (the EPCIS 2.0 REST binding's headers).
-EPCIS_HEADERS = {"GS1-EPCIS-Version": "2.0", "GS1-CBV-Version": "2.0"}
+_ROOT = "/api/v1/epcis"
+# The versions every EPCIS answer says it speaks, and the extension namespaces it writes
+# (the EPCIS 2.0 REST binding's headers).
+EPCIS_HEADERS = {
+    "GS1-EPCIS-Version": "2.0",
+    "GS1-CBV-Version": "2.0",
+    "GS1-Extensions": f"{DV_PREFIX}={DV_VOCAB}",
+}
 
 
-def _json_or_xml(request: Request) -> None:
+def _json_or_xml(request: HTTPConnection) -> None:
     """EPCIS routes take JSON(-LD) and, where they say so, EPCIS XML (415 for anything else)."""
+    if not isinstance(request, Request):
+        return  # a WebSocket upgrade has no body
     if epcis_xml.is_xml(request.headers.get("content-type", "")):
         if request.url.path.endswith("/capture") and request.method == "POST":
             return
@@ -37,9 +81,7 @@ def _json_or_xml(request: Request) -> None:
     require_json(request)
 
 
-epcis_router = APIRouter(
-    prefix="/api/v1/epcis", tags=["epcis"], dependencies=[Depends(_json_or_xml)]
-)
+epcis_router = APIRouter(prefix=_ROOT, tags=["epcis"], dependencies=[Depends(_json_or_xml)])
 
 
 def _capture_headers(max_body_bytes: int) -> dict[str, str]:
@@ -149,97 +191,470 @@ def capture_job(capture_id: str, session: SessionDep, actor: ActorDep) -> Captur
     )
 
 
-def _plus_from_space(value: object) -> object:
-    # An unencoded '+' of a UTC offset arrives as a space (form encoding): read it back.
-    if isinstance(value, str) and " " in value:
-        return re.sub(r" (\d{2}:?\d{2})$", r"+\1", value.strip())
-    return value
+# --- the query interface (EPCIS 2.0 REST binding) -----------------------------------------------
 
 
-QueryTime = Annotated[dt.datetime | None, BeforeValidator(_plus_from_space)]
+def _page_key(request: Request) -> bytes:
+    """The HMAC key of page tokens, derived once from the server's signing key."""
+    key: bytes | None = getattr(request.app.state, "epcis_page_key", None)
+    if key is None:
+        path = get_settings(request).effective_ledger_key_path
+        try:
+            secret = path.read_bytes()
+        except OSError as error:
+            raise NotReady(
+                f"the server's signing key is missing at {path}; run `dv init`"
+            ) from error
+        key = request.app.state.epcis_page_key = epcis_query_run.token_key(secret)
+    return key
 
 
-def _values(raw: list[str] | None) -> list[str]:
-    # EPCIS lists travel as repeated parameters or as one value with '|' between items.
-    return [part for value in raw or [] for part in value.split("|") if part]
+PageKeyDep = Annotated[bytes, Depends(_page_key)]
 
-
-def _aware(name: str, value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise Invalid(f"{name} needs a UTC offset, e.g. 2026-05-01T00:00:00+08:00", field=name)
-    return value
-
-
-@epcis_router.get(
-    "/events",
-    responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}}}},
+_EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "An EPCISQueryDocument; the next page's URL in the Link header",
+        "content": {"application/xml": {"schema": {"type": "string"}}},
+    },
+    400: {"description": "an unknown or malformed query parameter, named in the problem"},
+    413: {"description": "more events match than maxEventCount"},
+}
+_QUERY_DOC = (
+    "Every EPCIS 2.0 SimpleEventQuery parameter: `eventType`; `GE_`/`GT_`/`LE_`/`LT_` on "
+    "`eventTime` and `recordTime`; `EQ_action`, `EQ_bizStep`, `EQ_disposition`, `EQ_readPoint`, "
+    "`WD_readPoint`, `EQ_bizLocation`, `WD_bizLocation`, `EQ_eventID`, `EQ_transformationID`, "
+    "`EQ_persistentDisposition_set`/`_unset`; `MATCH_epc`, `MATCH_parentID`, `MATCH_inputEPC`, "
+    "`MATCH_outputEPC`, `MATCH_anyEPC`, `MATCH_epcClass`, `MATCH_inputEPCClass`, "
+    "`MATCH_outputEPCClass`, `MATCH_anyEPCClass`; `EQ_`/`GT_`/`GE_`/`LT_`/`LE_quantity[_UOM]`; "
+    "`EQ_bizTransaction_<type>`, `EQ_source_<type>`, `EQ_destination_<type>`; "
+    "`EXISTS_errorDeclaration`, `GE_`/`LT_errorDeclarationTime`, `EQ_errorReason`, "
+    "`EQ_correctiveEventID`; the sensor parameters (`EXISTS_sensorElementList`, `EQ_type`, "
+    "`GE_time`, `EQ_deviceID`, `GE_value_<UOM>`, `LT_maxValue_<UOM>`, …); extensions: "
+    "`EQ_`/`GT_`/`GE_`/`LT_`/`LE_`/`EXISTS_` with `<prefix>:<name>`, `INNER_`, `ILMD_`, "
+    "`ERROR_DECLARATION_`, `readPoint_`, `bizLocation_` (prefixes from the event's @context "
+    "or the GS1-Extensions header); `EXISTS_<field>`; `orderBy` (eventTime, recordTime), "
+    "`orderDirection`, `eventCountLimit`, `maxEventCount`, `perPage`, `nextPageToken`. "
+    "Lists: repeat the parameter or separate values with `|`. An unknown parameter is 400."
 )
-def query_events(
-    request: Request,
-    session: SessionDep,
-    actor: ActorDep,
-    ge_event_time: Annotated[QueryTime, Query(alias="GE_eventTime")] = None,
-    lt_event_time: Annotated[QueryTime, Query(alias="LT_eventTime")] = None,
-    ge_record_time: Annotated[QueryTime, Query(alias="GE_recordTime")] = None,
-    lt_record_time: Annotated[QueryTime, Query(alias="LT_recordTime")] = None,
-    event_type: Annotated[list[str] | None, Query(alias="eventType")] = None,
-    biz_step: Annotated[list[str] | None, Query(alias="EQ_bizStep")] = None,
-    biz_location: Annotated[list[str] | None, Query(alias="EQ_bizLocation")] = None,
-    read_point: Annotated[list[str] | None, Query(alias="EQ_readPoint")] = None,
-    match_epc: Annotated[list[str] | None, Query(alias="MATCH_epc")] = None,
-    match_any_epc: Annotated[list[str] | None, Query(alias="MATCH_anyEPC")] = None,
-    match_epc_class: Annotated[list[str] | None, Query(alias="MATCH_epcClass")] = None,
-    match_any_epc_class: Annotated[list[str] | None, Query(alias="MATCH_anyEPCClass")] = None,
-    event_id: Annotated[list[str] | None, Query(alias="EQ_eventID")] = None,
-    per_page: Annotated[int, Query(alias="perPage")] = store.DEFAULT_PER_PAGE,
-    next_page_token: Annotated[str | None, Query(alias="nextPageToken")] = None,
-) -> Response:
-    """EPCIS 2.0 SimpleEventQuery: an EPCISQueryDocument, paged by ``nextPageToken``.
 
-    JSON-LD, or EPCIS 2.0 XML when the Accept header prefers ``application/xml``.
 
-    The next page's URL is in the ``Link`` header (rel="next"). Admins see every event,
-    managers their cooperative's, farmers their household's.
-    """
-    query = store.EventQuery(
-        ge_event_time=_aware("GE_eventTime", ge_event_time),
-        lt_event_time=_aware("LT_eventTime", lt_event_time),
-        ge_record_time=_aware("GE_recordTime", ge_record_time),
-        lt_record_time=_aware("LT_recordTime", lt_record_time),
-        event_types=_values(event_type),
-        biz_steps=_values(biz_step),
-        biz_locations=_values(biz_location),
-        read_points=_values(read_point),
-        match_epc=_values(match_epc),
-        match_any_epc=_values(match_any_epc),
-        match_epc_class=_values(match_epc_class),
-        match_any_epc_class=_values(match_any_epc_class),
-        event_ids=_values(event_id),
-        per_page=per_page,
-        next_page_token=next_page_token,
-    )
-    rows, token = store.query_events(session=session, query=query, actor=actor)
-    events = store.event_json(session=session, events=rows, flag_hash_mismatch=True)
-    headers = dict(EPCIS_HEADERS)
+def _query_of(request: Request, extra: Sequence[tuple[str, str]] = ()) -> SimpleEventQuery:
+    namespaces = epcis_query.parse_extensions_header(request.headers.get("GS1-Extensions"))
+    return epcis_query.parse([*extra, *request.query_params.multi_items()], namespaces=namespaces)
+
+
+def _next_link(request: Request, token: str | None, headers: dict[str, str]) -> None:
     if token is not None:
         next_url = request.url.include_query_params(nextPageToken=token)
         headers["Link"] = f'<{next_url}>; rel="next"'
-    created = _rfc3339(utcnow())
+
+
+def _events_answer(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    key: bytes,
+    query: SimpleEventQuery,
+    *,
+    query_name: str = "SimpleEventQuery",
+) -> Response:
+    """One page of a query's events as an EPCISQueryDocument (JSON-LD, or XML on request)."""
+    page = epcis_query_run.run(
+        session=session, query=query, scope=epcis_query_run.ReadScope.of(actor), key=key
+    )
+    headers = dict(EPCIS_HEADERS)
+    _next_link(request, page.next_token, headers)
     if _wants_xml(request.headers.get("accept", "")):
-        xml = epcis_answers.query_document(
-            events, creation_date=created, context=default_context(), query_name="SimpleEventQuery"
+from digital_village.trace import (
+    capture,
+    epcis_answers,
+    epcis_query,
+    epcis_query_run,
+    epcis_xml,
+    jobs,
+    store,
+)
         )
         return Response(xml, media_type="application/xml", headers=headers)
-    body = {
-        "@context": default_context(),
-        "type": "EPCISQueryDocument",
-        "schemaVersion": "2.0",
-        "creationDate": created,
-        "epcisBody": {
-            "queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": events}}
-        },
-    }
-    return JSONResponse(body, headers=headers)
+    document = delivery.query_document(
+        events=page.bodies,
+        query_name=query_name,
+        subscription_id=None,
+        document_id=None,
+        created=utcnow(),
+    )
+    return JSONResponse(document, headers=headers)
+
+
+@epcis_router.get("/events", responses=_EVENTS_RESPONSES, description=_QUERY_DOC)
+def query_events(
+    request: Request, session: SessionDep, actor: ActorDep, key: PageKeyDep
+) -> Response:
+    """EPCIS 2.0 SimpleEventQuery: an EPCISQueryDocument, paged by ``nextPageToken``.
+
+    Admins see every event, managers their cooperative's, farmers their household's.
+    """
+    return _events_answer(request, session, actor, key, _query_of(request))
+
+
+@epcis_router.get("/events/{event_id:part}", responses={404: {"description": "no such event"}})
+def get_event(event_id: str, session: SessionDep, actor: ActorDep, key: PageKeyDep) -> Response:
+    """One event by its eventID (percent-encoded in the path)."""
+    query = epcis_query.parse([("EQ_eventID", event_id), ("perPage", "1")])
+    page = epcis_query_run.run(
+        session=session, query=query, scope=epcis_query_run.ReadScope.of(actor), key=key
+    )
+    if not page.bodies:
+        raise NotFound(f"no event {event_id} that this token may read")
+    return JSONResponse(page.bodies[0], headers=EPCIS_HEADERS)
+
+
+# --- named queries ----------------------------------------------------------------------------
+
+_PAGING_ONLY = frozenset({"perPage", "nextPageToken"})
+
+
+def _only_paging(request: Request) -> None:
+    for name in request.query_params:
+        if name not in _PAGING_ONLY:
+            raise epcis_query.QueryParameterError(
+                name,
+                f"unknown query parameter {name!r}: this resource takes perPage, nextPageToken",
+            )
+
+
+@epcis_router.post("/queries", status_code=201, response_model_by_alias=True)
+def create_query(
+    body: NamedQueryIn, session: SessionDep, actor: ActorDep, response: Response
+) -> NamedQueryOut:
+    """Keep a query under a name; read its events at ``/queries/{name}/events``."""
+    row = subscriptions.create_query(session=session, actor=actor, name=body.name, query=body.query)
+    response.headers.update({**EPCIS_HEADERS, "Location": f"{_ROOT}/queries/{row.name}"})
+    return NamedQueryOut.of(row)
+
+
+@epcis_router.get("/queries", response_model_by_alias=True)
+def list_queries(
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    key: PageKeyDep,
+    response: Response,
+    per_page: Annotated[int, Query(alias="perPage", ge=1, le=1000)] = 30,
+    next_page_token: Annotated[str | None, Query(alias="nextPageToken")] = None,
+) -> list[NamedQueryOut]:
+    """The named queries this token may read, by name."""
+    _only_paging(request)
+    after = None
+    if next_page_token:
+        after = epcis_query_run.read_token(key, next_page_token, fingerprint="queries")["k"]
+    rows = subscriptions.list_queries(session=session, actor=actor, after=after, limit=per_page + 1)
+    headers = dict(EPCIS_HEADERS)
+    if len(rows) > per_page:
+        rows = rows[:per_page]
+        token = epcis_query_run.sign_token(key, {"f": "queries", "k": rows[-1].name, "n": 0})
+        _next_link(request, token, headers)
+    response.headers.update(headers)
+    return [NamedQueryOut.of(row) for row in rows]
+
+
+@epcis_router.get("/queries/{name}", response_model_by_alias=True)
+def get_query(name: str, session: SessionDep, actor: ActorDep, response: Response) -> NamedQueryOut:
+    """A named query."""
+    response.headers.update(EPCIS_HEADERS)
+    return NamedQueryOut.of(subscriptions.get_query(session=session, actor=actor, name=name))
+
+
+@epcis_router.delete("/queries/{name}", status_code=204)
+def delete_query(name: str, session: SessionDep, actor: ActorDep) -> Response:
+    """Remove a named query, its subscriptions and their undelivered deliveries."""
+    subscriptions.delete_query(session=session, actor=actor, name=name)
+    return Response(status_code=204, headers=EPCIS_HEADERS)
+
+
+@epcis_router.get("/queries/{name}/events", responses=_EVENTS_RESPONSES)
+def named_query_events(
+    name: str, request: Request, session: SessionDep, actor: ActorDep, key: PageKeyDep
+) -> Response:
+    """The named query's events, paged; a WebSocket upgrade on this path subscribes instead."""
+    _only_paging(request)
+    row = subscriptions.get_query(session=session, actor=actor, name=name)
+    stored = epcis_query.as_params(subscriptions.stored_query(row))
+    query = _query_of(request, stored)
+    return _events_answer(request, session, actor, key, query, query_name=name)
+
+
+@epcis_router.post("/queries/{name}/subscriptions", status_code=201, response_model_by_alias=True)
+def subscribe(
+    name: str, body: SubscriptionIn, session: SessionDep, actor: ActorDep, response: Response
+) -> SubscriptionOut:
+    """Subscribe a webhook (``dest``) to a named query: ``stream`` on each capture, or on a
+    ``schedule``; deliveries are signed with ``signatureToken`` (GS1-Signature header)."""
+    row = subscriptions.subscribe(
+        session=session,
+        actor=actor,
+        name=name,
+        wanted=subscriptions.SubscriptionIn(
+            dest=body.dest,
+            signature_token=body.signature_token,
+            report_if_empty=body.report_if_empty,
+            stream=body.stream,
+            schedule=body.schedule,
+            initial_record_time=body.initial_record_time,
+        ),
+        now=utcnow(),
+    )
+    location = f"{_ROOT}/queries/{name}/subscriptions/{row.id}"
+    response.headers.update({**EPCIS_HEADERS, "Location": location})
+    return SubscriptionOut.of(row)
+
+
+@epcis_router.get("/queries/{name}/subscriptions", response_model_by_alias=True)
+def list_subscriptions(
+    name: str, session: SessionDep, actor: ActorDep, response: Response
+) -> list[SubscriptionOut]:
+    """The subscriptions of a named query."""
+    response.headers.update(EPCIS_HEADERS)
+    rows = subscriptions.list_subscriptions(session=session, actor=actor, name=name)
+    return [SubscriptionOut.of(row) for row in rows]
+
+
+@epcis_router.get("/queries/{name}/subscriptions/{subscription_id}", response_model_by_alias=True)
+def get_subscription(
+    name: str, subscription_id: str, session: SessionDep, actor: ActorDep, response: Response
+) -> SubscriptionOut:
+    """One subscription (its signatureToken is never answered back)."""
+    response.headers.update(EPCIS_HEADERS)
+    row = subscriptions.get_subscription(
+        session=session, actor=actor, name=name, subscription_id=subscription_id
+    )
+    return SubscriptionOut.of(row)
+
+
+@epcis_router.delete("/queries/{name}/subscriptions/{subscription_id}", status_code=204)
+def unsubscribe(name: str, subscription_id: str, session: SessionDep, actor: ActorDep) -> Response:
+    """End a subscription; its undelivered deliveries are dropped."""
+    subscriptions.unsubscribe(
+        session=session, actor=actor, name=name, subscription_id=subscription_id
+    )
+    return Response(status_code=204, headers=EPCIS_HEADERS)
+
+
+# WebSocket subscriptions: parameters of the upgrade request besides the query's own.
+_SCHEDULE_FIELDS = tuple(name for name, _, _ in schedules.FIELDS)
+_SOCKET_PARAMETERS = frozenset({"stream", "reportIfEmpty", "initialRecordTime", *_SCHEDULE_FIELDS})
+SOCKET_POLL_SECONDS = 0.1
+
+
+@epcis_router.websocket("/queries/{name}/events")
+async def named_query_socket(websocket: WebSocket, name: str) -> None:
+    """Subscribe by WebSocket: each new matching event (``stream=true``) or each run of a
+    schedule (``second``, ``minute``, … parameters) arrives as an EPCISQueryDocument text
+    message. The bearer token goes in the Authorization header of the upgrade request."""
+    database: Database = websocket.app.state.db
+    try:
+        plan = await run_in_threadpool(_socket_plan, database, websocket, name)
+    except DomainError as error:
+        await websocket.close(code=1008, reason=error.detail[:120])
+        return
+    await websocket.accept()
+    subscription_id = f"ws:{uuid.uuid4()}"
+    cursor = plan.cursor
+    next_run = plan.schedule.next_after(utcnow()) if plan.schedule is not None else None
+    while True:
+        try:
+            message = await asyncio.wait_for(websocket.receive(), timeout=SOCKET_POLL_SECONDS)
+        except TimeoutError:
+            message = None
+        if message is not None and message["type"] == "websocket.disconnect":
+            return
+        if next_run is not None:
+            if utcnow() < next_run:
+                continue
+            assert plan.schedule is not None
+            next_run = plan.schedule.next_after(utcnow())
+        cursor, document = await run_in_threadpool(
+            _socket_batch, database, plan, cursor, name, subscription_id
+        )
+        if document is not None:
+            await websocket.send_text(document)
+
+
+@dataclass(frozen=True)
+class _SocketPlan:
+    query: SimpleEventQuery
+    scope: epcis_query_run.ReadScope
+    cursor: int
+    schedule: schedules.Schedule | None
+    report_if_empty: bool
+
+
+def _socket_plan(database: Database, websocket: WebSocket, name: str) -> _SocketPlan:
+    """Check the upgrade request: token, named query, stream or schedule."""
+    authorization = websocket.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("this WebSocket needs a bearer token (Authorization: Bearer dv_…)")
+    params = websocket.query_params
+    for parameter in params:
+        if parameter not in _SOCKET_PARAMETERS:
+            raise epcis_query.QueryParameterError(parameter, f"unknown parameter {parameter!r}")
+    stream = params.get("stream", "").lower() == "true"
+    fields = {field: params[field] for field in _SCHEDULE_FIELDS if field in params}
+    if stream == bool(fields):
+        raise Invalid("give either stream=true or a schedule (second, minute, …)", field="stream")
+    with database.session() as session:
+        actor = auth.authenticate(session=session, token=token)
+        row = subscriptions.get_query(session=session, actor=actor, name=name)
+        query = subscriptions.parse_stored(subscriptions.stored_query(row))
+        initial = params.get("initialRecordTime")
+        if initial:
+            start = epcis_query.parse_time("initialRecordTime", initial)
+            cursor = epcis_query_run.first_pk_recorded_since(session, start)
+        else:
+            cursor = epcis_query_run.newest_event_pk(session)
+    return _SocketPlan(
+        query=query,
+        scope=epcis_query_run.ReadScope.of(actor),
+        cursor=cursor,
+        schedule=schedules.parse(fields) if fields else None,
+        report_if_empty=params.get("reportIfEmpty", "").lower() == "true",
+    )
+
+
+def _socket_batch(
+    database: Database, plan: _SocketPlan, cursor: int, name: str, subscription_id: str
+) -> tuple[int, str | None]:
+    """The next message of a WebSocket subscription (None: nothing to send) and its cursor."""
+    with database.session() as session:
+        newest = epcis_query_run.newest_event_pk(session)
+        pks = epcis_query_run.matching_between(
+            session=session,
+            query=plan.query,
+            scope=plan.scope,
+            after_pk=cursor,
+            upto_pk=newest,
+            limit=subscriptions.MAX_EVENTS_PER_DELIVERY,
+        )
+        if len(pks) == subscriptions.MAX_EVENTS_PER_DELIVERY:
+            newest = pks[-1]
+        if not pks and not (plan.schedule is not None and plan.report_if_empty):
+            return max(cursor, newest), None
+        document = delivery.query_document(
+            events=epcis_query_run.bodies_of(session, pks),
+            query_name=name,
+            subscription_id=subscription_id,
+            document_id=f"urn:uuid:{uuid.uuid4()}",
+            created=utcnow(),
+        )
+    return max(cursor, newest), json.dumps(document, ensure_ascii=False)
+
+
+# --- top-level resources ----------------------------------------------------------------------
+
+# Each resource and the query parameter its /{value}/events adds.
+_TOP_LEVEL: dict[str, str] = {
+    "eventTypes": "eventType",
+    "epcs": "epcs",
+    "bizSteps": "EQ_bizStep",
+    "bizLocations": "EQ_bizLocation",
+    "readPoints": "EQ_readPoint",
+    "dispositions": "EQ_disposition",
+}
+
+
+def _values_route(resource: str) -> Callable[..., Response]:
+    def list_values(
+        request: Request,
+        session: SessionDep,
+        actor: ActorDep,
+        key: PageKeyDep,
+        per_page: Annotated[int, Query(alias="perPage", ge=1, le=1000)] = 30,
+        next_page_token: Annotated[str | None, Query(alias="nextPageToken")] = None,
+    ) -> Response:
+        _only_paging(request)
+        values, token = epcis_query_run.distinct_values(
+            session=session,
+            resource=resource,
+            scope=epcis_query_run.ReadScope.of(actor),
+            per_page=per_page,
+            token=next_page_token,
+            key=key,
+        )
+        headers = dict(EPCIS_HEADERS)
+        _next_link(request, token, headers)
+        return JSONResponse(values, headers=headers)
+
+    list_values.__doc__ = f"The {resource} named by the events this token may read, paged."
+    return list_values
+
+
+def _resource_route(resource: str) -> Callable[..., Response]:
+    def sub_resources(value: str, actor: ActorDep) -> Response:
+        epcis_query_run.ReadScope.of(actor)
+        return JSONResponse(["events"], headers=EPCIS_HEADERS)
+
+    sub_resources.__doc__ = f"What one of the {resource} offers: its events."
+    return sub_resources
+
+
+def _resource_events_route(resource: str) -> Callable[..., Response]:
+    def resource_events(
+        value: str, request: Request, session: SessionDep, actor: ActorDep, key: PageKeyDep
+    ) -> Response:
+        parameter = _TOP_LEVEL[resource]
+        query = _query_of(request, [(parameter, value)] if parameter != "epcs" else [])
+        if parameter == "epcs":
+            query.matches[epcis_query_run.ANY_FIELD] = [value]
+            query.params = (("epcs", value), *query.params)
+        return _events_answer(request, session, actor, key, query)
+
+    resource_events.__doc__ = (
+        f"The events of one of the {resource} (percent-encode URIs), with any other query "
+        "parameter of /events."
+    )
+    return resource_events
+
+
+for _resource in _TOP_LEVEL:
+    epcis_router.add_api_route(f"/{_resource}", _values_route(_resource), methods=["GET"])
+    epcis_router.add_api_route(
+        f"/{_resource}/{{value:part}}", _resource_route(_resource), methods=["GET"]
+    )
+    epcis_router.add_api_route(
+        f"/{_resource}/{{value:part}}/events",
+        _resource_events_route(_resource),
+        methods=["GET"],
+        responses=_EVENTS_RESPONSES,
+    )
+
+
+# --- discovery --------------------------------------------------------------------------------
+
+DISCOVERY_HEADERS = {
+    **EPCIS_HEADERS,
+    "GS1-EPCIS-Min": "2.0",
+    "GS1-EPCIS-Max": "2.0",
+    "GS1-CBV-Min": "2.0",
+    "GS1-CBV-Max": "2.0",
+    "GS1-Vendor-Version": "digital-village",
+}
+
+
+@epcis_router.options("/", include_in_schema=False)
+@epcis_router.options("/{path:path}", include_in_schema=False)
+def discover(request: Request, settings: SettingsDep, path: str = "") -> Response:
+    """OPTIONS: the EPCIS and CBV versions, extensions and methods a resource supports."""
+    methods = {"OPTIONS"}
+    for route in request.app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+            methods.update(route.methods or ())
+    if methods == {"OPTIONS"} and path:
+        raise NotFound(f"no EPCIS resource {request.url.path}")
+    headers = {**DISCOVERY_HEADERS, "Allow": ", ".join(sorted(methods))}
+    if path.startswith("capture"):
+        headers.update(_capture_headers(settings.max_body_bytes))
+    return Response(status_code=200, headers=headers)
 
 
 def _wants_xml(accept: str) -> bool:

@@ -1,4 +1,5 @@
-"""The event store: EPCIS events, the identifiers they name, capture jobs, and the EPCIS query.
+"""The event store: EPCIS events, the identifiers they name, and capture jobs (the EPCIS query
+runs in ``trace/epcis_query_run.py``).
 
 An event's JSON is read back from its ledger entry, the exact bytes that were hashed; the
 ``trace_event`` columns hold only what queries filter and sort on.
@@ -6,11 +7,10 @@ An event's JSON is read back from its ledger entry, the exact bytes that were ha
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -18,39 +18,18 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
-from digital_village.auth.models import Role
 from digital_village.bulk import insert_rows
-from digital_village.errors import Forbidden, Invalid, NotFound
+from digital_village.errors import Forbidden, NotFound
 from digital_village.ledger.models import LedgerEntry
 from digital_village.trace import vocab
-from digital_village.trace.identifiers import canonical_epc
 from digital_village.trace.models import Capture, Event, EventEpc, EventLot, EventParcel, Lot
 
 EVENT_KIND: Final = "trace.epcis_event"
-DEFAULT_PER_PAGE: Final = 30
-MAX_PER_PAGE: Final = 1000
-# EPCIS MATCH_epc looks at the instance lists; MATCH_anyEPC at every instance field.
-MATCH_EPC_FIELDS: Final = ("epcList", "childEPCs")
-MATCH_ANY_EPC_FIELDS: Final = ("epcList", "childEPCs", "parentID", "inputEPCList", "outputEPCList")
-MATCH_CLASS_FIELDS: Final = ("quantityList", "childQuantityList")
-MATCH_ANY_CLASS_FIELDS: Final = (
-    "quantityList",
-    "childQuantityList",
-    "inputQuantityList",
-    "outputQuantityList",
-)
 _BIZ_STEP_PREFIXES: Final = (
     "urn:epcglobal:cbv:bizstep:",
     "https://ref.gs1.org/cbv/BizStep-",
     "https://gs1.org/voc/BizStep-",
     "http://ns.gs1.org/cbv/BizStep-",
-)
-_EVENT_TYPES: Final = (
-    "ObjectEvent",
-    "AggregationEvent",
-    "AssociationEvent",
-    "TransactionEvent",
-    "TransformationEvent",
 )
 
 
@@ -211,110 +190,6 @@ def normalise_biz_step(value: str) -> str:
     if value.startswith(f"{vocab.DV_PREFIX}:"):
         return vocab.DV_VOCAB + value[len(vocab.DV_PREFIX) + 1 :]
     return value
-
-
-@dataclass
-class EventQuery:
-    """The SimpleEventQuery parameters this repository supports (EPCIS 2.0 §8.2.7.1 names)."""
-
-    ge_event_time: dt.datetime | None = None
-    lt_event_time: dt.datetime | None = None
-    ge_record_time: dt.datetime | None = None
-    lt_record_time: dt.datetime | None = None
-    event_types: list[str] = field(default_factory=list)
-    biz_steps: list[str] = field(default_factory=list)
-    biz_locations: list[str] = field(default_factory=list)
-    read_points: list[str] = field(default_factory=list)
-    match_epc: list[str] = field(default_factory=list)
-    match_any_epc: list[str] = field(default_factory=list)
-    match_epc_class: list[str] = field(default_factory=list)
-    match_any_epc_class: list[str] = field(default_factory=list)
-    event_ids: list[str] = field(default_factory=list)
-    per_page: int = DEFAULT_PER_PAGE
-    next_page_token: str | None = None
-
-
-def encode_page_token(last_pk: int) -> str:
-    return base64.urlsafe_b64encode(f"after:{last_pk}".encode()).decode().rstrip("=")
-
-
-def _decode_page_token(token: str) -> int:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        text = base64.urlsafe_b64decode(padded.encode()).decode()
-        prefix, _, value = text.partition(":")
-        if prefix != "after" or not value.isdigit():
-            raise ValueError(text)
-        return int(value)
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid(
-            f"nextPageToken {token!r} is not one this server handed out", field="nextPageToken"
-        ) from None
-
-
-def query_events(
-    *, session: Session, query: EventQuery, actor: Actor
-) -> tuple[Sequence[Event], str | None]:
-    """One page of events matching the query, oldest record first, and the next page's token.
-
-    Admins see every event; a manager the events of its cooperative; a farmer those of its
-    household. Devices never read events.
-    """
-    if actor.role is Role.DEVICE:
-        raise Forbidden("a device token may not read events")
-    if not 1 <= query.per_page <= MAX_PER_PAGE:
-        raise Invalid(f"perPage must be 1..{MAX_PER_PAGE}, got {query.per_page}", field="perPage")
-    unknown = [name for name in query.event_types if name not in _EVENT_TYPES and ":" not in name]
-    if unknown:
-        raise Invalid(
-            f"eventType {unknown[0]!r} is not one of {', '.join(_EVENT_TYPES)} "
-            "nor the URI of an extension event type",
-            field="eventType",
-        )
-    statement = select(Event)
-    if not actor.is_admin:
-        if actor.role is Role.MANAGER:
-            statement = statement.where(Event.cooperative_id == actor.cooperative_id)
-        else:
-            statement = statement.where(Event.household_id == actor.household_id)
-    if query.ge_event_time is not None:
-        statement = statement.where(Event.event_time >= query.ge_event_time)
-    if query.lt_event_time is not None:
-        statement = statement.where(Event.event_time < query.lt_event_time)
-    if query.ge_record_time is not None:
-        statement = statement.where(Event.record_time >= query.ge_record_time)
-    if query.lt_record_time is not None:
-        statement = statement.where(Event.record_time < query.lt_record_time)
-    if query.event_types:
-        statement = statement.where(Event.event_type.in_(query.event_types))
-    if query.biz_steps:
-        statement = statement.where(
-            Event.biz_step.in_([normalise_biz_step(s) for s in query.biz_steps])
-        )
-    if query.biz_locations:
-        statement = statement.where(Event.biz_location.in_(query.biz_locations))
-    if query.read_points:
-        statement = statement.where(Event.read_point.in_(query.read_points))
-    if query.event_ids:
-        statement = statement.where(Event.event_id.in_(query.event_ids))
-    for values, fields in (
-        (query.match_epc, MATCH_EPC_FIELDS),
-        (query.match_any_epc, MATCH_ANY_EPC_FIELDS),
-        (query.match_epc_class, MATCH_CLASS_FIELDS),
-        (query.match_any_epc_class, MATCH_ANY_CLASS_FIELDS),
-    ):
-        if values:
-            matching = select(EventEpc.event_pk).where(
-                EventEpc.epc.in_([canonical_epc(v) for v in values]), EventEpc.field.in_(fields)
-            )
-            statement = statement.where(Event.id.in_(matching))
-    if query.next_page_token:
-        statement = statement.where(Event.id > _decode_page_token(query.next_page_token))
-    rows = session.scalars(statement.order_by(Event.id).limit(query.per_page + 1)).all()
-    if len(rows) > query.per_page:
-        rows = rows[: query.per_page]
-        return rows, encode_page_token(rows[-1].id)
-    return rows, None
 
 
 @dataclass(frozen=True)
