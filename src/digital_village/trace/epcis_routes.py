@@ -646,7 +646,7 @@ DISCOVERY_HEADERS = {
 def discover(request: Request, settings: SettingsDep, path: str = "") -> Response:
     """OPTIONS: the EPCIS and CBV versions, extensions and methods a resource supports."""
     methods = {"OPTIONS"}
-    for route in request.app.routes:
+    for route in epcis_router.routes:
         if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
             methods.update(route.methods or ())
     if methods == {"OPTIONS"} and path:
