@@ -78,9 +78,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_epcis_subscription")),
     )
-    op.create_index(
-        op.f("ix_epcis_subscription_query_name"), "epcis_subscription", ["query_name"]
-    )
+    op.create_index(op.f("ix_epcis_subscription_query_name"), "epcis_subscription", ["query_name"])
     op.create_table(
         "epcis_delivery",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -100,9 +98,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_epcis_delivery")),
     )
-    op.create_index(
-        "ix_epcis_delivery_due", "epcis_delivery", ["delivered_at", "next_attempt_at"]
-    )
+    op.create_index("ix_epcis_delivery_due", "epcis_delivery", ["delivered_at", "next_attempt_at"])
     op.create_index(
         op.f("ix_epcis_delivery_subscription_id"), "epcis_delivery", ["subscription_id"]
     )
