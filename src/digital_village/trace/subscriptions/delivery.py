@@ -80,14 +80,15 @@ def query_document(
     return document
 
 
-def delivery_body(session: Session, outgoing: Outgoing, created: dt.datetime) -> bytes:
+def delivery_body(session: Session, outgoing: Outgoing) -> bytes:
+    """The document of a delivery: the same bytes at every attempt."""
     events = epcis_query_run.bodies_of(session, outgoing.event_pks)
     document = query_document(
         events=events,
         query_name=outgoing.query_name,
         subscription_id=outgoing.subscription_id,
         document_id=f"urn:uuid:{outgoing.delivery_id}",
-        created=created,
+        created=outgoing.created_at,
     )
     return orjson.dumps(document)
 
@@ -175,9 +176,8 @@ class DeliveryWorker:
             claimed = service.claim_due(session, now, limit=CLAIM_BATCH, lease=self.lease)
         if not claimed:
             return 0
-        created = utcnow()
         with self.database.session() as session:
-            bodies = [delivery_body(session, outgoing, created) for outgoing in claimed]
+            bodies = [delivery_body(session, outgoing) for outgoing in claimed]
         results = self._send_all(claimed, bodies)
         with self.database.transaction(write=True) as session:
             service.record_results(session, utcnow(), results)

@@ -326,6 +326,8 @@ class Outgoing:
     signature_token: str | None
     event_pks: list[int]
     attempt: int
+    # When it was journaled: the document's creationDate, so every attempt sends the same bytes.
+    created_at: dt.datetime
 
 
 def claim_due(session: Session, now: dt.datetime, *, limit: int, lease: float) -> list[Outgoing]:
@@ -352,6 +354,7 @@ def claim_due(session: Session, now: dt.datetime, *, limit: int, lease: float) -
                 signature_token=subscription.signature_token,
                 event_pks=json.loads(delivery.event_pks),
                 attempt=delivery.attempts,
+                created_at=delivery.created_at,
             )
         )
     session.flush()
