@@ -715,6 +715,57 @@ TRACE_MATRIX: dict[tuple[str, str], list[Case]] = {
 }
 MATRIX.update(TRACE_MATRIX)
 
+EPCIS_QUERIES = "/api/v1/epcis/queries"
+WEBHOOK = {"dest": "https://partner.example/epcis/callback", "stream": True}
+
+
+def _cooperative_query(world: World, client: TestClient) -> str:
+    made = client.post(EPCIS_QUERIES, json={"name": "shared", "query": {}},
+                       headers=world.auth("manager"))  # fmt: skip
+    assert made.status_code == 201, made.text
+    return f"{EPCIS_QUERIES}/shared"
+
+
+def _cooperative_subscription(world: World, client: TestClient) -> str:
+    query = _cooperative_query(world, client)
+    made = client.post(f"{query}/subscriptions", json=WEBHOOK, headers=world.auth("manager"))
+    assert made.status_code == 201, made.text
+    return f"{query}/subscriptions/{made.json()['subscriptionID']}"
+
+
+# Another reader's named query or subscription is not found (404), not revealed.
+EPCIS_QUERY_MATRIX: dict[tuple[str, str], list[Case]] = {
+    ("POST", EPCIS_QUERIES): [
+        Case(
+            "a named query",
+            lambda w, c: (EPCIS_QUERIES, {"name": "mine", "query": {"EQ_bizStep": "shipping"}}),
+            _deny_all_but({"admin": 201, "manager": 201, "farmer": 201}),
+        )
+    ],
+    ("DELETE", f"{EPCIS_QUERIES}/{{name}}"): [
+        Case(
+            "the cooperative's named query",
+            lambda w, c: (_cooperative_query(w, c), None),
+            _deny_all_but({"admin": 204, "manager": 204, "farmer": 404}),
+        )
+    ],
+    ("POST", f"{EPCIS_QUERIES}/{{name}}/subscriptions"): [
+        Case(
+            "a webhook on the cooperative's named query",
+            lambda w, c: (f"{_cooperative_query(w, c)}/subscriptions", WEBHOOK),
+            _deny_all_but({"admin": 201, "manager": 201, "farmer": 404}),
+        )
+    ],
+    ("DELETE", f"{EPCIS_QUERIES}/{{name}}/subscriptions/{{subscription_id}}"): [
+        Case(
+            "the cooperative's webhook",
+            lambda w, c: (_cooperative_subscription(w, c), None),
+            _deny_all_but({"admin": 204, "manager": 204, "farmer": 404}),
+        )
+    ],
+}
+MATRIX.update(EPCIS_QUERY_MATRIX)
+
 
 # --- the managers' console (web/manage.py): forms sent as JSON, answered with the panel ---------
 

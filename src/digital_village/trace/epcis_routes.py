@@ -265,15 +265,11 @@ def _events_answer(
     headers = dict(EPCIS_HEADERS)
     _next_link(request, page.next_token, headers)
     if _wants_xml(request.headers.get("accept", "")):
-from digital_village.trace import (
-    capture,
-    epcis_answers,
-    epcis_query,
-    epcis_query_run,
-    epcis_xml,
-    jobs,
-    store,
-)
+        xml = epcis_answers.query_document(
+            page.bodies,
+            creation_date=_rfc3339(utcnow()),
+            context=default_context(),
+            query_name=query_name,
         )
         return Response(xml, media_type="application/xml", headers=headers)
     document = delivery.query_document(

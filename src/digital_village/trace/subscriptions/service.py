@@ -88,6 +88,8 @@ def create_query(
 
 
 def get_query(*, session: Session, actor: Actor, name: str) -> NamedQuery:
+    """A named query the actor may read (404 for another reader's: names are not revealed)."""
+    ReadScope.of(actor)
     row = session.get(NamedQuery, name)
     if row is None or not _visible(actor, row):
         raise NotFound(f"no named query {name!r}")
@@ -208,6 +210,7 @@ def list_subscriptions(*, session: Session, actor: Actor, name: str) -> list[Sub
 def get_subscription(
     *, session: Session, actor: Actor, name: str, subscription_id: str
 ) -> Subscription:
+    ReadScope.of(actor)
     row = session.get(Subscription, subscription_id)
     if row is None or row.query_name != name or not _visible(actor, row):
         raise NotFound(f"no subscription {subscription_id} of query {name!r}")
