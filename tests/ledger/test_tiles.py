@@ -236,3 +236,18 @@ def test_a_cached_full_tile_is_answered_the_same_without_the_database(
     preflight = client.options("/ledger/tile/0/000", headers={"Origin": "https://shop.example"})
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == "*"
+
+
+def test_an_entry_too_long_for_a_bundle_is_named(
+    client: TestClient, db: Database, ledger: Ledger
+) -> None:
+    """tlog-tiles bundles say an entry's length in 16 bits: a longer entry is refused by name."""
+    append(db, ledger, 0, 2)
+    with db.transaction() as session:
+        ledger.append(session, kind="test.tile", data={"epcList": ["x" * 70_000]})
+    answer = client.get("/ledger/tile/entries/000.p/3")
+    assert answer.status_code == 501
+    assert "entry 2 has 70" in answer.json()["detail"]
+    assert "/api/v1/ledger/entries/2" in answer.json()["detail"]
+    assert len(client.get("/ledger/tile/0/000.p/3").content) == 3 * 32
+    assert len(tiles.decode_bundle(client.get("/ledger/tile/entries/000.p/2").content)) == 2

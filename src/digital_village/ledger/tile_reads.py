@@ -17,7 +17,7 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digital_village.errors import NotFound
+from digital_village.errors import DomainError, NotFound
 from digital_village.ledger import log, merkle, reads, tiles, witnesses
 from digital_village.ledger.log import LedgerIntegrityError
 from digital_village.ledger.models import LedgerEntry
@@ -25,6 +25,13 @@ from digital_village.ledger.models import LedgerEntry
 DEFAULT_CACHE_BYTES: Final = 64 * 1024 * 1024
 # Entry bundles are JSON: gzip level 1 shrinks them several times in well under a millisecond.
 GZIP_LEVEL: Final = 1
+
+
+class EntryTooLong(DomainError):
+    """An entry is longer than an entry bundle's uint16 length can say."""
+
+    status = 501
+    title = "Entry too long for an entry bundle"
 
 
 def served_checkpoint(session: Session) -> bytes:
@@ -73,10 +80,14 @@ def read_bundle(session: Session, tile: tiles.Tile) -> bytes:
         entries.append(reads.as_bytes(body))
     if len(entries) != tile.width:
         raise LedgerIntegrityError(f"ledger entry {tile.first + len(entries)} is missing")
-    try:
-        return tiles.encode_bundle(entries)
-    except tiles.TileError as error:
-        raise LedgerIntegrityError(f"{tile.path}: {error}") from error
+    for offset, entry in enumerate(entries):
+        if len(entry) > tiles.MAX_ENTRY_BYTES:
+            raise EntryTooLong(
+                f"entry {tile.first + offset} has {len(entry)} bytes: a tlog-tiles entry bundle "
+                f"holds entries of at most {tiles.MAX_ENTRY_BYTES}; read it at "
+                f"/api/v1/ledger/entries/{tile.first + offset}"
+            )
+    return tiles.encode_bundle(entries)
 
 
 @dataclass(frozen=True)
