@@ -11,16 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from digital_village import migrate, web
-from digital_village.app import create_app
-from digital_village.config import Settings
-from digital_village.db import Database, make_engine
-from digital_village.ledger import keys, mirror
-from digital_village.ledger.log import EntryIn, Ledger
+from digital_village import web
+from digital_village.ledger import mirror
 from digital_village.web import i18n
-from tests.e2e.conftest import LiveServer, watch_policy
+from tests.e2e.conftest import watch_policy
+from tests.ledger.tile_server import live_log
 
 pytestmark = pytest.mark.browser
 
@@ -36,35 +34,7 @@ class CorsFiles(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def mirrored(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
-    """The log's URL (300 entries served), its mirror's folder and the mirror's URL."""
-    folder = tmp_path / "mirror"
-    folder.mkdir()
-    files = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(CorsFiles, directory=str(folder))
-    )
-    threading.Thread(target=files.serve_forever, daemon=True).start()
-    mirror_url = f"http://127.0.0.1:{files.server_address[1]}/"
-    url = f"sqlite:///{tmp_path / 'log.db'}"
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        migrate.upgrade(connection)
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=url,
-        ledger_origin="mirror.digital-village.example/ledger",
-        log_format="text",
-        log_level="WARNING",
-        ledger_mirror_url=mirror_url,
-    )
-    keys.ensure_signing_key(settings.effective_ledger_key_path, settings.ledger_origin)
-    ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
-    db = Database(engine)
-    with db.transaction() as session:
-        ledger.append_many(session, [EntryIn("test.event", {"n": n}) for n in range(300)])
-    app = create_app(settings, database=db)
-
+def _facts_route(app: FastAPI) -> None:
     @app.get("/test-facts", response_class=HTMLResponse)
     def test_facts() -> HTMLResponse:
         # Served by the app, so the site's own Content-Security-Policy applies.
@@ -74,13 +44,26 @@ def mirrored(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
             f"{FACTS}{panel.render(t=i18n.messages('en'), lang='en')}</body></html>"
         )
 
+
+@pytest.fixture
+def mirrored(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Path, str]]:
+    """The log's URL (300 entries served), its mirror's folder and the mirror's URL."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    files = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(CorsFiles, directory=str(folder))
+    )
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    mirror_url = f"http://127.0.0.1:{files.server_address[1]}/"
     try:
-        with LiveServer(app) as server:
-            mirror.mirror(mirror.http_fetch(f"{server.url}/ledger/"), folder, [ledger.vkey])
-            yield server.url, folder, mirror_url
+        with live_log(
+            "sqlite", tmp_path, request, mirror_url=mirror_url, routes=_facts_route
+        ) as log:
+            log.append(0, 300, batch=300)
+            mirror.mirror(mirror.http_fetch(log.prefix), folder, [log.ledger.vkey])
+            yield log.url, folder, mirror_url
     finally:
         files.shutdown()
-        engine.dispose()
 
 
 def facts_page(page: Any, origin: str) -> dict[str, Any]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from digital_village import migrate
@@ -56,8 +57,15 @@ class LiveLog:
 
 
 @contextmanager
-def live_log(backend: str, folder: Path, request: pytest.FixtureRequest) -> Iterator[LiveLog]:
-    """A served log over a fresh database of the backend."""
+def live_log(
+    backend: str,
+    folder: Path,
+    request: pytest.FixtureRequest,
+    *,
+    mirror_url: str | None = None,
+    routes: Callable[[FastAPI], None] = lambda app: None,
+) -> Iterator[LiveLog]:
+    """A served log over a fresh database of the backend (with test-only ``routes``)."""
     if backend == "postgres":
         server = request.getfixturevalue("postgres_server")
         url = server.create_database("dv_tiles")
@@ -74,11 +82,14 @@ def live_log(backend: str, folder: Path, request: pytest.FixtureRequest) -> Iter
             log_format="text",
             log_level="WARNING",
             rate_limit_public_per_minute=1_000_000,
+            ledger_mirror_url=mirror_url,
         )
         keys.ensure_signing_key(settings.effective_ledger_key_path, settings.ledger_origin)
         ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
         db = Database(engine)
-        with LiveServer(create_app(settings, database=db)) as served:
+        app = create_app(settings, database=db)
+        routes(app)
+        with LiveServer(app) as served:
             yield LiveLog(served.url, db, ledger, settings)
     finally:
         engine.dispose()
