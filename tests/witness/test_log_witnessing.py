@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from digital_village.cli.main import app as dv_app
 from digital_village.config import Settings
 from digital_village.db import Database
-from digital_village.ledger import cosigner, merkle, witnesses
+from digital_village.ledger import cosigner, merkle, monitor, witnesses
 from digital_village.ledger.log import EntryIn, Ledger
 from digital_village.ledger.models import (
     LedgerCheckpoint,
@@ -229,3 +229,52 @@ def test_dv_verify_holds_the_witness_policy(
     assert CliRunner().invoke(dv_app, [*base, *both]).exit_code == 1
     result = CliRunner().invoke(dv_app, [*base, "--witness", city.vkey, "--quorum", "1"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_request_for_an_older_checkpoint_than_the_witness_has_is_no_failure(
+    db: Database, ledger: Ledger, configured: list[WitnessServer], http: cosigner.httpx.Client
+) -> None:
+    """Two processes of one log ask at once: the one with the older checkpoint is told the
+    newer size; that is not a refusal, and nothing is recorded against the witness."""
+    append(db, ledger, 5)
+    append(db, ledger, 3, start=5)
+    assert all(a.cosigned for a in cosigner.cosign_newest(db, http))
+    city = configured[0]
+    stale_view = cosigner.WitnessConfig("德阳市农业农村局", city.vkey, city.url, known_size=0)
+    answer = cosigner.ask_witness(db, http, stale_view, 5)
+    assert (answer.cosigned, answer.superseded) == (False, True)
+    with db.session() as session:
+        row = session.get(LedgerWitness, "德阳市农业农村局")
+        assert row is not None and row.last_error is None and row.known_size == 8
+
+
+def test_the_monitor_alerts_on_a_checkpoint_short_of_its_witnesses(
+    client: TestClient,
+    db: Database,
+    ledger: Ledger,
+    configured: list[WitnessServer],
+    http: cosigner.httpx.Client,
+) -> None:
+    waited: list[float] = []
+    policy = monitor.WitnessPolicy([s.vkey for s in configured], 2, wait=waited.append)
+
+    def fetch(path: str) -> bytes | None:
+        response = client.get(path)
+        return None if response.status_code == 404 else response.content
+
+    append(db, ledger, 4)
+    cosigner.cosign_newest(db, http)
+    first = monitor.look(fetch, ledger.vkey, None, policy)
+    assert first.cosigned_by == ("witness.deyang.example/nyj", "witness.sichuan.example/trace")
+    assert "witnessed by" in first.summary and waited == []
+    configured[1].stop()
+    append(db, ledger, 2, start=4)
+    cosigner.cosign_newest(db, http)
+    with pytest.raises(monitor.MonitorAlert, match="size 6 is not witnessed: 1 of the 2"):
+        monitor.look(fetch, ledger.vkey, first.signed, policy)
+    assert waited == list(monitor.WITNESS_WAITS)  # it gave the witnesses their moment first
+    # One of the two is enough for a monitor whose quorum is 1.
+    relaxed = monitor.WitnessPolicy(policy.keys, 1, wait=waited.append)
+    assert monitor.look(fetch, ledger.vkey, first.signed, relaxed).summary.startswith(
+        "consistent: size 4 -> 6"
+    )

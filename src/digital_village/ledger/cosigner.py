@@ -56,6 +56,8 @@ class Answer:
     size: int
     cosigned: bool
     detail: str
+    # Not cosigned, yet no failure: the witness already cosigned a newer checkpoint of this log.
+    superseded: bool = False
 
 
 class WitnessUnavailable(Exception):
@@ -111,7 +113,14 @@ def ask_witness(
     detail = ""
     for _ in range(MAX_CONFLICTS):
         if old_size > size:
-            detail = f"the witness has cosigned size {old_size}, beyond this checkpoint's {size}"
+            if _has_checkpoint(database, old_size):
+                # Another process of this log had a newer checkpoint cosigned meanwhile.
+                detail = f"it has cosigned the newer size {old_size} already"
+                return Answer(witness.name, size, False, detail, superseded=True)
+            detail = (
+                f"the witness has cosigned size {old_size}, beyond this log's checkpoints "
+                f"(newest {size}): was the log rolled back?"
+            )
             break
         proof, signed = _proof_and_note(database, old_size, size)
         try:
@@ -148,6 +157,11 @@ def ask_witness(
         detail = f"still in conflict after {MAX_CONFLICTS} tries"
     _record(database, witness.name, None, detail)
     return Answer(witness.name, size, False, detail)
+
+
+def _has_checkpoint(database: Database, size: int) -> bool:
+    with database.session() as session:
+        return session.get(LedgerCheckpoint, size) is not None
 
 
 def _record(database: Database, name: str, known_size: int | None, error: str | None) -> None:
@@ -278,7 +292,7 @@ class BackgroundCosigner:
         pause = 0.0
         try:
             answer = ask_witness(self.database, self.client, witness, size)
-            if not answer.cosigned:
+            if not answer.cosigned and not answer.superseded:
                 log.warning(
                     "witness %s did not cosign size %d: %s", answer.witness, size, answer.detail
                 )
