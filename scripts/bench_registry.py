@@ -55,6 +55,7 @@ from digital_village.registry.importer import import_package
 from digital_village.registry.package import read_package
 
 ORIGIN = "bench.digital-village.example/ledger"
+STEPS = ("first_import", "same_package_again", "update_1_percent")
 
 
 def _spec(parcels: int, households: int) -> Spec:
@@ -192,10 +193,8 @@ def main() -> None:
             url = f"sqlite:///{folder / 'bench.db'}"
         try:
             database, ledger = _database(url, folder)
-            for step, package, on in (
-                ("first_import", "v1", "2026-03-01"),
-                ("same_package_again", "v1", "2026-03-02"),
-                ("update_1_percent", "v2", "2027-03-01"),
+            for step, package, on in zip(
+                STEPS, ("v1", "v1", "v2"), ("2026-03-01", "2026-03-02", "2027-03-01"), strict=True
             ):
                 result[step] = _timed(database, ledger, folder / package, on)
                 print(step, json.dumps(result[step], ensure_ascii=False), flush=True)
@@ -205,6 +204,9 @@ def main() -> None:
                 drop()
     result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, ensure_ascii=False))
+    refused = [step for step in STEPS if result[step]["rejected"] or not result[step]["stored"]]
+    if refused:  # the figures then time a refusal, not an import
+        sys.exit(f"the generated package was not stored in: {', '.join(refused)}")
 
 
 if __name__ == "__main__":

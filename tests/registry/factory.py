@@ -10,6 +10,7 @@ boundaries look like), laid out so that no two overlap.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ class Spec:
     field_m: float = 30.0
     degenerate_every: int = 7  # every n-th parcel gets a vertex millimetres from another
     extra_parcel_every: int = 0  # every n-th household holds one parcel more (0: none)
-    blocks_per_row: int = 50  # groups laid out in rows of blocks, so a county stays in a zone
+    blocks_per_row: int = 50  # group blocks in a row of villages, so a county stays in a zone
 
 
 @dataclass
@@ -86,13 +87,19 @@ def generate(spec: Spec) -> Generated:
     most = spec.households * (spec.parcels + (1 if spec.extra_parcel_every else 0))
     block_w = (per_row + 2) * spec.field_m
     block_h = (-(-most // per_row) + 2) * spec.field_m
+    group_cols = max(1, math.isqrt(spec.groups - 1) + 1) if spec.groups > 1 else 1
+    group_rows = -(-spec.groups // group_cols)
+    village_cols = max(1, spec.blocks_per_row // group_cols)
     for v in range(spec.villages):
         village = f"{TOWNSHIP}{201 + v:03d}"
         for g in range(spec.groups):
             fbfbm = f"{village}{g + 1:02d}"
-            block = v * spec.groups + g
-            block_x = ORIGIN_E + (block % spec.blocks_per_row) * block_w
-            block_y = ORIGIN_N + (block // spec.blocks_per_row) * block_h
+            # A village's groups lie together (a village is a few km across), the villages in
+            # rows of blocks, so a county stays in its zone.
+            col, row = g % group_cols, g // group_cols
+            village_col, village_row = v % village_cols, v // village_cols
+            block_x = ORIGIN_E + (village_col * group_cols + col) * block_w
+            block_y = ORIGIN_N + (village_row * group_rows + row) * block_h
             out.tables["FBF"].append(
                 {
                     "FBFBM": fbfbm,

@@ -224,38 +224,27 @@ def bbox_ids(session: Session, bbox: tuple[float, float, float, float]) -> Any:
     return query.bindparams(**params).columns(column("id", Integer))
 
 
-def household_codes(session: Session, ids: set[int]) -> dict[int, str]:
-    found: dict[int, str] = {}
+def _by_id(session: Session, key: Any, value: Any, ids: set[int]) -> dict[int, Any]:
+    """``value`` of each row whose ``key`` (an id column) is in ``ids``, a chunk at a time."""
+    found: dict[int, Any] = {}
     for chunk in chunked(sorted(ids)):
         found.update(
-            session.execute(
-                select(Household.id, Household.cbfbm).where(Household.id.in_(chunk))
-            ).all()
+            (row[0], row[1]) for row in session.execute(select(key, value).where(key.in_(chunk)))
         )
     return found
+
+
+def household_codes(session: Session, ids: set[int]) -> dict[int, str]:
+    return _by_id(session, Household.id, Household.cbfbm, ids)
 
 
 def household_cooperatives(session: Session, ids: set[int]) -> dict[int, int | None]:
     """The cooperative each household is a member of (None: of none)."""
-    found: dict[int, int | None] = {}
-    for chunk in chunked(sorted(ids)):
-        found.update(
-            session.execute(
-                select(Household.id, Household.cooperative_id).where(Household.id.in_(chunk))
-            ).all()
-        )
-    return found
+    return _by_id(session, Household.id, Household.cooperative_id, ids)
 
 
 def cooperative_codes(session: Session, ids: set[int]) -> dict[int, str]:
-    found: dict[int, str] = {}
-    for chunk in chunked(sorted(ids)):
-        found.update(
-            session.execute(
-                select(Cooperative.id, Cooperative.uscc).where(Cooperative.id.in_(chunk))
-            ).all()
-        )
-    return found
+    return _by_id(session, Cooperative.id, Cooperative.uscc, ids)
 
 
 def chunked(values: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
