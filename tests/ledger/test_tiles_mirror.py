@@ -108,6 +108,12 @@ def test_a_mirror_follows_the_log_and_serves_as_a_static_copy(
     with static_server(out) as url:
         code, output = run_checker(tile_checker, vkey, url)
         assert code == 0 and "600 entries verified from tiles" in output, output
+        # A mirror's URL is a tile prefix too: the copy can be mirrored in turn.
+        again = tmp_path / "mirror-of-mirror"
+        copied = mirror.mirror(mirror.http_fetch(url), again, [vkey])
+        assert copied.summary.startswith("first copy -> size 600")
+        # All but the partial tile of size 300 that the first copy keeps for older readers.
+        assert files(again) == {p: d for p, d in files(out).items() if p != "tile/1/000.p/1"}
 
 
 def test_the_mirror_checks_every_tile_and_the_key(
