@@ -32,6 +32,8 @@ from digital_village.iot.router import router as iot_router
 from digital_village.iot.sealer import BackgroundSealer
 from digital_village.ledger import tile_router
 from digital_village.ledger.cosigner import BackgroundCosigner
+from digital_village.ledger.log import Ledger
+from digital_village.ledger.publisher import Publisher
 from digital_village.ledger.router import router as ledger_router
 from digital_village.parcels.router import router as parcels_router
 from digital_village.regions.router import router as regions_router
@@ -110,6 +112,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if owns_database
             else None
         )
+        if publisher is not None:
+            if cosigner is not None:
+                # Witnesses are asked as soon as a checkpoint is stored, not at their next poll.
+                publisher.listeners.append(lambda _published: cosigner.notify())
+            publisher.start()
         if owns_database:
             _tune_for_serving()
         yield
@@ -119,6 +126,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             deliveries.stop()
         if sealer is not None:
             sealer.stop()
+        # Sign what was appended since the last checkpoint, then stop publishing.
+        if publisher is not None:
+            publisher.stop()
         if cosigner is not None:
             cosigner.stop()
         if owns_database:
@@ -134,6 +144,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.db = db
+    # A serving process appends without signing and its publisher signs one checkpoint for all
+    # that was appended in the last 250 ms (ledger/publisher.py; witnesses and other listeners
+    # go in publisher.listeners). Tests hand in their own database and sign in each appending
+    # transaction, so a checkpoint exists the moment a request is answered.
+    publisher: Publisher | None = None
+    if owns_database:
+        publisher = Publisher(
+            db,
+            lambda: Ledger.from_key_file(
+                settings.effective_ledger_key_path, settings.ledger_origin, sign_on_append=False
+            ),
+        )
+    app.state.publisher = publisher
     # The map's write routes refuse changes dated before events already recorded on a parcel.
     app.state.last_event_on_parcels = lineage.last_event_on_parcels
     # The resolver's views, scan writer (one thread, group commit) and ledger-size reader.

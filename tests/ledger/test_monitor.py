@@ -11,6 +11,7 @@ from digital_village.config import Settings
 from digital_village.db import Database
 from digital_village.ledger import monitor, note
 from digital_village.ledger.log import EntryIn, Ledger
+from digital_village.ledger.publisher import publish_now
 
 
 @pytest.fixture
@@ -82,8 +83,30 @@ def test_a_replayed_checkpoint_is_caught_on_the_first_look(
     old = current(client)
     append(db, ledger, 3, start=2)
     fetch = server(client, {monitor.CHECKPOINT_PATH: old})
+    waited: list[float] = []
     with pytest.raises(monitor.MonitorAlert, match="old signed checkpoint is being replayed"):
-        monitor.look(fetch, ledger.vkey, None)
+        monitor.look(fetch, ledger.vkey, None, sleep=waited.append)
+    # The server's publisher had its grace to sign a newer checkpoint, and did not.
+    assert sum(waited) >= monitor.PUBLISH_GRACE_S
+
+
+def test_an_entry_the_publisher_covers_within_its_grace_raises_no_alert(
+    client: TestClient, db: Database, ledger: Ledger
+) -> None:
+    """A serving process appends without signing: the entry after the checkpoint is served a
+    moment before the checkpoint that covers it."""
+    append(db, ledger, 2)
+    unsigned = Ledger(origin=ledger.origin, signer=ledger.signer, sign_on_append=False)
+    append(db, unsigned, 3, start=2)
+    waited: list[float] = []
+
+    def publisher_signs(seconds: float) -> None:
+        waited.append(seconds)
+        if len(waited) == 3:
+            publish_now(db, unsigned)
+
+    looked = monitor.look(server(client, {}), ledger.vkey, None, sleep=publisher_signs)
+    assert looked.checkpoint.size == 5 and len(waited) == 3
 
 
 def test_a_replayed_checkpoint_is_caught_against_the_newest_seen(

@@ -3,8 +3,9 @@
 It streams entries, stored hashes and checkpoints in index order, keeping only the tree's right
 border (O(log n) hashes) in memory, and checks: every leaf hash against its bytes, every bytes
 as canonical JSON, every hash-chain link and per-thing chain link, every stored tree hash, every
-checkpoint's root, origin and signature, and that the newest checkpoint covers every entry (so
-the server cannot be serving an older one as current).
+checkpoint's root, origin and signature, and that the newest checkpoint covers every entry within
+the moment a publisher takes to sign one (so the server cannot be serving an older one as
+current).
 
 The log never learns what its entries mean. The rows other packages keep and the log vouches
 for (parcels, sealed days of readings, …) are checked by record checkers that the caller hands
@@ -17,12 +18,13 @@ audit with every package's checker.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, aliased
 
 from digital_village.ledger import canonical, merkle, note
@@ -30,6 +32,9 @@ from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerH
 
 BATCH = 2000
 MAX_PROBLEMS = 100
+# How long the newest checkpoint may lag the entries (a publisher signs within a second).
+PUBLISH_GRACE_S = 2.0
+GRACE_STEP_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -279,22 +284,38 @@ def _walk(
     return newest_signed
 
 
+def _newest_signed_now(session: Session) -> int:
+    """The newest checkpoint's size as committed now, outside the audit's own snapshot."""
+    query = select(func.max(LedgerCheckpoint.size))
+    bind = session.get_bind()
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            return int(connection.scalar(query) or 0)
+    return int(session.scalar(query) or 0)
+
+
 def _check_newest_checkpoint(
     session: Session, report: AuditReport, newest_signed: int, found: Found
 ) -> None:
-    """Every appending transaction signs the tree it leaves: the newest checkpoint covers all."""
+    """A checkpoint covers every entry within a moment of its append (in its transaction, or
+    by the publisher within a second): the newest checkpoint soon covers all the audit saw."""
     size = report.entries
     if size <= newest_signed or any("entries were removed" in p.what for p in report.problems):
         return
-    # Under READ COMMITTED an append may have committed entries and their checkpoint after
-    # the checkpoints were read: they commit together, so a fresh look settles it.
-    newest_signed = max(newest_signed, session.scalar(select(func.max(LedgerCheckpoint.size))) or 0)
+    # Entries seen may have been appended just before the audit's snapshot, their checkpoint
+    # published just after it: fresh looks, for as long as a publisher may take, settle it.
+    deadline = time.monotonic() + PUBLISH_GRACE_S
+    newest_signed = max(newest_signed, _newest_signed_now(session))
+    while size > newest_signed and time.monotonic() < deadline:
+        time.sleep(GRACE_STEP_S)
+        newest_signed = max(newest_signed, _newest_signed_now(session))
     if size > newest_signed:
         found(
             newest_signed,
             f"no signed checkpoint covers entries {newest_signed} to {size - 1}: the newest "
-            f"checkpoint is at size {newest_signed} of {size} (newer checkpoints were removed; "
-            "an old checkpoint would be served as current)",
+            f"checkpoint is at size {newest_signed} of {size}, {PUBLISH_GRACE_S:g} s later "
+            "(newer checkpoints were removed, or the log's publisher is not running; an old "
+            "checkpoint would be served as current)",
         )
 
 

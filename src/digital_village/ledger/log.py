@@ -1,5 +1,11 @@
 """The log: append entries in the caller's transaction, sign checkpoints, build proofs.
 
+A ledger either signs a checkpoint in every appending transaction (``sign_on_append``, the
+default: tests and one-off scripts see a checkpoint the moment their transaction commits) or
+leaves signing to the publisher (``ledger/publisher.py``), which signs one checkpoint for
+everything appended in the last moment: a serving process appends with
+``sign_on_append=False`` so that one-entry requests do no signing of their own.
+
 One writer at a time: on PostgreSQL a transaction-scoped advisory lock, on SQLite the write lock
 that write sessions take with ``BEGIN IMMEDIATE``. The primary key on the sequence number makes
 a fork impossible even if that discipline were broken: the second writer's insert fails.
@@ -74,18 +80,20 @@ def read_hashes_from(session: Session) -> merkle.ReadHashes:
 class Ledger:
     """Appends to one log and signs its checkpoints with one key."""
 
-    def __init__(self, *, origin: str, signer: note.Signer) -> None:
+    def __init__(self, *, origin: str, signer: note.Signer, sign_on_append: bool = True) -> None:
         self.origin = origin
         self.signer = signer
         self.vkey = signer.verifier().to_string()
         self.key_id = signer.key_id.hex()
+        # False: appends leave the checkpoint to a publisher (ledger/publisher.py).
+        self.sign_on_append = sign_on_append
 
     @classmethod
-    def from_key_file(cls, path: Path, origin: str) -> Ledger:
+    def from_key_file(cls, path: Path, origin: str, *, sign_on_append: bool = True) -> Ledger:
         """The ledger signing with the key stored at ``path``."""
         if not path.is_file():
             raise NotReady(f"ledger signing key missing at {path}; run `dv init`")
-        return cls(origin=origin, signer=keys.load_signer(path))
+        return cls(origin=origin, signer=keys.load_signer(path), sign_on_append=sign_on_append)
 
     def append(
         self,
@@ -95,11 +103,13 @@ class Ledger:
         data: Mapping[str, Any],
         chain_key: str | None = None,
     ) -> AppendedEntry:
-        """Append one entry in the session's transaction and sign the new checkpoint."""
+        """Append one entry in the session's transaction (and sign the new checkpoint when the
+        ledger signs on append)."""
         return self.append_many(session, [EntryIn(kind, data, chain_key)])[0]
 
     def append_many(self, session: Session, items: Sequence[EntryIn]) -> list[AppendedEntry]:
-        """Append entries in order, in the session's transaction, then sign one checkpoint."""
+        """Append entries in order, in the session's transaction, then sign one checkpoint when
+        the ledger signs on append (otherwise the publisher signs one soon after the commit)."""
         if not items:
             return []
         self.lock(session)
@@ -168,7 +178,8 @@ class Ledger:
         insert_rows(connection, LedgerEntry, rows)
         hash_rows = [{"idx": idx, "hash": value} for idx, value in sorted(pending.items())]
         insert_rows(connection, LedgerHash, hash_rows)
-        self._sign_checkpoint(session, size, read)
+        if self.sign_on_append:
+            self.sign_checkpoint(session, size, read)
         return appended
 
     def lock(self, session: Session) -> None:
@@ -203,7 +214,13 @@ class Ledger:
                 heads[chain_key] = (seq, leaf_hash)
         return heads
 
-    def _sign_checkpoint(self, session: Session, size: int, read: merkle.ReadHashes) -> None:
+    def sign_checkpoint(
+        self, session: Session, size: int, read: merkle.ReadHashes | None = None
+    ) -> LedgerCheckpoint:
+        """Sign and store the checkpoint of the first ``size`` entries, in the session's
+        transaction (the caller holds the log's lock and no checkpoint of ``size`` exists yet),
+        after checking that the tree extends the newest signed one."""
+        read = read or read_hashes_from(session)
         root = merkle.tree_hash(size, read)
         previous = latest_checkpoint(session)
         if previous is not None:
@@ -221,8 +238,10 @@ class Ledger:
         if session.get(LedgerKey, self.key_id) is None:
             session.add(LedgerKey(key_id=self.key_id, vkey=self.vkey, first_size=size))
         signed = note.sign_note(note.Checkpoint(self.origin, size, root).to_text(), self.signer)
-        session.add(LedgerCheckpoint(size=size, root_hash=root, note=signed, key_id=self.key_id))
+        checkpoint = LedgerCheckpoint(size=size, root_hash=root, note=signed, key_id=self.key_id)
+        session.add(checkpoint)
         session.flush()
+        return checkpoint
 
 
 def _rfc3339(moment: dt.datetime) -> str:
@@ -257,7 +276,12 @@ def inclusion_proof_file(session: Session, seq: int, size: int | None = None) ->
     entry = get_entry(session, seq)
     checkpoint = latest_checkpoint(session) if size is None else checkpoint_at(session, size)
     if checkpoint is None or checkpoint.size <= seq:
-        raise NotFound(f"no checkpoint covers entry {seq} yet")
+        # Appended, but the publisher has not signed a checkpoint over it yet (it does within
+        # a second): pending, never proven against an unsigned tree.
+        raise NotFound(
+            f"entry {seq} is not covered by a signed checkpoint yet"
+            + ("" if size is not None else ": it is pending, ask again in a second")
+        )
     path = merkle.inclusion_proof(seq, checkpoint.size, read_hashes_from(session))
     return TlogProof(
         index=seq,

@@ -10,10 +10,11 @@ when the served checkpoint
 3. has the kept size but another root: two different trees of one size (a split view);
 4. is larger but the server cannot prove it extends the kept one (a rewritten history);
 5. is stale against the server's own log: the server serves entry ``size`` (the checkpoint
-   claims there are only ``size`` entries), and a fresh look does not show a newer checkpoint.
-   Every append commits its entries and the checkpoint covering them together, so an honest
-   server never shows an entry its current checkpoint does not cover. This catches a replayed
-   checkpoint even on a monitor's very first look.
+   claims there are only ``size`` entries), and no newer checkpoint appears within
+   ``PUBLISH_GRACE_S``. An honest server's publisher signs a checkpoint covering an entry within
+   a second of its append (ledger/publisher.py), so an entry its current checkpoint still does
+   not cover after that is a checkpoint held back. This catches a replayed checkpoint even on a
+   monitor's very first look.
 
 Standard library plus the ledger's note, merkle and proof modules (``cryptography`` only).
 """
@@ -34,6 +35,10 @@ CHECKPOINT_PATH = "/api/v1/ledger/checkpoint"
 FRESH_LOOKS = 5
 # How long a look waits for the witnesses to cosign a new checkpoint, in steps.
 WITNESS_WAITS = (0.25, 0.5, 1.0, 1.0, 2.0)
+# How long a server may take to publish a checkpoint over an entry it serves (its publisher
+# promises one second), and how often the monitor looks meanwhile.
+PUBLISH_GRACE_S = 2.0
+GRACE_STEP_S = 0.25
 
 # Fetch a path of the server: its body, or None when the server answers 404.
 Fetch = Callable[[str], bytes | None]
@@ -128,17 +133,29 @@ def _not_older(current: note.Checkpoint, kept: note.Checkpoint | None) -> None:
 
 
 def _fresh(
-    fetch: Fetch, verifier: str, current: note.Checkpoint, signed: bytes, policy: WitnessPolicy
+    fetch: Fetch,
+    verifier: str,
+    current: note.Checkpoint,
+    signed: bytes,
+    policy: WitnessPolicy,
+    sleep: Callable[[float], None],
 ) -> tuple[note.Checkpoint, bytes]:
-    """Re-read the checkpoint while the server shows entries it does not cover."""
+    """Re-read the checkpoint while the server shows entries it does not cover, giving its
+    publisher PUBLISH_GRACE_S each time to sign a newer one."""
     for _ in range(FRESH_LOOKS):
         if fetch(f"/api/v1/ledger/entries/{current.size}") is None:
             return current, signed
         newer, again = _served(fetch, verifier, policy)
+        waited = 0.0
+        while newer.size <= current.size and waited < PUBLISH_GRACE_S:
+            sleep(GRACE_STEP_S)
+            waited += GRACE_STEP_S
+            newer, again = _served(fetch, verifier, policy)
         if newer.size <= current.size:
             raise MonitorAlert(
                 f"the server serves entry {current.size} but a checkpoint of size "
-                f"{current.size} as current: an old signed checkpoint is being replayed"
+                f"{current.size} as current, and no newer one within {PUBLISH_GRACE_S:g} s: "
+                "an old signed checkpoint is being replayed"
             )
         current, signed = newer, again
     # The log grew at every look: busy, not stale.
@@ -146,13 +163,18 @@ def _fresh(
 
 
 def look(
-    fetch: Fetch, verifier: str, seen: bytes | None, policy: WitnessPolicy = WitnessPolicy()
+    fetch: Fetch,
+    verifier: str,
+    seen: bytes | None,
+    policy: WitnessPolicy = WitnessPolicy(),
+    *,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Look:
     """Check the server's current checkpoint against the newest one seen (None: first look)."""
     kept = None if seen is None else _open(seen, verifier, "the kept checkpoint")
     current, signed = _served(fetch, verifier, policy)
     _not_older(current, kept)
-    current, signed = _fresh(fetch, verifier, current, signed, policy)
+    current, signed = _fresh(fetch, verifier, current, signed, policy, sleep)
     _not_older(current, kept)
     check = policy.check(signed)
     cosigned_by = tuple(name for name, _ in check.cosigned) if check else ()

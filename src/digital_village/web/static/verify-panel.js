@@ -284,9 +284,14 @@ function remember(storageKey, outcome) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The log stores entries the checkpoint served as current does not cover. */
-function stale(outcome) {
-  return outcome.logSize !== null && outcome.logSize !== undefined && outcome.treeSize !== null && outcome.logSize > outcome.treeSize;
+/**
+ * The checkpoint served as current does not cover the entries the log stored at the first
+ * look (`stored`). A server's publisher signs a checkpoint within a second of an append, so on
+ * a busy log the newest checkpoint is usually a little behind the log, yet it must soon reach
+ * what the log stored a look earlier; one that does not is an old checkpoint served as current.
+ */
+function stale(outcome, stored) {
+  return stored !== null && stored !== undefined && outcome.treeSize !== null && stored > outcome.treeSize;
 }
 
 /**
@@ -304,13 +309,15 @@ export async function mountFactsPanel(panel, root = document) {
   const options = { ...(panel.dataset.vkey ? { vkey: panel.dataset.vkey } : {}), ...policyOptions(policy) };
   let outcome = null;
   let judged = [];
+  let stored = null; // entries the log stored at the first look
   try {
     for (let attempt = 0; ; attempt++) {
       outcome = indexes.length
         ? await verifyEntries(base, indexes, { ...options, ...(await viaMirror(base)), seen: remembered(storageKey) })
         : { ok: true, results: new Map(), treeSize: null };
+      if (attempt === 0 && Number.isSafeInteger(outcome.logSize)) stored = outcome.logSize;
       judged = facts.map((fact) => judgeFactOf(fact, outcome.results));
-      const waiting = outcome.ok && (judged.some((verdict) => verdict.state === 'pending') || stale(outcome) || awaitingWitnesses(policy, outcome.witnesses));
+      const waiting = outcome.ok && (judged.some((verdict) => verdict.state === 'pending') || stale(outcome, stored) || awaitingWitnesses(policy, outcome.witnesses));
       if (!waiting || attempt >= PENDING_RETRIES) break;
       show(panel, 'checking', messages.waiting);
       await sleep(PENDING_WAIT_MS);
@@ -339,12 +346,12 @@ export async function mountFactsPanel(panel, root = document) {
   };
   const witnessed = showWitnesses(panel, messages, policy, outcome?.witnesses);
   let state;
-  if (outcome?.ok && stale(outcome)) {
+  if (outcome?.ok && stale(outcome, stored)) {
     // Every fact may be proven, yet in a tree older than the log: whatever came after it (a
     // recall, a failed inspection) would be hidden. The page is not verified.
     state = 'failed';
-    const reason = `the log stores ${outcome.logSize} entries but the checkpoint served as current covers ${outcome.treeSize}: an old checkpoint is being served`;
-    show(panel, state, format(messages.facts_stale, { ...counts, entries: outcome.logSize }), format(messages.reason, { reason }));
+    const reason = `the log stores ${stored} entries but the checkpoint served as current covers ${outcome.treeSize}: an old checkpoint is being served`;
+    show(panel, state, format(messages.facts_stale, { ...counts, entries: stored }), format(messages.reason, { reason }));
   } else if (failed.length || facts.length === 0 || !outcome?.ok) {
     state = 'failed';
     const reason = failed[0]?.reason ?? outcome?.reason ?? 'the page names no facts to check';
