@@ -17,7 +17,8 @@ then `dv ledger verify` must name each (the entry's index, the parcel and day of
 parcel, the certificate, product or lot and the field) without a traceback, and on the running
 server the per-record checks (/api/v1/certificates/{number}/verify, /lots/{gtin}/{lot}/verify,
 /parcels/{dkbm}/verify) must answer "not ok" for the edited records. Then the newest
-checkpoints are deleted, so the server serves an old signed checkpoint as current:
+checkpoints are deleted and new ones held back (the server's publisher would sign the log's
+size again at once), so the server serves an old signed checkpoint as current:
 
 - checkpoint_replay_audit: `dv ledger verify` names it;
 - checkpoint_replay_monitor: `dv ledger monitor` that had seen the newest checkpoint alerts;
@@ -262,6 +263,21 @@ def text_entry(connection: Connection) -> Case:
     )
 
 
+def hold_back(connection: Connection, postgres: bool) -> None:
+    """From now on, every checkpoint the server signs is silently not stored."""
+    if postgres:
+        connection.execute(
+            text("CREATE RULE hold_back AS ON INSERT TO ledger_checkpoint DO INSTEAD NOTHING")
+        )
+    else:
+        connection.execute(
+            text(
+                "CREATE TRIGGER hold_back BEFORE INSERT ON ledger_checkpoint "
+                "BEGIN SELECT RAISE(IGNORE); END"
+            )
+        )
+
+
 def monitor(deployment: Deployment, state: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*DV, "ledger", "monitor", deployment.base, "--state", str(state), "--once", *extra],
@@ -319,6 +335,9 @@ def run(deployment: Deployment) -> dict[str, Any]:
     if before.returncode != 0:
         raise RuntimeError(f"the monitor failed on the untouched server: {before.stderr}")
     with engine.begin() as connection:
+        # The server's publisher would sign the log's size again at once: an insider serving an
+        # old checkpoint also holds new ones back (here a rule that drops every new row).
+        hold_back(connection, postgres)
         sizes = connection.scalars(
             text("SELECT size FROM ledger_checkpoint ORDER BY size DESC LIMIT 3")
         ).all()
