@@ -19,16 +19,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from digital_village.bulk import insert_rows
-from digital_village.db import utcnow
+from digital_village.db import current_cost, naive_utc, utcnow
 from digital_village.errors import DomainError, Invalid, NotFound, NotReady
-from digital_village.ledger import canonical, keys, merkle, note, witnesses
-from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerHash, LedgerKey
+from digital_village.ledger import canonical, keys, merkle, note, reads, witnesses
+from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerKey
 from digital_village.ledger.proof import ConsistencyProof, TlogProof
 
+_HASHES_SQL = "SELECT idx, hash FROM ledger_hash WHERE idx IN ({})"
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(?)"
+_INSERT_ENTRY_SQL = (
+    "INSERT INTO ledger_entry (seq, kind, body, leaf_hash, prev_hash, chain_key, "
+    "chain_prev_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_HASH_SQL = "INSERT INTO ledger_hash (idx, hash) VALUES (?, ?)"
+_LAST_ENTRY_SQL = "SELECT seq, leaf_hash FROM ledger_entry ORDER BY seq DESC LIMIT 1"
+_CHAIN_HEAD_SQL = (
+    "SELECT seq, leaf_hash FROM ledger_entry WHERE chain_key = ? ORDER BY seq DESC LIMIT 1"
+)
+_CHAIN_HEADS_SQL = (
+    "SELECT e.chain_key, e.seq, e.leaf_hash FROM ledger_entry e JOIN ("
+    "SELECT max(seq) AS seq FROM ledger_entry WHERE chain_key IN ({}) GROUP BY chain_key"
+    ") h ON e.seq = h.seq"
+)
 # pg_advisory_xact_lock key shared by every process appending to this database ("dvlog").
 ADVISORY_LOCK_KEY = 0x64766C6F67
 ENVELOPE_VERSION = 1
@@ -61,20 +77,78 @@ class AppendedEntry:
     chain_key: str | None
 
 
-def read_hashes_from(session: Session) -> merkle.ReadHashes:
-    """A reader of stored tree hashes from the database, for the merkle module."""
+def _placeholders(count: int) -> str:
+    return ",".join("?" * count)
 
-    def read(indexes: Sequence[int]) -> list[bytes]:
+
+def read_hashes_from(session: Session) -> merkle.ReadHashes:
+    """A reader of stored tree hashes from the database, for the merkle module (through the
+    driver: a proof reads a few dozen hashes, and building the query cost more than running
+    it)."""
+    return _Driver(session).read_hashes
+
+
+def _as_hash(value: Any) -> bytes:
+    # bytes from either driver; anything else only when an insider changed the column's type.
+    return value if type(value) is bytes else reads.as_bytes(value)
+
+
+class _Driver:
+    """The DB-API cursor of a session's connection, in its transaction, for the append path.
+
+    A one-entry append is half a dozen indexed statements; through SQLAlchemy's execution
+    machinery each cost several times what SQLite takes to run it. Errors come out as
+    SQLAlchemy raises them (``DBAPIError``), so a full disk or a lost server is still told
+    from a bug, and the request's statement count still includes these.
+    """
+
+    def __init__(self, session: Session) -> None:
+        connection = session.connection()
+        self.dialect = connection.dialect
+        self.qmark = self.dialect.paramstyle == "qmark"
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        self.cursor = dbapi.cursor()
+        self.cost = current_cost()
+
+    def _run(self, sql: str, params: Any, many: bool) -> None:
+        if not self.qmark:
+            sql = sql.replace("?", "%s")
+        if self.cost is not None:
+            self.cost.statements += 1
+        try:
+            if many:
+                self.cursor.executemany(sql, params)
+            else:
+                self.cursor.execute(sql, params)
+        except self.dialect.loaded_dbapi.Error as error:
+            raise DBAPIError.instance(
+                sql, params, error, self.dialect.loaded_dbapi.Error, dialect=self.dialect
+            ) from error
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self._run(sql, tuple(params), many=False)
+        return list(self.cursor.fetchall())
+
+    def insert(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self._run(sql, rows, many=True)
+
+    def stored_time(self, moment: dt.datetime) -> Any:
+        """A UTCDateTime column's bound value: naive UTC (text, as SQLAlchemy writes it, on
+        SQLite)."""
+        naive = naive_utc(moment)
+        return naive.isoformat(" ", "microseconds") if self.qmark else naive
+
+    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
         if not indexes:
             return []
-        query = select(LedgerHash.idx, LedgerHash.hash).where(LedgerHash.idx.in_(set(indexes)))
-        rows = {idx: value for idx, value in session.execute(query)}
-        missing = [i for i in indexes if i not in rows]
+        wanted = sorted(set(indexes))
+        found = dict(self.rows(_HASHES_SQL.format(_placeholders(len(wanted))), wanted))
+        missing = [i for i in indexes if i not in found]
         if missing:
             raise LedgerIntegrityError(f"stored tree hashes missing at storage index {missing[0]}")
-        return [rows[i] for i in indexes]
-
-    return read
+        return [_as_hash(found[i]) for i in indexes]
 
 
 class Ledger:
@@ -112,13 +186,14 @@ class Ledger:
         the ledger signs on append (otherwise the publisher signs one soon after the commit)."""
         if not items:
             return []
-        self.lock(session)
-        last = session.execute(
-            select(LedgerEntry.seq, LedgerEntry.leaf_hash).order_by(LedgerEntry.seq.desc()).limit(1)
-        ).first()
-        size = last.seq + 1 if last else 0
-        prev_hash: bytes | None = last.leaf_hash if last else None
-        stored = read_hashes_from(session)
+        driver = _Driver(session)
+        if driver.dialect.name == "postgresql":
+            driver.rows(_LOCK_SQL, (ADVISORY_LOCK_KEY,))
+        # SQLite: write sessions began with BEGIN IMMEDIATE and hold the only write lock.
+        last = driver.rows(_LAST_ENTRY_SQL)
+        size = int(last[0][0]) + 1 if last else 0
+        prev_hash: bytes | None = _as_hash(last[0][1]) if last else None
+        stored = driver.read_hashes
         pending: dict[int, bytes] = {}
 
         def read(indexes: Sequence[int]) -> list[bytes]:
@@ -128,11 +203,12 @@ class Ledger:
             return [pending[i] if i in pending else next(fetched) for i in indexes]
 
         chain_heads = self._chain_heads(
-            session, {item.chain_key for item in items if item.chain_key is not None}
+            driver, {item.chain_key for item in items if item.chain_key is not None}
         )
         now = utcnow()
         time_text = _rfc3339(now)
-        rows: list[dict[str, Any]] = []
+        stored_now = driver.stored_time(now)
+        rows: list[tuple[Any, ...]] = []
         appended: list[AppendedEntry] = []
         for item in items:
             envelope: dict[str, Any] = {
@@ -156,28 +232,24 @@ class Ledger:
             leaf_hash = merkle.hash_leaf(body)
             pending.update(merkle.stored_hashes_for_leaf(size, leaf_hash, read))
             rows.append(
-                {
-                    "seq": size,
-                    "kind": item.kind,
-                    "body": body,
-                    "leaf_hash": leaf_hash,
-                    "prev_hash": prev_hash,
-                    "chain_key": item.chain_key,
-                    "chain_prev_seq": chain_prev[0] if chain_prev else None,
-                    "created_at": now,
-                }
+                (
+                    size,
+                    item.kind,
+                    body,
+                    leaf_hash,
+                    prev_hash,
+                    item.chain_key,
+                    chain_prev[0] if chain_prev else None,
+                    stored_now,
+                )
             )
             appended.append(AppendedEntry(size, item.kind, leaf_hash, body, item.chain_key))
             if item.chain_key is not None:
                 chain_heads[item.chain_key] = (size, leaf_hash)
             prev_hash = leaf_hash
             size += 1
-        # Driver executemany on the session's connection: SQLAlchemy's per-row parameter
-        # handling (ORM or Core) costs more than the SQL.
-        connection = session.connection()
-        insert_rows(connection, LedgerEntry, rows)
-        hash_rows = [{"idx": idx, "hash": value} for idx, value in sorted(pending.items())]
-        insert_rows(connection, LedgerHash, hash_rows)
+        driver.insert(_INSERT_ENTRY_SQL, rows)
+        driver.insert(_INSERT_HASH_SQL, sorted(pending.items()))
         if self.sign_on_append:
             self.sign_checkpoint(session, size, read)
         return appended
@@ -188,30 +260,27 @@ class Ledger:
         ``append`` takes it; a caller whose checks must see everything appended before its
         own entries (a capture checking that a lot or an event is new) takes it before it reads.
         """
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(_LOCK_SQL.replace("?", "%s"), (ADVISORY_LOCK_KEY,))
         # SQLite: write sessions began with BEGIN IMMEDIATE and hold the only write lock.
 
     @staticmethod
-    def _chain_heads(session: Session, chain_keys: set[str]) -> dict[str, tuple[int, bytes]]:
-        """The last entry (index, leaf hash) of each chain: two queries for a whole batch."""
+    def _chain_heads(driver: _Driver, chain_keys: set[str]) -> dict[str, tuple[int, bytes]]:
+        """The last entry (index, leaf hash) of each chain: one index seek per chain for a few,
+        one query per 500 chains for a whole batch."""
         heads: dict[str, tuple[int, bytes]] = {}
         keys = sorted(chain_keys)
+        if len(keys) <= 4:
+            for key in keys:
+                for seq, leaf_hash in driver.rows(_CHAIN_HEAD_SQL, (key,)):
+                    heads[key] = (int(seq), _as_hash(leaf_hash))
+            return heads
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            last_seq = (
-                select(LedgerEntry.chain_key, func.max(LedgerEntry.seq).label("seq"))
-                .where(LedgerEntry.chain_key.in_(chunk))
-                .group_by(LedgerEntry.chain_key)
-                .subquery()
-            )
-            rows = session.execute(
-                select(last_seq.c.chain_key, LedgerEntry.seq, LedgerEntry.leaf_hash).join(
-                    LedgerEntry, LedgerEntry.seq == last_seq.c.seq
-                )
-            )
-            for chain_key, seq, leaf_hash in rows:
-                heads[chain_key] = (seq, leaf_hash)
+            sql = _CHAIN_HEADS_SQL.format(_placeholders(len(chunk)))
+            for chain_key, seq, leaf_hash in driver.rows(sql, chunk):
+                heads[chain_key] = (int(seq), _as_hash(leaf_hash))
         return heads
 
     def sign_checkpoint(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from digital_village.db import Base, UTCDateTime, utcnow
@@ -14,6 +14,8 @@ class LedgerEntry(Base):
     """One log entry. ``body`` holds the RFC 8785 bytes exactly as hashed; never re-serialised."""
 
     __tablename__ = "ledger_entry"
+    # A chain's last entry in one index seek (what each append that extends a chain reads).
+    __table_args__ = (Index("ix_ledger_entry_chain_key_seq", "chain_key", "seq"),)
 
     # The leaf index in the Merkle tree: 0, 1, 2, ... with no gaps (the primary key forbids forks).
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -23,7 +25,7 @@ class LedgerEntry(Base):
     # The previous entry's leaf hash (also inside ``body``): the log is a hash chain as well.
     prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
     # Entries about one thing (a product batch, a parcel) form their own chain.
-    chain_key: Mapped[str | None] = mapped_column(String(200), index=True, default=None)
+    chain_key: Mapped[str | None] = mapped_column(String(200), default=None)
     chain_prev_seq: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("ledger_entry.seq"), default=None
     )
