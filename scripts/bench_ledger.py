@@ -197,7 +197,7 @@ def _publish_lags(session: Any, start: int) -> list[float]:
     for seq, created in entries:
         while checkpoints[position][0] <= seq:
             position += 1
-        lags.append((_time(checkpoints[position][1]) - _time(created)))
+        lags.append(_time(checkpoints[position][1]) - _time(created))
     return lags
 
 
