@@ -141,7 +141,7 @@ def test_a_checkpoint_both_witnesses_cosigned_then_one_that_only_one_did(
     shown = open_panel(page, f"{witnessed.url}/test/verify/2")
     assert shown["state"] == "verified", shown
     assert shown["witnessed"] == "yes"
-    assert shown["witnesses"] == f"已见证：{CITY}, {PROVINCE}（需 2 个）"
+    assert shown["witnesses"] == f"已见证：{CITY}、{PROVINCE}（需 2 个）"
     screenshot(page, "witness-both")
     facts = open_panel(page, f"{witnessed.url}/test/facts")
     assert (facts["state"], facts["witnessed"]) == ("verified", "yes"), facts

@@ -95,6 +95,7 @@ export function showWitnesses(panel, messages, policy, check) {
     line.dataset.verifyWitnesses = '';
     panel.querySelector('[data-verify-reason]').after(line);
   }
+  const list = (names) => names.join(panel.lang?.startsWith('zh') ? '、' : ', ');
   let witnessed;
   let text;
   if (policy.error) {
@@ -105,7 +106,7 @@ export function showWitnesses(panel, messages, policy, check) {
     text = messages.witness_none;
   } else if (check?.met) {
     witnessed = 'yes';
-    text = format(messages.witness_ok, { names: check.cosigned.map((w) => w.name).join(', '), quorum: check.quorum });
+    text = format(messages.witness_ok, { names: list(check.cosigned.map((w) => w.name)), quorum: check.quorum });
   } else {
     witnessed = 'no';
     const cosigned = check?.cosigned ?? [];
@@ -113,8 +114,8 @@ export function showWitnesses(panel, messages, policy, check) {
     text = format(messages.witness_missing, {
       quorum: check?.quorum ?? policy.quorum,
       count: cosigned.length,
-      names: cosigned.map((w) => w.name).join(', ') || '-',
-      missing: missing.join(', ') || '-',
+      names: list(cosigned.map((w) => w.name)) || '-',
+      missing: list(missing) || '-',
     });
   }
   panel.dataset.witnessed = witnessed;
