@@ -121,8 +121,11 @@ def test_a_season_in_the_console(screen: tuple[str, Any], live: tuple[str, Pages
     # Harvest two parcels: the yield per 亩 is shown before saving.
     open_section(page, url, "harvest")
     page.select_option('select[name="gtin"]', seasons.RAPESEED)
-    for dkbm in pages.parcels[:2]:
-        page.check(f'input[name="parcel"][value="{dkbm}"]')
+    # One parcel tapped on the village map, the other ticked in the list.
+    page.locator(f'[data-pick="{pages.parcels[0]}"]').click()
+    assert page.locator(f'input[name="parcel"][value="{pages.parcels[0]}"]').is_checked()
+    assert page.locator(f'[data-pick="{pages.parcels[0]}"][data-chosen]').count() == 1
+    page.check(f'input[name="parcel"][value="{pages.parcels[1]}"]')
     page.fill('input[name="kg"]', "2000")
     page.fill('input[name="lot"]', "RS-E2E")
     page.wait_for_selector("[data-yield]")

@@ -298,3 +298,20 @@ def test_every_english_word_of_the_console_has_its_chinese() -> None:
     from digital_village.web.manage_words import WORDS
 
     assert set(WORDS["en"]) <= set(WORDS["zh-CN"])
+
+
+def test_the_village_map_offers_the_held_parcels_and_marks_the_chosen(
+    pages_client: TestClient, pages_db: Pages
+) -> None:
+    first, second, third = pages_db.parcels
+    html = panel(pages_client, pages_db, "harvest", parcel=[first], gtin="").text
+    shapes = dict(
+        re.findall(
+            r'<path d="M[^"]+" fill-rule="evenodd" data-pick="(\d{19})"( data-chosen)?', html
+        )
+    )
+    assert shapes == {first: " data-chosen", second: "", third: ""}
+    # A parcel chosen but not held that day stays on the form, marked, and is named.
+    unheld = panel(pages_client, pages_db, "harvest", parcel=[first, pages_db.other_parcel]).text
+    assert f'data-parcel-unheld="{pages_db.other_parcel}"' in unheld
+    assert mistake(unheld, "parcel").startswith(f"地块 {pages_db.other_parcel} 在")

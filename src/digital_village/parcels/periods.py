@@ -13,7 +13,7 @@ from typing import Any
 
 import shapely
 from shapely.geometry import mapping
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, literal, or_, select
 from sqlalchemy.orm import Session
 
 from digital_village.parcels import audit, resurvey
@@ -103,13 +103,19 @@ class HeldParcel:
     dkbm: str
     area_mu: float
     holding: Holding
+    shape_wkb: bytes | None = None  # lon/lat WKB, when asked for
 
 
 def held_on(
-    *, session: Session, household_ids: Sequence[int], cooperative_id: int | None, on: dt.date
+    *,
+    session: Session,
+    household_ids: Sequence[int],
+    cooperative_id: int | None,
+    on: dt.date,
+    shapes: bool = False,
 ) -> list[HeldParcel]:
     """Active parcels contracted by these households or run by the cooperative on a date, by
-    DKBM (a cooperative's harvest may come from any of them); no shapes are read."""
+    DKBM (a cooperative's harvest may come from any of them); their shapes only if asked."""
     held: ColumnElement[bool] = ParcelHolding.contractor_household_id.in_(
         sorted(set(household_ids))
     )
@@ -122,6 +128,7 @@ def held_on(
             Parcel.area_mu,
             ParcelHolding.contractor_household_id,
             ParcelHolding.operator_cooperative_id,
+            Parcel.geometry_wkb if shapes else literal(None),
         )
         .join(ParcelHolding, ParcelHolding.parcel_id == Parcel.id)
         .where(
@@ -133,8 +140,8 @@ def held_on(
         .order_by(Parcel.dkbm)
     ).all()
     return [
-        HeldParcel(parcel_id, dkbm, area_mu, Holding(contractor, operator))
-        for parcel_id, dkbm, area_mu, contractor, operator in rows
+        HeldParcel(parcel_id, dkbm, area_mu, Holding(contractor, operator), shape)
+        for parcel_id, dkbm, area_mu, contractor, operator, shape in rows
     ]
 
 

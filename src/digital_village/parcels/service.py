@@ -17,6 +17,7 @@ from __future__ import annotations
 from digital_village.errors import Conflict, Invalid, NotFound
 from digital_village.parcels.changes import ParcelChange, change, require_own_parcel
 from digital_village.parcels.periods import (
+    HeldParcel,
     crop_on,
     crops_on,
     find_import,
@@ -71,6 +72,7 @@ __all__ = [
     "Conflict",
     "Contractor",
     "Created",
+    "HeldParcel",
     "Holding",
     "Invalid",
     "NotFound",

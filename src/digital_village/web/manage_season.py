@@ -23,6 +23,7 @@ from digital_village.trace import builders, plausibility, products, tracing
 from digital_village.trace.identifiers import COUNT_UNITS, convert
 from digital_village.trace.models import Lot, Product
 from digital_village.web import manage_forms as forms
+from digital_village.web import manage_map
 from digital_village.web.manage_context import Console, record
 from digital_village.web.manage_forms import Done, Form, Mistakes
 
@@ -34,15 +35,17 @@ STEPS: Final = ("pressing", "milling")
 
 
 @dataclass(frozen=True)
-class HeldParcel:
+class Choice:
     dkbm: str
     area_mu: float
     holder: str  # the member's masked name, or "" when the cooperative runs it
     crop: str | None
+    row: parcels.HeldParcel
 
 
-def _held(console: Console, on: dt.date) -> dict[str, HeldParcel]:
-    """DKBM → the parcels members hold or the cooperative runs on the day."""
+def _held(console: Console, on: dt.date, *, shapes: bool = False) -> dict[str, Choice]:
+    """DKBM → the parcels members hold or the cooperative runs on the day (with their shapes
+    for the map when asked)."""
     members = regions.list_households(session=console.session, actor=console.actor)
     names = {member.id: regions.mask_name(member.name) for member in members}
     rows = parcels.held_on(
@@ -50,16 +53,18 @@ def _held(console: Console, on: dt.date) -> dict[str, HeldParcel]:
         household_ids=list(names),
         cooperative_id=console.cooperative_id,
         on=on,
+        shapes=shapes,
     )
     crops = parcels.crops_on(
         session=console.session, parcel_ids=[row.parcel_id for row in rows], on=on
     )
     return {
-        row.dkbm: HeldParcel(
+        row.dkbm: Choice(
             dkbm=row.dkbm,
             area_mu=row.area_mu,
             holder=names.get(row.holding.contractor_household_id or 0, ""),
             crop=crops.get(row.parcel_id),
+            row=row,
         )
         for row in rows
     }
@@ -131,7 +136,7 @@ def _check_yield(plan: HarvestPlan, form: Form, mistakes: Mistakes) -> None:
 
 
 def _plan_harvest(
-    console: Console, form: Form, mistakes: Mistakes, held: dict[str, HeldParcel], on: dt.date
+    console: Console, form: Form, mistakes: Mistakes, held: dict[str, Choice], on: dt.date
 ) -> HarvestPlan:
     """The harvest the form describes, each mistake noted next to its field."""
     product = _chosen(_crops(console), form, mistakes, "gtin")
@@ -156,7 +161,8 @@ def _plan_harvest(
 def harvest_view(console: Console, form: Form, mistakes: Mistakes, check: bool) -> dict[str, Any]:
     """Parcels held on the day, the crops, the latest lots; with a filled form, its checks."""
     on = forms.day(form, mistakes)
-    held = _held(console, on)
+    held = _held(console, on, shapes=True)
+    chosen = form.many("parcel")
     plan: HarvestPlan | None = None
     if form.many("parcel") or "kg" in form:
         checks = Mistakes(console.language)
@@ -167,7 +173,9 @@ def harvest_view(console: Console, form: Form, mistakes: Mistakes, check: bool) 
     return {
         "day": on.isoformat(),
         "held": list(held.values()),
-        "chosen": set(form.many("parcel")),
+        "chosen": set(chosen),
+        "unheld": [dkbm for dkbm in chosen if dkbm not in held],
+        "map_svg": manage_map.harvest_map([c.row for c in held.values()], set(chosen)),
         "crops": _crops(console),
         "plan": plan,
         "suggested_lot": forms.suggested_lot(console, "H", on),

@@ -81,6 +81,8 @@ WORDS: Final[Mapping[str, Mapping[str, str]]] = {
         "produced": "产量",
         "left": "剩余",
         "map_title": "地块图",
+        "map_hint": "点地块即可选中或取消，与下面的列表相同。",
+        "not_held_that_day": "这一天不由本社社员承包，也不由本社经营：请取消选择",
         # processing
         "processing_title": "加工",
         "step": "工序",
@@ -246,6 +248,9 @@ WORDS: Final[Mapping[str, Mapping[str, str]]] = {
         "produced": "Produced",
         "left": "Left",
         "map_title": "Map",
+        "map_hint": "Tap a parcel to choose it or leave it out, as in the list below.",
+        "not_held_that_day": "Not held by a member nor run by the cooperative that day: "
+        "please untick it",
         "processing_title": "Processing",
         "step": "Step",
         "step_pressing": "Pressing",

@@ -7,7 +7,8 @@
 //                        answer's [data-live] parts replace this page's (the fields keep focus);
 //   [data-reload] fields on change, the whole panel is loaded again for the form's values;
 //   a[data-download]     fetched with the token and saved as a file (label sheets);
-//   input[data-gtin]     shows the GS1 check digit of what is typed, as it is typed.
+//   input[data-gtin]     shows the GS1 check digit of what is typed, as it is typed;
+//   [data-pick] shapes   on the harvest map tick and untick their parcel's box in the list.
 
 import { format, tokenPanel } from './signin.js';
 
@@ -158,12 +159,25 @@ panel.addEventListener('input', (event) => {
 });
 
 panel.addEventListener('change', (event) => {
+  if (event.target.matches('input[name="parcel"]')) {
+    const shape = panel.querySelector(`[data-pick="${CSS.escape(event.target.value)}"]`);
+    shape?.toggleAttribute('data-chosen', event.target.checked);
+  }
   const form = event.target.closest('form');
   if (form && event.target.closest('[data-reload]')) load(query(form));
   else if (form?.matches('[data-check]')) check(form);
 });
 
 panel.addEventListener('click', (event) => {
+  const shape = event.target.closest('[data-pick]');
+  if (shape) {
+    const box = panel.querySelector(`input[name="parcel"][value="${CSS.escape(shape.dataset.pick)}"]`);
+    if (box) {
+      box.checked = !box.checked;
+      box.dispatchEvent(new Event('change', { bubbles: true }));
+    }
+    return;
+  }
   const link = event.target.closest('a[data-download]');
   if (!link) return;
   event.preventDefault();
