@@ -187,12 +187,15 @@ def event_time(on: dt.date) -> dt.datetime:
 
 
 def suggested_lot(console: Console, prefix: str, on: dt.date | None = None) -> str:
-    """A lot number not used yet by the cooperative: prefix, the day (yymmdd) and a count."""
+    """A lot number the cooperative's latest lots do not use: prefix, day (yymmdd), a count.
+
+    Only a suggestion: the form checks the lot number given against every lot of its product.
+    """
     when = on or tracing.china_today()
     taken = {
         lot.lot
         for lot in products.lots_of_cooperative(
-            session=console.session, cooperative_id=console.cooperative_id, limit=500
+            session=console.session, cooperative_id=console.cooperative_id, limit=60
         )
     }
     for n in range(1, 1000):

@@ -9,6 +9,7 @@ phone), each path's title names its parcel.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from html import escape
 from typing import Final
@@ -28,36 +29,46 @@ def _number(value: float) -> str:
 
 def harvest_map(rows: Sequence[parcels.HeldParcel], chosen: set[str]) -> str:
     """An inline SVG of the parcels (lon/lat WKB in ``rows``), the chosen ones marked."""
-    drawn = [row for row in rows if row.shape_wkb]
+    drawn = tuple((row.dkbm, row.shape_wkb) for row in rows if row.shape_wkb)
     if not drawn:
         return ""
-    lonlat = shapely.from_wkb([row.shape_wkb for row in drawn])
+    opening, paths = _drawn(drawn)
+    parts = [opening]
+    for (dkbm, _), path in zip(drawn, paths, strict=True):
+        mark = " data-chosen" if dkbm in chosen else ""
+        code = escape(dkbm)
+        parts.append(
+            f'<path d="{path}" fill-rule="evenodd" data-pick="{code}"{mark}>'
+            f"<title>{code}</title></path>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+@functools.lru_cache(maxsize=32)
+def _drawn(drawn: tuple[tuple[str, bytes], ...]) -> tuple[str, tuple[str, ...]]:
+    """The map's opening tag and each parcel's path, kept while the same shapes come back (a
+    village's parcels change far less often than its harvest form is opened)."""
+    lonlat = shapely.from_wkb([shape for _, shape in drawn])
     first = lonlat[0]
     epsg = projection.gk_epsg((first.bounds[0] + first.bounds[2]) / 2)
     shapes = projection.reproject(lonlat, projection.LONLAT_EPSG, epsg)
     min_x, min_y, max_x, max_y = shapely.total_bounds(shapes)
     scale = (WIDTH - 2 * PADDING) / max(max_x - min_x, (max_y - min_y) / 0.9, 1.0)
     height = (max_y - min_y) * scale + 2 * PADDING
-    parts = [
+    opening = (
         f'<svg class="map pickmap" viewBox="0 0 {_number(WIDTH)} {_number(height)}" role="group"'
         ' xmlns="http://www.w3.org/2000/svg">'
-    ]
-    for row, shape in zip(drawn, shapes, strict=True):
+    )
+    paths = []
+    for shape in shapes:
         rings = []
         for polygon in getattr(shape, "geoms", [shape]):
             for ring in [polygon.exterior, *polygon.interiors]:
                 coords = shapely.get_coordinates(ring)[:-1]
                 xs = PADDING + (coords[:, 0] - min_x) * scale
                 ys = PADDING + (max_y - coords[:, 1]) * scale
-                points = " L".join(
-                    f"{_number(x)} {_number(y)}" for x, y in zip(xs, ys, strict=True)
-                )
-                rings.append(f"M{points}Z")
-        mark = " data-chosen" if row.dkbm in chosen else ""
-        code = escape(row.dkbm)
-        parts.append(
-            f'<path d="{"".join(rings)}" fill-rule="evenodd" data-pick="{code}"{mark}>'
-            f"<title>{code}</title></path>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+                points = zip(xs, ys, strict=True)
+                rings.append("M" + " L".join(f"{_number(x)} {_number(y)}" for x, y in points) + "Z")
+        paths.append("".join(rings))
+    return opening, tuple(paths)
