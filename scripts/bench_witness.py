@@ -4,9 +4,10 @@
    a growing log, each with its consistency proof from the last size it cosigned, one after
    another over a kept-alive connection; the latency of each answer (p50, p99, max).
 2. ``witnessed within``: a log on SQLite (or PostgreSQL with ``--postgres URL``) takes appends
-   at ``--rate`` per second from one thread while two witnesses (each its own process) are asked
-   by the log's background cosigner; for every append, the time from its commit until a
-   checkpoint covering it carries both cosignatures (p50, p99, max), and the appends achieved.
+   at ``--rate`` per second from one thread, set up as a serving process is: appends do not
+   sign, a publisher signs a checkpoint every 250 ms and wakes the background cosigner, which
+   asks two witnesses (each its own process); for every append, the time from its commit until
+   a checkpoint covering it carries both cosignatures (p50, p99, max), and the appends achieved.
 
 Prints each figure, then one JSON object as the last line.
 
@@ -38,6 +39,7 @@ from digital_village.db import Database, make_engine
 from digital_village.ledger import cosigner, keys, merkle, note, witnesses
 from digital_village.ledger.log import Ledger
 from digital_village.ledger.models import LedgerCosignature
+from digital_village.ledger.publisher import Publisher
 
 ORIGIN = "bench.digital-village.example/ledger"
 
@@ -141,7 +143,7 @@ def bench_witnessed_within(folder: Path, url: str, rate: float, seconds: float) 
     database = Database(engine)
     key_path = folder / "ledger.key"
     keys.ensure_signing_key(key_path, ORIGIN)
-    ledger = Ledger.from_key_file(key_path, ORIGIN)
+    ledger = Ledger.from_key_file(key_path, ORIGIN, sign_on_append=False)
     with (
         witness_process(folder / "city", "witness.deyang.example/nyj", ledger.vkey) as city,
         witness_process(folder / "province", "witness.sichuan.example/trace", ledger.vkey) as prov,
@@ -150,6 +152,7 @@ def bench_witnessed_within(folder: Path, url: str, rate: float, seconds: float) 
             witnesses.add(session=session, name="city", vkey=city[1], url=city[0])
             witnesses.add(session=session, name="province", vkey=prov[1], url=prov[0])
         background = cosigner.BackgroundCosigner(database, poll=0.05, timeout=2.0).start()
+        publisher = Publisher(database, ledger, listeners=[lambda _: background.notify()]).start()
         committed: list[float] = []
         witnessed_at: dict[int, float] = {}
         stop = threading.Event()
@@ -182,9 +185,9 @@ def bench_witnessed_within(folder: Path, url: str, rate: float, seconds: float) 
             with database.transaction() as session:
                 ledger.append(session, kind="bench.event", data={"n": n})
             committed.append(time.monotonic())
-            background.notify()
             n += 1
         appending = time.monotonic() - started
+        publisher.stop()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (not witnessed_at or max(witnessed_at) < n):
             time.sleep(0.05)
