@@ -358,7 +358,7 @@ def test_harvests_need_parcels_held_by_the_cooperative_or_its_members(
     assert_refused(
         post_event(client, world, "admin", event),
         422,
-        "held on 2025-05-20 by neither cooperative",
+        "held on 2025-05-20 by neither 民安油菜专业合作社 (",
         session,
         before,
     )

@@ -333,6 +333,38 @@ def test_implausible_yield_mass_balance_and_pre_harvest_interval_are_flagged(
     assert kinds == {"yield", "pre_harvest_interval"}
 
 
+def test_a_second_harvest_of_a_parcel_within_the_crops_season_is_flagged(
+    client: TestClient, world: World, chain: Chain
+) -> None:
+    p1 = chain.own[0]
+
+    def cut(lot: str, when: Any) -> dict[str, Any]:
+        return builders.harvest(
+            gtin=RAPESEED, lot=lot, kilograms=300, dkbms=[p1], when=when, base_url=BASE
+        )
+
+    events = [cut("RS-A", at(5, 20)), cut("RS-B", at(6, 1)), cut("RS-C", at(5, 22, year=2026))]
+    assert capture_doc(client, world, "manager", events).status_code == 202
+
+    def repeats(lot: str) -> list[dict[str, Any]]:
+        flags = graph(client, f"/api/v1/trace/{RAPESEED}/{lot}")["flags"]
+        return [flag for flag in flags if flag["kind"] == "repeat_harvest"]
+
+    assert repeats("RS-A") == []
+    (flag,) = repeats("RS-B")
+    assert flag["subject"] == f"01/{RAPESEED}/10/RS-B"
+    assert flag["value"] == 12.0 and flag["expected"] == [150.0, 150.0]
+    assert f"parcel {p1}" in flag["message"] and "RS-A" in flag["message"]
+    # A year later is the next season: nothing doubtful.
+    assert repeats("RS-C") == []
+    # The parcel's recall shows it too, and the consumer page says it in the reader's words.
+    assert "repeat_harvest" in {
+        f["kind"] for f in graph(client, f"/api/v1/trace/parcels/{p1}")["flags"]
+    }
+    page = client.get(f"/01/{RAPESEED}/10/RS-B", headers={"Accept": "text/html"})
+    assert "12 天前已采收过这种作物" in page.text
+
+
 def test_a_recall_lists_items_up_to_a_limit(
     client: TestClient, world: World, chain: Chain, monkeypatch: Any
 ) -> None:

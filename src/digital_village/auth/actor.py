@@ -48,7 +48,7 @@ class Actor:
         if self.role is Role.MANAGER and cooperative_id is not None:
             if self.cooperative_id == cooperative_id:
                 return
-            raise self._deny(f"act for cooperative {cooperative_id}; it manages another one")
+            raise self._deny("act for another cooperative than the one it manages")
         raise self._deny("act for a cooperative; it needs a manager token of that cooperative")
 
     def require_household(self, household_id: int, cooperative_id: int | None) -> None:
@@ -63,7 +63,7 @@ class Actor:
             and self.cooperative_id == cooperative_id
         ):
             return
-        raise self._deny(f"act for household {household_id}")
+        raise self._deny("act for a household other than its own or its cooperative's members")
 
     def require_device(self, device_id: int) -> None:
         """Admin, or this device's own token."""

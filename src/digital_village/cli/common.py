@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ from digital_village import migrate
 from digital_village.config import Settings
 from digital_village.db import Database, is_sqlite, make_single_use_engine
 from digital_village.errors import DomainError
+
+# China Standard Time: every time the CLI prints is in it, with its offset.
+CHINA_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
@@ -71,3 +75,14 @@ def transaction(settings: Settings) -> Iterator[Session]:
 def print_json(value: Any) -> None:
     """Machine-readable output on stdout."""
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def china_time(moment: dt.datetime | str, *, seconds: bool = False) -> str:
+    """A moment in China Standard Time with its offset, e.g. ``2026-05-18 09:00 +08:00``; an
+    ISO 8601 string is read first (``Z`` or an offset; a naive time is taken as UTC)."""
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    shown = moment.astimezone(CHINA_TIME)
+    return shown.strftime("%Y-%m-%d %H:%M:%S +08:00" if seconds else "%Y-%m-%d %H:%M +08:00")

@@ -47,7 +47,7 @@ def add(
         list[str] | None, typer.Option(help="A metric it reports (repeat; default: its model's).")
     ] = None,
     coop: Annotated[
-        str | None, typer.Option(help="Owning cooperative (统一社会信用代码 or id).")
+        str | None, typer.Option(help="The owning cooperative: its 统一社会信用代码.")
     ] = None,
     installed_at: Annotated[
         str | None, typer.Option(help="When it was installed (RFC 3339; default now).")

@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.rich_utils
 
 from digital_village import migrate
+from digital_village.cli import coops as coops_cli
 from digital_village.cli import devices as devices_cli
 from digital_village.cli import farmers as farmers_cli
+from digital_village.cli import households as households_cli
 from digital_village.cli import integrations as integrations_cli
 from digital_village.cli import iot as iot_cli
 from digital_village.cli import labels as labels_cli
@@ -34,14 +37,23 @@ from digital_village.db import make_single_use_engine
 from digital_village.ledger import keys
 from digital_village.regions import service as regions
 
+# Help is markdown, so a docstring's paragraphs are reflowed to the terminal's width. Rich's
+# tables crop a help line that fills its column exactly when the column has no padding at the
+# table's edge (one cell short for CJK text: "packages in an…"); padding both edges avoids it.
+typer.rich_utils.STYLE_OPTIONS_TABLE_PAD_EDGE = True
+typer.rich_utils.STYLE_COMMANDS_TABLE_PAD_EDGE = True
+
 app = typer.Typer(
     name="dv",
     help="Digital Village: land parcels, field sensors and a verifiable product ledger.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(regions_cli.app, name="regions")
+app.add_typer(coops_cli.app, name="coops")
+app.add_typer(households_cli.app, name="households")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(parcels_cli.app, name="parcels")
 app.add_typer(registry_cli.app, name="registry")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from digital_village.auth import service as auth
 from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
-from digital_village.cli.common import console, load_settings, print_json, transaction
+from digital_village.cli.common import china_time, console, load_settings, print_json, transaction
+from digital_village.regions import service as regions
 from digital_village.tokens import service as tokens
 
 app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
@@ -57,40 +58,52 @@ def list_(
 ) -> None:
     """List tokens (their ids and scopes; secrets are never stored)."""
     with transaction(load_settings()) as session:
+        found = auth.list_tokens(session=session, include_revoked=include_revoked)
+        usccs = {c.id: c.uscc for c in regions.list_cooperatives(session=session)}
+        cbfbms = {
+            household_id: regions.get_household(session=session, household_id=household_id).cbfbm
+            for household_id in {row.household_id for row in found if row.household_id}
+        }
         rows = [
             {
                 "id": row.public_id,
                 "role": row.role.value,
-                "cooperative_id": row.cooperative_id,
-                "household_id": row.household_id,
+                "cooperative": usccs.get(row.cooperative_id) if row.cooperative_id else None,
+                "household": cbfbms.get(row.household_id) if row.household_id else None,
                 "device_id": row.device_id,
                 "label": row.label,
                 "created_at": row.created_at.isoformat(),
                 "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
             }
-            for row in auth.list_tokens(session=session, include_revoked=include_revoked)
+            for row in found
         ]
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "role", "scope", "label", "created", "revoked")
+    # What a token acts for, as people name it: a household by its 承包方编码 (a farmer's
+    # token also carries its cooperative), a device by its id, a cooperative by its
+    # 统一社会信用代码, never cut short. Dates are China's.
+    headers: list[Column | str] = [
+        "id",
+        "role",
+        Column("for", min_width=18),
+        Column("label", overflow="fold"),
+        "created",
+    ]
+    table = Table(*headers, *(["revoked"] if include_revoked else []))
     for row in rows:
-        scope = next(
-            (
-                f"{k.removesuffix('_id')} {row[k]}"
-                for k in ("household_id", "device_id", "cooperative_id")
-                if row[k]
-            ),
-            "",
-        )
-        table.add_row(
+        device = f"device {row['device_id']}" if row["device_id"] else None
+        scope = str(row["household"] or device or row["cooperative"] or "")
+        cells = [
             str(row["id"]),
             str(row["role"]),
             scope,
             str(row["label"] or ""),
-            str(row["created_at"])[:19],
-            str(row["revoked_at"] or "")[:19],
-        )
+            china_time(str(row["created_at"]))[:10],
+        ]
+        if include_revoked:
+            cells.append(china_time(str(row["revoked_at"]))[:10] if row["revoked_at"] else "")
+        table.add_row(*cells)
     console.print(table)
 
 

@@ -10,10 +10,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from digital_village.auth.actor import Actor
-from digital_village.cli.common import console, fail, load_settings, print_json, transaction
+from digital_village.cli.common import (
+    china_time,
+    console,
+    fail,
+    load_settings,
+    print_json,
+    transaction,
+)
 from digital_village.ledger.log import Ledger
 from digital_village.regions import service as regions
 from digital_village.trace import capture, products, tracing
@@ -78,25 +85,76 @@ def add_product(
 def list_products(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List registered products."""
+    """List registered products with the cooperative that owns each."""
     with transaction(load_settings()) as session:
-        rows: list[dict[str, str]] = [
+        cooperatives = {c.id: c for c in regions.list_cooperatives(session=session)}
+        rows: list[dict[str, str | None]] = [
             {
                 "gtin": p.gtin,
                 "name": p.name,
                 "category": p.category,
                 "unit": p.unit,
-                "cooperative_id": str(p.cooperative_id),
+                "cooperative": cooperatives[p.cooperative_id].name,
+                "cooperative_uscc": cooperatives[p.cooperative_id].uscc,
             }
             for p in products.list_products(session=session)
         ]
     if as_json:
         print_json(rows)
         return
-    table = Table("GTIN", "name", "category", "unit", "cooperative")
+    table = Table(
+        Column("GTIN", min_width=14),
+        Column("name", overflow="fold"),
+        "category",
+        "unit",
+        Column("cooperative", min_width=18, overflow="fold"),
+    )
     for row in rows:
-        table.add_row(*row.values())
+        owner = f"{row['cooperative']}\n{row['cooperative_uscc']}"
+        table.add_row(row["gtin"], row["name"], row["category"], row["unit"], owner)
     console.print(table)
+
+
+@app.command("example-season")
+def example_season(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Write the EPCIS document here.")],
+    coop: Annotated[
+        str | None,
+        typer.Option(help="The cooperative's 统一社会信用代码 (default: the products' owner)."),
+    ] = None,
+) -> None:
+    """Write an example season to edit and capture with `dv trace capture`.
+
+    Rapeseed sown on three fields the cooperative's members hold, sprayed, harvested, pressed,
+    bottled into twelve 5 L bottles and four of them packed into a case: an EPCIS 2.0
+    document made for this database (the demo's products, fields not yet harvested this
+    season, lot numbers not yet used), so it captures as it is.
+    """
+    from digital_village.demo import example_season as examples
+    from digital_village.parcels import service as parcels
+
+    settings = load_settings()
+    with transaction(settings) as session:
+        cooperative = regions.find_cooperative(session=session, key=coop) if coop else None
+        example = examples.build(
+            session=session,
+            cooperative=cooperative,
+            base_url=settings.public_base_url,
+            today=parcels.today(),
+        )
+        owner = regions.named(example.cooperative)
+    text = json.dumps(example.document, ensure_ascii=False, indent=2) + "\n"
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        fail(f"cannot write {out}: {error.strerror}")
+    count = len(example.document["epcisBody"]["eventList"])
+    console.print(f"wrote {count} events of {owner} to {out}", highlight=False)
+    console.print(f"  fields   {', '.join(example.fields)}", highlight=False, soft_wrap=False)
+    for what, (gtin, lot) in example.lots.items():
+        console.print(f"  {what:<8} {gtin} {lot}", highlight=False)
+    console.print(f"  case     SSCC {example.case}", highlight=False)
+    console.print(f"record it with: dv trace capture {out}", highlight=False)
 
 
 @app.command("capture")
@@ -199,31 +257,37 @@ def _print_graph(graph: dict[str, Any]) -> None:
     nodes = graph["nodes"]
     counts = Counter(node["type"] for node in nodes)
     summary = ", ".join(f"{count} {kind}s" for kind, count in sorted(counts.items()))
-    console.print(f"[bold]{graph['direction']}[/] from {graph['root']}: {summary}")
-    lots = Table("lot", "product", "made", "left", "origin")
+    console.print(f"[bold]{graph['direction']}[/] from {graph['root']}: {summary}", soft_wrap=False)
+    lots = Table("lot", "product", "made", "left", "on (CST)")
     for node in nodes:
         if node["type"] == "lot":
+            produced = node.get("produced_at")
             lots.add_row(
-                node["id"],
+                node["lot"],
                 node["product"],
                 f"{node['quantity']:g} {node['uom']}",
                 f"{node['remaining']:g}",
-                node["origin"],
+                china_time(produced)[:10] if produced else "",
             )
     console.print(lots)
     parcels = [node["id"] for node in nodes if node["type"] == "parcel"]
     if parcels:
-        console.print("parcels: " + ", ".join(parcels), highlight=False)
+        console.print("parcels: " + ", ".join(parcels), highlight=False, soft_wrap=False)
     events = sorted(
         (node for node in nodes if node["type"] == "event"), key=lambda n: n["event_time"]
     )
+    if events:
+        console.print("events (China Standard Time, +08:00):")
     for node in events:
         step = str(node["biz_step"] or node["event_type"]).rsplit("/", 1)[-1]
         mark = " [red](declared erroneous)[/]" if node.get("declared_erroneous") else ""
         mark += " [yellow](error declaration)[/]" if node.get("error_declaration") else ""
-        console.print(f"  {node['event_time'][:16]}  {step:<14} #{node['ledger_seq']}{mark}")
+        when = china_time(node["event_time"])
+        console.print(f"  {when}  {step:<14} #{node['ledger_seq']}{mark}", highlight=False)
     for flag in graph["flags"]:
-        console.print(f"[yellow]flag[/] {flag['kind']}: {flag['message']}", highlight=False)
+        console.print(
+            f"[yellow]flag[/] {flag['kind']}: {flag['message']}", highlight=False, soft_wrap=False
+        )
 
 
 @app.command("export")

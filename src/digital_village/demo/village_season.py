@@ -71,7 +71,7 @@ def _at(year: int, month: int, day: int, hour: int = 9) -> dt.datetime:
     return dt.datetime(year, month, day, hour, tzinfo=CHINA)
 
 
-def _members_parcels(
+def members_parcels(
     session: Session, cooperative_id: int, on: dt.date
 ) -> list[tuple[str, int, float]]:
     """(DKBM, household, 亩) of active parcels contracted by the cooperative's members."""
@@ -297,7 +297,7 @@ def record_sample_season(
         }
         return summary
     sown = dt.date(rapeseed_year - 1, 10, 8)
-    held = _members_parcels(session, cooperative_id, sown)
+    held = members_parcels(session, cooperative_id, sown)
     if len(held) < RAPESEED_PARCELS + RICE_PARCELS:
         summary.skipped = (
             f"only {len(held)} parcels were held by member households on {sown}; "

@@ -140,9 +140,8 @@ def _check_parcel_scope(
         )
         if household.cooperative_id == cooperative_id:
             return
-    raise Forbidden(
-        f"parcel {dkbm} is held neither by cooperative {cooperative_id} nor by one of its members"
-    )
+    owner = regions.named(regions.get_cooperative(session=session, cooperative_id=cooperative_id))
+    raise Forbidden(f"parcel {dkbm} is held neither by {owner} nor by one of its members")
 
 
 # --- devices -----------------------------------------------------------------------------------

@@ -151,8 +151,8 @@ def ingest_uplink(
         and device.cooperative_id != integration.cooperative_id
     ):
         raise Forbidden(
-            f"integration {integration.public_id} may post only for cooperative "
-            f"{integration.cooperative_id}'s devices; device {device.id} is another's"
+            f"integration {integration.public_id} may post only for its own cooperative's "
+            f"devices; device {device.id} is another's"
         )
     values, ignored = _values(uplink, device)
     now = ingest.now_ms()

@@ -91,8 +91,8 @@ def _require_own_parcel(session: Session, actor: Actor, parcel: Parcel) -> Parce
         return current
     if contractor is not None or operator is not None:
         raise Forbidden(
-            f"parcel {parcel.dkbm} is held by a household or cooperative other than cooperative "
-            f"{actor.cooperative_id} and its members; only an admin may change it",
+            f"parcel {parcel.dkbm} is held by a household or cooperative other than your "
+            "cooperative and its members; only an admin may change it",
             role=actor.role.value,
         )
     region = cooperative_region(session, actor)
@@ -142,8 +142,8 @@ def _require_change_scope(
     kept_operator = current.operator_cooperative_id if current else None
     if new_operator not in (None, actor.cooperative_id, kept_operator):
         raise Forbidden(
-            f"a manager may hand a parcel's operation to its own cooperative only, "
-            f"not to cooperative {new_operator}",
+            "a manager may hand a parcel's operation to its own cooperative only, "
+            "not to another one",
             role=actor.role.value,
         )
     new_contractor = change.holding.contractor_household_id
@@ -152,8 +152,8 @@ def _require_change_scope(
         _cooperative_of(session, new_contractor) != actor.cooperative_id
     ):
         raise Forbidden(
-            f"a manager may make only its cooperative's member households contractors, "
-            f"not household {new_contractor}",
+            "a manager may make only its cooperative's member households contractors, "
+            "not a household outside it",
             role=actor.role.value,
         )
 

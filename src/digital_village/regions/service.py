@@ -162,6 +162,36 @@ def list_cooperatives(*, session: Session) -> Sequence[Cooperative]:
     return session.scalars(select(Cooperative).order_by(Cooperative.id)).all()
 
 
+def cooperatives_by_id(*, session: Session, ids: Sequence[int]) -> dict[int, Cooperative]:
+    """The cooperatives with these ids, by id (unknown ids are left out)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    query = select(Cooperative).where(Cooperative.id.in_(wanted))
+    return {cooperative.id: cooperative for cooperative in session.scalars(query)}
+
+
+def named(cooperative: Cooperative) -> str:
+    """A cooperative as people name it: its name and 统一社会信用代码, never its row id."""
+    return f"{cooperative.name} ({cooperative.uscc})"
+
+
+def cooperatives_with_members(*, session: Session) -> list[tuple[Cooperative, int]]:
+    """All cooperatives, by id, each with the number of its member households."""
+    members = (
+        select(Household.cooperative_id, func.count().label("members"))
+        .where(Household.cooperative_id.is_not(None))
+        .group_by(Household.cooperative_id)
+        .subquery()
+    )
+    query = (
+        select(Cooperative, func.coalesce(members.c.members, 0))
+        .outerjoin(members, members.c.cooperative_id == Cooperative.id)
+        .order_by(Cooperative.id)
+    )
+    return [(cooperative, int(count)) for cooperative, count in session.execute(query)]
+
+
 def fbfbm_of_region(region: Region) -> str:
     """The 14-digit 发包方编码 of a village (group 00) or group."""
     if region.level is RegionLevel.VILLAGE:
@@ -268,15 +298,22 @@ def update_household_contact(
 
 
 def list_households(
-    *, session: Session, actor: Actor, cooperative_id: int | None = None
+    *,
+    session: Session,
+    actor: Actor,
+    cooperative_id: int | None = None,
+    region_code: str | None = None,
 ) -> Sequence[Household]:
-    """Households the actor may see: all for an admin, its own members for a manager."""
+    """Households the actor may see: all for an admin, its own members for a manager; only
+    those of ``region_code`` (a village, group or township, and the regions under it) if given."""
     query = select(Household).order_by(Household.id)
     if not actor.is_admin:
         actor.require_cooperative(actor.cooperative_id)
         query = query.where(Household.cooperative_id == actor.cooperative_id)
     elif cooperative_id is not None:
         query = query.where(Household.cooperative_id == cooperative_id)
+    if region_code is not None:
+        query = query.where(Household.region_code.startswith(region_code, autoescape=True))
     return session.scalars(query).all()
 
 

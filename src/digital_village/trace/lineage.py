@@ -168,6 +168,24 @@ def lot_parcels_of(*, session: Session, lot_ids: Sequence[int]) -> Sequence[LotP
     return rows
 
 
+def harvests_on_parcels(
+    *, session: Session, dkbms: Sequence[str], after: dt.datetime, until: dt.datetime
+) -> Sequence[LotParcel]:
+    """The live harvest rows on these parcels in [after, until], oldest first."""
+    rows: list[LotParcel] = []
+    wanted = sorted(set(dkbms))
+    for start in range(0, len(wanted), 900):
+        chunk = wanted[start : start + 900]
+        query = select(LotParcel).where(
+            LotParcel.dkbm.in_(chunk),
+            LotParcel.harvested_at >= after,
+            LotParcel.harvested_at <= until,
+            LotParcel.voided.is_(False),
+        )
+        rows.extend(session.scalars(query))
+    return sorted(rows, key=lambda row: (row.harvested_at, row.id))
+
+
 def harvest_times(
     *, session: Session, dkbms: Sequence[str], after: Any, until: Any
 ) -> list[tuple[str, Any]]:

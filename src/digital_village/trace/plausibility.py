@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 
 @dataclass(frozen=True)
 class Flag:
     """One doubt about a recorded fact, and the node of the trace graph it concerns."""
 
-    kind: str  # yield, mass_balance or pre_harvest_interval
+    kind: str  # yield, mass_balance, pre_harvest_interval or repeat_harvest
     subject: str
     message: str
     value: float
@@ -31,6 +31,12 @@ class Flag:
         if self.expected is not None:
             body["expected"] = list(self.expected)
         return body
+
+
+# The fewest days between two harvests of one crop on one parcel: a field gives one harvest a
+# season (rapeseed is sown in autumn and cut in May; Sichuan's rice is one crop a year, its
+# ratoon taking two months or more). A second harvest sooner is a repeated or mistyped claim.
+SEASON_DAYS: Final[dict[str, int]] = {"rapeseed": 150, "paddy": 60, "wheat": 150}
 
 
 def _outside(value: float, low: float | None, high: float | None) -> bool:
@@ -108,4 +114,29 @@ def pre_harvest_interval_flag(
         f"(安全间隔期) is {interval_days} days",
         waited,
         (float(interval_days), float(interval_days)),
+    )
+
+
+def repeat_harvest_flag(
+    *,
+    subject: str,
+    product: str,
+    category: str,
+    dkbm: str,
+    harvested: dt.datetime,
+    earlier: dt.datetime,
+    earlier_lot: str,
+) -> Flag | None:
+    """A parcel harvested of the same crop again within that crop's season."""
+    season = SEASON_DAYS.get(category)
+    days = (harvested - earlier).total_seconds() / 86400
+    if season is None or days < 0 or days >= season:
+        return None
+    return Flag(
+        "repeat_harvest",
+        subject,
+        f"{product}: parcel {dkbm} was harvested {days:.0f} days earlier too (lot "
+        f"{earlier_lot}); one season of this crop is at least {season} days",
+        days,
+        (float(season), float(season)),
     )

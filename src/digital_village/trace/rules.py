@@ -102,6 +102,10 @@ class CaptureState:
     def _household_coop(self, household_id: int) -> int | None:
         return self.snapshot.household_coops.get(household_id)
 
+    def _owner(self, product: Product) -> str:
+        """The product's cooperative as people name it (name and 统一社会信用代码)."""
+        return self.snapshot.cooperative_names.get(product.cooperative_id, "another cooperative")
+
     def _holder_coops(self, holding: Holding) -> set[int]:
         coops: set[int] = set()
         if holding.operator_cooperative_id is not None:
@@ -152,7 +156,7 @@ class CaptureState:
         fail(
             Forbidden,
             pointer,
-            f"{product.name} ({product.gtin}) belongs to cooperative {product.cooperative_id}; "
+            f"{product.name} ({product.gtin}) belongs to {self._owner(product)}; "
             f"a {actor.role.value} token may not record events about it",
         )
 
@@ -319,9 +323,8 @@ class CaptureState:
                 fail(
                     Invalid,
                     pending.pointer,
-                    f"parcel {dkbm} was held on {on} by neither cooperative "
-                    f"{product.cooperative_id}, which owns {product.name}, nor one of its "
-                    "member households",
+                    f"parcel {dkbm} was held on {on} by neither {self._owner(product)}, "
+                    f"which owns {product.name}, nor one of its member households",
                 )
         amount = self._quantity(ref, product, required=True)
         assert amount is not None

@@ -54,6 +54,8 @@ class Snapshot:
     successors: dict[str, list[str]] = field(default_factory=dict)  # of retired parcels
     holdings: dict[tuple[str, dt.date], Holding] = field(default_factory=dict)
     household_coops: dict[int, int | None] = field(default_factory=dict)
+    # cooperatives of the products named, as people name them (name and 统一社会信用代码)
+    cooperative_names: dict[int, str] = field(default_factory=dict)
 
 
 def load(
@@ -81,6 +83,13 @@ def load(
     snapshot.household_coops = regions.household_cooperatives(
         session=session, household_ids=sorted(members)
     )
+    owners = {product.cooperative_id for product in snapshot.products.values()}
+    snapshot.cooperative_names = {
+        cooperative_id: regions.named(cooperative)
+        for cooperative_id, cooperative in regions.cooperatives_by_id(
+            session=session, ids=sorted(owners)
+        ).items()
+    }
     return snapshot
 
 

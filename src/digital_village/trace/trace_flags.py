@@ -6,6 +6,7 @@ Mixed into the tracer of ``trace/tracing.py``, which loads the rows these read.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -55,6 +56,7 @@ class PlausibilityChecks:
             )
         flags += self._mass_balance(lot_ids)
         flags += self._pre_harvest_intervals(harvest_rows)
+        flags += self._repeat_harvests(harvest_rows)
         self.graph.flags.extend(flag.to_json() for flag in flags if flag is not None)
 
     def _mass_balance(self, lot_ids: set[int]) -> list[plausibility.Flag | None]:
@@ -110,6 +112,46 @@ class PlausibilityChecks:
                         high=product.ratio_max,
                     )
                 )
+        return found
+
+    def _repeat_harvests(self, harvests: list[LotParcel]) -> list[plausibility.Flag | None]:
+        """A parcel harvested of the same crop twice within one season of it."""
+        if not harvests:
+            return []
+        longest = dt.timedelta(days=max(plausibility.SEASON_DAYS.values()))
+        nearby = lineage.harvests_on_parcels(
+            session=self.session,
+            dkbms=[row.dkbm for row in harvests],
+            after=min(row.harvested_at for row in harvests) - longest,
+            until=max(row.harvested_at for row in harvests),
+        )
+        self.load_lots({row.lot_id for row in nearby})
+        found: list[plausibility.Flag | None] = []
+        for row in harvests:
+            lot = self.lots[row.lot_id]
+            product = self.products[lot.product_id]
+            earlier = [
+                other
+                for other in nearby
+                if other.dkbm == row.dkbm
+                and other.lot_id != row.lot_id
+                and (other.harvested_at, other.id) < (row.harvested_at, row.id)
+                and self.products[self.lots[other.lot_id].product_id].category == product.category
+            ]
+            if not earlier:
+                continue
+            last = earlier[-1]
+            found.append(
+                plausibility.repeat_harvest_flag(
+                    subject=lot_node_id(lot.gtin, lot.lot),
+                    product=product.name,
+                    category=product.category,
+                    dkbm=row.dkbm,
+                    harvested=row.harvested_at,
+                    earlier=last.harvested_at,
+                    earlier_lot=self.lots[last.lot_id].lot,
+                )
+            )
         return found
 
     def _total(self, flows: list[tuple[int, float]], unit: str) -> float | None:

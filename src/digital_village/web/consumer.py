@@ -357,13 +357,17 @@ def _trace_flag(flag: Mapping[str, Any]) -> Flag:
     kind = str(flag.get("kind"))
     expected = flag.get("expected") or [0, 0]
     value = float(flag.get("value", 0.0))
-    shown = {"yield": f"{value:.0f}", "mass_balance": f"{value:.3f}"}.get(kind, f"{value:.1f}")
+    shown = {
+        "yield": f"{value:.0f}",
+        "mass_balance": f"{value:.3f}",
+        "repeat_harvest": f"{value:.0f}",
+    }.get(kind, f"{value:.1f}")
     params = {
         "value": shown,
         "low": history.number_text(float(expected[0])),
         "high": history.number_text(float(expected[1])),
         "message": str(flag.get("message", "")),
     }
-    if kind in ("yield", "mass_balance", "pre_harvest_interval"):
+    if kind in ("yield", "mass_balance", "pre_harvest_interval", "repeat_harvest"):
         return Flag(f"flag_{kind}", params)
     return Flag("flag_other", params)

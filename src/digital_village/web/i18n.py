@@ -104,6 +104,9 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "flag_yield": "产量异常：每亩 {value} 千克，超出这种作物常见的 {low}–{high} 千克。",
         "flag_mass_balance": "加工投入产出比为 {value}，超出常见的 {low}–{high}。",
         "flag_pre_harvest_interval": "施药后 {value} 天即采收，短于农药的安全间隔期 {low} 天。",
+        "flag_repeat_harvest": (
+            "同一地块 {value} 天前已采收过这种作物，而一季至少需要 {low} 天：这次采收记录可疑。"
+        ),
         "flag_other": "{message}",
         "flag_unit_decommissioned": "这件商品已被生产者注销（下架），请谨慎购买。",
         "flag_unit_voided": "这件商品的赋码记录已被声明有误，它可能不是真品。",
@@ -353,6 +356,10 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "flag_pre_harvest_interval": (
             "Harvested {value} days after spraying, sooner than the pesticide's pre-harvest "
             "interval of {low} days."
+        ),
+        "flag_repeat_harvest": (
+            "The same field was harvested of this crop {value} days before, but one season "
+            "takes at least {low} days: this harvest is doubtful."
         ),
         "flag_other": "{message}",
         "flag_unit_decommissioned": "The producer has withdrawn this item from sale.",
