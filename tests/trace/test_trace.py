@@ -437,4 +437,8 @@ def test_mass_balance_weighs_each_product_against_all_the_inputs(
         (f"/api/v1/trace/{RAPESEED}/RS-C", {"direction": "forward"}),
     ):
         flags = graph(client, path, **params)["flags"]
-        assert [(f["kind"], f["value"]) for f in flags] == [("mass_balance", 0.76)], path
+        # RS-C and RS-D cut the fields of RS-A and RS-B again a day later: doubtful too.
+        repeats = [f["subject"] for f in flags if f["kind"] == "repeat_harvest"]
+        assert f"01/{RAPESEED}/10/RS-C" in repeats, path
+        balances = [(f["kind"], f["value"]) for f in flags if f["kind"] != "repeat_harvest"]
+        assert balances == [("mass_balance", 0.76)], path

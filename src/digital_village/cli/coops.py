@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Column, Table
@@ -38,12 +38,12 @@ def list_(
 ) -> None:
     """List the registered cooperatives with their members' count."""
     with transaction(load_settings()) as session:
-        rows: list[dict[str, str]] = [
+        rows: list[dict[str, Any]] = [
             {
                 "uscc": cooperative.uscc,
                 "name": cooperative.name,
                 "region_code": cooperative.region_code,
-                "members": str(members),
+                "members": members,
             }
             for cooperative, members in regions.cooperatives_with_members(session=session)
         ]
@@ -57,5 +57,5 @@ def list_(
         "members",
     )
     for row in rows:
-        table.add_row(row["uscc"], row["name"], row["region_code"], row["members"])
+        table.add_row(row["uscc"], row["name"], row["region_code"], str(row["members"]))
     console.print(table)
