@@ -189,11 +189,10 @@ def bench(args: argparse.Namespace, folder: Path, url: str) -> dict[str, Any]:
     server, base = _serve_app(url, folder, args.workers)
     try:
         figures["tiles_cold"] = _cold_pass(base, full)
-        # Every worker sees every tile and bundle (connections land on workers in turn).
-        with httpx.Client(base_url=base, timeout=30) as client:
-            for _ in range(args.workers * 2):
-                for path in full + bundles:
-                    client.get(path, headers={"Accept-Encoding": "gzip"})
+        # Steady state: every worker has seen every tile and bundle (wrk's connections land
+        # on all the workers; one client's keep-alive connection would warm only one).
+        warm = {**load, "seconds": 2.0}
+        _run(wrk, base, full + bundles, folder, server.pid, headers={}, **warm)
         runs = {
             "tiles": (full, {}),
             "bundles": (bundles, {"Accept-Encoding": "gzip"}),
