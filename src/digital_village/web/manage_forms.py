@@ -12,13 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 from digital_village.gs1 import keys
 from digital_village.trace import products, tracing
 from digital_village.trace.builders import CHINA
+from digital_village.trace.capture import CaptureResult
 from digital_village.web.manage_context import Console
 from digital_village.web.manage_words import words
 
@@ -26,6 +28,7 @@ from digital_village.web.manage_words import words
 # survive every label, URL and spreadsheet a cooperative uses.
 LOT_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,19}")
 SERIAL_PATTERN: Final = re.compile(r"[A-Za-z0-9]{1,20}")
+T = TypeVar("T")
 
 
 class Form:
@@ -88,6 +91,31 @@ class Done:
     links: list[tuple[str, str]] = field(default_factory=list)  # (text, href)
     qr_svg: str | None = None  # a data: URI of an SVG image
     secret: str | None = None  # shown once (an invitation's sign-in link)
+
+
+def checked(
+    form: Form, mistakes: Mistakes, check: bool, plan: Callable[[Mistakes], T], *always: str
+) -> T:
+    """What ``plan`` makes of the form, checked apart from ``mistakes``: for a check before
+    saving, its mistakes about the fields filled in so far (and ``always``) are shown."""
+    found = Mistakes(mistakes.language)
+    made = plan(found)
+    if check:
+        shown = [name for name in found.by_field if name in form or name in always]
+        mistakes.by_field.update({name: found.by_field[name] for name in shown})
+    return made
+
+
+def lot_link(gtin: str, lot: str) -> tuple[str, str]:
+    """A lot and the address of its consumer page, for a saved form's answer."""
+    return lot, f"/01/{gtin}/10/{quote(lot, safe='')}"
+
+
+def recorded(captured: CaptureResult, *lines: str, link: tuple[str, str]) -> Done:
+    """What a form that captured events answers: their ledger entries, lines and the lot."""
+    return Done(
+        seqs=[event.ledger_seq for event in captured.events], lines=list(lines), links=[link]
+    )
 
 
 def gtin(form: Form, mistakes: Mistakes, name: str = "gtin") -> str | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import quote
 
 from digital_village.ledger.log import Ledger
 from digital_village.parcels import service as parcels
@@ -164,12 +163,14 @@ def harvest_view(console: Console, form: Form, mistakes: Mistakes, check: bool) 
     held = _held(console, on, shapes=True)
     chosen = form.many("parcel")
     plan: HarvestPlan | None = None
-    if form.many("parcel") or "kg" in form:
-        checks = Mistakes(console.language)
-        plan = _plan_harvest(console, form, checks, held, on)
-        if check:  # only what the manager has filled in so far is pointed out
-            filled = [name for name in checks.by_field if name in form or name == "parcel"]
-            mistakes.by_field.update({name: checks.by_field[name] for name in filled})
+    if chosen or "kg" in form:
+        plan = forms.checked(
+            form,
+            mistakes,
+            check,
+            lambda found: _plan_harvest(console, form, found, held, on),
+            "parcel",
+        )
     return {
         "day": on.isoformat(),
         "held": list(held.values()),
@@ -199,11 +200,7 @@ def harvest(console: Console, ledger: Ledger, form: Form, mistakes: Mistakes) ->
     )
     captured = record(console, ledger, [event])
     line = f"{plan.product.name} · {plan.lot} · {forms.amount(plan.kilograms)} kg"
-    return Done(
-        seqs=[event.ledger_seq for event in captured.events],
-        lines=[line],
-        links=[(plan.lot, f"/01/{plan.product.gtin}/10/{quote(plan.lot, safe='')}")],
-    )
+    return forms.recorded(captured, line, link=forms.lot_link(plan.product.gtin, plan.lot))
 
 
 @dataclass(frozen=True)
@@ -328,11 +325,9 @@ def processing_view(
     """Lots to process, products to make, and with a filled form its mass balance."""
     plan: ProcessPlan | None = None
     if form.values():
-        checks = Mistakes(console.language)
-        plan = _plan_process(console, form, checks)
-        if check:
-            filled = [name for name in checks.by_field if name in form]
-            mistakes.by_field.update({name: checks.by_field[name] for name in filled})
+        plan = forms.checked(
+            form, mistakes, check, lambda found: _plan_process(console, form, found)
+        )
     return {
         "inputs": lot_rows(console, bulk_only=True),
         "input_rows": range(1, INPUT_ROWS + 1),
@@ -358,8 +353,4 @@ def process(console: Console, ledger: Ledger, form: Form, mistakes: Mistakes) ->
     )
     captured = record(console, ledger, [event])
     line = f"{plan.product.name} · {plan.lot} · {forms.amount(plan.amount)} {plan.product.unit}"
-    return Done(
-        seqs=[event.ledger_seq for event in captured.events],
-        lines=[line],
-        links=[(plan.lot, f"/01/{plan.product.gtin}/10/{quote(plan.lot, safe='')}")],
-    )
+    return forms.recorded(captured, line, link=forms.lot_link(plan.product.gtin, plan.lot))

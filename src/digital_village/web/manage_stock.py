@@ -100,11 +100,7 @@ def packing_view(console: Console, form: Form, mistakes: Mistakes, check: bool) 
     """Bulk lots, packed products, and with a filled form what the packing uses."""
     plan: PackPlan | None = None
     if form.values():
-        checks = Mistakes(console.language)
-        plan = _plan_pack(console, form, checks)
-        if check:
-            filled = [name for name in checks.by_field if name in form]
-            mistakes.by_field.update({name: checks.by_field[name] for name in filled})
+        plan = forms.checked(form, mistakes, check, lambda found: _plan_pack(console, form, found))
     return {
         "sources": lot_rows(console, bulk_only=True),
         "packed": _packed_products(console),
@@ -157,10 +153,8 @@ def pack(console: Console, ledger: Ledger, form: Form, mistakes: Mistakes) -> Do
     made = console.m["serials_made"].format(
         first=plan.serials[0], last=plan.serials[-1], count=len(plan.serials), cases=len(cases)
     )
-    return Done(
-        seqs=[event.ledger_seq for event in captured.events],
-        lines=[f"{product.name} · {plan.lot}", made],
-        links=[(plan.lot, f"/01/{product.gtin}/10/{quote(plan.lot, safe='')}")],
+    return forms.recorded(
+        captured, f"{product.name} · {plan.lot}", made, link=forms.lot_link(product.gtin, plan.lot)
     )
 
 
@@ -224,5 +218,5 @@ def certify(console: Console, ledger: Ledger, form: Form, mistakes: Mistakes) ->
     return Done(
         seqs=[certificate.ledger_seq],
         lines=[console.m["certificate_number"].format(number=certificate.number)],
-        links=[(row.lot.lot, f"/01/{row.lot.gtin}/10/{quote(row.lot.lot, safe='')}")],
+        links=[forms.lot_link(row.lot.gtin, row.lot.lot)],
     )
