@@ -27,7 +27,6 @@ memory, so it sets the floor).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import resource
@@ -76,9 +75,10 @@ def _spec(parcels: int, households: int) -> Spec:
     )
 
 
-def _update(generated: Generated, share: float) -> tuple[Generated, int]:
-    """The county's yearly update: ``share`` of the parcels change land use or household."""
-    update = copy.deepcopy(generated)
+def _update(update: Generated, share: float) -> int:
+    """Turn the package into the county's yearly update, in place (a copy of a full county
+    would double the memory the generator holds): ``share`` of the parcels change land use or
+    household. Returns how many changed."""
     step = max(1, round(1 / share))
     households = {row["CBFBM"] for row in update.tables["CBF"]}
     changed = 0
@@ -92,7 +92,7 @@ def _update(generated: Generated, share: float) -> tuple[Generated, int]:
             if other in households and other != link["CBFBM"]:
                 link.update(CBFBM=other, CBHTBM=other + "J", CBJYQZBM=other + "J")
         changed += 1
-    return update, changed
+    return changed
 
 
 def _database(url: str, folder: Path) -> tuple[Database, Ledger]:
@@ -173,8 +173,8 @@ def main() -> None:
         began = time.perf_counter()
         generated = generate(_spec(parcels, households))
         write(generated, folder / "v1", cpg=False)
-        update, changed = _update(generated, args.changed)
-        write(update, folder / "v2", cpg=False)
+        changed = _update(generated, args.changed)
+        write(generated, folder / "v2", cpg=False)
         result["package"] = {
             "parcels": len(generated.dk),
             "households": len(generated.tables["CBF"]),
@@ -185,7 +185,7 @@ def main() -> None:
             "peak_rss_mb": _peak_rss_mb(),
         }
         print(json.dumps(result["package"]), flush=True)
-        del generated, update  # the rows live on in the files; the import reads them back
+        del generated  # the rows live on in the files; the import reads them back
         drop = None
         if args.postgres:
             url, drop = _postgres_database(args.postgres)
