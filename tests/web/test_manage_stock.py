@@ -84,7 +84,7 @@ def test_pressing_shows_its_mass_balance_before_saving(
     ("changes", "field", "said"),
     [
         ({"out_amount": "900"}, "out_amount", "产出 900 多于投入 800"),
-        ({"in_amount_1": "2500"}, "in_amount_1", "该批次只剩 2,000 KGM"),
+        ({"in_amount_1": "2500"}, "in_amount_1", "该批次只剩 2,000 千克"),
         ({"in_lot_1": "06901234001010 NOPE"}, "in_lot_1", "请选择本社的批次"),
         ({"out_amount": "0"}, "out_amount", "须大于 0"),
         ({"lot": "RS-CONSOLE-1", "out_gtin": seasons.RAPESEED}, "lot", None),
@@ -174,7 +174,7 @@ def test_packing_refuses_serials_already_used_and_more_than_the_lot(
     assert taken.status_code == 422
     assert mistake(taken.text, "first_serial") == "序列号 0001 已用过"
     too_many = post(pages_client, pages_db, "/manage/packing", bottling(count="61"))
-    assert mistake(too_many.text, "count") == "该批次只剩 300 LTR"
+    assert mistake(too_many.text, "count") == "该批次只剩 300 升"
     none = post(pages_client, pages_db, "/manage/packing", bottling(count="0"))
     assert mistake(none.text, "count") == "件数须为 1 到 5000 之间的整数"
     assert count(pages_connection, "trace_unit") == before

@@ -233,6 +233,11 @@ def suggested_lot(console: Console, prefix: str, on: dt.date | None = None) -> s
     return f"{prefix}{when:%y%m%d}-{len(taken) + 1}"
 
 
+def quantity(language: str, value: float, unit: str) -> str:
+    """A quantity with its unit in the manager's words (2,000 千克)."""
+    return f"{amount(value)} {words(language).get(f'unit_{unit}', unit)}"
+
+
 def amount(value: float) -> str:
     """A quantity as people write it: at most three decimals, no trailing zeros."""
     return f"{value:,.3f}".rstrip("0").rstrip(".")

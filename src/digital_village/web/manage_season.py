@@ -267,7 +267,7 @@ def _plan_inputs(
             continue
         unit = unit or row.product.unit
         if used > row.left * (1 + products.QUANTITY_EPSILON):
-            left = f"{forms.amount(row.left)} {row.product.unit}"
+            left = forms.quantity(mistakes.language, row.left, row.product.unit)
             mistakes.add(amount_field, "err_lot_left", left=left)
         converted = convert(used, row.product.unit, unit)
         if converted is None:

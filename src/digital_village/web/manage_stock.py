@@ -91,7 +91,7 @@ def _plan_pack(console: Console, form: Form, mistakes: Mistakes) -> PackPlan:
         return plan
     plan.uses = each * count
     if plan.uses > source.left * (1 + products.QUANTITY_EPSILON):
-        left = f"{forms.amount(source.left)} {source.product.unit}"
+        left = forms.quantity(mistakes.language, source.left, source.product.unit)
         mistakes.add("count", "err_lot_left", left=left)
     return plan
 
