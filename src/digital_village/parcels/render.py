@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -366,7 +367,6 @@ def to_png(drawing: MapDrawing, *, dpi: int = 100) -> bytes:
     matplotlib.use("Agg", force=False)
     from matplotlib.collections import PathCollection
     from matplotlib.figure import Figure
-    from matplotlib.patches import Polygon as PolygonPatch
     from matplotlib.patches import Rectangle
     from matplotlib.path import Path as MplPath
 
@@ -418,6 +418,30 @@ def to_png(drawing: MapDrawing, *, dpi: int = 100) -> bytes:
             point = parcel.shape.representative_point()
             x, y = frame.px(point.x, point.y)
             text(x, y, parcel.label, size, ha="center", va="center", color="#222")
+    _png_furniture(ax, text, drawing, frame, font=font, dpi=dpi)
+    footer = (
+        f"CGCS2000 3° Gauss-Krüger EPSG:{drawing.epsg} · labels: last 5 digits of the DKBM "
+        f"({drawing.code[:14]}·····)"
+    )
+    text(MAP_BOX[0], HEIGHT_PX - 30, footer, 12, color="#666", va="baseline")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    return buffer.getvalue()
+
+
+def _png_furniture(
+    ax: Any,
+    text: Callable[..., None],
+    drawing: MapDrawing,
+    frame: _Frame,
+    *,
+    font: str | None,
+    dpi: int,
+) -> None:
+    """The PNG map's legend, scale bar and north arrow, placed as the SVG places them."""
+    from matplotlib.patches import Polygon as PolygonPatch
+    from matplotlib.patches import Rectangle
+
     # Legend.
     lx, ly = LEGEND_AT
     heading = "图例 (地块数 / 亩)" if font else "Legend (parcels / mu)"
@@ -455,11 +479,3 @@ def to_png(drawing: MapDrawing, *, dpi: int = 100) -> bytes:
         )
     )
     text(nx, ny - 6, "N", 18, ha="center", va="baseline", weight="bold")
-    footer = (
-        f"CGCS2000 3° Gauss-Krüger EPSG:{drawing.epsg} · labels: last 5 digits of the DKBM "
-        f"({drawing.code[:14]}·····)"
-    )
-    text(MAP_BOX[0], HEIGHT_PX - 30, footer, 12, color="#666", va="baseline")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, facecolor="white")
-    return buffer.getvalue()
