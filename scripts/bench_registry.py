@@ -20,8 +20,8 @@ Wall and CPU seconds of this process are both given (PostgreSQL's own CPU is not
 the load average: on a shared machine the CPU figure is the steadier one. Also the longest
 write transaction, which bounds how long a page or a sensor can wait behind an import. The
 last line printed is one JSON object with every figure. ``peak_rss_mb`` is the most memory the
-process had held by the end of each step (generating the packages comes first and holds both in
-memory, so it sets the floor).
+process had held by the end of each step (generating the package comes first; its rows are
+dropped once both versions are written).
 """
 
 from __future__ import annotations

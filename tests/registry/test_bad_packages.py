@@ -186,3 +186,19 @@ def test_cbdkxx_rows_naming_unknown_households_or_contracts_are_named(
         f"CBFBM {links[0]['CBFBM']} names no household of CBF (or one rejected)"
     )
     assert "names no contract of CBHT" in named[("CBDKXX", 2, "CBHTBM")]
+
+
+def test_dv_registry_import_of_an_unreadable_package_exits_2_and_writes_nothing(
+    cli_env: Path, package: Generated, tmp_path: Path
+) -> None:
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    no_prj = write(package, tmp_path / "no-prj", prj=False)
+    result = runner.invoke(app, ["registry", "import", str(no_prj), "--json"])
+    assert result.exit_code == 2
+    assert "DK5106032016.shp has no .prj and no --crs was given" in result.output
+    for name in ("DK5106032016.shp", "DK5106032016.shx", "DK5106032016.dbf"):
+        (no_prj / name).unlink()
+    result = runner.invoke(app, ["registry", "import", str(no_prj)])
+    assert result.exit_code == 2 and "has no DK layer" in result.output
+    shown = runner.invoke(app, ["parcels", "show", package.dk[0]["DKBM"]])
+    assert shown.exit_code != 0 and "no parcel" in shown.output.lower()
