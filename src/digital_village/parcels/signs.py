@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,7 +138,23 @@ def render_sign(sign: Sign, *, fmt: str = "png", dpi: int = 300) -> bytes:
         y = 52 + index * 11
         text(8, y, label, 9, color="#555", va="center")
         text(30, y, value, 13, va="center")
-    matrix = qr_matrix(sign.url)
+    _sign_qr(
+        ax, text, sign.url, width_mm, scan_hint="扫码查看地块与溯源" if font else "Scan to trace"
+    )
+    buffer = io.BytesIO()
+    if fmt == "pdf":
+        with matplotlib.rc_context({"pdf.fonttype": 42}):
+            figure.savefig(buffer, format="pdf")
+    else:
+        figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _sign_qr(
+    ax: Any, text: Callable[..., None], url: str, width_mm: float, *, scan_hint: str
+) -> None:
+    """The card's QR code of the parcel's page, with its address and a hint beneath."""
+    matrix = qr_matrix(url)
     side = 52.0
     left, top = width_mm - side - 8, 26.0
     ax.imshow(
@@ -152,7 +169,7 @@ def render_sign(sign: Sign, *, fmt: str = "png", dpi: int = 300) -> bytes:
     text(
         left + side / 2,
         top + side + 6,
-        sign.url,
+        url,
         6.5,
         ha="center",
         va="center",
@@ -161,16 +178,9 @@ def render_sign(sign: Sign, *, fmt: str = "png", dpi: int = 300) -> bytes:
     text(
         left + side / 2,
         top + side + 12,
-        "扫码查看地块与溯源" if font else "Scan to trace",
+        scan_hint,
         8,
         ha="center",
         va="center",
         color="#555",
     )
-    buffer = io.BytesIO()
-    if fmt == "pdf":
-        with matplotlib.rc_context({"pdf.fonttype": 42}):
-            figure.savefig(buffer, format="pdf")
-    else:
-        figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
