@@ -72,6 +72,10 @@ def test_a_table_in_another_encoding_names_file_row_and_field(
     (folder / "CBF.cpg").write_text("UTF-8")  # …now claiming UTF-8
     with pytest.raises(PackageError, match=r"CBF\.dbf row 1 field CBFMC: the bytes .* not utf-8"):
         read_package(folder)
+    as_csv = write(package, tmp_path / "csv", tables="csv")  # the same, as .csv tables
+    (as_csv / "CBF.cpg").write_text("UTF-8")
+    with pytest.raises(PackageError, match=r"CBF\.csv row 1 field CBFMC: the bytes .* not utf-8"):
+        read_package(as_csv)
 
 
 def test_bad_records_are_all_named_and_nothing_is_stored(

@@ -188,7 +188,9 @@ def test_an_access_table_that_does_not_export_is_named(
     with pytest.raises(PackageError, match=r"确权\.mdb table cbht: mdb-export failed: table cbht"):
         read_package(folder)
     (tmp_path / "mdb-output" / "cbht.csv").write_bytes(b'CBHTBM,CBFBM\n"\xff\xfe"\n')
-    with pytest.raises(PackageError, match=r"确权\.mdb table cbht row 1: the bytes ff fe"):
+    with pytest.raises(
+        PackageError, match=r"确权\.mdb table cbht row 1 field CBHTBM: the bytes ff fe"
+    ):
         read_package(folder)
 
 

@@ -110,6 +110,25 @@ def read_dbf(path: Path, name: str) -> Table:
     return Table(name, path.name, columns, rows)
 
 
+def _csv_column(data: bytes, offset: int) -> str:
+    """The CSV field holding byte ``offset`` as ' field NAME' ('' when the header is not
+    plain ASCII): its place in the line, counting the commas outside quotes before it (commas
+    and quotes are ASCII, so this holds whatever the text's encoding)."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    index, quoted = 0, False
+    for byte in data[start:offset]:
+        if byte == 0x22:  # "
+            quoted = not quoted
+        elif byte == 0x2C and not quoted:  # ,
+            index += 1
+    header = data[: data.find(b"\n")] if b"\n" in data else data
+    try:
+        names = next(csv.reader([header.decode("ascii").strip()]))
+    except (UnicodeDecodeError, StopIteration):
+        return ""
+    return f" field {names[index].strip().upper()}" if index < len(names) else ""
+
+
 def read_csv(path: Path, name: str) -> Table:
     """A .csv table (first line: field names) decoded by the rule above."""
     data = path.read_bytes()
@@ -121,9 +140,11 @@ def read_csv(path: Path, name: str) -> Table:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n")  # the header is line 0, data row 1 line 1
+        column = _csv_column(data, error.start)
         raise TableError(
-            f"{path.name} row {line}: the bytes {data[error.start : error.start + 6].hex(' ')} "
-            f"are not {encoding} text; save the table as GBK or UTF-8"
+            f"{path.name} row {line}{column}: the bytes "
+            f"{data[error.start : error.start + 6].hex(' ')} are not {encoding} text; save the "
+            "table as GBK or UTF-8"
         ) from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
