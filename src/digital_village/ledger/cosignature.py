@@ -39,6 +39,14 @@ def signed_message(body: str, timestamp: int) -> bytes:
     return f"{HEADER}time {timestamp}\n{body}".encode()
 
 
+def _key_id(name: str, hex_id: str, public_key: bytes) -> bytes:
+    """The key ID a key string gives, checked against its name and public key."""
+    key_id = bytes.fromhex(hex_id)
+    if key_id != note._key_id(name, public_key, COSIGNATURE_V1):
+        raise note.InvalidKeyError(f"witness key ID {hex_id} does not match its name and key")
+    return key_id
+
+
 @dataclass(frozen=True)
 class CosignatureVerifier:
     """A witness's public key: the name it cosigns under and its Ed25519 key."""
@@ -55,10 +63,7 @@ class CosignatureVerifier:
             raise note.InvalidKeyError("malformed witness key: expected fields separated by '+'")
         name, hex_id, b64 = fields
         public_key = note._decode_key_material(name, hex_id, b64, "witness", COSIGNATURE_V1)
-        key_id = bytes.fromhex(hex_id)
-        if key_id != note._key_id(name, public_key, COSIGNATURE_V1):
-            raise note.InvalidKeyError(f"witness key ID {hex_id} does not match its name and key")
-        return cls(name=name, key_id=key_id, public_key=public_key)
+        return cls(name=name, key_id=_key_id(name, hex_id, public_key), public_key=public_key)
 
     def to_string(self) -> str:
         """Return the verifier key string."""
@@ -98,10 +103,7 @@ class Cosigner:
         _, _, name, hex_id, b64 = fields
         seed = note._decode_key_material(name, hex_id, b64, "witness signer", COSIGNATURE_V1)
         public_key = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
-        key_id = bytes.fromhex(hex_id)
-        if key_id != note._key_id(name, public_key, COSIGNATURE_V1):
-            raise note.InvalidKeyError(f"witness signer key ID {hex_id} does not match its key")
-        return cls(name=name, key_id=key_id, seed=seed)
+        return cls(name=name, key_id=_key_id(name, hex_id, public_key), seed=seed)
 
     def to_string(self) -> str:
         """Return the private signer key string."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from digital_village.ledger import note
@@ -10,13 +11,19 @@ from digital_village.ledger import note
 
 def ensure_signing_key(path: Path, name: str) -> bool:
     """Create an Ed25519 signer key ``name`` at ``path`` unless one exists; True if created."""
+    return create_secret_file(path, lambda: note.generate_signer_key(name))
+
+
+def create_secret_file(path: Path, make: Callable[[], str]) -> bool:
+    """Write ``make()`` and a newline to a new file of mode 0600 unless ``path`` exists; True if
+    written. The ledger's key and a witness's key are kept this way."""
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     # O_EXCL: two processes initialising at once never overwrite each other's key.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(note.generate_signer_key(name) + "\n")
+        handle.write(make() + "\n")
     return True
 
 
