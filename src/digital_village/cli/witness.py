@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from digital_village import logs as logs_module
 from digital_village.cli.common import console, fail, load_settings
 from digital_village.ledger import note
 from digital_village.witness import keys as witness_keys
@@ -69,6 +70,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
 ) -> None:
     """Serve POST /add-checkpoint; the cosigned state is kept in DV_DATA_DIR/witness.db."""
+    settings = load_settings()
+    logs_module.configure(level=settings.log_level, fmt=settings.log_format)
     witness = _load_key(key_file)
     logs = witness.store.logs()
     if not logs:
@@ -118,8 +121,11 @@ def logs_remove(
 @logs_app.command("list")
 def logs_list() -> None:
     """The logs witnessed, their keys and the latest size cosigned."""
-    for state in _store().logs():
+    store = _store()
+    for state in store.logs():
         root = state.root_hash.hex() if state.root_hash else "-"
-        console.print(f"{state.origin}  size {state.size}  root {root}", highlight=False)
+        refused = len(store.refusals(state.origin))
+        kept = f"  [red]{refused} refused checkpoint(s) kept as evidence[/]" if refused else ""
+        console.print(f"{state.origin}  size {state.size}  root {root}{kept}", highlight=False)
         for vkey in state.vkeys:
             console.print(f"  {vkey}", highlight=False)

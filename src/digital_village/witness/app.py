@@ -40,7 +40,10 @@ def create_witness_app(witness: Witness) -> FastAPI:
             # runs on the event loop rather than paying a thread hand-off.
             line = witness.add_checkpoint(body)
         except WitnessRefusal as refusal:
-            log.info("refused add-checkpoint: %s", refusal.detail)
+            # A stale old size is routine (the log retries); anything else may be misbehaviour.
+            routine = refusal.status in (400, 404) or refusal.stale
+            level = logging.INFO if routine else logging.WARNING
+            log.log(level, "refused add-checkpoint (%d): %s", refusal.status, refusal.detail)
             # Set as given: Starlette would add "; charset=utf-8" to a text/ media type, and
             # the protocol names the exact type of a 409's body.
             return Response(

@@ -41,11 +41,19 @@ class WitnessRefusal(Exception):
     """The witness does not cosign; ``status`` is the HTTP answer, ``body`` what it says."""
 
     def __init__(
-        self, status: int, detail: str, *, body: str | None = None, content_type: str = ""
+        self,
+        status: int,
+        detail: str,
+        *,
+        body: str | None = None,
+        content_type: str = "",
+        stale: bool = False,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        # A 409 for an old size the client had wrong: routine, the client asks again.
+        self.stale = stale
         self.body = body if body is not None else detail + "\n"
         self.content_type = content_type or "text/plain; charset=utf-8"
 
@@ -87,9 +95,11 @@ def parse_request(body: bytes) -> AddCheckpoint:
     return AddCheckpoint(old_size=int(match.group(1)), proof=tuple(proof), signed=signed)
 
 
-def conflict(known_size: int, detail: str) -> WitnessRefusal:
+def conflict(known_size: int, detail: str, *, stale: bool = True) -> WitnessRefusal:
     """409 with the size the witness last cosigned, as the protocol asks."""
-    return WitnessRefusal(409, detail, body=f"{known_size}\n", content_type=SIZE_CONTENT_TYPE)
+    return WitnessRefusal(
+        409, detail, body=f"{known_size}\n", content_type=SIZE_CONTENT_TYPE, stale=stale
+    )
 
 
 class Witness:
@@ -159,7 +169,9 @@ class Witness:
                 self.store.record_refusal(
                     checkpoint.origin, request.old_size, "same size, other root", body
                 )
-                raise conflict(known_size, f"another root hash for size {known_size}: a fork")
+                raise conflict(
+                    known_size, f"another root hash for size {known_size}: a fork", stale=False
+                )
             return
         try:
             merkle.verify_consistency(
