@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from digital_village.db import Database
+from digital_village.errors import DomainError
 from digital_village.ledger import cosignature, merkle, note, witnesses
 from digital_village.ledger.log import read_hashes_from
 from digital_village.ledger.models import LedgerCheckpoint, LedgerCosignature
@@ -271,6 +272,10 @@ class BackgroundCosigner:
                 return
             try:
                 delay = self.poll if self.round() else IDLE_POLL_SECONDS
+            except (DBAPIError, DomainError) as error:
+                # The database is away (a restart): look again later, without a traceback.
+                log.warning("cannot read the newest checkpoint to cosign: %s", error)
+                delay = IDLE_POLL_SECONDS
             except Exception:
                 log.exception("asking witnesses to cosign failed")
                 delay = IDLE_POLL_SECONDS
