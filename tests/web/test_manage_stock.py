@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from digital_village.demo import oil_season as seasons
 from tests.web.conftest import PERSONAL, Pages
@@ -180,6 +180,12 @@ def test_packing_refuses_serials_already_used_and_more_than_the_lot(
     assert count(pages_connection, "trace_unit") == before
 
 
+def post_json(client: TestClient, pages: Pages, path: str, body: dict[str, Any]) -> Any:
+    made = client.post(path, json=body, headers=pages.world.auth("manager"))
+    assert made.status_code == 201, made.text
+    return made.json()
+
+
 def test_an_invitation_is_a_farmers_sign_in_link_as_a_qr_code(
     pages_client: TestClient, pages_db: Pages
 ) -> None:
@@ -205,10 +211,48 @@ def test_an_invitation_is_a_farmers_sign_in_link_as_a_qr_code(
     assert mistake(other.text, "household") == "请选择本社的社员"
 
 
-def test_devices_show_their_latest_readings(pages_client: TestClient, pages_db: Pages) -> None:
+def test_devices_show_their_latest_readings_and_open_alerts(
+    pages_client: TestClient, pages_db: Pages, pages_connection: Connection
+) -> None:
     html = panel(pages_client, pages_db, "devices").text
     assert "soil probe A" in html
+    # The season's probes report soil moisture and temperature, the newest in China time.
+    assert re.search(
+        r"土壤含水量 <b>[\d.]+ %</b> <span class=\"seq\">\d{4}-\d\d-\d\d \d\d:\d\d", html
+    )
     assert "没有未处理的告警。" in html
+    rule = post_json(
+        pages_client,
+        pages_db,
+        "/api/v1/alert-rules",
+        {
+            "parcel": pages_db.parcels[0],
+            "metric": "soil_moisture",
+            "below": 15,
+        },
+    )
+    for acknowledged in (None, "2026-06-01 00:00:00"):
+        pages_connection.execute(
+            text(
+                "INSERT INTO alert (rule_id, cooperative_id, device_id, parcel_dkbm, metric_id, "
+                "time_ms, value, created_at, acknowledged_at) VALUES (:rule, :coop, :device, "
+                ":dkbm, 1, :time, 9.5, '2026-05-30 00:00:00', :ack)"
+            ),
+            {
+                "rule": rule["id"],
+                "coop": pages_db.world.coop_a,
+                "device": pages_db.world.device_a,
+                "dkbm": pages_db.parcels[0],
+                "time": 1780000000000 + (0 if acknowledged is None else 1),
+                "ack": acknowledged,
+            },
+        )
+    alerts = re.findall(
+        r"<tr data-alert=\"\d+\"><td>([^<]+)</td><td class=\"code\">(\d+)</td>"
+        r"<td>([^<]+)</td><td>([^<]+)</td>",
+        panel(pages_client, pages_db, "devices").text,
+    )
+    assert alerts == [("2026-05-29 04:26", pages_db.parcels[0], "土壤含水量", "9.5 %")]
     english = pages_client.get(
         "/manage/panel/devices?lang=en", headers=pages_db.world.auth("manager")
     ).text
