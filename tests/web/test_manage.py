@@ -315,3 +315,21 @@ def test_the_village_map_offers_the_held_parcels_and_marks_the_chosen(
     unheld = panel(pages_client, pages_db, "harvest", parcel=[first, pages_db.other_parcel]).text
     assert f'data-parcel-unheld="{pages_db.other_parcel}"' in unheld
     assert mistake(unheld, "parcel").startswith(f"地块 {pages_db.other_parcel} 在")
+
+
+def test_a_mistyped_section_is_a_page_in_the_readers_language(pages_client: TestClient) -> None:
+    response = pages_client.get("/manage/harvests", headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<html lang="zh-CN">' in response.text
+
+
+def test_the_panels_speak_english_when_asked(pages_client: TestClient, pages_db: Pages) -> None:
+    headers = pages_db.world.auth("manager")
+    harvest = pages_client.get("/manage/panel/harvest?lang=en", headers=headers)
+    assert harvest.headers["content-language"] == "en"
+    assert "Harvest day" in harvest.text and "5.88 mu" in harvest.text
+    assert "采收日期" not in harvest.text
+    refused = pages_client.post("/manage/harvest?lang=en", json={"kg": "0"}, headers=headers)
+    assert mistake(refused.text, "kg") == "Must be above 0"
+    assert mistake(refused.text, "parcel") == "Please choose at least one parcel"

@@ -115,8 +115,13 @@ def console_home(request: Request) -> Response:
 
 
 @router.get("/manage/{section}", response_class=Response, responses={200: PANEL[200]})
-def console_section(section: Section, request: Request) -> Response:
-    """The console's frame for one section."""
+def console_section(section: str, request: Request) -> Response:
+    """The console's frame for one section (a mistyped section is a page saying so)."""
+    if section not in SECTIONS:
+        language = pages.language_of(request)
+        return pages.error(
+            request, 404, f"no section {section!r} in the console", language=language
+        )
     return _frame(request, section)
 
 
