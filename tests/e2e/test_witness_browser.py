@@ -222,3 +222,64 @@ def test_no_witness_configured_says_only_the_log_signature_was_checked(
     shown = open_panel(page, f"{witnessed.url}/test/verify/1?lang=en")
     assert (shown["state"], shown["witnessed"]) == ("verified", "none"), shown
     assert shown["witnesses"] == "no witnesses configured: only the log's own signature was checked"
+
+
+def test_a_bottles_consumer_page_shows_its_two_witnesses(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The real consumer page of a recorded season: every fact verified in the phone's own
+    browser, against a checkpoint two independent witnesses cosigned, with keys the operator
+    configured for the pages (not the log's list)."""
+    from tests.web.conftest import make_pages
+
+    folder = tmp_path_factory.mktemp("e2e-witness-pages")
+    pages = make_pages(f"sqlite:///{folder / 'pages.db'}", folder, every_hours=12)
+    db = Database(pages.engine)
+    ledger = Ledger.from_key_file(
+        pages.settings.effective_ledger_key_path, pages.settings.ledger_origin
+    )
+    city = WitnessServer(folder / "city", new_cosigner("witness.deyang.example/nyj"), free_port())
+    province = WitnessServer(
+        folder / "province", new_cosigner("witness.sichuan.example/trace"), free_port()
+    )
+    for witness in (city, province):
+        witness.start()
+        assert witness.store is not None
+        witness.store.add_log(ledger.origin, ledger.vkey)
+    try:
+        with db.transaction() as session:
+            witnesses.add(session=session, name="city", vkey=city.vkey, url=city.url)
+            witnesses.add(session=session, name="province", vkey=province.vkey, url=province.url)
+        with cosigner.make_client(2.0) as client:
+            assert all(a.cosigned for a in cosigner.cosign_newest(db, client))
+        settings = pages.settings.model_copy(
+            update={
+                "page_witnesses": [
+                    PageWitness(name=CITY, vkey=city.vkey),
+                    PageWitness(name=PROVINCE, vkey=province.vkey),
+                ],
+                "page_witness_quorum": 2,
+            }
+        )
+        app = create_app(settings, database=db)
+        with LiveServer(app) as server:
+            context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(server.url + pages.bottle)
+            page.wait_for_selector(
+                '[data-verify-panel]:not([data-state="checking"])', timeout=30_000
+            )
+            panel = page.locator("[data-verify-panel]")
+            assert panel.get_attribute("data-state") == "verified"
+            assert panel.get_attribute("data-witnessed") == "yes"
+            line = panel.locator("[data-verify-witnesses]").inner_text()
+            assert line == f"已见证：{CITY}、{PROVINCE}（需 2 个）"
+            screenshot(page, "witness-consumer-page")
+            context.close()
+            assert not errors, errors
+    finally:
+        for witness in (city, province):
+            witness.stop()
+        pages.engine.dispose()
