@@ -26,6 +26,7 @@ from digital_village.cli import demo
 from digital_village.cli.main import initialise
 from digital_village.config import Settings
 from digital_village.db import Database, make_engine
+from digital_village.gs1.short_code import short_code
 from digital_village.web import STATIC_DIR, manage
 from tests.security.test_public_privacy import get_routes, readable
 
@@ -143,6 +144,11 @@ def _fill(template: str, engine: Engine) -> list[str]:
         "/api/v1/maps/{name}": [f"/api/v1/maps/{v}.svg" for v in villages],
         "/api/v1/parcels/locate": [],  # filled below from a parcel's bounds
         "/manage/{section}": [f"/manage/{section}" for section in manage.SECTIONS],
+        # The landing page's lookups: a bottle's 查询码 and a certificate's number.
+        "/q/{code}": [
+            *(f"/q/{short_code(g, lot, s)}" for g, lot, s in units),
+            *(f"/q/{quote(n, safe='')}" for n in certificates),
+        ],
         "/api/v1/regions": ["/api/v1/regions", *(f"/api/v1/regions?parent={v}" for v in villages)],
         "/api/v1/parcels": ["/api/v1/parcels?limit=1000"],
         "/api/v1/parcels/export": [f"/api/v1/parcels/export?region={v}" for v in villages],
@@ -200,7 +206,7 @@ def _fill(template: str, engine: Engine) -> list[str]:
     return paths
 
 
-PAGES = ("/01/{rest}", "/gtin/{rest}", "/page/01/{rest}", "/p/{dkbm}", "/labels")
+PAGES = ("/01/{rest}", "/gtin/{rest}", "/page/01/{rest}", "/p/{dkbm}", "/labels", "/", "/q/{code}")
 
 
 def test_no_public_answer_carries_the_demos_personal_data(demo_app: Demo) -> None:

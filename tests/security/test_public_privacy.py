@@ -31,6 +31,7 @@ from sqlalchemy import Connection, func, select
 
 from digital_village.api import docs
 from digital_village.demo import oil_season as seasons
+from digital_village.gs1.short_code import short_code
 from digital_village.iot import shapes
 from digital_village.iot.models import Reading
 from digital_village.ledger import tiles
@@ -143,6 +144,15 @@ FILL: dict[str, Fill] = {
         lambda p, c: [f"/static/{f.name}" for f in sorted(STATIC_DIR.iterdir())], variants=False
     ),
     "/labels": Fill(lambda p, c: ["/labels"]),
+    # The front door, its lookups (a bottle's 查询码, a certificate's number) and the icon.
+    "/": Fill(lambda p, c: ["/", "/?lang=en"]),
+    "/q/{code}": Fill(
+        lambda p, c: [
+            f"/q/{short_code(seasons.BOTTLE, p.season.bottle_lot, p.season.serials[0])}",
+            f"/q/{p.season.certificate}",
+        ]
+    ),
+    "/favicon.ico": Fill(lambda p, c: ["/favicon.ico"], variants=False),
     # The managers' console frame; its panels need a manager's token.
     "/manage": Fill(lambda p, c: ["/manage"]),
     "/manage/{section}": Fill(lambda p, c: [f"/manage/{s}" for s in manage.SECTIONS]),

@@ -390,7 +390,12 @@ def test_malformed_links_are_400_naming_why(
     browser = pages_client.get(target, headers={"Accept": BROWSER})
     assert browser.status_code == 400
     assert browser.headers["content-type"].startswith("text/html")
-    assert "链接格式有误" in browser.text and reason in browser.text
+    # Wholly in the reader's language: the Chinese page says what is wrong in Chinese (the
+    # detail is for English readers and clients), and that the item may be counterfeit.
+    assert "链接格式有误" in browser.text and reason not in browser.text
+    assert "data-counterfeit" in browser.text
+    english = pages_client.get(target, headers={"Accept": BROWSER, "Accept-Language": "en"})
+    assert "The link is malformed" in english.text and reason in english.text
 
 
 def test_unknown_products_lots_and_serials_are_404(

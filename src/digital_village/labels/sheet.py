@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from digital_village.gs1.digital_link import DigitalLink
+from digital_village.gs1.short_code import short_code
 from digital_village.labels import qr
 
 __all__ = [
@@ -46,7 +45,6 @@ __all__ = [
 FONT_NAME: Final = "WenQuanYiMicroHei"
 _FONT_FILE: Final = Path(__file__).with_name("fonts") / "wqy-microhei.ttc"
 # Crockford's base32: no I, L, O or U, so a code read aloud or typed from a label is unambiguous.
-_CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CAPTIONS: Final = {"lot": "批次", "harvest": "采收", "serial": "序号", "code": "查询码"}
 
 
@@ -101,19 +99,6 @@ class SheetLayout:
 
 
 A4_3X8: Final = SheetLayout()
-
-
-def short_code(gtin: str, lot: str, serial: str) -> str:
-    """A code of 8 Crockford base32 characters (``XXXX-XXXX``) naming one serialized unit.
-
-    It is the first 40 bits of SHA-256 over the unit's canonical Digital Link path, so anyone can
-    recompute it from the GTIN, lot and serial (the resolver needs to store nothing) and a person
-    can type it when the QR code is unreadable. It identifies; it does not authenticate.
-    """
-    path = DigitalLink(gtin=gtin, lot=lot, serial=serial).path
-    number = int.from_bytes(hashlib.sha256(path.encode()).digest()[:5], "big")
-    chars = "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(35, -1, -5))
-    return f"{chars[:4]}-{chars[4:]}"
 
 
 def expand_serials(spec: str, *, limit: int = 10_000) -> list[str]:

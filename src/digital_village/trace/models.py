@@ -102,6 +102,8 @@ class Unit(Base):
     status_event_pk: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("trace_event.id"), index=True, default=None
     )
+    # The 查询码 printed under its QR code (gs1/short_code.py), for /q/<code> to find it.
+    short_code: Mapped[str | None] = mapped_column(String(9), index=True, default=None)
 
 
 class Capture(Base):

@@ -439,6 +439,20 @@ def get_certificate(*, session: Session, number: str) -> Certificate:
     return certificate
 
 
+def units_by_short_code(*, session: Session, code: str) -> list[tuple[Unit, Lot, Product]]:
+    """The serialised items whose label carries this 查询码 (``XXXX-XXXX``), with their lots
+    and products; rarely more than one (40 bits of a hash)."""
+    query = (
+        select(Unit, Lot, Product)
+        .join(Lot, Lot.id == Unit.lot_id)
+        .join(Product, Product.id == Lot.product_id)
+        .where(Unit.short_code == code)
+        .order_by(Unit.id)
+        .limit(20)
+    )
+    return [(unit, lot, product) for unit, lot, product in session.execute(query)]
+
+
 def certificates_of_lot(*, session: Session, lot_id: int) -> Sequence[Certificate]:
     """Certificates issued for a lot, newest first."""
     return session.scalars(

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from digital_village.gs1.short_code import short_code
 from digital_village.ledger.log import AppendedEntry, EntryIn, Ledger
 from digital_village.regions import service as regions
 from digital_village.trace import lineage, products, recorded, store
@@ -224,12 +225,14 @@ def _write_units(
                     "status": state.status,
                     "event_pk": pks[state.made_by],
                     "status_event_pk": status_event,
+                    "short_code": short_code(state.key[0], state.lot_key[1], state.key[1]),
                 }
             )
             fresh_keys.append(state.key)
             continue
         if state.made_by is not None:
             state.row.lot_id = lot_ids[state.lot_key]
+            state.row.short_code = short_code(state.key[0], state.lot_key[1], state.key[1])
             state.row.event_pk = pks[state.made_by]
         state.row.status = state.status
         state.row.status_event_pk = status_event

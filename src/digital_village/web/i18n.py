@@ -230,6 +230,30 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "error_406": "无法提供所要求的格式",
         "error_reason": "原因：{reason}",
         "error_hint": "请核对商品标签上的二维码，或联系生产者。",
+        "error_explain_400": "这个链接不是有效的商品码：它可能被打错、截断或改动过。",
+        "error_explain_404": "系统中没有这件商品（或这个批次、这块地）的记录。",
+        "error_explain_406": "无法以所要求的格式提供这项内容。",
+        "error_explain_other": "暂时无法打开，请稍后再试。",
+        "error_counterfeit_title": "这件商品可能是假冒的",
+        "error_counterfeit": (
+            "如果这个链接来自商品标签上的二维码，说明标签上的码在溯源系统中查不到："
+            "这件商品可能是假冒的。请不要购买或食用，并向生产者或 12315 反映。"
+        ),
+        "error_type_code": "改为输入标签上的查询码",
+        "landing_title": "查一查商品的来历",
+        "landing_intro": "扫不了二维码？输入标签上的查询码，或承诺达标合格证上的编号。",
+        "landing_label": "查询码或合格证编号",
+        "landing_placeholder": "例如 7K3F-2QX9",
+        "landing_submit": "查询",
+        "landing_not_found": (
+            "没有找到查询码或合格证编号为 {code} 的商品。请逐个核对标签上的字符；"
+            "如果核对无误仍查不到，这件商品可能是假冒的，请不要购买，并向生产者或 12315 反映。"
+        ),
+        "landing_malformed": (
+            "“{code}” 不是查询码（8 个字母或数字，如 7K3F-2QX9），也不是合格证编号。"
+            "请核对后重新输入。"
+        ),
+        "landing_empty": "请先输入查询码或合格证编号。",
         "farmer_title": "地块 {label}",
         "farmer_area": "{area} 亩",
         "farmer_crop_now": "当前作物",
@@ -499,6 +523,38 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "error_406": "That format is not available",
         "error_reason": "Reason: {reason}",
         "error_hint": "Please check the QR code on the label, or ask the producer.",
+        "error_explain_400": (
+            "This link is not a valid product code: it may have been mistyped, cut short or "
+            "altered."
+        ),
+        "error_explain_404": "There is no record of this item (or lot, or field).",
+        "error_explain_406": "This cannot be given in the format asked for.",
+        "error_explain_other": "This cannot be opened now; please try again later.",
+        "error_counterfeit_title": "This item may be counterfeit",
+        "error_counterfeit": (
+            "If this link came from the QR code on a product's label, the code on that label "
+            "is not in the trace system: the item may be counterfeit. Do not buy or eat it, "
+            "and tell the producer or the 12315 consumer hotline."
+        ),
+        "error_type_code": "Type the label's check code instead",
+        "landing_title": "Where does it come from?",
+        "landing_intro": (
+            "QR code will not scan? Type the check code (查询码) printed on the label, or the "
+            "number of its 承诺达标合格证 certificate."
+        ),
+        "landing_label": "Check code or certificate number",
+        "landing_placeholder": "e.g. 7K3F-2QX9",
+        "landing_submit": "Look up",
+        "landing_not_found": (
+            "No item has the check code or certificate number {code}. Check each character "
+            "against the label; if it is right and still not found, the item may be "
+            "counterfeit: do not buy it, and tell the producer or the 12315 consumer hotline."
+        ),
+        "landing_malformed": (
+            "“{code}” is neither a check code (8 letters or digits, like 7K3F-2QX9) nor a "
+            "certificate number. Please check it and type it again."
+        ),
+        "landing_empty": "Please type a check code or a certificate number first.",
         "farmer_title": "Parcel {label}",
         "farmer_area": "{area} mu",
         "farmer_crop_now": "Crop now",

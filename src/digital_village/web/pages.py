@@ -170,18 +170,27 @@ def error(
     *,
     language: str,
     headers: Mapping[str, str] | None = None,
+    label: bool = False,
     **extra: Any,
 ) -> Response:
-    """A failed request: a page for a browser, problem+json for everyone else."""
+    """A failed request: a page for a browser, problem+json for everyone else.
+
+    The page is wholly in the reader's language: a Chinese reader gets the Chinese words of
+    the failure, an English reader also its detail. ``label``: the link came from a product's
+    label, so a link that is malformed or names nothing warns plainly that the item may be
+    counterfeit, and offers to type the label's 查询码 instead.
+    """
     if linkset.prefers_html(request.headers.get("accept")):
-        headline = i18n.messages(language).get(f"error_{status}", detail)
+        words = i18n.messages(language)
         return page(
             request,
             "error.html",
             language=language,
             status=status,
             headers=headers,
-            headline=headline,
-            reason=detail,
+            headline=words.get(f"error_{status}", words["error_title"]),
+            explanation=words.get(f"error_explain_{status}", words["error_explain_other"]),
+            reason=detail if language == "en" else None,
+            counterfeit=label and status in (400, 404),
         )
     return problem(status, detail, headers=dict(headers or {}), **extra)

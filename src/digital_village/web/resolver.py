@@ -258,6 +258,7 @@ def _answer(request: Request, reads: Reads, mode: Mode) -> Response | Unfinished
             f"not a valid GS1 Digital Link: {problem}",
             language=language,
             headers=CORS,
+            label=True,
         )
     try:
         return _resolve(request, reads, settings, link, trimmed, query, language, mode)
@@ -268,6 +269,7 @@ def _answer(request: Request, reads: Reads, mode: Mode) -> Response | Unfinished
             failure.detail,
             language=language,
             headers=CORS,
+            label=True,
             **failure.extra,
         )
 
