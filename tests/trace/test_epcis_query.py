@@ -10,10 +10,12 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Connection
 
 from tests.conftest import World
 from tests.trace import partner_documents
 from tests.trace.conftest import Chain
+from tests.trace.test_query_plans import full_scans, statements
 
 EVENTS = "/api/v1/epcis/events"
 # The partner's events all happened on 2 June 2025 (UTC); the window keeps other events out.
@@ -390,3 +392,33 @@ def test_a_named_query_is_checked_like_a_get(client: TestClient, world: World) -
     assert [q["name"] for q in first.json()] == ["q0", "q1"]
     second = client.get(first.headers["Link"][1:].split(">")[0], headers=auth)
     assert [q["name"] for q in second.json()] == ["q2"]
+
+
+def test_the_top_level_queries_never_walk_a_whole_table(
+    backend: str, client: TestClient, world: World, partner: None, connection: Connection
+) -> None:
+    """SQLite plans without statistics: the plan here is the one a county-sized log gets
+    (PostgreSQL's plans at 1,000,000 events are checked by scripts/bench_trace.py)."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL plans by its statistics; this checks SQLite's fixed plans")
+    for role in ("admin", "manager", "farmer"):
+        with statements(connection) as seen:
+            for path in (
+                f"/api/v1/epcis/epcs/{quote(SSCC, safe='')}/events",
+                f"/api/v1/epcis/epcs/{quote(LGTIN, safe='')}/events",
+                f"{EVENTS}?MATCH_epc={quote('urn:epc:id:sgtin:4012345.011111.1001')}",
+                f"{EVENTS}?EQ_eventID={quote(OBJECT_ID)}",
+            ):
+                assert client.get(path, headers=world.auth(role)).status_code == 200
+        assert not full_scans(connection, seen), (role, full_scans(connection, seen))
+        # Rows are found from the identifier's index, then looked up by id: never by walking
+        # the reader's cooperative (all of its events) and checking each against the list.
+        for sql, params in seen:
+            if "trace_event_epc.epc IN" not in sql:
+                continue
+            plan = [
+                str(row[-1])
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+            ]
+            event_access = [step for step in plan if step.startswith("SEARCH trace_event ")]
+            assert event_access and all("rowid=?" in step for step in event_access), (role, plan)
