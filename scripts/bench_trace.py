@@ -15,6 +15,10 @@ of random retail lots, harvest lots and parcels are timed in-process (the servic
 JSON encoding of its graph) and through the HTTP API (FastAPI's TestClient, in-process). A
 trading partner's documents (pallets, bottles and sensor readings only it knows, a fifth as
 many events as the county's) are then captured, half as JSON-LD and half as EPCIS 2.0 XML.
+The EPCIS query interface's ``epcs/{epc}/events`` is timed through the HTTP API for random
+identifiers (with the plan the database chose), and webhook deliveries to 10 subscribers (each
+an HTTP endpoint in another process) are timed from each capture's commit while partner events
+are captured at 1,000 events/s.
 
 The last line printed is one JSON object with every figure.
 """
@@ -490,6 +494,221 @@ def _parcels_with_harvests(database: Database) -> list[str]:
         return list(session.scalars(select(LotParcel.dkbm).distinct()))
 
 
+# --- the EPCIS query interface and webhook subscriptions -----------------------------------------
+
+
+def _manager_token(database: Database, actor: Actor) -> str:
+    from digital_village.auth import service as auth
+
+    with database.transaction() as session:
+        issued = auth.issue_token(
+            session=session,
+            role=Role.MANAGER,
+            actor=Actor.operator(),
+            scope=auth.TokenScope(cooperative_id=actor.cooperative_id),
+            label="bench",
+        )
+        return issued.token
+
+
+def _epcs_plan(database: Database, epc: str, actor: Actor) -> list[str]:
+    """The plan the database chooses for ``epcs/{epc}/events`` as the manager reads it."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from digital_village.trace import epcis_query, epcis_query_run
+
+    query = epcis_query.parse([])
+    query.matches[epcis_query_run.ANY_FIELD] = [epc]
+    scope = epcis_query_run.ReadScope(Role.MANAGER, actor.cooperative_id)
+    statement = epcis_query_run.ordered(epcis_query_run.filtered(query, scope), query).limit(31)
+    dialect = postgresql.dialect() if database.dialect == "postgresql" else sqlite.dialect()
+    sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    explain = "EXPLAIN" if database.dialect == "postgresql" else "EXPLAIN QUERY PLAN"
+    with database.session() as session:
+        rows = session.execute(text(f"{explain} {sql}")).all()
+    return [str(row[-1]).strip() for row in rows]
+
+
+def time_epcis_queries(
+    database: Database, settings: Settings, actor: Actor, samples: int
+) -> dict[str, Any]:
+    """``GET /api/v1/epcis/epcs/{epc}/events`` through the HTTP API for random identifiers
+    (items, lots, pallets, parcels' products) as the cooperative's manager reads them."""
+    from urllib.parse import quote
+
+    from fastapi.testclient import TestClient
+
+    from digital_village.app import create_app
+    from digital_village.trace.models import EventEpc
+
+    rng = random.Random(13)
+    with database.session() as session:
+        newest = session.scalar(select(func.max(Event.id))) or 0
+        picks = [rng.randint(1, newest) for _ in range(samples * 2)]
+        epcs = list(
+            dict.fromkeys(session.scalars(select(EventEpc.epc).where(EventEpc.event_pk.in_(picks))))
+        )[:samples]
+    token = _manager_token(database, actor)
+    headers = {"Authorization": f"Bearer {token}"}
+    figures: dict[str, Any] = {"identifiers": len(epcs)}
+    app = create_app(settings, database=database)
+    with TestClient(app) as client:
+        for name, path in (
+            ("http_epcs_events", "/api/v1/epcis/epcs/{}/events"),
+            ("http_match_any_epc", "/api/v1/epcis/events?MATCH_anyEPC={}"),
+        ):
+            timings, counts = [], []
+            for epc in epcs:
+                tick = time.perf_counter()
+                response = client.get(path.format(quote(epc, safe="")), headers=headers)
+                timings.append(time.perf_counter() - tick)
+                assert response.status_code == 200, response.text
+                counts.append(
+                    len(response.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"])
+                )
+            figures[name] = {**_percentiles(timings), "events_p50": statistics.median(counts)}
+    figures["plan"] = _epcs_plan(database, epcs[0], actor) if epcs else []
+    return figures
+
+
+def _subscribers(ports: Any, records: Any, count: int, stop: Any) -> None:
+    """Run ``count`` webhook endpoints (a process of their own), each recording the time each
+    eventID arrived; the records go back when ``stop`` is set."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[int, str, float, str]] = []
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            arrived = time.time()
+            events = orjson.loads(body)["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+            delivery = self.headers.get("Idempotency-Key", "")
+            with lock:
+                port = int(self.server.server_address[1])  # type: ignore[index]
+                seen.extend((port, event["eventID"], arrived, delivery) for event in events)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Handler) for _ in range(count)]
+    for server in servers:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    ports.put([server.server_port for server in servers])
+    stop.wait()
+    with lock:
+        records.put(list(seen))
+
+
+def time_webhooks(
+    database: Database,
+    ledger: Ledger,
+    actor: Actor,
+    *,
+    seconds: float,
+    rate: int = 1000,
+    subscriber_count: int = 10,
+) -> dict[str, Any]:
+    """Webhook deliveries: partner events captured at ``rate`` events/s in documents of a
+    tenth of a second, ``subscriber_count`` stream subscriptions of every event (each its own
+    endpoint, in another process); the time from each capture's commit until each subscriber
+    has the event."""
+    import multiprocessing
+
+    from digital_village.trace.subscriptions import service as subscriptions
+    from digital_village.trace.subscriptions.delivery import DeliveryWorker
+    from digital_village.trace.subscriptions.models import Delivery
+
+    context = multiprocessing.get_context("spawn")
+    ports_queue, records_queue, stop = context.Queue(), context.Queue(), context.Event()
+    process = context.Process(
+        target=_subscribers, args=(ports_queue, records_queue, subscriber_count, stop)
+    )
+    process.start()
+    ports = ports_queue.get(timeout=60)
+    now = dt.datetime.now(dt.UTC)
+    with database.transaction() as session:
+        for number, port in enumerate(ports):
+            name = f"bench-{number}"
+            subscriptions.create_query(session=session, actor=actor, name=name, query={})
+            subscriptions.subscribe(
+                session=session,
+                actor=actor,
+                name=name,
+                wanted=subscriptions.SubscriptionIn(
+                    dest=f"http://127.0.0.1:{port}/epcis", signature_token="bench", stream=True
+                ),
+                now=now,
+            )
+    worker = DeliveryWorker(database).start()
+    committed: dict[str, float] = {}
+    per_document = max(1, rate // 10)
+    first = 1_000_000  # after the partner load's numbers; times stay in the past
+    started = time.perf_counter()
+    documents = 0
+    while time.perf_counter() - started < seconds:
+        due = started + documents * 0.1
+        pause = due - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        events = partner_events(first, per_document)
+        first += per_document
+        created = dt.datetime(2026, 1, 3, tzinfo=CHINA)
+        document = parse_document(
+            {**builders.document(events, created=created), "@context": PARTNER_CONTEXT}
+        )
+        with database.transaction() as session:
+            result = capture.capture(
+                session=session,
+                ledger=ledger,
+                actor=actor,
+                events=document.epcis_body.event_list,
+                base_url=BASE,
+                context=document.context,
+                capture_id=uuid.uuid4().hex,
+            )
+        done = time.time()
+        committed.update({event.event_id: done for event in result.events})
+        documents += 1
+    capturing = time.perf_counter() - started
+    expected = len(committed) * subscriber_count
+    deadline = time.perf_counter() + 60
+    with database.session() as session:
+        while time.perf_counter() < deadline:
+            delivered = session.scalar(
+                select(func.coalesce(func.sum(Delivery.event_count), 0)).where(
+                    Delivery.delivered_at.is_not(None)
+                )
+            )
+            session.rollback()
+            if (delivered or 0) >= expected:
+                break
+            time.sleep(0.2)
+    worker.stop()
+    stop.set()
+    records = records_queue.get(timeout=60)
+    process.join(timeout=30)
+    latencies = [arrived - committed[event_id] for _, event_id, arrived, _ in records
+                 if event_id in committed]  # fmt: skip
+    received = {(port, event_id) for port, event_id, _, _ in records}
+    return {
+        "subscribers": subscriber_count,
+        "offered_events_per_s": rate,
+        "captured_events": len(committed),
+        "captured_events_per_s": round(len(committed) / capturing),
+        "expected_deliveries_of_events": expected,
+        "received_events": len(received),
+        "duplicates": len(records) - len(received),
+        "deliveries": len({delivery for *_, delivery in records}),
+        **({"latency_after_commit": _percentiles(latencies)} if latencies else {}),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small county, under a minute")
@@ -498,6 +717,9 @@ def main() -> None:
     parser.add_argument("--parcels", type=int, help="parcels of the county (default by size)")
     parser.add_argument("--batch", type=int, default=1000, help="events per capture")
     parser.add_argument("--samples", type=int, help="traces timed per kind")
+    parser.add_argument(
+        "--webhook-seconds", type=float, help="how long events are captured for the webhooks"
+    )
     args = parser.parse_args()
     events = args.events or (25_000 if args.quick else 1_000_000)
     parcel_count = args.parcels or (400 if args.quick else 5_000)
@@ -543,6 +765,12 @@ def main() -> None:
                 connection.execute(text("ANALYZE"))
                 connection.commit()
         figures["trace"] = time_traces(database, settings, samples, http_samples=samples // 2)
+        # The EPCIS query interface at this size, then webhooks to 10 subscribers at 1,000
+        # events/s (the subscriptions see only what is captured from then on).
+        figures["epcis_query"] = time_epcis_queries(database, settings, actor, samples)
+        figures["webhooks"] = time_webhooks(
+            database, ledger, actor, seconds=args.webhook_seconds or (5.0 if args.quick else 30.0)
+        )
         database.dispose()
     print(json.dumps(figures, indent=2), file=sys.stderr)
     print(json.dumps(figures, separators=(",", ":")))

@@ -179,7 +179,7 @@ def _sort_column(query: SimpleEventQuery) -> Any:
     return None
 
 
-def _ordered(statement: Select[Any], query: SimpleEventQuery) -> Select[Any]:
+def ordered(statement: Select[Any], query: SimpleEventQuery) -> Select[Any]:
     column = _sort_column(query)
     if column is None:
         return statement.order_by(Event.id)
@@ -224,7 +224,7 @@ def _scan(
     scanned = 0
     while True:
         page = statement if key is None else _after(statement, query, key)
-        rows = list(session.scalars(_ordered(page, query).limit(chunk)))
+        rows = list(session.scalars(ordered(page, query).limit(chunk)))
         if not rows:
             return found, last, False
         bodies = store.event_json(session=session, events=rows, flag_hash_mismatch=True)
