@@ -215,6 +215,7 @@ def _scan(
     want: int,
     key: Sequence[Any] | None,
     scan_limit: int = SCAN_LIMIT,
+    with_bodies: bool = True,
 ) -> tuple[list[tuple[Event, dict[str, Any]]], Event | None, bool]:
     """Up to ``want`` + 1 matching events after ``key``; the last event read; whether the scan
     stopped early (at ``scan_limit``) with events left unread."""
@@ -227,7 +228,10 @@ def _scan(
         rows = list(session.scalars(ordered(page, query).limit(chunk)))
         if not rows:
             return found, last, False
-        bodies = store.event_json(session=session, events=rows, flag_hash_mismatch=True)
+        if query.needs_json or with_bodies:
+            bodies = store.event_json(session=session, events=rows, flag_hash_mismatch=True)
+        else:
+            bodies = [{} for _ in rows]  # only ids are wanted, and no check reads the JSON
         for row, body in zip(rows, bodies, strict=True):
             scanned += 1
             last = row
@@ -301,7 +305,13 @@ def matching_between(
     statement = filtered(query, scope).where(Event.id > after_pk, Event.id <= upto_pk)
     record_order = SimpleEventQuery(checks=query.checks)
     found, _, _ = _scan(
-        session, statement, record_order, want=limit - 1, key=None, scan_limit=10**9
+        session,
+        statement,
+        record_order,
+        want=limit - 1,
+        key=None,
+        scan_limit=10**9,
+        with_bodies=False,
     )
     return [row.id for row, _ in found]
 
