@@ -327,11 +327,11 @@ def first_pk_recorded_since(session: Session, moment: dt.datetime) -> int:
     return int(first) - 1 if first is not None else newest_event_pk(session)
 
 
-def bodies_of(session: Session, pks: Sequence[int]) -> list[dict[str, Any]]:
-    """The EPCIS JSON of events by id, in the given order."""
-    rows = store.events_by_pk(session=session, pks=pks)
-    events = [rows[pk] for pk in pks if pk in rows]
-    return store.event_json(session=session, events=events, flag_hash_mismatch=True)
+def bodies_of(session: Session, pks: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The EPCIS JSON of events by id."""
+    events = list(store.events_by_pk(session=session, pks=pks).values())
+    bodies = store.event_json(session=session, events=events, flag_hash_mismatch=True)
+    return {event.id: body for event, body in zip(events, bodies, strict=True)}
 
 
 # --- top-level resources --------------------------------------------------------------------

@@ -536,8 +536,9 @@ def _socket_batch(
             newest = pks[-1]
         if not pks and not (plan.schedule is not None and plan.report_if_empty):
             return max(cursor, newest), None
+        bodies = epcis_query_run.bodies_of(session, pks)
         document = delivery.query_document(
-            events=epcis_query_run.bodies_of(session, pks),
+            events=[bodies[pk] for pk in pks],
             query_name=name,
             subscription_id=subscription_id,
             document_id=f"urn:uuid:{uuid.uuid4()}",

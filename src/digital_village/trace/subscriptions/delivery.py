@@ -80,17 +80,21 @@ def query_document(
     return document
 
 
-def delivery_body(session: Session, outgoing: Outgoing) -> bytes:
-    """The document of a delivery: the same bytes at every attempt."""
-    events = epcis_query_run.bodies_of(session, outgoing.event_pks)
-    document = query_document(
-        events=events,
-        query_name=outgoing.query_name,
-        subscription_id=outgoing.subscription_id,
-        document_id=f"urn:uuid:{outgoing.delivery_id}",
-        created=outgoing.created_at,
-    )
-    return orjson.dumps(document)
+def delivery_bodies(session: Session, claimed: Sequence[Outgoing]) -> list[bytes]:
+    """The documents of claimed deliveries, each the same bytes at every attempt; an event
+    several subscriptions receive is read once."""
+    events = epcis_query_run.bodies_of(session, [pk for o in claimed for pk in o.event_pks])
+    documents = []
+    for outgoing in claimed:
+        document = query_document(
+            events=[events[pk] for pk in outgoing.event_pks],
+            query_name=outgoing.query_name,
+            subscription_id=outgoing.subscription_id,
+            document_id=f"urn:uuid:{outgoing.delivery_id}",
+            created=outgoing.created_at,
+        )
+        documents.append(orjson.dumps(document))
+    return documents
 
 
 def post(outgoing: Outgoing, body: bytes, *, timeout: float) -> str | None:
@@ -177,7 +181,7 @@ class DeliveryWorker:
         if not claimed:
             return 0
         with self.database.session() as session:
-            bodies = [delivery_body(session, outgoing) for outgoing in claimed]
+            bodies = delivery_bodies(session, claimed)
         results = self._send_all(claimed, bodies)
         with self.database.transaction(write=True) as session:
             service.record_results(session, utcnow(), results)
