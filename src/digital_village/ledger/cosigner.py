@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 from sqlalchemy import func, select
@@ -244,6 +244,9 @@ class BackgroundCosigner:
         self._busy: set[str] = set()
         self._pause: dict[str, float] = {}
         self._next_try: dict[str, float] = {}
+        # The size each witness last cosigned for this process: newer than a row read while
+        # that answer was being stored, which would cost a 409 and a second round trip.
+        self._cosigned: dict[str, int] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dv-cosigner")
         self._thread = threading.Thread(target=self._run, name="dv-cosigner", daemon=True)
@@ -288,15 +291,21 @@ class BackgroundCosigner:
             for witness in behind:
                 if witness.name in self._busy or now < self._next_try.get(witness.name, 0.0):
                     continue
-                self._busy.add(witness.name)
                 assert size is not None
-                self._pool.submit(self._ask, witness, size)
+                known = max(witness.known_size, self._cosigned.get(witness.name, 0))
+                if known >= size:
+                    continue
+                self._busy.add(witness.name)
+                self._pool.submit(self._ask, replace(witness, known_size=known), size)
         return configured > 0
 
     def _ask(self, witness: WitnessConfig, size: int) -> None:
         pause = 0.0
         try:
             answer = ask_witness(self.database, self.client, witness, size)
+            if answer.cosigned:
+                with self._lock:
+                    self._cosigned[witness.name] = max(size, self._cosigned.get(witness.name, 0))
             if not answer.cosigned and not answer.superseded:
                 log.warning(
                     "witness %s did not cosign size %d: %s", answer.witness, size, answer.detail
