@@ -27,6 +27,7 @@ from digital_village.cli.main import initialise
 from digital_village.config import Settings
 from digital_village.db import Database, make_engine
 from digital_village.gs1.short_code import short_code
+from digital_village.ledger import tiles
 from digital_village.web import STATIC_DIR, manage
 from tests.security.test_public_privacy import get_routes, readable
 
@@ -142,6 +143,12 @@ def _fill(template: str, engine: Engine) -> list[str]:
             for start in range(0, size, 2000)
         ],
         "/api/v1/maps/{name}": [f"/api/v1/maps/{v}.svg" for v in villages],
+        # Entry bundles hold every entry's bytes; hash tiles of the two lowest levels.
+        "/ledger/tile/{tile_path}": [
+            f"/ledger/{tile.path}"
+            for level in (None, 0, 1)
+            for tile in tiles.tiles_for_size(size, level=level)
+        ],
         "/api/v1/parcels/locate": [],  # filled below from a parcel's bounds
         "/manage/{section}": [f"/manage/{section}" for section in manage.SECTIONS],
         # The landing page's lookups: a bottle's 查询码 and a certificate's number.
