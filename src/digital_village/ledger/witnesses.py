@@ -90,25 +90,6 @@ def status(session: Session, size: int, quorum: int) -> WitnessStatus:
     return WitnessStatus(size=size, quorum=quorum, configured=len(names), cosigned_by=cosigned)
 
 
-def latest_witnessed_size(session: Session, quorum: int) -> int | None:
-    """The largest tree size whose checkpoint has ``quorum`` configured witnesses' lines."""
-    names = [witness.name for witness in configured(session)]
-    if quorum <= 0 or len(names) < quorum:
-        return None
-    sizes: dict[int, int] = {}
-    query = (
-        select(LedgerCosignature.size, LedgerCosignature.witness)
-        .where(LedgerCosignature.witness.in_(names))
-        .order_by(LedgerCosignature.size.desc())
-        .limit(50 * len(names))
-    )
-    for size, _ in session.execute(query):
-        sizes[size] = sizes.get(size, 0) + 1
-        if sizes[size] >= quorum:
-            return int(size)
-    return None
-
-
 def record_cosignature(
     session: Session, *, witness: str, size: int, line: str, key_id: bytes, signed_at: int
 ) -> bool:
