@@ -173,6 +173,16 @@ def test_a_season_in_the_console(screen: tuple[str, Any], live: tuple[str, Pages
     fits(page, width)
     keep(page, f"{name}-certificates")
 
+    # A member's invitation: the sign-in link as a QR code to show the farmer.
+    open_section(page, url, "members")
+    assert "王**" in page.locator("[data-members]").inner_text()
+    page.locator('[data-member] form[data-post="/manage/invitations"] button').first.click()
+    page.wait_for_selector("[data-invite-qr]", timeout=20_000)
+    assert page.locator("[data-invite-qr]").is_visible()
+    assert "#token=dv_" in page.locator("[data-invite-link]").inner_text()
+    fits(page, width)
+    keep(page, f"{name}-invitation")
+
     # A serial's consumer page shows it all, and verifies in this browser.
     page.goto(f"{url}/01/0{LITRE_GTIN}/10/L-E2E/21/0001")
     page.wait_for_selector('[data-verify-panel]:not([data-state="checking"])', timeout=30_000)
