@@ -247,10 +247,12 @@ def season_events(
         )
 
 
-def _capture(database: Database, ledger: Ledger, actor: Actor, document: EPCISDocument) -> None:
+def _capture(
+    database: Database, ledger: Ledger, actor: Actor, document: EPCISDocument
+) -> capture.CaptureResult:
     """One document through the real capture path, in its own committed transaction."""
     with database.transaction() as session:
-        capture.capture(
+        return capture.capture(
             session=session,
             ledger=ledger,
             actor=actor,
@@ -664,16 +666,7 @@ def time_webhooks(
         document = parse_document(
             {**builders.document(events, created=created), "@context": PARTNER_CONTEXT}
         )
-        with database.transaction() as session:
-            result = capture.capture(
-                session=session,
-                ledger=ledger,
-                actor=actor,
-                events=document.epcis_body.event_list,
-                base_url=BASE,
-                context=document.context,
-                capture_id=uuid.uuid4().hex,
-            )
+        result = _capture(database, ledger, actor, document)
         done = time.time()
         committed.update({event.event_id: done for event in result.events})
         documents += 1
