@@ -285,6 +285,37 @@ def test_answers_carry_the_gs1_headers_and_options_discovers(
     assert client.options("/api/v1/epcis/nothing-here").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("header", "value", "status"),
+    [
+        ("GS1-EPCIS-Version", "2.0", 200),
+        ("GS1-EPCIS-Version", "1.2", 406),
+        ("GS1-EPCIS-Min", "1.2", 200),
+        ("GS1-EPCIS-Min", "2.1", 406),
+        ("GS1-EPCIS-Max", "1.2", 406),
+        ("GS1-CBV-Version", "2.0.0", 200),
+        ("GS1-CBV-Max", "1.2", 406),
+        ("GS1-EPCIS-Version", "latest", 406),
+    ],
+)
+def test_a_client_needing_another_version_is_refused(
+    client: TestClient, world: World, header: str, value: str, status: int
+) -> None:
+    response = get(client, world, {}, **{header: value})
+    assert response.status_code == status, response.text
+    if status == 406:
+        assert response.json()["header"] == header
+
+
+def test_a_capture_may_be_epcis_1_2(client: TestClient, world: World) -> None:
+    """EPCIS 1.2 XML is captured (converted), so a 1.2 client is not refused there."""
+    headers = {**world.auth("manager"), "GS1-EPCIS-Version": "1.2"}
+    refused = client.post("/api/v1/epcis/capture", json={}, headers=headers)
+    assert refused.status_code == 422  # an empty document, not the version
+    headers["GS1-EPCIS-Version"] = "1.1"
+    assert client.post("/api/v1/epcis/capture", json={}, headers=headers).status_code == 406
+
+
 def test_top_level_resources(client: TestClient, world: World, partner: None) -> None:
     auth = world.auth("manager")
     types = client.get("/api/v1/epcis/eventTypes", headers=auth)

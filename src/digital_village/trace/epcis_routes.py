@@ -9,7 +9,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -68,12 +68,54 @@ EPCIS_HEADERS = {
 }
 
 
+class VersionNotSupported(DomainError):
+    """The client asks for an EPCIS or CBV version other than 2.0 (406)."""
+
+    status = 406
+    title = "Not acceptable"
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(part) for part in text.strip().split("."))[:2]
+    except ValueError:
+        return None
+
+
+def _speaks_2_0(headers: Mapping[str, str], *, capture: bool) -> None:
+    """Refuse a request that needs another EPCIS or CBV version than the 2.0 this server
+    speaks (the binding's GS1-EPCIS-Version/-Min/-Max and GS1-CBV-… request headers); a
+    capture may be EPCIS 1.2 (XML, converted)."""
+    for standard in ("EPCIS", "CBV"):
+        oldest = (1, 2) if capture and standard == "EPCIS" else (2, 0)
+        for bound in ("Version", "Min", "Max"):
+            name = f"GS1-{standard}-{bound}"
+            value = headers.get(name)
+            if value is None:
+                continue
+            version = _version(value)
+            if (
+                version is None
+                or (bound == "Version" and not oldest <= version <= (2, 0))
+                or (bound == "Min" and version > (2, 0))
+                or (bound == "Max" and version < oldest)
+            ):
+                raise VersionNotSupported(
+                    f"{name}: {value!r}; this server speaks {standard} 2.0",
+                    type="epcisException:ImplementationException",
+                    header=name,
+                )
+
+
 def _json_or_xml(request: HTTPConnection) -> None:
-    """EPCIS routes take JSON(-LD) and, where they say so, EPCIS XML (415 for anything else)."""
+    """EPCIS routes take JSON(-LD) and, where they say so, EPCIS XML (415 for anything else),
+    from clients that accept EPCIS and CBV 2.0 (406 otherwise)."""
+    capturing = request.url.path.endswith("/capture")
+    _speaks_2_0(request.headers, capture=capturing)
     if not isinstance(request, Request):
         return  # a WebSocket upgrade has no body
     if epcis_xml.is_xml(request.headers.get("content-type", "")):
-        if request.url.path.endswith("/capture") and request.method == "POST":
+        if capturing and request.method == "POST":
             return
         raise UnsupportedMediaType(
             "this route takes application/json", accepted=["application/json"]
