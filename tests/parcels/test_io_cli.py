@@ -18,6 +18,7 @@ from digital_village.auth.actor import Actor
 from digital_village.cli.main import app
 from digital_village.db import Database
 from digital_village.ledger.log import Ledger
+from digital_village.parcels import geojson
 from digital_village.parcels import io as parcel_io
 from digital_village.parcels import service as parcels
 from digital_village.parcels.geometry import to_gk, wgs84_to_gcj02
@@ -173,8 +174,8 @@ def test_gcj02_input_lands_where_the_wgs84_field_is(
 def test_export_round_trips_and_has_six_decimals(
     session: Session, ledger: Ledger, grid: list[str]
 ) -> None:
-    document = parcel_io.export_geojson(session=session, region=VILLAGE)
-    text = parcel_io.dumps(document)
+    document = geojson.export_geojson(session=session, region=VILLAGE)
+    text = geojson.dumps(document)
     numbers = [n for n in text.replace("[", ",").replace("]", ",").split(",") if "." in n]
     assert numbers and all(len(n.split(".")[1]) <= 6 for n in numbers if n[0] in "0123456789")
     assert [f["properties"]["dkbm"] for f in document["features"]] == grid

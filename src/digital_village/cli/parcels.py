@@ -21,7 +21,7 @@ from digital_village.config import Settings
 from digital_village.db import Database
 from digital_village.errors import DomainError
 from digital_village.ledger.log import Ledger
-from digital_village.parcels import geometry
+from digital_village.parcels import geojson, geometry
 from digital_village.parcels import io as parcel_io
 from digital_village.parcels import service as parcels
 
@@ -234,7 +234,7 @@ def show(dkbm: Annotated[str, typer.Argument(help="The 19-digit 地块编码.")]
     """A parcel as GeoJSON, with its history and whether its geometry matches the ledger."""
     with transaction(load_settings()) as session:
         parcel = parcels.get_parcel(session=session, dkbm=dkbm)
-        document = parcel_io.feature(parcel)
+        document = geojson.feature(parcel)
         document["properties"]["history"] = parcels.history(session=session, dkbm=dkbm)
         document["properties"]["geometry_check"] = (
             parcels.verify_geometry(session=session, dkbm=dkbm) or "matches the ledger"
@@ -260,10 +260,10 @@ def export(
     _output(out, (".geojson", ".json"))
     with transaction(load_settings()) as session:
         if due_diligence:
-            document = parcel_io.export_due_diligence(session=session, region=village)
+            document = geojson.export_due_diligence(session=session, region=village)
         else:
-            document = parcel_io.export_geojson(session=session, region=village)
-    _write(out, (parcel_io.dumps(document) + "\n").encode())
+            document = geojson.export_geojson(session=session, region=village)
+    _write(out, (geojson.dumps(document) + "\n").encode())
     console.print(f"wrote {len(document['features'])} parcels to {out}")
 
 

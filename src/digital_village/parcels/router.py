@@ -17,6 +17,7 @@ from digital_village.config import Settings
 from digital_village.errors import Invalid, NotFound
 from digital_village.ledger.dependencies import LedgerDep
 from digital_village.parcels import audit as parcel_audit
+from digital_village.parcels import geojson
 from digital_village.parcels import io as parcel_io
 from digital_village.parcels import service as parcels
 from digital_village.parcels.dependencies import LastEventDep
@@ -73,7 +74,7 @@ def _public_feature(session: Session, parcel: Parcel) -> dict[str, Any]:
             operator = {"uscc": cooperative.uscc, "name": cooperative.name}
     crop = parcels.crops_on(session=session, parcel_ids=[parcel.id], on=today).get(parcel.id)
     lineage = parcels.lineage(session=session, dkbm=parcel.dkbm)
-    return parcel_io.feature(
+    return geojson.feature(
         parcel,
         crop=crop,
         extra={
@@ -154,7 +155,7 @@ def list_parcels(
             "type": "FeatureCollection",
             "numberMatched": page.total,
             "numberReturned": len(page.items),
-            "features": [parcel_io.feature(p, crop=crops.get(p.id)) for p in page.items],
+            "features": [geojson.feature(p, crop=crops.get(p.id)) for p in page.items],
             "links": links,
         }
     )
@@ -176,7 +177,7 @@ def locate(
     parcel = parcels.parcel_containing_point(session=session, lon=lon, lat=lat)
     if parcel is None:
         raise NotFound(f"no active parcel holds lon {lon:.7f}, lat {lat:.7f}")
-    return _geojson(parcel_io.feature(parcel, extra={"lon": round(lon, 7), "lat": round(lat, 7)}))
+    return _geojson(geojson.feature(parcel, extra={"lon": round(lon, 7), "lat": round(lat, 7)}))
 
 
 @router.get("/parcels/export", response_class=GeoJSONResponse)
@@ -189,8 +190,8 @@ def export(
 ) -> JSONResponse:
     """Active parcels as one GeoJSON file (6 decimals), or shaped for due-diligence files."""
     if due_diligence:
-        return _geojson(parcel_io.export_due_diligence(session=session, region=region))
-    return _geojson(parcel_io.export_geojson(session=session, region=region))
+        return _geojson(geojson.export_due_diligence(session=session, region=region))
+    return _geojson(geojson.export_geojson(session=session, region=region))
 
 
 @router.get("/parcels/{dkbm}", response_class=GeoJSONResponse)
@@ -220,7 +221,7 @@ def neighbours(
 ) -> JSONResponse:
     """Active parcels within ``within_m`` metres, nearest first, with their distance."""
     found = parcels.neighbours(session=session, dkbm=dkbm, within_m=within_m)
-    features = [parcel_io.feature(p, extra={"distance_m": round(d, 2)}) for p, d in found]
+    features = [geojson.feature(p, extra={"distance_m": round(d, 2)}) for p, d in found]
     return _geojson({"type": "FeatureCollection", "features": features})
 
 
