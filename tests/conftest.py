@@ -29,6 +29,21 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # Without a PostgreSQL server the suite runs once, on SQLite; the skip is reported once below.
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 SHARED_STANDARDS = Path(__file__).resolve().parents[1].parent / "shared" / "standards"
+# GS1's EPCIS 2.0 JSON Schema, kept beside the checkout (../shared): the tests that validate
+# documents against the official schema need it; without it they skip, and the run says so.
+GS1_EPCIS_SCHEMA = Path(
+    os.environ.get("DV_TEST_GS1_SCHEMA") or SHARED_STANDARDS / "EPCIS-JSON-Schema.json"
+)
+GS1_SCHEMA_SKIP = f"GS1's EPCIS 2.0 JSON Schema not found at {GS1_EPCIS_SCHEMA}"
+
+
+def need_gs1_schema() -> Path:
+    """The schema's path; skips the test when it is missing (fails it under CI=true)."""
+    if not GS1_EPCIS_SCHEMA.is_file():
+        if IN_CI:
+            pytest.fail(f"CI=true but {GS1_SCHEMA_SKIP}")
+        pytest.skip(GS1_SCHEMA_SKIP)
+    return GS1_EPCIS_SCHEMA
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,10 +62,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header() -> list[str]:
+    if GS1_EPCIS_SCHEMA.is_file():
+        schema = f"GS1 EPCIS JSON Schema: {GS1_EPCIS_SCHEMA}"
+    else:
+        schema = f"GS1 EPCIS JSON Schema: MISSING at {GS1_EPCIS_SCHEMA} (its tests are SKIPPED)"
     if POSTGRES_URL:
         shown = make_url(POSTGRES_URL).render_as_string()
-        return [f"backends: sqlite, postgres ({shown})"]
-    return ["backends: sqlite only (set DV_TEST_POSTGRES_URL to run every test on PostgreSQL too)"]
+        return [f"backends: sqlite, postgres ({shown})", schema]
+    return [
+        "backends: sqlite only (set DV_TEST_POSTGRES_URL to run every test on PostgreSQL too)",
+        schema,
+    ]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say at the end, where it is seen, which tests a missing GS1 schema skipped."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if GS1_SCHEMA_SKIP in str(getattr(report, "longrepr", ""))
+    ]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} tests SKIPPED: {GS1_SCHEMA_SKIP} (put GS1's schema there, "
+            "or check out ../shared beside this repository)",
+            yellow=True,
+        )
 
 
 class PostgresServer:

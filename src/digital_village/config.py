@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         default="digital-village.example/ledger",
         description="The C2SP checkpoint origin line: a schema-less URL naming this log.",
     )
+    operator_name: str = Field(
+        default="德阳市旌阳区数字乡村",
+        description="Who runs this log, as the pages name the signer of its checkpoints.",
+    )
     ledger_key_path: Path | None = Field(
         default=None,
         description="Path of the Ed25519 signing key; default: data_dir/ledger.key (mode 0600).",

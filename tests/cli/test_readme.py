@@ -110,3 +110,32 @@ def test_every_readme_command_works_against_the_demo(
             args = [listed[-1]["id"] if value == "ID" else value for value in args]
         code, output = demo.dv(*args)
         assert code == 0, f"`{command}` failed (exit {code}):\n{output}"
+
+
+def test_serving_on_is_printed_only_once_the_port_accepts_connections(
+    demo: DemoDatabase,
+) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dv")), "serve", "--port", str(port)],
+        env={**os.environ, **demo.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "serving on" in line:
+                break
+        assert lines and f"serving on http://127.0.0.1:{port}" in lines[-1], lines
+        # At the moment the line appears, the port answers.
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            pass
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

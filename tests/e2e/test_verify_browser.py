@@ -75,7 +75,7 @@ def test_an_honest_entry_is_verified_in_chinese_by_default(page: Any, live: Live
     assert shown["state"] == "verified", shown
     assert shown["status"] == (
         f"已验证：第 2 号记录已收录在共 {log_size(live)} 条记录的账本中，"
-        f"签名密钥 {live.settings.ledger_origin} ({key_id})"
+        f"账本由 {live.settings.ledger_origin} ({key_id}) 签名"
     )
     assert shown["reason"] == ""
     assert page.locator("html").get_attribute("lang") == "zh-CN"

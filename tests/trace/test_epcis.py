@@ -20,10 +20,10 @@ from jsonschema import Draft7Validator, FormatChecker
 from digital_village.gs1 import canonical, keys
 from digital_village.trace import epcis, event_hash, vocab
 from digital_village.trace.epcis import EPCISParseError, ObjectEvent
+from tests.conftest import need_gs1_schema
 
 from . import farm_chain
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2].parent / "shared/standards/EPCIS-JSON-Schema.json"
 VECTORS = json.loads((Path(__file__).parent / "cbv_event_hash_vectors.json").read_text("utf-8"))
 # The query document among the vectors is a query answer, not something to capture.
 PARSEABLE = [c for c in VECTORS["cases"] if c["document"]["type"] == "EPCISDocument"]
@@ -55,9 +55,7 @@ def _case_id(case: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def schema() -> Draft7Validator:
-    if not SCHEMA_PATH.is_file():
-        pytest.skip(f"official EPCIS 2.0 JSON Schema not found at {SCHEMA_PATH}")
-    schema = json.loads(SCHEMA_PATH.read_text("utf-8"))
+    schema = json.loads(need_gs1_schema().read_text("utf-8"))
     return Draft7Validator(schema, format_checker=FORMATS)
 
 

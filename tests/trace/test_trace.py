@@ -363,6 +363,8 @@ def test_a_second_harvest_of_a_parcel_within_the_crops_season_is_flagged(
     }
     page = client.get(f"/01/{RAPESEED}/10/RS-B", headers={"Accept": "text/html"})
     assert "12 天前已采收过这种作物" in page.text
+    # Nothing was corrected: the timeline does not say "corrected".
+    assert "data-timeline-note" in page.text and "更正" not in page.text
 
 
 def test_a_recall_lists_items_up_to_a_limit(

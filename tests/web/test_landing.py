@@ -100,6 +100,19 @@ def test_an_unknown_label_link_is_answered_wholly_in_chinese_with_a_counterfeit_
     assert problem.headers["content-type"].startswith("application/problem+json")
 
 
+def test_the_consumer_page_names_the_signer_as_readers_know_it_and_no_developer_words(
+    pages_client: TestClient, pages_db: Pages
+) -> None:
+    name = pages_db.settings.operator_name
+    assert name == "德阳市旌阳区数字乡村"  # the default, DV_OPERATOR_NAME
+    for path in (pages_db.bottle, pages_db.bottle_lot, f"/p/{pages_db.parcels[0]}"):
+        for language in ("zh-CN", "en"):
+            html = pages_client.get(path, headers={**HTML, "Accept-Language": language}).text
+            assert f'data-signer="{name}"' in html, path
+            for developer in ("VKEY", "dv verify", "--vkey", "tlog-proof --"):
+                assert developer not in html, (path, developer)
+
+
 def test_the_site_has_an_icon(pages_client: TestClient) -> None:
     # Browsers ask for /favicon.ico by themselves: the pages spend no bytes linking it.
     icon = pages_client.get("/favicon.ico")

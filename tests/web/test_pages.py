@@ -186,6 +186,7 @@ def test_the_timeline_is_the_corrected_history(pages_client: TestClient, pages_d
     assert "油菜籽 1,940.4 kg" in text
     assert "19,404" not in text
     assert "Harvest corrected" in text
+    assert "The corrected record (the corrections are listed below)" in text
     assert re.search(
         r"The Harvest record of 2026-05-18 was declared erroneous on 2026-05-18 "
         r"\(incorrect data\)",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -115,6 +118,28 @@ def _check_ready(settings: Settings) -> None:
 
 
 WORKER_HEALTHCHECK_S = 60
+LISTEN_WAIT_S = 600.0
+
+
+def announce_when_listening(host: str, port: int, message: str) -> threading.Thread:
+    """Print ``message`` once the port accepts connections (from a thread, as the server starts
+    in this one): a person or script that reads "serving on" may connect at once."""
+    any_address = host in ("0.0.0.0", "")  # noqa: S104 (a comparison, not a binding)
+    target = "127.0.0.1" if any_address else "::1" if host == "::" else host
+
+    def wait() -> None:
+        deadline = time.monotonic() + LISTEN_WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((target, port), timeout=1.0):
+                    console.print(message, highlight=False)
+                    return
+            except OSError:
+                time.sleep(0.1)
+
+    thread = threading.Thread(target=wait, name="announce-listening", daemon=True)
+    thread.start()
+    return thread
 
 
 @app.command()
@@ -128,7 +153,7 @@ def serve(
     _check_ready(settings)
     import uvicorn
 
-    console.print(f"serving on http://{host}:{port} (API docs at /docs)")
+    announce_when_listening(host, port, f"serving on http://{host}:{port} (API docs at /docs)")
     uvicorn.run(
         "digital_village.app:create_app",
         factory=True,

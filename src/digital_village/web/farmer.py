@@ -266,4 +266,5 @@ def parcel_page(
         bizstep_base=DV_BIZSTEP,
         today=parcels.today().isoformat(),
         default_lot=f"H{parcels.today():%Y%m%d}-{code[-5:]}",
+        signer=settings.operator_name,
     )

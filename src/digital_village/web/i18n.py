@@ -37,7 +37,7 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "verify_title": "区块链存证验证",
         "verify_checking": "正在验证…",
         "verify_verified": (
-            "已验证：第 {index} 号记录已收录在共 {size} 条记录的账本中，签名密钥 {key}"
+            "已验证：第 {index} 号记录已收录在共 {size} 条记录的账本中，账本由 {key} 签名"
         ),
         "verify_failed": "验证失败：这条记录未能通过本机浏览器的核验",
         "verify_reason": "原因：{reason}",
@@ -46,14 +46,14 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
             "自行检查 Ed25519 签名和 RFC 9162 默克尔证明，不依赖服务器的判断。"
         ),
         "verify_noscript": (
-            "在浏览器中验证需要启用 JavaScript；也可以下载证明文件，用 dv verify 离线核验。"
+            "在浏览器中验证需要启用 JavaScript；也可以下载证明文件，交给可信的人独立核验。"
         ),
         "verify_download": "下载证明文件",
-        "verify_download_hint": "用命令行离线核验：",
+        "verify_download_hint": "任何人都可以用它独立核验这条记录。",
         "verify_waiting": "正在等待账本的下一个检查点…",
         "verify_facts_verified": (
             "已验证：本页 {facts} 项信息出自账本中的 {entries} 条记录，"
-            "均已收录在共 {size} 条记录的账本中，签名密钥 {key}"
+            "均已收录在共 {size} 条记录的账本中，账本由 {key} 签名"
         ),
         "verify_facts_failed": (
             "验证失败：本页有 {failed} 项信息未能通过本机浏览器的核验，已在页面上标出"
@@ -76,7 +76,7 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
             "与记录是否一致，不依赖服务器的判断。"
         ),
         "verify_facts_download_hint": (
-            "页面上每个“账本记录”链接都可下载该记录的证明文件，用命令行离线核验："
+            "页面上每个“账本记录”链接都可下载该记录的证明文件，任何人都可以用它独立核验。"
         ),
         "fact_failed": "未验证",
         "fact_unbound": "无法核验",
@@ -138,7 +138,10 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "grower_label": "承包户",
         "operator_label": "经营方",
         "timeline_title": "种植与加工记录",
-        "timeline_note": "以下为更正后的记录；每条都记在账本里，点编号可下载它的证明文件。",
+        "timeline_note": "每条记录都记在账本里，点编号可下载它的证明文件。",
+        "timeline_note_corrected": (
+            "以下为更正后的记录（更正见下方）；每条都记在账本里，点编号可下载它的证明文件。"
+        ),
         "ledger_entry": "账本 #{seq}",
         "corrective_badge": "更正后",
         "parcels_label": "地块",
@@ -311,10 +314,10 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         ),
         "verify_noscript": (
             "Checking in the browser needs JavaScript; you can also download the proof file "
-            "and check it offline with dv verify."
+            "and have someone you trust check it independently."
         ),
         "verify_download": "Download the proof file",
-        "verify_download_hint": "Check it offline:",
+        "verify_download_hint": "Anyone can check the entry with it, independently.",
         "verify_waiting": "waiting for the log's next checkpoint…",
         "verify_facts_verified": (
             "verified — all {facts} facts on this page come from {entries} ledger entries, "
@@ -348,7 +351,8 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
             "fact shown with its entry, without taking the server's word for it."
         ),
         "verify_facts_download_hint": (
-            "Each ledger entry link on this page downloads that entry's proof; check it offline:"
+            "Each ledger entry link on this page downloads that entry's proof, for anyone to "
+            "check independently."
         ),
         "fact_failed": "not verified",
         "fact_unbound": "cannot be checked",
@@ -425,9 +429,10 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "grower_label": "Grower",
         "operator_label": "Operated by",
         "timeline_title": "How it was grown and made",
-        "timeline_note": (
-            "The corrected record; every entry is in the ledger — tap its number to download "
-            "its proof."
+        "timeline_note": ("Every entry is in the ledger — tap its number to download its proof."),
+        "timeline_note_corrected": (
+            "The corrected record (the corrections are listed below); every entry is in the "
+            "ledger — tap its number to download its proof."
         ),
         "ledger_entry": "ledger #{seq}",
         "corrective_badge": "corrected",

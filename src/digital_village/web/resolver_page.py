@@ -85,7 +85,7 @@ def page(
                 uri=uri,
                 serial_fact=serial_fact,
             )
-        rendered = _render(view, t, language, other_url)
+        rendered = _render(view, t, language, other_url, settings.operator_name)
         return rendered, views.merged(lot_scope, facts.scope)
 
     key = (facts.gtin, lot, canonical.serial, language, other_url)
@@ -101,7 +101,7 @@ def page(
 
 
 def _render(
-    view: consumer.ConsumerView, t: Mapping[str, str], language: str, other_url: str
+    view: consumer.ConsumerView, t: Mapping[str, str], language: str, other_url: str, signer: str
 ) -> Rendered:
     """The consumer page's HTML in three parts around its two per-request blocks."""
     anchor = view.uri
@@ -120,6 +120,7 @@ def _render(
         links=links,
         flags_block=_FLAGS_MARK,
         scans_block=_SCANS_MARK,
+        signer=signer,
     )
     head, rest = html.split(_FLAGS_MARK)
     middle, tail = rest.split(_SCANS_MARK)
@@ -156,6 +157,7 @@ def _product_page(
         view=view,
         hrefs=hrefs,
         links={"linkset": linkset.linkset_uri(anchor)},
+        signer=settings.operator_name,
     )
 
 

@@ -151,7 +151,7 @@ export async function mountVerifyPanel(panel) {
     result.ok = false;
     show(panel, 'unwitnessed', messages.unwitnessed);
   } else if (result.ok === true) {
-    const key = `${result.keyName} (${result.keyId})`;
+    const key = panel.dataset.signer || `${result.keyName} (${result.keyId})`;
     show(panel, 'verified', format(messages.verified, { index: result.index, size: result.treeSize, key }));
   } else {
     show(panel, 'failed', messages.failed, format(messages.reason, { reason: result.reason }));
@@ -343,7 +343,7 @@ export async function mountFactsPanel(panel, root = document) {
     unbound,
     entries: indexes.length,
     size: outcome?.treeSize ?? '?',
-    key: outcome?.keyName ? `${outcome.keyName} (${outcome.keyId})` : '',
+    key: panel.dataset.signer || (outcome?.keyName ? `${outcome.keyName} (${outcome.keyId})` : ''),
   };
   const witnessed = showWitnesses(panel, messages, policy, outcome?.witnesses);
   let state;
