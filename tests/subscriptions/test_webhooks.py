@@ -14,6 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft7Validator
 
+from digital_village.auth import service as auth
+from digital_village.auth.actor import Actor
+from digital_village.auth.models import Role
 from digital_village.db import Database
 from digital_village.trace.subscriptions import schedule, service
 from digital_village.trace.subscriptions.delivery import DeliveryWorker
@@ -129,6 +132,28 @@ def test_a_subscription_delivers_only_what_its_creator_may_see(
     named_query(client, world, "everything", {}, role="farmer")
     subscribe(client, world, "everything", role="farmer", dest=subscriber.url, stream=True)
     capture(client, world, partner_documents.document())  # the cooperative's, not the household's
+    assert worker.run_once() == 0
+    assert subscriber.received == []
+
+
+def test_a_revoked_creator_gets_nothing_more(
+    client: TestClient, world: World, subscriber: Subscriber, worker: DeliveryWorker, db: Database
+) -> None:
+    named_query(client, world, "all", WINDOW)
+    subscribe(client, world, "all", dest=subscriber.url, stream=True)
+    public_id = world.tokens["manager"].split("_")[1]
+    with db.transaction() as session:
+        auth.revoke_token(session=session, public_id=public_id, actor=Actor.operator())
+        colleague = auth.issue_token(
+            session=session,
+            role=Role.MANAGER,
+            actor=Actor.operator(),
+            scope=auth.TokenScope(cooperative_id=world.coop_a),
+        ).token
+    # The cooperative's events, which the revoked token could read.
+    response = client.post("/api/v1/epcis/capture", json=partner_documents.document(),
+                           headers={"Authorization": f"Bearer {colleague}"})  # fmt: skip
+    assert response.status_code == 202, response.text
     assert worker.run_once() == 0
     assert subscriber.received == []
 
