@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from digital_village.cli.main import app
 from digital_village.demo import village_season
-from tests.trace.test_epcis import FORMATS, SCHEMA_PATH
+from tests.conftest import GS1_EPCIS_SCHEMA
+from tests.trace.test_epcis import FORMATS
 
 runner = CliRunner()
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -39,8 +40,10 @@ def test_the_demo_season_and_dv_trace(cli_env: Path, tmp_path: Path) -> None:
     code, output = dv("trace", "export", *bottles, "-o", str(exported))
     assert code == 0 and "wrote" in output
     document = json.loads(exported.read_text("utf-8"))
-    if SCHEMA_PATH.is_file():
-        schema = Draft7Validator(json.loads(SCHEMA_PATH.read_text("utf-8")), format_checker=FORMATS)
+    if GS1_EPCIS_SCHEMA.is_file():
+        schema = Draft7Validator(
+            json.loads(GS1_EPCIS_SCHEMA.read_text("utf-8")), format_checker=FORMATS
+        )
         assert [e.message for e in schema.iter_errors(document)] == []
     # Captured once: the same document again is refused, and nothing changes.
     code, output = dv("trace", "capture", str(exported))

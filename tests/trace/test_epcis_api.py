@@ -4,7 +4,6 @@ that what the project emits validates against GS1's official JSON Schema."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from jsonschema import Draft7Validator
 
 from digital_village.trace import builders, capture
 from digital_village.trace.vocab import DV_BIZSTEP
-from tests.conftest import World
+from tests.conftest import World, need_gs1_schema
 from tests.trace import farm_chain
 from tests.trace.conftest import (
     BASE,
@@ -27,14 +26,12 @@ from tests.trace.conftest import (
     post_event,
     season,
 )
-from tests.trace.test_epcis import FORMATS, SCHEMA_PATH
+from tests.trace.test_epcis import FORMATS
 
 
 @pytest.fixture(scope="module")
 def official_schema() -> Draft7Validator:
-    if not SCHEMA_PATH.is_file():
-        pytest.skip(f"official EPCIS 2.0 JSON Schema not found at {SCHEMA_PATH}")
-    return Draft7Validator(json.loads(Path(SCHEMA_PATH).read_text("utf-8")), format_checker=FORMATS)
+    return Draft7Validator(json.loads(need_gs1_schema().read_text("utf-8")), format_checker=FORMATS)
 
 
 def schema_errors(validator: Draft7Validator, document: dict[str, Any]) -> list[str]:

@@ -5,7 +5,6 @@ every level, the partner's JSON-LD context and its eventIDs."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,10 +13,10 @@ from fastapi.testclient import TestClient
 from jsonschema import Draft7Validator
 
 from digital_village.trace import epcis, event_hash
-from tests.conftest import World
+from tests.conftest import World, need_gs1_schema
 from tests.trace import partner_documents
 from tests.trace.conftest import Chain
-from tests.trace.test_epcis import FORMATS, SCHEMA_PATH
+from tests.trace.test_epcis import FORMATS
 
 # Per-event properties that the capture interface sets itself rather than keeps.
 SERVER_SET = {"recordTime"}
@@ -25,9 +24,7 @@ SERVER_SET = {"recordTime"}
 
 @pytest.fixture(scope="module")
 def official_schema() -> dict[str, Any]:
-    if not SCHEMA_PATH.is_file():
-        pytest.skip(f"official EPCIS 2.0 JSON Schema not found at {SCHEMA_PATH}")
-    schema: dict[str, Any] = json.loads(Path(SCHEMA_PATH).read_text("utf-8"))
+    schema: dict[str, Any] = json.loads(need_gs1_schema().read_text("utf-8"))
     return schema
 
 
