@@ -34,8 +34,38 @@ def test_a_map_keeps_proportions_and_draws_a_true_scale_bar() -> None:
     assert bar and label
     metres_per_unit = 200 / width
     assert abs(float(bar.group(1)) * metres_per_unit - int(label.group(1))) < 1.0
-    assert ">00001</text>" in svg and ">00002</text>" not in svg  # too small for its label
+    # Every parcel the map shows is labelled, or none: the 6 m field is too small for a
+    # readable label, so neither is labelled rather than one of them.
+    assert "</text>" in svg and ">00001</text>" not in svg and ">00002</text>" not in svg
     assert "<script" not in svg and "href" not in svg
+
+
+def test_every_parcel_is_labelled_at_one_size_when_all_fit() -> None:
+    shapes = [
+        drawing.MapShape("00001", box(0, 0, 200, 100)),
+        drawing.MapShape("00002", box(210, 0, 230, 40), False),
+    ]
+    svg = drawing.parcel_map(shapes, scale_label=lambda m: f"{m:g} m")
+    sizes = set(re.findall(r'font-size="([\d.]+)" text-anchor="middle"\s+dominant-baseline', svg))
+    assert ">00001</text>" in svg and ">00002</text>" in svg and len(sizes) == 1
+    assert float(sizes.pop()) < 10  # shrunk so the narrower field's label fits it
+
+
+def test_parcel_labels_never_read_alike() -> None:
+    minan_1, minan_2 = "5106031012010100011", "5106031012010200011"
+    qingping = "5106031012020100011"
+    assert drawing.parcel_labels([minan_1, "5106031012010100012"]) == {
+        minan_1: "00011",
+        "5106031012010100012": "00012",
+    }
+    # Two groups' parcel 00011: each with its group.
+    assert drawing.parcel_labels([minan_1, minan_2]) == {
+        minan_1: "01-00011",
+        minan_2: "02-00011",
+    }
+    # The same group number in two villages: with the village too.
+    labels = drawing.parcel_labels([minan_1, qingping])
+    assert labels == {minan_1: "201-01-00011", qingping: "202-01-00011"}
 
 
 def test_labels_are_escaped() -> None:

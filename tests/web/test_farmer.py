@@ -95,7 +95,11 @@ def test_the_forms_event_is_recorded_on_the_ledger_and_shown(
 
 def test_bad_and_unknown_parcel_codes(pages_client: TestClient, pages_db: Pages) -> None:
     bad = pages_client.get("/p/12345", headers={"Accept": "text/html"})
-    assert bad.status_code == 400 and "DKBM must be 19 digits" in bad.text
+    # In the reader's language: the Chinese page in Chinese, the English one with the detail.
+    assert bad.status_code == 400 and "链接格式有误" in bad.text
+    assert "DKBM must be 19 digits" not in bad.text
+    english = pages_client.get("/p/12345", headers={"Accept": "text/html", "Accept-Language": "en"})
+    assert "DKBM must be 19 digits" in english.text
     client = pages_client.get("/p/12345", headers={"Accept": "application/json"})
     assert client.status_code == 400
     assert client.headers["content-type"] == "application/problem+json"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -24,6 +24,7 @@ CHART_WIDTH = 320.0
 CHART_HEIGHT = 120.0
 _NICE_STEPS = (1, 2, 2.5, 5)
 LABEL_CHAR_WIDTH = 5.6  # viewBox units per character of a 10-unit label
+MIN_LABEL_SIZE = 6.0  # smaller labels are not drawn at all (then no parcel is labelled)
 
 
 @dataclass(frozen=True)
@@ -95,15 +96,19 @@ def parcel_map(shapes: Sequence[MapShape], *, scale_label: Callable[[float], str
             else 'fill="#e0dccb" stroke="#a39e88"'
         )
         parts.append(f'<path d="{path}" fill-rule="evenodd" {paint} stroke-width="1"/>')
-    for item in shapes:
-        minx, _, maxx, _ = item.shape.bounds
-        if (maxx - minx) * scale < len(item.label) * LABEL_CHAR_WIDTH:
-            continue  # too small on this map for its label to fit
+    # Every parcel drawn is labelled, or none is: one font size for all, the largest (up to
+    # 10) at which each label fits its parcel's width; none when that is too small to read.
+    fitting = [
+        (item.shape.bounds[2] - item.shape.bounds[0]) * scale / (len(item.label) or 1)
+        for item in shapes
+    ]
+    size = min([10.0, *(room / LABEL_CHAR_WIDTH * 10 for room in fitting)])
+    for item in shapes if size >= MIN_LABEL_SIZE else ():
         where = item.shape.representative_point()
         x, y = point(where.x, where.y).split()
         parts.append(
-            f'<text x="{x}" y="{y}" font-size="10" text-anchor="middle" dominant-baseline="middle"'
-            f' fill="#1b3a0b">{escape(item.label)}</text>'
+            f'<text x="{x}" y="{y}" font-size="{size:.1f}" text-anchor="middle"'
+            f' dominant-baseline="middle" fill="#1b3a0b">{escape(item.label)}</text>'
         )
     # Scale bar: a round length of at most a third of the width, at the bottom left.
     metres = _nice(inner / 3 / scale)
@@ -243,3 +248,21 @@ def daily_chart(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def parcel_labels(dkbms: Iterable[str]) -> dict[str, str]:
+    """Short labels for parcels shown together, never two alike: the DKBM's 5-digit sequence
+    (``00011``) when that is unique among them; else with its group (``01-00011``), its
+    village and group (``201-01-00011``), or the whole code."""
+    codes = sorted(set(dkbms))
+    schemes: tuple[Callable[[str], str], ...] = (
+        lambda d: d[-5:],
+        lambda d: f"{d[12:14]}-{d[-5:]}",
+        lambda d: f"{d[9:12]}-{d[12:14]}-{d[-5:]}",
+        lambda d: d,
+    )
+    for scheme in schemes:
+        labels = {code: scheme(code) for code in codes}
+        if len(set(labels.values())) == len(codes):
+            return labels
+    return {code: code for code in codes}

@@ -19,6 +19,7 @@ them in the reader's browser.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -111,6 +112,13 @@ def parcels_held_by_households(
     return held
 
 
+def _labelled(shapes: list[drawing.MapShape]) -> list[drawing.MapShape]:
+    """The map's shapes, drawn with their whole DKBMs as labels, under short labels no two of
+    which read alike."""
+    labels = drawing.parcel_labels(shape.label for shape in shapes)
+    return [dataclasses.replace(shape, label=labels[shape.label]) for shape in shapes]
+
+
 def _recent(session: Session, dkbm: str) -> list[history.Step]:
     """The latest field work on the parcel, newest first, corrections applied."""
     pks = session.scalars(
@@ -185,7 +193,7 @@ def farmer_view(*, session: Session, parcel: Parcel) -> FarmerView:
     )
     shapes = [
         shape
-        for shape in [origin.map_shape(parcel, parcel.dkbm[-5:], epsg=parcel.epsg)]
+        for shape in [origin.map_shape(parcel, parcel.dkbm, epsg=parcel.epsg)]
         if shape is not None
     ]
     active = parcel.status is ParcelStatus.ACTIVE
@@ -201,14 +209,14 @@ def farmer_view(*, session: Session, parcel: Parcel) -> FarmerView:
     if active:
         found = parcels.neighbours(session=session, dkbm=parcel.dkbm, within_m=NEIGHBOURS_WITHIN_M)
         for other, _ in found[:MAX_NEIGHBOURS]:
-            shape = origin.map_shape(other, other.dkbm[-5:], epsg=parcel.epsg, highlighted=False)
+            shape = origin.map_shape(other, other.dkbm, epsg=parcel.epsg, highlighted=False)
             if shape is not None:
                 shapes.append(shape)
     else:
         successors = [p.dkbm for p in parcels.successors_of(session=session, parcel=parcel)]
     return FarmerView(
         dkbm=parcel.dkbm,
-        label=parcel.dkbm[-5:],
+        label=drawing.parcel_labels([parcel.dkbm])[parcel.dkbm],
         township=names.get(parcel.township_code, ""),
         village=names.get(parcel.village_code, ""),
         group=names.get(parcel.group_code or "", ""),
@@ -219,7 +227,7 @@ def farmer_view(*, session: Session, parcel: Parcel) -> FarmerView:
         crop_en=landuse.CROPS_EN.get(crop, crop) if crop else None,
         active=active,
         successors=successors,
-        map_svg=drawing.parcel_map(shapes, scale_label=origin.scale_label),
+        map_svg=drawing.parcel_map(_labelled(shapes), scale_label=origin.scale_label),
         recent=_recent(session, parcel.dkbm),
         products=_harvest_products(session, parcel) if active else [],
         **origin.parcel_facts(parcel, record, crop=crop, on=parcels.today()),

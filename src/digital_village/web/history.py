@@ -24,7 +24,7 @@ from digital_village.trace import lineage, products, recorded
 from digital_village.trace.identifiers import IdentifierError, parse_gtin_identifier
 from digital_village.trace.models import Lot
 from digital_village.trace.vocab import farm_step
-from digital_village.web import facts
+from digital_village.web import drawing, facts
 from digital_village.web.facts import UNBOUND, Fact
 
 CHINA: Final = dt.timezone(dt.timedelta(hours=8))
@@ -288,6 +288,11 @@ def timeline(
             on_parcels[edge["from"]].append(edge["to"])
         if edge["type"] == "harvested_into" and edge.get("event"):
             on_parcels[edge["event"]].append(edge["from"])
+    # The parcels' chips read as the origin's list and map do: never two alike.
+    labels = drawing.parcel_labels(
+        [node["id"] for node in nodes.values() if node["type"] == "parcel"]
+        + [dkbm for found in on_parcels.values() for dkbm in found]
+    )
     corrections: list[Correction] = []
     corrective_ids: set[str] = set()
     for node in nodes.values():
@@ -329,7 +334,7 @@ def timeline(
                 when=local(happened),
                 step=key,
                 details=describe(body, key, lot_names, harvest_after),
-                parcels=tuple(d[-5:] for d in dkbms),
+                parcels=tuple(labels[d] for d in dkbms),
                 ledger_seqs=(node["ledger_seq"],),
                 corrective=node["id"] in corrective_ids,
             )

@@ -130,6 +130,7 @@ def origin(session: Session, chain: history.Chain) -> Origin:
     dkbms = sorted(n["id"] for n in chain.nodes.values() if n["type"] == "parcel")
     chains = reads.chain_entries(session, [parcel_records.chain_key(dkbm) for dkbm in dkbms])
     shapes: list[drawing.MapShape] = []
+    labels = drawing.parcel_labels(dkbms)
     for dkbm in dkbms:
         parcel = parcels.get_parcel(session=session, dkbm=dkbm)
         record = parcel_records.fold(
@@ -150,7 +151,7 @@ def origin(session: Session, chain: history.Chain) -> Origin:
                 parcel.id
             )
         holder = holders.get(parcel.dkbm)
-        label = parcel.dkbm[-5:]
+        label = labels[parcel.dkbm]
         info = ParcelInfo(
             dkbm=parcel.dkbm,
             label=label,
