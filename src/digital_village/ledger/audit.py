@@ -17,18 +17,21 @@ audit with every package's checker.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
+import orjson
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from digital_village.ledger import canonical, merkle, note
-from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerHash, LedgerKey
+from digital_village.ledger import canonical, log, merkle, note
+from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerKey
 
 BATCH = 2000
 MAX_PROBLEMS = 100
@@ -109,35 +112,6 @@ class AuditReport:
         }
 
 
-class _Frontier:
-    """The perfect subtrees on the tree's right border: enough to extend and to root it."""
-
-    def __init__(self) -> None:
-        self.by_index: dict[int, bytes] = {}
-        self.levels: list[tuple[int, int, bytes]] = []  # (level, storage index, hash), big first
-
-    def read(self, indexes: Sequence[int]) -> list[bytes]:
-        return [self.by_index[i] for i in indexes]
-
-    def push(self, size: int, rows: list[tuple[int, bytes]]) -> None:
-        """Record leaf ``size - 1``'s rows; the last row is the new largest subtree it closed."""
-        completed = len(rows) - 1
-        for _ in range(completed):
-            _level, idx, _hash = self.levels.pop()
-            del self.by_index[idx]
-        idx, node = rows[-1]
-        self.levels.append((completed, idx, node))
-        self.by_index[idx] = node
-
-    def root(self) -> bytes:
-        if not self.levels:
-            return merkle.EMPTY_ROOT
-        node = self.levels[-1][2]
-        for _level, _idx, left in reversed(self.levels[:-1]):
-            node = merkle.hash_children(left, node)
-        return node
-
-
 def keyset(session: Session, query: Any, key: Any, start: int = 0) -> Iterator[Any]:
     """Stream rows ordered by ``key`` (the query's first column) in batches: constant memory on
     both backends."""
@@ -204,6 +178,49 @@ def _verifiers(
     return verifiers
 
 
+_ENTRY_COLUMNS: Final = (
+    "seq",
+    "kind",
+    "body",
+    "leaf_hash",
+    "prev_hash",
+    "chain_key",
+    "chain_prev_seq",
+    "chain_prev_leaf",
+    "chain_prev_key",
+)
+_ENTRIES_SQL: Final = (
+    "SELECT e.seq, e.kind, e.body, e.leaf_hash, e.prev_hash, e.chain_key, e.chain_prev_seq, "
+    "p.leaf_hash, p.chain_key FROM ledger_entry e "
+    "LEFT JOIN ledger_entry p ON p.seq = e.chain_prev_seq "
+    "WHERE e.seq > ? ORDER BY e.seq LIMIT ?"
+)
+_HASHES_SQL: Final = "SELECT idx, hash FROM ledger_hash WHERE idx >= ? AND idx < ? ORDER BY idx"
+_HASHES_FROM_SQL: Final = "SELECT idx FROM ledger_hash WHERE idx >= ? ORDER BY idx LIMIT 1"
+_CHECKPOINTS_SQL: Final = (
+    "SELECT size, root_hash, note FROM ledger_checkpoint WHERE size > ? ORDER BY size LIMIT ?"
+)
+# Entries read and checked per round trip.
+WALK_BATCH: Final = 5000
+
+
+class _CheckpointRow(NamedTuple):
+    size: Any
+    root_hash: Any
+    note: Any
+
+
+def _checkpoint_rows(driver: log.DriverCursor) -> Iterator[_CheckpointRow]:
+    after: Any = -1
+    while True:
+        rows = driver.rows(_CHECKPOINTS_SQL, (after, BATCH))
+        if not rows:
+            return
+        for row in rows:
+            yield _CheckpointRow(*row)
+        after = rows[-1][0]
+
+
 def _walk(
     session: Session,
     report: AuditReport,
@@ -213,67 +230,79 @@ def _walk(
     progress: Callable[[int], None] | None,
     found: Found,
 ) -> int:
-    """Stream entries, tree hashes and checkpoints in step; the size of the newest checkpoint."""
-    previous = aliased(LedgerEntry)
-    entries = keyset(
-        session,
-        select(
-            LedgerEntry.seq,
-            LedgerEntry.kind,
-            LedgerEntry.body,
-            LedgerEntry.leaf_hash,
-            LedgerEntry.prev_hash,
-            LedgerEntry.chain_key,
-            LedgerEntry.chain_prev_seq,
-            previous.leaf_hash.label("chain_prev_leaf"),
-            previous.chain_key.label("chain_prev_key"),
-        ).outerjoin(previous, previous.seq == LedgerEntry.chain_prev_seq),
-        LedgerEntry.seq,
-    )
-    hashes = keyset(session, select(LedgerHash.idx, LedgerHash.hash), LedgerHash.idx)
-    checkpoints = keyset(
-        session,
-        select(LedgerCheckpoint.size, LedgerCheckpoint.root_hash, LedgerCheckpoint.note),
-        LedgerCheckpoint.size,
-    )
+    """Stream entries, tree hashes and checkpoints in step, a batch of entries per round trip;
+    the size of the newest checkpoint.
+
+    Each batch's tree hashes are recomputed as the log wrote them (each leaf, then the subtrees
+    it completes, from the tree's right border) and compared with the stored ones in one list
+    comparison; only a batch that differs is gone through hash by hash to name the first."""
+    driver = log.DriverCursor(session)
+    checkpoints = _checkpoint_rows(driver)
     next_checkpoint = next(checkpoints, None)
-    frontier = _Frontier()
+    next_size = next_checkpoint.size if next_checkpoint is not None else -1
+    # The right border: roots of the perfect subtrees the tree so far splits into, big first.
+    border: list[bytes] = []
     expected_prev: bytes | None = None
     size = 0
     newest_signed = 0
-    for row in entries:
-        if not isinstance(row.seq, int) or row.seq != size:
-            found(size, f"entry missing: the next stored entry has index {row.seq!r}")
+    sha256 = hashlib.sha256
+    stopped = False
+    while not stopped:
+        batch = driver.rows(_ENTRIES_SQL, (size - 1, WALK_BATCH))
+        if not batch:
             break
-        if not _stored_as_written(row):
-            row = _readable(row, found)
-        _check_entry(row, expected_prev, found)
-        for handler in handlers.get(row.kind, ()):
-            handler(row.seq, row.kind, row.body)
-        rows = merkle.stored_hashes_for_leaf(size, row.leaf_hash, frontier.read)
-        for idx, recomputed in rows:
-            stored = next(hashes, None)
-            report.stored_hashes += stored is not None
-            if stored is None or stored.idx != idx:
-                found(size, f"stored tree hash {idx} is missing")
-            elif stored.hash != recomputed:
-                found(size, f"stored tree hash {idx} differs from the one the leaves give")
-        size += 1
-        frontier.push(size, rows)
-        expected_prev = row.leaf_hash
-        while next_checkpoint is not None and next_checkpoint.size <= size:
-            if next_checkpoint.size == size:
-                _check_checkpoint(next_checkpoint, frontier.root(), origin, verifiers, found)
-                report.checkpoints += 1
-                newest_signed = size
-            next_checkpoint = next(checkpoints, None)
+        start = size
+        expected: list[bytes] = []
+        for values in batch:
+            (seq, kind, body, leaf, prev, chain_key, _, chain_prev_leaf, _) = values
+            if type(seq) is not int or seq != size:
+                found(size, f"entry missing: the next stored entry has index {seq!r}")
+                stopped = True
+                break
+            if not (
+                type(body) is bytes
+                and type(leaf) is bytes
+                and len(leaf) == merkle.HASH_SIZE
+                and (prev is None or type(prev) is bytes)
+                and (chain_prev_leaf is None or type(chain_prev_leaf) is bytes)
+                and type(kind) is str
+                and (chain_key is None or type(chain_key) is str)
+            ):
+                named = dict(zip(_ENTRY_COLUMNS, values, strict=True))
+                row = _readable(SimpleNamespace(**named), found)
+                body, leaf, kind = row.body, row.leaf_hash, row.kind
+                values = tuple(getattr(row, column) for column in _ENTRY_COLUMNS)
+            if sha256(b"\x00" + body).digest() != leaf:
+                found(seq, "the entry's bytes do not match its leaf hash (entry edited)")
+            _check_entry(values, expected_prev, found)
+            for handler in handlers.get(kind, ()):
+                handler(seq, kind, body)
+            # The rows the log stored for this leaf: its hash, then each subtree it completes.
+            expected.append(leaf)
+            node = leaf
+            completes = seq
+            while completes & 1:
+                node = sha256(b"\x01" + border.pop() + node).digest()
+                expected.append(node)
+                completes >>= 1
+            border.append(node)
+            size += 1
+            expected_prev = leaf
+            while next_checkpoint is not None and next_size <= size:
+                if next_size == size:
+                    _check_checkpoint(next_checkpoint, _root(border), origin, verifiers, found)
+                    report.checkpoints += 1
+                    newest_signed = size
+                next_checkpoint = next(checkpoints, None)
+                next_size = next_checkpoint.size if next_checkpoint is not None else -1
+        _compare_hashes(driver, report, start, size, expected, found)
         if progress is not None:
             progress(size)
     report.entries = size
-    report.root = frontier.root().hex()
-    for leftover in hashes:
-        found(size, f"stored tree hash {leftover.idx} belongs to no entry")
-        break
+    report.root = _root(border).hex()
+    leftover = driver.rows(_HASHES_FROM_SQL, (merkle.stored_hash_count(size),))
+    if leftover:
+        found(size, f"stored tree hash {leftover[0][0]} belongs to no entry")
     while next_checkpoint is not None:
         found(
             next_checkpoint.size - 1,
@@ -282,6 +311,43 @@ def _walk(
         )
         next_checkpoint = next(checkpoints, None)
     return newest_signed
+
+
+def _root(border: Sequence[bytes]) -> bytes:
+    if not border:
+        return merkle.EMPTY_ROOT
+    node = border[-1]
+    for left in reversed(border[:-1]):
+        node = merkle.hash_children(left, node)
+    return node
+
+
+def _compare_hashes(
+    driver: log.DriverCursor,
+    report: AuditReport,
+    start: int,
+    stop: int,
+    expected: list[bytes],
+    found: Found,
+) -> None:
+    """The stored tree hashes of leaves [start, stop) against those the leaves give."""
+    first = merkle.stored_hash_count(start)
+    last = merkle.stored_hash_count(stop)
+    stored = driver.rows(_HASHES_SQL, (first, last))
+    if len(stored) == last - first and [value for _, value in stored] == expected:
+        report.stored_hashes += len(stored)
+        return
+    by_index = dict(stored)
+    report.stored_hashes += len(by_index)
+    position = 0
+    for leaf in range(start, stop):
+        for _ in range(1 + (leaf ^ (leaf + 1)).bit_length() - 1):
+            idx = first + position
+            if idx not in by_index:
+                found(leaf, f"stored tree hash {idx} is missing")
+            elif by_index[idx] != expected[position]:
+                found(leaf, f"stored tree hash {idx} differs from the one the leaves give")
+            position += 1
 
 
 def _newest_signed_now(session: Session) -> int:
@@ -322,24 +388,11 @@ def _check_newest_checkpoint(
 _HASH_COLUMNS = ("leaf_hash", "prev_hash", "chain_prev_leaf")
 
 
-def _stored_as_written(row: Any) -> bool:
-    """Whether every column the walk reads holds the type the log wrote (the usual case)."""
-    return (
-        type(row.body) is bytes
-        and type(row.leaf_hash) is bytes
-        and len(row.leaf_hash) == merkle.HASH_SIZE
-        and (row.prev_hash is None or type(row.prev_hash) is bytes)
-        and (row.chain_prev_leaf is None or type(row.chain_prev_leaf) is bytes)
-        and type(row.kind) is str
-        and (row.chain_key is None or type(row.chain_key) is str)
-    )
-
-
 def _readable(row: Any, found: Found) -> Any:
     """A row whose columns were given another type or encoding (text for bytes, a number for
     text, …): named as a finding at its index, then read as the bytes its values stand for, so
     the walk goes on and the entry's own checks report whatever else differs."""
-    values = dict(row._mapping)
+    values = dict(vars(row))
     seq = row.seq
 
     def changed(column: str, value: Any) -> None:
@@ -376,18 +429,63 @@ def _bytes_of(value: Any) -> bytes:
     return str(value).encode("utf-8", "surrogatepass")
 
 
-def _check_entry(row: Any, expected_prev: bytes | None, found: Found) -> None:
-    seq = row.seq
-    if merkle.hash_leaf(row.body) != row.leaf_hash:
-        found(seq, "the entry's bytes do not match its leaf hash (entry edited)")
-    if row.prev_hash != expected_prev:
-        found(seq, "the stored previous-entry hash does not match the previous entry")
+# Where orjson's bytes may differ from RFC 8785's though they equal the entry's: a float
+# orjson writes with ".0" or an exponent (JCS writes 2.0 as "2", 1e16 in full, 2.5e-6 as
+# "0.0000025"; every other float the same), and a character at or above U+E000 (keys sort
+# otherwise). Strings may match too: such entries only take the longer way.
+_INTEGRAL_FLOAT: Final = re.compile(rb"\.0[,}\]]")
+_EXPONENT: Final = re.compile(rb"[0-9][eE][-+][0-9]+[,}\]]")
+
+
+def _orjson_may_differ(body: bytes) -> bool:
+    return (
+        _INTEGRAL_FLOAT.search(body) is not None
+        or ((b"e+" in body or b"e-" in body) and _EXPONENT.search(body) is not None)
+        or (not body.isascii() and max(body) >= 0xEE)
+    )
+
+
+def parse_canonical(body: bytes) -> tuple[Any, bool] | None:
+    """An entry's bytes parsed, and whether they are its RFC 8785 form; None if not JSON.
+
+    Bytes that orjson, sorting keys, writes back unchanged are canonical unless they hold what
+    orjson writes otherwise than RFC 8785 (``_orjson_may_differ``, integers past 2**53); those,
+    and bytes orjson writes otherwise, are decided by ``canonical.dumps``."""
     try:
-        envelope = json.loads(row.body)
-        is_canonical = canonical.dumps(envelope) == row.body
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        value = _JSON_ONLY  # what only the standard library reads (NaN, lone surrogates)
+    try:
+        if value is _JSON_ONLY:
+            value = json.loads(body)
+        elif not _orjson_may_differ(body):
+            try:
+                if orjson.dumps(value, option=_SORTED) == body:
+                    return value, True
+            except orjson.JSONEncodeError:
+                pass
+        return value, canonical.dumps(value) == body
     except (ValueError, canonical.CanonicalizationError):
+        return None
+
+
+_JSON_ONLY: Final = object()
+_SORTED: Final = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+
+def _check_entry(values: Sequence[Any], expected_prev: bytes | None, found: Found) -> None:
+    """An entry's own checks but its leaf hash: previous-entry link, canonical JSON, kind, chain
+    link. ``values`` in _ENTRY_COLUMNS order, as stored (or as _readable made them)."""
+    seq, kind, body, _leaf, prev, chain_key, chain_prev_seq, chain_prev_leaf, chain_prev_key = (
+        values
+    )
+    if prev != expected_prev:
+        found(seq, "the stored previous-entry hash does not match the previous entry")
+    parsed = parse_canonical(body)
+    if parsed is None:
         found(seq, "the entry's bytes are not JSON")
         return
+    envelope, is_canonical = parsed
     if not is_canonical:
         found(seq, "the entry's bytes are not RFC 8785 canonical JSON")
     if not isinstance(envelope, dict):
@@ -395,25 +493,23 @@ def _check_entry(row: Any, expected_prev: bytes | None, found: Found) -> None:
         return
     if envelope.get("prev") != (expected_prev.hex() if expected_prev else None):
         found(seq, "the hash chain is broken: 'prev' does not name the previous entry")
-    if envelope.get("kind") != row.kind:
+    if envelope.get("kind") != kind:
         found(seq, "the stored kind differs from the entry's")
     chain = envelope.get("chain")
-    if row.chain_key is None and chain is None:
+    if chain_key is None and chain is None:
         return
-    if not isinstance(chain, dict) or chain.get("key") != row.chain_key:
+    if not isinstance(chain, dict) or chain.get("key") != chain_key:
         found(seq, "the stored chain key differs from the entry's")
         return
-    if row.chain_prev_seq is None:
+    if chain_prev_seq is None:
         if chain.get("prev") is not None:
             found(seq, "the entry names a previous chain entry that is not stored")
         return
-    if row.chain_prev_leaf is None:
-        found(
-            seq, f"the previous entry of chain '{row.chain_key}' ({row.chain_prev_seq!r}) is gone"
-        )
+    if chain_prev_leaf is None:
+        found(seq, f"the previous entry of chain '{chain_key}' ({chain_prev_seq!r}) is gone")
         return
-    if row.chain_prev_key != row.chain_key or chain.get("prev") != row.chain_prev_leaf.hex():
-        found(seq, f"the chain '{row.chain_key}' is broken at this entry")
+    if chain_prev_key != chain_key or chain.get("prev") != chain_prev_leaf.hex():
+        found(seq, f"the chain '{chain_key}' is broken at this entry")
 
 
 def _check_checkpoint(

@@ -85,7 +85,7 @@ def read_hashes_from(session: Session) -> merkle.ReadHashes:
     """A reader of stored tree hashes from the database, for the merkle module (through the
     driver: a proof reads a few dozen hashes, and building the query cost more than running
     it)."""
-    return _Driver(session).read_hashes
+    return DriverCursor(session).read_hashes
 
 
 def _as_hash(value: Any) -> bytes:
@@ -93,13 +93,14 @@ def _as_hash(value: Any) -> bytes:
     return value if type(value) is bytes else reads.as_bytes(value)
 
 
-class _Driver:
+class DriverCursor:
     """The DB-API cursor of a session's connection, in its transaction, for the append path.
 
-    A one-entry append is half a dozen indexed statements; through SQLAlchemy's execution
-    machinery each cost several times what SQLite takes to run it. Errors come out as
-    SQLAlchemy raises them (``DBAPIError``), so a full disk or a lost server is still told
-    from a bug, and the request's statement count still includes these.
+    A one-entry append is half a dozen indexed statements, and the audit reads the log in
+    batches of thousands of rows; through SQLAlchemy's execution machinery each statement cost
+    several times what SQLite takes to run it, each row several times what reading it costs.
+    Errors come out as SQLAlchemy raises them (``DBAPIError``), so a full disk or a lost server
+    is still told from a bug, and the request's statement count still includes these.
     """
 
     def __init__(self, session: Session) -> None:
@@ -186,7 +187,7 @@ class Ledger:
         the ledger signs on append (otherwise the publisher signs one soon after the commit)."""
         if not items:
             return []
-        driver = _Driver(session)
+        driver = DriverCursor(session)
         if driver.dialect.name == "postgresql":
             driver.rows(_LOCK_SQL, (ADVISORY_LOCK_KEY,))
         # SQLite: write sessions began with BEGIN IMMEDIATE and hold the only write lock.
@@ -266,7 +267,7 @@ class Ledger:
         # SQLite: write sessions began with BEGIN IMMEDIATE and hold the only write lock.
 
     @staticmethod
-    def _chain_heads(driver: _Driver, chain_keys: set[str]) -> dict[str, tuple[int, bytes]]:
+    def _chain_heads(driver: DriverCursor, chain_keys: set[str]) -> dict[str, tuple[int, bytes]]:
         """The last entry (index, leaf hash) of each chain: one index seek per chain for a few,
         one query per 500 chains for a whole batch."""
         heads: dict[str, tuple[int, bytes]] = {}
