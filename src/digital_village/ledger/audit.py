@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import re
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Final, NamedTuple, Protocol
 
 import orjson
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from digital_village.ledger import canonical, log, merkle, note
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerKey
@@ -221,6 +225,118 @@ def _checkpoint_rows(driver: log.DriverCursor) -> Iterator[_CheckpointRow]:
         after = rows[-1][0]
 
 
+# From this many entries the audit checks entries in worker processes (one per core) while
+# this one recomputes the tree: each entry's own checks cost twice the tree's share.
+PARALLEL_FROM = 100_000
+# Entries per worker task (several per worker, so that the workers finish together).
+TASK_ENTRIES: Final = 50_000
+_NARROW_SQL: Final = (
+    "SELECT seq, kind, leaf_hash, {} FROM ledger_entry WHERE seq > ? ORDER BY seq LIMIT ?"
+)
+_ENTRY_SQL: Final = _ENTRIES_SQL.replace(
+    "WHERE e.seq > ? ORDER BY e.seq LIMIT ?", "WHERE e.seq = ?"
+)
+
+
+def _fixed(values: Sequence[Any], found: Found) -> Sequence[Any]:
+    """The entry's columns as the log wrote their types (the usual case: as they are), else as
+    ``_readable`` reads them, naming each changed column."""
+    _, kind, body, leaf, prev, chain_key, _, chain_prev_leaf, _ = values
+    if (
+        type(body) is bytes
+        and type(leaf) is bytes
+        and len(leaf) == merkle.HASH_SIZE
+        and (prev is None or type(prev) is bytes)
+        and (chain_prev_leaf is None or type(chain_prev_leaf) is bytes)
+        and type(kind) is str
+        and (chain_key is None or type(chain_key) is str)
+    ):
+        return values
+    row = _readable(SimpleNamespace(**dict(zip(_ENTRY_COLUMNS, values, strict=True))), found)
+    return tuple(getattr(row, column) for column in _ENTRY_COLUMNS)
+
+
+def _ignore(index: int, what: str, subject: str | None = None) -> None:
+    """A Found for what another part of the audit reports."""
+
+
+class _Tree:
+    """The tree recomputed as the log wrote it, with every checkpoint checked on the way.
+
+    Each leaf gives its own row and one per subtree it completes, from the tree's right border;
+    each batch's rows are compared with the stored ones in one list comparison, and only a
+    batch that differs is gone through hash by hash to name the first."""
+
+    def __init__(
+        self,
+        driver: log.DriverCursor,
+        report: AuditReport,
+        origin: str,
+        verifiers: dict[str, note.Verifier],
+        found: Found,
+    ) -> None:
+        self.driver, self.report, self.origin, self.verifiers, self.found = (
+            driver,
+            report,
+            origin,
+            verifiers,
+            found,
+        )
+        self.checkpoints = _checkpoint_rows(driver)
+        self.next_checkpoint = next(self.checkpoints, None)
+        self.next_size = self.next_checkpoint.size if self.next_checkpoint is not None else -1
+        # Roots of the perfect subtrees the tree so far splits into, big first.
+        self.border: list[bytes] = []
+        self.expected: list[bytes] = []
+        self.start = 0
+        self.newest_signed = 0
+
+    def add(self, seq: int, leaf: bytes) -> None:
+        """Leaf ``seq`` (the tree's size so far): its rows, and the checkpoint at seq + 1."""
+        expected, border, sha256 = self.expected, self.border, hashlib.sha256
+        expected.append(leaf)
+        node = leaf
+        completes = seq
+        while completes & 1:
+            node = sha256(b"\x01" + border.pop() + node).digest()
+            expected.append(node)
+            completes >>= 1
+        border.append(node)
+        size = seq + 1
+        while self.next_checkpoint is not None and self.next_size <= size:
+            if self.next_size == size:
+                _check_checkpoint(
+                    self.next_checkpoint, _root(border), self.origin, self.verifiers, self.found
+                )
+                self.report.checkpoints += 1
+                self.newest_signed = size
+            self.next_checkpoint = next(self.checkpoints, None)
+            self.next_size = self.next_checkpoint.size if self.next_checkpoint is not None else -1
+
+    def compare(self, size: int) -> None:
+        """Compare the rows of the leaves added since the last comparison with the stored."""
+        _compare_hashes(self.driver, self.report, self.start, size, self.expected, self.found)
+        self.start, self.expected = size, []
+
+    def finish(self, size: int) -> int:
+        """The log ends at ``size``: leftover hashes and checkpoints beyond it; the newest
+        checkpoint's size."""
+        self.compare(size)
+        self.report.entries = size
+        self.report.root = _root(self.border).hex()
+        leftover = self.driver.rows(_HASHES_FROM_SQL, (merkle.stored_hash_count(size),))
+        if leftover:
+            self.found(size, f"stored tree hash {leftover[0][0]} belongs to no entry")
+        while self.next_checkpoint is not None:
+            self.found(
+                self.next_checkpoint.size - 1,
+                f"a checkpoint was signed at size {self.next_checkpoint.size} but the log has "
+                f"only {size} entries: entries were removed",
+            )
+            self.next_checkpoint = next(self.checkpoints, None)
+        return self.newest_signed
+
+
 def _walk(
     session: Session,
     report: AuditReport,
@@ -231,86 +347,158 @@ def _walk(
     found: Found,
 ) -> int:
     """Stream entries, tree hashes and checkpoints in step, a batch of entries per round trip;
-    the size of the newest checkpoint.
-
-    Each batch's tree hashes are recomputed as the log wrote them (each leaf, then the subtrees
-    it completes, from the tree's right border) and compared with the stored ones in one list
-    comparison; only a batch that differs is gone through hash by hash to name the first."""
+    the size of the newest checkpoint. A large log's entries are checked by worker processes
+    meanwhile (``_walk_parallel``)."""
     driver = log.DriverCursor(session)
-    checkpoints = _checkpoint_rows(driver)
-    next_checkpoint = next(checkpoints, None)
-    next_size = next_checkpoint.size if next_checkpoint is not None else -1
-    # The right border: roots of the perfect subtrees the tree so far splits into, big first.
-    border: list[bytes] = []
+    url = _shared_url(session)
+    if url is not None:
+        last = driver.rows("SELECT max(seq) FROM ledger_entry")[0][0]
+        if isinstance(last, int) and last + 1 >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
+            return _walk_parallel(
+                driver, url, last + 1, report, origin, verifiers, handlers, progress, found
+            )
+    tree = _Tree(driver, report, origin, verifiers, found)
     expected_prev: bytes | None = None
     size = 0
-    newest_signed = 0
-    sha256 = hashlib.sha256
     stopped = False
     while not stopped:
         batch = driver.rows(_ENTRIES_SQL, (size - 1, WALK_BATCH))
         if not batch:
             break
-        start = size
-        expected: list[bytes] = []
         for values in batch:
-            (seq, kind, body, leaf, prev, chain_key, _, chain_prev_leaf, _) = values
+            seq = values[0]
             if type(seq) is not int or seq != size:
                 found(size, f"entry missing: the next stored entry has index {seq!r}")
                 stopped = True
                 break
-            if not (
-                type(body) is bytes
-                and type(leaf) is bytes
-                and len(leaf) == merkle.HASH_SIZE
-                and (prev is None or type(prev) is bytes)
-                and (chain_prev_leaf is None or type(chain_prev_leaf) is bytes)
-                and type(kind) is str
-                and (chain_key is None or type(chain_key) is str)
-            ):
-                named = dict(zip(_ENTRY_COLUMNS, values, strict=True))
-                row = _readable(SimpleNamespace(**named), found)
-                body, leaf, kind = row.body, row.leaf_hash, row.kind
-                values = tuple(getattr(row, column) for column in _ENTRY_COLUMNS)
-            if sha256(b"\x00" + body).digest() != leaf:
+            values = _fixed(values, found)
+            kind, body, leaf = values[1], values[2], values[3]
+            if hashlib.sha256(b"\x00" + body).digest() != leaf:
                 found(seq, "the entry's bytes do not match its leaf hash (entry edited)")
             _check_entry(values, expected_prev, found)
             for handler in handlers.get(kind, ()):
                 handler(seq, kind, body)
-            # The rows the log stored for this leaf: its hash, then each subtree it completes.
-            expected.append(leaf)
-            node = leaf
-            completes = seq
-            while completes & 1:
-                node = sha256(b"\x01" + border.pop() + node).digest()
-                expected.append(node)
-                completes >>= 1
-            border.append(node)
+            tree.add(seq, leaf)
             size += 1
             expected_prev = leaf
-            while next_checkpoint is not None and next_size <= size:
-                if next_size == size:
-                    _check_checkpoint(next_checkpoint, _root(border), origin, verifiers, found)
-                    report.checkpoints += 1
-                    newest_signed = size
-                next_checkpoint = next(checkpoints, None)
-                next_size = next_checkpoint.size if next_checkpoint is not None else -1
-        _compare_hashes(driver, report, start, size, expected, found)
+        tree.compare(size)
         if progress is not None:
             progress(size)
-    report.entries = size
-    report.root = _root(border).hex()
-    leftover = driver.rows(_HASHES_FROM_SQL, (merkle.stored_hash_count(size),))
-    if leftover:
-        found(size, f"stored tree hash {leftover[0][0]} belongs to no entry")
-    while next_checkpoint is not None:
-        found(
-            next_checkpoint.size - 1,
-            f"a checkpoint was signed at size {next_checkpoint.size} but the log has only "
-            f"{size} entries: entries were removed",
-        )
-        next_checkpoint = next(checkpoints, None)
-    return newest_signed
+    return tree.finish(size)
+
+
+def _shared_url(session: Session) -> str | None:
+    """The database's URL when other processes can open it (a file or a server), else None
+    (a connection handed in, as tests do, or an in-memory database)."""
+    bind = session.get_bind()
+    if not isinstance(bind, Engine):
+        return None
+    url = bind.url
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return None
+    return url.render_as_string(hide_password=False)
+
+
+def _walk_parallel(
+    driver: log.DriverCursor,
+    url: str,
+    total: int,
+    report: AuditReport,
+    origin: str,
+    verifiers: dict[str, note.Verifier],
+    handlers: Mapping[str, list[Callable[[int, str, bytes], None]]],
+    progress: Callable[[int], None] | None,
+    found: Found,
+) -> int:
+    """Workers check the entries of ``[0, total)`` task by task; this process reads only index,
+    kind and leaf hash (and the bytes of kinds a record checker wants), recomputes the tree and
+    checks the checkpoints."""
+    kinds = sorted(handlers)
+    body_column = (
+        f"CASE WHEN kind IN ({','.join('?' * len(kinds))}) THEN body END" if kinds else "NULL"
+    )
+    narrow = _NARROW_SQL.format(body_column)
+    workers = os.cpu_count() or 2
+    tasks = [
+        (url, start, min(start + TASK_ENTRIES, total)) for start in range(0, total, TASK_ENTRIES)
+    ]
+    # Spawned, not forked: a fork copies whatever lock another thread held at that moment.
+    context = multiprocessing.get_context("spawn")
+    tree = _Tree(driver, report, origin, verifiers, found)
+    size = 0
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        checked = [pool.submit(_check_entries, *task) for task in tasks]
+        stopped = False
+        while not stopped:
+            batch = driver.rows(narrow, (*kinds, size - 1, WALK_BATCH))
+            if not batch:
+                break
+            for seq, kind, leaf, body in batch:
+                if type(seq) is not int or seq != size:
+                    found(size, f"entry missing: the next stored entry has index {seq!r}")
+                    stopped = True
+                    break
+                if (
+                    type(leaf) is not bytes
+                    or len(leaf) != merkle.HASH_SIZE
+                    or type(kind) is not str
+                ):
+                    # As the sequential walk reads it; the workers name what changed.
+                    values = _fixed(driver.rows(_ENTRY_SQL, (seq,))[0], _ignore)
+                    kind, leaf = values[1], values[3]
+                    body = values[2] if kind in handlers else None
+                if body is not None:
+                    body = body if type(body) is bytes else _bytes_of(body)
+                    for handler in handlers[kind]:
+                        handler(seq, kind, body)
+                tree.add(seq, leaf)
+                size += 1
+            tree.compare(size)
+            if progress is not None:
+                progress(size)
+        for future in checked:
+            for index, what in future.result():
+                if index < size:
+                    found(index, what)
+    return tree.finish(size)
+
+
+def _check_entries(url: str, start: int, stop: int) -> list[tuple[int, str]]:
+    """A worker's task: each entry of ``[start, stop)`` checked on its own (its bytes against
+    its leaf hash, canonical JSON, its links to the entry before it and to its chain)."""
+    problems: list[tuple[int, str]] = []
+
+    def found(index: int, what: str, subject: str | None = None) -> None:
+        if index >= start and len(problems) < MAX_PROBLEMS:
+            problems.append((index, what))
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with Session(engine) as session:
+            driver = log.DriverCursor(session)
+            # The entry before the first, read as the walk reads it, for the first one's link.
+            size = max(start - 1, 0)
+            expected_prev: bytes | None = None
+            while size < stop:
+                batch = driver.rows(_ENTRIES_SQL, (size - 1, min(WALK_BATCH, stop - size)))
+                for values in batch:
+                    if values[0] != size:
+                        return problems  # a gap: the walk names it
+                    values = _fixed(values, found if size >= start else _ignore)
+                    seq, body, leaf = values[0], values[2], values[3]
+                    if seq >= start:
+                        if hashlib.sha256(b"\x00" + body).digest() != leaf:
+                            found(
+                                seq, "the entry's bytes do not match its leaf hash (entry edited)"
+                            )
+                        _check_entry(values, expected_prev, found)
+                    expected_prev = leaf
+                    size += 1
+                if not batch:
+                    break
+    finally:
+        engine.dispose()
+    return problems
 
 
 def _root(border: Sequence[bytes]) -> bytes:
@@ -433,8 +621,8 @@ def _bytes_of(value: Any) -> bytes:
 # orjson writes with ".0" or an exponent (JCS writes 2.0 as "2", 1e16 in full, 2.5e-6 as
 # "0.0000025"; every other float the same), and a character at or above U+E000 (keys sort
 # otherwise). Strings may match too: such entries only take the longer way.
-_INTEGRAL_FLOAT: Final = re.compile(rb"\.0[,}\]]")
-_EXPONENT: Final = re.compile(rb"[0-9][eE][-+][0-9]+[,}\]]")
+_INTEGRAL_FLOAT: Final = re.compile(rb"\.0(?:[,}\]]|\Z)")
+_EXPONENT: Final = re.compile(rb"[0-9][eE][-+][0-9]+(?:[,}\]]|\Z)")
 
 
 def _orjson_may_differ(body: bytes) -> bool:

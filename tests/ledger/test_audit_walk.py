@@ -1,0 +1,104 @@
+"""The audit's fast paths decide as the plain ones do: canonical JSON, and the parallel walk."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from sqlalchemy import create_engine, text
+
+from digital_village.db import Database
+from digital_village.ledger import audit, canonical, keys
+from digital_village.ledger.log import EntryIn, Ledger
+from tests.ledger.test_canonical import values
+from tests.ledger.test_concurrency import committed_database_url  # noqa: F401 (a fixture)
+
+ORIGIN = "test.digital-village.example/ledger"
+
+
+def _plain(body: bytes) -> tuple[Any, bool] | None:
+    try:
+        value = json.loads(body)
+        return value, canonical.dumps(value) == body
+    except (ValueError, canonical.CanonicalizationError):
+        return None
+
+
+@settings(max_examples=600, deadline=None)
+@given(values)
+def test_canonical_bytes_and_orjsons_are_told_as_canonical_dumps_tells_them(value: Any) -> None:
+    candidates = []
+    with contextlib.suppress(canonical.CanonicalizationError):
+        candidates.append(canonical.dumps(value))
+    with contextlib.suppress(orjson.JSONEncodeError, TypeError):
+        # orjson's own bytes: floats as "2.0" or "1e+16", keys sorted by code point.
+        candidates.append(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+    for body in candidates:
+        fast, plain = audit.parse_canonical(body), _plain(body)
+        assert (fast is None) == (plain is None)
+        if fast is not None and plain is not None:
+            assert fast[1] == plain[1], body
+
+
+@pytest.mark.parametrize(
+    ("body", "is_canonical"),
+    [
+        (b'{"a":1.0}', False),
+        (b'{"a":0.0000025}', True),
+        (b'{"a":2.5e-6}', False),
+        (b'{"a":1e+21}', True),
+        (b'{"b":1,"a":2}', False),
+        ('{"\U0001f600":2,"\ue000":1}'.encode(), True),
+        ('{"\ue000":1,"\U0001f600":2}'.encode(), False),
+        (b'{"time":"2026-05-12T00:30:00.000000Z","v":1}', True),
+    ],
+)
+def test_the_cases_where_orjson_and_rfc_8785_differ(body: bytes, is_canonical: bool) -> None:
+    parsed = audit.parse_canonical(body)
+    assert parsed is not None and parsed[1] is is_canonical
+
+
+def test_the_parallel_walk_finds_what_the_sequential_one_does(
+    committed_database_url: str,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key_path = tmp_path / "ledger.key"
+    keys.ensure_signing_key(key_path, ORIGIN)
+    ledger = Ledger.from_key_file(key_path, ORIGIN)
+    database = Database.from_url(committed_database_url)
+    for start in range(0, 300, 30):
+        with database.transaction() as session:
+            ledger.append_many(
+                session,
+                [EntryIn("test.event", {"n": n}, f"lot:{n % 7}") for n in range(start, start + 30)],
+            )
+    engine = create_engine(committed_database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE ledger_entry SET body = :b WHERE seq = 40"), {"b": b'{"edited":1}'}
+        )
+        connection.execute(text("DELETE FROM ledger_hash WHERE idx = 301"))
+        connection.execute(
+            text("UPDATE ledger_entry SET leaf_hash = :h WHERE seq = 250"), {"h": b"\x00" * 32}
+        )
+    engine.dispose()
+
+    def found() -> list[tuple[int, str]]:
+        with database.session() as session:
+            report = audit.audit(session, origin=ORIGIN)
+        assert report.entries == 300
+        return [(p.index, p.what) for p in report.problems]
+
+    sequential = found()
+    assert {index for index, _ in sequential} >= {40, 250}
+    assert (152, "stored tree hash 301 is missing") in sequential
+    monkeypatch.setattr(audit, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(audit, "TASK_ENTRIES", 70)
+    assert sorted(found()) == sorted(sequential)
+    database.dispose()
