@@ -30,6 +30,9 @@ from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerK
 from digital_village.ledger.proof import ConsistencyProof, TlogProof
 
 _HASHES_SQL = "SELECT idx, hash FROM ledger_hash WHERE idx IN ({})"
+_ENTRY_BODY_SQL = "SELECT body FROM ledger_entry WHERE seq = ?"
+_NEWEST_CHECKPOINT_SQL = "SELECT size, note FROM ledger_checkpoint ORDER BY size DESC LIMIT 1"
+_CHECKPOINT_SQL = "SELECT size, note FROM ledger_checkpoint WHERE size = ?"
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(?)"
 _INSERT_ENTRY_SQL = (
     "INSERT INTO ledger_entry (seq, kind, body, leaf_hash, prev_hash, chain_key, "
@@ -343,8 +346,23 @@ def get_entry(session: Session, seq: int) -> LedgerEntry:
 
 def inclusion_proof_file(session: Session, seq: int, size: int | None = None) -> bytes:
     """A C2SP tlog-proof for entry ``seq``, against the newest checkpoint or the one at ``size``."""
-    entry = get_entry(session, seq)
-    checkpoint = latest_checkpoint(session) if size is None else checkpoint_at(session, size)
+    # Two indexed reads through the driver: a proof is built in well under a millisecond.
+    driver = DriverCursor(session)
+    found = driver.rows(_ENTRY_BODY_SQL, (seq,))
+    if not found:
+        raise NotFound(f"no ledger entry at index {seq}")
+    body = reads.as_bytes(found[0][0])
+    if size is None:
+        newest = driver.rows(_NEWEST_CHECKPOINT_SQL)
+    else:
+        newest = driver.rows(_CHECKPOINT_SQL, (size,))
+        if not newest:
+            raise NotFound(f"no checkpoint was signed at tree size {size}")
+    checkpoint = (
+        LedgerCheckpoint(size=int(newest[0][0]), note=reads.as_bytes(newest[0][1]))
+        if newest
+        else None
+    )
     if checkpoint is None or checkpoint.size <= seq:
         # Appended, but the publisher has not signed a checkpoint over it yet (it does within
         # a second): pending, never proven against an unsigned tree.
@@ -357,7 +375,7 @@ def inclusion_proof_file(session: Session, seq: int, size: int | None = None) ->
         index=seq,
         inclusion_proof=tuple(path),
         checkpoint=witnesses.served_note(session, checkpoint),
-        extra=entry.body,
+        extra=body,
     ).to_text()
 
 
