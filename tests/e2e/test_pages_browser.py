@@ -191,6 +191,10 @@ def test_a_farmer_records_a_spraying_from_the_parcel_sign(
     page.wait_for_selector('[data-farmer-form][data-state="signed-in"]', timeout=15_000)
     assert "#token" not in page.url
     assert page.evaluate("localStorage.getItem('dv-token')") == pages.world.tokens["farmer"]
+    # The page says which parcels the household holds, and this is one of them.
+    page.wait_for_selector('[data-farmer-form][data-holds="yes"]', timeout=15_000)
+    held = page.locator("[data-held-parcel]").all_inner_texts()
+    assert dkbm in held and "您家今天承包的地块" in page.locator("[data-held]").inner_text()
     page.get_by_text("施药", exact=True).click()
     page.fill('input[name="pesticide"]', "吡唑醚菌酯 25% 悬浮剂")
     page.fill('input[name="dose"]', "30")
@@ -201,6 +205,8 @@ def test_a_farmer_records_a_spraying_from_the_parcel_sign(
     page.wait_for_selector('[data-farmer-form][data-state="done"]', timeout=15_000)
     result = page.locator("[data-result]").inner_text()
     seq = int(re.search(r"已记录：账本第 (\d+) 号", result).group(1))  # type: ignore[union-attr]
+    # What was recorded, as the farmer typed it.
+    assert "施药 · 吡唑醚菌酯 25% 悬浮剂 · 30 mL" in result
     assert page.locator("[data-result] a").get_attribute("href") == (
         f"/api/v1/ledger/entries/{seq}/proof"
     )
@@ -220,6 +226,14 @@ def test_a_farmer_records_a_spraying_from_the_parcel_sign(
     # Back on the page, the new work is the first of the recent list.
     page.reload()
     assert page.locator("[data-step]").first.get_attribute("data-step") == "step_spraying"
+    # A parcel the household does not hold: said at once, and no form to fill in.
+    page.goto(f"{live_pages.url}/p/{pages.other_parcel}")
+    page.wait_for_selector('[data-farmer-form][data-holds="no"]', timeout=15_000)
+    assert pages.other_parcel in page.locator("[data-not-held]").inner_text()
+    assert "不是您家承包的" in page.locator("[data-not-held]").inner_text()
+    assert not page.locator("[data-work-fields]").is_visible()
+    assert dkbm in page.locator("[data-held-parcel]").all_inner_texts()
+    keep(page, "farmer-not-held-zh-CN")
 
 
 def test_a_manager_downloads_a_label_sheet(phone: Any, live_pages: LivePages) -> None:

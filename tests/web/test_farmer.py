@@ -112,3 +112,23 @@ def test_bad_and_unknown_parcel_codes(pages_client: TestClient, pages_db: Pages)
     )
     assert moved.status_code == 303
     assert moved.headers["location"] == f"/api/v1/parcels/{pages_db.parcels[0]}"
+
+
+def test_the_parcels_a_token_may_record_on_by_role(
+    pages_client: TestClient, pages_db: Pages
+) -> None:
+    """GET /api/v1/farmer/parcels: a farmer's household's parcels, a manager's members', any
+    for an admin; nothing without a token, and nothing for a device."""
+    world = pages_db.world
+    path = "/api/v1/farmer/parcels"
+    assert pages_client.get(path).status_code == 401
+    assert pages_client.get(path, headers=world.auth("device")).status_code == 403
+    farmer = pages_client.get(path, headers=world.auth("farmer")).json()
+    assert farmer["role"] == "farmer" and farmer["household"].startswith("5106")
+    assert pages_db.parcels[0] in farmer["parcels"]
+    assert pages_db.other_parcel not in farmer["parcels"]
+    assert farmer["parcels"] == sorted(farmer["parcels"]) and not farmer["any_parcel"]
+    manager = pages_client.get(path, headers=world.auth("manager")).json()
+    assert set(farmer["parcels"]) <= set(manager["parcels"]) and manager["household"] is None
+    admin = pages_client.get(path, headers=world.auth("admin")).json()
+    assert admin["any_parcel"] is True and admin["parcels"] == []

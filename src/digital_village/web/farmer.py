@@ -27,10 +27,13 @@ from typing import Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from digital_village.api.deps import SessionDep, SettingsDep
+from digital_village.auth.dependencies import ActorDep
+from digital_village.auth.models import Role
 from digital_village.errors import DomainError
 from digital_village.ledger import reads
 from digital_village.parcels import landuse
@@ -276,3 +279,31 @@ def parcel_page(
         default_lot=f"H{parcels.today():%Y%m%d}-{code[-5:]}",
         signer=settings.operator_name,
     )
+
+
+class HeldOut(BaseModel):
+    """What the signed-in holder of a token may record work on, today."""
+
+    role: str
+    household: str | None = Field(description="the farmer's 承包方编码")
+    any_parcel: bool = Field(description="an admin: any parcel")
+    parcels: list[str] = Field(description="DKBMs of the parcels held today, in code order")
+
+
+@router.get("/api/v1/farmer/parcels", response_model=HeldOut, tags=["pages"])
+def held_parcels(actor: ActorDep, session: SessionDep) -> HeldOut:
+    """The parcels the token's household holds today (a manager: its members' parcels), so the
+    parcel page can say so, and refuse a parcel not held, before the farmer fills in the form."""
+    if actor.is_admin:
+        return HeldOut(role=actor.role.value, household=None, any_parcel=True, parcels=[])
+    actor.require_role(Role.FARMER, Role.MANAGER)
+    if actor.role is Role.FARMER and actor.household_id is not None:
+        household = regions.get_household(session=session, household_id=actor.household_id)
+        held = parcels_held_by(session=session, household_id=household.id)
+        return HeldOut(role="farmer", household=household.cbfbm, any_parcel=False, parcels=held)
+    members = regions.list_households(session=session, actor=actor)
+    by_household = parcels_held_by_households(
+        session=session, household_ids=[member.id for member in members]
+    )
+    found = sorted({dkbm for dkbms in by_household.values() for dkbm in dkbms})
+    return HeldOut(role=actor.role.value, household=None, any_parcel=False, parcels=found)

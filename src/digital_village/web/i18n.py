@@ -287,7 +287,15 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "form_note": "备注",
         "form_submit": "记录",
         "form_sending": "正在提交…",
-        "form_done": "已记录：账本第 {seq} 号。",
+        "form_done": "已记录：账本第 {seq} 号 — {what}。",
+        "farmer_held": "您家今天承包的地块：",
+        "farmer_held_none": "您家今天没有承包的地块，不能记录农事。",
+        "farmer_held_members": "合作社成员今天承包的地块共 {count} 块。",
+        "farmer_not_held": (
+            "这块地（{dkbm}）今天不是您家承包的，不能在这里记录农事。请扫描您家地块的标牌，"
+            "或打开上面列出的地块。"
+        ),
+        "form_recorded_kg": "{kg} 千克",
         "form_failed": "没有记录成功：{reason}",
         "form_proof": "下载证明",
         "labels_title": "打印标签",
@@ -592,7 +600,15 @@ MESSAGES: Final[Mapping[str, Mapping[str, str]]] = {
         "form_note": "Note",
         "form_submit": "Record",
         "form_sending": "Sending…",
-        "form_done": "Recorded: ledger entry #{seq}.",
+        "form_done": "Recorded: ledger entry #{seq} — {what}.",
+        "farmer_held": "Parcels your household holds today:",
+        "farmer_held_none": "Your household holds no parcel today, so no work can be recorded.",
+        "farmer_held_members": "The cooperative's members hold {count} parcels today.",
+        "farmer_not_held": (
+            "This parcel ({dkbm}) is not your household's today, so work cannot be recorded "
+            "on it here. Scan the sign of one of your parcels, or open one listed above."
+        ),
+        "form_recorded_kg": "{kg} kg",
         "form_failed": "Not recorded: {reason}",
         "form_proof": "Download the proof",
         "labels_title": "Print labels",

@@ -100,6 +100,60 @@ export function buildEvent(data, parcelUri, bizStepBase) {
   return JSON.parse(JSON.stringify(event)); // drops the fields left empty
 }
 
+/** What was recorded, in the reader's words: the work and what was typed for it. */
+function recorded(data) {
+  const work = form.querySelector('input[name="work"]:checked').parentElement.textContent.trim();
+  const text = (name) => (data.get(name) ?? '').toString().trim();
+  const parts = [work];
+  const kind = data.get('work');
+  if (kind === 'harvesting') {
+    const product = form.querySelector('select[name="product"] option:checked')?.textContent ?? '';
+    parts.push(product, format(messages.kg, { kg: text('kg') }), `${messages.lot} ${text('lot')}`);
+  } else if (kind === 'spraying') {
+    const unit = form.querySelector('select[name="dose_unit"] option:checked')?.textContent ?? '';
+    parts.push(text('pesticide'), text('dose') ? `${text('dose')} ${unit}` : '');
+  } else if (kind === 'fertilizing') {
+    parts.push(text('fertilizer'), text('amount') ? format(messages.kg, { kg: text('amount') }) : '');
+  } else if (kind === 'planting') {
+    parts.push(text('crop'), text('variety'));
+  }
+  parts.push(text('date'));
+  return parts.filter((part) => part).join(' · ');
+}
+
+/** The parcels the signed-in household holds today; the form is offered only on one of them. */
+async function checkHeld(token) {
+  const held = panel.querySelector('[data-held]');
+  const notHeld = panel.querySelector('[data-not-held]');
+  const fields = form.querySelector('[data-work-fields]');
+  const response = await fetch('/api/v1/farmer/parcels', { headers: { Authorization: `Bearer ${token}` } });
+  if (!response.ok) return;
+  const answer = await response.json();
+  if (answer.any_parcel) return;
+  const dkbm = panel.dataset.dkbm;
+  held.replaceChildren();
+  if (answer.role === 'farmer') {
+    held.append(answer.parcels.length ? messages.held : messages.held_none);
+    for (const code of answer.parcels) {
+      const link = document.createElement('a');
+      link.href = `/p/${code}`;
+      link.textContent = code;
+      link.className = 'chip';
+      link.dataset.heldParcel = code;
+      held.append(' ', link);
+    }
+  } else {
+    held.append(format(messages.held_members, { count: answer.parcels.length }));
+  }
+  held.hidden = false;
+  const mine = answer.parcels.includes(dkbm);
+  notHeld.textContent = mine ? '' : format(messages.not_held, { dkbm });
+  notHeld.hidden = mine;
+  fields.hidden = !mine;
+  fields.disabled = !mine;
+  panel.dataset.holds = mine ? 'yes' : 'no';
+}
+
 /** Put the work just recorded at the top of the page's recent list. */
 function addToRecent(event, body) {
   const list = document.querySelector('[data-recent]');
@@ -112,7 +166,7 @@ function addToRecent(event, body) {
   day.textContent = event.eventTime.slice(0, 10);
   const what = document.createElement('div');
   what.className = 'w';
-  what.textContent = form.querySelector('input[name="work"]:checked').parentElement.textContent.trim();
+  what.textContent = recorded(new FormData(form));
   const proof = document.createElement('a');
   proof.className = 'seq';
   proof.href = body.proof;
@@ -143,7 +197,7 @@ form.addEventListener('submit', async (submitted) => {
     });
     const body = await response.json().catch(() => ({}));
     if (response.ok) {
-      showState('done', format(messages.done, { seq: body.ledgerSeq }), {
+      showState('done', format(messages.done, { seq: body.ledgerSeq, what: recorded(new FormData(form)) }), {
         href: body.proof,
         text: messages.proof,
         download: `entry-${body.ledgerSeq}.tlog-proof`,
@@ -170,10 +224,18 @@ function tokenFromLink() {
   return token;
 }
 
+async function signInHere(token) {
+  if (await signIn(token)) await checkHeld(token);
+}
+
+panel.querySelector('[data-token-save]').addEventListener('click', () => {
+  const token = panel.querySelector('[data-token-input]').value.trim();
+  if (token) checkHeld(token);
+});
 window.addEventListener('hashchange', () => {
   const token = tokenFromLink();
-  if (token) signIn(token);
+  if (token) signInHere(token);
 });
 showFields();
 const saved = tokenFromLink() ?? signedIn.token();
-if (saved) signIn(saved);
+if (saved) signInHere(saved);
