@@ -255,3 +255,30 @@ def test_a_manager_downloads_a_label_sheet(phone: Any, live_pages: LivePages) ->
     assert len(PdfReader(saved).pages) == 2
     assert "已生成 30 张标签" in page.locator("[data-result]").inner_text()
     keep(page, "labels-downloaded-zh-CN")
+
+
+def test_a_reader_types_the_labels_check_code_on_a_phone(phone: Any, live_pages: LivePages) -> None:
+    from digital_village.gs1.short_code import short_code
+
+    pages = live_pages.pages
+    season = pages.season
+    code = short_code(seasons.BOTTLE, season.bottle_lot, season.serials[2])
+    page = phone("zh-CN")
+    page.goto(f"{live_pages.url}/")
+    keep(page, "landing-zh-CN")
+    # As read off the label, in lower case and without the dash.
+    page.fill('input[name="code"]', code.lower().replace("-", ""))
+    with page.expect_navigation():
+        page.get_by_role("button", name="查询").click()
+    page.wait_for_load_state()
+    assert page.url.endswith(f"/01/{seasons.BOTTLE}/10/{season.bottle_lot}/21/{season.serials[2]}")
+    assert season.serials[2] in page.locator("main").inner_text()
+    # A code that names nothing: a clear message on the same page, and the box to try again.
+    page.goto(f"{live_pages.url}/")
+    page.fill('input[name="code"]', "ZZZZ-ZZZZ")
+    with page.expect_navigation():
+        page.get_by_role("button", name="查询").click()
+    message = page.locator("[data-landing-message]").inner_text()
+    assert "ZZZZ-ZZZZ" in message and "假冒" in message
+    assert page.locator('input[name="code"]').input_value() == "ZZZZ-ZZZZ"
+    keep(page, "landing-not-found-zh-CN")
