@@ -215,7 +215,6 @@ def _scan(
     want: int,
     key: Sequence[Any] | None,
     scan_limit: int = SCAN_LIMIT,
-    with_bodies: bool = True,
 ) -> tuple[list[tuple[Event, dict[str, Any]]], Event | None, bool]:
     """Up to ``want`` + 1 matching events after ``key``; the last event read; whether the scan
     stopped early (at ``scan_limit``) with events left unread."""
@@ -228,10 +227,7 @@ def _scan(
         rows = list(session.scalars(ordered(page, query).limit(chunk)))
         if not rows:
             return found, last, False
-        if query.needs_json or with_bodies:
-            bodies = store.event_json(session=session, events=rows, flag_hash_mismatch=True)
-        else:
-            bodies = [{} for _ in rows]  # only ids are wanted, and no check reads the JSON
+        bodies = store.event_json(session=session, events=rows, flag_hash_mismatch=True)
         for row, body in zip(rows, bodies, strict=True):
             scanned += 1
             last = row
@@ -303,6 +299,9 @@ def matching_between(
     """Ids of matching events with ``after_pk`` < id ≤ ``upto_pk`` in record order, at most
     ``limit`` (a subscription's next delivery)."""
     statement = filtered(query, scope).where(Event.id > after_pk, Event.id <= upto_pk)
+    if not query.needs_json:
+        ids = session.scalars(statement.with_only_columns(Event.id).order_by(Event.id).limit(limit))
+        return [int(pk) for pk in ids]
     record_order = SimpleEventQuery(checks=query.checks)
     found, _, _ = _scan(
         session,
@@ -311,7 +310,6 @@ def matching_between(
         want=limit - 1,
         key=None,
         scan_limit=10**9,
-        with_bodies=False,
     )
     return [row.id for row, _ in found]
 

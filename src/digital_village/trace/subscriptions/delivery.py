@@ -160,12 +160,14 @@ class DeliveryWorker:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.run_once()
+                sent = self.run_once()
             except Exception:
                 log.exception("webhook deliveries: a round failed; trying again")
                 self._stop.wait(1.0)
-            self._wake.wait(self.poll)
-            self._wake.clear()
+                continue
+            if not sent:  # after a round that sent, look again at once: more may be waiting
+                self._wake.wait(self.poll)
+                self._wake.clear()
 
     def run_once(self) -> int:
         """One round: plan, claim, send, record. Returns how many deliveries were sent."""
