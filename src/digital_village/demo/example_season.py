@@ -117,33 +117,8 @@ def _season(
         return dt.datetime(year - 1 if previous else year, month, day, 9, tzinfo=builders.CHINA)
 
     seed_lot, oil_lot, bottle_lot = f"RS{year}-{suffix}", f"CY{year}-{suffix}", f"TF{year}-{suffix}"
-    events: list[dict[str, Any]] = []
-    for dkbm, _ in fields:
-        events += [
-            builders.field_work(
-                "planting",
-                dkbm=dkbm,
-                when=at(10, 10, previous=True),
-                base_url=base,
-                extensions={"dv:crop": "油菜 中双11号"},
-            ),
-            builders.field_work(
-                "fertilizing",
-                dkbm=dkbm,
-                when=at(11, 22, previous=True),
-                base_url=base,
-                extensions={"dv:fertilizer": "复合肥 15-15-15, 40 kg/亩"},
-            ),
-            builders.spraying(
-                dkbm=dkbm,
-                when=at(3, 30),
-                base_url=base,
-                pesticide="吡虫啉 10% WP",
-                dose=0.02,
-                dose_unit="KGM",
-                interval_days=14,
-            ),
-        ]
+    # The demo's field work, from sowing in October to spraying in March.
+    events = village_season.rapeseed_field_work(year, [fields], base)
     kilograms = round(KILOGRAMS_PER_MU * sum(area for _, area in fields), 1)
     litres = round(kilograms * OIL_PER_KILOGRAM, 1)
     serials = [f"{year}{suffix}{n:03d}" for n in range(1, BOTTLES + 1)]

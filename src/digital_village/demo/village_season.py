@@ -100,7 +100,7 @@ def _by_household(rows: list[tuple[str, int, float]]) -> list[list[Field]]:
     return list(groups.values())
 
 
-def _rapeseed_field_work(year: int, fields: list[list[Field]], base: str) -> list[dict[str, Any]]:
+def rapeseed_field_work(year: int, fields: list[list[Field]], base: str) -> list[dict[str, Any]]:
     """Sowing in October to spraying in March, on every field."""
     events: list[dict[str, Any]] = []
     for group in fields:
@@ -175,7 +175,7 @@ def _harvests(
 def _rapeseed(
     year: int, fields: list[list[Field]], base: str
 ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str]]]:
-    events = _rapeseed_field_work(year, fields, base)
+    events = rapeseed_field_work(year, fields, base)
     lots: dict[str, tuple[str, str]] = {}
     harvested = _harvests(
         events,
