@@ -252,6 +252,9 @@ def _page_key(request: Request) -> bytes:
 
 
 PageKeyDep = Annotated[bytes, Depends(_page_key)]
+# Paging of the lists (named queries, top-level resources), as the event query pages.
+PerPage = Annotated[int, Query(alias="perPage", ge=1, le=epcis_query.MAX_PER_PAGE)]
+PageToken = Annotated[str | None, Query(alias="nextPageToken")]
 
 _EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -378,8 +381,8 @@ def list_queries(
     actor: ActorDep,
     key: PageKeyDep,
     response: Response,
-    per_page: Annotated[int, Query(alias="perPage", ge=1, le=1000)] = 30,
-    next_page_token: Annotated[str | None, Query(alias="nextPageToken")] = None,
+    per_page: PerPage = epcis_query.DEFAULT_PER_PAGE,
+    next_page_token: PageToken = None,
 ) -> list[NamedQueryOut]:
     """The named queries this token may read, by name."""
     _only_paging(request)
@@ -608,8 +611,8 @@ def _values_route(resource: str) -> Callable[..., Response]:
         session: SessionDep,
         actor: ActorDep,
         key: PageKeyDep,
-        per_page: Annotated[int, Query(alias="perPage", ge=1, le=1000)] = 30,
-        next_page_token: Annotated[str | None, Query(alias="nextPageToken")] = None,
+        per_page: PerPage = epcis_query.DEFAULT_PER_PAGE,
+        next_page_token: PageToken = None,
     ) -> Response:
         _only_paging(request)
         values, token = epcis_query_run.distinct_values(
