@@ -89,10 +89,27 @@ def test_the_parallel_walk_finds_what_the_sequential_one_does(
         )
     engine.dispose()
 
+    seen: list[list[tuple[int, str, bytes]]] = []
+
+    class Seen(audit.RecordChecker):
+        """A record checker: what it is handed while the log streams past."""
+
+        kinds = ("test.event",)
+
+        def __init__(self) -> None:
+            self.entries: list[tuple[int, str, bytes]] = []
+            seen.append(self.entries)
+
+        def entry(self, seq: int, kind: str, body: bytes) -> None:
+            self.entries.append((seq, kind, body))
+
+        def finish(self, session: Any, found: audit.Found) -> dict[str, int]:
+            return {"seen": len(self.entries)}
+
     def found() -> list[tuple[int, str]]:
         with database.session() as session:
-            report = audit.audit(session, origin=ORIGIN)
-        assert report.entries == 300
+            report = audit.audit(session, origin=ORIGIN, checkers=[Seen()])
+        assert report.entries == 300 and report.records == {"seen": 300}
         return [(p.index, p.what) for p in report.problems]
 
     sequential = found()
@@ -101,4 +118,6 @@ def test_the_parallel_walk_finds_what_the_sequential_one_does(
     monkeypatch.setattr(audit, "PARALLEL_FROM", 1)
     monkeypatch.setattr(audit, "TASK_ENTRIES", 70)
     assert sorted(found()) == sorted(sequential)
+    # Record checkers see every entry of their kinds, with its bytes as stored, in order.
+    assert seen[1] == seen[0] and seen[0][40][2] == b'{"edited":1}'
     database.dispose()
