@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -22,10 +24,20 @@ from tests.ledger.test_concurrency import committed_database_url  # noqa: F401 (
 ORIGIN = "test.digital-village.example/ledger"
 
 
-def deferred(tmp_path: Path) -> Ledger:
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    """A ledger that leaves signing to a publisher, as a serving process's does."""
     key_path = tmp_path / "ledger.key"
     keys.ensure_signing_key(key_path, ORIGIN)
     return Ledger.from_key_file(key_path, ORIGIN, sign_on_append=False)
+
+
+@pytest.fixture
+def database(committed_database_url: str) -> Iterator[Database]:  # noqa: F811
+    """A database of the current backend whose commits are real (publishers see them)."""
+    opened = Database.from_url(committed_database_url)
+    yield opened
+    opened.dispose()
 
 
 def append(database: Database, ledger: Ledger, count: int = 1) -> None:
@@ -40,11 +52,8 @@ def sizes(database: Database) -> list[int]:
 
 
 def test_appends_leave_signing_to_one_checkpoint_heard_by_listeners(
-    committed_database_url: str,  # noqa: F811
-    tmp_path: Path,
+    database: Database, ledger: Ledger
 ) -> None:
-    database = Database.from_url(committed_database_url)
-    ledger = deferred(tmp_path)
     for _ in range(5):
         append(database, ledger)
     assert sizes(database) == []
@@ -71,15 +80,11 @@ def test_appends_leave_signing_to_one_checkpoint_heard_by_listeners(
         report = audit.audit(session, origin=ORIGIN)
     assert report.ok, report.problems
     assert report.checkpoints == 2
-    database.dispose()
 
 
 def test_a_background_publisher_covers_an_append_within_a_second(
-    committed_database_url: str,  # noqa: F811
-    tmp_path: Path,
+    database: Database, ledger: Ledger
 ) -> None:
-    database = Database.from_url(committed_database_url)
-    ledger = deferred(tmp_path)
     running = Publisher(database, ledger).start()
     try:
         append(database, ledger)
@@ -90,16 +95,12 @@ def test_a_background_publisher_covers_an_append_within_a_second(
         assert time.monotonic() - appended < publisher.MAX_DELAY_S
     finally:
         running.stop()
-    database.dispose()
 
 
 def test_concurrent_publishers_sign_each_size_once_at_most_every_interval(
-    committed_database_url: str,  # noqa: F811
-    tmp_path: Path,
+    database: Database, ledger: Ledger
 ) -> None:
     """Workers of one server each run a publisher; the database decides which one signs."""
-    database = Database.from_url(committed_database_url)
-    ledger = deferred(tmp_path)
     heard: list[int] = []
     publishers = [
         Publisher(database, ledger, interval=0.1, listeners=[lambda p: heard.append(p.size)])
@@ -138,15 +139,9 @@ def test_concurrent_publishers_sign_each_size_once_at_most_every_interval(
     # All but the final flush came at least an interval apart, whichever process signed.
     assert min(gaps[:-1]) >= 0.1
     assert report.ok, report.problems
-    database.dispose()
 
 
-def test_a_failing_listener_does_not_stop_publishing(
-    committed_database_url: str,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    database = Database.from_url(committed_database_url)
-    ledger = deferred(tmp_path)
+def test_a_failing_listener_does_not_stop_publishing(database: Database, ledger: Ledger) -> None:
     heard: list[int] = []
 
     def broken(_: Published) -> None:
@@ -158,7 +153,6 @@ def test_a_failing_listener_does_not_stop_publishing(
     append(database, ledger)
     assert running.publish_now() is not None
     assert heard == [2, 3] and sizes(database) == [2, 3]
-    database.dispose()
 
 
 def test_a_serving_app_appends_without_signing_and_flushes_on_shutdown(
@@ -190,11 +184,8 @@ def test_a_serving_app_appends_without_signing_and_flushes_on_shutdown(
 
 
 def test_the_audit_allows_the_publisher_its_moment_but_not_more(
-    committed_database_url: str,  # noqa: F811
-    tmp_path: Path,
+    database: Database, ledger: Ledger
 ) -> None:
-    database = Database.from_url(committed_database_url)
-    ledger = deferred(tmp_path)
     append(database, ledger, 3)
     publisher.publish_now(database, ledger)
     append(database, ledger, 2)
@@ -211,4 +202,3 @@ def test_the_audit_allows_the_publisher_its_moment_but_not_more(
         report = audit.audit(session, origin=ORIGIN)
     assert [p.index for p in report.problems] == [5]
     assert "no signed checkpoint covers entries 5 to 5" in report.problems[0].what
-    database.dispose()

@@ -160,7 +160,7 @@ def audit(
     for checker in checkers:
         for kind in checker.kinds:
             handlers.setdefault(kind, []).append(checker.entry)
-    newest_signed = _walk(session, report, origin, verifiers, handlers, progress, found)
+    newest_signed = _walk(session, _Walk(report, origin, verifiers, handlers, progress, found))
     _check_newest_checkpoint(session, report, newest_signed, found)
     for checker in checkers:
         report.records.update(checker.finish(session, found))
@@ -260,6 +260,18 @@ def _ignore(index: int, what: str, subject: str | None = None) -> None:
     """A Found for what another part of the audit reports."""
 
 
+@dataclass(frozen=True)
+class _Walk:
+    """What one audit's walk reports to and checks with."""
+
+    report: AuditReport
+    origin: str
+    verifiers: dict[str, note.Verifier]
+    handlers: Mapping[str, list[Callable[[int, str, bytes], None]]]
+    progress: Callable[[int], None] | None
+    found: Found
+
+
 class _Tree:
     """The tree recomputed as the log wrote it, with every checkpoint checked on the way.
 
@@ -267,21 +279,9 @@ class _Tree:
     each batch's rows are compared with the stored ones in one list comparison, and only a
     batch that differs is gone through hash by hash to name the first."""
 
-    def __init__(
-        self,
-        driver: log.DriverCursor,
-        report: AuditReport,
-        origin: str,
-        verifiers: dict[str, note.Verifier],
-        found: Found,
-    ) -> None:
-        self.driver, self.report, self.origin, self.verifiers, self.found = (
-            driver,
-            report,
-            origin,
-            verifiers,
-            found,
-        )
+    def __init__(self, driver: log.DriverCursor, walk: _Walk) -> None:
+        self.driver, self.report, self.origin = driver, walk.report, walk.origin
+        self.verifiers, self.found = walk.verifiers, walk.found
         self.checkpoints = _checkpoint_rows(driver)
         self.next_checkpoint = next(self.checkpoints, None)
         self.next_size = self.next_checkpoint.size if self.next_checkpoint is not None else -1
@@ -337,15 +337,7 @@ class _Tree:
         return self.newest_signed
 
 
-def _walk(
-    session: Session,
-    report: AuditReport,
-    origin: str,
-    verifiers: dict[str, note.Verifier],
-    handlers: Mapping[str, list[Callable[[int, str, bytes], None]]],
-    progress: Callable[[int], None] | None,
-    found: Found,
-) -> int:
+def _walk(session: Session, walk: _Walk) -> int:
     """Stream entries, tree hashes and checkpoints in step, a batch of entries per round trip;
     the size of the newest checkpoint. A large log's entries are checked by worker processes
     meanwhile (``_walk_parallel``)."""
@@ -354,10 +346,9 @@ def _walk(
     if url is not None:
         last = driver.rows("SELECT max(seq) FROM ledger_entry")[0][0]
         if isinstance(last, int) and last + 1 >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
-            return _walk_parallel(
-                driver, url, last + 1, report, origin, verifiers, handlers, progress, found
-            )
-    tree = _Tree(driver, report, origin, verifiers, found)
+            return _walk_parallel(driver, url, last + 1, walk)
+    found, handlers, progress = walk.found, walk.handlers, walk.progress
+    tree = _Tree(driver, walk)
     expected_prev: bytes | None = None
     size = 0
     stopped = False
@@ -399,20 +390,11 @@ def _shared_url(session: Session) -> str | None:
     return url.render_as_string(hide_password=False)
 
 
-def _walk_parallel(
-    driver: log.DriverCursor,
-    url: str,
-    total: int,
-    report: AuditReport,
-    origin: str,
-    verifiers: dict[str, note.Verifier],
-    handlers: Mapping[str, list[Callable[[int, str, bytes], None]]],
-    progress: Callable[[int], None] | None,
-    found: Found,
-) -> int:
+def _walk_parallel(driver: log.DriverCursor, url: str, total: int, walk: _Walk) -> int:
     """Workers check the entries of ``[0, total)`` task by task; this process reads only index,
     kind and leaf hash (and the bytes of kinds a record checker wants), recomputes the tree and
     checks the checkpoints."""
+    found, handlers, progress = walk.found, walk.handlers, walk.progress
     kinds = sorted(handlers)
     body_column = (
         f"CASE WHEN kind IN ({','.join('?' * len(kinds))}) THEN body END" if kinds else "NULL"
@@ -424,7 +406,7 @@ def _walk_parallel(
     ]
     # Spawned, not forked: a fork copies whatever lock another thread held at that moment.
     context = multiprocessing.get_context("spawn")
-    tree = _Tree(driver, report, origin, verifiers, found)
+    tree = _Tree(driver, walk)
     size = 0
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         checked = [pool.submit(_check_entries, *task) for task in tasks]
