@@ -79,31 +79,11 @@ def _stored_hashes(session: Session) -> merkle.ReadHashes:
     return read_chunked
 
 
-def _path_ranges(index: int, size: int) -> list[tuple[int, int]]:
-    """The leaf ranges whose tree hashes make the RFC 9162 inclusion path of ``index`` in the
-    tree of ``size``, leaf's sibling first (the split merkle.inclusion_proof walks)."""
-    ranges: list[tuple[int, int]] = []
-    low, high = 0, size
-    while high - low > 1:
-        split = low + (1 << ((high - low - 1).bit_length() - 1))
-        if index < split:
-            ranges.append((split, high))
-            high = split
-        else:
-            ranges.append((low, split))
-            low = split
-    ranges.reverse()
-    return ranges
-
-
 def inclusion_paths(
     indexes: Sequence[int], size: int, read_hashes: merkle.ReadHashes
 ) -> list[list[bytes]]:
     """The inclusion path of each leaf in the tree of ``size``, reading stored hashes once."""
-    for index in indexes:
-        if not 0 <= index < size:
-            raise ValueError(f"leaf index {index} is outside a tree of size {size}")
-    plans = [_path_ranges(index, size) for index in indexes]
+    plans = [merkle.inclusion_ranges(index, size) for index in indexes]
     # Paths of nearby leaves share their upper ranges: each distinct range is hashed once.
     distinct = sorted({span for plan in plans for span in plan})
     hashed = dict(zip(distinct, merkle._hash_ranges(distinct, read_hashes), strict=True))

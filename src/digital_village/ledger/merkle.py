@@ -123,8 +123,9 @@ def tree_hash(size: int, read_hashes: ReadHashes) -> bytes:
     return _hash_ranges([(0, size)], read_hashes)[0]
 
 
-def inclusion_proof(index: int, size: int, read_hashes: ReadHashes) -> list[bytes]:
-    """Return the RFC 9162 inclusion path of leaf ``index`` in the tree of ``size`` leaves."""
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose tree hashes make the RFC 9162 inclusion path of leaf ``index`` in
+    the tree of ``size`` leaves, the leaf's sibling first."""
     if not 0 <= index < size:
         raise ValueError(f"leaf index {index} is outside a tree of size {size}")
     # Walk down from the root; the sibling range at each split is one path element.
@@ -139,7 +140,12 @@ def inclusion_proof(index: int, size: int, read_hashes: ReadHashes) -> list[byte
             ranges.append((low, split))
             low = split
     ranges.reverse()  # the path is listed leaf first
-    return _hash_ranges(ranges, read_hashes)
+    return ranges
+
+
+def inclusion_proof(index: int, size: int, read_hashes: ReadHashes) -> list[bytes]:
+    """Return the RFC 9162 inclusion path of leaf ``index`` in the tree of ``size`` leaves."""
+    return _hash_ranges(inclusion_ranges(index, size), read_hashes)
 
 
 def consistency_proof(size1: int, size2: int, read_hashes: ReadHashes) -> list[bytes]:
