@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection, update
 
 from digital_village.demo import oil_season as seasons
 from digital_village.gs1.short_code import normalise, short_code
+from digital_village.trace.models import Unit
 from tests.web.conftest import Pages
 
 HTML = {"Accept": "text/html"}
@@ -51,6 +53,21 @@ def test_a_typed_check_code_opens_the_bottles_page(
     other = short_code(seasons.BOTTLE, season.bottle_lot, season.serials[1])
     found = pages_client.get(f"/q/{other}", headers=HTML, follow_redirects=False)
     assert found.headers["location"].endswith(f"/21/{season.serials[1]}")
+
+
+def test_two_items_under_one_code_are_both_offered(
+    pages_client: TestClient, pages_db: Pages, pages_connection: Connection
+) -> None:
+    # 40 bits of a hash: in a county's millions of bottles, two may share a code.
+    season = pages_db.season
+    code = short_code(seasons.BOTTLE, season.bottle_lot, season.serials[0])
+    pages_connection.execute(
+        update(Unit).where(Unit.serial == season.serials[1]).values(short_code=code)
+    )
+    response = pages_client.get(f"/q/{code}", headers=HTML, follow_redirects=False)
+    assert response.status_code == 200 and "data-landing-choices" in response.text
+    for serial in season.serials[:2]:
+        assert f'/21/{serial}"' in response.text
 
 
 def test_a_certificate_number_opens_its_lots_page(
