@@ -15,6 +15,7 @@ from rich.cells import cell_len
 from sqlalchemy import create_engine, text
 
 from digital_village.config import Settings
+from digital_village.gs1.short_code import short_code
 from tests.cli.demo_db import DemoDatabase, demo_database
 
 DEMO_COOP = "93510603MA6DX0001T"
@@ -49,6 +50,16 @@ def people(demo: DemoDatabase) -> list[tuple[str, str, str, str | None]]:
             return [tuple(row) for row in connection.execute(query)]  # type: ignore[misc]
     finally:
         engine.dispose()
+
+
+def test_demo_names_the_page_to_type_a_labels_check_code(demo: DemoDatabase) -> None:
+    code, output = demo.dv("demo", "--no-serve", columns=200)
+    assert code == 0 and "already loaded" in output
+    typed = re.search(r"/   \(type the label's 查询码 ([0-9A-Z]{4}-[0-9A-Z]{4})\)", output)
+    bottle = re.search(r"bottle +(http\S+/21/\S+)", output)
+    assert typed and bottle
+    gtin, lot, serial = re.search(r"/01/(\d+)/10/([^/]+)/21/(\S+)", bottle.group(1)).groups()  # type: ignore[union-attr]
+    assert short_code(gtin, lot, serial) == typed.group(1)
 
 
 def test_coops_add_and_list_by_their_codes(demo: DemoDatabase) -> None:

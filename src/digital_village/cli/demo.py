@@ -16,6 +16,7 @@ from digital_village.auth.models import Role
 from digital_village.cli.common import console, require_migrated, transaction
 from digital_village.config import Settings
 from digital_village.db import Database
+from digital_village.gs1.short_code import short_code
 from digital_village.regions import service as regions
 from digital_village.regions.models import Cooperative, Region
 
@@ -269,6 +270,8 @@ def _print_pages(summary: DemoSummary, settings: Settings, base: str) -> None:
     console.print(f"  bottle     {bottle}", highlight=False)
     console.print(f"             {bottle}?lang=en   (English)", highlight=False)
     console.print(f"  linkset    {bottle}?linkType=linkset", highlight=False)
+    code = short_code(gtin, lot, units[0].serial)
+    console.print(f"  by hand    {base}/   (type the label's 查询码 {code})", highlight=False)
     if fields:
         console.print(f"  parcel     {base}/p/{fields[0]}   (the sign's page)", highlight=False)
     if holder:
