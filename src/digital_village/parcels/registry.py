@@ -47,7 +47,7 @@ from digital_village.parcels.store import (
     today,
 )
 from digital_village.parcels.storing import store_parcels
-from digital_village.regions.models import Cooperative, Region
+from digital_village.regions.models import Cooperative, Household, Region
 
 __all__ = [
     "FAR_FROM_HOME_KM",
@@ -144,16 +144,22 @@ def _require_own_holders(session: Session, actor: Actor, items: Sequence[ParcelI
         - {actor.cooperative_id}
     )
     if foreign:
+        # Named as people name them: households by 承包方编码, never by row id.
+        codes_of = session.execute(
+            select(Household.id, Household.cbfbm).where(Household.id.in_(foreign))
+        ).all()
+        named = ", ".join(sorted(cbfbm for _, cbfbm in codes_of))
         raise Forbidden(
             f"a manager registers parcels only for its own cooperative's member households; "
-            f"household {', '.join(map(str, foreign))} is not a member of cooperative "
-            f"{actor.cooperative_id}",
+            f"household {named} is not one of its members",
             role=actor.role.value,
         )
     if operators:
+        others = session.scalars(select(Cooperative).where(Cooperative.id.in_(operators))).all()
+        named = ", ".join(f"{c.name} ({c.uscc})" for c in others)
         raise Forbidden(
             f"a manager registers parcels operated by its own cooperative only, not by "
-            f"cooperative {', '.join(map(str, operators))}",
+            f"{named or 'another cooperative'}",
             role=actor.role.value,
         )
 
