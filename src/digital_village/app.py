@@ -39,6 +39,7 @@ from digital_village.parcels.router import router as parcels_router
 from digital_village.regions.router import router as regions_router
 from digital_village.tokens.router import router as tokens_router
 from digital_village.trace import lineage
+from digital_village.trace.epcis_query_routes import queries_router
 from digital_village.trace.epcis_routes import epcis_router
 from digital_village.trace.router import router as trace_router
 from digital_village.trace.subscriptions.delivery import DeliveryWorker
@@ -263,6 +264,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(ingest_router)
     app.include_router(iot_router)
     app.include_router(trace_router)
+    app.include_router(queries_router)  # before the EPCIS catch-all for unknown resources
     app.include_router(epcis_router)
     # The browser-side verifier and page assets (ships in the package: web/static/*).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -5,33 +5,29 @@ discovery. Parse → service → schema; the request commits once."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
-import uuid
+import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
+from starlette.routing import compile_path
 
 from digital_village.api.deps import SessionDep, SettingsDep, get_settings, require_json
 from digital_village.api.problems import problem
-from digital_village.auth import service as auth
 from digital_village.auth.actor import Actor
 from digital_village.auth.dependencies import ActorDep
-from digital_village.db import Database, utcnow
+from digital_village.db import utcnow
 from digital_village.errors import (
     DomainError,
-    Invalid,
     NotFound,
     NotReady,
-    Unauthorized,
     UnsupportedMediaType,
 )
 from digital_village.ledger.dependencies import LedgerDep
@@ -48,17 +44,9 @@ from digital_village.trace.epcis import default_context
 from digital_village.trace.epcis_query import SimpleEventQuery
 from digital_village.trace.schemas import CaptureAccepted, CapturedEventOut, CaptureJobOut
 from digital_village.trace.subscriptions import delivery
-from digital_village.trace.subscriptions import schedule as schedules
-from digital_village.trace.subscriptions import service as subscriptions
-from digital_village.trace.subscriptions.schemas import (
-    NamedQueryIn,
-    NamedQueryOut,
-    SubscriptionIn,
-    SubscriptionOut,
-)
 from digital_village.trace.vocab import DV_PREFIX, DV_VOCAB
 
-_ROOT = "/api/v1/epcis"
+ROOT = "/api/v1/epcis"
 # The versions every EPCIS answer says it speaks, and the extension namespaces it writes
 # (the EPCIS 2.0 REST binding's headers).
 EPCIS_HEADERS = {
@@ -107,7 +95,7 @@ def _speaks_2_0(headers: Mapping[str, str], *, capture: bool) -> None:
                 )
 
 
-def _json_or_xml(request: HTTPConnection) -> None:
+def json_or_xml(request: HTTPConnection) -> None:
     """EPCIS routes take JSON(-LD) and, where they say so, EPCIS XML (415 for anything else),
     from clients that accept EPCIS and CBV 2.0 (406 otherwise)."""
     capturing = request.url.path.endswith("/capture")
@@ -123,7 +111,7 @@ def _json_or_xml(request: HTTPConnection) -> None:
     require_json(request)
 
 
-epcis_router = APIRouter(prefix=_ROOT, tags=["epcis"], dependencies=[Depends(_json_or_xml)])
+epcis_router = APIRouter(prefix=ROOT, tags=["epcis"], dependencies=[Depends(json_or_xml)])
 
 
 def _capture_headers(max_body_bytes: int) -> dict[str, str]:
@@ -256,7 +244,7 @@ PageKeyDep = Annotated[bytes, Depends(_page_key)]
 PerPage = Annotated[int, Query(alias="perPage", ge=1, le=epcis_query.MAX_PER_PAGE)]
 PageToken = Annotated[str | None, Query(alias="nextPageToken")]
 
-_EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
+EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "An EPCISQueryDocument; the next page's URL in the Link header",
         "content": {"application/xml": {"schema": {"type": "string"}}},
@@ -283,18 +271,18 @@ _QUERY_DOC = (
 )
 
 
-def _query_of(request: Request, extra: Sequence[tuple[str, str]] = ()) -> SimpleEventQuery:
+def query_of(request: Request, extra: Sequence[tuple[str, str]] = ()) -> SimpleEventQuery:
     namespaces = epcis_query.parse_extensions_header(request.headers.get("GS1-Extensions"))
     return epcis_query.parse([*extra, *request.query_params.multi_items()], namespaces=namespaces)
 
 
-def _next_link(request: Request, token: str | None, headers: dict[str, str]) -> None:
+def next_link(request: Request, token: str | None, headers: dict[str, str]) -> None:
     if token is not None:
         next_url = request.url.include_query_params(nextPageToken=token)
         headers["Link"] = f'<{next_url}>; rel="next"'
 
 
-def _events_answer(
+def events_answer(
     request: Request,
     session: Session,
     actor: Actor,
@@ -308,7 +296,7 @@ def _events_answer(
         session=session, query=query, scope=epcis_query_run.ReadScope.of(actor), key=key
     )
     headers = dict(EPCIS_HEADERS)
-    _next_link(request, page.next_token, headers)
+    next_link(request, page.next_token, headers)
     if _wants_xml(request.headers.get("accept", "")):
         xml = epcis_answers.query_document(
             page.bodies,
@@ -327,7 +315,7 @@ def _events_answer(
     return JSONResponse(document, headers=headers)
 
 
-@epcis_router.get("/events", responses=_EVENTS_RESPONSES, description=_QUERY_DOC)
+@epcis_router.get("/events", responses=EVENTS_RESPONSES, description=_QUERY_DOC)
 def query_events(
     request: Request, session: SessionDep, actor: ActorDep, key: PageKeyDep
 ) -> Response:
@@ -335,7 +323,7 @@ def query_events(
 
     Admins see every event, managers their cooperative's, farmers their household's.
     """
-    return _events_answer(request, session, actor, key, _query_of(request))
+    return events_answer(request, session, actor, key, query_of(request))
 
 
 @epcis_router.get("/events/{event_id:part}", responses={404: {"description": "no such event"}})
@@ -355,7 +343,7 @@ def get_event(event_id: str, session: SessionDep, actor: ActorDep, key: PageKeyD
 _PAGING_ONLY = frozenset({"perPage", "nextPageToken"})
 
 
-def _only_paging(request: Request) -> None:
+def only_paging(request: Request) -> None:
     for name in request.query_params:
         if name not in _PAGING_ONLY:
             raise epcis_query.QueryParameterError(
@@ -364,237 +352,6 @@ def _only_paging(request: Request) -> None:
             )
 
 
-@epcis_router.post("/queries", status_code=201, response_model_by_alias=True)
-def create_query(
-    body: NamedQueryIn, session: SessionDep, actor: ActorDep, response: Response
-) -> NamedQueryOut:
-    """Keep a query under a name; read its events at ``/queries/{name}/events``."""
-    row = subscriptions.create_query(session=session, actor=actor, name=body.name, query=body.query)
-    response.headers.update({**EPCIS_HEADERS, "Location": f"{_ROOT}/queries/{row.name}"})
-    return NamedQueryOut.of(row)
-
-
-@epcis_router.get("/queries", response_model_by_alias=True)
-def list_queries(
-    request: Request,
-    session: SessionDep,
-    actor: ActorDep,
-    key: PageKeyDep,
-    response: Response,
-    per_page: PerPage = epcis_query.DEFAULT_PER_PAGE,
-    next_page_token: PageToken = None,
-) -> list[NamedQueryOut]:
-    """The named queries this token may read, by name."""
-    _only_paging(request)
-    after = None
-    if next_page_token:
-        after = epcis_query_run.read_token(key, next_page_token, fingerprint="queries")["k"]
-    rows = subscriptions.list_queries(session=session, actor=actor, after=after, limit=per_page + 1)
-    headers = dict(EPCIS_HEADERS)
-    if len(rows) > per_page:
-        rows = rows[:per_page]
-        token = epcis_query_run.sign_token(key, {"f": "queries", "k": rows[-1].name, "n": 0})
-        _next_link(request, token, headers)
-    response.headers.update(headers)
-    return [NamedQueryOut.of(row) for row in rows]
-
-
-@epcis_router.get("/queries/{name}", response_model_by_alias=True)
-def get_query(name: str, session: SessionDep, actor: ActorDep, response: Response) -> NamedQueryOut:
-    """A named query."""
-    response.headers.update(EPCIS_HEADERS)
-    return NamedQueryOut.of(subscriptions.get_query(session=session, actor=actor, name=name))
-
-
-@epcis_router.delete("/queries/{name}", status_code=204)
-def delete_query(name: str, session: SessionDep, actor: ActorDep) -> Response:
-    """Remove a named query, its subscriptions and their undelivered deliveries."""
-    subscriptions.delete_query(session=session, actor=actor, name=name)
-    return Response(status_code=204, headers=EPCIS_HEADERS)
-
-
-@epcis_router.get("/queries/{name}/events", responses=_EVENTS_RESPONSES)
-def named_query_events(
-    name: str, request: Request, session: SessionDep, actor: ActorDep, key: PageKeyDep
-) -> Response:
-    """The named query's events, paged; a WebSocket upgrade on this path subscribes instead."""
-    _only_paging(request)
-    row = subscriptions.get_query(session=session, actor=actor, name=name)
-    stored = epcis_query.as_params(subscriptions.stored_query(row))
-    query = _query_of(request, stored)
-    return _events_answer(request, session, actor, key, query, query_name=name)
-
-
-@epcis_router.post("/queries/{name}/subscriptions", status_code=201, response_model_by_alias=True)
-def subscribe(
-    name: str, body: SubscriptionIn, session: SessionDep, actor: ActorDep, response: Response
-) -> SubscriptionOut:
-    """Subscribe a webhook (``dest``) to a named query: ``stream`` on each capture, or on a
-    ``schedule``; deliveries are signed with ``signatureToken`` (GS1-Signature header)."""
-    row = subscriptions.subscribe(
-        session=session,
-        actor=actor,
-        name=name,
-        wanted=subscriptions.SubscriptionIn(
-            dest=body.dest,
-            signature_token=body.signature_token,
-            report_if_empty=body.report_if_empty,
-            stream=body.stream,
-            schedule=body.schedule,
-            initial_record_time=body.initial_record_time,
-        ),
-        now=utcnow(),
-    )
-    location = f"{_ROOT}/queries/{name}/subscriptions/{row.id}"
-    response.headers.update({**EPCIS_HEADERS, "Location": location})
-    return SubscriptionOut.of(row)
-
-
-@epcis_router.get("/queries/{name}/subscriptions", response_model_by_alias=True)
-def list_subscriptions(
-    name: str, session: SessionDep, actor: ActorDep, response: Response
-) -> list[SubscriptionOut]:
-    """The subscriptions of a named query."""
-    response.headers.update(EPCIS_HEADERS)
-    rows = subscriptions.list_subscriptions(session=session, actor=actor, name=name)
-    return [SubscriptionOut.of(row) for row in rows]
-
-
-@epcis_router.get("/queries/{name}/subscriptions/{subscription_id}", response_model_by_alias=True)
-def get_subscription(
-    name: str, subscription_id: str, session: SessionDep, actor: ActorDep, response: Response
-) -> SubscriptionOut:
-    """One subscription (its signatureToken is never answered back)."""
-    response.headers.update(EPCIS_HEADERS)
-    row = subscriptions.get_subscription(
-        session=session, actor=actor, name=name, subscription_id=subscription_id
-    )
-    return SubscriptionOut.of(row)
-
-
-@epcis_router.delete("/queries/{name}/subscriptions/{subscription_id}", status_code=204)
-def unsubscribe(name: str, subscription_id: str, session: SessionDep, actor: ActorDep) -> Response:
-    """End a subscription; its undelivered deliveries are dropped."""
-    subscriptions.unsubscribe(
-        session=session, actor=actor, name=name, subscription_id=subscription_id
-    )
-    return Response(status_code=204, headers=EPCIS_HEADERS)
-
-
-# WebSocket subscriptions: parameters of the upgrade request besides the query's own.
-_SCHEDULE_FIELDS = tuple(name for name, _, _ in schedules.FIELDS)
-_SOCKET_PARAMETERS = frozenset({"stream", "reportIfEmpty", "initialRecordTime", *_SCHEDULE_FIELDS})
-SOCKET_POLL_SECONDS = 0.1
-
-
-@epcis_router.websocket("/queries/{name}/events")
-async def named_query_socket(websocket: WebSocket, name: str) -> None:
-    """Subscribe by WebSocket: each new matching event (``stream=true``) or each run of a
-    schedule (``second``, ``minute``, … parameters) arrives as an EPCISQueryDocument text
-    message. The bearer token goes in the Authorization header of the upgrade request."""
-    database: Database = websocket.app.state.db
-    try:
-        plan = await run_in_threadpool(_socket_plan, database, websocket, name)
-    except DomainError as error:
-        await websocket.close(code=1008, reason=error.detail[:120])
-        return
-    await websocket.accept()
-    subscription_id = f"ws:{uuid.uuid4()}"
-    cursor = plan.cursor
-    next_run = plan.schedule.next_after(utcnow()) if plan.schedule is not None else None
-    while True:
-        try:
-            message = await asyncio.wait_for(websocket.receive(), timeout=SOCKET_POLL_SECONDS)
-        except TimeoutError:
-            message = None
-        if message is not None and message["type"] == "websocket.disconnect":
-            return
-        if next_run is not None:
-            if utcnow() < next_run:
-                continue
-            assert plan.schedule is not None
-            next_run = plan.schedule.next_after(utcnow())
-        cursor, document = await run_in_threadpool(
-            _socket_batch, database, plan, cursor, name, subscription_id
-        )
-        if document is not None:
-            await websocket.send_text(document)
-
-
-@dataclass(frozen=True)
-class _SocketPlan:
-    query: SimpleEventQuery
-    scope: epcis_query_run.ReadScope
-    cursor: int
-    schedule: schedules.Schedule | None
-    report_if_empty: bool
-
-
-def _socket_plan(database: Database, websocket: WebSocket, name: str) -> _SocketPlan:
-    """Check the upgrade request: token, named query, stream or schedule."""
-    authorization = websocket.headers.get("authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("this WebSocket needs a bearer token (Authorization: Bearer dv_…)")
-    params = websocket.query_params
-    for parameter in params:
-        if parameter not in _SOCKET_PARAMETERS:
-            raise epcis_query.QueryParameterError(parameter, f"unknown parameter {parameter!r}")
-    stream = params.get("stream", "").lower() == "true"
-    fields = {field: params[field] for field in _SCHEDULE_FIELDS if field in params}
-    if stream == bool(fields):
-        raise Invalid("give either stream=true or a schedule (second, minute, …)", field="stream")
-    with database.session() as session:
-        actor = auth.authenticate(session=session, token=token)
-        row = subscriptions.get_query(session=session, actor=actor, name=name)
-        query = subscriptions.parse_stored(subscriptions.stored_query(row))
-        initial = params.get("initialRecordTime")
-        if initial:
-            start = epcis_query.parse_time("initialRecordTime", initial)
-            cursor = epcis_query_run.first_pk_recorded_since(session, start)
-        else:
-            cursor = epcis_query_run.newest_event_pk(session)
-    return _SocketPlan(
-        query=query,
-        scope=epcis_query_run.ReadScope.of(actor),
-        cursor=cursor,
-        schedule=schedules.parse(fields) if fields else None,
-        report_if_empty=params.get("reportIfEmpty", "").lower() == "true",
-    )
-
-
-def _socket_batch(
-    database: Database, plan: _SocketPlan, cursor: int, name: str, subscription_id: str
-) -> tuple[int, str | None]:
-    """The next message of a WebSocket subscription (None: nothing to send) and its cursor."""
-    with database.session() as session:
-        newest = epcis_query_run.newest_event_pk(session)
-        pks = epcis_query_run.matching_between(
-            session=session,
-            query=plan.query,
-            scope=plan.scope,
-            after_pk=cursor,
-            upto_pk=newest,
-            limit=subscriptions.MAX_EVENTS_PER_DELIVERY,
-        )
-        if len(pks) == subscriptions.MAX_EVENTS_PER_DELIVERY:
-            newest = pks[-1]
-        if not pks and not (plan.schedule is not None and plan.report_if_empty):
-            return max(cursor, newest), None
-        bodies = epcis_query_run.bodies_of(session, pks)
-        document = delivery.query_document(
-            events=[bodies[pk] for pk in pks],
-            query_name=name,
-            subscription_id=subscription_id,
-            document_id=f"urn:uuid:{uuid.uuid4()}",
-            created=utcnow(),
-        )
-    return max(cursor, newest), json.dumps(document, ensure_ascii=False)
-
-
-# --- top-level resources ----------------------------------------------------------------------
-
-# Each resource and the query parameter its /{value}/events adds.
 _TOP_LEVEL: dict[str, str] = {
     "eventTypes": "eventType",
     "epcs": "epcs",
@@ -614,7 +371,7 @@ def _values_route(resource: str) -> Callable[..., Response]:
         per_page: PerPage = epcis_query.DEFAULT_PER_PAGE,
         next_page_token: PageToken = None,
     ) -> Response:
-        _only_paging(request)
+        only_paging(request)
         values, token = epcis_query_run.distinct_values(
             session=session,
             resource=resource,
@@ -624,7 +381,7 @@ def _values_route(resource: str) -> Callable[..., Response]:
             key=key,
         )
         headers = dict(EPCIS_HEADERS)
-        _next_link(request, token, headers)
+        next_link(request, token, headers)
         return JSONResponse(values, headers=headers)
 
     list_values.__doc__ = f"The {resource} named by the events this token may read, paged."
@@ -645,11 +402,11 @@ def _resource_events_route(resource: str) -> Callable[..., Response]:
         value: str, request: Request, session: SessionDep, actor: ActorDep, key: PageKeyDep
     ) -> Response:
         parameter = _TOP_LEVEL[resource]
-        query = _query_of(request, [(parameter, value)] if parameter != "epcs" else [])
+        query = query_of(request, [(parameter, value)] if parameter != "epcs" else [])
         if parameter == "epcs":
             query.matches[epcis_query_run.ANY_FIELD] = [value]
             query.params = (("epcs", value), *query.params)
-        return _events_answer(request, session, actor, key, query)
+        return events_answer(request, session, actor, key, query)
 
     resource_events.__doc__ = (
         f"The events of one of the {resource} (percent-encode URIs), with any other query "
@@ -667,7 +424,7 @@ for _resource in _TOP_LEVEL:
         f"/{_resource}/{{value:part}}/events",
         _resource_events_route(_resource),
         methods=["GET"],
-        responses=_EVENTS_RESPONSES,
+        responses=EVENTS_RESPONSES,
     )
 
 
@@ -688,15 +445,22 @@ DISCOVERY_HEADERS = {
 def discover(request: Request, settings: SettingsDep, path: str = "") -> Response:
     """OPTIONS: the EPCIS and CBV versions, extensions and methods a resource supports."""
     methods = {"OPTIONS"}
-    for route in epcis_router.routes:
-        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
-            methods.update(route.methods or ())
+    # Every route of the interface, the named queries' router included, by its full path.
+    for route in iter_route_contexts(request.app.routes):
+        full = route.path or ""
+        if full.startswith(ROOT) and route.methods and _path_regex(full).match(request.url.path):
+            methods.update(route.methods)
     if methods == {"OPTIONS"} and path:
         raise NotFound(f"no EPCIS resource {request.url.path}")
     headers = {**DISCOVERY_HEADERS, "Allow": ", ".join(sorted(methods))}
     if path.startswith("capture"):
         headers.update(_capture_headers(settings.max_body_bytes))
     return Response(status_code=200, headers=headers)
+
+
+@cache
+def _path_regex(path: str) -> re.Pattern[str]:
+    return compile_path(path)[0]
 
 
 def _wants_xml(accept: str) -> bool:
