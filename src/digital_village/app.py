@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Final
 
 from fastapi import FastAPI
@@ -97,41 +98,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if failure_of(error.__cause__ or error) is not Failure.UNAVAILABLE:
                 raise
             log.warning("starting while the database is unavailable: %s", error.detail)
-        # Seal finished days of sensor readings in the background (tests hand in their own
-        # database and seal explicitly).
-        sealer = BackgroundSealer(db, settings).start() if owns_database else None
-        # Ask the configured witnesses to cosign each new checkpoint (tests run their own).
-        cosigner = (
-            BackgroundCosigner(db, timeout=settings.witness_timeout_s).start()
-            if owns_database
-            else None
-        )
-        app.state.cosigner = cosigner
-        # Send the EPCIS subscriptions' journaled webhook deliveries, those left by a stop too.
-        deliveries = (
-            DeliveryWorker(db, timeout=settings.epcis_webhook_timeout_seconds).start()
-            if owns_database
-            else None
-        )
-        if publisher is not None:
-            if cosigner is not None:
-                # Witnesses are asked as soon as a checkpoint is stored, not at their next poll.
-                publisher.listeners.append(lambda _published: cosigner.notify())
-            publisher.start()
+        background = _Background.start(db, settings, publisher) if owns_database else None
+        app.state.cosigner = background.cosigner if background else None
         if owns_database:
             _tune_for_serving()
         yield
         # Store the scans handed to the writer before the database goes.
         resolver.close()
-        if deliveries is not None:
-            deliveries.stop()
-        if sealer is not None:
-            sealer.stop()
-        # Sign what was appended since the last checkpoint, then stop publishing.
-        if publisher is not None:
-            publisher.stop()
-        if cosigner is not None:
-            cosigner.stop()
+        if background is not None:
+            background.stop(publisher)
         if owns_database:
             db.dispose()
 
@@ -169,6 +144,40 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     _add_operations_routes(app, db, settings, metrics)
     _include_routers(app)
     return app
+
+
+@dataclass
+class _Background:
+    """What a serving process runs beside its requests (tests hand in their own database and
+    run none of it): sealing finished days of sensor readings, asking the configured witnesses
+    to cosign each new checkpoint, sending the EPCIS subscriptions' journaled webhook
+    deliveries (those left by a stop too), and the checkpoint publisher."""
+
+    sealer: BackgroundSealer
+    cosigner: BackgroundCosigner
+    deliveries: DeliveryWorker
+
+    @classmethod
+    def start(cls, db: Database, settings: Settings, publisher: Publisher | None) -> _Background:
+        started = cls(
+            sealer=BackgroundSealer(db, settings).start(),
+            cosigner=BackgroundCosigner(db, timeout=settings.witness_timeout_s).start(),
+            deliveries=DeliveryWorker(db, timeout=settings.epcis_webhook_timeout_seconds).start(),
+        )
+        if publisher is not None:
+            # Witnesses are asked as soon as a checkpoint is stored, not at their next poll.
+            cosigner = started.cosigner
+            publisher.listeners.append(lambda _published: cosigner.notify())
+            publisher.start()
+        return started
+
+    def stop(self, publisher: Publisher | None) -> None:
+        self.deliveries.stop()
+        self.sealer.stop()
+        # Sign what was appended since the last checkpoint, then stop publishing.
+        if publisher is not None:
+            publisher.stop()
+        self.cosigner.stop()
 
 
 def _add_middleware(app: FastAPI, settings: Settings, resolver: ResolverState) -> Metrics:

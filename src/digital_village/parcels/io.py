@@ -351,34 +351,13 @@ def import_features(
     in one write transaction (``stored`` is False, and nothing kept, if a parcel registered
     meanwhile got in the way). ``progress`` counts features checked, then features stored.
     """
-    limits = limits or ImportLimits()
-    too_big = _vertex_reasons(source, limits)
-    with database.transaction(write=False) as session:
-        base = parcels.check_fbfbm(session=session, fbfbm=options.fbfbm)
-        parcels.require_region_scope(session=session, actor=actor, fbfbm=base.fbfbm)
-        source_crs = _source_crs(source, options.source)
-        previous = parcels.find_import(session=session, file_sha256=source.sha256)
-        items, reasons = _items(session, source, options)
-        for index, reason in too_big.items():
-            if items[index] is not None:
-                items[index] = None
-                reasons[index] = reason
-        indexes = [i for i, item in enumerate(items) if item is not None]
-        checked = registry.check_many(
-            session=session,
-            fbfbm=options.fbfbm,
-            items=[item for i in indexes if (item := items[i]) is not None],
-            actor=actor,
-            source=source_crs,
-            allow_repair=options.allow_repair,
-            feature_numbers=indexes,
-        )
+    checked, previous, reasons, count = _check_all(database, source, options, actor, limits)
     report = checked.report
     report.already_imported = previous
     report.rejected.extend(parcels.Rejected(i, reason) for i, reason in reasons.items())
     report.rejected.sort(key=lambda r: r.feature)
     if progress:
-        progress(len(items) + len(items) - len(checked.candidates))
+        progress(count + count - len(checked.candidates))
     if options.all_or_nothing and report.rejected:
         report.stored = False
         return report
@@ -414,6 +393,40 @@ def import_features(
             rejected=len(report.rejected),
         )
     return report
+
+
+def _check_all(
+    database: Database,
+    source: SourceFile,
+    options: ImportOptions,
+    actor: Actor,
+    limits: ImportLimits | None,
+) -> tuple[registry.Checked, dict[str, Any] | None, dict[int, str], int]:
+    """Every feature read and checked in one read transaction: the checked candidates, the
+    earlier import of the same file if any, the reasons features were refused before the
+    checks (unreadable, too many vertices), and how many features the file holds."""
+    too_big = _vertex_reasons(source, limits or ImportLimits())
+    with database.transaction(write=False) as session:
+        base = parcels.check_fbfbm(session=session, fbfbm=options.fbfbm)
+        parcels.require_region_scope(session=session, actor=actor, fbfbm=base.fbfbm)
+        source_crs = _source_crs(source, options.source)
+        previous = parcels.find_import(session=session, file_sha256=source.sha256)
+        items, reasons = _items(session, source, options)
+        for index, reason in too_big.items():
+            if items[index] is not None:
+                items[index] = None
+                reasons[index] = reason
+        indexes = [i for i, item in enumerate(items) if item is not None]
+        checked = registry.check_many(
+            session=session,
+            fbfbm=options.fbfbm,
+            items=[item for i in indexes if (item := items[i]) is not None],
+            actor=actor,
+            source=source_crs,
+            allow_repair=options.allow_repair,
+            feature_numbers=indexes,
+        )
+    return checked, previous, reasons, len(items)
 
 
 class _Refused(Exception):
