@@ -39,7 +39,7 @@ def test_canonical_bytes_and_orjsons_are_told_as_canonical_dumps_tells_them(valu
         # orjson's own bytes: floats as "2.0" or "1e+16", keys sorted by code point.
         candidates.append(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
     for body in candidates:
-        fast, plain = audit.parse_canonical(body), _plain(body)
+        fast, plain = canonical.parse_canonical(body), _plain(body)
         assert (fast is None) == (plain is None)
         if fast is not None and plain is not None:
             assert fast[1] == plain[1], body
@@ -59,7 +59,7 @@ def test_canonical_bytes_and_orjsons_are_told_as_canonical_dumps_tells_them(valu
     ],
 )
 def test_the_cases_where_orjson_and_rfc_8785_differ(body: bytes, is_canonical: bool) -> None:
-    parsed = audit.parse_canonical(body)
+    parsed = canonical.parse_canonical(body)
     assert parsed is not None and parsed[1] is is_canonical
 
 

@@ -13,6 +13,11 @@ in (``RecordChecker``): each names the entry kinds it wants to see while the log
 gets those entries as (index, kind, bytes), then checks its own rows with its own queries,
 reporting problems by entry index and subject. ``digital_village.audit`` composes the log
 audit with every package's checker.
+
+This module is longer than most (~650 lines) on purpose: the streaming walk, its parallel form
+(worker processes checking entries while the walk recomputes the tree) and the checks of one
+entry, one stored hash and one checkpoint share the walk's private state and row shapes, and
+read best together as "what the audit checks"; canonical JSON is decided in ``canonical.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import re
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -29,7 +33,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Final, NamedTuple, Protocol
 
-import orjson
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -599,50 +602,6 @@ def _bytes_of(value: Any) -> bytes:
     return str(value).encode("utf-8", "surrogatepass")
 
 
-# Where orjson's bytes may differ from RFC 8785's though they equal the entry's: a float
-# orjson writes with ".0" or an exponent (JCS writes 2.0 as "2", 1e16 in full, 2.5e-6 as
-# "0.0000025"; every other float the same), and a character at or above U+E000 (keys sort
-# otherwise). Strings may match too: such entries only take the longer way.
-_INTEGRAL_FLOAT: Final = re.compile(rb"\.0(?:[,}\]]|\Z)")
-_EXPONENT: Final = re.compile(rb"[0-9][eE][-+][0-9]+(?:[,}\]]|\Z)")
-
-
-def _orjson_may_differ(body: bytes) -> bool:
-    return (
-        _INTEGRAL_FLOAT.search(body) is not None
-        or ((b"e+" in body or b"e-" in body) and _EXPONENT.search(body) is not None)
-        or (not body.isascii() and max(body) >= 0xEE)
-    )
-
-
-def parse_canonical(body: bytes) -> tuple[Any, bool] | None:
-    """An entry's bytes parsed, and whether they are its RFC 8785 form; None if not JSON.
-
-    Bytes that orjson, sorting keys, writes back unchanged are canonical unless they hold what
-    orjson writes otherwise than RFC 8785 (``_orjson_may_differ``, integers past 2**53); those,
-    and bytes orjson writes otherwise, are decided by ``canonical.dumps``."""
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        value = _JSON_ONLY  # what only the standard library reads (NaN, lone surrogates)
-    try:
-        if value is _JSON_ONLY:
-            value = json.loads(body)
-        elif not _orjson_may_differ(body):
-            try:
-                if orjson.dumps(value, option=_SORTED) == body:
-                    return value, True
-            except orjson.JSONEncodeError:
-                pass
-        return value, canonical.dumps(value) == body
-    except (ValueError, canonical.CanonicalizationError):
-        return None
-
-
-_JSON_ONLY: Final = object()
-_SORTED: Final = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
-
-
 def _check_entry(values: Sequence[Any], expected_prev: bytes | None, found: Found) -> None:
     """An entry's own checks but its leaf hash: previous-entry link, canonical JSON, kind, chain
     link. ``values`` in _ENTRY_COLUMNS order, as stored (or as _readable made them)."""
@@ -651,7 +610,7 @@ def _check_entry(values: Sequence[Any], expected_prev: bytes | None, found: Foun
     )
     if prev != expected_prev:
         found(seq, "the stored previous-entry hash does not match the previous entry")
-    parsed = parse_canonical(body)
+    parsed = canonical.parse_canonical(body)
     if parsed is None:
         found(seq, "the entry's bytes are not JSON")
         return

@@ -19,6 +19,8 @@ same bytes.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Final
 
 import orjson
@@ -71,3 +73,47 @@ def dumps(value: Any) -> bytes:
         return orjson.dumps(_prepare(value), option=orjson.OPT_SORT_KEYS)
     except (_Reference, orjson.JSONEncodeError):
         return rfc8785.dumps(value)
+
+
+# Where orjson's bytes may differ from RFC 8785's though they equal the entry's: a float
+# orjson writes with ".0" or an exponent (JCS writes 2.0 as "2", 1e16 in full, 2.5e-6 as
+# "0.0000025"; every other float the same), and a character at or above U+E000 (keys sort
+# otherwise). Strings may match too: such entries only take the longer way.
+_INTEGRAL_FLOAT: Final = re.compile(rb"\.0(?:[,}\]]|\Z)")
+_EXPONENT: Final = re.compile(rb"[0-9][eE][-+][0-9]+(?:[,}\]]|\Z)")
+
+
+def _orjson_may_differ(body: bytes) -> bool:
+    return (
+        _INTEGRAL_FLOAT.search(body) is not None
+        or ((b"e+" in body or b"e-" in body) and _EXPONENT.search(body) is not None)
+        or (not body.isascii() and max(body) >= 0xEE)
+    )
+
+
+def parse_canonical(body: bytes) -> tuple[Any, bool] | None:
+    """An entry's bytes parsed, and whether they are its RFC 8785 form; None if not JSON.
+
+    Bytes that orjson, sorting keys, writes back unchanged are canonical unless they hold what
+    orjson writes otherwise than RFC 8785 (``_orjson_may_differ``, integers past 2**53); those,
+    and bytes orjson writes otherwise, are decided by :func:`dumps`."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        value = _JSON_ONLY  # what only the standard library reads (NaN, lone surrogates)
+    try:
+        if value is _JSON_ONLY:
+            value = json.loads(body)
+        elif not _orjson_may_differ(body):
+            try:
+                if orjson.dumps(value, option=_SORTED) == body:
+                    return value, True
+            except orjson.JSONEncodeError:
+                pass
+        return value, dumps(value) == body
+    except (ValueError, CanonicalizationError):
+        return None
+
+
+_JSON_ONLY: Final = object()
+_SORTED: Final = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
