@@ -7,6 +7,7 @@ Mixed into the tracer of ``trace/tracing.py``, which loads the rows these read.
 from __future__ import annotations
 
 import datetime as dt
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -19,8 +20,9 @@ from digital_village.trace.models import Event, Lot, LotParcel, Product
 from digital_village.trace.vocab import SPRAYING
 
 
-class PlausibilityChecks:
-    """Adds the flags of the lots a trace shows to its graph."""
+class PlausibilityChecks(ABC):
+    """Adds the flags of the lots a trace shows to its graph; the tracer it is mixed into
+    loads the rows (``load_lots``, ``load_events``)."""
 
     session: Session
     graph: Graph
@@ -28,11 +30,13 @@ class PlausibilityChecks:
     products: dict[int, Product]
     events: dict[int, Event]
 
+    @abstractmethod
     def load_lots(self, ids: Iterable[int], *, known: Iterable[Lot] = ()) -> None:
-        raise NotImplementedError
+        """Read these lots (and their products) into ``lots`` and ``products``."""
 
+    @abstractmethod
     def load_events(self, pks: Iterable[int]) -> None:
-        raise NotImplementedError
+        """Read these events into ``events``."""
 
     def _flags(self, lot_ids: set[int], harvests: Iterable[LotParcel]) -> None:
         flags: list[plausibility.Flag | None] = []
