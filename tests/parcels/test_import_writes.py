@@ -103,7 +103,9 @@ def test_checking_locks_nothing_and_storing_takes_short_chunks(
         (7, f"same shape as parcel {others[0]}, already registered (re-import?)")
     ]
     assert len(report.created) == len(shapes) - 1 and report.stored
-    assert len(writes) >= 3  # not one transaction holding the writer for the whole file
+    # Not one transaction holding the writer for the whole file: the first chunk is 50 features
+    # and later ones are sized on how long chunks held the writer (bulk.next_chunk_size).
+    assert len(writes) >= 2
     with database.session() as session:
         assert len(parcels.list_all_active(session=session)) == len(shapes)
 
