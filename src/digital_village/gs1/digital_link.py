@@ -222,11 +222,7 @@ class DigitalLink:
 
     def uri(self, base_url: str | None = None) -> str:
         """Return the canonical URI on ``base_url``, or on the base URL the link was parsed from."""
-        base = _normalise_base_url(base_url) if base_url is not None else self.base_url
-        if base is None:
-            raise DigitalLinkError("no base URL: pass base_url, e.g. 'https://id.example.org'")
-        query = self.query
-        return f"{base}{self.path}?{query}" if query else f"{base}{self.path}"
+        return _uri(base_url, self.base_url, self.path, self.query)
 
 
 @dataclass(frozen=True)
@@ -268,11 +264,15 @@ class KeyLink:
         return _encode_query(self.attributes)
 
     def uri(self, base_url: str | None = None) -> str:
-        base = _normalise_base_url(base_url) if base_url is not None else self.base_url
-        if base is None:
-            raise DigitalLinkError("no base URL: pass base_url, e.g. 'https://id.example.org'")
-        query = self.query
-        return f"{base}{self.path}?{query}" if query else f"{base}{self.path}"
+        """Return the canonical URI on ``base_url``, or on the base URL the link was parsed from."""
+        return _uri(base_url, self.base_url, self.path, self.query)
+
+
+def _uri(base_url: str | None, parsed_from: str | None, path: str, query: str) -> str:
+    base = _normalise_base_url(base_url) if base_url is not None else parsed_from
+    if base is None:
+        raise DigitalLinkError("no base URL: pass base_url, e.g. 'https://id.example.org'")
+    return f"{base}{path}?{query}" if query else f"{base}{path}"
 
 
 def _check_sequence(key: str, qualifiers: list[str]) -> None:
