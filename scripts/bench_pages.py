@@ -393,6 +393,26 @@ def bench_console(folder: Path, samples: int) -> dict[str, Any]:
     return figures
 
 
+def uvicorn_command(port: int, workers: int) -> list[str]:
+    """``dv serve``'s app under uvicorn with ``workers`` processes, quiet, no access log."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "digital_village.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -587,22 +607,7 @@ def bench_http(
         "DV_RATE_LIMIT_PUBLIC_PER_MINUTE": "100000000",
     }
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "digital_village.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        uvicorn_command(port, workers),
         env=env,
     )
     base = f"http://127.0.0.1:{port}"

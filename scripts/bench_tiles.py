@@ -39,7 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_pages import WRK_SCRIPT, _cpu_seconds, _free_port, _load_wrk, _wrk_version
+from bench_pages import (
+    WRK_SCRIPT,
+    _cpu_seconds,
+    _free_port,
+    _load_wrk,
+    _wrk_version,
+    uvicorn_command,
+)
 from bench_trace import fresh_database
 
 from digital_village import migrate
@@ -103,22 +110,7 @@ def _serve_app(url: str, folder: Path, workers: int) -> tuple[subprocess.Popen[b
         "DV_LOG_LEVEL": "WARNING",
         "DV_RATE_LIMIT_PUBLIC_PER_MINUTE": "100000000",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "digital_village.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    command = uvicorn_command(port, workers)
     server = subprocess.Popen(command, env=env)
     base = f"http://127.0.0.1:{port}"
     _wait_for(base + "/healthz", server)
