@@ -142,6 +142,26 @@ def database_url(
     server.drop_database(url)
 
 
+@pytest.fixture
+def committed_database_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A migrated database of the current backend whose commits are real (not rolled back):
+    for tests of concurrent writers, processes and restarts."""
+    if backend == "sqlite":
+        url, server = f"sqlite:///{tmp_path / 'committed.db'}", None
+    else:
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database("dv_committed")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        migrate.upgrade(connection)
+    engine.dispose()
+    yield url
+    if server is not None:
+        server.drop_database(url)
+
+
 @pytest.fixture(scope="session")
 def migrated_engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)

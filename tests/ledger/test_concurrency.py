@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
-from digital_village import migrate
-from digital_village.db import Database, make_engine
+from digital_village.db import Database
 from digital_village.ledger import audit, keys
 from digital_village.ledger.log import Ledger
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry
@@ -27,26 +24,6 @@ def _append_worker(url: str, key_path: str, worker: int) -> None:
         with database.transaction(write=True) as session:
             ledger.append(session, kind="test.concurrent", data={"worker": worker, "n": n})
     database.dispose()
-
-
-@pytest.fixture
-def committed_database_url(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    """A migrated database of the current backend whose commits are real (not rolled back)."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'concurrent.db'}"
-        server = None
-    else:
-        server = request.getfixturevalue("postgres_server")
-        url = server.create_database("dv_conc")
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        migrate.upgrade(connection)
-    engine.dispose()
-    yield url
-    if server is not None:
-        server.drop_database(url)
 
 
 def test_parallel_appenders_make_one_gapless_log(

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from digital_village import migrate
 from digital_village.config import Settings
-from digital_village.db import Database, make_engine
+from digital_village.db import Database
 from digital_village.ledger import keys
 from tests.conftest import World
 from tests.factories import build_world
@@ -144,21 +143,10 @@ class Committed:
 
 
 @pytest.fixture
-def committed(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Committed]:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'subscriptions.db'}"
-        server = None
-    else:
-        server = request.getfixturevalue("postgres_server")
-        url = server.create_database("dv_subs")
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        migrate.upgrade(connection)
-    engine.dispose()
+def committed(committed_database_url: str, tmp_path: Path) -> Iterator[Committed]:
+    url = committed_database_url
     keys.ensure_signing_key(tmp_path / "ledger.key", ORIGIN)
     database = Database.from_url(url)
     world = build_world(database)
     database.dispose()
     yield Committed(url=url, data_dir=tmp_path, world=world)
-    if server is not None:
-        server.drop_database(url)

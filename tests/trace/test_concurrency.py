@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from digital_village import migrate
 from digital_village.auth.actor import Actor
-from digital_village.db import Database, make_engine
+from digital_village.db import Database
 from digital_village.errors import Conflict
 from digital_village.ledger import keys
 from digital_village.ledger.log import Ledger
@@ -27,23 +25,6 @@ from tests.factories import GROUP, build_world
 from tests.trace.conftest import BASE, OIL, RAPESEED, SEASON_START, _field, at
 
 ORIGIN = "test.digital-village.example/ledger"
-
-
-@pytest.fixture
-def committed(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A migrated database of the current backend whose commits are real."""
-    if backend == "sqlite":
-        url, server = f"sqlite:///{tmp_path / 'trace.db'}", None
-    else:
-        server = request.getfixturevalue("postgres_server")
-        url = server.create_database("dv_trace")
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        migrate.upgrade(connection)
-    engine.dispose()
-    yield url
-    if server is not None:
-        server.drop_database(url)
 
 
 def _capture(database: Database, ledger: Ledger, event: dict[str, Any]) -> None:
@@ -58,12 +39,12 @@ def _capture(database: Database, ledger: Ledger, event: dict[str, Any]) -> None:
         )
 
 
-def _village(committed: str, tmp_path: Path) -> tuple[Database, Ledger, str]:
+def _village(url: str, tmp_path: Path) -> tuple[Database, Ledger, str]:
     """A committed database with one parcel of household A, rapeseed and oil of coop A."""
     key = tmp_path / "ledger.key"
     keys.ensure_signing_key(key, ORIGIN)
     ledger = Ledger.from_key_file(key, ORIGIN)
-    database = Database.from_url(committed)
+    database = Database.from_url(url)
     world = build_world(database)
     operator = Actor.operator()
     with database.transaction() as session:
@@ -94,8 +75,10 @@ def _village(committed: str, tmp_path: Path) -> tuple[Database, Ledger, str]:
     return database, ledger, report.created[0].dkbm
 
 
-def test_concurrent_consumers_never_use_a_lot_twice(committed: str, tmp_path: Path) -> None:
-    database, ledger, dkbm = _village(committed, tmp_path)
+def test_concurrent_consumers_never_use_a_lot_twice(
+    committed_database_url: str, tmp_path: Path
+) -> None:
+    database, ledger, dkbm = _village(committed_database_url, tmp_path)
     _capture(
         database,
         ledger,
@@ -136,9 +119,9 @@ def test_concurrent_consumers_never_use_a_lot_twice(committed: str, tmp_path: Pa
 
 @pytest.mark.parametrize("same_event", [True, False], ids=["same event", "same new lot"])
 def test_concurrent_captures_never_make_a_lot_or_an_event_twice(
-    committed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, same_event: bool
+    committed_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, same_event: bool
 ) -> None:
-    database, ledger, dkbm = _village(committed, tmp_path)
+    database, ledger, dkbm = _village(committed_database_url, tmp_path)
     # Hold each capture between its checks and its writes for a moment, so that both have
     # checked before either writes unless the first one keeps the second out meanwhile.
     both_checked = threading.Barrier(2)
