@@ -16,7 +16,6 @@ from digital_village.db import Database
 from digital_village.ledger import audit, canonical, keys
 from digital_village.ledger.log import EntryIn, Ledger
 from tests.ledger.test_canonical import values
-from tests.ledger.test_concurrency import committed_database_url  # noqa: F401 (a fixture)
 
 ORIGIN = "test.digital-village.example/ledger"
 
@@ -64,7 +63,7 @@ def test_the_cases_where_orjson_and_rfc_8785_differ(body: bytes, is_canonical: b
 
 
 def test_the_parallel_walk_finds_what_the_sequential_one_does(
-    committed_database_url: str,  # noqa: F811
+    committed_database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -121,3 +120,9 @@ def test_the_parallel_walk_finds_what_the_sequential_one_does(
     # Record checkers see every entry of their kinds, with its bytes as stored, in order.
     assert seen[1] == seen[0] and seen[0][40][2] == b'{"edited":1}'
     database.dispose()
+
+
+def test_an_integer_past_two_to_the_64_is_read_whole_as_the_reference_reads_it() -> None:
+    # orjson would read it as a float, whose RFC 8785 form is these same digits.
+    body = b'{"n":18446744073709552000}'
+    assert canonical.parse_canonical(body) is None and _plain(body) is None

@@ -19,7 +19,6 @@ from digital_village.ledger import audit, batch, keys, log, note, publisher
 from digital_village.ledger.log import EntryIn, Ledger
 from digital_village.ledger.models import LedgerCheckpoint
 from digital_village.ledger.publisher import Published, Publisher
-from tests.ledger.test_concurrency import committed_database_url  # noqa: F401 (a fixture)
 
 ORIGIN = "test.digital-village.example/ledger"
 
@@ -33,7 +32,7 @@ def ledger(tmp_path: Path) -> Ledger:
 
 
 @pytest.fixture
-def database(committed_database_url: str) -> Iterator[Database]:  # noqa: F811
+def database(committed_database_url: str) -> Iterator[Database]:
     """A database of the current backend whose commits are real (publishers see them)."""
     opened = Database.from_url(committed_database_url)
     yield opened
@@ -156,7 +155,7 @@ def test_a_failing_listener_does_not_stop_publishing(database: Database, ledger:
 
 
 def test_a_serving_app_appends_without_signing_and_flushes_on_shutdown(
-    committed_database_url: str,  # noqa: F811
+    committed_database_url: str,
     tmp_path: Path,
 ) -> None:
     settings = Settings(

@@ -80,6 +80,7 @@ def dumps(value: Any) -> bytes:
 # "0.0000025"; every other float the same), and a character at or above U+E000 (keys sort
 # otherwise). Strings may match too: such entries only take the longer way.
 _INTEGRAL_FLOAT: Final = re.compile(rb"\.0(?:[,}\]]|\Z)")
+_LONG_INTEGER: Final = re.compile(rb"[0-9]{20}")
 _EXPONENT: Final = re.compile(rb"[0-9][eE][-+][0-9]+(?:[,}\]]|\Z)")
 
 
@@ -98,7 +99,8 @@ def parse_canonical(body: bytes) -> tuple[Any, bool] | None:
     orjson writes otherwise than RFC 8785 (``_orjson_may_differ``, integers past 2**53); those,
     and bytes orjson writes otherwise, are decided by :func:`dumps`."""
     try:
-        value = orjson.loads(body)
+        # orjson reads an integer past 2**64 as a float; the standard library keeps it whole.
+        value = _JSON_ONLY if _LONG_INTEGER.search(body) else orjson.loads(body)
     except orjson.JSONDecodeError:
         value = _JSON_ONLY  # what only the standard library reads (NaN, lone surrogates)
     try:
