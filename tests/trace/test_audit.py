@@ -16,10 +16,12 @@ from sqlalchemy import text
 
 from digital_village import audit
 from digital_village.app import create_app
+from digital_village.auth.actor import Actor
 from digital_village.config import Settings
 from digital_village.db import Database
 from digital_village.demo import oil_season as seasons
 from digital_village.ledger.audit import Problem
+from digital_village.trace import product_changes
 from tests.ledger.test_tamper import Recorded, recorded  # noqa: F401  (the fixture)
 
 
@@ -258,3 +260,60 @@ def test_an_item_moved_to_another_lot_is_named(recorded: Recorded, api: TestClie
     assert f"but '{seasons.BOTTLE}/{season.bottle_lot}' in ledger entry" in problem.what
     lot = api.get(f"/api/v1/lots/{seasons.RAPESEED}/{season.rapeseed_lot}/verify").json()
     assert lot["problems"][0]["subject"] == problem.subject
+
+
+def change_bottle(recorded: Recorded) -> tuple[int, int]:  # noqa: F811
+    """The bottle renamed through the service: (its registration's index, its change's)."""
+    with recorded.db.transaction() as session:
+        registered = session.execute(
+            text("SELECT ledger_seq FROM trace_product WHERE gtin = :g"), {"g": seasons.BOTTLE}
+        ).scalar_one()
+        changed = product_changes.change_product(
+            session=session,
+            ledger=recorded.ledger,
+            actor=Actor.operator(),
+            gtin=seasons.BOTTLE,
+            name="天府菜油 4.5 L",
+            net_quantity=4.5,
+            net_unit="LTR",
+        )
+        return int(registered), changed.ledger_seq
+
+
+@pytest.mark.parametrize(
+    ("statement", "said"),
+    [
+        ("UPDATE trace_product SET name = '五常大米' WHERE gtin = :g", "name is '五常大米'"),
+        (
+            "UPDATE trace_product SET name = '天府菜油 5 L', net_quantity = 5, ledger_seq = :r "
+            "WHERE gtin = :g",
+            "its row names ledger entry {registered} but the newest entry of its chain "
+            "product:{gtin} is {changed}",
+        ),
+    ],
+)
+def test_a_changed_product_is_bound_to_the_newest_entry_of_its_chain(
+    recorded: Recorded,  # noqa: F811
+    api: TestClient,
+    statement: str,
+    said: str,
+) -> None:
+    registered, changed = change_bottle(recorded)
+    report = recorded.audit()
+    assert report.ok, report.problems
+    season = recorded.season
+    lot_url = f"/api/v1/lots/{seasons.BOTTLE}/{season.bottle_lot}/verify"
+    assert api.get(lot_url).json()["ok"] is True
+    # An insider edits the row, or points it back at the registration (undoing the change).
+    sql(recorded.db, statement, g=seasons.BOTTLE, r=registered)
+    (problem,) = recorded.audit().problems
+    assert problem.subject == f"product:{seasons.BOTTLE}" and problem.index == changed
+    assert said.format(registered=registered, gtin=seasons.BOTTLE, changed=changed) in problem.what
+    assert "row edited" in problem.what
+    lot = api.get(lot_url).json()
+    assert lot["ok"] is False
+    assert lot["problems"][0] == {
+        "index": problem.index,
+        "what": problem.what,
+        "subject": problem.subject,
+    }

@@ -60,6 +60,14 @@ def test_the_demo_season_and_dv_trace(cli_env: Path, tmp_path: Path) -> None:
     assert code == 1 and "check digit" in output
     code, listed = dv("trace", "products", "list", "--json")
     assert "06923456000414" in {row["gtin"] for row in json.loads(listed)}
+    code, output = dv("trace", "products", "edit", "6923456000414", "--name", "压榨菜籽饼")
+    assert code == 0 and "压榨菜籽饼 (other, KGM) changed; ledger entry" in output, output
+    code, output = dv("trace", "products", "edit", "6923456000414", "--name", "压榨菜籽饼")
+    assert code == 0 and "unchanged" in output, output
+    code, output = dv("trace", "products", "edit", "6923456000414", "--net", "5 LTR")
+    assert code == 1 and "counted in pieces" in output, output
+    code, output = dv("trace", "products", "edit", "6923456000414", "--net", "five")
+    assert code == 1 and "--net must look like" in output, output
     year, _ = village_season.seasons(village_season.parcels.today())
     code, output = dv(
         "trace",

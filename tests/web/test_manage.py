@@ -16,9 +16,16 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import Connection, text
 
+from digital_village import audit
+from digital_village.auth.actor import Actor
+from digital_village.db import Database
 from digital_village.demo import oil_season as seasons
 from digital_village.gs1.keys import gtin_check_digit
-from tests.web.conftest import PERSONAL, Pages
+from digital_village.ledger.log import Ledger
+from digital_village.regions import service as regions
+from digital_village.trace import products
+from tests.web.conftest import PERSONAL, Pages, html_of
+from tests.web.facts_check import PageFact, check_page, failed
 
 SECTIONS = ("products", "harvest", "processing", "packing", "certificates", "members", "devices")
 GOOD_GTIN = "690123400104" + gtin_check_digit("690123400104")
@@ -187,6 +194,132 @@ def test_the_plausible_yield_of_a_crop_is_changed(
     assert post(pages_client, pages_db, "/manage/products/ranges", body).status_code == 200
     product = pages_client.get(f"/api/v1/products/{seasons.RAPESEED}").json()
     assert product["yield_per_mu"] == {"min": 100.0, "max": 260.0}
+
+
+def edit_body(**changes: Any) -> dict[str, Any]:
+    body = {
+        "gtin": seasons.BOTTLE,
+        "new_name": "天府菜油 4.5 升装",
+        "new_category": "packaged",
+        "new_net_quantity": "4.5",
+        "new_net_unit": "LTR",
+    }
+    return {**body, **changes}
+
+
+def name_facts(client: TestClient, pages: Pages, name: str) -> list[PageFact]:
+    """The facts of the bottle's consumer page showing ``name``, as a browser judges them."""
+    settings = pages.settings
+    vkey = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin).vkey
+    facts = check_page(client, html_of(client, pages.bottle), vkey)
+    assert failed(facts) == [], [(f.text, f.reason) for f in failed(facts)]
+    return [fact for fact in facts if fact.claims.get("/data/name") == name]
+
+
+def audited(pages: Pages, connection: Connection) -> audit.AuditReport:
+    with Database(connection).session() as session:
+        return audit.audit(session, origin=pages.settings.ledger_origin)
+
+
+@pytest.mark.parametrize("way", ["console", "api"])
+def test_a_product_changed_is_shown_by_its_newest_entry(
+    pages_client: TestClient, pages_db: Pages, pages_connection: Connection, way: str
+) -> None:
+    # The page as it was (kept by the process until an entry of a chain it shows is appended).
+    assert name_facts(pages_client, pages_db, "天府菜油 5 L")
+    if way == "console":
+        response = post(pages_client, pages_db, "/manage/products/edit", edit_body())
+        assert response.status_code == 200, response.text
+        (seq,) = recorded_seq(response.text)
+        assert f"已记录：账本第 {seq} 号记录。" in response.text
+        assert f'<a href="/api/v1/ledger/entries/{seq}/proof">#{seq}</a>' in response.text
+    else:
+        response = pages_client.patch(
+            f"/api/v1/products/{seasons.BOTTLE}",
+            json={"name": "天府菜油 4.5 升装", "net_quantity": 4.5, "net_unit": "LTR"},
+            headers=pages_db.world.auth("manager"),
+        )
+        assert response.status_code == 200, response.text
+        seq = response.json()["ledger_seq"]
+    entry = pages_client.get(f"/api/v1/ledger/entries/{seq}").json()
+    assert entry["kind"] == "trace.product.changed"
+    assert entry["data"]["netContent"] == {"value": 4.5, "unit": "LTR"}
+    shown = name_facts(pages_client, pages_db, "天府菜油 4.5 升装")
+    assert shown and {fact.index for fact in shown} == {seq}
+    assert name_facts(pages_client, pages_db, "天府菜油 5 L") == []
+    report = audited(pages_db, pages_connection)
+    assert report.ok, report.problems
+    # Saved again unchanged: nothing new on the ledger.
+    again = post(pages_client, pages_db, "/manage/products/edit", edit_body())
+    assert again.status_code == 200 and "没有改动，账本上未新增记录。" in again.text
+    assert recorded_seq(again.text) == []
+
+
+@pytest.mark.parametrize(
+    ("gtin", "changes", "field", "said"),
+    [
+        (seasons.BOTTLE, {"new_name": " "}, "new_name", "请填写此项"),
+        (seasons.BOTTLE, {"new_category": "snacks"}, "new_category", "请选择类别"),
+        (seasons.BOTTLE, {"new_net_quantity": "0"}, "new_net_quantity", "须大于 0"),
+        (
+            seasons.BOTTLE,
+            {"new_net_unit": "H87"},
+            "new_net_unit",
+            "按件计的产品须填写净含量（大于 0 的数量和单位）",
+        ),
+        (
+            seasons.RAPESEED,
+            {"new_name": "油菜籽", "new_category": "rapeseed"},
+            "new_net_quantity",
+            "只有包装产品（按件计）才有净含量",
+        ),
+    ],
+)
+def test_a_product_change_with_a_mistake_stores_nothing(
+    pages_client: TestClient,
+    pages_db: Pages,
+    pages_connection: Connection,
+    gtin: str,
+    changes: dict[str, str],
+    field: str,
+    said: str,
+) -> None:
+    before = count(pages_connection, "ledger_entry")
+    response = post(
+        pages_client, pages_db, "/manage/products/edit", edit_body(gtin=gtin, **changes)
+    )
+    assert response.status_code == 422
+    assert mistake(response.text, f"{field}-{gtin}") == said
+    assert f'<details data-edit="{gtin}" open>' in response.text
+    assert count(pages_connection, "ledger_entry") == before
+    english = post(
+        pages_client, pages_db, "/manage/products/edit?lang=en", edit_body(gtin=gtin, **changes)
+    )
+    assert english.status_code == 422
+    assert mistake(english.text, f"{field}-{gtin}") not in ("", said)
+
+
+def test_another_cooperatives_product_is_not_changed_from_the_console(
+    pages_client: TestClient, pages_db: Pages, pages_connection: Connection
+) -> None:
+    before = count(pages_connection, "ledger_entry")
+    with Database(pages_connection).transaction() as session:
+        other = regions.get_cooperative(session=session, cooperative_id=pages_db.world.coop_b)
+        products.register_product(
+            session=session,
+            ledger=Ledger.from_key_file(
+                pages_db.settings.effective_ledger_key_path, pages_db.settings.ledger_origin
+            ),
+            actor=Actor.operator(),
+            gtin=GOOD_GTIN,
+            name=f"{other.name} 的菜籽",
+            category="rapeseed",
+            cooperative_id=other.id,
+        )
+    body = {"gtin": GOOD_GTIN, "new_name": "改名", "new_category": "rapeseed"}
+    response = post(pages_client, pages_db, "/manage/products/edit", body)
+    assert response.status_code == 403
+    assert count(pages_connection, "ledger_entry") == before + 1
 
 
 # --- harvest -----------------------------------------------------------------------------------

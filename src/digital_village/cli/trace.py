@@ -23,7 +23,7 @@ from digital_village.cli.common import (
 )
 from digital_village.ledger.log import Ledger
 from digital_village.regions import service as regions
-from digital_village.trace import capture, products, tracing
+from digital_village.trace import capture, product_changes, products, tracing
 from digital_village.trace.epcis import EPCISParseError, parse_document
 
 app = typer.Typer(help="The chain: products, EPCIS events, lots and trace.", no_args_is_help=True)
@@ -53,14 +53,7 @@ def add_product(
     """Register a product (recorded on the ledger)."""
     if not cooperative:
         fail("--cooperative is needed: the 统一社会信用代码 or id of the owning cooperative")
-    net_quantity: float | None = None
-    net_unit: str | None = None
-    if net is not None:
-        amount, _, unit = net.partition(" ")
-        try:
-            net_quantity, net_unit = float(amount), unit.strip().upper()
-        except ValueError:
-            fail(f"--net must look like '5 LTR', not {net!r}")
+    net_quantity, net_unit = _net_content(net)
     settings = load_settings()
     ledger = _ledger()
     with transaction(settings) as session:
@@ -78,6 +71,62 @@ def add_product(
         )
         line = f"registered {product.gtin} {product.name} ({product.category}, {product.unit})"
         line += f" for {coop.name}; ledger entry {product.ledger_seq}"
+    console.print(line, highlight=False)
+
+
+def _net_content(net: str | None) -> tuple[float | None, str | None]:
+    """``--net '5 LTR'`` as (5.0, 'LTR'); (None, None) when not given."""
+    if net is None:
+        return None, None
+    amount, _, unit = net.strip().partition(" ")
+    try:
+        return float(amount), unit.strip().upper()
+    except ValueError:
+        fail(f"--net must look like '5 LTR', not {net!r}")
+
+
+@products_app.command("edit")
+def edit_product(
+    gtin: Annotated[str, typer.Argument(help="The product's GTIN.")],
+    name: Annotated[str | None, typer.Option(help="The new name.")] = None,
+    category: Annotated[
+        str | None, typer.Option(help=f"One of: {', '.join(products.CATEGORIES)}.")
+    ] = None,
+    unit: Annotated[
+        str | None, typer.Option(help="KGM, LTR or H87; only while the product has no lots.")
+    ] = None,
+    net: Annotated[
+        str | None, typer.Option(help="Content of one item for packaged goods, e.g. '5 LTR'.")
+    ] = None,
+    no_net: Annotated[bool, typer.Option("--no-net", help="Remove the net content.")] = False,
+) -> None:
+    """Change a product's name, category, unit or net content (recorded on the ledger as a
+    trace.product.changed entry; nothing when nothing differs)."""
+    net_quantity, net_unit = _net_content(net)
+    settings = load_settings()
+    ledger = _ledger()
+    with transaction(settings) as session:
+        before = products.get_product(session=session, gtin=gtin).ledger_seq
+        product = product_changes.change_product(
+            session=session,
+            ledger=ledger,
+            actor=Actor.operator(),
+            gtin=gtin,
+            name=name,
+            category=category,
+            unit=unit,
+            net_quantity=net_quantity,
+            net_unit=net_unit,
+            clear_net_content=no_net,
+        )
+        line = f"{product.gtin} {product.name} ({product.category}, {product.unit}"
+        if product.net_quantity is not None:
+            line += f", {product.net_quantity:g} {product.net_unit}"
+        line += ")"
+        if product.ledger_seq == before:
+            line += f": unchanged; ledger entry {before}"
+        else:
+            line += f" changed; ledger entry {product.ledger_seq}"
     console.print(line, highlight=False)
 
 

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digital_village.errors import NotFound
@@ -63,10 +64,11 @@ class _Lots:
 class TraceChecker(RecordChecker):
     """Products, lots, harvests, certificates and events against their entries."""
 
-    kinds = frozenset({recorded.PRODUCT_KIND, recorded.CERTIFICATE_KIND, recorded.EVENT_KIND})
+    kinds = frozenset({*recorded.PRODUCT_KINDS, recorded.CERTIFICATE_KIND, recorded.EVENT_KIND})
 
     def __init__(self) -> None:
-        self.products: dict[int, dict[str, Any]] = {}
+        # The newest entry of each product's chain: chain key → (index, data).
+        self.products: dict[str, tuple[int, dict[str, Any]]] = {}
         self.certificates: dict[int, dict[str, Any]] = {}
         self.lots = _Lots({}, {})
         self.harvests: dict[int, dict[str, Any]] = {}
@@ -78,8 +80,8 @@ class TraceChecker(RecordChecker):
         data = reads.data_of(reads.as_bytes(body))
         if not data:
             return  # the log audit names an entry that is no JSON object
-        if kind == recorded.PRODUCT_KIND:
-            self.products[seq] = data
+        if kind in recorded.PRODUCT_KINDS:
+            self._product(seq, body, data)
         elif kind == recorded.CERTIFICATE_KIND:
             self.certificates[seq] = data
         elif recorded.records_effects(data):
@@ -91,6 +93,16 @@ class TraceChecker(RecordChecker):
                     self.lots.add(seq, effects["lots"])
                 if isinstance(effects.get("parcels"), dict):
                     self.harvests[seq] = effects["parcels"]
+
+    def _product(self, seq: int, body: bytes, data: dict[str, Any]) -> None:
+        """Keep the newest entry of the product's chain (the key its envelope names)."""
+        try:
+            chain = orjson.loads(reads.as_bytes(body)).get("chain") or {}
+        except (orjson.JSONDecodeError, AttributeError):
+            return
+        key = chain.get("key") if isinstance(chain, dict) else None
+        key = key if isinstance(key, str) else recorded.product_chain(str(data.get("gtin")))
+        self.products[key] = (seq, data)
 
     def _before_effects(self, seq: Any) -> bool:
         return isinstance(seq, int) and (
@@ -120,23 +132,23 @@ class TraceChecker(RecordChecker):
         counts: dict[str, int],
         report: Callable[[str, Iterable[checks.Issue]], None],
     ) -> None:
-        """Product and certificate rows against their entries, and entries without a row."""
-        seen: set[int] = set()
+        """Product and certificate rows against their entries, and entries without a row: a
+        product's row against the newest entry of its chain (its registration or last change)."""
+        chains: set[str] = set()
         for row in keyset(session, checks.product_rows(), Product.id):
             counts["products"] += 1
-            seen.add(row.ledger_seq)
-            report(
-                f"product:{row.gtin}", checks.product_issues(row, self.products.get(row.ledger_seq))
-            )
-        for seq, data in self.products.items():
-            if seq not in seen:
+            key = recorded.product_chain(str(row.gtin))
+            chains.add(key)
+            report(f"product:{row.gtin}", checks.product_issues(row, self.products.get(key)))
+        for key, (seq, _data) in self.products.items():
+            if key not in chains:
+                gtin = key.removeprefix("product:")
                 found(
                     seq,
-                    f"product {data.get('gtin')} registered in entry {seq} has no row "
-                    "(row removed)",
-                    f"product:{data.get('gtin')}",
+                    f"product {gtin} recorded in entry {seq} has no row (row removed)",
+                    f"product:{gtin}",
                 )
-        seen = set()
+        seen: set[int] = set()
         for row in keyset(session, checks.certificate_rows(), Certificate.id):
             counts["certificates"] += 1
             seen.add(row.ledger_seq)
@@ -233,9 +245,14 @@ def _entries(session: Session, seqs: Iterable[Any]) -> dict[int, tuple[str, Any,
 
 
 def _checked(
-    entries: Mapping[int, Any], seq: Any, kind: str, problems: list[Problem], subject: str
+    entries: Mapping[int, Any],
+    seq: Any,
+    kind: str | frozenset[str],
+    problems: list[Problem],
+    subject: str,
 ) -> dict[str, Any] | None:
-    """The data of entry ``seq`` if it is of ``kind`` and its bytes are those the log hashed."""
+    """The data of entry ``seq`` if it is of ``kind`` (or one of them) and its bytes are those
+    the log hashed."""
     if not isinstance(seq, int) or seq not in entries:
         problems.append(Problem(-1, f"{subject}: its ledger entry {seq!r} is not stored", subject))
         return None
@@ -243,7 +260,14 @@ def _checked(
     if not isinstance(body, bytes) or not isinstance(leaf, bytes) or merkle.hash_leaf(body) != leaf:
         problems.append(Problem(seq, f"{subject}: ledger entry {seq} was edited", subject))
         return None
-    return entry_data(body) if entry_kind == kind else None
+    kinds = frozenset({kind}) if isinstance(kind, str) else kind
+    return entry_data(body) if entry_kind in kinds else None
+
+
+def _chain_head(session: Session, key: str) -> int | None:
+    """The index of the newest entry of a chain (one seek of the chain's index)."""
+    head = session.scalar(select(func.max(LedgerEntry.seq)).where(LedgerEntry.chain_key == key))
+    return None if head is None else int(head)
 
 
 def _lot_record(data: Mapping[str, Any], key: str, seq: int) -> tuple[int, dict[str, Any]] | None:
@@ -279,14 +303,12 @@ def check_lot(*, session: Session, gtin: str, lot: str) -> list[Problem]:
     event_pks = select(EventLot.event_pk).where(EventLot.lot_id == row.id)
     events = session.execute(checks.event_rows().where(Event.id.in_(event_pks))).all()
     changes = lineage.lot_entries(session=session, lot_ids=[row.id]).get(row.id)
-    seqs = [product.ledger_seq, *(c.ledger_seq for c in certificates), *(h.seq for h in harvests)]
+    head = _chain_head(session, recorded.product_chain(str(product.gtin)))
+    seqs = [head, *(c.ledger_seq for c in certificates), *(h.seq for h in harvests)]
     seqs += [e.ledger_seq for e in events] + list(changes or ())
     entries = _entries(session, seqs)
 
-    subject = f"product:{product.gtin}"
-    data = _checked(entries, product.ledger_seq, recorded.PRODUCT_KIND, problems, subject)
-    if data is not None:
-        add(subject, checks.product_issues(product, data))
+    _check_product(entries, head, product, problems)
     _check_lot_totals(entries, changes, key, lot_row, problems)
     for event in events:
         add(f"event:{event.ledger_seq}", checks.event_issues(event))
@@ -316,6 +338,22 @@ def check_lot(*, session: Session, gtin: str, lot: str) -> list[Problem]:
             checks.certificate_issues(checks.certificate(certificate), data) if data else [],
         )
     return sorted(problems, key=lambda problem: problem.index)
+
+
+def _check_product(
+    entries: Mapping[int, Any], head: int | None, product: Any, problems: list[Problem]
+) -> None:
+    """A product's row against the newest entry of its chain (``head``)."""
+    subject = f"product:{product.gtin}"
+    newest: tuple[int, Mapping[str, Any] | None] | None = None
+    if head is not None:
+        before = len(problems)
+        data = _checked(entries, head, recorded.PRODUCT_KINDS, problems, subject)
+        if len(problems) > before:
+            return  # the entry itself is missing or edited: named already
+        newest = (head, data)
+    issues = checks.product_issues(product, newest)
+    problems.extend(Problem(index, what, subject) for index, what in issues)
 
 
 def _check_lot_totals(

@@ -169,12 +169,27 @@ def event_rows() -> Select[Any]:
 # --- comparisons, one row each ------------------------------------------------------------------
 
 
-def product_issues(row: Any, data: Mapping[str, Any] | None) -> list[Issue]:
+def product_issues(row: Any, newest: tuple[int, Mapping[str, Any] | None] | None) -> list[Issue]:
+    """A product row against the newest entry of its chain ``product:<GTIN>`` (index and data;
+    no data: that entry is no product entry): the row must name that entry and hold its facts."""
     subject = f"product {row.gtin}"
     seq = row.ledger_seq if isinstance(row.ledger_seq, int) else -1
+    if newest is None:
+        return [
+            (seq, f"{subject}: no ledger entry records this product (row added behind the log)")
+        ]
+    head, data = newest
     if data is None:
-        return [(seq, f"{subject}: ledger entry {row.ledger_seq!r} is not its registration")]
-    return _differ(subject, seq, recorded.differences(recorded.PRODUCT, row, envelope(data)))
+        return [(head, f"{subject}: ledger entry {head}, the newest of its chain, is no product")]
+    if row.ledger_seq != head:
+        return [
+            (
+                head,
+                f"{subject}: its row names ledger entry {row.ledger_seq!r} but the newest entry "
+                f"of its chain {recorded.product_chain(str(row.gtin))} is {head}: row edited",
+            )
+        ]
+    return _differ(subject, head, recorded.differences(recorded.PRODUCT, row, envelope(data)))
 
 
 def certificate_issues(row: Any, data: Mapping[str, Any] | None) -> list[Issue]:

@@ -85,28 +85,10 @@ def register_product(
     actor.require_cooperative(cooperative_id)
     cooperative = regions.get_cooperative(session=session, cooperative_id=cooperative_id)
     gtin14 = normalise_gtin(gtin)
-    if not name.strip():
-        raise Invalid("product name must not be empty", field="name")
-    defaults = CATEGORIES.get(category)
-    if defaults is None:
-        raise Invalid(
-            f"unknown product category {category!r}; one of: {', '.join(CATEGORIES)}",
-            field="category",
-        )
+    defaults = check_facts(
+        name=name, category=category, unit=unit, net_quantity=net_quantity, net_unit=net_unit
+    )
     unit = unit or defaults.unit
-    if unit not in PRODUCT_UNITS:
-        raise Invalid(
-            f"a product is counted in KGM, LTR or H87 (pieces), not {unit!r}", field="unit"
-        )
-    if (net_quantity is None) != (net_unit is None):
-        raise Invalid("give net_quantity and net_unit together (e.g. 5 LTR)", field="net_unit")
-    if net_quantity is not None:
-        if unit not in COUNT_UNITS:
-            raise Invalid("net content is for products counted in pieces (H87)", field="unit")
-        if net_quantity <= 0 or net_unit not in NET_UNITS:
-            raise Invalid(
-                "net content must be a positive quantity in KGM, GRM, LTR or MLT", field="net_unit"
-            )
     for label, value in (("yield_per_mu", yield_per_mu), ("ratio", ratio)):
         if value is not None and not 0 <= value[0] <= value[1]:
             raise Invalid(f"{label} range must be 0 <= min <= max, got {value}", field=label)
@@ -116,18 +98,17 @@ def register_product(
     ratio_range = ratio or defaults.ratio
     entry = ledger.append(
         session,
-        kind="trace.product.registered",
-        data={
-            "gtin": gtin14,
-            "name": name.strip(),
-            "category": category,
-            "unit": unit,
-            "netContent": None
-            if net_quantity is None
-            else {"value": net_quantity, "unit": net_unit},
-            "cooperative": cooperative.uscc,
-        },
-        chain_key=f"product:{gtin14}",
+        kind=recorded.PRODUCT_KIND,
+        data=recorded.product_data(
+            gtin=gtin14,
+            name=name.strip(),
+            category=category,
+            unit=unit,
+            net_quantity=net_quantity,
+            net_unit=net_unit,
+            uscc=cooperative.uscc,
+        ),
+        chain_key=recorded.product_chain(gtin14),
     )
     product = Product(
         gtin=gtin14,
@@ -146,6 +127,46 @@ def register_product(
     session.add(product)
     session.flush()
     return product
+
+
+def check_facts(
+    *,
+    name: str,
+    category: str,
+    unit: str | None,
+    net_quantity: float | None,
+    net_unit: str | None,
+    net_field: str = "unit",
+) -> CategoryDefaults:
+    """The rules of a product's recorded facts (name, category, unit, net content): Invalid
+    naming the field at fault (``net_field`` when net content is given for a product not
+    counted in pieces); the category's defaults otherwise."""
+    if not name.strip():
+        raise Invalid("product name must not be empty", field="name")
+    defaults = CATEGORIES.get(category)
+    if defaults is None:
+        raise Invalid(
+            f"unknown product category {category!r}; one of: {', '.join(CATEGORIES)}",
+            field="category",
+        )
+    unit = unit or defaults.unit
+    if unit not in PRODUCT_UNITS:
+        raise Invalid(
+            f"a product is counted in KGM, LTR or H87 (pieces), not {unit!r}", field="unit"
+        )
+    if (net_quantity is None) != (net_unit is None):
+        raise Invalid("give net_quantity and net_unit together (e.g. 5 LTR)", field="net_unit")
+    if net_quantity is not None:
+        if unit not in COUNT_UNITS:
+            raise Invalid(
+                f"net content is for products counted in pieces (H87), not in {unit}",
+                field=net_field,
+            )
+        if net_quantity <= 0 or net_unit not in NET_UNITS:
+            raise Invalid(
+                "net content must be a positive quantity in KGM, GRM, LTR or MLT", field="net_unit"
+            )
+    return defaults
 
 
 def update_plausibility(

@@ -9,8 +9,10 @@ never disagree about what a field means.
 
 Entries of each kind, from the version that records them:
 
-- ``trace.product.registered`` (``product.ledger_seq``): gtin, name, category, unit,
-  netContent, cooperative (统一社会信用代码);
+- ``trace.product.registered`` and ``trace.product.changed`` (``product.ledger_seq``, the
+  newest entry of the chain ``product:<GTIN-14>``): gtin, name, category, unit, netContent,
+  cooperative (统一社会信用代码) — a change records all of the product's facts again, so the
+  newest entry of its chain alone states the product;
 - ``trace.certificate.issued`` (``certificate.ledger_seq``): number, gtin, lot, product,
   quantity, unit, origin, issuedOn, issuer, contactCommitment (``contact_commitment``: the
   issuer's phone number salted and hashed, so the public entry holds no phone number; entries
@@ -41,6 +43,9 @@ from digital_village.ledger.stored import UNREADABLE, Unreadable
 
 EVENT_KIND: Final = "trace.epcis_event"
 PRODUCT_KIND: Final = "trace.product.registered"
+PRODUCT_CHANGED_KIND: Final = "trace.product.changed"
+# The entries a product row may rest on: its registration, or (the newest) change.
+PRODUCT_KINDS: Final = frozenset({PRODUCT_KIND, PRODUCT_CHANGED_KIND})
 CERTIFICATE_KIND: Final = "trace.certificate.issued"
 
 Binding = tuple[str, Callable[[Any], Any]]
@@ -50,6 +55,11 @@ Binding = tuple[str, Callable[[Any], Any]]
 def lot_key(gtin: str, lot: str) -> str:
     """How entries name a lot: ``<GTIN-14>/<lot>`` (as in its chain key ``lot:…``)."""
     return f"{gtin}/{lot}"
+
+
+def product_chain(gtin: str) -> str:
+    """The chain of a product's entries: ``product:<GTIN-14>``."""
+    return f"product:{gtin}"
 
 
 def unit_key(gtin: str, serial: str) -> str:
@@ -137,6 +147,27 @@ PRODUCT: Final[tuple[Binding, ...]] = (
     ),
     PRODUCT_COOPERATIVE,
 )
+
+
+def product_data(
+    *,
+    gtin: str,
+    name: str,
+    category: str,
+    unit: str,
+    net_quantity: float | None,
+    net_unit: str | None,
+    uscc: str,
+) -> dict[str, Any]:
+    """What a product's entries record (its registration and each change): all its facts."""
+    return {
+        "gtin": gtin,
+        "name": name,
+        "category": category,
+        "unit": unit,
+        "netContent": None if net_quantity is None else {"value": net_quantity, "unit": net_unit},
+        "cooperative": uscc,
+    }
 
 
 # --- certificates -----------------------------------------------------------------------------

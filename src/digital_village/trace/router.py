@@ -17,7 +17,7 @@ from digital_village.errors import Invalid
 from digital_village.labels import qr
 from digital_village.ledger.dependencies import LedgerDep
 from digital_village.trace import audit as trace_audit
-from digital_village.trace import capture, graph, jobs, products, tracing
+from digital_village.trace import capture, graph, jobs, product_changes, products, tracing
 from digital_village.trace.epcis import (
     EPCISParseError,
     EventModel,
@@ -93,10 +93,13 @@ def get_product(gtin: str, session: SessionDep) -> ProductOut:
 
 
 @router.patch("/products/{gtin}", response_model=ProductOut)
-def update_plausibility(
-    gtin: str, body: PlausibilityIn, session: SessionDep, actor: ActorDep
+def update_product(
+    gtin: str, body: PlausibilityIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
 ) -> ProductOut:
-    """Change the ranges behind the plausibility flags (admin, or the product's manager)."""
+    """Change a product (admin, or the product's manager): the ranges behind the plausibility
+    flags, and its name, category, unit or net content — recorded on the ledger as a
+    ``trace.product.changed`` entry whose index the answer names (none when nothing
+    differs)."""
     product = products.update_plausibility(
         session=session,
         actor=actor,
@@ -104,6 +107,19 @@ def update_plausibility(
         yield_per_mu=body.yield_per_mu.pair() if body.yield_per_mu else None,
         ratio=body.ratio.pair() if body.ratio else None,
     )
+    if body.changes_facts():
+        product = product_changes.change_product(
+            session=session,
+            ledger=ledger,
+            actor=actor,
+            gtin=product.gtin,
+            name=body.name,
+            category=body.category,
+            unit=body.unit,
+            net_quantity=body.net_quantity,
+            net_unit=body.net_unit,
+            clear_net_content=body.clears_net_content(),
+        )
     return ProductOut.of(product)
 
 

@@ -61,10 +61,34 @@ class ProductIn(BaseModel):
 
 
 class PlausibilityIn(BaseModel):
+    """A product's change: its plausible ranges (settings of the flags) and its recorded facts
+    (on the ledger); a field left out is kept, ``net_quantity``/``net_unit`` given as null
+    remove the net content."""
+
     model_config = ConfigDict(extra="forbid")
 
     yield_per_mu: RangeIn | None = None
     ratio: RangeIn | None = None
+    name: str | None = Field(default=None, max_length=200, examples=["天府菜油 5 L"])
+    category: str | None = Field(
+        default=None, description=f"one of: {', '.join(products.CATEGORIES)}"
+    )
+    unit: Literal["KGM", "LTR", "H87"] | None = Field(
+        default=None, description="what its lots are counted in; only while it has no lots"
+    )
+    net_quantity: float | None = Field(default=None, gt=0, description="content of one item")
+    net_unit: Literal["KGM", "GRM", "LTR", "MLT"] | None = None
+
+    def changes_facts(self) -> bool:
+        """Whether the change touches what the ledger records of the product."""
+        return bool(
+            self.model_fields_set & {"name", "category", "unit", "net_quantity", "net_unit"}
+        )
+
+    def clears_net_content(self) -> bool:
+        """Whether the net content is given as null (removed)."""
+        given = self.model_fields_set & {"net_quantity", "net_unit"}
+        return bool(given) and self.net_quantity is None and self.net_unit is None
 
 
 class ProductOut(BaseModel):

@@ -229,6 +229,12 @@ def _saver(path: str, section: str, save: Save, summary: str) -> None:
 
 _saver("/manage/products", "products", manage_products.register, "Register a product")
 _saver(
+    "/manage/products/edit",
+    "products",
+    manage_products.edit,
+    "Change a product's name, net content or category (on the ledger)",
+)
+_saver(
     "/manage/products/ranges",
     "products",
     manage_products.edit_ranges,

@@ -59,6 +59,10 @@ WORDS: Final[Mapping[str, Mapping[str, str]]] = {
         "range_min": "最低",
         "range_max": "最高",
         "edit_ranges": "修改合理范围",
+        "edit_product": "修改品名、类别和净含量",
+        "edit_product_note": "品名、类别和净含量记在账本上：每次修改新增一条账本记录，"
+        "消费者页面显示最新的一条。",
+        "product_unchanged": "没有改动，账本上未新增记录。",
         "ledger_entry": "账本记录",
         # harvest
         "harvest_title": "采收",
@@ -227,6 +231,10 @@ WORDS: Final[Mapping[str, Mapping[str, str]]] = {
         "range_min": "lowest",
         "range_max": "highest",
         "edit_ranges": "Change the plausible ranges",
+        "edit_product": "Change the name, category and net content",
+        "edit_product_note": "The name, category and net content are on the ledger: each change "
+        "adds an entry, and the consumer page shows the newest.",
+        "product_unchanged": "Nothing changed; no new ledger entry.",
         "ledger_entry": "Ledger entry",
         "harvest_title": "Harvest",
         "harvest_day": "Harvest day",
