@@ -445,6 +445,12 @@ class Database:
         """A new session; ``write=True`` takes the database's write lock when it begins."""
         return (self._writer if write else self._reader)()
 
+    def side_reader(self) -> Session | None:
+        """A read session to use beside a write session: for work that reads before it takes
+        the write lock (a capture's checks). None when every session shares one connection
+        (tests), where a read beside the writer would see the writer's own savepoints."""
+        return None if isinstance(self.bind, Connection) else self._reader()
+
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
         """A session committed when the block succeeds and rolled back when it raises."""

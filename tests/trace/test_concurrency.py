@@ -1,6 +1,8 @@
 """Two captures using the same lot at the same moment: one wins, the other is told the lot is
 used up. On PostgreSQL the lot row is locked for the capture's transaction; on SQLite writers
-queue on the database lock."""
+queue on the database lock. Each case runs twice: checked under the log's lock, and checked
+first in a read session beside it (as the API captures), where a capture that finds the log
+grown between its checks and its lock checks again."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
 from digital_village.db import Database
@@ -27,16 +30,29 @@ from tests.trace.conftest import BASE, OIL, RAPESEED, SEASON_START, _field, at
 ORIGIN = "test.digital-village.example/ledger"
 
 
-def _capture(database: Database, ledger: Ledger, event: dict[str, Any]) -> None:
-    with database.transaction() as session:
-        capture.capture(
-            session=session,
-            ledger=ledger,
-            actor=Actor.operator(),
-            events=[parse_event(event)],
-            base_url=BASE,
-            pointer=None,
-        )
+@pytest.fixture(params=[False, True], ids=["checked under the lock", "checked first"])
+def checked_first(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def _capture(
+    database: Database, ledger: Ledger, event: dict[str, Any], *, checked_first: bool = False
+) -> capture.CaptureResult:
+    reader = database.side_reader() if checked_first else None
+    try:
+        with database.transaction() as session:
+            return capture.capture(
+                session=session,
+                ledger=ledger,
+                actor=Actor.operator(),
+                events=[parse_event(event)],
+                base_url=BASE,
+                pointer=None,
+                reader=reader,
+            )
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def _village(url: str, tmp_path: Path) -> tuple[Database, Ledger, str]:
@@ -76,7 +92,7 @@ def _village(url: str, tmp_path: Path) -> tuple[Database, Ledger, str]:
 
 
 def test_concurrent_consumers_never_use_a_lot_twice(
-    committed_database_url: str, tmp_path: Path
+    committed_database_url: str, tmp_path: Path, checked_first: bool
 ) -> None:
     database, ledger, dkbm = _village(committed_database_url, tmp_path)
     _capture(
@@ -99,7 +115,7 @@ def test_concurrent_consumers_never_use_a_lot_twice(
         )
         start.wait()
         try:
-            _capture(database, ledger, event)
+            _capture(database, ledger, event, checked_first=checked_first)
             outcomes.append("stored")
         except Conflict as error:
             outcomes.append(error.detail)
@@ -119,7 +135,11 @@ def test_concurrent_consumers_never_use_a_lot_twice(
 
 @pytest.mark.parametrize("same_event", [True, False], ids=["same event", "same new lot"])
 def test_concurrent_captures_never_make_a_lot_or_an_event_twice(
-    committed_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, same_event: bool
+    committed_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    same_event: bool,
+    checked_first: bool,
 ) -> None:
     database, ledger, dkbm = _village(committed_database_url, tmp_path)
     # Hold each capture between its checks and its writes for a moment, so that both have
@@ -147,7 +167,7 @@ def test_concurrent_captures_never_make_a_lot_or_an_event_twice(
         )
         start.wait()
         try:
-            _capture(database, ledger, event)
+            _capture(database, ledger, event, checked_first=checked_first)
             outcomes.append("stored")
         except Conflict as error:
             outcomes.append(error.detail)
@@ -167,4 +187,108 @@ def test_concurrent_captures_never_make_a_lot_or_an_event_twice(
         assert session.scalar(select(func.count()).select_from(Event)) == 1
         lot = session.scalar(select(Lot).where(Lot.gtin == RAPESEED, Lot.lot == "RS-1"))
         assert lot is not None and lot.produced in amounts
+    database.dispose()
+
+
+def _harvest(dkbm: str, lot: str, kilograms: float = 1000.0) -> dict[str, Any]:
+    return builders.harvest(
+        gtin=RAPESEED, lot=lot, kilograms=kilograms, dkbms=[dkbm], when=at(5, 20), base_url=BASE
+    )
+
+
+def _press(out_lot: str, kilograms: float) -> dict[str, Any]:
+    return builders.transformation(
+        step="pressing",
+        inputs=[(RAPESEED, "RS-1", kilograms, "KGM")],
+        outputs=[(OIL, out_lot, kilograms * 0.38, "LTR")],
+        when=at(6, 3),
+        base_url=BASE,
+    )
+
+
+def _count_checks(monkeypatch: pytest.MonkeyPatch, after: Any = None) -> list[str]:
+    """Where each pressing capture was checked ("beside": in the read session beside the
+    writer; "locked": in the writer's session, under the lock); ``after(where)`` runs after
+    each of those checks, before the capture goes on."""
+    where: list[str] = []
+    check = capture._check
+
+    def counted(session: Session, request: Any, **options: Any) -> Any:
+        if request.events[0].type != "TransformationEvent":
+            return check(session, request, **options)
+        writer = session.connection().get_execution_options().get("dv_write", False)
+        where.append("locked" if writer else "beside")
+        result = check(session, request, **options)
+        if after is not None:
+            after(where[-1])
+        return result
+
+    monkeypatch.setattr(capture, "_check", counted)
+    return where
+
+
+def test_checked_first_a_capture_writes_what_it_checked_in_one_try(
+    committed_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, ledger, dkbm = _village(committed_database_url, tmp_path)
+    _capture(database, ledger, _harvest(dkbm, "RS-1"), checked_first=True)
+    where = _count_checks(monkeypatch)
+    result = _capture(database, ledger, _press("OIL-1", 600.0), checked_first=True)
+    assert where == ["beside"]
+    with database.session() as session:
+        # The lot read in the read session is updated through the writer's session.
+        lot = session.scalar(select(Lot).where(Lot.gtin == RAPESEED, Lot.lot == "RS-1"))
+        assert lot is not None and (lot.produced, lot.consumed) == (1000.0, 600.0)
+        stored = session.scalar(select(Event).where(Event.event_id == result.events[0].event_id))
+        assert stored is not None and stored.ledger_seq == result.events[0].ledger_seq
+    database.dispose()
+
+
+def test_checked_first_a_capture_checks_again_when_the_log_grew_meanwhile(
+    committed_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, ledger, dkbm = _village(committed_database_url, tmp_path)
+    _capture(database, ledger, _harvest(dkbm, "RS-1"))
+    others = iter([_press("OIL-1", 600.0)])
+
+    def another_press(where: str) -> None:
+        # Between this capture's checks and its lock, another takes 600 of the 1,000 kg.
+        event = next(others, None)
+        if where == "beside" and event is not None:
+            _capture(database, ledger, event)
+
+    where = _count_checks(monkeypatch, after=another_press)
+    with pytest.raises(Conflict, match="holds 400 KGM; this event consumes 500 KGM"):
+        _capture(database, ledger, _press("OIL-2", 500.0), checked_first=True)
+    # Checked beside the writer, the other press (checked under its lock), checked again.
+    assert where == ["beside", "locked", "beside"]
+    with database.session() as session:
+        lot = session.scalar(select(Lot).where(Lot.gtin == RAPESEED, Lot.lot == "RS-1"))
+        assert lot is not None and lot.consumed == 600.0
+        assert session.scalar(select(func.count()).select_from(Event)) == 2
+    database.dispose()
+
+
+def test_checked_first_a_capture_checks_under_the_lock_when_the_log_keeps_growing(
+    committed_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, ledger, dkbm = _village(committed_database_url, tmp_path)
+    _capture(database, ledger, _harvest(dkbm, "RS-1"))
+    harvests = iter(range(capture.OPTIMISTIC_TRIES))
+
+    def another_harvest(where: str) -> None:  # the log grows after every check beside it
+        number = next(harvests, None)
+        if where == "beside" and number is not None:
+            _capture(database, ledger, _harvest(dkbm, f"OTHER-{number}", 10.0))
+
+    where = _count_checks(monkeypatch, after=another_harvest)
+    result = _capture(database, ledger, _press("OIL-1", 600.0), checked_first=True)
+    assert where == ["beside"] * capture.OPTIMISTIC_TRIES + ["locked"]
+    with database.session() as session:
+        stored = session.scalar(select(Event).where(Event.event_id == result.events[0].event_id))
+        assert stored is not None
+        lot = session.scalar(select(Lot).where(Lot.gtin == RAPESEED, Lot.lot == "RS-1"))
+        assert lot is not None and lot.consumed == 600.0
+        count = session.scalar(select(func.count()).select_from(Event))
+        assert count == 2 + capture.OPTIMISTIC_TRIES
     database.dispose()

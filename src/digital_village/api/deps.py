@@ -43,10 +43,33 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
+def commit_now(session: Session) -> None:
+    """Commit a route's write before its answer is made, in the route's own thread.
+
+    The request's session would commit anyway once the route returns (``get_session``), but
+    only after a round trip through the event loop, which on a busy server (a harvest day's
+    scans) waits its turn behind every other request: all that while SQLite's one writer
+    stays taken. Routes that write often and briefly (events, readings) commit here instead.
+    """
+    session.commit()
+
+
+def get_side_reader(request: Request) -> Iterator[Session | None]:
+    """A read session beside the request's session (``Database.side_reader``), closed at the
+    end; the request's own session still commits what it writes."""
+    session = get_database(request).side_reader()
+    try:
+        yield session
+    finally:
+        if session is not None:
+            session.close()
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 # scope="function": the commit happens before the response is sent, so a 2xx means stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SideReaderDep = Annotated[Session | None, Depends(get_side_reader, scope="function")]
 
 
 def require_json(request: Request) -> None:

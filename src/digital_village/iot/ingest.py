@@ -213,11 +213,19 @@ def store(
 
 def ingest_checked(*, session: Session, device: Device, checked: shapes.Checked) -> IngestResult:
     """Store one device's checked payload."""
-    if checked.device_id is not None and checked.device_id != device.id:
-        raise Forbidden(
-            f"the payload names device {checked.device_id}, but it is sent for device {device.id}"
-        )
     context = device_context(session=session, device=device)
+    return store_checked(session=session, context=context, checked=checked)
+
+
+def store_checked(
+    *, session: Session, context: DeviceContext, checked: shapes.Checked
+) -> IngestResult:
+    """Store one device's checked payload, its device read beforehand (``device_context``,
+    perhaps in a read session, so that the writer is taken only to store)."""
+    if checked.device_id is not None and checked.device_id != context.id:
+        raise Forbidden(
+            f"the payload names device {checked.device_id}, but it is sent for device {context.id}"
+        )
     return store(session=session, batches=[(context, checked)])
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from digital_village.api.deps import SessionDep
+from digital_village.api.deps import SessionDep, SideReaderDep, commit_now
 from digital_village.auth.dependencies import ActorDep
 from digital_village.errors import Invalid, UnsupportedMediaType
 from digital_village.iot import adapters, ingest, integrations, metrics, shapes
@@ -205,6 +205,7 @@ TELEMETRY_BODY: dict[str, Any] = {
 def post_telemetry(
     upload: UploadDep,
     session: SessionDep,
+    reader: SideReaderDep,
     actor: ActorDep,
     device_id: Annotated[
         int | None, Query(description="the device (manager, admin); a device token writes its own")
@@ -216,14 +217,21 @@ def post_telemetry(
     twice. A malformed payload is refused whole (422, each problem named); a reading outside
     its metric's plausible range is rejected on its own, with its reason.
     """
-    device = ingest.target_device(session=session, actor=actor, device_id=device_id)
+    # The device and the policies are read beside the writer and the payload checked before
+    # it is taken: SQLite's one writer is held only to store the readings.
+    source = reader if reader is not None else session
+    device = ingest.target_device(session=source, actor=actor, device_id=device_id)
     with shapes.gc_paused():
-        policies = ingest.metric_policies(session=session)
+        policies = ingest.metric_policies(session=source)
+        context = ingest.device_context(session=source, device=device)
+        if reader is not None:
+            reader.close()  # its read ends here, before the write begins
         checked = _checked(upload, ingest.now_ms(), device.id, policies)
-        result = ingest.ingest_checked(session=session, device=device, checked=checked)
+        result = ingest.store_checked(session=session, context=context, checked=checked)
         # Free the batch while the collector still sleeps: freed objects leave the count that
         # sets it off, so the batch's rows do not start a collection when it wakes.
         del checked
+    commit_now(session)
     return JSONResponse(result.as_dict())
 
 
@@ -251,6 +259,7 @@ def chirpstack_event(
     except shapes.PayloadError as error:
         raise ingest.payload_invalid(error) from None
     result = integrations.ingest_uplink(session=session, integration=integration, uplink=uplink)
+    commit_now(session)
     return JSONResponse(result.as_dict())
 
 
@@ -273,4 +282,5 @@ def ttn_webhook(
     except shapes.PayloadError as error:
         raise ingest.payload_invalid(error) from None
     result = integrations.ingest_uplink(session=session, integration=integration, uplink=uplink)
+    commit_now(session)
     return JSONResponse(result.as_dict())

@@ -24,7 +24,7 @@ from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
 from digital_village.db import utcnow
 from digital_village.errors import Conflict, Forbidden, Invalid, PayloadTooLarge
-from digital_village.ledger.log import Ledger
+from digital_village.ledger.log import Ledger, entry_count
 from digital_village.trace import event_hash, lineage, snapshot, store, writing
 from digital_village.trace.epcis import (
     EventModel,
@@ -93,6 +93,7 @@ def capture(
     pointer: str | None = "/epcisBody/eventList",
     strict_hash: bool = False,
     max_quantity: float = DEFAULT_MAX_QUANTITY,
+    reader: Session | None = None,
 ) -> CaptureResult:
     """Check and record events, all or nothing, in the session's transaction.
 
@@ -101,6 +102,11 @@ def capture(
     eventID that differs from the event's CBV 2.0 hash is kept as sent and the difference
     recorded with the event (its ledger entry holds our hash too); ``strict_hash`` refuses
     such an event instead.
+
+    With ``reader``, a read session beside ``session``, the checks run before the write lock
+    is taken (:func:`_checked_before_lock`), so that the database's one writer is held only to
+    store; without it, or when ``session`` has already begun its transaction, they run under
+    the lock.
     """
     if actor.role is Role.DEVICE:
         raise Forbidden("a device token may not record events; devices send readings")
@@ -108,20 +114,129 @@ def capture(
         raise Invalid(f"{pointer or '/'}: there are no events to capture", errors=[])
     check_limit(len(events))
     now = utcnow()
-    context = context if context is not None else default_context()
-    batch = _prepare_all(events, pointer, context, now, strict_hash)
-    for pending in batch.pendings:
-        pending.parcel_refs = parcel_refs(pending.event, pending.pointer, base_url=base_url)
-    # From here to the commit no other capture runs: what the checks read stays true.
-    ledger.lock(session)
+    request = _Request(
+        actor=actor,
+        events=events,
+        base_url=base_url,
+        context=context if context is not None else default_context(),
+        pointer=pointer,
+        now=now,
+        strict_hash=strict_hash,
+        max_quantity=max_quantity,
+    )
+    checked = None
+    if reader is not None and not session.in_transaction():
+        checked = _checked_before_lock(session, reader, ledger, request)
+    if checked is None:
+        # From here to the commit no other capture runs: what the checks read stays true.
+        ledger.lock(session)
+        checked = _check(session, request)
+    pendings, computed = checked.pendings, checked.batch.computed
+    appended = writing.write(
+        session,
+        checked.work,
+        pendings,
+        checked.effects,
+        ledger=ledger,
+        now=now,
+        capture_id=capture_id,
+        computed=computed,
+    )
+    return CaptureResult(
+        capture_id=capture_id,
+        events=tuple(
+            _captured(pending, entry.seq, base_url, computed.get(pending.index))
+            for pending, entry in zip(pendings, appended, strict=True)
+        ),
+    )
+
+
+# How many times a capture checks outside the write lock before it checks under it: each try
+# that finds the log grown meanwhile starts again from a fresh read.
+OPTIMISTIC_TRIES: Final = 3
+
+
+def _checked_before_lock(
+    session: Session, reader: Session, ledger: Ledger, request: _Request
+) -> _Checked | None:
+    """Check the events in ``reader``, outside the write lock, then take the lock in
+    ``session``: if the log has not grown since the checks began, their result stands and is
+    returned; else the lock is let go and the checks run again, up to OPTIMISTIC_TRIES times
+    (None: check under the lock instead).
+
+    Why an unchanged log suffices: the products, lots, items, events and parcels the checks
+    read change only in transactions that append to the log, under its lock. What they read
+    off the log (a household's cooperative, a cooperative's name) may change meanwhile; the
+    capture then stands as if it had been checked and stored just before that change. A
+    refusal found on the fresh read is final: it is what a capture stored at that moment
+    would have met.
+    """
+    for _ in range(OPTIMISTIC_TRIES):
+        try:
+            size = entry_count(reader)
+            checked = _check(reader, request, locked=False)
+            loaded = list(reader.identity_map.values())
+        finally:
+            reader.close()  # the rows read stay usable, detached, with what was read
+        ledger.lock(session)
+        if entry_count(session) == size:
+            # The rows the capture changes (lot totals, items' status) are written through
+            # this session.
+            session.add_all(loaded)
+            return checked
+        session.rollback()
+    return None
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One capture as asked for: what every check of it needs."""
+
+    actor: Actor
+    events: Sequence[EventModel]
+    base_url: str
+    context: object
+    pointer: str | None
+    now: dt.datetime
+    strict_hash: bool
+    max_quantity: float
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A capture's events checked, and what storing them will write."""
+
+    batch: _Batch
+    work: CaptureState
+    effects: list[dict[str, Any]]  # per event: what its ledger entry records of its rows
+
+    @property
+    def pendings(self) -> list[Pending]:
+        return self.batch.pendings
+
+
+def _check(session: Session, request: _Request, *, locked: bool = True) -> _Checked:
+    """Every event checked in order against what is stored and what the earlier ones did
+    (``locked``: in the writer's session, under the log's lock)."""
+    batch = _prepare_all(
+        request.events, request.pointer, request.context, request.now, request.strict_hash
+    )
     pendings = batch.pendings
-    loaded = snapshot.load(session=session, actor=actor, prepared=batch.refs, pendings=pendings)
+    for pending in pendings:
+        pending.parcel_refs = parcel_refs(pending.event, pending.pointer, base_url=request.base_url)
+    loaded = snapshot.load(
+        session=session,
+        actor=request.actor,
+        prepared=batch.refs,
+        pendings=pendings,
+        lock_lots=locked,
+    )
     work = CaptureState(
         snapshot=loaded,
-        actor=actor,
-        base_url=base_url,
+        actor=request.actor,
+        base_url=request.base_url,
         seen_ids=batch.seen_ids,
-        max_quantity=max_quantity,
+        max_quantity=request.max_quantity,
     )
     lot_totals: list[dict[str, dict[str, Any]]] = []
     for pending, (_, refs) in zip(pendings, batch.refs, strict=True):
@@ -139,24 +254,8 @@ def capture(
         work.declared_on_arrival(pending)
         lot_totals.append(writing.lot_totals(work.stock, pending))
     work.stock.check_declared_lots(pendings)
-    computed = batch.computed
-    appended = writing.write(
-        session,
-        work,
-        pendings,
-        lot_totals,
-        ledger=ledger,
-        now=now,
-        capture_id=capture_id,
-        computed=computed,
-    )
-    return CaptureResult(
-        capture_id=capture_id,
-        events=tuple(
-            _captured(pending, entry.seq, base_url, computed.get(pending.index))
-            for pending, entry in zip(pendings, appended, strict=True)
-        ),
-    )
+    effects = writing.effects(session, pendings, lot_totals)
+    return _Checked(batch=batch, work=work, effects=effects)
 
 
 def _captured(pending: Pending, seq: int, base_url: str, ours: str | None) -> CapturedEvent:

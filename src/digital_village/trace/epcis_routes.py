@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 from starlette.routing import compile_path
 
-from digital_village.api.deps import SessionDep, SettingsDep, get_settings, require_json
+from digital_village.api.deps import (
+    SessionDep,
+    SettingsDep,
+    SideReaderDep,
+    commit_now,
+    get_settings,
+    require_json,
+)
 from digital_village.api.problems import problem
 from digital_village.auth.actor import Actor
 from digital_village.auth.dependencies import ActorDep
@@ -147,6 +154,7 @@ async def _raw_body(request: Request) -> tuple[str, bytes]:
 def capture_document(
     raw: Annotated[tuple[str, bytes], Depends(_raw_body)],
     session: SessionDep,
+    reader: SideReaderDep,
     actor: ActorDep,
     ledger: LedgerDep,
     settings: SettingsDep,
@@ -168,7 +176,9 @@ def capture_document(
         base_url=settings.public_base_url,
         strict_hash=settings.epcis_strict_hash,
         max_quantity=settings.max_quantity,
+        reader=reader,
     )
+    commit_now(session)
     headers = _capture_headers(settings.max_body_bytes)
     location = f"/api/v1/epcis/capture/{job.capture_id}"
     if job.error is not None:

@@ -90,12 +90,13 @@ def capture_document(
     base_url: str,
     strict_hash: bool = False,
     max_quantity: float = DEFAULT_MAX_QUANTITY,
+    reader: Session | None = None,
 ) -> CaptureJob:
     """Capture a received document as a capture job: every event is stored, or none.
 
     Either way the job is recorded; a refused document leaves only that record: the session
     is rolled back to before the capture, then the job with its errors is added (the caller
-    commits it).
+    commits it). ``reader``: see :func:`digital_village.trace.capture.capture`.
     """
     capture_id = uuid.uuid4().hex
     started = utcnow()
@@ -113,6 +114,7 @@ def capture_document(
             capture_id=capture_id,
             strict_hash=strict_hash,
             max_quantity=max_quantity,
+            reader=reader,
         )
     except DomainError as error:
         session.rollback()

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
 
 from digital_village.api import paths  # noqa: F401  (routes use {lot:part})
-from digital_village.api.deps import JSON_BODY, SessionDep, SettingsDep
+from digital_village.api.deps import JSON_BODY, SessionDep, SettingsDep, SideReaderDep, commit_now
 from digital_village.auth.dependencies import ActorDep
 from digital_village.errors import Invalid
 from digital_village.labels import qr
@@ -135,6 +135,7 @@ def record_event(
         Body(description="one EPCIS 2.0 event (ObjectEvent, TransformationEvent, ...)"),
     ],
     session: SessionDep,
+    reader: SideReaderDep,
     actor: ActorDep,
     ledger: LedgerDep,
     settings: SettingsDep,
@@ -158,7 +159,9 @@ def record_event(
         pointer=None,
         strict_hash=settings.epcis_strict_hash,
         max_quantity=settings.max_quantity,
+        reader=reader,
     )
+    commit_now(session)
     return CapturedEventOut.of(result.events[0])
 
 

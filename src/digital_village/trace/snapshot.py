@@ -8,7 +8,10 @@ declarations already waiting for the events it brings; the parcels it names with
 on the days of its events; and the cooperatives of those holders. The rules then run over this
 :class:`Snapshot` without a session.
 
-It is called under the ledger's lock, so nothing it read changes before the capture commits.
+Under the ledger's lock nothing it reads changes before the capture commits (on PostgreSQL the
+lots are locked for the transaction too). A capture may also load and check first in a read
+session beside the writer, unlocked, and keep the result only if the log has not grown before
+it takes the lock (:func:`digital_village.trace.capture.capture`).
 """
 
 from __future__ import annotations
@@ -64,14 +67,16 @@ def load(
     actor: Actor,
     prepared: Sequence[tuple[str, list[Ref]]],
     pendings: Sequence[Pending],
+    lock_lots: bool = True,
 ) -> Snapshot:
-    """Everything the rules may read about these events (``prepared``: eventID and refs)."""
+    """Everything the rules may read about these events (``prepared``: eventID and refs);
+    ``lock_lots``: lock the lots' rows for the transaction (PostgreSQL), as the writer does."""
     snapshot = Snapshot()
-    _load_items(session, snapshot, prepared)
+    _load_items(session, snapshot, prepared, lock_lots)
     event_ids = [event_id for event_id, _ in prepared]
     snapshot.stored = store.events_by_event_id(session=session, event_ids=event_ids)
     snapshot.waiting = store.waiting_declarations(session=session, event_ids=event_ids)
-    _load_declared(session, snapshot, pendings)
+    _load_declared(session, snapshot, pendings, lock_lots)
     _load_parcels(session, snapshot, pendings)
     members = {
         holding.contractor_household_id
@@ -93,11 +98,11 @@ def load(
     return snapshot
 
 
-def _add_lots(session: Session, snapshot: Snapshot, lot_ids: set[int]) -> None:
+def _add_lots(session: Session, snapshot: Snapshot, lot_ids: set[int], lock: bool) -> None:
     missing = lot_ids - set(snapshot.lots)
     if not missing:
         return
-    snapshot.lots.update(products.lots_by_id(session=session, ids=missing, for_update=True))
+    snapshot.lots.update(products.lots_by_id(session=session, ids=missing, for_update=lock))
     product_ids = {row.product_id for row in snapshot.lots.values()}
     snapshot.products_by_id.update(
         products.products_by_id(session=session, ids=product_ids - set(snapshot.products_by_id))
@@ -105,7 +110,7 @@ def _add_lots(session: Session, snapshot: Snapshot, lot_ids: set[int]) -> None:
 
 
 def _load_items(
-    session: Session, snapshot: Snapshot, prepared: Sequence[tuple[str, list[Ref]]]
+    session: Session, snapshot: Snapshot, prepared: Sequence[tuple[str, list[Ref]]], lock: bool
 ) -> None:
     """The registered products, their lots and serialised items that the events name."""
     gtins = {ref.item.gtin for _, refs in prepared for ref in refs if ref.item}
@@ -123,12 +128,14 @@ def _load_items(
             if item.lot is not None:
                 lot_keys.add((item.gtin, item.lot))
     snapshot.units = products.units_by_key(session=session, keys=unit_keys)
-    rows = products.lots_by_key(session=session, keys=lot_keys, for_update=True)
+    rows = products.lots_by_key(session=session, keys=lot_keys, for_update=lock)
     snapshot.lots = {row.id: row for row in rows.values()}
-    _add_lots(session, snapshot, {unit.lot_id for unit in snapshot.units.values()})
+    _add_lots(session, snapshot, {unit.lot_id for unit in snapshot.units.values()}, lock)
 
 
-def _load_declared(session: Session, snapshot: Snapshot, pendings: Sequence[Pending]) -> None:
+def _load_declared(
+    session: Session, snapshot: Snapshot, pendings: Sequence[Pending], lock: bool
+) -> None:
     """For each stored event a declaration names: its flows, its items and their lots."""
     targets = [
         snapshot.stored[pending.event_id].id
@@ -151,6 +158,7 @@ def _load_declared(session: Session, snapshot: Snapshot, pendings: Sequence[Pend
             for effects in snapshot.declared.values()
             for unit in effects.made + effects.changed
         },
+        lock,
     )
 
 

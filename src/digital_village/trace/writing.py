@@ -44,7 +44,7 @@ def lot_totals(stock: Stock, pending: Pending) -> dict[str, dict[str, Any]]:
     return totals
 
 
-def _effects(
+def effects(
     session: Session, pendings: Sequence[Pending], lot_totals: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """What each event's entry records of the rows it makes: lot totals, harvested parcels
@@ -87,15 +87,15 @@ def write(
     session: Session,
     work: CaptureState,
     pendings: list[Pending],
-    lot_totals: Sequence[dict[str, Any]],
+    effects: Sequence[dict[str, Any]],
     *,
     ledger: Ledger,
     now: dt.datetime,
     capture_id: str | None,
     computed: dict[int, str],
 ) -> list[AppendedEntry]:
-    """Append the events to the ledger (one checkpoint), then store them and what they made."""
-    effects = _effects(session, pendings, lot_totals)
+    """Append the events to the ledger (one checkpoint), then store them and what they made
+    (``effects``: what each event's entry records of them, from :func:`effects`)."""
     if capture_id is not None:
         store.add_capture(
             session=session,
