@@ -293,11 +293,15 @@ def route_costs(log: Path, offset: int) -> dict[str, dict[str, Any]]:
             "statements_per_request": round(
                 sum(line.get("db_statements", 0) for line in found) / len(found), 1
             ),
+            "write_wait_p50_ms": round(_percentile(waits, 0.5), 2),
             "write_wait_p99_ms": round(_percentile(waits, 0.99), 2),
             "write_wait_max_ms": round(max(waits), 2),
             "write_hold_p50_ms": round(_percentile(holds, 0.5), 2),
             "write_hold_p99_ms": round(_percentile(holds, 0.99), 2),
             "write_hold_max_ms": round(max(holds), 2),
+            "stale_reads_per_request": round(
+                sum(line.get("db_stale_reads", 0) for line in found) / len(found), 2
+            ),
         }
     return costs
 
@@ -686,13 +690,15 @@ def report(figures: dict[str, Any]) -> None:
             f"max {values['max_ms']} ms"
         )
     print("\nroute costs (server access log): requests, p50/p99/max ms, statements a request,")
-    print("  write lock wait p99/max ms, write transaction held p50/p99/max ms")
+    print("  write lock wait p50/p99/max ms, write transaction held p50/p99/max ms,")
+    print("  reads found stale a request (captures checked beside the writer, checked again)")
     for route, cost in figures["routes"].items():
         print(
             f"  {route[:60]:<60} {cost['requests']:>6}  {cost['p50_ms']}/{cost['p99_ms']}/"
             f"{cost['max_ms']}  {cost['statements_per_request']}  "
-            f"{cost['write_wait_p99_ms']}/{cost['write_wait_max_ms']}  "
+            f"{cost['write_wait_p50_ms']}/{cost['write_wait_p99_ms']}/{cost['write_wait_max_ms']}  "
             f"{cost['write_hold_p50_ms']}/{cost['write_hold_p99_ms']}/{cost['write_hold_max_ms']}"
+            f"  {cost['stale_reads_per_request']}"
         )
     print("\nworkers counted during the run (/metrics, summed):")
     for name, value in figures["workers_counted"].items():

@@ -176,6 +176,9 @@ class RequestCost:
     statements: int = 0
     write_wait: float = 0.0
     write_hold: float = 0.0
+    # Writes that read before taking the writer and found, once they had it, that what they
+    # read may have changed, so read again (a capture checked beside the writer).
+    stale_reads: int = 0
 
 
 _COST: ContextVar[RequestCost | None] = ContextVar("dv_request_cost", default=None)

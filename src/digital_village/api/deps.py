@@ -2,15 +2,21 @@
 
 The session is committed once at the boundary. Dependencies that belong to a domain live with
 it: the caller's actor in ``auth.dependencies``, the ledger in ``ledger.dependencies``.
+
+The dependencies that do no I/O are ``async``: FastAPI runs a plain function dependency in its
+thread pool, a round trip through the event loop that on a busy server (a harvest day's scans
+are answered in the loop itself) waits its turn behind every other request. Sessions are made
+in the loop and ended in a thread only when they have a transaction to end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from digital_village.config import Settings
 from digital_village.db import Database
@@ -29,17 +35,45 @@ def get_database(request: Request) -> Database:
     return database
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session for this request: committed once when the route succeeds, else rolled back."""
+async def _settings(request: Request) -> Settings:
+    return get_settings(request)
+
+
+async def _database(request: Request) -> Database:
+    return get_database(request)
+
+
+def _has_work(session: Session) -> bool:
+    """Whether ending the session talks to the database: a transaction begun, or objects to
+    flush."""
+    return session.in_transaction() or bool(session.new or session.dirty or session.deleted)
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session for this request: committed once when the route succeeds, else rolled back.
+
+    Nothing touches the database until the route's first statement; the commit or rollback
+    runs in the thread pool, and not at all for a route that committed already
+    (:func:`commit_now`) or never used the session.
+    """
     database = get_database(request)
     session = database.session(write=request.method not in _SAFE_METHODS)
     try:
         yield session
-        session.commit()
+        if _has_work(session):
+            await run_in_threadpool(session.commit)
     except BaseException:
-        session.rollback()
+        if _has_work(session):
+            await run_in_threadpool(session.rollback)
         raise
     finally:
+        await _close(session)
+
+
+async def _close(session: Session) -> None:
+    if session.in_transaction():
+        await run_in_threadpool(session.close)
+    else:
         session.close()
 
 
@@ -54,7 +88,7 @@ def commit_now(session: Session) -> None:
     session.commit()
 
 
-def get_side_reader(request: Request) -> Iterator[Session | None]:
+async def get_side_reader(request: Request) -> AsyncIterator[Session | None]:
     """A read session beside the request's session (``Database.side_reader``), closed at the
     end; the request's own session still commits what it writes."""
     session = get_database(request).side_reader()
@@ -62,11 +96,11 @@ def get_side_reader(request: Request) -> Iterator[Session | None]:
         yield session
     finally:
         if session is not None:
-            session.close()
+            await _close(session)
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-DatabaseDep = Annotated[Database, Depends(get_database)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+DatabaseDep = Annotated[Database, Depends(_database)]
 # scope="function": the commit happens before the response is sent, so a 2xx means stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SideReaderDep = Annotated[Session | None, Depends(get_side_reader, scope="function")]
@@ -84,4 +118,8 @@ def require_json(request: Request) -> None:
         )
 
 
-JSON_BODY = [Depends(require_json)]
+async def _require_json(request: Request) -> None:
+    require_json(request)
+
+
+JSON_BODY = [Depends(_require_json)]

@@ -125,5 +125,6 @@ class AccessLogMiddleware:
                     "db_statements": cost.statements,
                     "db_write_wait_ms": round(cost.write_wait * 1000, 2),
                     "db_write_hold_ms": round(cost.write_hold * 1000, 2),
+                    "db_stale_reads": cost.stale_reads,
                 },
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from digital_village.api.deps import get_settings
 from digital_village.ledger.log import Ledger
@@ -28,4 +29,10 @@ def get_ledger(request: Request) -> Ledger:
     return ledger
 
 
-LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+async def _ledger(request: Request) -> Ledger:
+    """``get_ledger`` without a trip through the thread pool once the ledger is loaded."""
+    loaded: Ledger | None = getattr(request.app.state, "ledger", None)
+    return loaded if loaded is not None else await run_in_threadpool(get_ledger, request)
+
+
+LedgerDep = Annotated[Ledger, Depends(_ledger)]

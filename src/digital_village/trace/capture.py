@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
-from digital_village.db import utcnow
+from digital_village.db import current_cost, utcnow
 from digital_village.errors import Conflict, Forbidden, Invalid, PayloadTooLarge
 from digital_village.ledger.log import Ledger, entry_count
 from digital_village.trace import event_hash, lineage, snapshot, store, writing
@@ -185,6 +185,9 @@ def _checked_before_lock(
             session.add_all(loaded)
             return checked
         session.rollback()
+        cost = current_cost()
+        if cost is not None:
+            cost.stale_reads += 1
     return None
 
 
