@@ -253,8 +253,8 @@ def test_checked_first_a_capture_checks_again_when_the_log_grew_meanwhile(
 
     def another_press(where: str) -> None:
         # Between this capture's checks and its lock, another takes 600 of the 1,000 kg.
-        event = next(others, None)
-        if where == "beside" and event is not None:
+        event = next(others, None) if where == "beside" else None
+        if event is not None:
             _capture(database, ledger, event)
 
     where = _count_checks(monkeypatch, after=another_press)
@@ -269,26 +269,47 @@ def test_checked_first_a_capture_checks_again_when_the_log_grew_meanwhile(
     database.dispose()
 
 
-def test_checked_first_a_capture_checks_under_the_lock_when_the_log_keeps_growing(
+def test_checked_first_a_capture_keeps_its_checks_when_what_was_appended_meanwhile_is_unrelated(
     committed_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database, ledger, dkbm = _village(committed_database_url, tmp_path)
     _capture(database, ledger, _harvest(dkbm, "RS-1"))
-    harvests = iter(range(capture.OPTIMISTIC_TRIES))
+    others = iter([_harvest(dkbm, "RS-2", 500.0)])
 
-    def another_harvest(where: str) -> None:  # the log grows after every check beside it
-        number = next(harvests, None)
-        if where == "beside" and number is not None:
-            _capture(database, ledger, _harvest(dkbm, f"OTHER-{number}", 10.0))
+    def another_lot(where: str) -> None:  # another lot harvested between the checks and lock
+        event = next(others, None) if where == "beside" else None
+        if event is not None:
+            _capture(database, ledger, event)
 
-    where = _count_checks(monkeypatch, after=another_harvest)
+    where = _count_checks(monkeypatch, after=another_lot)
+    _capture(database, ledger, _press("OIL-1", 600.0), checked_first=True)
+    assert where == ["beside"]
+    with database.session() as session:
+        lots = {lot.lot: lot.consumed for lot in session.scalars(select(Lot))}
+        assert (lots["RS-1"], lots["RS-2"]) == (600.0, 0.0)
+    database.dispose()
+
+
+def test_checked_first_a_capture_checks_under_the_lock_when_its_lots_keep_changing(
+    committed_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, ledger, dkbm = _village(committed_database_url, tmp_path)
+    _capture(database, ledger, _harvest(dkbm, "RS-1"))
+    presses = iter(range(capture.OPTIMISTIC_TRIES))
+
+    def another_press(where: str) -> None:  # 10 kg of the lot pressed after every check
+        number = next(presses, None) if where == "beside" else None
+        if number is not None:
+            _capture(database, ledger, _press(f"OTHER-{number}", 10.0))
+
+    where = _count_checks(monkeypatch, after=another_press)
     result = _capture(database, ledger, _press("OIL-1", 600.0), checked_first=True)
-    assert where == ["beside"] * capture.OPTIMISTIC_TRIES + ["locked"]
+    tries = capture.OPTIMISTIC_TRIES
+    # Each other press is checked under its own lock and counted too.
+    assert where == ["beside", "locked"] * tries + ["locked"]
     with database.session() as session:
         stored = session.scalar(select(Event).where(Event.event_id == result.events[0].event_id))
         assert stored is not None
         lot = session.scalar(select(Lot).where(Lot.gtin == RAPESEED, Lot.lot == "RS-1"))
-        assert lot is not None and lot.consumed == 600.0
-        count = session.scalar(select(func.count()).select_from(Event))
-        assert count == 2 + capture.OPTIMISTIC_TRIES
+        assert lot is not None and lot.consumed == 600.0 + 10.0 * tries
     database.dispose()

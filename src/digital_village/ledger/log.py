@@ -404,6 +404,18 @@ def entry_count(session: Session) -> int:
 ENTRY_COUNT_SQL = "SELECT max(seq) FROM ledger_entry"
 
 
+def entries_since(session: Session, start: int, limit: int) -> list[tuple[str, str | None, bytes]]:
+    """(kind, chain key, bytes) of the entries from index ``start`` on, in order, at most
+    ``limit`` of them."""
+    query = (
+        select(LedgerEntry.kind, LedgerEntry.chain_key, LedgerEntry.body)
+        .where(LedgerEntry.seq >= start)
+        .order_by(LedgerEntry.seq)
+        .limit(limit)
+    )
+    return [(str(kind), chain_key, bytes(body)) for kind, chain_key, body in session.execute(query)]
+
+
 def chains_between(session: Session, *, start: int, stop: int) -> list[tuple[int, str]]:
     """(index, chain key) of the entries in [start, stop) that extend a chain."""
     query = (

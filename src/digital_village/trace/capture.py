@@ -24,13 +24,14 @@ from digital_village.auth.actor import Actor
 from digital_village.auth.models import Role
 from digital_village.db import current_cost, utcnow
 from digital_village.errors import Conflict, Forbidden, Invalid, PayloadTooLarge
-from digital_village.ledger.log import Ledger, entry_count
+from digital_village.ledger.log import Ledger, entries_since, entry_count
 from digital_village.trace import event_hash, lineage, snapshot, store, writing
 from digital_village.trace.epcis import (
     EventModel,
     default_context,
     dump_epcis,
 )
+from digital_village.trace.footprint import Footprint
 from digital_village.trace.identifiers import lot_uri
 from digital_village.trace.pending import (
     Pending,
@@ -152,24 +153,27 @@ def capture(
 
 
 # How many times a capture checks outside the write lock before it checks under it: each try
-# that finds the log grown meanwhile starts again from a fresh read.
+# that finds its reads changed meanwhile starts again from a fresh read.
 OPTIMISTIC_TRIES: Final = 3
+# Entries appended between a capture's read and its lock that it looks through to see whether
+# they touch what it read; beyond that many it reads again.
+APPENDED_LOOK_LIMIT: Final = 2_000
 
 
 def _checked_before_lock(
     session: Session, reader: Session, ledger: Ledger, request: _Request
 ) -> _Checked | None:
     """Check the events in ``reader``, outside the write lock, then take the lock in
-    ``session``: if the log has not grown since the checks began, their result stands and is
-    returned; else the lock is let go and the checks run again, up to OPTIMISTIC_TRIES times
-    (None: check under the lock instead).
+    ``session``: if no entry appended since the checks began touches what they read
+    (:mod:`digital_village.trace.footprint`), their result stands and is returned; else the
+    lock is let go and the checks run again, up to OPTIMISTIC_TRIES times (None: check under
+    the lock instead).
 
-    Why an unchanged log suffices: the products, lots, items, events and parcels the checks
-    read change only in transactions that append to the log, under its lock. What they read
-    off the log (a household's cooperative, a cooperative's name) may change meanwhile; the
-    capture then stands as if it had been checked and stored just before that change. A
-    refusal found on the fresh read is final: it is what a capture stored at that moment
-    would have met.
+    Why the log suffices: the products, lots, items, events and parcels the checks read
+    change only in transactions that append to the log, under its lock. What they read off
+    the log (a cooperative's name) may change meanwhile; the capture then stands as if it had
+    been checked and stored just before that change. A refusal found on the fresh read is
+    final: it is what a capture stored at that moment would have met.
     """
     for _ in range(OPTIMISTIC_TRIES):
         try:
@@ -178,8 +182,12 @@ def _checked_before_lock(
             loaded = list(reader.identity_map.values())
         finally:
             reader.close()  # the rows read stay usable, detached, with what was read
+        footprint = Footprint.of(checked.pendings, checked.work)
         ledger.lock(session)
-        if entry_count(session) == size:
+        appended = entries_since(session, size, APPENDED_LOOK_LIMIT + 1)
+        if len(appended) <= APPENDED_LOOK_LIMIT and not any(
+            footprint.touched_by(*entry) for entry in appended
+        ):
             # The rows the capture changes (lot totals, items' status) are written through
             # this session.
             session.add_all(loaded)
