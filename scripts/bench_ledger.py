@@ -17,7 +17,10 @@ Prints each figure, then one JSON object as the last line. Measured:
   the same rows, the machine's limit for the work without the log's bookkeeping.
 
     python scripts/bench_ledger.py [--quick] [--entries N] [--runs R] [--postgres URL]
-        [--processes P] [--clients C] [--seconds S]
+        [--processes P] [--clients C] [--seconds S] [--audit-only FILE]
+
+``--audit-only FILE`` measures the audit alone on a SQLite log kept in FILE: the first run makes
+it (``--entries`` appended 1,000 to a transaction), later runs audit the same file.
 
 The bars (docs/BENCHMARKS.md): concurrent single appends >= 2,000/s on SQLite, the audit
 >= 200,000 entries/s, a proof at 1,000,000 entries < 1 ms.
@@ -226,22 +229,9 @@ def run_once(entries: int, folder: Path, args: argparse.Namespace) -> dict[str, 
             )
         database = Database.from_url(url)
         ledger = Ledger.from_key_file(key_path, ORIGIN, sign_on_append=False)
-        batch = 1000
-
-        def append_batched() -> None:
-            for start in range(0, entries, batch):
-                with database.transaction() as session:
-                    ledger.append_many(
-                        session,
-                        [
-                            EntryIn("bench", event(n), f"lot:{n // 10}")
-                            for n in range(start, start + batch)
-                        ],
-                    )
-                    if (start // batch) % 10 == 9:
-                        ledger.sign_checkpoint(session, log.entry_count(session))
-
-        figures["append_batched_per_s"] = entries / timed(append_batched)
+        figures["append_batched_per_s"] = entries / timed(
+            lambda: append_batched(database, ledger, entries)
+        )
         Publisher(database, ledger).publish_now()
         with database.session() as session:
             size = log.entry_count(session)
@@ -267,20 +257,57 @@ def run_once(entries: int, folder: Path, args: argparse.Namespace) -> dict[str, 
 
         figures["offline_verifications_per_s"] = len(proofs) / timed(verify_all)
 
-        report: list[audit.AuditReport] = []
-
-        def run_audit() -> None:
-            with database.session() as session:
-                report.append(audit.audit(session, origin=ORIGIN))
-
-        figures["audit_entries_per_s"] = size / timed(run_audit)
-        assert report[0].ok, report[0].problems[:3]
+        figures["audit_entries_per_s"] = size / timed(lambda: run_audit(database))
         database.dispose()
     if args.postgres is None:
         figures.update(raw_limit(entries, folder))
         figures["append_vs_raw_ratio"] = (
             figures["append_batched_per_s"] / figures["raw_canonical_insert_per_s"]
         )
+    return figures
+
+
+def append_batched(database: Database, ledger: Ledger, entries: int) -> None:
+    """``entries`` appended 1,000 to a transaction, a checkpoint signed every 10,000."""
+    batch = 1000
+    for start in range(0, entries, batch):
+        with database.transaction() as session:
+            ledger.append_many(
+                session,
+                [EntryIn("bench", event(n), f"lot:{n // 10}") for n in range(start, start + batch)],
+            )
+            if (start // batch) % 10 == 9:
+                ledger.sign_checkpoint(session, log.entry_count(session))
+
+
+def run_audit(database: Database) -> None:
+    with database.session() as session:
+        report = audit.audit(session, origin=ORIGIN)
+    assert report.ok, report.problems[:3]
+
+
+def audit_only(entries: int, path: Path) -> dict[str, float]:
+    """The audit alone, of the SQLite log in ``path``: made first (batched appends of
+    ``entries``, checkpoints every 10,000) when the file is not there, else reused as it is."""
+    url = f"sqlite:///{path}"
+    key_path = path.with_suffix(".key")
+    if not path.exists():
+        keys.ensure_signing_key(key_path, ORIGIN)
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            migrate.upgrade(connection)
+        engine.dispose()
+        database = Database.from_url(url)
+        ledger = Ledger.from_key_file(key_path, ORIGIN, sign_on_append=False)
+        append_batched(database, ledger, entries)
+        Publisher(database, ledger).publish_now()
+        database.dispose()
+    database = Database.from_url(url)
+    with database.session() as session:
+        size = log.entry_count(session)
+    figures = {"log_size": float(size)}
+    figures["audit_entries_per_s"] = size / timed(lambda: run_audit(database))
+    database.dispose()
     return figures
 
 
@@ -316,6 +343,13 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="appending processes")
     parser.add_argument("--clients", type=int, default=4, help="appending threads per process")
     parser.add_argument("--seconds", type=float, default=None, help="concurrent appends, s")
+    parser.add_argument(
+        "--audit-only",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="only the audit, of the SQLite log FILE (made with --entries when absent, kept)",
+    )
     args = parser.parse_args()
     entries = args.entries or (20_000 if args.quick else 1_000_000)
     runs = args.runs or 1
@@ -323,8 +357,11 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     results = []
     for run in range(runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            figures = run_once(entries, Path(tmp), args)
+        if args.audit_only is not None:
+            figures = audit_only(entries, args.audit_only)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                figures = run_once(entries, Path(tmp), args)
         results.append(figures)
         print(f"run {run + 1}/{runs}: " + ", ".join(f"{k}={v:,.2f}" for k, v in figures.items()))
     medians: dict[str, Any] = {

@@ -126,3 +126,55 @@ def test_an_integer_past_two_to_the_64_is_read_whole_as_the_reference_reads_it()
     # orjson would read it as a float, whose RFC 8785 form is these same digits.
     body = b'{"n":18446744073709552000}'
     assert canonical.parse_canonical(body) is None and _plain(body) is None
+
+
+@pytest.mark.parametrize(
+    "tampering",
+    [
+        ["DELETE FROM ledger_entry WHERE seq = 100"],
+        ["DELETE FROM ledger_entry WHERE seq >= 280", "DELETE FROM ledger_hash WHERE idx >= 600"],
+        ["UPDATE ledger_hash SET hash = :zeros WHERE idx = 254"],  # above the block of 64 at 64
+        ["UPDATE ledger_hash SET hash = :zeros WHERE idx = 30"],
+        ["DELETE FROM ledger_hash WHERE idx = 590"],
+        ["UPDATE ledger_checkpoint SET root_hash = :zeros WHERE size = 60"],
+        ["UPDATE ledger_entry SET chain_prev_seq = 3 WHERE seq = 200"],
+        ["UPDATE ledger_entry SET prev_hash = :zeros WHERE seq = 128"],
+        ["UPDATE ledger_entry SET leaf_hash = :short WHERE seq = 63"],
+        ["UPDATE ledger_entry SET kind = CAST('x' AS BLOB) WHERE seq = 70"],
+    ],
+)
+@pytest.mark.parametrize("task_entries", [16, 70])
+def test_block_by_block_the_audit_finds_what_the_sequential_walk_does(
+    committed_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tampering: list[str],
+    task_entries: int,
+) -> None:
+    key_path = tmp_path / "ledger.key"
+    keys.ensure_signing_key(key_path, ORIGIN)
+    ledger = Ledger.from_key_file(key_path, ORIGIN)
+    database = Database.from_url(committed_database_url)
+    for start in range(0, 300, 30):
+        with database.transaction() as session:
+            ledger.append_many(
+                session,
+                [EntryIn("test.event", {"n": n}, f"lot:{n % 7}") for n in range(start, start + 30)],
+            )
+    engine = create_engine(committed_database_url)
+    with engine.begin() as connection:
+        for statement in tampering:
+            connection.execute(text(statement), {"zeros": b"\x00" * 32, "short": b"\x00" * 5})
+    engine.dispose()
+
+    def found() -> list[tuple[int, str]]:
+        with database.session() as session:
+            report = audit.audit(session, origin=ORIGIN)
+        return [(p.index, p.what) for p in report.problems]
+
+    sequential = found()
+    assert sequential
+    monkeypatch.setattr(audit, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(audit, "TASK_ENTRIES", task_entries)
+    assert sorted(found()) == sorted(sequential)
+    database.dispose()

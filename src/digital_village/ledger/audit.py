@@ -14,35 +14,32 @@ gets those entries as (index, kind, bytes), then checks its own rows with its ow
 reporting problems by entry index and subject. ``digital_village.audit`` composes the log
 audit with every package's checker.
 
-This module is longer than most (~650 lines) on purpose: the streaming walk, its parallel form
-(worker processes checking entries while the walk recomputes the tree) and the checks of one
-entry, one stored hash and one checkpoint share the walk's private state and row shapes, and
-read best together as "what the audit checks"; canonical JSON is decided in ``canonical.py``.
+Here is the walk: the tree recomputed as the entries stream, each stored hash and checkpoint
+checked against it, a large log's blocks in worker processes (``audit_blocks.py``). What one
+entry must be is in ``audit_entries.py``, one checkpoint in ``audit_checkpoints.py``, and
+canonical JSON is decided in ``canonical.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import multiprocessing
 import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any, Final, NamedTuple, Protocol
 
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
-from digital_village.ledger import canonical, log, merkle, note
+from digital_village.ledger import audit_blocks, audit_checkpoints, audit_entries, log, merkle, note
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerKey
 
 BATCH = 2000
-MAX_PROBLEMS = 100
+MAX_PROBLEMS = audit_entries.MAX_PROBLEMS
 # How long the newest checkpoint may lag the entries (a publisher signs within a second).
 PUBLISH_GRACE_S = 2.0
 GRACE_STEP_S = 0.25
@@ -177,40 +174,14 @@ def _verifiers(
     session: Session, extra_vkeys: Sequence[str], found: Found
 ) -> dict[str, note.Verifier]:
     """The log's stored verifier keys and the caller's, by key ID."""
-    verifiers = {}
-    for vkey in [*session.scalars(select(LedgerKey.vkey)), *extra_vkeys]:
-        try:
-            parsed = note.Verifier.parse(vkey)
-            verifiers[parsed.key_id.hex()] = parsed
-        except note.NoteError as error:
-            found(-1, f"a stored verifier key is malformed: {error}")
-    return verifiers
+    vkeys = [*session.scalars(select(LedgerKey.vkey)), *extra_vkeys]
+    return audit_checkpoints.verifiers(vkeys, found)
 
 
-_ENTRY_COLUMNS: Final = (
-    "seq",
-    "kind",
-    "body",
-    "leaf_hash",
-    "prev_hash",
-    "chain_key",
-    "chain_prev_seq",
-    "chain_prev_leaf",
-    "chain_prev_key",
-)
-_ENTRIES_SQL: Final = (
-    "SELECT e.seq, e.kind, e.body, e.leaf_hash, e.prev_hash, e.chain_key, e.chain_prev_seq, "
-    "p.leaf_hash, p.chain_key FROM ledger_entry e "
-    "LEFT JOIN ledger_entry p ON p.seq = e.chain_prev_seq "
-    "WHERE e.seq > ? ORDER BY e.seq LIMIT ?"
-)
-_HASHES_SQL: Final = "SELECT idx, hash FROM ledger_hash WHERE idx >= ? AND idx < ? ORDER BY idx"
 _HASHES_FROM_SQL: Final = "SELECT idx FROM ledger_hash WHERE idx >= ? ORDER BY idx LIMIT 1"
 _CHECKPOINTS_SQL: Final = (
     "SELECT size, root_hash, note FROM ledger_checkpoint WHERE size > ? ORDER BY size LIMIT ?"
 )
-# Entries read and checked per round trip.
-WALK_BATCH: Final = 5000
 
 
 class _CheckpointRow(NamedTuple):
@@ -230,39 +201,16 @@ def _checkpoint_rows(driver: log.DriverCursor) -> Iterator[_CheckpointRow]:
         after = rows[-1][0]
 
 
-# From this many entries the audit checks entries in worker processes (one per core) while
-# this one recomputes the tree: each entry's own checks cost twice the tree's share.
+# From this many entries the audit goes block by block in worker processes (one per core):
+# each checks a block's entries and recomputes its part of the tree (audit_blocks.py), this one
+# joins the blocks' roots and checks the checkpoints.
 PARALLEL_FROM = 100_000
-# Entries per worker task (several per worker, so that the workers finish together).
-TASK_ENTRIES: Final = 50_000
-_NARROW_SQL: Final = (
-    "SELECT seq, kind, leaf_hash, {} FROM ledger_entry WHERE seq > ? ORDER BY seq LIMIT ?"
+# Entries per worker task, rounded down to a power of two (several tasks per worker, so that
+# the workers finish together).
+TASK_ENTRIES: Final = 16_384
+_CHECKPOINT_SIZES_SQL: Final = (
+    "SELECT size FROM ledger_checkpoint WHERE size > ? AND size <= ? ORDER BY size"
 )
-_ENTRY_SQL: Final = _ENTRIES_SQL.replace(
-    "WHERE e.seq > ? ORDER BY e.seq LIMIT ?", "WHERE e.seq = ?"
-)
-
-
-def _fixed(values: Sequence[Any], found: Found) -> Sequence[Any]:
-    """The entry's columns as the log wrote their types (the usual case: as they are), else as
-    ``_readable`` reads them, naming each changed column."""
-    _, kind, body, leaf, prev, chain_key, _, chain_prev_leaf, _ = values
-    if (
-        type(body) is bytes
-        and type(leaf) is bytes
-        and len(leaf) == merkle.HASH_SIZE
-        and (prev is None or type(prev) is bytes)
-        and (chain_prev_leaf is None or type(chain_prev_leaf) is bytes)
-        and type(kind) is str
-        and (chain_key is None or type(chain_key) is str)
-    ):
-        return values
-    row = _readable(SimpleNamespace(**dict(zip(_ENTRY_COLUMNS, values, strict=True))), found)
-    return tuple(getattr(row, column) for column in _ENTRY_COLUMNS)
-
-
-def _ignore(index: int, what: str, subject: str | None = None) -> None:
-    """A Found for what another part of the audit reports."""
 
 
 @dataclass(frozen=True)
@@ -286,15 +234,30 @@ class _Tree:
 
     def __init__(self, driver: log.DriverCursor, walk: _Walk) -> None:
         self.driver, self.report, self.origin = driver, walk.report, walk.origin
-        self.verifiers, self.found = walk.verifiers, walk.found
+        self.verifiers, self.found, self.handlers = walk.verifiers, walk.found, walk.handlers
         self.checkpoints = _checkpoint_rows(driver)
-        self.next_checkpoint = next(self.checkpoints, None)
-        self.next_size = self.next_checkpoint.size if self.next_checkpoint is not None else -1
+        self.next_checkpoint: _CheckpointRow | None = None
+        self.next_size = -1
+        self.next()
         # Roots of the perfect subtrees the tree so far splits into, big first.
         self.border: list[bytes] = []
         self.expected: list[bytes] = []
         self.start = 0
         self.newest_signed = 0
+
+    def next(self) -> None:
+        """On to the next checkpoint."""
+        self.next_checkpoint = next(self.checkpoints, None)
+        self.next_size = self.next_checkpoint.size if self.next_checkpoint is not None else -1
+
+    def checkpoint(self, size: int, root: bytes) -> None:
+        """The next checkpoint, at ``size``, against the tree's root at that size."""
+        assert self.next_checkpoint is not None
+        audit_checkpoints.check_checkpoint(
+            self.next_checkpoint, root, self.origin, self.verifiers, self.found
+        )
+        self.report.checkpoints += 1
+        self.newest_signed = size
 
     def add(self, seq: int, leaf: bytes) -> None:
         """Leaf ``seq`` (the tree's size so far): its rows, and the checkpoint at seq + 1."""
@@ -310,17 +273,14 @@ class _Tree:
         size = seq + 1
         while self.next_checkpoint is not None and self.next_size <= size:
             if self.next_size == size:
-                _check_checkpoint(
-                    self.next_checkpoint, _root(border), self.origin, self.verifiers, self.found
-                )
-                self.report.checkpoints += 1
-                self.newest_signed = size
-            self.next_checkpoint = next(self.checkpoints, None)
-            self.next_size = self.next_checkpoint.size if self.next_checkpoint is not None else -1
+                self.checkpoint(size, audit_blocks.fold_root(border))
+            self.next()
 
     def compare(self, size: int) -> None:
         """Compare the rows of the leaves added since the last comparison with the stored."""
-        _compare_hashes(self.driver, self.report, self.start, size, self.expected, self.found)
+        self.report.stored_hashes += audit_blocks.compare_hashes(
+            self.driver, self.start, size, self.expected, self.found
+        )
         self.start, self.expected = size, []
 
     def finish(self, size: int) -> int:
@@ -328,7 +288,7 @@ class _Tree:
         checkpoint's size."""
         self.compare(size)
         self.report.entries = size
-        self.report.root = _root(self.border).hex()
+        self.report.root = audit_blocks.fold_root(self.border).hex()
         leftover = self.driver.rows(_HASHES_FROM_SQL, (merkle.stored_hash_count(size),))
         if leftover:
             self.found(size, f"stored tree hash {leftover[0][0]} belongs to no entry")
@@ -338,7 +298,7 @@ class _Tree:
                 f"a checkpoint was signed at size {self.next_checkpoint.size} but the log has "
                 f"only {size} entries: entries were removed",
             )
-            self.next_checkpoint = next(self.checkpoints, None)
+            self.next()
         return self.newest_signed
 
 
@@ -347,18 +307,18 @@ def _walk(session: Session, walk: _Walk) -> int:
     the size of the newest checkpoint. A large log's entries are checked by worker processes
     meanwhile (``_walk_parallel``)."""
     driver = log.DriverCursor(session)
-    url = _shared_url(session)
-    if url is not None:
+    database = _worker_database(session)
+    if database is not None:
         last = driver.rows("SELECT max(seq) FROM ledger_entry")[0][0]
         if isinstance(last, int) and last + 1 >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
-            return _walk_parallel(driver, url, last + 1, walk)
+            return _walk_parallel(driver, database, last + 1, walk)
     found, handlers, progress = walk.found, walk.handlers, walk.progress
     tree = _Tree(driver, walk)
     expected_prev: bytes | None = None
     size = 0
     stopped = False
     while not stopped:
-        batch = driver.rows(_ENTRIES_SQL, (size - 1, WALK_BATCH))
+        batch = driver.rows(audit_entries.ENTRIES_SQL, (size - 1, audit_entries.WALK_BATCH))
         if not batch:
             break
         for values in batch:
@@ -367,11 +327,11 @@ def _walk(session: Session, walk: _Walk) -> int:
                 found(size, f"entry missing: the next stored entry has index {seq!r}")
                 stopped = True
                 break
-            values = _fixed(values, found)
+            values = audit_entries.fixed_types(values, found)
             kind, body, leaf = values[1], values[2], values[3]
             if hashlib.sha256(b"\x00" + body).digest() != leaf:
                 found(seq, "the entry's bytes do not match its leaf hash (entry edited)")
-            _check_entry(values, expected_prev, found)
+            audit_entries.check_entry(values, expected_prev, found)
             for handler in handlers.get(kind, ()):
                 handler(seq, kind, body)
             tree.add(seq, leaf)
@@ -383,146 +343,103 @@ def _walk(session: Session, walk: _Walk) -> int:
     return tree.finish(size)
 
 
-def _shared_url(session: Session) -> str | None:
-    """The database's URL when other processes can open it (a file or a server), else None
+def _worker_database(session: Session) -> audit_blocks.Database | None:
+    """How worker processes open the database, when they can (a file or a server), else None
     (a connection handed in, as tests do, or an in-memory database)."""
     bind = session.get_bind()
     if not isinstance(bind, Engine):
         return None
-    url = bind.url
+    url, dialect = bind.url, bind.dialect
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         return None
-    return url.render_as_string(hide_password=False)
-
-
-def _walk_parallel(driver: log.DriverCursor, url: str, total: int, walk: _Walk) -> int:
-    """Workers check the entries of ``[0, total)`` task by task; this process reads only index,
-    kind and leaf hash (and the bytes of kinds a record checker wants), recomputes the tree and
-    checks the checkpoints."""
-    found, handlers, progress = walk.found, walk.handlers, walk.progress
-    kinds = sorted(handlers)
-    body_column = (
-        f"CASE WHEN kind IN ({','.join('?' * len(kinds))}) THEN body END" if kinds else "NULL"
+    args, kwargs = dialect.create_connect_args(url)
+    # psycopg's adapters as SQLAlchemy sets them up; the worker reads bytes, text and integers.
+    kwargs.pop("context", None)
+    return audit_blocks.Database(
+        dialect.loaded_dbapi.__name__, tuple(args), dict(kwargs), dialect.paramstyle == "qmark"
     )
-    narrow = _NARROW_SQL.format(body_column)
-    workers = os.cpu_count() or 2
+
+
+def _walk_parallel(
+    driver: log.DriverCursor, database: audit_blocks.Database, total: int, walk: _Walk
+) -> int:
+    """Workers check the log block by block (``audit_blocks.check_block``); this process joins
+    the blocks' subtree roots into the tree, checks the stored hashes above each block and every
+    checkpoint, and hands the record checkers their entries, in index order."""
+    block = 1 << (TASK_ENTRIES.bit_length() - 1)
     tasks = [
-        (url, start, min(start + TASK_ENTRIES, total)) for start in range(0, total, TASK_ENTRIES)
+        (start, stop, [row[0] for row in driver.rows(_CHECKPOINT_SIZES_SQL, (start, stop))])
+        for start in range(0, total, block)
+        for stop in [min(start + block, total)]
     ]
-    # Spawned, not forked: a fork copies whatever lock another thread held at that moment.
-    context = multiprocessing.get_context("spawn")
-    tree = _Tree(driver, walk)
-    size = 0
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        checked = [pool.submit(_check_entries, *task) for task in tasks]
-        stopped = False
-        while not stopped:
-            batch = driver.rows(narrow, (*kinds, size - 1, WALK_BATCH))
-            if not batch:
-                break
-            for seq, kind, leaf, body in batch:
-                if type(seq) is not int or seq != size:
-                    found(size, f"entry missing: the next stored entry has index {seq!r}")
-                    stopped = True
-                    break
-                if (
-                    type(leaf) is not bytes
-                    or len(leaf) != merkle.HASH_SIZE
-                    or type(kind) is not str
-                ):
-                    # As the sequential walk reads it; the workers name what changed.
-                    values = _fixed(driver.rows(_ENTRY_SQL, (seq,))[0], _ignore)
-                    kind, leaf = values[1], values[3]
-                    body = values[2] if kind in handlers else None
-                if body is not None:
-                    body = body if type(body) is bytes else _bytes_of(body)
-                    for handler in handlers[kind]:
-                        handler(seq, kind, body)
-                tree.add(seq, leaf)
-                size += 1
-            tree.compare(size)
-            if progress is not None:
-                progress(size)
-        for future in checked:
-            for index, what in future.result():
-                if index < size:
-                    found(index, what)
-    return tree.finish(size)
+    tree = _BlockTree(driver, walk)
+
+    def root_at(start: int, stop: int, size: int) -> bytes:
+        """A checkpoint signed while the audit ran: the block's root up to it, afresh."""
+        with audit_blocks.Workers(database, block, (), [(start, stop, [size])], 1) as again:
+            return next(again.results()).at_sizes[size]
+
+    processes = os.cpu_count() or 2
+    with audit_blocks.Workers(database, block, walk.handlers, tasks, processes) as workers:
+        for (start, stop, _), result in zip(tasks, workers.results(), strict=False):
+            tree.add_block(result, start, block, functools.partial(root_at, start, stop))
+            if walk.progress is not None:
+                walk.progress(result.stop)
+            if result.stop < stop:
+                break  # an entry is missing: the log ends there
+    return tree.finish(tree.start)
 
 
-def _check_entries(url: str, start: int, stop: int) -> list[tuple[int, str]]:
-    """A worker's task: each entry of ``[start, stop)`` checked on its own (its bytes against
-    its leaf hash, canonical JSON, its links to the entry before it and to its chain)."""
-    problems: list[tuple[int, str]] = []
+class _BlockTree(_Tree):
+    """The tree joined block by block from what the workers recomputed of each."""
 
-    def found(index: int, what: str, subject: str | None = None) -> None:
-        if index >= start and len(problems) < MAX_PROBLEMS:
-            problems.append((index, what))
+    def add_block(
+        self, block: audit_blocks.Block, start: int, width: int, root_at: Callable[[int], bytes]
+    ) -> None:
+        """The block of leaves from ``start``: its findings, its entries for the record
+        checkers, the checkpoints within it, its roots joined to the border."""
+        found = self.found
+        for index, what in block.problems:
+            found(index, what)
+        for seq, kind, body in block.entries:
+            for handler in self.handlers[kind]:
+                handler(seq, kind, body)
+        while self.next_checkpoint is not None and self.next_size <= block.stop:
+            if self.next_size > start:
+                inner = block.at_sizes.get(self.next_size) or root_at(self.next_size)
+                self.checkpoint(self.next_size, audit_blocks.fold_root([*self.border, inner]))
+            self.next()
+        self.report.stored_hashes += block.stored
+        if block.stop - start == width:
+            self._join(block, start, width)
+        else:
+            self.border.extend(block.border)  # the log ends in this block
+        if block.gap:
+            found(block.stop, f"entry missing: the next stored entry has index {block.next_seq!r}")
+        self.start = block.stop
 
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with Session(engine) as session:
-            driver = log.DriverCursor(session)
-            # The entry before the first, read as the walk reads it, for the first one's link.
-            size = max(start - 1, 0)
-            expected_prev: bytes | None = None
-            while size < stop:
-                batch = driver.rows(_ENTRIES_SQL, (size - 1, min(WALK_BATCH, stop - size)))
-                for values in batch:
-                    if values[0] != size:
-                        return problems  # a gap: the walk names it
-                    values = _fixed(values, found if size >= start else _ignore)
-                    seq, body, leaf = values[0], values[2], values[3]
-                    if seq >= start:
-                        if hashlib.sha256(b"\x00" + body).digest() != leaf:
-                            found(
-                                seq, "the entry's bytes do not match its leaf hash (entry edited)"
-                            )
-                        _check_entry(values, expected_prev, found)
-                    expected_prev = leaf
-                    size += 1
-                if not batch:
-                    break
-    finally:
-        engine.dispose()
-    return problems
-
-
-def _root(border: Sequence[bytes]) -> bytes:
-    if not border:
-        return merkle.EMPTY_ROOT
-    node = border[-1]
-    for left in reversed(border[:-1]):
-        node = merkle.hash_children(left, node)
-    return node
-
-
-def _compare_hashes(
-    driver: log.DriverCursor,
-    report: AuditReport,
-    start: int,
-    stop: int,
-    expected: list[bytes],
-    found: Found,
-) -> None:
-    """The stored tree hashes of leaves [start, stop) against those the leaves give."""
-    first = merkle.stored_hash_count(start)
-    last = merkle.stored_hash_count(stop)
-    stored = driver.rows(_HASHES_SQL, (first, last))
-    if len(stored) == last - first and [value for _, value in stored] == expected:
-        report.stored_hashes += len(stored)
-        return
-    by_index = dict(stored)
-    report.stored_hashes += len(by_index)
-    position = 0
-    for leaf in range(start, stop):
-        for _ in range(1 + (leaf ^ (leaf + 1)).bit_length() - 1):
-            idx = first + position
-            if idx not in by_index:
-                found(leaf, f"stored tree hash {idx} is missing")
-            elif by_index[idx] != expected[position]:
-                found(leaf, f"stored tree hash {idx} differs from the one the leaves give")
-            position += 1
+    def _join(self, block: audit_blocks.Block, start: int, width: int) -> None:
+        """A full block's root onto the border: it may complete subtrees above the block, whose
+        stored hashes (its last leaf's topmost rows) are checked here."""
+        border = self.border
+        node = block.border[0]
+        expected = []
+        completes = start // width
+        while completes & 1:
+            node = merkle.hash_children(border.pop(), node)
+            expected.append(node)
+            completes >>= 1
+        border.append(node)
+        stored = dict(block.above)
+        self.report.stored_hashes += len(stored)
+        for offset, value in enumerate(expected):
+            idx = block.above_from + offset
+            if idx not in stored:
+                self.found(block.stop - 1, f"stored tree hash {idx} is missing")
+            elif stored[idx] != value:
+                self.found(
+                    block.stop - 1, f"stored tree hash {idx} differs from the one the leaves give"
+                )
 
 
 def _newest_signed_now(session: Session) -> int:
@@ -558,114 +475,6 @@ def _check_newest_checkpoint(
             "(newer checkpoints were removed, or the log's publisher is not running; an old "
             "checkpoint would be served as current)",
         )
-
-
-_HASH_COLUMNS = ("leaf_hash", "prev_hash", "chain_prev_leaf")
-
-
-def _readable(row: Any, found: Found) -> Any:
-    """A row whose columns were given another type or encoding (text for bytes, a number for
-    text, …): named as a finding at its index, then read as the bytes its values stand for, so
-    the walk goes on and the entry's own checks report whatever else differs."""
-    values = dict(vars(row))
-    seq = row.seq
-
-    def changed(column: str, value: Any) -> None:
-        found(
-            seq,
-            f"the entry's {column} is stored as {type(value).__name__}, not as the log wrote "
-            "it: the column's type or encoding was changed",
-        )
-
-    body = values["body"]
-    if type(body) is not bytes:
-        changed("bytes (body)", body)
-        values["body"] = _bytes_of(body)
-    for column in _HASH_COLUMNS:
-        value = values[column]
-        if value is not None and type(value) is not bytes:
-            changed(column, value)
-            values[column] = _bytes_of(value)
-    if len(values["leaf_hash"]) != merkle.HASH_SIZE:
-        found(seq, f"the stored leaf hash has {len(values['leaf_hash'])} bytes, not 32")
-        # The tree is recomputed from the entry's bytes: stored tree hashes then show the rest.
-        values["leaf_hash"] = merkle.hash_leaf(values["body"])
-    for column in ("kind", "chain_key"):
-        value = values[column]
-        if value is not None and type(value) is not str:
-            changed(column, value)
-            values[column] = str(value)
-    return SimpleNamespace(**values)
-
-
-def _bytes_of(value: Any) -> bytes:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    return str(value).encode("utf-8", "surrogatepass")
-
-
-def _check_entry(values: Sequence[Any], expected_prev: bytes | None, found: Found) -> None:
-    """An entry's own checks but its leaf hash: previous-entry link, canonical JSON, kind, chain
-    link. ``values`` in _ENTRY_COLUMNS order, as stored (or as _readable made them)."""
-    seq, kind, body, _leaf, prev, chain_key, chain_prev_seq, chain_prev_leaf, chain_prev_key = (
-        values
-    )
-    if prev != expected_prev:
-        found(seq, "the stored previous-entry hash does not match the previous entry")
-    parsed = canonical.parse_canonical(body)
-    if parsed is None:
-        found(seq, "the entry's bytes are not JSON")
-        return
-    envelope, is_canonical = parsed
-    if not is_canonical:
-        found(seq, "the entry's bytes are not RFC 8785 canonical JSON")
-    if not isinstance(envelope, dict):
-        found(seq, "the entry is not a JSON object")
-        return
-    if envelope.get("prev") != (expected_prev.hex() if expected_prev else None):
-        found(seq, "the hash chain is broken: 'prev' does not name the previous entry")
-    if envelope.get("kind") != kind:
-        found(seq, "the stored kind differs from the entry's")
-    chain = envelope.get("chain")
-    if chain_key is None and chain is None:
-        return
-    if not isinstance(chain, dict) or chain.get("key") != chain_key:
-        found(seq, "the stored chain key differs from the entry's")
-        return
-    if chain_prev_seq is None:
-        if chain.get("prev") is not None:
-            found(seq, "the entry names a previous chain entry that is not stored")
-        return
-    if chain_prev_leaf is None:
-        found(seq, f"the previous entry of chain '{chain_key}' ({chain_prev_seq!r}) is gone")
-        return
-    if chain_prev_key != chain_key or chain.get("prev") != chain_prev_leaf.hex():
-        found(seq, f"the chain '{chain_key}' is broken at this entry")
-
-
-def _check_checkpoint(
-    row: Any,
-    root: bytes,
-    origin: str,
-    verifiers: dict[str, note.Verifier],
-    found: Found,
-) -> None:
-    where = row.size - 1
-    if row.root_hash != root:
-        found(where, f"the checkpoint at size {row.size} has a root the entries do not produce")
-    try:
-        opened = note.open_note(row.note, list(verifiers.values()))
-        checkpoint = note.Checkpoint.parse(opened.text)
-    except note.NoteError as error:
-        found(where, f"the checkpoint at size {row.size} fails signature checks: {error}")
-        return
-    except ValueError as error:
-        found(where, f"the checkpoint at size {row.size} is malformed: {error}")
-        return
-    if checkpoint.origin != origin:
-        found(where, f"the checkpoint at size {row.size} names origin {checkpoint.origin!r}")
-    if checkpoint.size != row.size or checkpoint.root_hash != row.root_hash:
-        found(where, f"the signed checkpoint text at size {row.size} differs from its stored row")
 
 
 def count_entries(session: Session) -> int:

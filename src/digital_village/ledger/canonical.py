@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
@@ -82,12 +83,15 @@ def dumps(value: Any) -> bytes:
 _INTEGRAL_FLOAT: Final = re.compile(rb"\.0(?:[,}\]]|\Z)")
 _LONG_INTEGER: Final = re.compile(rb"[0-9]{20}")
 _EXPONENT: Final = re.compile(rb"[0-9][eE][-+][0-9]+(?:[,}\]]|\Z)")
+# Whether to look for one at all: "e+" or "e-" anywhere (a search by its first byte, several
+# times quicker than the one above, which tries every digit).
+_SIGNED_EXPONENT: Final = re.compile(rb"e[-+]")
 
 
 def _orjson_may_differ(body: bytes) -> bool:
     return (
         _INTEGRAL_FLOAT.search(body) is not None
-        or ((b"e+" in body or b"e-" in body) and _EXPONENT.search(body) is not None)
+        or (_SIGNED_EXPONENT.search(body) is not None and _EXPONENT.search(body) is not None)
         or (not body.isascii() and max(body) >= 0xEE)
     )
 
@@ -99,22 +103,41 @@ def parse_canonical(body: bytes) -> tuple[Any, bool] | None:
     orjson writes otherwise than RFC 8785 (``_orjson_may_differ``, integers past 2**53); those,
     and bytes orjson writes otherwise, are decided by :func:`dumps`."""
     try:
-        # orjson reads an integer past 2**64 as a float; the standard library keeps it whole.
-        value = _JSON_ONLY if _LONG_INTEGER.search(body) else orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError:
         value = _JSON_ONLY  # what only the standard library reads (NaN, lone surrogates)
     try:
-        if value is _JSON_ONLY:
-            value = json.loads(body)
-        elif not _orjson_may_differ(body):
+        if value is not _JSON_ONLY and not _orjson_may_differ(body):
             try:
                 if orjson.dumps(value, option=_SORTED) == body:
                     return value, True
             except orjson.JSONEncodeError:
                 pass
+        # orjson reads an integer past 2**64 as a float, which it writes back with a "." or an
+        # exponent, never as the integer's digits: such bytes never pass the test above. The
+        # standard library keeps the integer whole, as the reference reads it.
+        if value is _JSON_ONLY or _LONG_INTEGER.search(body):
+            value = json.loads(body)
         return value, dumps(value) == body
     except (ValueError, CanonicalizationError):
         return None
+
+
+def all_canonical(bodies: Sequence[bytes], values: Sequence[Any]) -> bool:
+    """Whether each of ``bodies``, which orjson read one by one as ``values``, is canonical as
+    :func:`parse_canonical` would say, decided for all at once; False: ask it of each.
+
+    Each body passes parse_canonical's first test when orjson writes the list of values as the
+    list of bodies: each body is one JSON text, and no JSON text is a value followed by ", …",
+    so each value's bytes end where its body does. What ``_orjson_may_differ`` looks for shows
+    in the joined bytes exactly where it shows in one body (the separators add none of it)."""
+    joined = b"[" + b",".join(bodies) + b"]"
+    if _orjson_may_differ(joined):
+        return False
+    try:
+        return orjson.dumps(list(values), option=_SORTED) == joined
+    except orjson.JSONEncodeError:
+        return False
 
 
 _JSON_ONLY: Final = object()
