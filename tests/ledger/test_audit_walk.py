@@ -131,7 +131,10 @@ def test_an_integer_past_two_to_the_64_is_read_whole_as_the_reference_reads_it()
 @pytest.mark.parametrize(
     "tampering",
     [
-        ["DELETE FROM ledger_entry WHERE seq = 100"],
+        [
+            "UPDATE ledger_entry SET chain_prev_seq = NULL WHERE chain_prev_seq = 100",
+            "DELETE FROM ledger_entry WHERE seq = 100",
+        ],
         ["DELETE FROM ledger_entry WHERE seq >= 280", "DELETE FROM ledger_hash WHERE idx >= 600"],
         ["UPDATE ledger_hash SET hash = :zeros WHERE idx = 254"],  # above the block of 64 at 64
         ["UPDATE ledger_hash SET hash = :zeros WHERE idx = 30"],
@@ -145,12 +148,15 @@ def test_an_integer_past_two_to_the_64_is_read_whole_as_the_reference_reads_it()
 )
 @pytest.mark.parametrize("task_entries", [16, 70])
 def test_block_by_block_the_audit_finds_what_the_sequential_walk_does(
+    backend: str,
     committed_database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     tampering: list[str],
     task_entries: int,
 ) -> None:
+    if backend == "postgres" and any("BLOB" in statement for statement in tampering):
+        pytest.skip("a text column holds only text on PostgreSQL")
     key_path = tmp_path / "ledger.key"
     keys.ensure_signing_key(key_path, ORIGIN)
     ledger = Ledger.from_key_file(key_path, ORIGIN)
