@@ -184,3 +184,38 @@ def test_block_by_block_the_audit_finds_what_the_sequential_walk_does(
     monkeypatch.setattr(audit, "TASK_ENTRIES", task_entries)
     assert sorted(found()) == sorted(sequential)
     database.dispose()
+
+
+def test_a_checkpoint_the_workers_were_not_told_of_is_checked_all_the_same(
+    committed_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when a publisher signs a checkpoint while the audit runs: its block's root up to it
+    # is recomputed afresh.
+    key_path = tmp_path / "ledger.key"
+    keys.ensure_signing_key(key_path, ORIGIN)
+    ledger = Ledger.from_key_file(key_path, ORIGIN)
+    database = Database.from_url(committed_database_url)
+    for start in range(0, 100, 25):
+        with database.transaction() as session:
+            ledger.append_many(
+                session, [EntryIn("test.event", {"n": n}) for n in range(start, start + 25)]
+            )
+    engine = create_engine(committed_database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE ledger_checkpoint SET root_hash = :h WHERE size = 50"), {"h": b"\x00" * 32}
+        )
+    engine.dispose()
+    monkeypatch.setattr(audit, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(audit, "TASK_ENTRIES", 64)
+    monkeypatch.setattr(
+        audit, "_CHECKPOINT_SIZES_SQL", "SELECT size FROM ledger_checkpoint WHERE ? < 0 AND ? < 0"
+    )
+    with database.session() as session:
+        report = audit.audit(session, origin=ORIGIN)
+    assert report.checkpoints == 4
+    assert [(p.index, p.what) for p in report.problems] == [
+        (49, "the checkpoint at size 50 has a root the entries do not produce"),
+        (49, "the signed checkpoint text at size 50 differs from its stored row"),
+    ]
+    database.dispose()
