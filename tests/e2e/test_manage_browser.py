@@ -30,6 +30,7 @@ pytestmark = pytest.mark.browser
 VIEWPORTS = {"phone": {"width": 360, "height": 740}, "desktop": {"width": 1280, "height": 860}}
 LITRE_GTIN = "690123400105" + gtin_check_digit("690123400105")
 WRONG_GTIN = LITRE_GTIN[:-1] + str((int(LITRE_GTIN[-1]) + 3) % 10)
+RENAMED = "天府头道菜油 1 升"
 
 
 @pytest.fixture
@@ -117,6 +118,13 @@ def test_a_season_in_the_console(screen: tuple[str, Any], live: tuple[str, Pages
     assert page.locator(f'[data-product="0{LITRE_GTIN}"]').count() == 1
     fits(page, width)
     keep(page, f"{name}-products")
+    # Its name changed in the console: a new ledger entry, which the consumer page follows.
+    page.locator(f'[data-edit="0{LITRE_GTIN}"] summary').click()
+    page.fill(f'form[data-form="edit-0{LITRE_GTIN}"] input[name="new_name"]', RENAMED)
+    page.locator(f'form[data-form="edit-0{LITRE_GTIN}"] button[type="submit"]').click()
+    page.wait_for_selector(f'[data-product="0{LITRE_GTIN}"]:has-text("{RENAMED}")')
+    assert re.search(r"账本第 \d+ 号记录", page.locator("[data-done]").inner_text())
+    keep(page, f"{name}-product-renamed")
 
     # Harvest two parcels: the yield per 亩 is shown before saving.
     open_section(page, url, "harvest")
@@ -190,7 +198,7 @@ def test_a_season_in_the_console(screen: tuple[str, Any], live: tuple[str, Pages
     for step in ("step_harvesting", "step_pressing", "step_commissioning"):
         assert page.locator(f'[data-step="{step}"]').count() >= 1, step
     body = page.locator("body").inner_text()
-    assert "天府菜油 1 升装" in body and number.group(1) in body
+    assert RENAMED in body and "天府菜油 1 升装" not in body and number.group(1) in body
     for secret in PERSONAL:
         assert secret not in body
     fits(page, width)
