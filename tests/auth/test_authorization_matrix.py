@@ -859,6 +859,32 @@ CONSOLE_MATRIX: dict[tuple[str, str], list[Case]] = {
             _deny_all_but({}),
         ),
     ],
+    ("POST", "/manage/products/edit"): [
+        Case(
+            "renaming the cooperative's product",
+            lambda w, c: (
+                "/manage/products/edit",
+                {
+                    "gtin": _product(c, w, RAPESEED_GTIN, "rapeseed", w.coop_a),
+                    "new_name": "油菜籽（新收）",
+                    "new_category": "rapeseed",
+                },
+            ),
+            CONSOLE_ONLY,
+        ),
+        Case(
+            "renaming another cooperative's product",
+            lambda w, c: (
+                "/manage/products/edit",
+                {
+                    "gtin": _product(c, w, RAPESEED_GTIN, "rapeseed", w.coop_b),
+                    "new_name": "油菜籽（新收）",
+                    "new_category": "rapeseed",
+                },
+            ),
+            _deny_all_but({}),
+        ),
+    ],
     ("POST", "/manage/harvest"): [
         Case("a harvest of a member's parcel", _console_harvest, CONSOLE_ONLY)
     ],

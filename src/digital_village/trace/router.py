@@ -92,7 +92,12 @@ def get_product(gtin: str, session: SessionDep) -> ProductOut:
     return ProductOut.of(products.get_product(session=session, gtin=gtin))
 
 
-@router.patch("/products/{gtin}", response_model=ProductOut)
+# The operationId it had when it changed only the ranges, kept for clients generated from it.
+@router.patch(
+    "/products/{gtin}",
+    response_model=ProductOut,
+    operation_id="update_plausibility_api_v1_products__gtin__patch",
+)
 def update_product(
     gtin: str, body: PlausibilityIn, session: SessionDep, actor: ActorDep, ledger: LedgerDep
 ) -> ProductOut:
