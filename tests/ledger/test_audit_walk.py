@@ -62,21 +62,33 @@ def test_the_cases_where_orjson_and_rfc_8785_differ(body: bytes, is_canonical: b
     assert parsed is not None and parsed[1] is is_canonical
 
 
+def _written_log(
+    url: str, tmp_path: Path, *, entries: int, per_append: int, chains: int | None = None
+) -> Database:
+    """A committed log of ``entries`` test entries, appended ``per_append`` at a time (each
+    append signs a checkpoint); with ``chains``, entry n extends chain ``lot:<n % chains>``."""
+    key_path = tmp_path / "ledger.key"
+    keys.ensure_signing_key(key_path, ORIGIN)
+    ledger = Ledger.from_key_file(key_path, ORIGIN)
+    database = Database.from_url(url)
+    for start in range(0, entries, per_append):
+        with database.transaction() as session:
+            ledger.append_many(
+                session,
+                [
+                    EntryIn("test.event", {"n": n}, None if chains is None else f"lot:{n % chains}")
+                    for n in range(start, start + per_append)
+                ],
+            )
+    return database
+
+
 def test_the_parallel_walk_finds_what_the_sequential_one_does(
     committed_database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    key_path = tmp_path / "ledger.key"
-    keys.ensure_signing_key(key_path, ORIGIN)
-    ledger = Ledger.from_key_file(key_path, ORIGIN)
-    database = Database.from_url(committed_database_url)
-    for start in range(0, 300, 30):
-        with database.transaction() as session:
-            ledger.append_many(
-                session,
-                [EntryIn("test.event", {"n": n}, f"lot:{n % 7}") for n in range(start, start + 30)],
-            )
+    database = _written_log(committed_database_url, tmp_path, entries=300, per_append=30, chains=7)
     engine = create_engine(committed_database_url)
     with engine.begin() as connection:
         connection.execute(
@@ -157,16 +169,7 @@ def test_block_by_block_the_audit_finds_what_the_sequential_walk_does(
 ) -> None:
     if backend == "postgres" and any("BLOB" in statement for statement in tampering):
         pytest.skip("a text column holds only text on PostgreSQL")
-    key_path = tmp_path / "ledger.key"
-    keys.ensure_signing_key(key_path, ORIGIN)
-    ledger = Ledger.from_key_file(key_path, ORIGIN)
-    database = Database.from_url(committed_database_url)
-    for start in range(0, 300, 30):
-        with database.transaction() as session:
-            ledger.append_many(
-                session,
-                [EntryIn("test.event", {"n": n}, f"lot:{n % 7}") for n in range(start, start + 30)],
-            )
+    database = _written_log(committed_database_url, tmp_path, entries=300, per_append=30, chains=7)
     engine = create_engine(committed_database_url)
     with engine.begin() as connection:
         for statement in tampering:
@@ -191,15 +194,7 @@ def test_a_checkpoint_the_workers_were_not_told_of_is_checked_all_the_same(
 ) -> None:
     # As when a publisher signs a checkpoint while the audit runs: its block's root up to it
     # is recomputed afresh.
-    key_path = tmp_path / "ledger.key"
-    keys.ensure_signing_key(key_path, ORIGIN)
-    ledger = Ledger.from_key_file(key_path, ORIGIN)
-    database = Database.from_url(committed_database_url)
-    for start in range(0, 100, 25):
-        with database.transaction() as session:
-            ledger.append_many(
-                session, [EntryIn("test.event", {"n": n}) for n in range(start, start + 25)]
-            )
+    database = _written_log(committed_database_url, tmp_path, entries=100, per_append=25)
     engine = create_engine(committed_database_url)
     with engine.begin() as connection:
         connection.execute(
