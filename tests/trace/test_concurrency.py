@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,21 @@ def _count_checks(monkeypatch: pytest.MonkeyPatch, after: Any = None) -> list[st
     return where
 
 
+def _stored_after_checks_beside(
+    database: Database, ledger: Ledger, events: list[dict[str, Any]]
+) -> Callable[[str], None]:
+    """For ``_count_checks``: after each check beside the writer, the next of ``events`` is
+    captured (under its own lock) before the checked capture takes the lock."""
+    waiting = iter(events)
+
+    def after(where: str) -> None:
+        event = next(waiting, None) if where == "beside" else None
+        if event is not None:
+            _capture(database, ledger, event)
+
+    return after
+
+
 def test_checked_first_a_capture_writes_what_it_checked_in_one_try(
     committed_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -249,14 +265,8 @@ def test_checked_first_a_capture_checks_again_when_the_log_grew_meanwhile(
 ) -> None:
     database, ledger, dkbm = _village(committed_database_url, tmp_path)
     _capture(database, ledger, _harvest(dkbm, "RS-1"))
-    others = iter([_press("OIL-1", 600.0)])
-
-    def another_press(where: str) -> None:
-        # Between this capture's checks and its lock, another takes 600 of the 1,000 kg.
-        event = next(others, None) if where == "beside" else None
-        if event is not None:
-            _capture(database, ledger, event)
-
+    # Between this capture's checks and its lock, another takes 600 of the 1,000 kg.
+    another_press = _stored_after_checks_beside(database, ledger, [_press("OIL-1", 600.0)])
     where = _count_checks(monkeypatch, after=another_press)
     with pytest.raises(Conflict, match="holds 400 KGM; this event consumes 500 KGM"):
         _capture(database, ledger, _press("OIL-2", 500.0), checked_first=True)
@@ -274,13 +284,8 @@ def test_checked_first_a_capture_keeps_its_checks_when_what_was_appended_meanwhi
 ) -> None:
     database, ledger, dkbm = _village(committed_database_url, tmp_path)
     _capture(database, ledger, _harvest(dkbm, "RS-1"))
-    others = iter([_harvest(dkbm, "RS-2", 500.0)])
-
-    def another_lot(where: str) -> None:  # another lot harvested between the checks and lock
-        event = next(others, None) if where == "beside" else None
-        if event is not None:
-            _capture(database, ledger, event)
-
+    # Another lot harvested between the checks and the lock.
+    another_lot = _stored_after_checks_beside(database, ledger, [_harvest(dkbm, "RS-2", 500.0)])
     where = _count_checks(monkeypatch, after=another_lot)
     _capture(database, ledger, _press("OIL-1", 600.0), checked_first=True)
     assert where == ["beside"]
@@ -295,13 +300,9 @@ def test_checked_first_a_capture_checks_under_the_lock_when_its_lots_keep_changi
 ) -> None:
     database, ledger, dkbm = _village(committed_database_url, tmp_path)
     _capture(database, ledger, _harvest(dkbm, "RS-1"))
-    presses = iter(range(capture.OPTIMISTIC_TRIES))
-
-    def another_press(where: str) -> None:  # 10 kg of the lot pressed after every check
-        number = next(presses, None) if where == "beside" else None
-        if number is not None:
-            _capture(database, ledger, _press(f"OTHER-{number}", 10.0))
-
+    # 10 kg of the lot pressed after every check.
+    presses = [_press(f"OTHER-{number}", 10.0) for number in range(capture.OPTIMISTIC_TRIES)]
+    another_press = _stored_after_checks_beside(database, ledger, presses)
     where = _count_checks(monkeypatch, after=another_press)
     result = _capture(database, ledger, _press("OIL-1", 600.0), checked_first=True)
     tries = capture.OPTIMISTIC_TRIES
