@@ -45,6 +45,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench_pages import uvicorn_command  # noqa: E402  (scripts/ is on the path of a script)
+
 from digital_village import migrate  # noqa: E402
 from digital_village.auth.actor import Actor  # noqa: E402
 from digital_village.db import Database, make_engine  # noqa: E402
@@ -171,20 +173,7 @@ def api_server(village: Village) -> Iterator[tuple[int, int]]:
     """A `dv` API server (uvicorn, one worker); yields (port, pid)."""
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "digital_village.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        uvicorn_command(port, 1),
         env=server_env(village),
         cwd=ROOT,
     )

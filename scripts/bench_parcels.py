@@ -20,7 +20,6 @@ import random
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+from bench_pages import uvicorn_command  # scripts/ is on the path of a script
 from sqlalchemy import insert
 
 from digital_village import migrate
@@ -242,19 +242,7 @@ def _bench_http(folder: Path, url: str, centres: Any, samples: int) -> dict[str,
         "DV_RATE_LIMIT_PUBLIC_PER_MINUTE": "100000000",
     }
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "digital_village.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+        uvicorn_command(port, 1),
         env=env,
     )
     try:
