@@ -657,6 +657,11 @@ def main() -> None:
         default=",".join(KINDS),
         help="which kinds of traffic to run (comma-separated; default all: scan,ingest,write)",
     )
+    parser.add_argument(
+        "--keep-files",
+        action="store_true",
+        help="keep the deployment's data folder (its database and serve.log) and print where",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -676,7 +681,9 @@ def main() -> None:
             warmup=args.warmup,
         )
     finally:
-        deployment.destroy()
+        deployment.destroy(keep_files=args.keep_files)
+        if args.keep_files:
+            print(f"kept: {deployment.data_dir}", file=sys.stderr)
     report(figures)
     sys.exit(0 if figures["held"] else 1)
 

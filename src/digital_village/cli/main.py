@@ -151,19 +151,20 @@ def serve(
     """Serve the API and pages (run `dv init` first)."""
     settings = load_settings()
     _check_ready(settings)
-    import uvicorn
+    from digital_village.cli import serving
 
     announce_when_listening(host, port, f"serving on http://{host}:{port} (API docs at /docs)")
-    uvicorn.run(
-        "digital_village.app:create_app",
+    # Several workers each accept on a socket of their own (cli/serving.py).
+    serving.serve(
+        host,
+        port,
+        workers,
+        app="digital_village.app:create_app",
         factory=True,
-        host=host,
-        port=port,
-        workers=workers,
         log_level="warning",
-        # A spawned worker answers the supervisor's health check only once its imports are
-        # done (seconds of CPU): on a busy machine uvicorn's default 5 s killed every worker
-        # before it was up, and restarted it, forever.
+        # Off Linux, uvicorn's own workers: a spawned worker answers its supervisor's health
+        # check only once its imports are done (seconds of CPU); on a busy machine uvicorn's
+        # default 5 s killed every worker before it was up, and restarted it, forever.
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
 
