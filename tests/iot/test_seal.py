@@ -270,3 +270,67 @@ def test_the_server_seals_in_a_background_thread(
     assert [(item["day"], item["count"], item["verified"]) for item in sealed] == [
         (day_ago(5).isoformat(), 1, True)
     ]
+
+
+def sealed_once_each(db: Database, farm: Farm, day: dt.date) -> list[tuple[int, int, bool]]:
+    """(part, count, verified) of the first parcel's seals of ``day``; and every reading of
+    that day is covered by exactly one of them."""
+    with db.session() as session:
+        parts = seal.seals_of(session=session, dkbm=farm.parcels[0], day=day)
+        start, end = readings.day_bounds_ms(day)
+        unsealed = readings.count_unsealed(
+            session, device_id=farm.device_id, metric_ids=seal.ALL_METRICS, start_ms=start,
+            end_ms=end,
+        )  # fmt: skip
+        assert unsealed == 0
+        covered = sum(len(readings.sealed_by(session, p.id)) for p in parts)
+        assert covered == sum(p.count for p in parts)
+        return [(p.part, p.count, seal.check_seal(session=session, seal=p).ok) for p in parts]
+
+
+def test_the_sealer_reads_and_hashes_before_it_takes_the_writer(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger
+) -> None:
+    day = day_ago(2)
+    send(client, farm, a_day_of_readings(day))
+    with db.transaction(write=False) as session:  # a read transaction: no writer held
+        plan = seal.plan_seals(session)
+    assert [(p.dkbm, p.day, p.part, len(p.rows)) for p in plan.seals] == [
+        (farm.parcels[0], day, 1, 16)
+    ]
+    with db.transaction() as session:
+        (made,) = seal.store_planned(session, ledger, plan)
+    assert made.root_hash == plan.seals[0].root
+    assert sealed_once_each(db, farm, day) == [(1, 16, True)]
+    assert seal_finished_days(db, ledger) == []  # nothing left pending
+
+
+def test_readings_that_arrive_between_reading_and_storing_are_sealed_with_them(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger
+) -> None:
+    day = day_ago(2)
+    send(client, farm, a_day_of_readings(day))
+    with db.transaction(write=False) as session:
+        plan = seal.plan_seals(session)
+    send(client, farm, [("soil_moisture", at(day, 23, 59), 33.3)])  # late, after the read
+    with db.transaction() as session:
+        (made,) = seal.store_planned(session, ledger, plan)
+    # Read again under the lock: the seal covers the late reading too, and its root is theirs.
+    assert made.count == 17 and made.root_hash != plan.seals[0].root
+    assert sealed_once_each(db, farm, day) == [(1, 17, True)]
+    assert seal_finished_days(db, ledger) == []
+
+
+def test_a_day_sealed_by_another_sealer_meanwhile_is_not_sealed_twice(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger
+) -> None:
+    day = day_ago(2)
+    send(client, farm, a_day_of_readings(day))
+    with db.transaction(write=False) as session:
+        first = seal.plan_seals(session)
+        second = seal.plan_seals(session)
+    with db.transaction() as session:
+        assert len(seal.store_planned(session, ledger, second)) == 1
+    with db.transaction() as session:
+        assert seal.store_planned(session, ledger, first) == []
+    assert sealed_once_each(db, farm, day) == [(1, 16, True)]

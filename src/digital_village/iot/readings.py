@@ -382,6 +382,36 @@ def sealed_by(session: Session, seal_id: int) -> list[StoredReading]:
     return [StoredReading(*row) for row in session.execute(query)]
 
 
+def count_unsealed(
+    session: Session, *, device_id: int, metric_ids: Sequence[int], start_ms: int, end_ms: int
+) -> int:
+    """How many of a device's readings of these metrics in [start, end) no seal covers."""
+    query = (
+        select(func.count())
+        .select_from(Reading)
+        .where(_range(device_id, metric_ids, start_ms, end_ms), Reading.seal_id.is_(None))
+    )
+    return int(session.scalar(query) or 0)
+
+
+def set_seal_span(
+    session: Session,
+    seal_id: int,
+    *,
+    device_id: int,
+    metric_ids: Sequence[int],
+    start_ms: int,
+    end_ms: int,
+) -> None:
+    """Attach every unsealed reading of a device's metrics in [start, end) to a seal."""
+    session.execute(
+        update(Reading)
+        .where(_range(device_id, metric_ids, start_ms, end_ms), Reading.seal_id.is_(None))
+        .values(seal_id=seal_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def set_seal(session: Session, seal_id: int, keys: Sequence[tuple[int, int, int]]) -> None:
     """Attach readings (by key) to a seal."""
     if not keys:

@@ -140,12 +140,18 @@ def _sensor_elements(rows: Sequence[readings.StoredReading], day: dt.date) -> li
     return elements
 
 
+# (device, first ms, end ms): where a parcel's readings of a day are, device by device.
+Span = tuple[int, int, int]
+
+
 def _unsealed_by_parcel(
-    session: Session, device_ids: Sequence[int], day: dt.date
-) -> dict[str, list[readings.StoredReading]]:
+    session: Session, device_ids: Sequence[int], day: dt.date, read: list[tuple[Span, int]]
+) -> dict[str, tuple[list[readings.StoredReading], list[Span]]]:
+    """Each parcel's unsealed readings of ``day`` from these devices, in leaf order, and the
+    spans they were read from; every span read, with how many it held, onto ``read``."""
     day_start, day_end = readings.day_bounds_ms(day)
     groups: dict[str, list[readings.StoredReading]] = defaultdict(list)
-    all_metrics = list(shapes.METRIC_NAMES)
+    spans: dict[str, list[Span]] = defaultdict(list)
     for device_id in device_ids:
         for installation in session.scalars(
             select(DeviceInstallation).where(DeviceInstallation.device_id == device_id)
@@ -156,18 +162,110 @@ def _unsealed_by_parcel(
                 end = min(end, shapes.datetime_to_ms(installation.removed_at))
             if begin >= end:
                 continue
-            groups[installation.parcel_dkbm].extend(
-                readings.series(
-                    session,
-                    device_id=device_id,
-                    metric_ids=all_metrics,
-                    start_ms=begin,
-                    end_ms=end,
-                    limit=10_000_000,
-                    unsealed_only=True,
+            found = readings.series(
+                session,
+                device_id=device_id,
+                metric_ids=ALL_METRICS,
+                start_ms=begin,
+                end_ms=end,
+                limit=10_000_000,
+                unsealed_only=True,
+            )
+            read.append(((device_id, begin, end), len(found)))
+            spans[installation.parcel_dkbm].append((device_id, begin, end))
+            groups[installation.parcel_dkbm].extend(found)
+    return {dkbm: (sorted(rows, key=_key), spans[dkbm]) for dkbm, rows in groups.items() if rows}
+
+
+ALL_METRICS = list(shapes.METRIC_NAMES)
+
+
+@dataclass(frozen=True)
+class PlannedSeal:
+    """One seal as planned: a parcel's unsealed readings of a day, read from ``spans``."""
+
+    dkbm: str
+    day: dt.date
+    part: int
+    rows: list[readings.StoredReading]
+    spans: list[Span]
+    root: bytes
+
+
+@dataclass(frozen=True)
+class SealPlan:
+    """What sealing would append, read without the sealer's lock (``plan_seals``), and the
+    (device, day) pairs it clears."""
+
+    seals: list[PlannedSeal]
+    pairs: list[tuple[int, dt.date]]
+    # Every span of the pairs' readings that was read, and how many unsealed readings it held.
+    read: list[tuple[Span, int]]
+    # What was asked for: plan_seals's ``day`` and ``before``.
+    day: dt.date | None = None
+    before: dt.date | None = None
+
+
+def plan_seals(
+    session: Session, *, day: dt.date | None = None, before: dt.date | None = None
+) -> SealPlan:
+    """The seals of one finished day, or of every finished day with unsealed readings (before
+    ``before``): their readings read and their roots computed, nothing written."""
+    limit = first_unsealable_day()
+    if day is not None and day >= limit:
+        raise Invalid(
+            f"day {day.isoformat()} is not over yet (China Standard Time; a day is sealed "
+            f"from {readings.SEAL_GRACE_MS // 60_000} minutes after midnight)"
+        )
+    if day is not None:
+        pairs = [pair for pair in readings.pending_days(session, before=limit) if pair[1] == day]
+    else:
+        pairs = readings.pending_days(session, before=min(before or limit, limit))
+    devices_by_day: dict[dt.date, list[int]] = defaultdict(list)
+    for device_id, pending_day in pairs:
+        devices_by_day[pending_day].append(device_id)
+    planned: list[PlannedSeal] = []
+    read: list[tuple[Span, int]] = []
+    for pending_day in sorted(devices_by_day):
+        groups = _unsealed_by_parcel(session, devices_by_day[pending_day], pending_day, read)
+        for dkbm in sorted(groups):
+            rows, spans = groups[dkbm]
+            root = merkle.root_of([merkle.hash_leaf(leaf) for leaf in _leaves(rows)])
+            planned.append(
+                PlannedSeal(
+                    dkbm, pending_day, _next_part(session, dkbm, pending_day), rows, spans, root
                 )
             )
-    return {dkbm: sorted(rows, key=_key) for dkbm, rows in groups.items() if rows}
+    return SealPlan(planned, pairs, read, day, before)
+
+
+def _plan_holds(session: Session, plan: SealPlan) -> bool:
+    """Under the sealer's lock: whether the plan still seals what it read. Readings are only
+    ever added and marked sealed, never changed, so it does when no seal of its parcel-days
+    was made since (each one's next part is still its part) and every span it read holds as
+    many unsealed readings as it did (none added; a pair whose readings it did not seal would
+    otherwise be cleared with new readings unsealed)."""
+    if any(_next_part(session, p.dkbm, p.day) != p.part for p in plan.seals):
+        return False
+    return all(
+        readings.count_unsealed(
+            session, device_id=device_id, metric_ids=ALL_METRICS, start_ms=begin, end_ms=end
+        )
+        == count
+        for (device_id, begin, end), count in plan.read
+    )
+
+
+def store_planned(session: Session, ledger: Ledger, plan: SealPlan) -> list[SealMade]:
+    """In a write transaction: take the sealer's lock and append the planned seals, if
+    ``plan`` still holds; else plan again under the lock and append that. The long part of
+    sealing (reading a day of readings, hashing them) then runs before the write transaction,
+    which only appends and marks."""
+    _lock(session)
+    if not _plan_holds(session, plan):
+        again = plan_seals(session, day=plan.day, before=plan.before)
+        return _store(session, ledger, again, by_span=False)
+    return _store(session, ledger, plan, by_span=True)
 
 
 def seal_days(
@@ -176,71 +274,73 @@ def seal_days(
     """Seal one finished day, or every finished day with unsealed readings (before ``before``).
 
     Appends one ledger entry per (parcel, day) in one ``append_many``, in the session's
-    transaction; returns what was sealed (nothing when nothing was pending).
+    transaction; returns what was sealed (nothing when nothing was pending). Everything runs
+    under the sealer's lock; the server's sealer reads first and locks only to store
+    (``plan_seals`` then ``store_planned``).
     """
-    limit = first_unsealable_day()
-    if day is not None and day >= limit:
-        raise Invalid(
-            f"day {day.isoformat()} is not over yet (China Standard Time; a day is sealed "
-            f"from {readings.SEAL_GRACE_MS // 60_000} minutes after midnight)"
-        )
     _lock(session)
-    if day is not None:
-        pairs = [pair for pair in readings.pending_days(session, before=limit) if pair[1] == day]
-    else:
-        pairs = readings.pending_days(session, before=min(before or limit, limit))
-    devices_by_day: dict[dt.date, list[int]] = defaultdict(list)
-    for device_id, pending_day in pairs:
-        devices_by_day[pending_day].append(device_id)
-    planned: list[tuple[str, dt.date, list[readings.StoredReading]]] = []
-    for pending_day in sorted(devices_by_day):
-        groups = _unsealed_by_parcel(session, devices_by_day[pending_day], pending_day)
-        for dkbm in sorted(groups):
-            planned.append((dkbm, pending_day, groups[dkbm]))
+    return _store(session, ledger, plan_seals(session, day=day, before=before), by_span=False)
+
+
+def _store(session: Session, ledger: Ledger, plan: SealPlan, *, by_span: bool) -> list[SealMade]:
+    """Append the plan's seals and mark their readings, under the sealer's lock; ``by_span``
+    when the plan is known to hold (each span's unsealed readings are the planned ones), so
+    they are marked span by span rather than one by one."""
     made: list[SealMade] = []
-    if planned:
-        entries: list[EntryIn] = []
-        parts: list[int] = []
-        roots: list[bytes] = []
-        for dkbm, seal_day, rows in planned:
-            part = _next_part(session, dkbm, seal_day)
-            root = merkle.root_of([merkle.hash_leaf(leaf) for leaf in _leaves(rows)])
-            parts.append(part)
-            roots.append(root)
-            entries.append(
-                EntryIn(
-                    SEAL_KIND,
-                    {
-                        "parcel": dkbm,
-                        "day": seal_day.isoformat(),
-                        "timezone": "+08:00",
-                        "part": part,
-                        "count": len(rows),
-                        "root": root.hex(),
-                        "leaf_format": LEAF_FORMAT,
-                        "devices": sorted({row.device_id for row in rows}),
-                        "sensorElementList": _sensor_elements(rows, seal_day),
-                    },
-                    chain_key(dkbm),
-                )
+    if plan.seals:
+        entries = [
+            EntryIn(
+                SEAL_KIND,
+                {
+                    "parcel": planned.dkbm,
+                    "day": planned.day.isoformat(),
+                    "timezone": "+08:00",
+                    "part": planned.part,
+                    "count": len(planned.rows),
+                    "root": planned.root.hex(),
+                    "leaf_format": LEAF_FORMAT,
+                    "devices": sorted({row.device_id for row in planned.rows}),
+                    "sensorElementList": _sensor_elements(planned.rows, planned.day),
+                },
+                chain_key(planned.dkbm),
             )
+            for planned in plan.seals
+        ]
         appended = ledger.append_many(session, entries)
-        for (dkbm, seal_day, rows), part, root, entry in zip(
-            planned, parts, roots, appended, strict=True
-        ):
+        for planned, entry in zip(plan.seals, appended, strict=True):
             seal = ReadingSeal(
-                parcel_dkbm=dkbm,
-                day=seal_day,
-                part=part,
-                count=len(rows),
-                root_hash=root,
+                parcel_dkbm=planned.dkbm,
+                day=planned.day,
+                part=planned.part,
+                count=len(planned.rows),
+                root_hash=planned.root,
                 ledger_seq=entry.seq,
             )
             session.add(seal)
             session.flush()
-            readings.set_seal(session, seal.id, [_key(row) for row in rows])
-            made.append(SealMade(dkbm, seal_day, part, len(rows), root, entry.seq))
-    readings.clear_pending(session, pairs)
+            if by_span:
+                for device_id, begin, end in planned.spans:
+                    readings.set_seal_span(
+                        session,
+                        seal.id,
+                        device_id=device_id,
+                        metric_ids=ALL_METRICS,
+                        start_ms=begin,
+                        end_ms=end,
+                    )
+            else:
+                readings.set_seal(session, seal.id, [_key(row) for row in planned.rows])
+            made.append(
+                SealMade(
+                    planned.dkbm,
+                    planned.day,
+                    planned.part,
+                    len(planned.rows),
+                    planned.root,
+                    entry.seq,
+                )
+            )
+    readings.clear_pending(session, plan.pairs)
     return made
 
 
