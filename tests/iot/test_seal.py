@@ -305,7 +305,7 @@ def test_the_sealer_reads_and_hashes_before_it_takes_the_writer(
     assert seal_finished_days(db, ledger) == []  # nothing left pending
 
 
-def test_readings_that_arrive_between_reading_and_storing_are_sealed_with_them(
+def test_readings_that_arrive_between_reading_and_storing_go_into_the_next_part(
     client: TestClient, farm: Farm, db: Database, ledger: Ledger
 ) -> None:
     day = day_ago(2)
@@ -315,9 +315,11 @@ def test_readings_that_arrive_between_reading_and_storing_are_sealed_with_them(
     send(client, farm, [("soil_moisture", at(day, 23, 59), 33.3)])  # late, after the read
     with db.transaction() as session:
         (made,) = seal.store_planned(session, ledger, plan)
-    # Read again under the lock: the seal covers the late reading too, and its root is theirs.
-    assert made.count == 17 and made.root_hash != plan.seals[0].root
-    assert sealed_once_each(db, farm, day) == [(1, 17, True)]
+    # The seal covers what was read, exactly; the late reading stays pending for the next pass.
+    assert (made.count, made.root_hash) == (16, plan.seals[0].root)
+    (late,) = seal_finished_days(db, ledger)
+    assert (late.day, late.part, late.count) == (day, 2, 1)
+    assert sealed_once_each(db, farm, day) == [(1, 16, True), (2, 1, True)]
     assert seal_finished_days(db, ledger) == []
 
 

@@ -142,16 +142,27 @@ def _sensor_elements(rows: Sequence[readings.StoredReading], day: dt.date) -> li
 
 # (device, first ms, end ms): where a parcel's readings of a day are, device by device.
 Span = tuple[int, int, int]
+ALL_METRICS = list(shapes.METRIC_NAMES)
+
+
+@dataclass(frozen=True)
+class SpanRead:
+    """One span of a pending (device, day) pair's readings, as the plan read it: the parcel the
+    device was installed at and how many unsealed readings the span held."""
+
+    pair: tuple[int, dt.date]
+    dkbm: str
+    span: Span
+    count: int
 
 
 def _unsealed_by_parcel(
-    session: Session, device_ids: Sequence[int], day: dt.date, read: list[tuple[Span, int]]
-) -> dict[str, tuple[list[readings.StoredReading], list[Span]]]:
-    """Each parcel's unsealed readings of ``day`` from these devices, in leaf order, and the
-    spans they were read from; every span read, with how many it held, onto ``read``."""
+    session: Session, device_ids: Sequence[int], day: dt.date, read: list[SpanRead]
+) -> dict[str, list[readings.StoredReading]]:
+    """Each parcel's unsealed readings of ``day`` from these devices, in leaf order; every span
+    read onto ``read``."""
     day_start, day_end = readings.day_bounds_ms(day)
     groups: dict[str, list[readings.StoredReading]] = defaultdict(list)
-    spans: dict[str, list[Span]] = defaultdict(list)
     for device_id in device_ids:
         for installation in session.scalars(
             select(DeviceInstallation).where(DeviceInstallation.device_id == device_id)
@@ -171,39 +182,34 @@ def _unsealed_by_parcel(
                 limit=10_000_000,
                 unsealed_only=True,
             )
-            read.append(((device_id, begin, end), len(found)))
-            spans[installation.parcel_dkbm].append((device_id, begin, end))
+            read.append(
+                SpanRead(
+                    (device_id, day), installation.parcel_dkbm, (device_id, begin, end), len(found)
+                )
+            )
             groups[installation.parcel_dkbm].extend(found)
-    return {dkbm: (sorted(rows, key=_key), spans[dkbm]) for dkbm, rows in groups.items() if rows}
-
-
-ALL_METRICS = list(shapes.METRIC_NAMES)
+    return {dkbm: sorted(rows, key=_key) for dkbm, rows in groups.items() if rows}
 
 
 @dataclass(frozen=True)
 class PlannedSeal:
-    """One seal as planned: a parcel's unsealed readings of a day, read from ``spans``."""
+    """One seal as planned: a parcel's unsealed readings of a day, its part and root."""
 
     dkbm: str
     day: dt.date
     part: int
     rows: list[readings.StoredReading]
-    spans: list[Span]
     root: bytes
 
 
 @dataclass(frozen=True)
 class SealPlan:
-    """What sealing would append, read without the sealer's lock (``plan_seals``), and the
-    (device, day) pairs it clears."""
+    """What sealing would append (``plan_seals``): the seals, the pending (device, day) pairs
+    they clear, and every span of those pairs' readings that was read."""
 
     seals: list[PlannedSeal]
     pairs: list[tuple[int, dt.date]]
-    # Every span of the pairs' readings that was read, and how many unsealed readings it held.
-    read: list[tuple[Span, int]]
-    # What was asked for: plan_seals's ``day`` and ``before``.
-    day: dt.date | None = None
-    before: dt.date | None = None
+    read: list[SpanRead]
 
 
 def plan_seals(
@@ -225,47 +231,56 @@ def plan_seals(
     for device_id, pending_day in pairs:
         devices_by_day[pending_day].append(device_id)
     planned: list[PlannedSeal] = []
-    read: list[tuple[Span, int]] = []
+    read: list[SpanRead] = []
     for pending_day in sorted(devices_by_day):
         groups = _unsealed_by_parcel(session, devices_by_day[pending_day], pending_day, read)
         for dkbm in sorted(groups):
-            rows, spans = groups[dkbm]
+            rows = groups[dkbm]
             root = merkle.root_of([merkle.hash_leaf(leaf) for leaf in _leaves(rows)])
-            planned.append(
-                PlannedSeal(
-                    dkbm, pending_day, _next_part(session, dkbm, pending_day), rows, spans, root
-                )
-            )
-    return SealPlan(planned, pairs, read, day, before)
-
-
-def _plan_holds(session: Session, plan: SealPlan) -> bool:
-    """Under the sealer's lock: whether the plan still seals what it read. Readings are only
-    ever added and marked sealed, never changed, so it does when no seal of its parcel-days
-    was made since (each one's next part is still its part) and every span it read holds as
-    many unsealed readings as it did (none added; a pair whose readings it did not seal would
-    otherwise be cleared with new readings unsealed)."""
-    if any(_next_part(session, p.dkbm, p.day) != p.part for p in plan.seals):
-        return False
-    return all(
-        readings.count_unsealed(
-            session, device_id=device_id, metric_ids=ALL_METRICS, start_ms=begin, end_ms=end
-        )
-        == count
-        for (device_id, begin, end), count in plan.read
-    )
+            part = _next_part(session, dkbm, pending_day)
+            planned.append(PlannedSeal(dkbm, pending_day, part, rows, root))
+    return SealPlan(planned, pairs, read)
 
 
 def store_planned(session: Session, ledger: Ledger, plan: SealPlan) -> list[SealMade]:
-    """In a write transaction: take the sealer's lock and append the planned seals, if
-    ``plan`` still holds; else plan again under the lock and append that. The long part of
-    sealing (reading a day of readings, hashing them) then runs before the write transaction,
-    which only appends and marks."""
+    """In a write transaction: take the sealer's lock and append what of ``plan`` still holds.
+
+    The long part of sealing (reading a day of readings, hashing them) runs before, in a read
+    transaction; this part only checks and appends. Readings are only ever added, and marked
+    sealed by a seal of their parcel and day, never changed. So a planned seal still holds
+    when no seal of its parcel-day was made since (its part is still the next one): its
+    readings are still unsealed, and it seals exactly them, by key where readings were added
+    to a span since it was read, span by span elsewhere. A planned seal of a parcel-day sealed
+    meanwhile is left out. A pair keeps its pending mark when readings were added to it or its
+    seal was left out, so the next pass seals what is left as a later part.
+    """
     _lock(session)
-    if not _plan_holds(session, plan):
-        again = plan_seals(session, day=plan.day, before=plan.before)
-        return _store(session, ledger, again, by_span=False)
-    return _store(session, ledger, plan, by_span=True)
+    stale = {
+        (planned.dkbm, planned.day)
+        for planned in plan.seals
+        if _next_part(session, planned.dkbm, planned.day) != planned.part
+    }
+    grown = {
+        read.span
+        for read in plan.read
+        if readings.count_unsealed(
+            session, device_id=read.span[0], metric_ids=ALL_METRICS, start_ms=read.span[1],
+            end_ms=read.span[2],
+        ) != read.count
+    }  # fmt: skip
+    still = {
+        read.pair for read in plan.read if read.span in grown or (read.dkbm, read.pair[1]) in stale
+    }
+    return _store(
+        session,
+        ledger,
+        SealPlan(
+            [planned for planned in plan.seals if (planned.dkbm, planned.day) not in stale],
+            [pair for pair in plan.pairs if pair not in still],
+            plan.read,
+        ),
+        grown,
+    )
 
 
 def seal_days(
@@ -276,16 +291,15 @@ def seal_days(
     Appends one ledger entry per (parcel, day) in one ``append_many``, in the session's
     transaction; returns what was sealed (nothing when nothing was pending). Everything runs
     under the sealer's lock; the server's sealer reads first and locks only to store
-    (``plan_seals`` then ``store_planned``).
+    (``plan_seals``, then ``store_planned``).
     """
     _lock(session)
-    return _store(session, ledger, plan_seals(session, day=day, before=before), by_span=False)
+    return _store(session, ledger, plan_seals(session, day=day, before=before), grown=set())
 
 
-def _store(session: Session, ledger: Ledger, plan: SealPlan, *, by_span: bool) -> list[SealMade]:
-    """Append the plan's seals and mark their readings, under the sealer's lock; ``by_span``
-    when the plan is known to hold (each span's unsealed readings are the planned ones), so
-    they are marked span by span rather than one by one."""
+def _store(session: Session, ledger: Ledger, plan: SealPlan, grown: set[Span]) -> list[SealMade]:
+    """Append the plan's seals and mark their readings, under the sealer's lock: span by span
+    where the span holds just the planned readings, by key in the ``grown`` spans."""
     made: list[SealMade] = []
     if plan.seals:
         entries = [
@@ -318,8 +332,18 @@ def _store(session: Session, ledger: Ledger, plan: SealPlan, *, by_span: bool) -
             )
             session.add(seal)
             session.flush()
-            if by_span:
-                for device_id, begin, end in planned.spans:
+            for read in plan.read:
+                if read.dkbm != planned.dkbm or read.pair[1] != planned.day:
+                    continue
+                device_id, begin, end = read.span
+                if read.span in grown:
+                    keys = [
+                        _key(row)
+                        for row in planned.rows
+                        if row.device_id == device_id and begin <= row.time_ms < end
+                    ]
+                    readings.set_seal(session, seal.id, keys)
+                else:
                     readings.set_seal_span(
                         session,
                         seal.id,
@@ -328,8 +352,6 @@ def _store(session: Session, ledger: Ledger, plan: SealPlan, *, by_span: bool) -
                         start_ms=begin,
                         end_ms=end,
                     )
-            else:
-                readings.set_seal(session, seal.id, [_key(row) for row in planned.rows])
             made.append(
                 SealMade(
                     planned.dkbm,
