@@ -417,6 +417,17 @@ def set_seal(session: Session, seal_id: int, keys: Sequence[tuple[int, int, int]
     if not keys:
         return
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One statement over arrays of the keys: an UPDATE a key would be a round trip each
+        # (a day of a few sensors' readings took seconds, under the sealer's lock).
+        devices, metrics, times = (list(column) for column in zip(*keys, strict=True))
+        connection.exec_driver_sql(
+            f"UPDATE {_TABLE} AS r SET seal_id = %s "  # noqa: S608 (constants and placeholders)
+            "FROM unnest(%s::integer[], %s::smallint[], %s::bigint[]) AS k(d, m, t) "
+            "WHERE r.device_id = k.d AND r.metric_id = k.m AND r.time_ms = k.t",
+            (seal_id, devices, metrics, times),
+        )
+        return
     mark = _placeholder(connection)
     connection.exec_driver_sql(
         f"UPDATE {_TABLE} SET seal_id = {mark} "  # noqa: S608 (constants and placeholders)
