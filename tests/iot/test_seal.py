@@ -336,3 +336,45 @@ def test_a_day_sealed_by_another_sealer_meanwhile_is_not_sealed_twice(
     with db.transaction() as session:
         assert seal.store_planned(session, ledger, first) == []
     assert sealed_once_each(db, farm, day) == [(1, 16, True)]
+
+
+def test_a_plan_is_stored_in_parts_that_never_split_a_pair_from_its_seals() -> None:
+    day = day_ago(2)
+
+    def planned(dkbm: str) -> seal.PlannedSeal:
+        return seal.PlannedSeal(dkbm, day, 1, [], b"")
+
+    def read(device: int, dkbm: str, count: int) -> seal.SpanRead:
+        return seal.SpanRead((device, day), dkbm, (device, 0, 1), count)
+
+    plan = seal.SealPlan(
+        [planned("X"), planned("Y"), planned("Z")],
+        [(1, day), (2, day), (3, day), (4, day)],
+        # Two devices on parcel X; device 3 moved from Y to Z that day; device 4 sent nothing
+        # unsealed.
+        [read(1, "X", 5), read(2, "X", 5), read(3, "Y", 2), read(3, "Z", 3), read(4, "W", 0)],
+    )
+    parts = seal.split_plan(plan)
+    assert sorted(
+        (sorted(p.dkbm for p in part.seals), sorted(d for d, _ in part.pairs)) for part in parts
+    ) == [([], [4]), (["X"], [1, 2]), (["Y", "Z"], [3])]
+    assert sorted(len(part.read) for part in parts) == [1, 2, 2]
+
+
+def test_the_sealer_stores_parcel_days_part_by_part(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger
+) -> None:
+    day = day_ago(2)
+    send(client, farm, a_day_of_readings(day))
+    send(client, farm, [("battery", at(day, 12), 3.6)], token=farm.generic_token)
+    made = seal_finished_days(db, ledger)
+    assert sorted((m.parcel, m.count) for m in made) == [
+        (farm.parcels[0], 16),
+        (farm.parcels[1], 1),
+    ]
+    with db.session() as session:
+        for m in made:
+            (stored,) = seal.seals_of(session=session, dkbm=m.parcel, day=day)
+            assert seal.check_seal(session=session, seal=stored).ok
+            assert stored.ledger_seq == m.ledger_seq
+    assert seal_finished_days(db, ledger) == []

@@ -242,6 +242,35 @@ def plan_seals(
     return SealPlan(planned, pairs, read)
 
 
+def split_plan(plan: SealPlan) -> list[SealPlan]:
+    """The plan as parts that can be stored in transactions of their own: each pending pair
+    with every seal of its readings, and each seal with every pair it covers (a device moved
+    during a day links two parcels' seals), so that a pair is cleared in the transaction that
+    stores the last of its seals. Pairs that gave no seal are a part each."""
+    parent: dict[Any, Any] = {}
+
+    def root(node: Any) -> Any:
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for read in plan.read:
+        parent[root(("pair", read.pair))] = root(("seal", read.dkbm, read.pair[1]))
+    parts: dict[Any, SealPlan] = {}
+
+    def part(node: Any) -> SealPlan:
+        return parts.setdefault(root(node), SealPlan([], [], []))
+
+    for planned in plan.seals:
+        part(("seal", planned.dkbm, planned.day)).seals.append(planned)
+    for pair in plan.pairs:
+        part(("pair", pair)).pairs.append(pair)
+    for read in plan.read:
+        part(("pair", read.pair)).read.append(read)
+    return list(parts.values())
+
+
 def store_planned(session: Session, ledger: Ledger, plan: SealPlan) -> list[SealMade]:
     """In a write transaction: take the sealer's lock and append what of ``plan`` still holds.
 
