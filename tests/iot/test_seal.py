@@ -288,13 +288,18 @@ def sealed_once_each(db: Database, farm: Farm, day: dt.date) -> list[tuple[int, 
         return [(p.part, p.count, seal.check_seal(session=session, seal=p).ok) for p in parts]
 
 
+def planned_day(client: TestClient, farm: Farm, db: Database) -> tuple[dt.date, seal.SealPlan]:
+    """A day of readings sent, and the sealer's plan for it, read in a read transaction."""
+    day = day_ago(2)
+    send(client, farm, a_day_of_readings(day))
+    with db.transaction(write=False) as session:  # no writer held
+        return day, seal.plan_seals(session)
+
+
 def test_the_sealer_reads_and_hashes_before_it_takes_the_writer(
     client: TestClient, farm: Farm, db: Database, ledger: Ledger
 ) -> None:
-    day = day_ago(2)
-    send(client, farm, a_day_of_readings(day))
-    with db.transaction(write=False) as session:  # a read transaction: no writer held
-        plan = seal.plan_seals(session)
+    day, plan = planned_day(client, farm, db)
     assert [(p.dkbm, p.day, p.part, len(p.rows)) for p in plan.seals] == [
         (farm.parcels[0], day, 1, 16)
     ]
@@ -308,10 +313,7 @@ def test_the_sealer_reads_and_hashes_before_it_takes_the_writer(
 def test_readings_that_arrive_between_reading_and_storing_go_into_the_next_part(
     client: TestClient, farm: Farm, db: Database, ledger: Ledger
 ) -> None:
-    day = day_ago(2)
-    send(client, farm, a_day_of_readings(day))
-    with db.transaction(write=False) as session:
-        plan = seal.plan_seals(session)
+    day, plan = planned_day(client, farm, db)
     send(client, farm, [("soil_moisture", at(day, 23, 59), 33.3)])  # late, after the read
     with db.transaction() as session:
         (made,) = seal.store_planned(session, ledger, plan)
@@ -326,10 +328,8 @@ def test_readings_that_arrive_between_reading_and_storing_go_into_the_next_part(
 def test_a_day_sealed_by_another_sealer_meanwhile_is_not_sealed_twice(
     client: TestClient, farm: Farm, db: Database, ledger: Ledger
 ) -> None:
-    day = day_ago(2)
-    send(client, farm, a_day_of_readings(day))
+    day, first = planned_day(client, farm, db)
     with db.transaction(write=False) as session:
-        first = seal.plan_seals(session)
         second = seal.plan_seals(session)
     with db.transaction() as session:
         assert len(seal.store_planned(session, ledger, second)) == 1
