@@ -56,12 +56,18 @@ def a_day_of_readings(day: dt.date) -> list[tuple[str, str, float]]:
     ]
 
 
-def test_sealing_a_day_appends_one_root_per_parcel(
-    client: TestClient, farm: Farm, db: Database, ledger: Ledger
-) -> None:
+def a_day_on_two_parcels(client: TestClient, farm: Farm) -> dt.date:
+    """Sixteen readings on the first parcel and a battery reading on the second, two days ago."""
     day = day_ago(2)
     send(client, farm, a_day_of_readings(day))
     send(client, farm, [("battery", at(day, 12), 3.6)], token=farm.generic_token)
+    return day
+
+
+def test_sealing_a_day_appends_one_root_per_parcel(
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger
+) -> None:
+    day = a_day_on_two_parcels(client, farm)
     send(client, farm, [("soil_moisture", at(day_ago(3), 6), 29.0)])
     with db.transaction() as session:
         made = seal.seal_days(session=session, ledger=ledger)
@@ -364,9 +370,7 @@ def test_a_plan_is_stored_in_parts_that_never_split_a_pair_from_its_seals() -> N
 def test_the_sealer_stores_parcel_days_part_by_part(
     client: TestClient, farm: Farm, db: Database, ledger: Ledger
 ) -> None:
-    day = day_ago(2)
-    send(client, farm, a_day_of_readings(day))
-    send(client, farm, [("battery", at(day, 12), 3.6)], token=farm.generic_token)
+    day = a_day_on_two_parcels(client, farm)
     made = seal_finished_days(db, ledger)
     assert sorted((m.parcel, m.count) for m in made) == [
         (farm.parcels[0], 16),
