@@ -316,18 +316,22 @@ def test_the_sealer_reads_and_hashes_before_it_takes_the_writer(
     assert seal_finished_days(db, ledger) == []  # nothing left pending
 
 
+# Fewer newcomers than planned readings: the span is marked at once and they are unmarked;
+# as many or more: the planned readings are marked by key.
+@pytest.mark.parametrize("late", [1, 20])
 def test_readings_that_arrive_between_reading_and_storing_go_into_the_next_part(
-    client: TestClient, farm: Farm, db: Database, ledger: Ledger
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger, late: int
 ) -> None:
     day, plan = planned_day(client, farm, db)
-    send(client, farm, [("soil_moisture", at(day, 23, 59), 33.3)])  # late, after the read
+    # After the read: late readings of the same day.
+    send(client, farm, [("soil_moisture", at(day, 23, minute), 33.3) for minute in range(late)])
     with db.transaction() as session:
         (made,) = seal.store_planned(session, ledger, plan)
-    # The seal covers what was read, exactly; the late reading stays pending for the next pass.
+    # The seal covers what was read, exactly; the late readings stay pending for the next pass.
     assert (made.count, made.root_hash) == (16, plan.seals[0].root)
-    (late,) = seal_finished_days(db, ledger)
-    assert (late.day, late.part, late.count) == (day, 2, 1)
-    assert sealed_once_each(db, farm, day) == [(1, 16, True), (2, 1, True)]
+    (next_part,) = seal_finished_days(db, ledger)
+    assert (next_part.day, next_part.part, next_part.count) == (day, 2, late)
+    assert sealed_once_each(db, farm, day) == [(1, 16, True), (2, late, True)]
     assert seal_finished_days(db, ledger) == []
 
 

@@ -394,6 +394,19 @@ def count_unsealed(
     return int(session.scalar(query) or 0)
 
 
+def unsealed_keys(
+    session: Session, *, device_id: int, metric_ids: Sequence[int], start_ms: int, end_ms: int
+) -> list[tuple[int, int, int]]:
+    """The keys of a device's readings of these metrics in [start, end) that no seal covers."""
+    query = select(Reading.device_id, Reading.metric_id, Reading.time_ms).where(
+        _range(device_id, metric_ids, start_ms, end_ms), Reading.seal_id.is_(None)
+    )
+    return [
+        (device_id_, metric_id, time_ms)
+        for device_id_, metric_id, time_ms in session.execute(query)
+    ]
+
+
 def set_seal_span(
     session: Session,
     seal_id: int,
@@ -412,8 +425,8 @@ def set_seal_span(
     )
 
 
-def set_seal(session: Session, seal_id: int, keys: Sequence[tuple[int, int, int]]) -> None:
-    """Attach readings (by key) to a seal."""
+def set_seal(session: Session, seal_id: int | None, keys: Sequence[tuple[int, int, int]]) -> None:
+    """Attach readings (by key) to a seal (None: to none)."""
     if not keys:
         return
     connection = session.connection()

@@ -366,12 +366,7 @@ def _store(session: Session, ledger: Ledger, plan: SealPlan, grown: set[Span]) -
                     continue
                 device_id, begin, end = read.span
                 if read.span in grown:
-                    keys = [
-                        _key(row)
-                        for row in planned.rows
-                        if row.device_id == device_id and begin <= row.time_ms < end
-                    ]
-                    readings.set_seal(session, seal.id, keys)
+                    _seal_grown_span(session, seal.id, planned, read.span)
                 else:
                     readings.set_seal_span(
                         session,
@@ -393,6 +388,29 @@ def _store(session: Session, ledger: Ledger, plan: SealPlan, grown: set[Span]) -
             )
     readings.clear_pending(session, plan.pairs)
     return made
+
+
+def _seal_grown_span(session: Session, seal_id: int, planned: PlannedSeal, span: Span) -> None:
+    """Mark the planned readings of a span that gained readings since the plan read it: the
+    whole span at once and the newcomers unmarked again when they are fewer (one statement over
+    the span is cheaper than an update a key), else the planned ones by key."""
+    device_id, begin, end = span
+    mine = {
+        _key(row)
+        for row in planned.rows
+        if row.device_id == device_id and begin <= row.time_ms < end
+    }
+    now = readings.unsealed_keys(
+        session, device_id=device_id, metric_ids=ALL_METRICS, start_ms=begin, end_ms=end
+    )
+    newcomers = [key for key in now if key not in mine]
+    if len(newcomers) >= len(mine):
+        readings.set_seal(session, seal_id, sorted(mine))
+        return
+    readings.set_seal_span(
+        session, seal_id, device_id=device_id, metric_ids=ALL_METRICS, start_ms=begin, end_ms=end
+    )
+    readings.set_seal(session, None, newcomers)
 
 
 def _next_part(session: Session, dkbm: str, day: dt.date) -> int:
