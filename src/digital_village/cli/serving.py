@@ -4,11 +4,11 @@ uvicorn's own multi-worker mode shares one listening socket between its workers,
 event loop, once woken, accepts every connection that is waiting. Clients that open a few
 long-lived connections at once (a reverse proxy's keep-alive pool, a load generator) then all
 land on one worker while the others idle: in the harvest-day mix one worker served every scan
-on one core while the other sat in ``select`` (440 scans/s; 1,400-1,700/s when the connections
-happened to split). Here each worker binds its own socket to the address with ``SO_REUSEPORT``
-and the kernel spreads new connections over the workers' sockets by their addresses and ports,
-as nginx's ``reuseport`` does. A worker that dies takes its socket with it, so no connection is
-sent to a socket nobody accepts on; it is started again.
+on one core while the other sat in ``select`` (377-456 scans/s; 1,386-1,671/s in the runs where
+the connections happened to split). Here each worker binds its own socket to the address with
+``SO_REUSEPORT`` and the kernel spreads new connections over the workers' sockets by their
+addresses and ports, as nginx's ``reuseport`` does. A worker that dies takes its socket with
+it, so no connection is sent to a socket nobody accepts on; it is started again.
 
 Linux only (elsewhere ``SO_REUSEPORT`` does not spread connections): on other systems, and with
 one worker, ``serve`` is uvicorn's own.
@@ -89,7 +89,7 @@ def serve(host: str, port: int, workers: int, **options: Any) -> None:
         process.start()
         return process
 
-    def on_signal(number: int, _frame: Any) -> None:
+    def on_signal(_number: int, _frame: Any) -> None:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

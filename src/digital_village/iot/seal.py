@@ -278,10 +278,10 @@ def store_planned(session: Session, ledger: Ledger, plan: SealPlan) -> list[Seal
     transaction; this part only checks and appends. Readings are only ever added, and marked
     sealed by a seal of their parcel and day, never changed. So a planned seal still holds
     when no seal of its parcel-day was made since (its part is still the next one): its
-    readings are still unsealed, and it seals exactly them, by key where readings were added
-    to a span since it was read, span by span elsewhere. A planned seal of a parcel-day sealed
-    meanwhile is left out. A pair keeps its pending mark when readings were added to it or its
-    seal was left out, so the next pass seals what is left as a later part.
+    readings are still unsealed, and it seals exactly them (``_store``; in a span that gained
+    readings since it was read, the newcomers are left unsealed). A planned seal of a
+    parcel-day sealed meanwhile is left out. A pair keeps its pending mark when readings were
+    added to it or its seal was left out, so the next pass seals what is left as a later part.
     """
     _lock(session)
     stale = {
@@ -328,8 +328,12 @@ def seal_days(
 
 def _store(session: Session, ledger: Ledger, plan: SealPlan, grown: set[Span]) -> list[SealMade]:
     """Append the plan's seals and mark their readings, under the sealer's lock: span by span
-    where the span holds just the planned readings, by key in the ``grown`` spans."""
+    where the span holds just the planned readings, leaving out the newcomers in the ``grown``
+    spans (``_seal_grown_span``)."""
     made: list[SealMade] = []
+    spans: dict[tuple[str, dt.date], list[Span]] = defaultdict(list)
+    for read in plan.read:
+        spans[(read.dkbm, read.pair[1])].append(read.span)
     if plan.seals:
         entries = [
             EntryIn(
@@ -361,12 +365,10 @@ def _store(session: Session, ledger: Ledger, plan: SealPlan, grown: set[Span]) -
             )
             session.add(seal)
             session.flush()
-            for read in plan.read:
-                if read.dkbm != planned.dkbm or read.pair[1] != planned.day:
-                    continue
-                device_id, begin, end = read.span
-                if read.span in grown:
-                    _seal_grown_span(session, seal.id, planned, read.span)
+            for span in spans[(planned.dkbm, planned.day)]:
+                device_id, begin, end = span
+                if span in grown:
+                    _seal_grown_span(session, seal.id, planned, span)
                 else:
                     readings.set_seal_span(
                         session,
