@@ -394,23 +394,14 @@ def bench_console(folder: Path, samples: int) -> dict[str, Any]:
 
 
 def uvicorn_command(port: int, workers: int) -> list[str]:
-    """``dv serve``'s app under uvicorn with ``workers`` processes, quiet, no access log."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "digital_village.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    """``dv serve``'s app with ``workers`` processes as ``dv serve`` runs them (each on its own
+    socket, ``cli/serving.py``), quiet, no access log."""
+    call = (
+        "from digital_village.cli.serving import serve; "
+        f"serve('127.0.0.1', {port:d}, {workers:d}, app='digital_village.app:create_app', "
+        "factory=True, log_level='warning', access_log=False)"
+    )
+    return [sys.executable, "-c", call]
 
 
 def _free_port() -> int:
