@@ -60,6 +60,21 @@ def test_another_writer_gets_in_between_the_chunks_of_a_long_job(engine: Engine)
     assert finished["other"] < finished["job"]  # it did not wait for the whole job
 
 
+def test_a_job_can_cap_its_chunks(engine: Engine) -> None:
+    database = Database(engine)
+    sizes: list[int] = []
+
+    def store(session: Session, chunk: Sequence[int]) -> None:
+        session.execute(text("INSERT INTO t VALUES (:x)"), [{"x": x} for x in chunk])
+        sizes.append(len(chunk))
+
+    write_in_chunks(database, list(range(5)), store, first=1, most=1)
+    assert sizes == [1, 1, 1, 1, 1]
+    sizes.clear()
+    write_in_chunks(database, list(range(100, 140)), store, first=1)
+    assert sizes[1] >= 10  # uncapped, the second chunk grows at once
+
+
 def test_a_waiting_writer_gets_the_lock_soon_after_it_is_free(engine: Engine) -> None:
     database = Database(engine)
     held = threading.Event()
@@ -117,8 +132,12 @@ def test_chunks_are_sized_on_the_hold_a_chunk_pays_whatever_its_size() -> None:
     # 20 ms every chunk pays plus 1 ms an item: what is left of the target, 50 items.
     assert next_chunk_size([(20, 0.04), (40, 0.06)]) == 50
     # 150 ms every chunk pays (a busy server's round trips): as many items again as that,
-    # not ever fewer items for the same overhead.
-    assert next_chunk_size([(10, 0.16), (20, 0.17)]) == 150
+    # not ever fewer items for the same overhead; growing at most twofold a chunk.
+    assert next_chunk_size([(10, 0.16), (20, 0.17)]) == 40
+    assert next_chunk_size([(40, 0.19), (80, 0.23)]) == 150
+    # Two chunks of nearly one size and nearly one hold (a busy machine's noise): the fit
+    # takes nearly all for fixed cost, and the next chunk only doubles.
+    assert next_chunk_size([(50, 0.062), (60, 0.0621)]) == 120
     # One chunk, or chunks of one size: its cost spread over its items.
     assert next_chunk_size([(100, 0.14)]) == 50
     assert next_chunk_size([(10, 5.0)]) == 10  # never below the smallest chunk

@@ -78,9 +78,16 @@ class Deployment:
         return self.devices[0][1]
 
     @classmethod
-    def create(cls, server_url: str | None, *, sqlite_path: Path | None = None) -> Deployment:
+    def create(
+        cls,
+        server_url: str | None,
+        *,
+        sqlite_path: Path | None = None,
+        installed_ago: dt.timedelta = dt.timedelta(hours=3),
+    ) -> Deployment:
         """A fresh database on the PostgreSQL server at ``server_url``, or SQLite when None
-        (in the data folder, or at ``sqlite_path``)."""
+        (in the data folder, or at ``sqlite_path``), with devices installed ``installed_ago``
+        (the drills and load profiles send readings from then on)."""
         data_dir = Path(tempfile.mkdtemp(prefix="dv-drill-"))
         created = None
         if server_url:
@@ -102,7 +109,7 @@ class Deployment:
             "DV_RATE_LIMIT_TOKEN_PER_MINUTE": "1000000",
         }
         deployment = cls(database_url=url, data_dir=data_dir, env=env, _created_db=created)
-        deployment._prepare()
+        deployment._prepare(installed_ago)
         return deployment
 
     def dv(self, *args: str) -> str:
@@ -113,7 +120,7 @@ class Deployment:
             raise RuntimeError(f"dv {' '.join(args)} failed: {result.stdout}{result.stderr}")
         return result.stdout
 
-    def _prepare(self) -> None:
+    def _prepare(self, installed_ago: dt.timedelta) -> None:
         """The sample village (`dv demo`), then in this process (each `dv` command costs seconds
         of imports): a manager token of its cooperative and a device on each of three parcels
         of its members."""
@@ -124,9 +131,7 @@ class Deployment:
         ledger = Ledger.from_key_file(settings.effective_ledger_key_path, settings.ledger_origin)
         engine = make_single_use_engine(self.database_url)
         operator = Actor.operator()
-        # Installed three hours ago, so the drills and load profiles may send readings of the
-        # last three hours.
-        installed = self.installed = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+        installed = self.installed = dt.datetime.now(dt.UTC) - installed_ago
         with Database(engine).transaction() as session:
             issued = tokens.issue_token(
                 session=session, role=Role.MANAGER, actor=operator, cooperative=uscc, label="drill"

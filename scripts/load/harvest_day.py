@@ -658,6 +658,13 @@ def main() -> None:
         help="which kinds of traffic to run (comma-separated; default all: scan,ingest,write)",
     )
     parser.add_argument(
+        "--sealing",
+        action="store_true",
+        help="sensors send yesterday's readings (a gateway's backlog), so that the background "
+        "sealer seals that day while they arrive; otherwise their readings start three hours "
+        "ago, and whether the sealer is at work depends on the time of day",
+    )
+    parser.add_argument(
         "--keep-files",
         action="store_true",
         help="keep the deployment's data folder (its database and serve.log) and print where",
@@ -665,7 +672,12 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
-    deployment = Deployment.create(args.postgres)
+    installed_ago = dt.timedelta(hours=3)
+    if args.sealing:  # yesterday at noon, China Standard Time
+        now = dt.datetime.now(CHINA)
+        noon = dt.datetime.combine(now.date() - dt.timedelta(days=1), dt.time(12), CHINA)
+        installed_ago = now - noon
+    deployment = Deployment.create(args.postgres, installed_ago=installed_ago)
     try:
         figures = run(
             deployment,

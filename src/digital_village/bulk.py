@@ -8,6 +8,7 @@ transactions.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
@@ -134,9 +135,12 @@ def insert_rows(
 
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 # A write transaction may hold the writer for < 100 ms: chunks aim at 70 ms.
 CHUNK_TARGET_S = 0.07
 CHUNK_MIN, CHUNK_MAX = 10, 5_000
+# A chunk that held the writer this long made other writers wait for it: logged.
+CHUNK_WARN_S = 0.25
 # Chunks remembered to fit the hold of a chunk as fixed cost + cost per item.
 CHUNK_HISTORY = 8
 # The pause between chunks: as long as the last one held the writer, within these bounds, so
@@ -157,6 +161,10 @@ def next_chunk_size(history: Sequence[tuple[int, float]], target: float = CHUNK_
     squares) and the chunk takes what is left of the target after the fixed cost, or, once the
     fixed cost alone is half the target, as many items as make the chunk hold twice the fixed
     cost (the items then cost no more than the overhead every chunk pays anyway).
+
+    A chunk is at most twice the largest of those measured: two chunks of nearly one size on
+    a busy machine fit any slope, and a fit that took the cost for nearly all fixed once sized
+    a parcel import's next chunk at 4,475 features, which held the writer for 1.2 s.
     """
     sizes = [float(size) for size, _ in history]
     holds = [hold for _, hold in history]
@@ -178,7 +186,7 @@ def next_chunk_size(history: Sequence[tuple[int, float]], target: float = CHUNK_
         per_item, fixed = max(mean_hold, 1e-6) / max(mean_size, 1.0), 0.0
     # Hold about the target, or twice the fixed cost when that alone takes half the target.
     wanted = max(target - fixed, fixed) / per_item
-    return max(CHUNK_MIN, min(CHUNK_MAX, round(wanted)))
+    return max(CHUNK_MIN, min(CHUNK_MAX, round(wanted), 2 * round(max(sizes))))
 
 
 def write_in_chunks(
@@ -187,6 +195,7 @@ def write_in_chunks(
     write: Callable[[Session, Sequence[T]], None],
     *,
     first: int = 50,
+    most: int = CHUNK_MAX,
     durations: list[float] | None = None,
 ) -> None:
     """``write`` over ``items`` in chunks, one write transaction each, sized so that each
@@ -197,6 +206,8 @@ def write_in_chunks(
     database's one writer for seconds would make every other write wait that long. Chunks are
     sized on the time they hold the writer, not on their CPU time: on a busy machine a chunk's
     CPU time stretches into a longer hold, and the hold is what other writers wait for.
+    ``most`` caps a chunk's items: for items whose cost differs too much to size chunks by
+    count (the sealer's parcel-days), ``most=1`` writes each in a transaction of its own.
     """
     cost = current_cost() or track_cost()
     history: list[tuple[int, float]] = []
@@ -209,11 +220,14 @@ def write_in_chunks(
         held = cost.write_hold - before
         if durations is not None:
             durations.append(held)
+        if held > CHUNK_WARN_S:
+            log.warning("a chunk of %d items held the writer for %.0f ms", len(chunk), held * 1000)
         start += len(chunk)
         history = [*history[1 - CHUNK_HISTORY :], (len(chunk), held)]
         size = next_chunk_size(history)
         if len(history) == 1 and size == len(chunk):
             size += CHUNK_MIN  # a second size, so that fixed and per-item costs can be told apart
+        size = min(size, most)
         if start < len(items):
             # Let writers that waited meanwhile go first: taking the lock back at once, the
             # job would win it from them every time.

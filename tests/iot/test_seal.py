@@ -316,15 +316,17 @@ def test_the_sealer_reads_and_hashes_before_it_takes_the_writer(
     assert seal_finished_days(db, ledger) == []  # nothing left pending
 
 
-# Fewer newcomers than planned readings: the span is marked at once and they are unmarked;
-# as many or more: the planned readings are marked by key.
-@pytest.mark.parametrize("late", [1, 20])
+# Newcomers after the latest planned reading (23:00, planned ones end at 21:00): the span is
+# marked up to that reading. Among the planned ones (01:00): fewer newcomers than planned
+# readings, the span is marked at once and they are unmarked; as many or more, the planned
+# readings are marked by key.
+@pytest.mark.parametrize(("hour", "late"), [(23, 1), (23, 20), (1, 1), (1, 20)])
 def test_readings_that_arrive_between_reading_and_storing_go_into_the_next_part(
-    client: TestClient, farm: Farm, db: Database, ledger: Ledger, late: int
+    client: TestClient, farm: Farm, db: Database, ledger: Ledger, hour: int, late: int
 ) -> None:
     day, plan = planned_day(client, farm, db)
     # After the read: late readings of the same day.
-    send(client, farm, [("soil_moisture", at(day, 23, minute), 33.3) for minute in range(late)])
+    send(client, farm, [("soil_moisture", at(day, hour, minute), 33.3) for minute in range(late)])
     with db.transaction() as session:
         (made,) = seal.store_planned(session, ledger, plan)
     # The seal covers what was read, exactly; the late readings stay pending for the next pass.
@@ -352,7 +354,7 @@ def test_a_plan_is_stored_in_parts_that_never_split_a_pair_from_its_seals() -> N
     day = day_ago(2)
 
     def planned(dkbm: str) -> seal.PlannedSeal:
-        return seal.PlannedSeal(dkbm, day, 1, [], b"")
+        return seal.PlannedSeal(dkbm, day, 1, [], b"", [])
 
     def read(device: int, dkbm: str, count: int) -> seal.SpanRead:
         return seal.SpanRead((device, day), dkbm, (device, 0, 1), count)
@@ -375,14 +377,19 @@ def test_the_sealer_stores_parcel_days_part_by_part(
     client: TestClient, farm: Farm, db: Database, ledger: Ledger
 ) -> None:
     day = a_day_on_two_parcels(client, farm)
-    made = seal_finished_days(db, ledger)
-    assert sorted((m.parcel, m.count) for m in made) == [
-        (farm.parcels[0], 16),
-        (farm.parcels[1], 1),
+    send(client, farm, [("soil_moisture", at(day_ago(3), 6), 29.0)])
+    holds: list[float] = []
+    made = seal_finished_days(db, ledger, holds)
+    # A write transaction a parcel-day: a quick first one does not make the rest one chunk.
+    assert len(holds) == 3
+    assert sorted((m.parcel, m.day, m.count) for m in made) == [
+        (farm.parcels[0], day_ago(3), 1),
+        (farm.parcels[0], day, 16),
+        (farm.parcels[1], day, 1),
     ]
     with db.session() as session:
         for m in made:
-            (stored,) = seal.seals_of(session=session, dkbm=m.parcel, day=day)
+            (stored,) = seal.seals_of(session=session, dkbm=m.parcel, day=m.day)
             assert seal.check_seal(session=session, seal=stored).ok
             assert stored.ledger_seq == m.ledger_seq
     assert seal_finished_days(db, ledger) == []

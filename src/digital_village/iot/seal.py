@@ -154,6 +154,8 @@ class SpanRead:
     dkbm: str
     span: Span
     count: int
+    # The time of the latest unsealed reading read, if any.
+    last_ms: int | None = None
 
 
 def _unsealed_by_parcel(
@@ -184,7 +186,11 @@ def _unsealed_by_parcel(
             )
             read.append(
                 SpanRead(
-                    (device_id, day), installation.parcel_dkbm, (device_id, begin, end), len(found)
+                    (device_id, day),
+                    installation.parcel_dkbm,
+                    (device_id, begin, end),
+                    len(found),
+                    max((row.time_ms for row in found), default=None),
                 )
             )
             groups[installation.parcel_dkbm].extend(found)
@@ -200,6 +206,8 @@ class PlannedSeal:
     part: int
     rows: list[readings.StoredReading]
     root: bytes
+    # The EPCIS sensorElementList of the seal's entry, summarised when planned.
+    elements: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -238,7 +246,8 @@ def plan_seals(
             rows = groups[dkbm]
             root = merkle.root_of([merkle.hash_leaf(leaf) for leaf in _leaves(rows)])
             part = _next_part(session, dkbm, pending_day)
-            planned.append(PlannedSeal(dkbm, pending_day, part, rows, root))
+            elements = _sensor_elements(rows, pending_day)
+            planned.append(PlannedSeal(dkbm, pending_day, part, rows, root, elements))
     return SealPlan(planned, pairs, read)
 
 
@@ -282,6 +291,11 @@ def store_planned(session: Session, ledger: Ledger, plan: SealPlan) -> list[Seal
     readings since it was read, the newcomers are left unsealed). A planned seal of a
     parcel-day sealed meanwhile is left out. A pair keeps its pending mark when readings were
     added to it or its seal was left out, so the next pass seals what is left as a later part.
+
+    Counting decides how a span's readings are marked, so that the usual cases mark with one
+    statement and read no keys: a span that gained nothing is marked whole; one whose
+    newcomers all came after the latest reading planned (sensors send in time order) is marked
+    up to that reading; any other is marked reading by reading (``_seal_grown_span``).
     """
     _lock(session)
     stale = {
@@ -289,16 +303,18 @@ def store_planned(session: Session, ledger: Ledger, plan: SealPlan) -> list[Seal
         for planned in plan.seals
         if _next_part(session, planned.dkbm, planned.day) != planned.part
     }
-    grown = {
-        read.span
-        for read in plan.read
-        if readings.count_unsealed(
-            session, device_id=read.span[0], metric_ids=ALL_METRICS, start_ms=read.span[1],
-            end_ms=read.span[2],
-        ) != read.count
-    }  # fmt: skip
+    marks: dict[Span, Span | None] = {}
+    for read in plan.read:
+        if _unsealed(session, read.span) == read.count:
+            continue
+        device_id, begin, end = read.span
+        marks[read.span] = None
+        if read.last_ms is not None:
+            so_far = (device_id, begin, min(end, read.last_ms + 1))
+            if _unsealed(session, so_far) == read.count:
+                marks[read.span] = so_far
     still = {
-        read.pair for read in plan.read if read.span in grown or (read.dkbm, read.pair[1]) in stale
+        read.pair for read in plan.read if read.span in marks or (read.dkbm, read.pair[1]) in stale
     }
     return _store(
         session,
@@ -308,7 +324,7 @@ def store_planned(session: Session, ledger: Ledger, plan: SealPlan) -> list[Seal
             [pair for pair in plan.pairs if pair not in still],
             plan.read,
         ),
-        grown,
+        marks,
     )
 
 
@@ -323,13 +339,22 @@ def seal_days(
     (``plan_seals``, then ``store_planned``).
     """
     _lock(session)
-    return _store(session, ledger, plan_seals(session, day=day, before=before), grown=set())
+    return _store(session, ledger, plan_seals(session, day=day, before=before), marks={})
 
 
-def _store(session: Session, ledger: Ledger, plan: SealPlan, grown: set[Span]) -> list[SealMade]:
-    """Append the plan's seals and mark their readings, under the sealer's lock: span by span
-    where the span holds just the planned readings, leaving out the newcomers in the ``grown``
-    spans (``_seal_grown_span``)."""
+def _unsealed(session: Session, span: Span) -> int:
+    device_id, begin, end = span
+    return readings.count_unsealed(
+        session, device_id=device_id, metric_ids=ALL_METRICS, start_ms=begin, end_ms=end
+    )
+
+
+def _store(
+    session: Session, ledger: Ledger, plan: SealPlan, marks: dict[Span, Span | None]
+) -> list[SealMade]:
+    """Append the plan's seals and mark their readings, under the sealer's lock: span by span,
+    or over the part of a span ``marks`` names (the rest holds newcomers), or reading by
+    reading where it names none (``_seal_grown_span``)."""
     made: list[SealMade] = []
     spans: dict[tuple[str, dt.date], list[Span]] = defaultdict(list)
     for read in plan.read:
@@ -347,7 +372,7 @@ def _store(session: Session, ledger: Ledger, plan: SealPlan, grown: set[Span]) -
                     "root": planned.root.hex(),
                     "leaf_format": LEAF_FORMAT,
                     "devices": sorted({row.device_id for row in planned.rows}),
-                    "sensorElementList": _sensor_elements(planned.rows, planned.day),
+                    "sensorElementList": planned.elements,
                 },
                 chain_key(planned.dkbm),
             )
@@ -366,10 +391,11 @@ def _store(session: Session, ledger: Ledger, plan: SealPlan, grown: set[Span]) -
             session.add(seal)
             session.flush()
             for span in spans[(planned.dkbm, planned.day)]:
-                device_id, begin, end = span
-                if span in grown:
+                target = marks.get(span, span)
+                if target is None:
                     _seal_grown_span(session, seal.id, planned, span)
                 else:
+                    device_id, begin, end = target
                     readings.set_seal_span(
                         session,
                         seal.id,
