@@ -169,9 +169,11 @@ def _begin_immediate(conn: Connection) -> None:
 @dataclass
 class RequestCost:
     """What one request asked of the database: statements run, and the time its write
-    transactions waited for the write lock (SQLite's ``BEGIN IMMEDIATE``) and then held it
-    (on PostgreSQL: how long its write transactions lasted). Filled in by the engine's events
-    for the request that set it (``track_cost``), threads of the request included."""
+    transactions waited for the write lock (SQLite's ``BEGIN IMMEDIATE``) and then held it.
+    On PostgreSQL a write transaction holds what other writers wait for from when it takes the
+    log's or the sealer's lock (``note_lock_taken``), and has waited until then; one that takes
+    neither holds for all it lasts. Filled in by the engine's events for the request that set
+    it (``track_cost``), threads of the request included."""
 
     statements: int = 0
     write_wait: float = 0.0
@@ -183,6 +185,24 @@ class RequestCost:
 
 _COST: ContextVar[RequestCost | None] = ContextVar("dv_request_cost", default=None)
 _WRITE_BEGAN = "dv_write_began"
+_LOCK_TAKEN = "dv_lock_taken"
+
+
+def note_lock_taken(connection: Connection) -> None:
+    """PostgreSQL: this transaction has just taken a lock other writers queue on (the log's,
+    the sealer's), so what came before was waiting and its hold starts now (RequestCost). The
+    first such lock of a transaction counts."""
+    if connection.info.get(_LOCK_TAKEN):
+        return
+    connection.info[_LOCK_TAKEN] = True
+    began = connection.info.get(_WRITE_BEGAN)
+    if began is None:
+        return
+    now = time.perf_counter()
+    connection.info[_WRITE_BEGAN] = now
+    cost = _COST.get()
+    if cost is not None:
+        cost.write_wait += now - began
 
 
 def current_cost() -> RequestCost | None:
@@ -215,6 +235,7 @@ def _install_cost_tracking(engine: Engine) -> None:
         if conn.invalidated:  # the database went away mid-transaction: nothing left to time,
             return  # and touching conn.info would try to reconnect inside the rollback
         began = conn.info.pop(_WRITE_BEGAN, None)
+        conn.info.pop(_LOCK_TAKEN, None)
         cost = _COST.get()
         if began is not None and cost is not None:
             cost.write_hold += time.perf_counter() - began

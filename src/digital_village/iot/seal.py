@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from digital_village.db import utcnow
+from digital_village.db import note_lock_taken, utcnow
 from digital_village.errors import Conflict, Invalid, NotFound
 from digital_village.iot import metrics, readings, shapes
 from digital_village.iot.models import DeviceInstallation, ReadingSeal
@@ -82,6 +82,7 @@ def _key(row: readings.StoredReading) -> tuple[int, int, int]:
 def _lock(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEAL_LOCK_KEY})
+        note_lock_taken(session.connection())
     # SQLite: write sessions began with BEGIN IMMEDIATE and hold the only write lock.
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from digital_village.db import current_cost, naive_utc, utcnow
+from digital_village.db import current_cost, naive_utc, note_lock_taken, utcnow
 from digital_village.errors import DomainError, Invalid, NotFound, NotReady
 from digital_village.ledger import canonical, keys, merkle, note, reads, witnesses
 from digital_village.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerKey
@@ -193,6 +193,7 @@ class Ledger:
         driver = DriverCursor(session)
         if driver.dialect.name == "postgresql":
             driver.rows(_LOCK_SQL, (ADVISORY_LOCK_KEY,))
+            note_lock_taken(session.connection())
         # SQLite: write sessions began with BEGIN IMMEDIATE and hold the only write lock.
         last = driver.rows(_LAST_ENTRY_SQL)
         size = int(last[0][0]) + 1 if last else 0
@@ -267,6 +268,7 @@ class Ledger:
         connection = session.connection()
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(_LOCK_SQL.replace("?", "%s"), (ADVISORY_LOCK_KEY,))
+            note_lock_taken(connection)
         # SQLite: write sessions began with BEGIN IMMEDIATE and hold the only write lock.
 
     @staticmethod
