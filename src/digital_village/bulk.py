@@ -139,8 +139,8 @@ log = logging.getLogger(__name__)
 # A write transaction may hold the writer for < 100 ms: chunks aim at 70 ms.
 CHUNK_TARGET_S = 0.07
 CHUNK_MIN, CHUNK_MAX = 10, 5_000
-# A chunk's write transaction that took this long is logged: on SQLite other writers waited
-# as long for the writer; on PostgreSQL the time includes its own waits for the log's lock.
+# A chunk that held the writer this long (on PostgreSQL: the log's or the sealer's lock, from
+# when it took it, db.note_lock_taken) is logged: other writes waited as long behind it.
 CHUNK_WARN_S = 0.25
 # Chunks remembered to fit the hold of a chunk as fixed cost + cost per item.
 CHUNK_HISTORY = 8
@@ -223,7 +223,9 @@ def write_in_chunks(
             durations.append(held)
         if held > CHUNK_WARN_S:
             log.warning(
-                "a write transaction of a long job (%d items) took %.0f ms", len(chunk), held * 1000
+                "a write transaction of a long job (%d items) held the writer %.0f ms",
+                len(chunk),
+                held * 1000,
             )
         start += len(chunk)
         history = [*history[1 - CHUNK_HISTORY :], (len(chunk), held)]
