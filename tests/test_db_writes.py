@@ -68,7 +68,7 @@ def test_a_job_can_cap_its_chunks(engine: Engine) -> None:
         session.execute(text("INSERT INTO t VALUES (:x)"), [{"x": x} for x in chunk])
         sizes.append(len(chunk))
 
-    write_in_chunks(database, list(range(5)), store, first=1, most=1)
+    write_in_chunks(database, list(range(5)), store, most=1)  # the first chunk too
     assert sizes == [1, 1, 1, 1, 1]
     sizes.clear()
     write_in_chunks(database, list(range(100, 140)), store, first=1)

@@ -212,7 +212,7 @@ def write_in_chunks(
     """
     cost = current_cost() or track_cost()
     history: list[tuple[int, float]] = []
-    size, start = first, 0
+    size, start = min(first, most), 0
     while start < len(items):
         chunk = items[start : start + size]
         before = cost.write_hold

@@ -19,7 +19,7 @@ from digital_village.iot import devices, readings, seal
 from digital_village.iot.proof import verify_reading_proof
 from digital_village.iot.sealer import BackgroundSealer, seal_finished_days
 from digital_village.ledger import merkle
-from digital_village.ledger.log import Ledger, get_entry
+from digital_village.ledger.log import EntryIn, Ledger, get_entry
 from digital_village.ledger.verify import VerificationError
 from digital_village.trace.epcis import SensorElement
 from tests.iot.conftest import Farm
@@ -354,7 +354,7 @@ def test_a_plan_is_stored_in_parts_that_never_split_a_pair_from_its_seals() -> N
     day = day_ago(2)
 
     def planned(dkbm: str) -> seal.PlannedSeal:
-        return seal.PlannedSeal(dkbm, day, 1, [], b"", [])
+        return seal.PlannedSeal(dkbm, day, 1, [], b"", EntryIn(seal.SEAL_KIND, {}))
 
     def read(device: int, dkbm: str, count: int) -> seal.SpanRead:
         return seal.SpanRead((device, day), dkbm, (device, 0, 1), count)

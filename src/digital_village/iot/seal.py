@@ -207,8 +207,8 @@ class PlannedSeal:
     part: int
     rows: list[readings.StoredReading]
     root: bytes
-    # The EPCIS sensorElementList of the seal's entry, summarised when planned.
-    elements: list[dict[str, Any]]
+    # The seal's ledger entry, made when planned: under the writer it is only appended.
+    entry: EntryIn
 
 
 @dataclass(frozen=True)
@@ -247,9 +247,29 @@ def plan_seals(
             rows = groups[dkbm]
             root = merkle.root_of([merkle.hash_leaf(leaf) for leaf in _leaves(rows)])
             part = _next_part(session, dkbm, pending_day)
-            elements = _sensor_elements(rows, pending_day)
-            planned.append(PlannedSeal(dkbm, pending_day, part, rows, root, elements))
+            entry = _seal_entry(dkbm, pending_day, part, rows, root)
+            planned.append(PlannedSeal(dkbm, pending_day, part, rows, root, entry))
     return SealPlan(planned, pairs, read)
+
+
+def _seal_entry(
+    dkbm: str, day: dt.date, part: int, rows: Sequence[readings.StoredReading], root: bytes
+) -> EntryIn:
+    return EntryIn(
+        SEAL_KIND,
+        {
+            "parcel": dkbm,
+            "day": day.isoformat(),
+            "timezone": "+08:00",
+            "part": part,
+            "count": len(rows),
+            "root": root.hex(),
+            "leaf_format": LEAF_FORMAT,
+            "devices": sorted({row.device_id for row in rows}),
+            "sensorElementList": _sensor_elements(rows, day),
+        },
+        chain_key(dkbm),
+    )
 
 
 def split_plan(plan: SealPlan) -> list[SealPlan]:
@@ -361,25 +381,7 @@ def _store(
     for read in plan.read:
         spans[(read.dkbm, read.pair[1])].append(read.span)
     if plan.seals:
-        entries = [
-            EntryIn(
-                SEAL_KIND,
-                {
-                    "parcel": planned.dkbm,
-                    "day": planned.day.isoformat(),
-                    "timezone": "+08:00",
-                    "part": planned.part,
-                    "count": len(planned.rows),
-                    "root": planned.root.hex(),
-                    "leaf_format": LEAF_FORMAT,
-                    "devices": sorted({row.device_id for row in planned.rows}),
-                    "sensorElementList": planned.elements,
-                },
-                chain_key(planned.dkbm),
-            )
-            for planned in plan.seals
-        ]
-        appended = ledger.append_many(session, entries)
+        appended = ledger.append_many(session, [planned.entry for planned in plan.seals])
         for planned, entry in zip(plan.seals, appended, strict=True):
             seal = ReadingSeal(
                 parcel_dkbm=planned.dkbm,

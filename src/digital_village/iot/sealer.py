@@ -44,7 +44,7 @@ def seal_finished_days(
             made.extend(seal.store_planned(session, ledger, part))
 
     # Parts range from a few late readings to a parcel's whole day: each is stored alone.
-    write_in_chunks(database, seal.split_plan(plan), store, first=1, most=1, durations=holds)
+    write_in_chunks(database, seal.split_plan(plan), store, most=1, durations=holds)
     return made
 
 
